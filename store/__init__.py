@@ -1,0 +1,65 @@
+"""The storage layer: one LMDB environment per Theater home.
+
+It holds the content-addressed blob store (blake3) and the append-only, hash-chained event logs, one chain per
+actor, with group commit. This package is a leaf: it imports nothing of ``replay`` or ``theater``, and never
+wasmtime, click or rich. It never reads environment variables or config files; callers pass paths and options.
+
+Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and labels), ``chain`` (event logs and
+the feed), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor
+ids), ``errors`` (the error tree and its root).
+"""
+
+from store.blobs import BlobStore, blob_digest
+from store.chain import EMPTY, EventLog, FeedEntry, Head, PendingAppend
+from store.codec import Event
+from store.errors import (
+    AmbiguousPrefixError,
+    ChecksumMismatch,
+    CorruptRecordError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyError,
+    StaleHeadError,
+    StoreClosedError,
+    StoreError,
+    StoreFullError,
+    StoreOpenError,
+    StoreWriteError,
+    TheaterError,
+)
+from store.home import DURABILITY_MODES, Store
+from store.ids import new_actor_id, parse_actor_id
+from store.verify import ChainReport, Problem, StoreReport, verify_chain, verify_store
+
+__all__ = [
+    "DURABILITY_MODES",
+    "EMPTY",
+    "AmbiguousPrefixError",
+    "BlobStore",
+    "ChainReport",
+    "ChecksumMismatch",
+    "CorruptRecordError",
+    "Event",
+    "EventLog",
+    "FeedEntry",
+    "Head",
+    "InvalidInputError",
+    "NotFoundError",
+    "PendingAppend",
+    "Problem",
+    "ReadOnlyError",
+    "StaleHeadError",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "StoreFullError",
+    "StoreOpenError",
+    "StoreReport",
+    "StoreWriteError",
+    "TheaterError",
+    "blob_digest",
+    "new_actor_id",
+    "parse_actor_id",
+    "verify_chain",
+    "verify_store",
+]

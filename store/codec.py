@@ -1,0 +1,199 @@
+"""Encoding and decoding of stored events, as a pair.
+
+A stored event is ``hash (32 bytes) || body`` where ``body`` is canonical CBOR of the array::
+
+    [version, actor (16 bytes), seq, parent (32 bytes or null), timestamp_ms, type, data]
+
+and ``hash = blake3(EVENT_DOMAIN || body)``. The body carries the actor id, the parent hash and every field, so
+any change to any stored byte changes either the body (and so its hash) or the stored hash itself. Fields are in
+this order so that the parent hash sits at a fixed offset that verification can read without decoding the rest.
+
+Byte strings inside ``data`` longer than the spill threshold are moved to the blob store: the body holds
+``CBORTag(BLOB_TAG, digest)`` instead, so the event hash still covers the payload (through its content hash).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+import cbor2
+
+from store.errors import CorruptRecordError
+
+FORMAT_VERSION = 1
+EVENT_DOMAIN = b"theater/event/v1\x00"
+BLOB_TAG = 29_800  # private-use CBOR tag: "this value is the blob with this blake3 digest"
+DIGEST_SIZE = 32
+DEFAULT_SPILL_THRESHOLD = 16 * 1024
+
+# Byte offsets inside a body: 0x87 (array of 7), 0x01 (version 1), 0x50 (bstr of 16), then the actor id.
+_ACTOR_AT = 3
+_SEQ_AT = _ACTOR_AT + 16
+_BLOB_TAG_BYTES = cbor2.dumps(cbor2.CBORTag(BLOB_TAG, b""))[:3]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobRef:
+    """A payload that was spilled to the blob store; ``digest`` is its blake3 hash."""
+
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One event of an actor's chain, as read back from the store.
+
+    ``data`` is the structured payload with spilled payloads already brought back from the blob store.
+    """
+
+    hash: bytes
+    actor: uuid.UUID
+    seq: int
+    parent: bytes | None
+    timestamp_ms: int
+    type: str
+    data: Any
+    version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedEvent:
+    """An event ready to store: its hash, its body, and the payloads that go to the blob store with it."""
+
+    hash: bytes
+    body: bytes
+    spilled: tuple[tuple[bytes, bytes], ...]  # (digest, payload)
+
+
+def event_hash(body: bytes) -> bytes:
+    """Return the domain-separated blake3 hash of an event body."""
+    return blake3.blake3(EVENT_DOMAIN + body).digest()
+
+
+def encode_event(
+    *,
+    actor: uuid.UUID,
+    seq: int,
+    parent: bytes | None,
+    timestamp_ms: int,
+    type: str,
+    data: Any,
+    spill_threshold: int = DEFAULT_SPILL_THRESHOLD,
+) -> EncodedEvent:
+    """Encode an event canonically and hash it.
+
+    Raises:
+        TypeError: ``data`` holds a value CBOR cannot encode (it names the type).
+    """
+    fields = [FORMAT_VERSION, actor.bytes, seq, parent, timestamp_ms, type, data]
+    body = _dumps(fields)
+    spilled: list[tuple[bytes, bytes]] = []
+    if len(body) > spill_threshold:
+        fields[6] = _spill(data, spill_threshold, spilled)
+        if spilled:
+            body = _dumps(fields)
+    return EncodedEvent(hash=event_hash(body), body=body, spilled=tuple(spilled))
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except cbor2.CBOREncodeError as exc:
+        raise TypeError(f"event data cannot be encoded as CBOR: {exc}") from None
+
+
+def _spill(value: Any, threshold: int, out: list[tuple[bytes, bytes]]) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) > threshold:
+        payload = bytes(value)
+        digest = blake3.blake3(payload).digest()
+        out.append((digest, payload))
+        return cbor2.CBORTag(BLOB_TAG, digest)
+    if isinstance(value, dict):
+        return {k: _spill(v, threshold, out) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spill(v, threshold, out) for v in value]
+    return value
+
+
+def _tag_hook(*args: Any) -> Any:
+    # cbor2 5 calls tag_hook(decoder, tag); cbor2 6 calls tag_hook(tag, immutable).
+    tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
+    if tag.tag == BLOB_TAG and isinstance(tag.value, bytes) and len(tag.value) == DIGEST_SIZE:
+        return BlobRef(digest=tag.value)
+    return tag
+
+
+def decode_body(body: bytes, *, where: str) -> list[Any]:
+    """Decode an event body into its seven fields; spilled payloads come back as ``BlobRef``.
+
+    Raises:
+        CorruptRecordError: the body is not a well-formed event of a known version.
+    """
+    try:
+        fields = cbor2.loads(body, tag_hook=_tag_hook)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError) as exc:
+        raise CorruptRecordError(where, f"undecodable CBOR: {exc}") from None
+    if not isinstance(fields, list) or len(fields) != 7:
+        raise CorruptRecordError(where, "an event must be a CBOR array of 7 fields")
+    version, actor, seq, parent, ts, type_, _ = fields
+    if version != FORMAT_VERSION:
+        raise CorruptRecordError(where, f"unknown event format version {version!r}")
+    if not (isinstance(actor, bytes) and len(actor) == 16):
+        raise CorruptRecordError(where, "actor id is not 16 bytes")
+    if not (isinstance(seq, int) and seq >= 0 and isinstance(ts, int) and isinstance(type_, str)):
+        raise CorruptRecordError(where, "seq, timestamp or type has the wrong type")
+    if parent is not None and not (isinstance(parent, bytes) and len(parent) == DIGEST_SIZE):
+        raise CorruptRecordError(where, "parent is neither null nor a 32-byte hash")
+    return fields
+
+
+def decode_stored(value: bytes, *, where: str) -> tuple[bytes, list[Any]]:
+    """Split a stored value into (stored hash, decoded fields)."""
+    if len(value) <= DIGEST_SIZE:
+        raise CorruptRecordError(where, f"record is {len(value)} bytes, too short for an event")
+    return bytes(value[:DIGEST_SIZE]), decode_body(bytes(value[DIGEST_SIZE:]), where=where)
+
+
+def read_link(body: bytes | memoryview) -> tuple[bytes, int, bytes | None] | None:
+    """Read (actor, seq, parent) from a body without decoding it; None when the layout is not the usual one.
+
+    Verification uses this fast path and falls back to a full decode when it returns None.
+    """
+    if len(body) < _SEQ_AT + 2 or body[0] != 0x87 or body[1] != FORMAT_VERSION or body[2] != 0x50:
+        return None
+    actor = bytes(body[_ACTOR_AT:_SEQ_AT])
+    head = body[_SEQ_AT]
+    if head < 0x18:
+        seq, at = head, _SEQ_AT + 1
+    elif 0x18 <= head <= 0x1B:
+        width = 1 << (head - 0x18)
+        seq = int.from_bytes(body[_SEQ_AT + 1 : _SEQ_AT + 1 + width], "big")
+        at = _SEQ_AT + 1 + width
+    else:
+        return None
+    marker = body[at] if len(body) > at else None
+    if marker == 0xF6:
+        return actor, seq, None
+    if marker == 0x58 and len(body) >= at + 2 + DIGEST_SIZE and body[at + 1] == DIGEST_SIZE:
+        return actor, seq, bytes(body[at + 2 : at + 2 + DIGEST_SIZE])
+    return None
+
+
+def may_hold_blob_refs(body: bytes | memoryview) -> bool:
+    """Cheap pre-check: False means the body certainly holds no spilled payload reference."""
+    return _BLOB_TAG_BYTES in bytes(body)
+
+
+def collect_blob_refs(value: Any, out: list[bytes]) -> None:
+    """Append the digest of every ``BlobRef`` inside a decoded value to ``out``."""
+    if isinstance(value, BlobRef):
+        out.append(value.digest)
+    elif isinstance(value, dict):
+        for v in value.values():
+            collect_blob_refs(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            collect_blob_refs(v, out)

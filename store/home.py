@@ -1,0 +1,70 @@
+"""A Theater home's store: one LMDB environment holding the blob store and the event logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from store._commit import ReadOnlyWriter, Writer
+from store._env import DEFAULT_MAP_SIZE, Environment
+from store.blobs import BlobStore
+from store.chain import EventLog
+from store.codec import DEFAULT_SPILL_THRESHOLD
+from store.errors import InvalidInputError, StoreOpenError
+
+DURABILITY_MODES = ("sync", "buffered")
+
+
+class Store:
+    """The storage of one Theater home.
+
+    Args:
+        path: the store directory (``<home>/store``); created if missing unless ``readonly``.
+        durability: ``"sync"`` (default) fsyncs every group commit, so an acknowledged append survives power loss;
+            ``"buffered"`` leaves flushing to the OS: faster, and still safe against a crash of the process, but
+            the last commits can be lost if the machine itself goes down.
+        map_size: initial LMDB map size; it doubles automatically whenever a write does not fit.
+        readonly: read only, for example the CLI reading while a server writes; it sees consistent snapshots.
+        spill_threshold: byte strings in event data longer than this go to the blob store.
+
+    Raises:
+        StoreOpenError: the path is not a Theater store, is corrupted, or cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        durability: str = "sync",
+        map_size: int = DEFAULT_MAP_SIZE,
+        readonly: bool = False,
+        spill_threshold: int = DEFAULT_SPILL_THRESHOLD,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise InvalidInputError("durability", durability, " or ".join(DURABILITY_MODES))
+        self.path = Path(path)
+        if not readonly and not self.path.exists():
+            try:
+                self.path.mkdir(parents=True)
+            except OSError as exc:
+                raise StoreOpenError(str(self.path), f"cannot create the directory: {exc.strerror}") from None
+        self.env = Environment(self.path, sync=durability == "sync", map_size=map_size, readonly=readonly)
+        self.readonly = readonly
+        self._writer: Writer | ReadOnlyWriter | None = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
+        self.blobs = BlobStore(self.env, self._writer)  # type: ignore[arg-type]
+        self.log = EventLog(self.env, self._writer, self.blobs, spill_threshold=spill_threshold)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Commit what is queued and close the environment. Safe to call twice."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.env.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,231 @@
+"""Integrity verification of stored chains: every hash, every parent link, every sequence number, every payload.
+
+This checks that the record is intact (nothing changed, nothing missing). That it is *true* (that the recorded
+results follow from the component) is checked by re-execution in ``replay``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.blobs import blob_digest
+from store.chain import EMPTY, Head, event_key
+from store.codec import (
+    DIGEST_SIZE,
+    collect_blob_refs,
+    decode_body,
+    event_hash,
+    may_hold_blob_refs,
+    read_link,
+)
+from store.errors import CorruptRecordError
+from store.home import Store
+
+PROBLEM_KINDS = (
+    "hash mismatch",
+    "broken parent link",
+    "sequence gap",
+    "wrong actor",
+    "corrupt record",
+    "missing payload blob",
+    "payload checksum mismatch",
+    "index mismatch",
+    "head mismatch",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """The first thing found wrong in a chain."""
+
+    actor: uuid.UUID
+    seq: int
+    hash: bytes | None
+    kind: str
+    detail: str
+
+    def describe(self) -> str:
+        at = f" {self.hash.hex()}" if self.hash else ""
+        return f"actor {self.actor} seq {self.seq}{at}: {self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainReport:
+    """What verifying one chain found."""
+
+    actor: uuid.UUID
+    events: int
+    head: Head
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreReport:
+    """What verifying every chain of a store found."""
+
+    chains: list[ChainReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.chains)
+
+    @property
+    def events(self) -> int:
+        return sum(c.events for c in self.chains)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [c.problem for c in self.chains if c.problem is not None]
+
+
+class _Broken(Exception):
+    def __init__(self, kind: str, detail: str, digest: bytes | None = None) -> None:
+        self.kind = kind
+        self.detail = detail
+        self.digest = digest
+
+
+def verify_chain(store: Store, actor: uuid.UUID, *, progress: Callable[[int], None] | None = None) -> ChainReport:
+    """Walk one chain from genesis and recompute every hash and link.
+
+    Returns a report naming the first broken event, if any; it does not raise for a broken chain.
+    ``progress`` is called with the number of events checked so far every 4096 events.
+    """
+    head = store.log.head(actor)
+    checker = _ChainChecker(store, actor)
+    try:
+        while _check_page(store, checker):
+            if progress is not None:
+                progress(checker.count)
+        checker.check_head(head)
+    except _Broken as broken:
+        problem = Problem(
+            actor=actor, seq=checker.expected_seq, hash=broken.digest, kind=broken.kind, detail=broken.detail
+        )
+        return ChainReport(actor=actor, events=checker.count, head=head, problem=problem)
+    return ChainReport(actor=actor, events=checker.count, head=head)
+
+
+def verify_store(store: Store, *, progress: Callable[[int], None] | None = None) -> StoreReport:
+    """Verify every chain in the store."""
+    done = 0
+    reports: list[ChainReport] = []
+    for actor, _ in store.log.actors():
+        offset = done
+        step = None if progress is None else (lambda n, o=offset: progress(o + n))
+        report = verify_chain(store, actor, progress=step)
+        done += report.events
+        reports.append(report)
+    return StoreReport(chains=reports)
+
+
+_PAGE = 4096
+
+
+def _check_page(store: Store, checker: _ChainChecker) -> bool:
+    """Check up to one page of events in one snapshot; True when there may be more."""
+    prefix = checker.actor_bytes
+    with store.env.read() as txn:
+        cursor = txn.cursor(db=store.env.dbs["events"])
+        if not cursor.set_range(event_key(checker.actor, checker.expected_seq)):
+            return False
+        checked = 0
+        for key, value in cursor:
+            if key[:16] != prefix:
+                return False
+            checker.check(txn, int.from_bytes(key[16:], "big"), value)
+            checked += 1
+            if checked >= _PAGE:
+                return True
+    return False
+
+
+class _ChainChecker:
+    """Checks one stored event after another; raises ``_Broken`` at the first problem."""
+
+    def __init__(self, store: Store, actor: uuid.UUID) -> None:
+        self.store = store
+        self.actor = actor
+        self.actor_bytes = actor.bytes
+        self.expected_seq = 0
+        self.prev_hash: bytes | None = None
+        self.count = 0
+        self._index = store.env.dbs["event_index"]
+
+    def check(self, txn: Any, seq: int, value: bytes) -> None:
+        # Check the sequence numbers have no gap.
+        if seq != self.expected_seq:
+            raise _Broken("sequence gap", f"expected seq {self.expected_seq}, the next stored event is seq {seq}")
+        if len(value) <= DIGEST_SIZE:
+            raise _Broken("corrupt record", f"the record is only {len(value)} bytes")
+        stored_hash = bytes(value[:DIGEST_SIZE])
+        body = value[DIGEST_SIZE:]
+        # Check the body hashes to the stored hash.
+        actual = event_hash(body)
+        if actual != stored_hash:
+            raise _Broken("hash mismatch", f"stored hash {stored_hash.hex()}, the body hashes to {actual.hex()}", stored_hash)
+        # Check the body names this actor, this seq and the previous event as parent.
+        actor, body_seq, parent = self._link(body, stored_hash)
+        if actor != self.actor_bytes:
+            raise _Broken("wrong actor", f"the event names actor {uuid.UUID(bytes=actor)}", stored_hash)
+        if body_seq != seq:
+            raise _Broken("sequence gap", f"stored at seq {seq} but the event says seq {body_seq}", stored_hash)
+        if parent != self.prev_hash:
+            raise _Broken("broken parent link", f"parent is {_hex(parent)}, the previous event is {_hex(self.prev_hash)}", stored_hash)
+        # Check the index points back at this event.
+        if txn.get(stored_hash, db=self._index) != event_key(self.actor, seq):
+            raise _Broken("index mismatch", "the hash index does not point at this event", stored_hash)
+        # Check every spilled payload is present and intact.
+        if may_hold_blob_refs(body):
+            self._check_payloads(txn, body, stored_hash)
+        self.prev_hash = stored_hash
+        self.expected_seq += 1
+        self.count += 1
+
+    def _link(self, body: bytes, digest: bytes) -> tuple[bytes, int, bytes | None]:
+        link = read_link(body)
+        if link is not None:
+            return link
+        try:
+            fields = decode_body(bytes(body), where=f"actor {self.actor} seq {self.expected_seq}")
+        except CorruptRecordError as exc:
+            raise _Broken("corrupt record", exc.reason, digest) from None
+        return fields[1], fields[2], fields[3]
+
+    def _check_payloads(self, txn: Any, body: bytes, digest: bytes) -> None:
+        try:
+            fields = decode_body(bytes(body), where=f"actor {self.actor} seq {self.expected_seq}")
+        except CorruptRecordError as exc:
+            raise _Broken("corrupt record", exc.reason, digest) from None
+        refs: list[bytes] = []
+        collect_blob_refs(fields[6], refs)
+        for ref in refs:
+            payload = txn.get(ref, db=self.store.env.dbs["blobs"])
+            if payload is None:
+                raise _Broken("missing payload blob", f"payload blob {ref.hex()} is not in the store", digest)
+            actual = blob_digest(payload)
+            if actual != ref:
+                raise _Broken("payload checksum mismatch", f"payload blob {ref.hex()} hashes to {actual.hex()}", digest)
+
+    def check_head(self, head: Head) -> None:
+        # Check the recorded head is the last event walked.
+        if head == EMPTY and self.count == 0:
+            return
+        if head.seq != self.expected_seq - 1 or head.hash != self.prev_hash:
+            raise _Broken(
+                "head mismatch",
+                f"the head record says seq {head.seq} {_hex(head.hash)}, the chain ends at seq "
+                f"{self.expected_seq - 1} {_hex(self.prev_hash)}",
+                head.hash,
+            )
+
+
+def _hex(digest: bytes | None) -> str:
+    return "none" if digest is None else digest.hex()[:16]

@@ -1,0 +1,57 @@
+"""The ``theater`` command line: a thin click layer that parses, calls the library and renders.
+
+One module per noun. Errors become ``ErrorName: message`` on stderr with a non-zero exit code, from ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from store.errors import TheaterError
+from theater import __version__
+from theater.cli._context import Context
+from theater.cli.chain import chain
+from theater.cli.store import store
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="theater")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="THEATER_HOME",
+    help="Theater home directory (default: $THEATER_HOME, else ~/.theater).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Theater: WebAssembly actors with supervision and a verifiable, replayable record."""
+    ctx.obj = Context(home)
+    ctx.call_on_close(ctx.obj.close)
+
+
+cli.add_command(store)
+cli.add_command(chain)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every Theater error becomes ``ErrorName: message`` on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="theater", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except TheaterError as exc:
+        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,53 @@
+"""What every command shares: the home directory and the store opened on it, lazily."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from store import Store
+from store.errors import InvalidInputError
+
+DEFAULT_HOME = Path("~/.theater")
+
+
+class Context:
+    """Holds the home and opens its store on first use."""
+
+    def __init__(self, home: str | None) -> None:
+        self.home = Path(home).expanduser() if home else DEFAULT_HOME.expanduser()
+        self._store: Store | None = None
+
+    def store(self, *, readonly: bool = False) -> Store:
+        """The home's store (``<home>/store``), opened once per command."""
+        if self._store is None:
+            self._store = Store(self.home / "store", readonly=readonly and (self.home / "store").exists())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def parse_digest(text: str, kind: str = "hash") -> bytes:
+    """A full 64-digit hex hash to 32 raw bytes.
+
+    Raises:
+        InvalidInputError: not 64 hex digits.
+    """
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidInputError(kind, text, "64 hexadecimal digits")
+    return raw
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
