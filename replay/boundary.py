@@ -1,0 +1,264 @@
+"""The record/replay boundary: one interposer around every import and export of a component instance.
+
+Every import the component declares gets a wrapper in the linker; every export the runtime calls goes through
+``Boundary.call``. What happens at a crossing depends on the ``Tape``:
+
+- record mode (``RecordTape`` in ``theater``): call through to the host function, then append an event with the
+  full parameters and the full result; append the export call, its result (new state by blob hash, the rest of
+  the output, the fuel consumed) or its failure.
+- replay mode (``ReplayTape`` in ``replay.replayer``): never call through. Check the guest asks for the same
+  import with the same parameters as recorded and hand back the recorded result; compare every export result and
+  its fuel with the record.
+
+Host functions receive parameters and return results in the recorded form (see ``replay.values``), so the same
+conversion serves both modes and a handler never sees wasmtime-py's untagged variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import wasmtime
+import wasmtime.component as wc
+
+from replay.engine import Engine, map_wasm_error
+from replay.errors import ComponentError, GuestFault, ReplayError
+from replay.values import Converter, lifter, lowerer
+
+HostFunction = Callable[..., Any]
+
+
+class Tape(Protocol):
+    """Where crossings go: the chain being written (record) or the chain being read (replay)."""
+
+    replaying: bool
+
+    def host_call(self, name: str, params: list[Any], call: Callable[[], Any]) -> Any:
+        """Record mode: run ``call`` and record (name, params, result). Replay: return the recorded result."""
+
+    def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
+        """An export call is about to run with this state and these (recorded-form) params."""
+
+    def end_call(self, export: str, result: CallResult | GuestFault) -> None:
+        """The export call ended with this result or failure."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Per-call resource limits of an instance."""
+
+    fuel_per_call: int = 1_000_000_000
+    memory_bytes: int = 256 * 1024 * 1024
+    deadline_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallResult:
+    """A successful export call: the new state, the rest of the ok tuple (recorded form), the fuel consumed."""
+
+    export: str
+    state: bytes | None
+    output: list[Any]
+    fuel: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Export:
+    func_index: Any
+    lower_params: Converter
+    lift_result: Converter
+
+
+class HostAbort(Exception):
+    """Raised inside a host function wrapper to unwind the guest; the reason is kept on the boundary."""
+
+
+class ImportNotGranted(Exception):
+    """Internal: an import has no host function; carries the import name for the runtime's ``LinkError``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+def import_functions(engine: Engine, component: wc.Component) -> dict[str, dict[str, Any]]:
+    """The functions the component imports: ``{interface: {function: FuncType}}``; root functions under ``""``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, ext in component.type.imports(engine.wasmtime).items():
+        ty = ext.ty
+        if isinstance(ty, wc.ComponentInstanceType):
+            funcs = {fn: e.ty for fn, e in ty.exports(engine.wasmtime).items()}
+            out[name] = {fn: t for fn, t in funcs.items() if isinstance(t, wc.FuncType)}
+        elif isinstance(ty, wc.FuncType):
+            out.setdefault("", {})[name] = ty
+        else:
+            raise ComponentError(f"import {name!r}", f"imports of kind {type(ty).__name__} are not supported")
+    return out
+
+
+def export_functions(engine: Engine, component: wc.Component) -> dict[str, Any]:
+    """The functions the component exports, named ``interface.function`` (or ``function`` at the root)."""
+    out: dict[str, Any] = {}
+    for name, ext in component.type.exports(engine.wasmtime).items():
+        ty = ext.ty
+        if isinstance(ty, wc.ComponentInstanceType):
+            for fn, e in ty.exports(engine.wasmtime).items():
+                if isinstance(e.ty, wc.FuncType):
+                    out[f"{name}.{fn}"] = e.ty
+        elif isinstance(ty, wc.FuncType):
+            out[name] = ty
+    return out
+
+
+class Boundary:
+    """One component instance with every crossing interposed.
+
+    Args:
+        engine: the engine the component was compiled with.
+        component: the compiled component.
+        tape: the record or replay tape.
+        host: record mode: ``{interface: {function: implementation}}``; an implementation takes the recorded-form
+            params and returns the recorded-form result. Ignored in replay mode, where no host code runs.
+        limits: fuel, memory and deadline per call.
+
+    Raises:
+        ImportNotGranted: record mode, an import has no implementation in ``host``.
+        ComponentError: the component cannot be instantiated.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        component: wc.Component,
+        tape: Tape,
+        host: Mapping[str, Mapping[str, HostFunction]] | None = None,
+        limits: Limits = Limits(),
+    ) -> None:
+        self.engine = engine
+        self.component = component
+        self.tape = tape
+        self.limits = limits
+        self.abort_reason: BaseException | None = None
+        self.poisoned: GuestFault | None = None
+        self._exports: dict[str, _Export] = {}
+        linker = self._link(host or {})
+        self.store = wasmtime.Store(engine.wasmtime)
+        self.store.set_limits(memory_size=limits.memory_bytes)
+        self._arm()
+        try:
+            self.instance = linker.instantiate(self.store, component)
+        except HostAbort:
+            raise self._take_abort("instantiate") from None
+        except wasmtime.WasmtimeError as exc:
+            raise ComponentError("component", str(exc).strip().splitlines()[0]) from None
+        self.instantiate_fuel = limits.fuel_per_call - self.store.get_fuel()
+        self._export_types = export_functions(engine, component)
+
+    def _link(self, host: Mapping[str, Mapping[str, HostFunction]]) -> wc.Linker:
+        linker = wc.Linker(self.engine.wasmtime)
+        with linker.root() as root:
+            for interface, funcs in import_functions(self.engine, self.component).items():
+                if interface == "":
+                    for fn, ty in funcs.items():
+                        root.add_func(fn, self._wrap(fn, ty, host.get("", {}).get(fn)))
+                    continue
+                if not funcs:
+                    continue  # an interface of types only
+                with root.add_instance(interface) as inst:
+                    for fn, ty in funcs.items():
+                        inst.add_func(fn, self._wrap(f"{interface}/{fn}", ty, host.get(interface, {}).get(fn)))
+        return linker
+
+    def _wrap(self, name: str, ty: wc.FuncType, impl: HostFunction | None) -> Callable[..., Any]:
+        if impl is None and not self.tape.replaying:
+            raise ImportNotGranted(name)
+        lift_params = [lifter(t) for _, t in ty.params]
+        lower_result = lowerer(ty.result)
+        tape = self.tape
+
+        def host(store: Any, *args: Any) -> Any:
+            try:
+                params = [f(a) for f, a in zip(lift_params, args)]
+                result = tape.host_call(name, params, lambda: impl(*params))  # type: ignore[misc]
+                return lower_result(result)
+            except BaseException as exc:  # never let anything escape into wasmtime-py: unwind deliberately
+                self.abort_reason = exc
+                raise HostAbort(name) from None
+
+        return host
+
+    def _arm(self) -> None:
+        self.store.set_fuel(self.limits.fuel_per_call)
+        self.store.set_epoch_deadline(max(1, self.limits.deadline_ms // 10))
+
+    def _export(self, export: str) -> _Export:
+        found = self._exports.get(export)
+        if found is not None:
+            return found
+        ty = self._export_types.get(export)
+        if ty is None:
+            raise GuestFault("trap", export, "the component does not export this function")
+        interface, _, fn = export.rpartition(".")
+        parent = self.component.get_export_index(interface) if interface else None
+        index = self.component.get_export_index(fn, parent) if parent is not None else None
+        if index is None:
+            index = self.component.get_export_index(export)
+        params = [t for _, t in ty.params]
+        if len(params) != 2 or not isinstance(params[0], wc.OptionType):
+            raise GuestFault("trap", export, "not a theater:simple export: expected (state, params)")
+        found = _Export(index, lowerer(params[1]), lifter(ty.result))
+        self._exports[export] = found
+        return found
+
+    def has_export(self, export: str) -> bool:
+        return export in self._export_types
+
+    def call(self, export: str, state: bytes | None, params: list[Any]) -> CallResult:
+        """Call a ``theater:simple`` export with the state and the (recorded-form) params tuple.
+
+        Returns the new state and the rest of the ok tuple. Raises ``GuestFault`` for every kind of failure
+        (after the tape has recorded or checked it); ``ReplayError`` when replay diverged.
+        """
+        if self.poisoned is not None:
+            raise GuestFault(self.poisoned.kind, export, f"the instance failed earlier ({self.poisoned.detail})")
+        spec = self._export(export)
+        self.tape.begin_call(export, state, params)
+        fault, out = self._invoke(export, spec, state, params)
+        fuel = self.limits.fuel_per_call - self.store.get_fuel()
+        if fault is None:
+            result = spec.lift_result(out)
+            if "err" in result:
+                fault = GuestFault("err", export, str(result["err"]))
+            else:
+                ok = result["ok"]
+                new_state = ok[0]["some"] if ok[0] is not None else None
+                done = CallResult(export=export, state=new_state, output=ok[1:], fuel=fuel)
+                self.tape.end_call(export, done)
+                return done
+        fault.fuel = fuel
+        if fault.poisoned:
+            self.poisoned = fault
+        self.tape.end_call(export, fault)
+        raise fault
+
+    def _invoke(self, export: str, spec: _Export, state: bytes | None, params: list[Any]) -> tuple[GuestFault | None, Any]:
+        func = self.instance.get_func(self.store, spec.func_index)
+        if func is None:
+            return GuestFault("trap", export, "the export is missing from the instance"), None
+        self._arm()
+        try:
+            return None, func(self.store, state, spec.lower_params(params))
+        except HostAbort:
+            return self._take_abort(export), None
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            return map_wasm_error(exc, export, fuel_left=self.store.get_fuel()), None
+
+    def _take_abort(self, export: str) -> GuestFault:
+        reason = self.abort_reason
+        self.abort_reason = None
+        if isinstance(reason, ReplayError):
+            raise reason
+        detail = f"{type(reason).__name__}: {reason}" if reason is not None else "a host function failed"
+        return GuestFault("host", export, detail)

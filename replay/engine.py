@@ -1,0 +1,172 @@
+"""The wasmtime engine settings that make execution deterministic, the compile cache, and error mapping.
+
+Determinism: NaN canonicalization on, deterministic relaxed SIMD, no wasm threads, fuel metering on (the fuel an
+export call consumes is recorded and compared on replay). Epoch interruption gives wall-clock deadlines only;
+it is not deterministic and never recorded as a cause of anything but a ``deadline`` fault.
+
+Compiled components are cached in the blob store under a label naming the component hash, the wasmtime version
+and the settings digest, so a component compiles once per machine.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import blake3
+import cbor2
+import wasmtime
+import wasmtime.component as wc
+
+from replay.errors import ComponentError, GuestFault, SettingsMismatch
+from store import Store
+from store.errors import NotFoundError
+
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+EPOCH_TICK_S = 0.01
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    """Everything about the engine that can change what a guest computes or how much fuel it burns."""
+
+    nan_canonicalization: bool = True
+    relaxed_simd_deterministic: bool = True
+    wasm_threads: bool = False
+    consume_fuel: bool = True
+    cranelift_opt_level: str = "speed"
+
+    def record(self) -> dict[str, Any]:
+        """The settings as recorded in an actor's creation event, with the wasmtime version."""
+        return {**asdict(self), "wasmtime": WASMTIME_VERSION}
+
+    def digest(self) -> str:
+        """A short hex digest of the recorded settings, for cache keys."""
+        return blake3.blake3(cbor2.dumps(self.record(), canonical=True)).hexdigest()[:16]
+
+
+DETERMINISTIC = EngineSettings()
+
+
+def check_recorded(recorded: dict[str, Any]) -> EngineSettings:
+    """The settings to replay a chain recorded with ``recorded``.
+
+    Raises:
+        SettingsMismatch: a setting this build cannot honour, or another wasmtime version (fuel accounting and
+            code generation may differ between versions).
+    """
+    if recorded.get("wasmtime") != WASMTIME_VERSION:
+        raise SettingsMismatch("wasmtime version", recorded.get("wasmtime"), WASMTIME_VERSION)
+    known = set(asdict(DETERMINISTIC))
+    for key in recorded:
+        if key != "wasmtime" and key not in known:
+            raise SettingsMismatch(key, recorded[key], "unknown to this build")
+    fields = {k: v for k, v in recorded.items() if k != "wasmtime"}
+    if not fields.get("consume_fuel", False) or fields.get("wasm_threads", False):
+        raise SettingsMismatch("consume_fuel/wasm_threads", fields, "fuel on, threads off")
+    return EngineSettings(**fields)
+
+
+def make_engine(settings: EngineSettings = DETERMINISTIC) -> wasmtime.Engine:
+    """A wasmtime engine configured by ``settings``, with epoch interruption for deadlines."""
+    config = wasmtime.Config()
+    config.wasm_component_model = True
+    config.cranelift_nan_canonicalization = settings.nan_canonicalization
+    config.wasm_relaxed_simd_deterministic = settings.relaxed_simd_deterministic
+    config.wasm_threads = settings.wasm_threads
+    config.consume_fuel = settings.consume_fuel
+    config.cranelift_opt_level = settings.cranelift_opt_level
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+class Engine:
+    """A wasmtime engine, its settings, its epoch ticker and its compile cache over a store."""
+
+    def __init__(self, settings: EngineSettings = DETERMINISTIC) -> None:
+        self.settings = settings
+        self.wasmtime = make_engine(settings)
+        self._components: dict[bytes, wc.Component] = {}
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start_ticker(self) -> None:
+        """Start the thread that advances the epoch every 10 ms (deadlines are counted in ticks)."""
+        with self._lock:
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="theater-epoch", daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_S):
+            self.wasmtime.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+
+    def cache_label(self, component_hash: bytes) -> str:
+        """The label under which the compiled form of a component is cached."""
+        return f"compiled/{component_hash.hex()}/wasmtime-{WASMTIME_VERSION}/{self.settings.digest()}"
+
+    def load(self, store: Store, component_hash: bytes) -> wc.Component:
+        """The compiled component with this hash: from memory, else the store's cache, else compiled now.
+
+        Raises:
+            NotFoundError: the component is not in the store.
+            ComponentError: the bytes are not a valid component.
+        """
+        cached = self._components.get(component_hash)
+        if cached is not None:
+            return cached
+        label = self.cache_label(component_hash)
+        component = self._from_cache(store, label)
+        if component is None:
+            component = self.compile(store.blobs.get(component_hash), what=f"component {component_hash.hex()[:16]}")
+            if not store.readonly:
+                store.blobs.set_label(label, store.blobs.put(component.serialize()))
+        self._components[component_hash] = component
+        return component
+
+    def _from_cache(self, store: Store, label: str) -> wc.Component | None:
+        try:
+            artifact = store.blobs.get(store.blobs.get_label(label))
+        except NotFoundError:
+            return None
+        try:
+            return wc.Component.deserialize(self.wasmtime, artifact)
+        except wasmtime.WasmtimeError:
+            return None  # a stale or damaged artifact: compile again
+
+    def compile(self, wasm: bytes, *, what: str = "component") -> wc.Component:
+        """Compile component bytes (binary or text).
+
+        Raises:
+            ComponentError: they are not a valid component for this engine.
+        """
+        try:
+            return wc.Component(self.wasmtime, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ComponentError(what, _first_line(str(exc))) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return "; ".join(lines[:4]) if lines else "unknown error"
+
+
+def map_wasm_error(exc: BaseException, export: str, *, fuel_left: int | None) -> GuestFault:
+    """Turn what wasmtime raised from an export call into a ``GuestFault`` (the one choke point)."""
+    text = str(exc)
+    low = text.lower()
+    if fuel_left == 0 or "all fuel consumed" in low or "out of fuel" in low:
+        return GuestFault("fuel", export, "ran out of fuel")
+    if "interrupt" in low or "epoch" in low:
+        return GuestFault("deadline", export, "passed its wall-clock deadline")
+    if "memory" in low and ("limit" in low or "grow" in low or "maximum" in low):
+        return GuestFault("memory", export, _first_line(text))
+    return GuestFault("trap", export, _first_line(text) or type(exc).__name__)

@@ -1,0 +1,160 @@
+"""Conversion between wasmtime-py's component values and the recorded form, driven by the WIT type.
+
+wasmtime-py lifts ``result`` and ``variant`` untagged when the Python types of the cases differ (a
+``result<_, string>`` comes back as ``None`` or a ``str``) and as ``Variant`` when they overlap. This is the one
+place that normalises them. The recorded form is plain CBOR-able data, readable in ``theater events``:
+
+==================  ==========================================
+WIT                 recorded
+==================  ==========================================
+bool, ints, floats  the value; char and string: ``str``
+list<u8>            ``bytes``; other lists: ``list``
+tuple               ``list``
+record              ``dict`` of field name to value
+option<T>           ``None`` or ``{"some": v}``
+result<T, E>        ``{"ok": v}`` or ``{"err": v}`` (``v`` None without payload)
+variant             ``{case: v}``; enum: the case name; flags: sorted list of names
+==================  ==========================================
+
+``lifter(ty)`` and ``lowerer(ty)`` build the converter for a type once; calling it is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime.component as wc
+
+Converter = Callable[[Any], Any]
+
+_SCALARS = (wc.Bool, wc.S8, wc.S16, wc.S32, wc.S64, wc.U8, wc.U16, wc.U32, wc.U64, wc.F32, wc.F64, wc.Char, wc.String)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def lifter(ty: Any) -> Converter:
+    """A function turning a wasmtime-py value of type ``ty`` into the recorded form.
+
+    Raises:
+        TypeError: ``ty`` is a resource or another type Theater does not record.
+    """
+    if ty is None or isinstance(ty, _SCALARS):
+        return _identity
+    if isinstance(ty, wc.ListType):
+        if isinstance(ty.element, wc.U8):
+            return bytes
+        item = lifter(ty.element)
+        return list if item is _identity else (lambda v: [item(x) for x in v])
+    if isinstance(ty, wc.TupleType):
+        items = [lifter(t) for t in ty.elements]
+        return lambda v: [f(x) for f, x in zip(items, v)]
+    if isinstance(ty, wc.RecordType):
+        fields = [(name, lifter(t)) for name, t in ty.fields]
+        return lambda v: {name: f(getattr(v, name)) for name, f in fields}
+    if isinstance(ty, wc.OptionType):
+        payload = lifter(ty.payload)
+        return lambda v: None if v is None else {"some": payload(v)}
+    if isinstance(ty, (wc.ResultType, wc.VariantType)):
+        return _variant_lifter(ty)
+    if isinstance(ty, wc.EnumType):
+        return _identity
+    if isinstance(ty, wc.FlagsType):
+        return lambda v: sorted(v)
+    raise TypeError(f"cannot record a value of type {type(ty).__name__}")
+
+
+def _cases(ty: Any) -> list[tuple[str, Any]]:
+    if isinstance(ty, wc.ResultType):
+        return [("ok", ty.ok), ("err", ty.err)]
+    return list(ty.cases)
+
+
+def _variant_lifter(ty: Any) -> Converter:
+    cases = _cases(ty)
+    if ty._tagged():
+        conv = {name: (lifter(t) if t is not None else None) for name, t in cases}
+
+        def lift_tagged(v: Any) -> Any:
+            f = conv[v.tag]
+            return {v.tag: None if f is None else f(v.payload)}
+
+        return lift_tagged
+    # Untagged: the Python type of the value tells the case apart.
+    tests: list[tuple[str, tuple[type, ...] | None, Converter | None]] = []
+    for name, t in cases:
+        if t is None:
+            tests.append((name, None, None))
+        else:
+            classes: set[type] = set()
+            t.add_classes(classes)
+            tests.append((name, tuple(classes), lifter(t)))
+
+    def lift_untagged(v: Any) -> Any:
+        for name, classes, f in tests:
+            if classes is None:
+                if v is None:
+                    return {name: None}
+            elif isinstance(v, classes):
+                return {name: f(v)}  # type: ignore[misc]
+        raise TypeError(f"value {v!r} matches no case of the variant")
+
+    return lift_untagged
+
+
+def lowerer(ty: Any) -> Converter:
+    """A function turning a recorded value of type ``ty`` back into what wasmtime-py expects.
+
+    Raises:
+        TypeError: ``ty`` is not supported (see ``lifter``); when a value does not fit, the function raises
+            ``ValueError`` naming what was expected.
+    """
+    if ty is None or isinstance(ty, _SCALARS):
+        return _identity
+    if isinstance(ty, wc.ListType):
+        if isinstance(ty.element, wc.U8):
+            return bytes
+        item = lowerer(ty.element)
+        return list if item is _identity else (lambda v: [item(x) for x in v])
+    if isinstance(ty, wc.TupleType):
+        items = [lowerer(t) for t in ty.elements]
+        return lambda v: tuple(f(x) for f, x in zip(items, v))
+    if isinstance(ty, wc.RecordType):
+        fields = [(name, lowerer(t)) for name, t in ty.fields]
+        return lambda v: _record({name: f(v[name]) for name, f in fields})
+    if isinstance(ty, wc.OptionType):
+        payload = lowerer(ty.payload)
+        return lambda v: None if v is None else payload(v["some"])
+    if isinstance(ty, (wc.ResultType, wc.VariantType)):
+        return _variant_lowerer(ty)
+    if isinstance(ty, wc.EnumType):
+        return _identity
+    if isinstance(ty, wc.FlagsType):
+        return lambda v: set(v)
+    raise TypeError(f"cannot replay a value of type {type(ty).__name__}")
+
+
+def _record(fields: dict[str, Any]) -> wc.Record:
+    rec = wc.Record()
+    for name, value in fields.items():
+        setattr(rec, name, value)
+    return rec
+
+
+def _variant_lowerer(ty: Any) -> Converter:
+    tagged = ty._tagged()
+    conv = {name: (lowerer(t) if t is not None else None) for name, t in _cases(ty)}
+
+    def lower(v: Any) -> Any:
+        if not isinstance(v, dict) or len(v) != 1:
+            raise ValueError(f"expected a one-key map naming the case, got {v!r}")
+        ((tag, payload),) = v.items()
+        if tag not in conv:
+            raise ValueError(f"unknown case {tag!r}; expected one of {sorted(conv)}")
+        f = conv[tag]
+        value = None if f is None else f(payload)
+        return wc.Variant(tag, value) if tagged else value
+
+    return lower

@@ -1,0 +1,48 @@
+"""What every handler shares, and which handler type grants which import interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from theater.actor import Actor
+
+HANDLER_FOR_INTERFACE = {
+    "theater:simple/runtime": "runtime",
+    "theater:simple/message-server-host": "message-server",
+    "theater:simple/timing": "timing",
+    "theater:simple/random": "random",
+    "theater:simple/supervisor": "supervisor",
+    "theater:simple/store": "store",
+    "theater:simple/environment": "environment",
+    "theater:simple/filesystem": "filesystem",
+    "theater:simple/http-client": "http-client",
+    "theater:simple/http-framework": "http-framework",
+    "theater:simple/process": "process",
+}
+
+
+def handler_for_import(interface: str) -> str | None:
+    """The handler type that grants an import interface (any version suffix ignored), or None."""
+    return HANDLER_FOR_INTERFACE.get(interface.split("@", 1)[0])
+
+
+class Handler:
+    """A host capability bound to one actor.
+
+    Args:
+        actor: the actor the functions serve.
+        config: the ``config`` table of the manifest's ``[[handlers]]`` entry.
+    """
+
+    type: str = ""
+    interface: str = ""
+
+    def __init__(self, actor: Actor, config: dict[str, Any]) -> None:
+        self.actor = actor
+        self.config = config
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        """The host functions of ``interface``, by WIT function name."""
+        raise NotImplementedError

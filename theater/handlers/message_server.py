@@ -1,0 +1,145 @@
+"""Handler ``message-server``: send, request (with deferred responses) and channels between actors.
+
+Ordering: effects of a call (a message sent, a response given, a channel message) are released only once the
+events that produced them are durable. A ``request`` or ``open-channel`` first releases what the caller did so far,
+so a message sent before a request to the same actor arrives before it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from store.errors import InvalidInputError
+from theater.errors import ActorNotFound, MessageError, RuntimeFault
+from theater.release import settle
+from theater.handlers._base import Handler
+from replay.errors import GuestFault
+
+
+class MessageServerHandler(Handler):
+    """The ``message-server-host`` interface."""
+
+    type = "message-server"
+    interface = "theater:simple/message-server-host"
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "send": self.send,
+            "request": self.request,
+            "open-channel": self.open_channel,
+            "send-on-channel": self.send_on_channel,
+            "close-channel": self.close_channel,
+            "list-outstanding-requests": self.list_outstanding_requests,
+            "respond-to-request": self.respond_to_request,
+            "cancel-request": self.cancel_request,
+        }
+
+    @property
+    def theater(self) -> Any:
+        return self.actor.theater
+
+    def _target(self, actor_id: str) -> Any:
+        try:
+            return self.theater.running(actor_id)
+        except (InvalidInputError, RuntimeFault) as exc:
+            raise _Refused(str(exc)) from None
+
+    def send(self, actor_id: str, msg: bytes) -> dict[str, Any]:
+        try:
+            target = self._target(actor_id)
+            self.theater._check_message(target, msg)
+        except (_Refused, MessageError) as exc:
+            return {"err": str(exc)}
+        self.actor.defer(lambda failed: failed or self.theater.deliver_send(target, msg))
+        return {"ok": None}
+
+    def request(self, actor_id: str, msg: bytes) -> dict[str, Any]:
+        try:
+            target = self._target(actor_id)
+            if target is self.actor:
+                return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
+            self.actor.flush()
+            reply = self.theater.deliver_request(target, msg)
+            return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}")}
+        except (_Refused, RuntimeFault, GuestFault) as exc:
+            return {"err": str(exc)}
+
+    def open_channel(self, actor_id: str, initial: bytes) -> dict[str, Any]:
+        try:
+            target = self._target(actor_id)
+            if target is self.actor:
+                return {"err": "an actor cannot open a channel to itself"}
+            self.actor.flush()
+            channel_id = str(uuid.uuid4())
+            answer = self.theater.wait_reply(
+                self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}"
+            )
+        except (_Refused, RuntimeFault, GuestFault) as exc:
+            return {"err": str(exc)}
+        if not answer["accepted"]:
+            extra = f": {answer['message']!r}" if answer["message"] else ""
+            return {"err": f"actor {actor_id} rejected the channel{extra}"}
+        self.theater.channels.open(channel_id, self.actor, target)
+        return {"ok": channel_id}
+
+    def send_on_channel(self, channel_id: str, msg: bytes) -> dict[str, Any]:
+        try:
+            peer = self.theater.channels.peer(channel_id, self.actor)
+        except MessageError as exc:
+            return {"err": str(exc)}
+        self.actor.defer(lambda failed: failed or _deliver(self.theater, peer, channel_id, msg))
+        return {"ok": None}
+
+    def close_channel(self, channel_id: str) -> dict[str, Any]:
+        try:
+            peer = self.theater.channels.peer(channel_id, self.actor)
+        except MessageError as exc:
+            return {"err": str(exc)}
+        self.theater.channels.close(channel_id)
+        self.actor.defer(lambda failed: failed or _close(self.theater, peer, channel_id))
+        return {"ok": None}
+
+    def list_outstanding_requests(self) -> list[str]:
+        return sorted(self.actor.outstanding)
+
+    def respond_to_request(self, request_id: str, response: bytes) -> dict[str, Any]:
+        reply = self.actor.outstanding.pop(request_id, None)
+        if reply is None:
+            return {"err": f"no outstanding request {request_id}"}
+        self.actor.defer(lambda failed: settle(reply, response, None, failed))
+        return {"ok": None}
+
+    def cancel_request(self, request_id: str) -> dict[str, Any]:
+        reply = self.actor.outstanding.pop(request_id, None)
+        if reply is None:
+            return {"err": f"no outstanding request {request_id}"}
+        error = MessageError(f"request {request_id} was cancelled by actor {self.actor.id}")
+        self.actor.defer(lambda failed: settle(reply, None, error, failed))
+        return {"ok": None}
+
+
+class _Refused(Exception):
+    pass
+
+
+def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes) -> None:
+    from theater.channels import ClientEnd
+
+    if isinstance(peer, ClientEnd):
+        peer.inbox.put(msg)
+    else:
+        theater.deliver_channel_message(peer, channel_id, msg)
+
+
+def _close(theater: Any, peer: Any, channel_id: str) -> None:
+    from theater.channels import CLOSED, ClientEnd
+
+    if isinstance(peer, ClientEnd):
+        peer.inbox.put(CLOSED)
+    else:
+        theater.deliver_channel_close(peer, channel_id)
+
+
+__all__ = ["MessageServerHandler", "ActorNotFound"]

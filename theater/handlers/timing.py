@@ -1,0 +1,38 @@
+"""Handler ``timing``: wall-clock time and sleeping, recorded so replay sees the same clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from theater.handlers._base import Handler
+
+MAX_SLEEP_MS = 24 * 3600 * 1000
+
+
+class TimingHandler(Handler):
+    """``now`` (ms since the epoch), ``sleep(ms)`` and ``deadline(timestamp-ms)``; sleeping blocks only this actor."""
+
+    type = "timing"
+    interface = "theater:simple/timing"
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        return {"now": self.now, "sleep": self.sleep, "deadline": self.deadline}
+
+    def now(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def sleep(self, duration: int) -> dict[str, Any]:
+        if duration > MAX_SLEEP_MS:
+            return {"err": f"sleep of {duration} ms is longer than the maximum of {MAX_SLEEP_MS} ms"}
+        time.sleep(duration / 1000)
+        return {"ok": None}
+
+    def deadline(self, timestamp: int) -> dict[str, Any]:
+        wait_ms = timestamp - self.now()
+        if wait_ms > MAX_SLEEP_MS:
+            return {"err": f"deadline {timestamp} is more than {MAX_SLEEP_MS} ms away"}
+        if wait_ms > 0:
+            time.sleep(wait_ms / 1000)
+        return {"ok": None}

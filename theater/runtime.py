@@ -1,0 +1,358 @@
+"""The embeddable runtime: ``Theater`` opened on a home directory runs actors from manifests.
+
+    with Theater("~/.theater") as theater:
+        actor = theater.start("examples/counter/manifest.toml")
+        theater.send(actor, b"+1")
+        print(theater.request(actor, b"get"))
+        print(theater.state(actor), len(theater.events(actor)))
+
+Everything an actor does is recorded in its chain in ``<home>/store``; ``Theater`` needs no server.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from replay.boundary import Limits, import_functions
+from replay.engine import Engine
+from replay.errors import GuestFault
+from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
+from store.errors import NotFoundError
+from theater.actor import (
+    ACTOR_INIT,
+    HANDLE_CHANNEL_CLOSE,
+    HANDLE_CHANNEL_MESSAGE,
+    HANDLE_CHANNEL_OPEN,
+    HANDLE_REQUEST,
+    HANDLE_SEND,
+    Actor,
+)
+from theater.channels import Channel, ChannelRegistry, ClientEnd
+from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestError, MessageError
+from theater.handlers import IMPLEMENTED, handler_for_import
+from theater.release import Releaser, settle
+from theater.manifest import ComponentRef, Manifest, load_manifest, parse_manifest
+
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+
+
+class Theater:
+    """A runtime over one home directory.
+
+    Args:
+        home: the home directory; its store lives in ``<home>/store``.
+        durability: ``sync`` (default) or ``buffered``; see ``store.Store``.
+        request_timeout: seconds a ``request`` or ``open-channel`` waits for its answer, between actors and from
+            this API; a request cycle (A asks B asks A) ends in this timeout, never a hang.
+    """
+
+    def __init__(
+        self,
+        home: Path | str,
+        *,
+        durability: str = "sync",
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> None:
+        self.home = Path(home).expanduser()
+        self.store = Store(self.home / "store", durability=durability)
+        self.engine = Engine()
+        self.engine.start_ticker()
+        self.request_timeout = request_timeout
+        self.channels = ChannelRegistry()
+        self.releaser = Releaser()
+        self._actors: dict[uuid.UUID, Actor] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # Starting and stopping.
+
+    def start(
+        self,
+        manifest: Manifest | Path | str,
+        *,
+        init_state: bytes | None = None,
+        parent: str | uuid.UUID | None = None,
+    ) -> str:
+        """Start an actor and return its id once ``init`` has run and its events are durable.
+
+        ``manifest`` is a parsed ``Manifest``, a path to a TOML file, or TOML text (a string containing a newline).
+
+        Raises:
+            ManifestError: the manifest is malformed or its component cannot be found.
+            ComponentError: the component is not valid wasm.
+            LinkError: the component imports an interface the manifest does not grant.
+            GuestFault: ``init`` failed; the actor is recorded as failed.
+        """
+        manifest = self._manifest(manifest)
+        component_hash = self._component(manifest)
+        component = self.engine.load(self.store, component_hash)
+        self._check_grants(manifest, component)
+        actor_id = new_actor_id()
+        state = init_state if init_state is not None else manifest.init_state
+        parent_id = parse_actor_id(parent) if parent is not None else None
+        tape = self._genesis(actor_id, manifest, component_hash, state, parent_id)
+        actor = Actor(self, actor_id, manifest, component_hash, tape, parent_id)
+        actor.state = state
+        with self._lock:
+            self._actors[actor_id] = actor
+        actor.submit(lambda: self._boot(actor, "start")).result()
+        return str(actor_id)
+
+    def _manifest(self, manifest: Manifest | Path | str) -> Manifest:
+        if isinstance(manifest, Manifest):
+            return manifest
+        if isinstance(manifest, str) and "\n" in manifest:
+            return parse_manifest(manifest)
+        return load_manifest(Path(manifest))
+
+    def _component(self, manifest: Manifest) -> bytes:
+        ref: ComponentRef = manifest.component
+        if ref.kind == "hash":
+            if not self.store.blobs.has(ref.value):
+                raise ManifestError(manifest.source, "component", f"no blob {ref.value.hex()} in the store")
+            return ref.value
+        if ref.kind == "label":
+            try:
+                return self.store.blobs.get_label(ref.value)
+            except NotFoundError:
+                raise ManifestError(manifest.source, "component", f"no label {ref.value!r} in the store") from None
+        path = Path(ref.value)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(manifest.source, "component", f"cannot read {path}: {exc.strerror}") from None
+        return self.store.blobs.put(data)
+
+    def _check_grants(self, manifest: Manifest, component: Any) -> None:
+        for handler in manifest.handlers:
+            if handler.type not in IMPLEMENTED:
+                raise ManifestError(
+                    manifest.source, "handlers", f"handler type {handler.type!r} is not available in this build"
+                )
+        granted = manifest.granted
+        for interface, funcs in import_functions(self.engine, component).items():
+            if not funcs:
+                continue
+            needed = handler_for_import(interface)
+            if needed is None or needed not in granted:
+                raise LinkError(manifest.name, interface, needed)
+
+    def _genesis(
+        self, actor_id: uuid.UUID, manifest: Manifest, component_hash: bytes, state: bytes | None,
+        parent: uuid.UUID | None,
+    ) -> Any:
+        from theater.record import RecordTape
+
+        tape = RecordTape(self.store, actor_id, EMPTY)
+        tape.append(
+            "actor/created",
+            {
+                "id": str(actor_id),
+                "name": manifest.name,
+                "component": component_hash,
+                "manifest": self.store.blobs.put_async(manifest.source_text.encode()).value,
+                "engine": self.engine.settings.record(),
+                "parent": str(parent) if parent else None,
+                "init_state": tape.state_ref(state),
+            },
+        )
+        return tape
+
+    def _boot(self, actor: Actor, reason: str) -> None:
+        limits = actor.manifest.limits
+        actor.instantiate(
+            reason,
+            Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes, deadline_ms=limits.deadline_ms),
+        )
+        if actor.has_export(ACTOR_INIT):
+            actor.call(ACTOR_INIT, [str(actor.id)])
+        if actor.status == "starting":
+            actor.status = "running"
+
+    def stop(self, actor_id: str | uuid.UUID) -> None:
+        """Stop an actor after the operations queued before this one; its chain records the stop.
+
+        Raises:
+            ActorNotFound: no such actor.
+        """
+        actor = self._actor(actor_id)
+        if actor.status in ("stopped", "failed"):
+            return
+        actor.submit(lambda: actor.finish("stop")).result()
+
+    def on_actor_ended(self, actor: Actor) -> None:
+        """Called on the actor's thread when it stops or fails; drops its channels."""
+        self.channels.drop_actor(actor.id)
+
+    # Messages from outside.
+
+    def send(self, actor_id: str | uuid.UUID, message: bytes) -> None:
+        """Deliver a one-way message and return once the actor has handled it and its events are durable.
+
+        Raises:
+            ActorNotFound, ActorNotRunning: no such actor, or it is not running.
+            MessageError: the message is larger than the actor's ``max_message_bytes``.
+            GuestFault: the actor failed handling it.
+        """
+        self.deliver_send(self._actor(actor_id), message).result()
+
+    def request(self, actor_id: str | uuid.UUID, message: bytes, *, timeout: float | None = None) -> bytes:
+        """Send a request and wait for the response (which may be deferred by the actor).
+
+        Raises:
+            MessageError: no response within ``timeout`` (default: the runtime's request timeout).
+        """
+        reply = self.deliver_request(self._actor(actor_id), message)
+        return self.wait_reply(reply, timeout, f"request to {actor_id}")
+
+    def open_channel(self, actor_id: str | uuid.UUID, initial: bytes, *, timeout: float | None = None) -> Channel:
+        """Open a channel from this client to an actor.
+
+        Raises:
+            MessageError: the actor rejected the channel (with its message) or did not answer in time.
+        """
+        actor = self._actor(actor_id)
+        end = ClientEnd()
+        channel_id = str(uuid.uuid4())
+        accepted = self.wait_reply(self.deliver_channel_open(actor, channel_id, initial), timeout, "open-channel")
+        if not accepted["accepted"]:
+            message = accepted["message"]
+            raise MessageError(f"actor {actor.id} rejected the channel" + (f": {message!r}" if message else ""))
+        self.channels.open(channel_id, end, actor)
+        return Channel(self, channel_id, end, accepted["message"])
+
+    def wait_reply(self, reply: Future[Any], timeout: float | None, what: str) -> Any:
+        """Wait for an actor's answer; a timeout becomes ``MessageError``."""
+        try:
+            return reply.result(timeout=self.request_timeout if timeout is None else timeout)
+        except FutureTimeout:
+            raise MessageError(f"{what} got no answer within {self.request_timeout if timeout is None else timeout} s") from None
+
+    # Delivery into an actor's mailbox (used by this API and by the message-server handler).
+
+    def _check_message(self, actor: Actor, message: bytes) -> None:
+        limit = actor.manifest.limits.max_message_bytes
+        if len(message) > limit:
+            raise MessageError(f"message of {len(message)} bytes is larger than actor {actor.id}'s limit of {limit}")
+
+    def deliver_send(self, actor: Actor, message: bytes) -> Future[None]:
+        self._check_message(actor, message)
+        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None)
+
+    def deliver_request(self, actor: Actor, message: bytes) -> Future[bytes]:
+        self._check_message(actor, message)
+        reply: Future[bytes] = Future()
+
+        def handle() -> None:
+            request_id = str(uuid.uuid4())
+            try:
+                result = actor.call(HANDLE_REQUEST, [request_id, message])
+            except BaseException as exc:
+                actor.defer(lambda failed: settle(reply, None, exc, failed))
+                return
+            response = result.output[0][0]
+            if response is None:
+                actor.outstanding[request_id] = reply
+            else:
+                actor.defer(lambda failed: settle(reply, response["some"], None, failed))
+
+        actor.submit(handle)
+        return reply
+
+    def deliver_channel_open(self, actor: Actor, channel_id: str, initial: bytes) -> Future[dict[str, Any]]:
+        self._check_message(actor, initial)
+
+        def handle() -> dict[str, Any]:
+            result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial])
+            accept = result.output[0][0]
+            message = accept["message"]
+            return {"accepted": accept["accepted"], "message": None if message is None else message["some"]}
+
+        return actor.submit(handle)
+
+    def deliver_channel_message(self, actor: Actor, channel_id: str, message: bytes) -> Future[Any]:
+        self._check_message(actor, message)
+        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None)
+
+    def deliver_channel_close(self, actor: Actor, channel_id: str) -> Future[Any]:
+        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None)
+
+    # Reading.
+
+    def _actor(self, actor_id: str | uuid.UUID) -> Actor:
+        key = parse_actor_id(actor_id)
+        actor = self._actors.get(key)
+        if actor is None:
+            raise ActorNotFound(str(actor_id))
+        return actor
+
+    def actor(self, actor_id: str | uuid.UUID) -> Actor:
+        """The live actor object (status, failure, manifest)."""
+        return self._actor(actor_id)
+
+    def running(self, actor_id: str | uuid.UUID) -> Actor:
+        """The actor, if it is running.
+
+        Raises:
+            ActorNotFound, ActorNotRunning.
+        """
+        actor = self._actor(actor_id)
+        if actor.status != "running":
+            raise ActorNotRunning(str(actor.id), actor.status, actor.failure.detail if actor.failure else None)
+        return actor
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Every actor this runtime started: id, name, status, parent, failure."""
+        with self._lock:
+            actors = list(self._actors.values())
+        return [
+            {
+                "id": str(a.id),
+                "name": a.name,
+                "status": a.status,
+                "parent": str(a.parent) if a.parent else None,
+                "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
+            }
+            for a in actors
+        ]
+
+    def status(self, actor_id: str | uuid.UUID) -> str:
+        return self._actor(actor_id).status
+
+    def state(self, actor_id: str | uuid.UUID) -> bytes | None:
+        """The actor's current state (the state of its latest successful call)."""
+        return self._actor(actor_id).state
+
+    def events(self, actor_id: str | uuid.UUID) -> list[Event]:
+        """The actor's chain, from genesis."""
+        return list(self.store.log.events(parse_actor_id(actor_id)))
+
+    def close(self) -> None:
+        """Stop every actor's thread (without recording a stop: they were not asked to stop) and close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            actors = list(self._actors.values())
+        for actor in actors:
+            actor.close()
+        self.releaser.close()
+        self.engine.close()
+        self.store.close()
+
+    def __enter__(self) -> Theater:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+__all__ = ["Theater", "GuestFault"]
