@@ -159,14 +159,22 @@ def _first_line(text: str) -> str:
     return "; ".join(lines[:4]) if lines else "unknown error"
 
 
+def _cause(text: str) -> str:
+    """The ``Caused by`` part of a wasmtime error (the trap reason), else its first lines."""
+    head, sep, cause = text.partition("Caused by:")
+    if sep:
+        return _first_line(cause)
+    return _first_line(head)
+
+
 def map_wasm_error(exc: BaseException, export: str, *, fuel_left: int | None) -> GuestFault:
     """Turn what wasmtime raised from an export call into a ``GuestFault`` (the one choke point)."""
-    text = str(exc)
+    text = _cause(str(exc))
     low = text.lower()
     if fuel_left == 0 or "all fuel consumed" in low or "out of fuel" in low:
         return GuestFault("fuel", export, "ran out of fuel")
     if "interrupt" in low or "epoch" in low:
         return GuestFault("deadline", export, "passed its wall-clock deadline")
     if "memory" in low and ("limit" in low or "grow" in low or "maximum" in low):
-        return GuestFault("memory", export, _first_line(text))
-    return GuestFault("trap", export, _first_line(text) or type(exc).__name__)
+        return GuestFault("memory", export, text)
+    return GuestFault("trap", export, text or type(exc).__name__)

@@ -160,6 +160,11 @@ class Theater:
                 "engine": self.engine.settings.record(),
                 "parent": str(parent) if parent else None,
                 "init_state": tape.state_ref(state),
+                "limits": {
+                    "fuel_per_call": manifest.limits.fuel_per_call,
+                    "memory_bytes": manifest.limits.memory_bytes,
+                    "deadline_ms": manifest.limits.deadline_ms,
+                },
             },
         )
         return tape
