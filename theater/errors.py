@@ -5,20 +5,20 @@ beside this subtree)::
 
     TheaterError
     ├── StoreError ...                see store.errors
+    ├── WasmError ...                 see replay.errors: ComponentError (bad wasm), GuestFault (a failed call)
     ├── ReplayError ...               see replay.errors
     └── RuntimeFault                  the live system
         ├── ManifestError             a manifest is malformed: names the file, the field and what was expected
-        ├── ComponentError            the wasm is not a valid component, or cannot be compiled
         ├── LinkError                 the component imports something its manifest does not grant
         ├── ActorNotFound             no actor with that id
         ├── ActorNotRunning           the actor has stopped or failed; restart it to use it again
-        ├── ActorCallError            an export call failed (trap, err result, fuel, deadline, memory)
         ├── MessageError              a message could not be delivered (too large, unknown target, timeout)
         └── SupervisionError          a supervision request was refused
 """
 
 from __future__ import annotations
 
+from replay.errors import ComponentError, GuestFault
 from store.errors import TheaterError
 
 
@@ -41,15 +41,6 @@ class ManifestError(RuntimeFault):
         self.problem = problem
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {problem}")
-
-
-class ComponentError(RuntimeFault):
-    """The bytes are not a valid WebAssembly component for this engine."""
-
-    def __init__(self, what: str, reason: str) -> None:
-        self.what = what
-        self.reason = reason
-        super().__init__(f"{what} is not a usable component: {reason}")
 
 
 class LinkError(RuntimeFault):
@@ -86,24 +77,23 @@ class ActorNotRunning(RuntimeFault):
         super().__init__(f"actor {actor_id} is {status}{extra}")
 
 
-class ActorCallError(RuntimeFault):
-    """An export call of an actor failed.
-
-    Attributes:
-        kind: ``trap``, ``err``, ``fuel``, ``deadline``, ``memory`` or ``internal``.
-    """
-
-    def __init__(self, actor_id: str, export: str, kind: str, detail: str) -> None:
-        self.actor_id = actor_id
-        self.export = export
-        self.kind = kind
-        self.detail = detail
-        super().__init__(f"actor {actor_id} failed in {export} ({kind}): {detail}")
-
-
 class MessageError(RuntimeFault):
     """A message could not be delivered or answered."""
 
 
 class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
+
+
+__all__ = [
+    "ActorNotFound",
+    "ActorNotRunning",
+    "ComponentError",
+    "GuestFault",
+    "LinkError",
+    "ManifestError",
+    "MessageError",
+    "RuntimeFault",
+    "SupervisionError",
+    "TheaterError",
+]

@@ -13,7 +13,10 @@ from store.errors import TheaterError
 from theater import __version__
 from theater.cli._context import Context
 from theater.cli.chain import chain
+from theater.cli.events import events, state
+from theater.cli.run import demo, run
 from theater.cli.store import store
+from theater.cli.verify import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,8 +34,8 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-cli.add_command(store)
-cli.add_command(chain)
+for command in (chain, demo, events, run, state, store, verify):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,3 +51,8 @@ def parse_digest(text: str, kind: str = "hash") -> bytes:
 def emit_json(value: Any) -> None:
     """Print ``value`` as JSON on stdout."""
     click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def resolve_event(store: Store, ref: str) -> bytes:
+    """An event hash from the command line: the full hex hash or a unique prefix of at least 4 digits."""
+    return store.log.resolve(ref)

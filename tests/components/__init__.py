@@ -1,0 +1,7 @@
+"""Builders of small ``theater:simple`` test components (component WAT text).
+
+See :mod:`tests.components.wat` for the behaviour menu and message formats.
+"""
+
+from .wat import *  # noqa: F401,F403
+from .wat import __all__  # noqa: F401
