@@ -8,6 +8,7 @@ batch commits, the next one fills, so many appends from many threads share one f
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Any
 
 import lmdb
@@ -16,6 +17,9 @@ from store._env import Environment, is_disk_full
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
 
 MAX_BATCH_OPS = 20_000
+BUSY_FROM_OPS = 64  # a batch this large means appends arrive faster than commits: linger for the next one
+LINGER_UNTIL_OPS = 4_096
+LINGER_S = 0.002
 
 
 class Batch:
@@ -63,14 +67,50 @@ class Pending:
 
 
 class CommitContext:
-    """What the ops of one batch share: the databases, heads changed so far, the next feed position."""
+    """What the ops of one batch share: the databases, heads, the next feed position, and the puts to make.
 
-    __slots__ = ("dbs", "heads", "feed_next")
+    Ops add their records to ``puts`` (by database) instead of writing one by one: the writer writes each list
+    with one ``putmulti`` call. py-lmdb releases the GIL around every single put, and a writer thread that must
+    win the GIL back after each one stalls behind any busy thread (measured: 1.4 us per put alone, 1.5 ms per put
+    next to a thread encoding events); one call per database avoids that convoy.
+    """
 
-    def __init__(self, dbs: dict[str, Any], feed_next: int) -> None:
+    __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs")
+
+    def __init__(self, dbs: dict[str, Any], feed_next: int, known_heads: dict[bytes, tuple[int, bytes | None]]) -> None:
         self.dbs = dbs
         self.heads: dict[bytes, tuple[int, bytes | None]] = {}
+        self.known_heads = known_heads
         self.feed_next = feed_next
+        self.puts: dict[str, list[tuple[bytes, bytes]]] = {"events": [], "event_index": [], "feed": []}
+        self.new_blobs: dict[bytes, bytes] = {}
+
+    def head(self, txn: lmdb.Transaction, actor: bytes) -> tuple[int, bytes | None]:
+        """The actor's head as of this batch so far."""
+        current = self.heads.get(actor) or self.known_heads.get(actor)
+        if current is None:
+            raw = txn.get(actor, db=self.dbs["heads"])
+            current = (-1, None) if raw is None else (int.from_bytes(raw[:8], "big"), bytes(raw[8:]))
+        return current
+
+    def has_blob(self, txn: lmdb.Transaction, digest: bytes) -> bool:
+        return digest in self.new_blobs or txn.get(digest, db=self.dbs["blobs"]) is not None
+
+    def write(self, txn: lmdb.Transaction) -> None:
+        """Write every queued record."""
+        dbs = self.dbs
+        if self.new_blobs:
+            fresh = [(k, v) for k, v in sorted(self.new_blobs.items()) if txn.get(k, db=dbs["blobs"]) is None]
+            txn.cursor(db=dbs["blobs"]).putmulti(fresh)
+            self.new_blobs = {}
+        for name, items in self.puts.items():
+            if items:
+                txn.cursor(db=dbs[name]).putmulti(items, append=name == "feed")
+                self.puts[name] = []
+        if self.heads:
+            heads = sorted((actor, seq.to_bytes(8, "big") + digest) for actor, (seq, digest) in self.heads.items()
+                           if digest is not None)
+            txn.cursor(db=dbs["heads"]).putmulti(heads)
 
 
 class Writer:
@@ -79,16 +119,21 @@ class Writer:
     def __init__(self, env: Environment) -> None:
         self._env = env
         self._lock = threading.Condition(threading.Lock())
-        self._current = Batch()
+        self._batches: deque[Batch] = deque()  # filled at the back, committed from the front
         self._closing = False
         self._feed_next = self._read_feed_next()
+        self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
+        self._next_txn = -1
         self._thread = threading.Thread(target=self._run, name=f"theater-writer:{env.path}", daemon=True)
         self._thread.start()
 
     def _read_feed_next(self) -> int:
         with self._env.read() as txn:
-            cursor = txn.cursor(db=self._env.dbs["feed"])
-            return int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 0
+            return self._read_feed_next_in(txn)
+
+    def _read_feed_next_in(self, txn: lmdb.Transaction) -> int:
+        cursor = txn.cursor(db=self._env.dbs["feed"])
+        return int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 0
 
     def submit(self, op: Pending) -> Pending:
         """Queue ``op`` for the next batch and return it.
@@ -99,30 +144,29 @@ class Writer:
         with self._lock:
             if self._closing:
                 raise StoreClosedError()
-            batch = self._current
+            if not self._batches or len(self._batches[-1].ops) >= MAX_BATCH_OPS:
+                self._batches.append(Batch())
+            batch = self._batches[-1]
             op._batch = batch
             batch.ops.append(op)
-            if len(batch.ops) == 1:
+            if (len(self._batches) == 1 and len(batch.ops) in (1, LINGER_UNTIL_OPS)):
                 self._lock.notify()
         return op
 
     def _run(self) -> None:
+        busy = False
         while True:
             with self._lock:
-                while not self._current.ops and not self._closing:
+                while not self._batches and not self._closing:
                     self._lock.wait()
-                batch = self._current
-                if not batch.ops:
+                if not self._batches:
                     return
-                if len(batch.ops) > MAX_BATCH_OPS:
-                    rest = Batch()
-                    rest.ops = batch.ops[MAX_BATCH_OPS:]
-                    for op in rest.ops:
-                        op._batch = rest
-                    batch.ops = batch.ops[:MAX_BATCH_OPS]
-                    self._current = rest
-                else:
-                    self._current = Batch()
+                if busy and not self._closing and len(self._batches[0].ops) < LINGER_UNTIL_OPS:
+                    # Under load, let the batch fill a little: a commit costs about the same for 200 events as
+                    # for 2,000 (LMDB writes every touched index page once), so fewer, larger commits win.
+                    self._lock.wait(LINGER_S)
+                batch = self._batches.popleft()
+            busy = len(batch.ops) >= BUSY_FROM_OPS
             self._commit(batch)
 
     def _commit(self, batch: Batch) -> None:
@@ -143,24 +187,26 @@ class Writer:
                 self._fail(batch, cls(str(self._env.path), reason))
                 return
             self._feed_next = ctx.feed_next
+            self._heads.update(ctx.heads)
+            self._next_txn = self._env.env.info()["last_txnid"] + 1
             for index, exc in errors.items():
                 batch.ops[index]._error = exc
             batch.done.set()
             return
 
     def _apply(self, batch: Batch, errors: dict[int, BaseException]) -> CommitContext:
-        dbs = self._env.dbs
-        ctx = CommitContext(dbs, self._feed_next)
         with self._env.env.begin(write=True) as txn:
+            if txn.id() != self._next_txn:
+                # Another process wrote since our last commit (or this is the first): trust only the database.
+                self._heads.clear()
+                self._feed_next = self._read_feed_next_in(txn)
+            ctx = CommitContext(self._env.dbs, self._feed_next, self._heads)
             for index, op in enumerate(batch.ops):
                 try:
                     op.apply(txn, ctx)
                 except TheaterError as exc:
                     errors[index] = exc
-            heads = dbs["heads"]
-            for actor, (seq, digest) in ctx.heads.items():
-                assert digest is not None
-                txn.put(actor, seq.to_bytes(8, "big") + digest, db=heads)
+            ctx.write(txn)
         return ctx
 
     def _fail(self, batch: Batch, exc: BaseException) -> None:

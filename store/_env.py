@@ -51,6 +51,7 @@ class Environment:
         self._resizing = False
         self._closed = False
         self.env = self._open(sync=sync, map_size=map_size, create=create)
+        self._check_foreign()
         self.dbs = {name: self._open_db(name) for name in DB_NAMES}
         self._check_magic()
 
@@ -76,6 +77,14 @@ class Environment:
             raise StoreOpenError(str(self.path), "data.mdb is not an LMDB file (corrupt or foreign)") from None
         except lmdb.Error as exc:
             raise StoreOpenError(str(self.path), _describe(exc)) from None
+
+    def _check_foreign(self) -> None:
+        """Refuse an LMDB environment that holds data but not Theater's databases (before creating any)."""
+        with self.env.begin() as txn:
+            names = set(txn.cursor().iternext(keys=True, values=False))
+        if names and b"meta" not in names:
+            self.env.close()
+            raise StoreOpenError(str(self.path), "not a Theater store (an LMDB environment holding other data)")
 
     def _open_db(self, name: str) -> lmdb._Database:
         try:

@@ -61,7 +61,7 @@ class PutBlob(Pending):
         self.data = data
 
     def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
-        txn.put(self.value, self.data, db=ctx.dbs["blobs"], overwrite=False)
+        ctx.new_blobs[self.value] = self.data
         self.data = b""
 
 
@@ -76,11 +76,12 @@ class SetLabel(Pending):
         self.digest = digest
 
     def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
+        ctx.write(txn)  # labels are rare: write what is queued so far, then act directly
         if self.digest is None:
             if not txn.delete(self.key, db=ctx.dbs["labels"]):
                 raise NotFoundError("label", self.value)
             return
-        if txn.get(self.digest, db=ctx.dbs["blobs"]) is None:
+        if not ctx.has_blob(txn, self.digest):
             raise NotFoundError("blob", self.digest.hex())
         txn.put(self.key, self.digest, db=ctx.dbs["labels"])
 

@@ -86,24 +86,21 @@ class PendingAppend(Pending):
 
     def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
         # Check the parent is the current head (compare-and-append).
-        dbs = ctx.dbs
-        current = ctx.heads.get(self.actor_key)
-        if current is None:
-            head = _decode_head(txn.get(self.actor_key, db=dbs["heads"]))
-            current = (head.seq, head.hash)
+        current = ctx.head(txn, self.actor_key)
         if current != (self.expected.seq, self.expected.hash):
             raise StaleHeadError(str(self.actor), (self.expected.seq, self.expected.hash), current)
         encoded = self.encoded
         seq = self.expected.seq + 1
         key = self.actor_key + seq.to_bytes(8, "big")
         for digest, payload in encoded.spilled:
-            txn.put(digest, payload, db=dbs["blobs"], overwrite=False)
-        txn.put(key, encoded.hash + encoded.body, db=dbs["events"])
-        txn.put(encoded.hash, key, db=dbs["event_index"])
-        txn.put(ctx.feed_next.to_bytes(8, "big"), self.actor_key + encoded.hash, db=dbs["feed"], append=True)
+            ctx.new_blobs[digest] = payload
+        puts = ctx.puts
+        puts["events"].append((key, encoded.hash + encoded.body))
+        puts["event_index"].append((encoded.hash, key))
+        puts["feed"].append((ctx.feed_next.to_bytes(8, "big"), self.actor_key + encoded.hash))
         ctx.feed_next += 1
         ctx.heads[self.actor_key] = (seq, encoded.hash)
-        self.encoded = None  # type: ignore[assignment]  # release the body once written
+        self.encoded = None  # type: ignore[assignment]  # release the body once queued
 
 
 class EventLog:

@@ -101,7 +101,7 @@ def encode_event(
 def _dumps(value: Any) -> bytes:
     try:
         return cbor2.dumps(value, canonical=True)
-    except cbor2.CBOREncodeError as exc:
+    except (cbor2.CBOREncodeError, UnicodeEncodeError, ValueError) as exc:
         raise TypeError(f"event data cannot be encoded as CBOR: {exc}") from None
 
 

@@ -1,0 +1,287 @@
+"""Theater's benchmarks: every figure is printed next to a floor measured in the same run.
+
+    .venv/bin/python tools/bench.py                 # everything, with the 1,000,000-event chain
+    .venv/bin/python tools/bench.py --events 200000 # a smaller chain for a quick look
+    .venv/bin/python tools/bench.py --only store    # store | runtime | replay
+
+Ratios hold on a noisy machine; absolute times do not. Nothing here is asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import blake3
+import cbor2
+import lmdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from store import EMPTY, Head, Store, verify_chain  # noqa: E402
+from store.codec import EVENT_DOMAIN, encode_event  # noqa: E402
+
+
+def line(name: str, value: float, unit: str, floor: float | None = None, floor_name: str = "", target: float | None = None) -> None:
+    text = f"{name:<58} {value:>12,.1f} {unit}"
+    if floor is not None:
+        ratio = value / floor if floor else float("nan")
+        text += f"   floor ({floor_name}) {floor:,.1f} {unit}   ratio {ratio:.2f}"
+        if target is not None:
+            text += f"   target >= {target}  {'MET' if ratio >= target else 'NOT MET'}"
+    print(text, flush=True)
+
+
+def event_data(i: int) -> dict:
+    return {"params": [b"message %d" % i], "result": {"ok": None}}
+
+
+# Store ---------------------------------------------------------------------------------------------------------
+
+
+def bare_append_loop(path: Path, n: int, chains: list[uuid.UUID]) -> float:
+    env = lmdb.open(str(path), map_size=1 << 34, max_dbs=2)
+    db = env.open_db(b"events")
+    start = time.perf_counter()
+    parents: dict[uuid.UUID, bytes | None] = {c: None for c in chains}
+    seqs = {c: 0 for c in chains}
+    done = 0
+    while done < n:
+        with env.begin(write=True) as txn:
+            for _ in range(min(10_000, n - done)):
+                actor = chains[done % len(chains)]
+                body = cbor2.dumps([1, actor.bytes, seqs[actor], parents[actor], 0, "theater:simple/timing/now",
+                                    event_data(done)], canonical=True)
+                digest = blake3.blake3(EVENT_DOMAIN + body).digest()
+                txn.put(actor.bytes + seqs[actor].to_bytes(8, "big"), digest + body, db=db)
+                parents[actor] = digest
+                seqs[actor] += 1
+                done += 1
+    env.sync(True)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return n / elapsed
+
+
+def group_commit_appends(path: Path, n: int, threads: int, chains: list[uuid.UUID], window: int = 512) -> float:
+    store = Store(path)
+    per_thread = [chains[i::threads] for i in range(threads)]
+    count = n // threads
+
+    def work(mine: list[uuid.UUID]) -> None:
+        heads = {c: EMPTY for c in mine}
+        inflight = []
+        for i in range(count):
+            actor = mine[i % len(mine)]
+            pending = store.log.append_async(actor, "theater:simple/timing/now", event_data(i), expected=heads[actor])
+            heads[actor] = Head(pending.event.seq, pending.event.hash)
+            inflight.append(pending)
+            if len(inflight) >= window:
+                inflight[-1].wait()
+                inflight.clear()
+        for p in inflight:
+            p.wait()
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(mine,)) for mine in per_thread]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    store.close()
+    return count * threads / elapsed
+
+
+def build_chain(path: Path, n: int) -> tuple[Store, uuid.UUID]:
+    store = Store(path, durability="buffered")
+    actor = uuid.uuid4()
+    head = EMPTY
+    last = None
+    for i in range(n):
+        last = store.log.append_async(actor, "theater:simple/timing/now", event_data(i), expected=head)
+        head = Head(last.event.seq, last.event.hash)
+        if i % 50_000 == 49_999:
+            last.wait()
+    if last:
+        last.wait()
+    return store, actor
+
+
+def bare_hash_loop(store: Store, actor: uuid.UUID) -> float:
+    env, db = store.env.env, store.env.dbs["events"]
+    start = time.perf_counter()
+    n = 0
+    with env.begin() as txn:
+        cursor = txn.cursor(db=db)
+        cursor.set_range(actor.bytes)
+        for _key, value in cursor:
+            blake3.blake3(EVENT_DOMAIN + value[32:]).digest()
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
+def bench_store(events: int, tmp: Path) -> None:
+    print("== store ==")
+    chains = [uuid.uuid4() for _ in range(100)]
+    n = 200_000
+    floor = bare_append_loop(tmp / "bare", n, chains)
+    rate = group_commit_appends(tmp / "gc", n, 8, chains)
+    line("durable appends/s, group commit, 8 threads x 100 chains", rate, "ev/s", floor, "bare encode+hash+put loop", 0.6)
+
+    store, actor = build_chain(tmp / "big", events)
+    floor = bare_hash_loop(store, actor)
+    start = time.perf_counter()
+    report = verify_chain(store, actor)
+    rate = report.events / (time.perf_counter() - start)
+    assert report.ok, report.problem
+    line(f"verify events/s over a {events:,}-event chain", rate, "ev/s", floor, "bare hash recompute", 0.6)
+
+    probes = [int(x) for x in (events * i // 1000 for i in range(1000))]
+    start = time.perf_counter()
+    for seq in probes:
+        store.log.at(actor, seq)
+    per = (time.perf_counter() - start) / len(probes) * 1e6
+    line(f"event at a given seq in a {events:,}-event chain", per, "us")
+    store.close()
+
+    blobs = Store(tmp / "blobs")
+    for size, label, reps in ((1024, "1 KB", 2000), (1 << 20, "1 MB", 50), (100 << 20, "100 MB", 2)):
+        data = [os.urandom(size) for _ in range(min(reps, 4))]
+        start = time.perf_counter()
+        digests = [blobs.blobs.put(data[i % len(data)] + i.to_bytes(8, "big")) for i in range(reps)]
+        put_rate = size * reps / (time.perf_counter() - start) / 1e6
+        start = time.perf_counter()
+        for d in digests:
+            blobs.blobs.get(d)
+        get_rate = size * reps / (time.perf_counter() - start) / 1e6
+        line(f"blob put {label} (durable, one commit each)", put_rate, "MB/s")
+        line(f"blob get {label} (hash-checked)", get_rate, "MB/s")
+    blobs.close()
+
+
+# Runtime -------------------------------------------------------------------------------------------------------
+
+
+def bench_runtime(tmp: Path) -> None:
+    import wasmtime
+    import wasmtime.component as wc
+
+    from replay.engine import Engine
+    from tests.components import wat
+    from theater.runtime import Theater
+
+    print("== runtime ==")
+    text = wat.echo_actor()
+    (tmp / "echo.wat").write_text(text)
+    (tmp / "echo.toml").write_text('name = "echo"\ncomponent = "echo.wat"\n')
+
+    engine = Engine()
+    component = engine.compile(text)
+    linker = wc.Linker(engine.wasmtime)
+    store = wasmtime.Store(engine.wasmtime)
+    store.set_fuel(1 << 40)
+    store.set_epoch_deadline(1 << 40)
+    instance = linker.instantiate(store, component)
+    iface = component.get_export_index("theater:simple/message-server-client")
+    func = instance.get_func(store, component.get_export_index("handle-request", iface))
+    n = 5000
+    start = time.perf_counter()
+    for i in range(n):
+        func(store, None, ("id", b"ping"))
+    floor = n / (time.perf_counter() - start)
+
+    with Theater(tmp / "home") as theater:
+        actor = theater.start(tmp / "echo.toml")
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(_: int) -> bytes:
+            return theater.request(actor, b"ping")
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(one, range(n)))
+        rate = n / (time.perf_counter() - start)
+        line("echo requests/s (32 concurrent callers, every event durable)", rate, "msg/s", floor, "bare wasmtime-py call loop", 0.35)
+
+        start = time.perf_counter()
+        for _ in range(200):
+            theater.request(actor, b"ping")
+        seq_rate = 200 / (time.perf_counter() - start)
+        line("echo requests/s (one caller at a time, fsync each)", seq_rate, "msg/s", floor, "bare wasmtime-py call loop")
+
+        serialized = component.serialize()
+        start = time.perf_counter()
+        for _ in range(50):
+            c = wc.Component.deserialize(engine.wasmtime, serialized)
+            s = wasmtime.Store(engine.wasmtime)
+            s.set_fuel(1 << 30)
+            s.set_epoch_deadline(1 << 30)
+            wc.Linker(engine.wasmtime).instantiate(s, c)
+        bare_start = (time.perf_counter() - start) / 50 * 1000
+
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        count = 200
+        start = time.perf_counter()
+        for _ in range(count):
+            theater.start(tmp / "echo.toml")
+        per_start = (time.perf_counter() - start) / count * 1000
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        line("actor start, cached compiled component (incl. init, durable)", per_start, "ms", bare_start, "bare deserialize+instantiate")
+        line("actors started per second", 1000 / per_start, "actors/s")
+        line("resident memory per idle actor (max RSS growth / actors)", (rss_after - rss_before) / count, "KiB")
+
+
+# Replay --------------------------------------------------------------------------------------------------------
+
+
+def bench_replay(tmp: Path) -> None:
+    from replay import Replayer
+    from tests.components import wat
+    from theater.runtime import Theater
+
+    print("== replay ==")
+    (tmp / "counter.wat").write_text(wat.counter_actor())
+    (tmp / "counter.toml").write_text('name = "counter"\ncomponent = "counter.wat"\n')
+    n = 2000
+    with Theater(tmp / "rhome", durability="buffered") as theater:
+        actor = theater.start(tmp / "counter.toml")
+        start = time.perf_counter()
+        for _ in range(n):
+            theater.send(actor, b"tick")
+        original = time.perf_counter() - start
+        start = time.perf_counter()
+        report = Replayer(theater.store).replay(uuid.UUID(actor))
+        replayed = time.perf_counter() - start
+        assert report.ok, report.divergence
+    line(f"replay of {n} recorded sends (speed-up over the original run)", original / replayed, "x", 1.5, "target", None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the large chain (default 1,000,000)")
+    parser.add_argument("--only", choices=["store", "runtime", "replay"])
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="theater-bench-"))
+    try:
+        if args.only in (None, "store"):
+            bench_store(args.events, tmp)
+        if args.only in (None, "runtime"):
+            bench_runtime(tmp)
+        if args.only in (None, "replay"):
+            bench_replay(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
