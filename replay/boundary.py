@@ -152,7 +152,7 @@ class Boundary:
         except HostAbort:
             raise self._take_abort("instantiate") from None
         except wasmtime.WasmtimeError as exc:
-            raise ComponentError("component", str(exc).strip().splitlines()[0]) from None
+            raise ComponentError("component", map_wasm_error(exc, "instantiate", fuel_left=None).detail) from None
         self.instantiate_fuel = limits.fuel_per_call - self.store.get_fuel()
         self._export_types = export_functions(engine, component)
 

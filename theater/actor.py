@@ -197,6 +197,14 @@ class Actor:
         self.theater.on_actor_ended(self)
         self._mailbox.put(None)
 
+    def abandon(self, reason: str) -> None:
+        """The actor could not be brought up (no instance): record why, mark it failed, end its thread."""
+        self.status = "failed"
+        self.failure = GuestFault("host", "instantiate", reason)
+        self.tape.append("actor/failed", {"reason": reason})
+        self.theater.on_actor_ended(self)
+        self._mailbox.put(None)
+
     def _drop_outstanding(self, reason: str) -> None:
         outstanding, self.outstanding = self.outstanding, {}
         error = ActorNotRunning(str(self.id), self.status, reason)

@@ -8,6 +8,7 @@ operation while the group commit makes the previous one durable, so many operati
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any
 
 from store import PendingAppend
 from store.errors import StoreError
+
+log = logging.getLogger("theater.release")
 
 # An effect is called with None once its events are durable, or with the error that kept them from being durable.
 Effect = Callable[[BaseException | None], None]
@@ -54,7 +57,7 @@ class Releaser:
                 try:
                     effect(error)
                 except Exception:  # an effect's own failure must not stop the others
-                    pass
+                    log.exception("an effect failed after commit")
             if done is not None:
                 done.set()
 

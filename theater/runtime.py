@@ -23,7 +23,7 @@ from replay.boundary import Limits, import_functions
 from replay.engine import Engine
 from replay.errors import GuestFault
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
-from store.errors import NotFoundError
+from store.errors import NotFoundError, TheaterError
 from theater.actor import (
     ACTOR_INIT,
     HANDLE_CHANNEL_CLOSE,
@@ -171,10 +171,15 @@ class Theater:
 
     def _boot(self, actor: Actor, reason: str) -> None:
         limits = actor.manifest.limits
-        actor.instantiate(
-            reason,
-            Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes, deadline_ms=limits.deadline_ms),
-        )
+        try:
+            actor.instantiate(
+                reason,
+                Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
+                       deadline_ms=limits.deadline_ms),
+            )
+        except TheaterError as exc:
+            actor.abandon(f"{type(exc).__name__}: {exc}")
+            raise
         if actor.has_export(ACTOR_INIT):
             actor.call(ACTOR_INIT, [str(actor.id)])
         if actor.status == "starting":
@@ -259,7 +264,8 @@ class Theater:
             try:
                 result = actor.call(HANDLE_REQUEST, [request_id, message])
             except BaseException as exc:
-                actor.defer(lambda failed: settle(reply, None, exc, failed))
+                error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
+                actor.defer(lambda failed: settle(reply, None, error, failed))
                 return
             response = result.output[0][0]
             if response is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from theater.errors import ManifestError
+
 if TYPE_CHECKING:
     from theater.actor import Actor
 
@@ -23,6 +25,9 @@ HANDLER_FOR_INTERFACE = {
 }
 
 
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", float: "a number", dict: "a table"}
+
+
 def handler_for_import(interface: str) -> str | None:
     """The handler type that grants an import interface (any version suffix ignored), or None."""
     return HANDLER_FOR_INTERFACE.get(interface.split("@", 1)[0])
@@ -38,10 +43,19 @@ class Handler:
 
     type: str = ""
     interface: str = ""
+    config_keys: dict[str, type] = {}
 
     def __init__(self, actor: Actor, config: dict[str, Any]) -> None:
         self.actor = actor
         self.config = config
+        for key, value in config.items():
+            field = f"handlers.{self.type}.config.{key}"
+            if key not in self.config_keys:
+                allowed = ", ".join(sorted(self.config_keys)) or "none"
+                raise ManifestError(actor.source, field, f"unknown key {key!r}; allowed keys: {allowed}")
+            expected = self.config_keys[key]
+            if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+                raise ManifestError(actor.source, field, f"expected {_TYPE_NAMES[expected]}, got {value!r}")
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         """The host functions of ``interface``, by WIT function name."""

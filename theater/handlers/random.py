@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from theater.errors import ManifestError
 from theater.handlers._base import Handler
 
 MAX_BYTES = 1 << 20
@@ -23,14 +22,11 @@ class RandomHandler(Handler):
     type = "random"
     interface = "theater:simple/random"
 
+    config_keys = {"seed": int}
+
     def __init__(self, actor: Any, config: dict[str, Any]) -> None:
         super().__init__(actor, config)
-        unknown = set(config) - {"seed"}
-        if unknown:
-            raise ManifestError(actor.source, "handlers.random.config", f"unknown keys {sorted(unknown)}; allowed: seed")
         seed = config.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ManifestError(actor.source, "handlers.random.config.seed", f"expected an integer, got {seed!r}")
         self._rng: random.Random = random.Random(seed) if seed is not None else secrets.SystemRandom()
 
     def functions(self) -> dict[str, Callable[..., Any]]:

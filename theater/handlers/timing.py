@@ -12,10 +12,18 @@ MAX_SLEEP_MS = 24 * 3600 * 1000
 
 
 class TimingHandler(Handler):
-    """``now`` (ms since the epoch), ``sleep(ms)`` and ``deadline(timestamp-ms)``; sleeping blocks only this actor."""
+    """``now`` (ms since the epoch), ``sleep(ms)`` and ``deadline(timestamp-ms)``; sleeping blocks only this actor.
+
+    Config: ``max_sleep_ms`` (default one day) caps a single sleep or wait for a deadline.
+    """
 
     type = "timing"
     interface = "theater:simple/timing"
+    config_keys = {"max_sleep_ms": int}
+
+    @property
+    def max_sleep_ms(self) -> int:
+        return self.config.get("max_sleep_ms", MAX_SLEEP_MS)
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         return {"now": self.now, "sleep": self.sleep, "deadline": self.deadline}
@@ -24,15 +32,15 @@ class TimingHandler(Handler):
         return time.time_ns() // 1_000_000
 
     def sleep(self, duration: int) -> dict[str, Any]:
-        if duration > MAX_SLEEP_MS:
-            return {"err": f"sleep of {duration} ms is longer than the maximum of {MAX_SLEEP_MS} ms"}
+        if duration > self.max_sleep_ms:
+            return {"err": f"sleep of {duration} ms is longer than the maximum of {self.max_sleep_ms} ms"}
         time.sleep(duration / 1000)
         return {"ok": None}
 
     def deadline(self, timestamp: int) -> dict[str, Any]:
         wait_ms = timestamp - self.now()
-        if wait_ms > MAX_SLEEP_MS:
-            return {"err": f"deadline {timestamp} is more than {MAX_SLEEP_MS} ms away"}
+        if wait_ms > self.max_sleep_ms:
+            return {"err": f"deadline {timestamp} is more than {self.max_sleep_ms} ms away"}
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
         return {"ok": None}
