@@ -46,6 +46,9 @@ class Pending:
         """Write this record inside ``txn``; raise a ``StoreError`` to fail this write alone."""
         raise NotImplementedError
 
+    def committed(self) -> None:
+        """Called once the batch holding this write is committed: drop what is no longer needed."""
+
     def done(self) -> bool:
         """True once the write is committed or has failed."""
         return self._batch is not None and self._batch.done.is_set()
@@ -75,7 +78,7 @@ class CommitContext:
     next to a thread encoding events); one call per database avoids that convoy.
     """
 
-    __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs")
+    __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote")
 
     def __init__(self, dbs: dict[str, Any], feed_next: int, known_heads: dict[bytes, tuple[int, bytes | None]]) -> None:
         self.dbs = dbs
@@ -84,6 +87,8 @@ class CommitContext:
         self.feed_next = feed_next
         self.puts: dict[str, list[tuple[bytes, bytes]]] = {"events": [], "event_index": [], "feed": []}
         self.new_blobs: dict[bytes, bytes] = {}
+        self.txn_id = -1
+        self.wrote = False
 
     def head(self, txn: lmdb.Transaction, actor: bytes) -> tuple[int, bytes | None]:
         """The actor's head as of this batch so far."""
@@ -99,6 +104,7 @@ class CommitContext:
     def write(self, txn: lmdb.Transaction) -> None:
         """Write every queued record."""
         dbs = self.dbs
+        self.wrote = self.wrote or bool(self.new_blobs or self.heads or any(self.puts.values()))
         if self.new_blobs:
             fresh = [(k, v) for k, v in sorted(self.new_blobs.items()) if txn.get(k, db=dbs["blobs"]) is None]
             txn.cursor(db=dbs["blobs"]).putmulti(fresh)
@@ -186,11 +192,17 @@ class Writer:
                 cls = StoreFullError if is_disk_full(exc) else StoreWriteError
                 self._fail(batch, cls(str(self._env.path), reason))
                 return
+            except Exception as exc:  # the writer must survive anything: fail this batch, keep serving
+                self._fail(batch, StoreWriteError(str(self._env.path), f"{type(exc).__name__}: {exc}"))
+                return
             self._feed_next = ctx.feed_next
             self._heads.update(ctx.heads)
-            self._next_txn = self._env.env.info()["last_txnid"] + 1
+            # LMDB numbers write transactions that change something consecutively; a gap means another process.
+            self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
             for index, exc in errors.items():
                 batch.ops[index]._error = exc
+            for op in batch.ops:
+                op.committed()
             batch.done.set()
             return
 
@@ -201,6 +213,7 @@ class Writer:
                 self._heads.clear()
                 self._feed_next = self._read_feed_next_in(txn)
             ctx = CommitContext(self._env.dbs, self._feed_next, self._heads)
+            ctx.txn_id = txn.id()
             for index, op in enumerate(batch.ops):
                 try:
                     op.apply(txn, ctx)

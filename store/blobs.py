@@ -62,6 +62,8 @@ class PutBlob(Pending):
 
     def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
         ctx.new_blobs[self.value] = self.data
+
+    def committed(self) -> None:
         self.data = b""
 
 
@@ -77,6 +79,7 @@ class SetLabel(Pending):
 
     def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
         ctx.write(txn)  # labels are rare: write what is queued so far, then act directly
+        ctx.wrote = True
         if self.digest is None:
             if not txn.delete(self.key, db=ctx.dbs["labels"]):
                 raise NotFoundError("label", self.value)

@@ -30,7 +30,7 @@ from store.codec import (
     decode_stored,
     encode_event,
 )
-from store.errors import InvalidInputError, NotFoundError, StaleHeadError
+from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, StaleHeadError
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,9 @@ class PendingAppend(Pending):
         puts["feed"].append((ctx.feed_next.to_bytes(8, "big"), self.actor_key + encoded.hash))
         ctx.feed_next += 1
         ctx.heads[self.actor_key] = (seq, encoded.hash)
-        self.encoded = None  # type: ignore[assignment]  # release the body once queued
+
+    def committed(self) -> None:
+        self.encoded = None  # type: ignore[assignment]  # the body is in the store now
 
 
 class EventLog:
@@ -183,7 +185,11 @@ class EventLog:
             NotFoundError: no such event.
         """
         actor, seq = self.locate(digest)
-        return self.at(actor, seq)
+        event = self.at(actor, seq)
+        if event.hash != digest:
+            # Check on read: the index must lead to the event with this hash.
+            raise ChecksumMismatch("event index", digest, event.hash)
+        return event
 
     def locate(self, digest: bytes) -> tuple[uuid.UUID, int]:
         """The (actor, seq) of the event with this hash.

@@ -32,7 +32,7 @@ DEFAULT_SPILL_THRESHOLD = 16 * 1024
 # Byte offsets inside a body: 0x87 (array of 7), 0x01 (version 1), 0x50 (bstr of 16), then the actor id.
 _ACTOR_AT = 3
 _SEQ_AT = _ACTOR_AT + 16
-_BLOB_TAG_BYTES = cbor2.dumps(cbor2.CBORTag(BLOB_TAG, b""))[:3]
+BLOB_TAG_BYTES = cbor2.dumps(cbor2.CBORTag(BLOB_TAG, b""))[:3]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,7 +184,7 @@ def read_link(body: bytes | memoryview) -> tuple[bytes, int, bytes | None] | Non
 
 def may_hold_blob_refs(body: bytes | memoryview) -> bool:
     """Cheap pre-check: False means the body certainly holds no spilled payload reference."""
-    return _BLOB_TAG_BYTES in bytes(body)
+    return BLOB_TAG_BYTES in bytes(body)
 
 
 def collect_blob_refs(value: Any, out: list[bytes]) -> None:
