@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import blake3
+
 from store.blobs import blob_digest
 from store.chain import EMPTY, Head, event_key
 from store.codec import (
+    EVENT_DOMAIN,
     BLOB_TAG_BYTES,
     DIGEST_SIZE,
     FORMAT_VERSION,
@@ -93,13 +96,18 @@ class _Broken(Exception):
         self.digest = digest
 
 
-def verify_chain(store: Store, actor: uuid.UUID, *, progress: Callable[[int], None] | None = None) -> ChainReport:
+def verify_chain(
+    store: Store, actor: uuid.UUID, *, progress: Callable[[int], None] | None = None, indexes: bool = True
+) -> ChainReport:
     """Walk one chain from genesis and recompute every hash and link.
+
+    With ``indexes`` (the default) it also checks that the hash index leads to every event; without, it checks
+    the chain alone (about twice as fast on a large chain: the index lookups are random reads).
 
     Returns a report naming the first broken event, if any; it does not raise for a broken chain.
     ``progress`` is called with the number of events checked so far every 4096 events.
     """
-    checker = _ChainChecker(store, actor)
+    checker = _ChainChecker(store, actor, indexes=indexes)
     try:
         while _check_page(store, checker):
             if progress is not None:
@@ -141,18 +149,13 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
         page: list[tuple[bytes, bytes, int]] = []  # (hash, key, seq) of the events checked in this page
         try:
             if cursor.set_range(event_key(checker.actor, checker.expected_seq)):
-                for key, value in cursor:
-                    if key[:16] != prefix:
-                        break
-                    seq = int.from_bytes(key[16:], "big")
-                    checker.check(txn, seq, value)
-                    page.append((value[:DIGEST_SIZE], key, seq))
-                    if len(page) >= _PAGE:
-                        break
+                checker.check_run(txn, cursor, page)
         except _Broken:
-            checker.check_index(txn, page)
+            if checker.indexes:
+                checker.check_index(txn, page)
             raise
-        checker.check_index(txn, page)
+        if checker.indexes:
+            checker.check_index(txn, page)
         if len(page) >= _PAGE:
             return True
         raw = txn.get(checker.actor_bytes, db=store.env.dbs["heads"])
@@ -163,8 +166,9 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
 class _ChainChecker:
     """Checks one stored event after another; raises ``_Broken`` at the first problem."""
 
-    def __init__(self, store: Store, actor: uuid.UUID) -> None:
+    def __init__(self, store: Store, actor: uuid.UUID, *, indexes: bool = True) -> None:
         self.store = store
+        self.indexes = indexes
         self.head = EMPTY
         self._prefix_head = b"\x87" + bytes([FORMAT_VERSION]) + b"\x50" + actor.bytes
         self.actor = actor
@@ -173,6 +177,33 @@ class _ChainChecker:
         self.prev_hash: bytes | None = None
         self.count = 0
         self._index = store.env.dbs["event_index"]
+
+    def check_run(self, txn: Any, cursor: Any, page: list[tuple[bytes, bytes, int]]) -> None:
+        """Check events from the cursor on until the chain ends or the page is full (the hot loop, inlined)."""
+        prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
+        append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
+        for key, value in cursor:
+            if key[:16] != prefix:
+                return
+            seq = int.from_bytes(key[16:], "big")
+            digest = value[:DIGEST_SIZE]
+            body = value[DIGEST_SIZE:]
+            prev = self.prev_hash
+            link = head + (bytes((seq,)) if seq < 24 else _uint(seq)) + (b"\xf6" if prev is None else b"\x58\x20" + prev)
+            if (
+                seq != self.expected_seq
+                or blake(domain + body).digest() != digest
+                or not body.startswith(link)
+                or tag in body
+            ):
+                self.check(txn, seq, value)  # the slow path names the problem (or checks the payloads)
+            else:
+                self.prev_hash = digest
+                self.expected_seq = seq + 1
+                self.count += 1
+            append((digest, key, seq) if indexes else None)
+            if len(page) >= _PAGE:
+                return
 
     def check(self, txn: Any, seq: int, value: bytes) -> None:
         # Check the sequence numbers have no gap.
@@ -196,7 +227,7 @@ class _ChainChecker:
 
     def check_index(self, txn: Any, page: list[tuple[bytes, bytes, int]]) -> None:
         # Check the hash index points back at every event of the page.
-        if not page:
+        if not page or page[0] is None:
             return
         found = dict(txn.cursor(db=self._index).getmulti([digest for digest, _, _ in page]))
         for digest, key, seq in page:
