@@ -7,14 +7,18 @@ batch commits, the next one fills, so many appends from many threads share one f
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import lmdb
 
 from store._env import Environment, is_disk_full
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
+
+log = logging.getLogger("store.commit")
 
 MAX_BATCH_OPS = 20_000
 BUSY_FROM_OPS = 64  # a batch this large means appends arrive faster than commits: linger for the next one
@@ -128,6 +132,7 @@ class Writer:
         self._batches: deque[Batch] = deque()  # filled at the back, committed from the front
         self._closing = False
         self._feed_next = self._read_feed_next()
+        self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
         self._next_txn = -1
         self._thread = threading.Thread(target=self._run, name=f"theater-writer:{env.path}", daemon=True)
@@ -204,6 +209,11 @@ class Writer:
             for op in batch.ops:
                 op.committed()
             batch.done.set()
+            for listener in self.listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's failure must not stop the writer
+                    log.exception("a commit listener failed")
             return
 
     def _apply(self, batch: Batch, errors: dict[int, BaseException]) -> CommitContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +54,14 @@ class Store:
         self._writer: Writer | ReadOnlyWriter | None = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
         self.blobs = BlobStore(self.env, self._writer)  # type: ignore[arg-type]
         self.log = EventLog(self.env, self._writer, self.blobs, spill_threshold=spill_threshold)  # type: ignore[arg-type]
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every commit (on the writer thread: keep it short, e.g. set an event).
+
+        Subscribers use it to read the feed from where they stopped instead of polling. Not available read-only.
+        """
+        if isinstance(self._writer, Writer):
+            self._writer.listeners.append(listener)
 
     def close(self) -> None:
         """Commit what is queued and close the environment. Safe to call twice."""

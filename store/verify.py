@@ -108,6 +108,7 @@ def verify_chain(
     ``progress`` is called with the number of events checked so far every 4096 events.
     """
     checker = _ChainChecker(store, actor, indexes=indexes)
+    checker.head = store.log.head(actor)
     try:
         while _check_page(store, checker):
             if progress is not None:
@@ -233,6 +234,7 @@ class _ChainChecker:
         for digest, key, seq in page:
             if found.get(digest) != key:
                 self.expected_seq = seq
+                self.count = seq  # the events before this one were verified
                 raise _Broken("index mismatch", "the hash index does not point at this event", digest)
 
     def _expected_prefix(self, seq: int) -> bytes:

@@ -22,6 +22,8 @@ from typing import Any
 from replay.boundary import Limits, import_functions
 from replay.engine import Engine
 from replay.errors import GuestFault
+from replay.history import state_at
+from replay.replayer import Replayer
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import NotFoundError, TheaterError
 from theater.actor import (
@@ -36,6 +38,7 @@ from theater.actor import (
 from theater.channels import Channel, ChannelRegistry, ClientEnd
 from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestError, MessageError
 from theater.handlers import IMPLEMENTED, handler_for_import
+from theater.record import RecordTape
 from theater.release import Releaser, settle
 from theater.manifest import ComponentRef, Manifest, load_manifest, parse_manifest
 
@@ -78,10 +81,12 @@ class Theater:
         *,
         init_state: bytes | None = None,
         parent: str | uuid.UUID | None = None,
+        call_init: bool = True,
     ) -> str:
         """Start an actor and return its id once ``init`` has run and its events are durable.
 
         ``manifest`` is a parsed ``Manifest``, a path to a TOML file, or TOML text (a string containing a newline).
+        With ``call_init=False`` the actor starts from ``init_state`` as it is, without calling ``init`` (resume).
 
         Raises:
             ManifestError: the manifest is malformed or its component cannot be found.
@@ -101,8 +106,33 @@ class Theater:
         actor.state = state
         with self._lock:
             self._actors[actor_id] = actor
-        actor.submit(lambda: self._boot(actor, "start")).result()
+        actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
         return str(actor_id)
+
+    def reopen(self, actor_id: str | uuid.UUID) -> str:
+        """Bring an actor recorded in this home back to life after a restart of the runtime.
+
+        A fresh instance starts from the state of the actor's last successful call, without ``init``; the chain
+        continues where it ended (``wasm/instantiate`` with reason ``resume``).
+
+        Raises:
+            NotFoundError: no such actor in the store; RecordIncomplete: its creation event is missing.
+        """
+        key = parse_actor_id(actor_id)
+        with self._lock:
+            if key in self._actors and self._actors[key].status in ("running", "starting"):
+                return str(key)
+        genesis = Replayer(self.store).genesis(key)
+        source = f"store:{genesis.data['manifest'].hex()}"
+        manifest = parse_manifest(self.store.blobs.get(genesis.data["manifest"]).decode(), source=source)
+        parent = genesis.data.get("parent")
+        tape = RecordTape(self.store, key, self.store.log.head(key))
+        actor = Actor(self, key, manifest, genesis.data["component"], tape, parse_actor_id(parent) if parent else None)
+        actor.state = state_at(self.store, key)
+        with self._lock:
+            self._actors[key] = actor
+        actor.submit(lambda: self._boot(actor, "resume", call_init=False)).result()
+        return str(key)
 
     def _manifest(self, manifest: Manifest | Path | str) -> Manifest:
         if isinstance(manifest, Manifest):
@@ -146,9 +176,7 @@ class Theater:
     def _genesis(
         self, actor_id: uuid.UUID, manifest: Manifest, component_hash: bytes, state: bytes | None,
         parent: uuid.UUID | None,
-    ) -> Any:
-        from theater.record import RecordTape
-
+    ) -> RecordTape:
         tape = RecordTape(self.store, actor_id, EMPTY)
         tape.append(
             "actor/created",
@@ -169,7 +197,7 @@ class Theater:
         )
         return tape
 
-    def _boot(self, actor: Actor, reason: str) -> None:
+    def _boot(self, actor: Actor, reason: str, *, call_init: bool = True) -> None:
         limits = actor.manifest.limits
         try:
             actor.instantiate(
@@ -180,7 +208,7 @@ class Theater:
         except TheaterError as exc:
             actor.abandon(f"{type(exc).__name__}: {exc}")
             raise
-        if actor.has_export(ACTOR_INIT):
+        if call_init and actor.has_export(ACTOR_INIT):
             actor.call(ACTOR_INIT, [str(actor.id)])
         if actor.status == "starting":
             actor.status = "running"
