@@ -17,7 +17,7 @@ from replay.errors import (
     SettingsMismatch,
     WasmError,
 )
-from replay.history import state_at, state_event_at
+from replay.history import CallView, call_around, state_at, state_event_at
 from replay.replayer import Replayer, ReplayReport
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "WASMTIME_VERSION",
     "Boundary",
     "CallResult",
+    "CallView",
     "ComponentError",
     "Divergence",
     "Engine",
@@ -37,6 +38,7 @@ __all__ = [
     "Replayer",
     "SettingsMismatch",
     "WasmError",
+    "call_around",
     "export_functions",
     "import_functions",
     "state_at",

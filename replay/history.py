@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from store import Event, Store
 from store.errors import NotFoundError
@@ -39,4 +40,46 @@ def state_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> bytes | 
     if event is None:
         return None
     digest = event.data.get("state") if event.type == "wasm/result" else event.data.get("init_state")
+    return None if digest is None else store.blobs.get(digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallView:
+    """One export call as recorded: the call, the host calls it made, how it ended, and the state around it."""
+
+    call: Event
+    host_calls: list[Event]
+    outcome: Event | None
+    state_before: bytes | None
+    state_after: bytes | None
+
+
+def call_around(store: Store, actor: uuid.UUID, seq: int) -> CallView | None:
+    """The export call that event ``seq`` belongs to (or is), or None for events outside any call."""
+    position = seq
+    while position >= 0:
+        event = store.log.at(actor, position)
+        if event.type == "wasm/call":
+            break
+        if position < seq and event.type in ("wasm/result", "wasm/error", "wasm/instantiate", "actor/created"):
+            return None
+        position -= 1
+    else:
+        return None
+    host_calls: list[Event] = []
+    outcome = None
+    for later in store.log.events(actor, position + 1):
+        if later.type in ("wasm/result", "wasm/error"):
+            outcome = later
+            break
+        if later.type == "wasm/call":
+            break
+        if not later.type.startswith(("actor/", "supervisor/")):
+            host_calls.append(later)
+    before = _blob(store, event.data.get("state"))
+    after = _blob(store, outcome.data.get("state")) if outcome is not None and outcome.type == "wasm/result" else before
+    return CallView(call=event, host_calls=host_calls, outcome=outcome, state_before=before, state_after=after)
+
+
+def _blob(store: Store, digest: bytes | None) -> bytes | None:
     return None if digest is None else store.blobs.get(digest)

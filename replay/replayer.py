@@ -189,11 +189,19 @@ class Replayer:
             raise RecordIncomplete(f"the first event of actor {actor} is {event.type!r}, not 'actor/created'")
         return event
 
-    def replay(self, actor: uuid.UUID, *, from_seq: int = 0, to_seq: int | None = None) -> ReplayReport:
+    def replay(
+        self,
+        actor: uuid.UUID,
+        *,
+        from_seq: int = 0,
+        to_seq: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReplayReport:
         """Re-execute the actor's chain from ``from_seq`` (0: from genesis) up to and including ``to_seq``.
 
         Returns a report; a divergence is reported in it, not raised. Raises ``SettingsMismatch`` or
-        ``RecordIncomplete`` when replay cannot start at all.
+        ``RecordIncomplete`` when replay cannot start at all. ``progress`` is called with the sequence number of
+        each export call as it is re-executed.
         """
         genesis = self.genesis(actor)
         engine = self._engine(genesis.data["engine"])
@@ -206,6 +214,7 @@ class Replayer:
         cursor = Cursor(self.store.log.events(actor, 0 if from_seq == 0 else from_seq, stop))
         tape = ReplayTape(cursor, hint=MID_CHAIN_HINT if from_seq > 0 else None)
         run = _Run(self.store, engine, component, tape, limits, fresh=from_seq > 0)
+        run.progress = progress
         try:
             run.walk()
         except Divergence as divergence:
@@ -226,6 +235,7 @@ class _Run:
         self.boundary: Boundary | None = None
         self.fresh = fresh  # mid-chain: start a fresh instance at the first call
         self.state: bytes | None = None
+        self.progress: Callable[[int], None] | None = None
 
     def walk(self) -> None:
         cursor = self.tape.cursor
@@ -235,6 +245,8 @@ class _Run:
                 self.boundary = self._instantiate(event)
             elif event.type == "wasm/call":
                 self._call(event)
+                if self.progress is not None:
+                    self.progress(event.seq)
             else:
                 cursor.take()
                 if self.boundary is None and not self.fresh:

@@ -29,8 +29,9 @@ from store.codec import (
     Event,
     decode_stored,
     encode_event,
+    event_hash,
 )
-from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, StaleHeadError
+from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, NotFoundError, StaleHeadError
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,28 @@ class EventLog:
         event = Event(
             hash=encoded.hash, actor=actor, seq=seq, parent=expected.hash, timestamp_ms=ts, type=type, data=data
         )
+        return self._writer.submit(PendingAppend(event, encoded, expected))
+
+    def append_stored(self, actor: uuid.UUID, value: bytes, *, expected: Head) -> PendingAppend:
+        """Queue an event exactly as stored elsewhere (``hash || body``), e.g. from a bundle.
+
+        The body must hash to the stored hash and name this actor, the next seq and ``expected`` as parent.
+
+        Raises:
+            ChecksumMismatch: the body does not hash to the stored hash.
+            CorruptRecordError: the body does not decode, or names another actor, seq or parent.
+        """
+        where = f"actor {actor} seq {expected.next_seq}"
+        stored_hash, fields = decode_stored(value, where=where)
+        actual = event_hash(value[DIGEST_SIZE:])
+        if actual != stored_hash:
+            raise ChecksumMismatch("event", stored_hash, actual)
+        version, actor_bytes, seq, parent, ts, type_, data = fields
+        if actor_bytes != actor.bytes or seq != expected.next_seq or parent != expected.hash:
+            raise CorruptRecordError(where, "the event does not continue this chain (actor, seq or parent differ)")
+        encoded = EncodedEvent(hash=stored_hash, body=bytes(value[DIGEST_SIZE:]), spilled=())
+        event = Event(hash=stored_hash, actor=actor, seq=seq, parent=parent, timestamp_ms=ts, type=type_, data=data,
+                      version=version)
         return self._writer.submit(PendingAppend(event, encoded, expected))
 
     # Reading.

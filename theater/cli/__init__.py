@@ -14,6 +14,7 @@ from theater import __version__
 from theater.cli._context import Context
 from theater.cli.chain import chain
 from theater.cli.events import events, state
+from theater.cli.replay import replay_command
 from theater.cli.run import demo, run
 from theater.cli.store import store
 from theater.cli.verify import verify
@@ -34,7 +35,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for command in (chain, demo, events, run, state, store, verify):
+for command in (chain, demo, events, replay_command, run, state, store, verify):
     cli.add_command(command)
 
 

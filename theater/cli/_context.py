@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,15 @@ def emit_json(value: Any) -> None:
 def resolve_event(store: Store, ref: str) -> bytes:
     """An event hash from the command line: the full hex hash or a unique prefix of at least 4 digits."""
     return store.log.resolve(ref)
+
+
+def event_seq(store: Store, actor: uuid.UUID, ref: str) -> int:
+    """The sequence number of event ``ref`` (hash or prefix), which must belong to ``actor``.
+
+    Raises:
+        click.UsageError: the event belongs to another actor.
+    """
+    event_actor, seq = store.log.locate(resolve_event(store, ref))
+    if event_actor != actor:
+        raise click.UsageError(f"event {ref} belongs to actor {event_actor}, not {actor}")
+    return seq

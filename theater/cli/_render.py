@@ -11,14 +11,20 @@ from store import Event
 SHORT = 12
 
 
-def jsonable(value: Any) -> Any:
-    """Event data as JSON: bytes become ``"hex:..."``, everything else as is."""
+def jsonable(value: Any, *, readable: bool = False) -> Any:
+    """Event data as JSON: bytes become ``"hex:..."``; with ``readable``, bytes holding JSON become that value."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return "hex:" + bytes(value).hex()
+        raw = bytes(value)
+        if readable and raw[:1] in (b"{", b"["):
+            try:
+                return {"json": json.loads(raw)}
+            except ValueError:
+                pass
+        return "hex:" + raw.hex()
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, readable=readable) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, readable=readable) for v in value]
     return value
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from pathlib import Path
+
+from replay.bundle import export_bundle, import_bundle
 from store import ChainReport, parse_actor_id, verify_chain, verify_store
-from theater.cli._context import Context, emit_json
+from theater.cli._context import Context, emit_json, event_seq
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -53,3 +56,33 @@ def _report_json(report: ChainReport) -> dict:
         else {"seq": problem.seq, "hash": problem.hash.hex() if problem.hash else None, "kind": problem.kind,
               "detail": problem.detail},
     }
+
+
+@chain.command("export")
+@click.argument("actor")
+@click.option("--from", "from_event", help="Where re-execution of the bundle starts (event hash or prefix).")
+@click.option("--to", "to_event", help="The last event to include (hash or prefix); default: the head.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True, help="Bundle file.")
+@pass_context
+def export(ctx: Context, actor: str, from_event: str | None, to_event: str | None, output: str) -> None:
+    """Write ACTOR's chain and every blob it references to one portable bundle file.
+
+    The bundle holds the chain from genesis (so its integrity is provable) and verifies with
+    `theater verify FILE` on a machine with no Theater home.
+    """
+    st = ctx.store(readonly=True)
+    actor_id = parse_actor_id(actor)
+    from_seq = event_seq(st, actor_id, from_event) if from_event else 0
+    to_seq = event_seq(st, actor_id, to_event) if to_event else None
+    data = export_bundle(st, actor_id, from_seq=from_seq, to_seq=to_seq)
+    Path(output).write_bytes(data)
+    click.echo(f"{output}: actor {actor_id}, {len(data):,} bytes")
+
+
+@chain.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@pass_context
+def import_(ctx: Context, file: str) -> None:
+    """Import a bundle into the home (its blobs and events, checked on the way in); prints the actor id."""
+    actor_id = import_bundle(ctx.store(), Path(file).read_bytes(), source=file)
+    click.echo(str(actor_id))

@@ -1,49 +1,80 @@
-"""``theater verify``: integrity of a chain and proof by re-execution."""
+"""``theater verify``: integrity of a chain (or a bundle) and proof by re-execution."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from replay import Replayer, ReplayReport
-from store import ChainReport, parse_actor_id, verify_chain
-from store import Store
-from theater.cli._context import Context, emit_json, resolve_event
+from replay.bundle import opened_bundle
+from store import ChainReport, Store, parse_actor_id, verify_chain
+from theater.cli._context import Context, emit_json, event_seq
 from theater.cli._render import jsonable
 
 pass_context = click.make_pass_decorator(Context)
+PROGRESS_FROM_EVENTS = 20_000
 
 
 @click.command()
-@click.argument("actor")
+@click.argument("target")
 @click.option("--from", "from_event", help="Re-execute from this event (hash or prefix) instead of genesis.")
 @click.option("--to", "to_event", help="Stop after this event (hash or prefix).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_context
-def verify(ctx: Context, actor: str, from_event: str | None, to_event: str | None, as_json: bool) -> None:
-    """Check ACTOR's chain: every hash and link, then re-execute it and compare every recorded outcome.
+def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, as_json: bool) -> None:
+    """Check TARGET (an actor id in the home, or a bundle file): every hash and link, then re-execute it.
 
-    Exits 0 only when the chain is intact and re-execution reproduces it.
+    Exits 0 only when the chain is intact and re-execution reproduces every recorded result and its fuel.
+    A bundle needs no home: it is checked in a temporary store.
     """
-    st = ctx.store(readonly=True)
-    actor_id = parse_actor_id(actor)
-    integrity = verify_chain(st, actor_id)
-    from_seq = _seq(st, actor_id, from_event) if from_event else 0
-    to_seq = _seq(st, actor_id, to_event) if to_event else None
-    replayed = Replayer(st).replay(actor_id, from_seq=from_seq, to_seq=to_seq) if integrity.ok else None
-    ok = integrity.ok and replayed is not None and replayed.ok
-    if as_json:
-        emit_json({"ok": ok, "integrity": _integrity_json(integrity), "replay": _replay_json(replayed)})
+    if Path(target).is_file():
+        with opened_bundle(Path(target)) as (st, actor_id, bundle):
+            default_from = bundle.get("from_seq", 0)
+            ok = _verify(st, actor_id, from_event, to_event, as_json, default_from)
     else:
-        _print(integrity, replayed)
+        ok = _verify(ctx.store(readonly=True), parse_actor_id(target), from_event, to_event, as_json, 0)
     if not ok:
         raise click.exceptions.Exit(1)
 
 
-def _seq(store: Store, actor: object, ref: str) -> int:
-    event_actor, seq = store.log.locate(resolve_event(store, ref))
-    if event_actor != actor:
-        raise click.UsageError(f"event {ref} belongs to actor {event_actor}")
-    return seq
+def _verify(st: Store, actor_id: uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,
+            default_from: int) -> bool:
+    from_seq = event_seq(st, actor_id, from_event) if from_event else default_from
+    to_seq = event_seq(st, actor_id, to_event) if to_event else None
+    total = st.log.head(actor_id).seq + 1
+    with _progress(total, enabled=not as_json) as step:
+        integrity = verify_chain(st, actor_id, progress=step("integrity"))
+        replayed = None
+        if integrity.ok:
+            replayed = Replayer(st).replay(actor_id, from_seq=from_seq, to_seq=to_seq, progress=step("replay"))
+    ok = integrity.ok and replayed is not None and replayed.ok
+    if as_json:
+        emit_json({"ok": ok, "actor": str(actor_id), "integrity": _integrity_json(integrity),
+                   "replay": _replay_json(replayed)})
+    else:
+        _print(integrity, replayed)
+    return ok
+
+
+@contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[str], Callable[[int], None] | None]]:
+    """Progress bars for long chains, on a terminal only."""
+    console = Console(stderr=True)
+    if not enabled or total < PROGRESS_FROM_EVENTS or not console.is_terminal:
+        yield lambda _name: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        def step(name: str) -> Callable[[int], None]:
+            task = bar.add_task(name, total=total)
+            return lambda done: bar.update(task, completed=done)
+        yield step
 
 
 def _print(integrity: ChainReport, replayed: ReplayReport | None) -> None:
@@ -61,8 +92,8 @@ def _print(integrity: ChainReport, replayed: ReplayReport | None) -> None:
     d = replayed.divergence
     assert d is not None
     click.echo(f"replay: DIVERGED at event {d.seq} ({d.hash.hex() if d.hash else 'past the end'}): {d.what}")
-    click.echo(f"  recorded: {jsonable(d.expected)}")
-    click.echo(f"  replayed: {jsonable(d.actual)}")
+    click.echo(f"  recorded: {jsonable(d.expected, readable=True)}")
+    click.echo(f"  replayed: {jsonable(d.actual, readable=True)}")
     if d.hint:
         click.echo(f"  hint: {d.hint}")
 
@@ -81,5 +112,5 @@ def _replay_json(report: ReplayReport | None) -> dict | None:
     return {"ok": report.ok, "from_seq": report.from_seq, "to_seq": report.to_seq, "calls": report.calls,
             "host_calls": report.host_calls,
             "divergence": None if d is None else {"seq": d.seq, "hash": d.hash.hex() if d.hash else None,
-                                                  "what": d.what, "expected": jsonable(d.expected),
-                                                  "actual": jsonable(d.actual), "hint": d.hint}}
+                                                  "what": d.what, "expected": jsonable(d.expected, readable=True),
+                                                  "actual": jsonable(d.actual, readable=True), "hint": d.hint}}

@@ -1,0 +1,141 @@
+"""Portable bundles: one file holding an actor's chain and every blob it references.
+
+A bundle is canonical CBOR of the map::
+
+    {"format": "theater-bundle/1", "actor": bytes(16), "from_seq": uint, "to_seq": uint,
+     "events": [stored event (hash || body), ...], "blobs": {digest: bytes, ...}}
+
+Events always start at genesis, so the chain's integrity is provable from the bundle alone; ``from_seq`` is where
+re-execution starts by default (``theater chain export --from``). ``blobs`` holds the component, the manifest,
+every state and every spilled payload the events reference. A bundle verifies on a machine with no Theater home:
+it is loaded into a temporary store first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cbor2
+
+from replay.errors import RecordIncomplete
+from store import EMPTY, Head, Store
+from store.codec import DIGEST_SIZE, BlobRef, collect_blob_refs, decode_stored
+from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError
+
+BUNDLE_FORMAT = "theater-bundle/1"
+
+
+def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: int | None = None) -> bytes:
+    """The bundle of ``actor``'s chain from genesis up to ``to_seq`` (default: its head).
+
+    Raises:
+        NotFoundError: no such actor; RecordIncomplete: a referenced blob is missing from the store.
+    """
+    head = store.log.head(actor)
+    if head.hash is None:
+        raise NotFoundError("actor", str(actor))
+    last = head.seq if to_seq is None else min(to_seq, head.seq)
+    events: list[bytes] = []
+    digests: list[bytes] = []
+    for seq, value in store.log.raw_events(actor, 0, last + 1):
+        events.append(bytes(value))
+        _, fields = decode_stored(value, where=f"actor {actor} seq {seq}")
+        collect_blob_refs(fields[6], digests)
+        _collect_hashes(fields[5], fields[6], digests)
+    blobs: dict[bytes, bytes] = {}
+    for digest in digests:
+        if digest not in blobs:
+            try:
+                blobs[digest] = store.blobs.get(digest)
+            except NotFoundError:
+                raise RecordIncomplete(f"blob {digest.hex()} referenced by the chain is not in the store") from None
+    return cbor2.dumps(
+        {"format": BUNDLE_FORMAT, "actor": actor.bytes, "from_seq": from_seq, "to_seq": last, "events": events,
+         "blobs": blobs},
+        canonical=True,
+    )
+
+
+def _collect_hashes(type_: str, data: Any, out: list[bytes]) -> None:
+    """Blob hashes the runtime's own events hold in known fields (component, manifest, states)."""
+    if not isinstance(data, dict):
+        return
+    keys = {"actor/created": ("component", "manifest", "init_state"), "wasm/call": ("state",),
+            "wasm/result": ("state",)}.get(type_, ())
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, bytes) and len(value) == DIGEST_SIZE:
+            out.append(value)
+
+
+def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
+    """Decode and check the shape of a bundle.
+
+    Raises:
+        CorruptRecordError: not a bundle of a known format, naming what is wrong.
+    """
+    try:
+        bundle = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, EOFError, TypeError) as exc:
+        raise CorruptRecordError(source, f"not a Theater bundle (undecodable CBOR: {exc})") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        raise CorruptRecordError(source, f"not a Theater bundle (expected format {BUNDLE_FORMAT!r})")
+    actor = bundle.get("actor")
+    if not (isinstance(actor, bytes) and len(actor) == 16):
+        raise CorruptRecordError(source, "the bundle's actor id is not 16 bytes")
+    if not isinstance(bundle.get("events"), list) or not isinstance(bundle.get("blobs"), dict):
+        raise CorruptRecordError(source, "the bundle lacks its events list or blobs map")
+    return bundle
+
+
+def import_bundle(store: Store, data: bytes, *, source: str = "bundle") -> uuid.UUID:
+    """Write a bundle's blobs and events into ``store``; events already present are checked, not duplicated.
+
+    Raises:
+        CorruptRecordError, ChecksumMismatch: the bundle is damaged (names the event); StaleHeadError: the store
+            holds a different chain for this actor.
+    """
+    bundle = read_bundle(data, source=source)
+    actor = uuid.UUID(bytes=bundle["actor"])
+    for digest, blob in bundle["blobs"].items():
+        if store.blobs.put_async(blob).value != digest:
+            raise CorruptRecordError(f"{source}: blob {bytes(digest).hex()}", "its bytes do not hash to its key")
+    head = store.log.head(actor)
+    pending = None
+    expected = EMPTY
+    for value in bundle["events"]:
+        if expected.seq < head.seq:
+            existing = store.log.at(actor, expected.seq + 1)
+            if existing.hash != bytes(value[:DIGEST_SIZE]):
+                raise CorruptRecordError(f"{source}: event {expected.seq + 1}", "differs from the chain in this store")
+            expected = Head(existing.seq, existing.hash)
+            continue
+        try:
+            pending = store.log.append_stored(actor, value, expected=expected)
+        except (ChecksumMismatch, CorruptRecordError) as exc:
+            raise CorruptRecordError(f"{source}: event {expected.next_seq}", str(exc)) from None
+        expected = Head(pending.event.seq, pending.event.hash)
+    if pending is not None:
+        pending.wait()
+    return actor
+
+
+@contextmanager
+def opened_bundle(path: Path) -> Iterator[tuple[Store, uuid.UUID, dict[str, Any]]]:
+    """A temporary store holding the bundle at ``path``, for verification with no home at all."""
+    data = Path(path).read_bytes()
+    with tempfile.TemporaryDirectory(prefix="theater-bundle-") as tmp:
+        store = Store(Path(tmp) / "store", durability="buffered")
+        try:
+            actor = import_bundle(store, data, source=str(path))
+            yield store, actor, read_bundle(data, source=str(path))
+        finally:
+            store.close()
+
+
+__all__ = ["BUNDLE_FORMAT", "BlobRef", "export_bundle", "import_bundle", "opened_bundle", "read_bundle"]

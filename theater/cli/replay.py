@@ -1,0 +1,113 @@
+"""``theater replay EVENT``: reproduce the history that led to an event and show the call it belongs to."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import uuid
+
+import click
+
+from replay import CallView, Replayer, call_around, state_at
+from store import Event, Store
+from theater.cli._context import Context, emit_json, resolve_event
+from theater.cli._render import jsonable, short, summary
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command("replay")
+@click.argument("event")
+@click.option("--step", is_flag=True, help="Walk the chain event by event from there: n(ext), p(revious), q(uit).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@pass_context
+def replay_command(ctx: Context, event: str, step: bool, as_json: bool) -> None:
+    """Re-execute an actor's history up to EVENT (a hash or unique prefix) and show what happened there.
+
+    Shows the export call the event belongs to, the host calls it made with their recorded results, the state
+    before and after (a diff when the state is JSON), and the error if the call failed. Exit code 1 if
+    re-execution does not reproduce the record.
+    """
+    st = ctx.store(readonly=True)
+    actor, seq = st.log.locate(resolve_event(st, event))
+    view = call_around(st, actor, seq)
+    end = view.outcome.seq if view is not None and view.outcome is not None else seq
+    report = Replayer(st).replay(actor, to_seq=end)
+    if as_json:
+        emit_json({"actor": str(actor), "seq": seq, "reproduced": report.ok, "call": _view_json(view),
+                   "divergence": None if report.ok else str(report.divergence)})
+    else:
+        _show(actor, seq, view)
+        click.echo(f"\nre-executed events 0..{report.to_seq}: " + ("the record is reproduced" if report.ok
+                                                               else f"DIVERGED: {report.divergence}"))
+    if step:
+        _walk(st, actor, seq)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _show(actor: uuid.UUID, seq: int, view: CallView | None) -> None:
+    click.echo(f"actor {actor}, event {seq}")
+    if view is None:
+        click.echo("  (outside any export call)")
+        return
+    click.echo(f"call    {view.call.seq:>5}  {view.call.data['export']}  params {jsonable(view.call.data['params'])}")
+    for host in view.host_calls:
+        mark = "->" if host.seq == seq else "  "
+        click.echo(f"host {mark} {host.seq:>5}  {host.type}  {jsonable(host.data.get('params'))} = "
+                   f"{jsonable(host.data.get('result'))}")
+    if view.outcome is None:
+        click.echo("        (the call has no recorded end: the actor stopped or crashed during it)")
+    elif view.outcome.type == "wasm/error":
+        click.echo(f"error   {view.outcome.seq:>5}  {view.outcome.data['kind']}: {view.outcome.data['detail']}")
+    else:
+        click.echo(f"result  {view.outcome.seq:>5}  output {jsonable(view.outcome.data['output'])}  "
+                   f"fuel {view.outcome.data['fuel']}")
+    click.echo("state before: " + _state(view.state_before))
+    click.echo("state after:  " + _state(view.state_after))
+    diff = _diff(view.state_before, view.state_after)
+    if diff:
+        click.echo(diff)
+
+
+def _state(value: bytes | None) -> str:
+    if value is None:
+        return "(none)"
+    try:
+        return json.dumps(json.loads(value), sort_keys=True)
+    except ValueError:
+        return f"<{len(value)} bytes> {value[:64].hex()}"
+
+
+def _diff(before: bytes | None, after: bytes | None) -> str:
+    try:
+        a = json.dumps(json.loads(before or b"null"), indent=2, sort_keys=True).splitlines()
+        b = json.dumps(json.loads(after or b"null"), indent=2, sort_keys=True).splitlines()
+    except ValueError:
+        return ""
+    return "\n".join(difflib.unified_diff(a, b, "before", "after", lineterm=""))
+
+
+def _view_json(view: CallView | None) -> dict | None:
+    if view is None:
+        return None
+    return {
+        "call": {"seq": view.call.seq, "hash": view.call.hash.hex(), "data": jsonable(view.call.data)},
+        "host_calls": [{"seq": h.seq, "type": h.type, "data": jsonable(h.data)} for h in view.host_calls],
+        "outcome": None if view.outcome is None else {"seq": view.outcome.seq, "type": view.outcome.type,
+                                                       "data": jsonable(view.outcome.data)},
+        "state_before": jsonable(view.state_before, readable=True),
+        "state_after": jsonable(view.state_after, readable=True),
+    }
+
+
+def _walk(st: Store, actor: uuid.UUID, seq: int) -> None:
+    last = st.log.head(actor).seq
+    while True:
+        event: Event = st.log.at(actor, seq)
+        click.echo(f"\n[{seq}/{last}] {short(event.hash)} {event.type} {summary(event)}")
+        click.echo("  state after: " + _state(state_at(st, actor, seq)))
+        command = click.prompt("n/p/q", default="n", show_default=False, err=True).strip().lower()
+        if command.startswith("q"):
+            return
+        seq = max(0, seq - 1) if command.startswith("p") else min(last, seq + 1)
