@@ -42,7 +42,8 @@ for command in (chain, demo, events, replay_command, run, state, store, verify):
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every Theater error becomes ``ErrorName: message`` on stderr and exit code 1."""
     try:
-        cli.main(args=argv, prog_name="theater", standalone_mode=False)
+        # Without standalone mode click returns the code of a ``click.exceptions.Exit`` instead of exiting.
+        code = cli.main(args=argv, prog_name="theater", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -59,3 +60,4 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
