@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
+from replay._fastcall import FastFunc
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, GuestFault, ReplayError
 from replay.values import Converter, lifter, lowerer
@@ -66,7 +67,7 @@ class CallResult:
 
 @dataclass(frozen=True, slots=True)
 class _Export:
-    func_index: Any
+    func: FastFunc | None
     lower_params: Converter
     lift_result: Converter
 
@@ -208,7 +209,9 @@ class Boundary:
         params = [t for _, t in ty.params]
         if len(params) != 2 or not isinstance(params[0], wc.OptionType):
             raise GuestFault("trap", export, "not a theater:simple export: expected (state, params)")
-        found = _Export(index, lowerer(params[1]), lifter(ty.result))
+        func = self.instance.get_func(self.store, index)
+        found = _Export(FastFunc(func, self.store) if func is not None else None, lowerer(params[1]),
+                        lifter(ty.result))
         self._exports[export] = found
         return found
 
@@ -244,12 +247,11 @@ class Boundary:
         raise fault
 
     def _invoke(self, export: str, spec: _Export, state: bytes | None, params: list[Any]) -> tuple[GuestFault | None, Any]:
-        func = self.instance.get_func(self.store, spec.func_index)
-        if func is None:
+        if spec.func is None:
             return GuestFault("trap", export, "the export is missing from the instance"), None
         self._arm()
         try:
-            return None, func(self.store, state, spec.lower_params(params))
+            return None, spec.func(state, spec.lower_params(params))
         except HostAbort:
             return self._take_abort(export), None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:

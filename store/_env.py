@@ -51,9 +51,13 @@ class Environment:
         self._resizing = False
         self._closed = False
         self.env = self._open(sync=sync, map_size=map_size, create=create)
-        self._check_foreign()
-        self.dbs = {name: self._open_db(name) for name in DB_NAMES}
-        self._check_magic()
+        try:
+            self._check_foreign()
+            self.dbs = {name: self._open_db(name) for name in DB_NAMES}
+            self._check_magic()
+        except BaseException:
+            self.env.close()  # never leave a second handle on the same file open in this process
+            raise
 
     def _open(self, *, sync: bool, map_size: int, create: bool) -> lmdb.Environment:
         if not self.path.exists() and not (create and not self.readonly):
@@ -83,7 +87,6 @@ class Environment:
         with self.env.begin() as txn:
             names = set(txn.cursor().iternext(keys=True, values=False))
         if names and b"meta" not in names:
-            self.env.close()
             raise StoreOpenError(str(self.path), "not a Theater store (an LMDB environment holding other data)")
 
     def _open_db(self, name: str) -> lmdb._Database:

@@ -132,7 +132,7 @@ class BlobStore:
             return txn.get(digest, db=self._db) is not None
 
     def size(self, digest: bytes) -> int:
-        """The blob's length in bytes, read without copying it.
+        """The blob's length in bytes.
 
         Raises:
             NotFoundError: no such blob.

@@ -11,7 +11,7 @@ from store._env import DEFAULT_MAP_SIZE, Environment
 from store.blobs import BlobStore
 from store.chain import EventLog
 from store.codec import DEFAULT_SPILL_THRESHOLD
-from store.errors import InvalidInputError, StoreOpenError
+from store.errors import InvalidInputError, ReadOnlyError, StoreOpenError
 
 DURABILITY_MODES = ("sync", "buffered")
 
@@ -58,10 +58,14 @@ class Store:
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every commit (on the writer thread: keep it short, e.g. set an event).
 
-        Subscribers use it to read the feed from where they stopped instead of polling. Not available read-only.
+        Subscribers use it to read the feed from where they stopped instead of polling.
+
+        Raises:
+            ReadOnlyError: the store is open read-only (it commits nothing).
         """
-        if isinstance(self._writer, Writer):
-            self._writer.listeners.append(listener)
+        if not isinstance(self._writer, Writer):
+            raise ReadOnlyError(str(self.path))
+        self._writer.listeners.append(listener)
 
     def close(self) -> None:
         """Commit what is queued and close the environment. Safe to call twice."""

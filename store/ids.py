@@ -11,7 +11,8 @@ def parse_actor_id(value: str | uuid.UUID) -> uuid.UUID:
     """Return ``value`` as a UUID.
 
     Raises:
-        InvalidInputError: ``value`` is not a UUID in its canonical text form (with or without hyphens).
+        InvalidInputError: ``value`` is not a UUID in a form ``uuid.UUID`` accepts (canonical text, with or
+            without hyphens or braces, or a ``urn:uuid:`` URN).
     """
     if isinstance(value, uuid.UUID):
         return value

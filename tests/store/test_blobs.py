@@ -119,7 +119,8 @@ def test_get_detects_bytes_changed_inside_lmdb_and_names_both_hashes(store: Stor
     raw.put(store, "blobs", digest, b"tampered bytes")
     actual = blob_digest(b"tampered bytes")
 
-    with pytest.raises(ChecksumMismatch, match=f"^blob checksum mismatch: stored under {digest.hex()} but the bytes hash to {actual.hex()}$") as info:
+    message = f"^blob checksum mismatch: stored under {digest.hex()} but the bytes hash to {actual.hex()}$"
+    with pytest.raises(ChecksumMismatch, match=message) as info:
         store.blobs.get(digest)
 
     assert info.value.expected == digest
@@ -131,7 +132,8 @@ def test_get_detects_a_truncated_blob(store: Store, raw) -> None:
     digest = store.blobs.put(data)
     raw.put(store, "blobs", digest, data[:-1])
 
-    with pytest.raises(ChecksumMismatch, match=f"stored under {digest.hex()} but the bytes hash to {blob_digest(data[:-1]).hex()}"):
+    message = f"stored under {digest.hex()} but the bytes hash to {blob_digest(data[:-1]).hex()}"
+    with pytest.raises(ChecksumMismatch, match=message):
         store.blobs.get(digest)
 
 
@@ -187,7 +189,8 @@ def test_resolve_rejects_a_prefix_shared_by_two_blobs(store: Store) -> None:
     prefix = digests[0].hex()[:4]
     shown = ", ".join(d.hex()[:16] for d in digests)
 
-    with pytest.raises(AmbiguousPrefixError, match=re.escape(f"blob prefix '{prefix}' is ambiguous: it matches {shown}; give more hex digits")) as info:
+    message = f"blob prefix '{prefix}' is ambiguous: it matches {shown}; give more hex digits"
+    with pytest.raises(AmbiguousPrefixError, match=re.escape(message)) as info:
         store.blobs.resolve(prefix)
 
     assert info.value.candidates == [d.hex() for d in digests]

@@ -99,7 +99,8 @@ def test_hash_depends_on_every_field(store: Store) -> None:
 def test_append_rejects_a_stale_empty_head(store: Store) -> None:
     first = store.log.append(A, "t", 1, expected=EMPTY)
 
-    with pytest.raises(StaleHeadError, match=re.escape(f"stale head for actor {A}: expected empty chain, the chain is at seq 0 {first.hash.hex()[:16]}")) as info:
+    message = f"stale head for actor {A}: expected empty chain, the chain is at seq 0 {first.hash.hex()[:16]}"
+    with pytest.raises(StaleHeadError, match=re.escape(message)) as info:
         store.log.append(A, "t", 2, expected=EMPTY)
 
     assert info.value.expected == (-1, None)
@@ -111,7 +112,11 @@ def test_append_rejects_a_head_that_moved_on(store: Store) -> None:
     first = store.log.append(A, "t", 1, expected=EMPTY)
     second = store.log.append(A, "t", 2, expected=head_of(first))
 
-    with pytest.raises(StaleHeadError, match=re.escape(f"stale head for actor {A}: expected seq 0 {first.hash.hex()[:16]}, the chain is at seq 1 {second.hash.hex()[:16]}")):
+    message = (
+        f"stale head for actor {A}: expected seq 0 {first.hash.hex()[:16]}, "
+        f"the chain is at seq 1 {second.hash.hex()[:16]}"
+    )
+    with pytest.raises(StaleHeadError, match=re.escape(message)):
         store.log.append(A, "t", 3, expected=head_of(first))
 
     assert [e.data for e in store.log.events(A)] == [1, 2]
@@ -120,7 +125,8 @@ def test_append_rejects_a_head_that_moved_on(store: Store) -> None:
 def test_append_rejects_a_head_ahead_of_the_chain(store: Store) -> None:
     made_up = Head(3, b"\x01" * 32)
 
-    with pytest.raises(StaleHeadError, match=re.escape(f"stale head for actor {A}: expected seq 3 {'01' * 8}, the chain is at empty chain")):
+    message = f"stale head for actor {A}: expected seq 3 {'01' * 8}, the chain is at empty chain"
+    with pytest.raises(StaleHeadError, match=re.escape(message)):
         store.log.append(A, "t", 1, expected=made_up)
 
     assert store.log.head(A) == EMPTY
@@ -279,7 +285,8 @@ def test_resolve_rejects_a_prefix_shared_by_two_events(fast_store: Store, append
     everyone = sorted(by_prefix[prefix])
     shown = ", ".join(h.hex()[:16] for h in everyone)
 
-    with pytest.raises(AmbiguousPrefixError, match=re.escape(f"event prefix '{prefix}' is ambiguous: it matches {shown}; give more hex digits")) as info:
+    message = f"event prefix '{prefix}' is ambiguous: it matches {shown}; give more hex digits"
+    with pytest.raises(AmbiguousPrefixError, match=re.escape(message)) as info:
         fast_store.log.resolve(prefix)
 
     assert info.value.candidates == [h.hex() for h in everyone]
@@ -295,7 +302,9 @@ def test_resolve_of_an_unknown_prefix_raises_not_found(store: Store, append_chai
         store.log.resolve(absent)
 
 
-@pytest.mark.parametrize(("prefix", "expected"), [("abc", "between 4 and 64 hex digits"), ("xyz1", "hexadecimal digits")])
+@pytest.mark.parametrize(
+    ("prefix", "expected"), [("abc", "between 4 and 64 hex digits"), ("xyz1", "hexadecimal digits")]
+)
 def test_resolve_rejects_a_malformed_prefix(store: Store, prefix: str, expected: str) -> None:
     with pytest.raises(InvalidInputError, match=re.escape(f"invalid event hash {prefix!r}: expected {expected}")):
         store.log.resolve(prefix)

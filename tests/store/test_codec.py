@@ -155,5 +155,6 @@ def test_decode_rejects_a_body_that_is_not_an_event(body, reason) -> None:
 
 
 def test_decode_stored_rejects_a_record_too_short_for_an_event() -> None:
-    with pytest.raises(CorruptRecordError, match="^corrupt record at there: record is 32 bytes, too short for an event$"):
+    message = "^corrupt record at there: record is 32 bytes, too short for an event$"
+    with pytest.raises(CorruptRecordError, match=message):
         decode_stored(bytes(32), where="there")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store import EMPTY, Head, Problem, Store, blob_digest, verify_chain, verify_store
+from store import EMPTY, ChecksumMismatch, Head, Problem, Store, blob_digest, verify_chain, verify_store
 from store.chain import event_key
-from store.codec import encode_event
+from store.codec import encode_event, event_hash
 from store.verify import PROBLEM_KINDS
 
 A = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -102,7 +102,8 @@ def test_verify_reports_progress_every_4096_events(fast_store: Store, append_cha
 
 @settings(max_examples=300)
 @given(data=st.data())
-def test_any_flipped_byte_of_a_stored_event_is_a_hash_mismatch_at_that_event(home: Store, raw, data) -> None:
+def test_any_flipped_byte_of_a_stored_event_is_a_hash_mismatch_at_that_event(tampered_home: Store, raw, data) -> None:
+    home = tampered_home  # module-scoped: each example restores what it changed
     actor, seq = data.draw(st.sampled_from(ALL_EVENTS), label="event")
     key = event_key(actor, seq)
     original = raw.get(home, "events", key)
@@ -122,7 +123,8 @@ def test_any_flipped_byte_of_a_stored_event_is_a_hash_mismatch_at_that_event(hom
 
 @settings(max_examples=100)
 @given(data=st.data())
-def test_any_flipped_byte_of_a_spilled_payload_is_a_payload_checksum_mismatch(home: Store, raw, data) -> None:
+def test_any_flipped_byte_of_a_spilled_payload_is_a_payload_checksum_mismatch(tampered_home: Store, raw, data) -> None:
+    home = tampered_home  # module-scoped: each example restores what it changed
     actor, seq = data.draw(st.sampled_from(SPILLED), label="event")
     digest = blob_digest(payload(actor, seq))
     original = raw.get(home, "blobs", digest)
@@ -208,7 +210,9 @@ def test_a_changed_head_record_is_a_head_mismatch(home: Store, raw, byte) -> Non
 def test_a_rehashed_edit_is_caught_by_the_index_and_the_next_parent_link(home: Store, raw) -> None:
     # The attacker edits event 2 and recomputes its hash; the index still knows the old hash.
     old = home.log.at(A, 2)
-    forged = encode_event(actor=A, seq=2, parent=old.parent, timestamp_ms=old.timestamp_ms, type=old.type, data={"seq": 999})
+    forged = encode_event(
+        actor=A, seq=2, parent=old.parent, timestamp_ms=old.timestamp_ms, type=old.type, data={"seq": 999}
+    )
 
     with raw.changed(home, "events", event_key(A, 2), forged.hash + forged.body):
         assert (only_problem(home, A).kind, only_problem(home, A).seq) == ("index mismatch", 2)
@@ -264,8 +268,6 @@ def test_a_record_too_short_for_an_event_is_corrupt(home: Store, raw, value, det
 
 
 def test_a_well_hashed_body_that_is_not_an_event_is_corrupt(home: Store, raw) -> None:
-    from store.codec import event_hash
-
     body = b"\x83\x01\x02\x03"
 
     with raw.changed(home, "events", event_key(B, 2), event_hash(body) + body):
@@ -276,14 +278,59 @@ def test_a_well_hashed_body_that_is_not_an_event_is_corrupt(home: Store, raw) ->
 
 
 def test_reading_a_tampered_payload_raises_checksum_mismatch(home: Store, raw) -> None:
-    from store import ChecksumMismatch
-
     actor, seq = SPILLED[0]
     digest = blob_digest(payload(actor, seq))
 
     with raw.changed(home, "blobs", digest, b"not the payload"):
-        with pytest.raises(ChecksumMismatch, match=f"stored under {digest.hex()} but the bytes hash to {blob_digest(b'not the payload').hex()}"):
+        message = f"stored under {digest.hex()} but the bytes hash to {blob_digest(b'not the payload').hex()}"
+        with pytest.raises(ChecksumMismatch, match=message):
             home.log.at(actor, seq)
+
+
+def test_get_by_hash_detects_an_index_entry_leading_to_another_event(home: Store, raw) -> None:
+    digest = home.log.at(A, 3).hash
+    wrong = home.log.at(A, 2).hash
+
+    with raw.changed(home, "event_index", digest, event_key(A, 2)):
+        with pytest.raises(ChecksumMismatch, match=f"stored under {digest.hex()} but the bytes hash to {wrong.hex()}"):
+            home.log.get(digest)
+
+
+def test_an_event_in_non_canonical_form_is_corrupt(home: Store, raw) -> None:
+    # Event 2 re-encoded with its seq as a one-byte integer (0x18 0x02) instead of the canonical 0x02, and hashed
+    # correctly: every field still reads back the same, but the record is not the canonical one that was hashed.
+    canonical = raw.get(home, "events", event_key(B, 2))[32:]
+    at = 3 + 16
+    assert canonical[at] == 0x02
+    body = canonical[:at] + b"\x18\x02" + canonical[at + 1 :]
+    digest = event_hash(body)
+
+    with raw.changed(home, "events", event_key(B, 2), digest + body):
+        with raw.changed(home, "event_index", digest, event_key(B, 2)):
+            problem = only_problem(home, B)
+
+    assert (problem.kind, problem.seq, problem.hash) == ("corrupt record", 2, digest)
+
+
+def test_the_first_problem_of_a_chain_is_the_one_reported(home: Store, raw) -> None:
+    with raw.changed(home, "event_index", home.log.at(A, 1).hash, None):
+        with flip_body_byte(home, raw, A, 3):
+            assert (only_problem(home, A).kind, only_problem(home, A).seq) == ("index mismatch", 1)
+    with flip_body_byte(home, raw, A, 1):
+        with raw.changed(home, "event_index", home.log.at(A, 3).hash, None):
+            assert (only_problem(home, A).kind, only_problem(home, A).seq) == ("hash mismatch", 1)
+    with raw.changed(home, "events", event_key(A, 4), None):
+        with raw.changed(home, "blobs", blob_digest(payload(A, 1)), None):
+            assert (only_problem(home, A).kind, only_problem(home, A).seq) == ("missing payload blob", 1)
+
+
+def test_verify_without_indexes_checks_the_chain_alone(home: Store, raw) -> None:
+    with raw.changed(home, "event_index", home.log.at(A, 2).hash, None):
+        assert verify_chain(home, A, indexes=False).ok
+        with flip_body_byte(home, raw, A, 4):
+            problem = verify_chain(home, A, indexes=False).problem
+
+    assert (problem.kind, problem.seq) == ("hash mismatch", 4)
 
 
 def test_problem_describes_itself(home: Store, raw) -> None:
@@ -293,10 +340,50 @@ def test_problem_describes_itself(home: Store, raw) -> None:
     assert problem.describe() == f"actor {A} seq 2: sequence gap: expected seq 2, the next stored event is seq 3"
 
 
+# What a report of a broken chain says besides the problem.
+
+
+def flip_body_byte(store: Store, raw, actor, seq):
+    value = bytearray(raw.get(store, "events", event_key(actor, seq)))
+    value[40] ^= 0xFF
+    return raw.changed(store, "events", event_key(actor, seq), bytes(value))
+
+
+TAMPERINGS = {
+    "hash mismatch": lambda s, raw: flip_body_byte(s, raw, A, 2),
+    "sequence gap": lambda s, raw: raw.changed(s, "events", event_key(A, 2), None),
+    "index mismatch": lambda s, raw: raw.changed(s, "event_index", s.log.at(A, 2).hash, None),
+    "missing payload blob": lambda s, raw: raw.changed(s, "blobs", blob_digest(payload(A, 1)), None),
+    "head mismatch": lambda s, raw: raw.changed(s, "events", event_key(A, 5), None),
+}
+
+
+@pytest.mark.parametrize("kind", TAMPERINGS)
+def test_report_of_a_broken_chain_counts_the_events_verified_before_the_problem(home: Store, raw, kind) -> None:
+    with TAMPERINGS[kind](home, raw):
+        report = verify_chain(home, A)
+
+    assert report.problem.kind == kind
+    assert report.events == report.problem.seq
+
+
+@pytest.mark.parametrize("kind", TAMPERINGS)
+def test_report_of_a_broken_chain_gives_the_recorded_head(home: Store, raw, kind) -> None:
+    recorded = home.log.head(A)
+
+    with TAMPERINGS[kind](home, raw):
+        report = verify_chain(home, A)
+
+    assert report.problem.kind == kind
+    assert report.head == recorded
+
+
 # Verifying a chain that grows meanwhile.
 
 
-def test_verify_chain_of_a_chain_appended_to_during_the_walk_reports_no_problem(fast_store: Store, append_chain) -> None:
+def test_verify_chain_of_a_chain_appended_to_during_the_walk_reports_no_problem(
+    fast_store: Store, append_chain
+) -> None:
     # verify_chain reads the head, then walks the chain page by page (4096 events a page). An append that
     # lands between two pages (here: from the progress callback, as a live writer would) is not corruption.
     events = append_chain(fast_store, A, 4100)
