@@ -1,19 +1,71 @@
 """Calling a component export with its types looked up once, not on every call.
 
 wasmtime-py's ``Func.__call__`` asks wasmtime for the function's type and rebuilds every parameter and result
-type object on each call; for a small export that is most of the cost of the call. ``FastFunc`` does the same
-lowering, call and lifting with the types resolved once. It relies on wasmtime-py internals of the pinned version
-(50.x): ``Func._func``, ``_ffi`` and ``_enter.enter_wasm``; ``tests/replay`` checks it against ``Func.__call__``.
+type object on each call, and its type objects ask wasmtime again for their element, field and case types every
+time a value is converted; for a small export that is most of the cost of the call. ``FastFunc`` does the same
+lowering, call and lifting with the types resolved once, and ``install_type_caches`` makes those type objects
+remember what they asked (a type never changes, so this changes no result).
+
+Both rely on wasmtime-py internals of the pinned version (50.x): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
+and the type classes' properties; ``tests/replay/test_fastcall.py`` checks them against ``Func.__call__``.
 """
 
 from __future__ import annotations
 
+import functools
 from ctypes import byref, pointer
 from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
+from wasmtime.component import _types
 from wasmtime.component._enter import enter_wasm
+
+_CACHED_PROPERTIES = {
+    "ListType": ("element",),
+    "TupleType": ("elements",),
+    "RecordType": ("fields",),
+    "VariantType": ("cases",),
+    "OptionType": ("payload",),
+    "ResultType": ("ok", "err"),
+    "EnumType": ("names_count", "names"),
+    "FlagsType": ("names",),
+}
+
+
+def install_type_caches() -> None:
+    """Make wasmtime-py's component type objects compute their parts once per object (idempotent)."""
+    for class_name, names in _CACHED_PROPERTIES.items():
+        cls = getattr(_types, class_name)
+        for name in names:
+            current = cls.__dict__.get(name)
+            if isinstance(current, property):
+                cached = functools.cached_property(current.fget)
+                cached.__set_name__(cls, name)
+                setattr(cls, name, cached)
+    for cls in (_types.VariantType, _types.OptionType, _types.ResultType, _types.VariantLikeType):
+        for method in ("_cases", "_tagged"):
+            current = cls.__dict__.get(method)
+            if current is not None and not getattr(current, "_theater_cached", False):
+                setattr(cls, method, _memoized(method, current))
+
+
+def _memoized(name: str, method: Any) -> Any:
+    key = f"_theater_{name}"
+
+    @functools.wraps(method)
+    def wrapper(self: Any) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            value = self.__dict__[key] = method(self)
+            return value
+
+    wrapper._theater_cached = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+install_type_caches()
 
 
 class FastFunc:

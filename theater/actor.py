@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from replay.boundary import Boundary, CallResult, ImportNotGranted, Limits
 from replay.errors import GuestFault
-from theater.errors import ActorNotRunning, LinkError
+from theater.errors import ActorNotRunning, LinkError, MessageError
 from theater.handlers import IMPLEMENTED, handler_for_import
 from theater.manifest import Manifest
 from theater.record import RecordTape
@@ -32,7 +32,7 @@ HANDLE_CHANNEL_OPEN = "theater:simple/message-server-client.handle-channel-open"
 HANDLE_CHANNEL_MESSAGE = "theater:simple/message-server-client.handle-channel-message"
 HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-close"
 
-STATUSES = ("starting", "running", "stopped", "failed")
+STATUSES = ("starting", "running", "restarting", "stopped", "failed")
 
 
 class Actor:
@@ -60,10 +60,12 @@ class Actor:
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
         self.logs: list[str] = []
+        self.incarnation = 0  # how many times a supervisor restarted it
         self._effects: list[Callable[[], None]] = []
         self._mailbox: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._ended = False
+        self._closing = False  # the end of the mailbox is queued
         self._thread = threading.Thread(target=self._loop, name=f"actor:{actor_id}", daemon=True)
         self._thread.start()
 
@@ -120,6 +122,24 @@ class Actor:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
+    def _close_mailbox(self) -> None:
+        self._closing = True
+        self._mailbox.put(None)
+
+    def revive(self) -> None:
+        """Give an actor whose thread has ended (stopped, exited, abandoned) a new thread, so it can be restarted.
+
+        Called by its supervisor, never on the actor's own thread; does nothing while the thread is running.
+        """
+        if not self._closing:
+            return
+        self._thread.join()
+        with self._lock:
+            self._ended = False
+            self._closing = False
+        self._thread = threading.Thread(target=self._loop, name=f"actor:{self.id}", daemon=True)
+        self._thread.start()
+
     # Effects, released once the events that produced them are durable.
 
     def defer(self, effect: Effect) -> None:
@@ -168,6 +188,9 @@ class Actor:
         """
         if self.status not in ("running", "starting") or self.boundary is None:
             raise ActorNotRunning(str(self.id), self.status, self.failure.detail if self.failure else None)
+        if not self.boundary.has_export(export):
+            # Refused before anything crosses the boundary: nothing is recorded and the actor keeps running.
+            raise MessageError(f"actor {self.id} ({self.name}) cannot take this: it does not export {export}")
         try:
             result = self.boundary.call(export, self.state, params)
         except GuestFault as fault:
@@ -185,7 +208,14 @@ class Actor:
         self.status = "failed"
         self.failure = fault
         self._drop_outstanding(f"actor {self.id} failed: {fault.detail}")
-        self.theater.on_actor_ended(self)
+        self.theater.on_actor_ended(self, "fail")
+
+    def fail(self, fault: GuestFault) -> None:
+        """Fail the actor outside any call (its supervisor gave up), recorded as ``actor/failed``."""
+        if self.status in ("stopped", "failed"):
+            return
+        self.tape.append("actor/failed", {"reason": str(fault)})
+        self._fail(fault)
 
     def finish(self, how: str, data: bytes | None = None) -> None:
         """Stop the actor (``how`` is ``stop`` or ``exit``), record it, and end its thread after this op."""
@@ -194,16 +224,16 @@ class Actor:
         self.status = "stopped"
         self.tape.append(f"actor/{how}", {"data": data})
         self._drop_outstanding(f"actor {self.id} stopped")
-        self.theater.on_actor_ended(self)
-        self._mailbox.put(None)
+        self.theater.on_actor_ended(self, how, data)
+        self._close_mailbox()
 
     def abandon(self, reason: str) -> None:
         """The actor could not be brought up (no instance): record why, mark it failed, end its thread."""
         self.status = "failed"
         self.failure = GuestFault("host", "instantiate", reason)
         self.tape.append("actor/failed", {"reason": reason})
-        self.theater.on_actor_ended(self)
-        self._mailbox.put(None)
+        self.theater.on_actor_ended(self, "fail")
+        self._close_mailbox()
 
     def _drop_outstanding(self, reason: str) -> None:
         outstanding, self.outstanding = self.outstanding, {}
@@ -215,7 +245,7 @@ class Actor:
         """End the thread without recording anything (the runtime is closing)."""
         if self.status in ("running", "starting"):
             self.status = "stopped"
-        self._mailbox.put(None)
+        self._close_mailbox()
         if not self.on_thread():
             self._thread.join(timeout=5)
 

@@ -24,7 +24,7 @@ from replay.engine import Engine
 from replay.errors import GuestFault
 from replay.history import state_at
 from replay.replayer import Replayer
-from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
+from store import EMPTY, Event, Store, blob_digest, new_actor_id, parse_actor_id
 from store.errors import NotFoundError, TheaterError
 from theater.actor import (
     ACTOR_INIT,
@@ -41,6 +41,7 @@ from theater.handlers import IMPLEMENTED, handler_for_import
 from theater.record import RecordTape
 from theater.release import Releaser, settle
 from theater.manifest import ComponentRef, Manifest, load_manifest, parse_manifest
+from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
@@ -69,6 +70,7 @@ class Theater:
         self.request_timeout = request_timeout
         self.channels = ChannelRegistry()
         self.releaser = Releaser()
+        self.supervision = Supervision(self)
         self._actors: dict[uuid.UUID, Actor] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -82,32 +84,50 @@ class Theater:
         init_state: bytes | None = None,
         parent: str | uuid.UUID | None = None,
         call_init: bool = True,
+        restart: str | None = None,
+        restart_from: str | None = None,
     ) -> str:
         """Start an actor and return its id once ``init`` has run and its events are durable.
 
         ``manifest`` is a parsed ``Manifest``, a path to a TOML file, or TOML text (a string containing a newline).
         With ``call_init=False`` the actor starts from ``init_state`` as it is, without calling ``init`` (resume).
+        With ``parent`` the actor is a child of that running actor, supervised by its ``[supervision]`` policy;
+        ``restart`` and ``restart_from`` override the parent's defaults for this child (see ``theater.supervision``).
 
         Raises:
-            ManifestError: the manifest is malformed or its component cannot be found.
+            ManifestError: the manifest is malformed or its component cannot be found, or it asks for a handler
+                its parent was not granted.
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
+            ActorNotFound, ActorNotRunning: the parent is unknown or not running.
         """
         manifest = self._manifest(manifest)
+        if parent is None:
+            return str(self.launch(manifest, init_state=init_state, call_init=call_init).id)
+        child = self.supervision.start_child(
+            self._actor(parent), manifest, init_state=init_state, call_init=call_init, restart=restart,
+            restart_from=restart_from,
+        )
+        return str(child.id)
+
+    def launch(
+        self, manifest: Manifest, *, init_state: bytes | None = None, parent: uuid.UUID | None = None,
+        call_init: bool = True,
+    ) -> Actor:
+        """Create, record and boot an actor (``start`` without the supervision); see ``start``."""
         component_hash = self._component(manifest)
         component = self.engine.load(self.store, component_hash)
         self._check_grants(manifest, component)
         actor_id = new_actor_id()
         state = init_state if init_state is not None else manifest.init_state
-        parent_id = parse_actor_id(parent) if parent is not None else None
-        tape = self._genesis(actor_id, manifest, component_hash, state, parent_id)
-        actor = Actor(self, actor_id, manifest, component_hash, tape, parent_id)
+        tape = self._genesis(actor_id, manifest, component_hash, state, parent)
+        actor = Actor(self, actor_id, manifest, component_hash, tape, parent)
         actor.state = state
         with self._lock:
             self._actors[actor_id] = actor
         actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
-        return str(actor_id)
+        return actor
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:
         """Bring an actor recorded in this home back to life after a restart of the runtime.
@@ -122,6 +142,8 @@ class Theater:
         with self._lock:
             if key in self._actors and self._actors[key].status in ("running", "starting"):
                 return str(key)
+        if self.store.log.head(key).hash is None:
+            raise NotFoundError("actor", str(key))
         genesis = Replayer(self.store).genesis(key)
         source = f"store:{genesis.data['manifest'].hex()}"
         manifest = parse_manifest(self.store.blobs.get(genesis.data["manifest"]).decode(), source=source)
@@ -157,7 +179,8 @@ class Theater:
             data = path.read_bytes()
         except OSError as exc:
             raise ManifestError(manifest.source, "component", f"cannot read {path}: {exc.strerror}") from None
-        return self.store.blobs.put(data)
+        digest = blob_digest(data)
+        return digest if self.store.blobs.has(digest) else self.store.blobs.put(data)
 
     def _check_grants(self, manifest: Manifest, component: Any) -> None:
         for handler in manifest.handlers:
@@ -214,7 +237,8 @@ class Theater:
             actor.status = "running"
 
     def stop(self, actor_id: str | uuid.UUID) -> None:
-        """Stop an actor after the operations queued before this one; its chain records the stop.
+        """Stop an actor and its subtree (children first, in reverse start order) after the operations queued
+        before this one; its chain records the stop. A supervised child is stopped by its parent, which forgets it.
 
         Raises:
             ActorNotFound: no such actor.
@@ -222,11 +246,17 @@ class Theater:
         actor = self._actor(actor_id)
         if actor.status in ("stopped", "failed"):
             return
-        actor.submit(lambda: actor.finish("stop")).result()
+        parent = self.supervision.supervising(actor)
+        if parent is not None and parent.actor.status == "running":
+            self.supervision.stop_child(parent.actor, actor.id, "stopped through the runtime")
+            return
+        actor.submit(lambda: self.supervision.shutdown(actor)).result()
 
-    def on_actor_ended(self, actor: Actor) -> None:
-        """Called on the actor's thread when it stops or fails; drops its channels."""
+    def on_actor_ended(self, actor: Actor, how: str = "fail", data: bytes | None = None) -> None:
+        """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
+        children and tells its supervisor."""
         self.channels.drop_actor(actor.id)
+        self.supervision.actor_ended(actor, how, data)
 
     # Messages from outside.
 
@@ -301,7 +331,11 @@ class Theater:
             else:
                 actor.defer(lambda failed: settle(reply, response["some"], None, failed))
 
-        actor.submit(handle)
+        submitted = actor.submit(handle)
+        # If the mailbox refuses the request (the actor has ended), the reply carries that refusal.
+        submitted.add_done_callback(
+            lambda done: done.exception() is not None and settle(reply, None, done.exception(), None)
+        )
         return reply
 
     def deliver_channel_open(self, actor: Actor, channel_id: str, initial: bytes) -> Future[dict[str, Any]]:
@@ -356,6 +390,7 @@ class Theater:
                 "name": a.name,
                 "status": a.status,
                 "parent": str(a.parent) if a.parent else None,
+                "children": [str(c) for c in self.supervision.children(a.id)],
                 "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
             }
             for a in actors
@@ -377,6 +412,7 @@ class Theater:
         if self._closed:
             return
         self._closed = True
+        self.supervision.close()
         with self._lock:
             actors = list(self._actors.values())
         for actor in actors:

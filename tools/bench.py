@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -176,6 +177,30 @@ def current_rss_kib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1024
 
 
+BARE_CALL_LOOP = """
+import sys, time, wasmtime, wasmtime.component as wc
+config = wasmtime.Config(); config.consume_fuel = True; config.epoch_interruption = True
+config.cranelift_nan_canonicalization = True; config.wasm_relaxed_simd_deterministic = True
+engine = wasmtime.Engine(config)
+component = wc.Component(engine, open(sys.argv[1]).read())
+store = wasmtime.Store(engine); store.set_fuel(1 << 40); store.set_epoch_deadline(1 << 40)
+instance = wc.Linker(engine).instantiate(store, component)
+iface = component.get_export_index("theater:simple/message-server-client")
+func = instance.get_func(store, component.get_export_index("handle-request", iface))
+n = int(sys.argv[2]); start = time.perf_counter()
+for _ in range(n):
+    func(store, None, ("id", b"ping"))
+print(n / (time.perf_counter() - start))
+"""
+
+
+def bare_call_rate(wat_file: Path, n: int) -> float:
+    """The same export in a bare wasmtime-py loop, in a fresh process (no Theater code loaded)."""
+    done = subprocess.run([sys.executable, "-c", BARE_CALL_LOOP, str(wat_file), str(n)], capture_output=True,
+                          text=True, check=True)
+    return float(done.stdout)
+
+
 # Runtime -------------------------------------------------------------------------------------------------------
 
 
@@ -194,18 +219,8 @@ def bench_runtime(tmp: Path) -> None:
 
     engine = Engine()
     component = engine.compile(text)
-    linker = wc.Linker(engine.wasmtime)
-    store = wasmtime.Store(engine.wasmtime)
-    store.set_fuel(1 << 40)
-    store.set_epoch_deadline(1 << 40)
-    instance = linker.instantiate(store, component)
-    iface = component.get_export_index("theater:simple/message-server-client")
-    func = instance.get_func(store, component.get_export_index("handle-request", iface))
     n = 5000
-    start = time.perf_counter()
-    for i in range(n):
-        func(store, None, ("id", b"ping"))
-    floor = n / (time.perf_counter() - start)
+    floor = bare_call_rate(tmp / "echo.wat", n)
 
     with Theater(tmp / "home") as theater:
         actor = theater.start(tmp / "echo.toml")
