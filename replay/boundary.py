@@ -76,6 +76,14 @@ class HostAbort(Exception):
     """Raised inside a host function wrapper to unwind the guest; the reason is kept on the boundary."""
 
 
+class RecordedHostFault(Exception):
+    """Replay: the record says the host function failed at this point; ``detail`` is what it said."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
 class ImportNotGranted(Exception):
     """Internal: an import has no host function; carries the import name for the runtime's ``LinkError``."""
 
@@ -226,11 +234,15 @@ class Boundary:
         """
         if self.poisoned is not None:
             raise GuestFault(self.poisoned.kind, export, f"the instance failed earlier ({self.poisoned.detail})")
-        spec = self._export(export)
+        try:
+            spec: _Export | None = self._export(export)
+        except GuestFault as missing:
+            spec, fault, out = None, missing, None
         self.tape.begin_call(export, state, params)
-        fault, out = self._invoke(export, spec, state, params)
-        fuel = self.limits.fuel_per_call - self.store.get_fuel()
-        if fault is None:
+        if spec is not None:
+            fault, out = self._invoke(export, spec, state, params)
+        fuel = 0 if spec is None else self.limits.fuel_per_call - self.store.get_fuel()
+        if fault is None and spec is not None:
             result = spec.lift_result(out)
             if "err" in result:
                 fault = GuestFault("err", export, str(result["err"]))
@@ -262,5 +274,7 @@ class Boundary:
         self.abort_reason = None
         if isinstance(reason, ReplayError):
             raise reason
+        if isinstance(reason, RecordedHostFault):
+            return GuestFault("host", export, reason.detail)
         detail = f"{type(reason).__name__}: {reason}" if reason is not None else "a host function failed"
         return GuestFault("host", export, detail)

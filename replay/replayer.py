@@ -17,7 +17,7 @@ from typing import Any
 import blake3
 import cbor2
 
-from replay.boundary import Boundary, CallResult, Limits
+from replay.boundary import Boundary, CallResult, Limits, RecordedHostFault
 from replay.engine import Engine, check_recorded
 from replay.errors import Divergence, GuestFault, RecordIncomplete
 from store import Event, Store
@@ -101,9 +101,11 @@ class ReplayTape:
                           hint=hint or self.hint)
 
     def host_call(self, name: str, params: list[Any], call: Callable[[], Any]) -> Any:
+        upcoming = self.cursor.peek()
+        if upcoming is not None and upcoming.type == "wasm/error" and upcoming.data.get("kind") == "host":
+            # The host function failed here when recorded: fail the same way; end_call checks the error event.
+            raise RecordedHostFault(upcoming.data.get("detail", ""))
         event = self._next("host call", {"import": name, "params": params})
-        if event.type == "wasm/error" and event.data.get("kind") == "host":
-            raise GuestFault("host", event.data.get("export", "?"), event.data.get("detail", ""))
         if event.type != name:
             raise self._diverge(event, "host call", {"event": event.type, "data": event.data},
                                 {"import": name, "params": params})

@@ -264,8 +264,10 @@ class Theater:
         """Deliver a one-way message and return once the actor has handled it and its events are durable.
 
         Raises:
+            InvalidInputError: ``actor_id`` is not a UUID.
             ActorNotFound, ActorNotRunning: no such actor, or it is not running.
-            MessageError: the message is larger than the actor's ``max_message_bytes``.
+            MessageError: the message is larger than the actor's ``max_message_bytes``, or the actor does not
+                export ``handle-send``.
             GuestFault: the actor failed handling it.
         """
         self.deliver_send(self._actor(actor_id), message).result()
