@@ -258,7 +258,9 @@ class Boundary:
         self.tape.end_call(export, fault)
         raise fault
 
-    def _invoke(self, export: str, spec: _Export, state: bytes | None, params: list[Any]) -> tuple[GuestFault | None, Any]:
+    def _invoke(
+        self, export: str, spec: _Export, state: bytes | None, params: list[Any]
+    ) -> tuple[GuestFault | None, Any]:
         if spec.func is None:
             return GuestFault("trap", export, "the export is missing from the instance"), None
         self._arm()

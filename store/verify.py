@@ -144,7 +144,6 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
     appends made while a long walk runs are neither missed nor mistaken for damage. The hash index entries of the
     page are checked with one ``getmulti`` call, in order with the other checks.
     """
-    prefix = checker.actor_bytes
     with store.env.read() as txn:
         cursor = txn.cursor(db=store.env.dbs["events"])
         page: list[tuple[bytes, bytes, int]] = []  # (hash, key, seq) of the events checked in this page
@@ -190,7 +189,8 @@ class _ChainChecker:
             digest = value[:DIGEST_SIZE]
             body = value[DIGEST_SIZE:]
             prev = self.prev_hash
-            link = head + (bytes((seq,)) if seq < 24 else _uint(seq)) + (b"\xf6" if prev is None else b"\x58\x20" + prev)
+            parent = b"\xf6" if prev is None else b"\x58\x20" + prev
+            link = head + (bytes((seq,)) if seq < 24 else _uint(seq)) + parent
             if (
                 seq != self.expected_seq
                 or blake(domain + body).digest() != digest

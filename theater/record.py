@@ -66,8 +66,8 @@ class RecordTape:
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if isinstance(result, CallResult):
-            data = {"export": export, "state": self.state_ref(result.state), "output": result.output, "fuel": result.fuel}
-            self.append("wasm/result", data)
+            state = self.state_ref(result.state)
+            self.append("wasm/result", {"export": export, "state": state, "output": result.output, "fuel": result.fuel})
         else:
             self.append(
                 "wasm/error", {"export": export, "kind": result.kind, "detail": result.detail, "fuel": result.fuel}

@@ -237,8 +237,10 @@ class Theater:
             actor.status = "running"
 
     def stop(self, actor_id: str | uuid.UUID) -> None:
-        """Stop an actor and its subtree (children first, in reverse start order) after the operations queued
-        before this one; its chain records the stop. A supervised child is stopped by its parent, which forgets it.
+        """Stop an actor and its subtree after the operations queued before this one; its chain records the stop.
+
+        Its children are stopped first, in reverse start order, each after its own subtree. A supervised child is
+        stopped by its parent, which records the stop and forgets the child.
 
         Raises:
             ActorNotFound: no such actor.
@@ -299,10 +301,11 @@ class Theater:
 
     def wait_reply(self, reply: Future[Any], timeout: float | None, what: str) -> Any:
         """Wait for an actor's answer; a timeout becomes ``MessageError``."""
+        limit = self.request_timeout if timeout is None else timeout
         try:
-            return reply.result(timeout=self.request_timeout if timeout is None else timeout)
+            return reply.result(timeout=limit)
         except FutureTimeout:
-            raise MessageError(f"{what} got no answer within {self.request_timeout if timeout is None else timeout} s") from None
+            raise MessageError(f"{what} got no answer within {limit} s") from None
 
     # Delivery into an actor's mailbox (used by this API and by the message-server handler).
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from store import EMPTY, Head, Store, verify_chain  # noqa: E402
-from store.codec import EVENT_DOMAIN, encode_event  # noqa: E402
+from store.codec import EVENT_DOMAIN  # noqa: E402
 
 
 def line(name: str, value: float, unit: str, floor: float | None = None, floor_name: str = "", target: float | None = None) -> None:

@@ -18,7 +18,8 @@ pass_context = click.make_pass_decorator(Context)
 
 @click.command()
 @click.argument("actor")
-@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable; a trailing * matches a prefix).")
+@click.option("--type", "types", multiple=True,
+              help="Only events of this type (repeatable; a trailing * matches a prefix).")
 @click.option("--from", "from_seq", type=int, default=0, show_default=True, help="First sequence number.")
 @click.option("--to", "to_seq", type=int, help="Last sequence number (inclusive).")
 @click.option("--limit", type=int, help="At most this many events.")

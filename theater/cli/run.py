@@ -74,7 +74,8 @@ def demo(ctx: Context) -> None:
         click.echo(f"  {e.seq:>3}  {short(e.hash)}  {e.type}")
     earlier = next(e for e in events if e.type == "wasm/result" and e.seq > 4)
     value = state_at(st, actor_id, earlier.seq)
-    click.echo(f"\nstate after event {earlier.seq}: count = {int.from_bytes(value or b'', 'little')}  (time travel, no re-execution)")
+    count = int.from_bytes(value or b"", "little")
+    click.echo(f"\nstate after event {earlier.seq}: count = {count}  (time travel, no re-execution)")
     integrity = verify_chain(st, actor_id)
     replayed = Replayer(st).replay(actor_id)
     click.echo(f"integrity: {'ok' if integrity.ok else 'BROKEN'}; replay: "
