@@ -66,6 +66,24 @@ class Cursor:
             self.last_seq = event.seq
         return event
 
+    def next_call_interrupted(self) -> bool:
+        """True when the call at the head of the cursor has no recorded end: the runtime stopped (or was killed)
+        during it, and the next thing recorded is a new instance or the end of the record."""
+        i = 1
+        while (event := self.peek(i)) is not None:
+            if event.type in ("wasm/result", "wasm/error"):
+                return False
+            if event.type in ("wasm/call", "wasm/instantiate"):
+                return True
+            i += 1
+        return True
+
+    def skip_call(self) -> None:
+        """Take the call at the head and the host calls it made, up to the next call or instance."""
+        self.take()
+        while (event := self.peek()) is not None and event.type not in ("wasm/call", "wasm/instantiate"):
+            self.take()
+
     def outcome_of_next_call(self) -> Event | None:
         """The result or error event that ends the call at the head of the cursor."""
         i = 1
@@ -162,6 +180,7 @@ class ReplayReport:
     host_calls: int
     state: bytes | None
     divergence: Divergence | None = None
+    interrupted: int = 0  # calls with no recorded end (the runtime stopped during them), passed over
 
     @property
     def ok(self) -> bool:
@@ -238,6 +257,7 @@ class _Run:
         self.fresh = fresh  # mid-chain: start a fresh instance at the first call
         self.state: bytes | None = None
         self.progress: Callable[[int], None] | None = None
+        self.interrupted = 0
 
     def walk(self) -> None:
         cursor = self.tape.cursor
@@ -245,6 +265,11 @@ class _Run:
             if event.type == "wasm/instantiate":
                 cursor.take()
                 self.boundary = self._instantiate(event)
+            elif event.type == "wasm/call" and cursor.next_call_interrupted():
+                # Nothing of an interrupted call was released (effects wait for its end), and the actor resumed
+                # from the state before it: there is no outcome to check, so it is passed over and counted.
+                cursor.skip_call()
+                self.interrupted += 1
             elif event.type == "wasm/call":
                 self._call(event)
                 if self.progress is not None:
@@ -294,7 +319,7 @@ class _Run:
     def report(self, actor: uuid.UUID, from_seq: int, divergence: Divergence | None) -> ReplayReport:
         return ReplayReport(
             actor=actor, from_seq=from_seq, to_seq=self.tape.cursor.last_seq, calls=self.tape.calls,
-            host_calls=self.tape.host_calls, state=self.state, divergence=divergence,
+            host_calls=self.tape.host_calls, state=self.state, divergence=divergence, interrupted=self.interrupted,
         )
 
 

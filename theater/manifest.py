@@ -166,7 +166,9 @@ def load_manifest(path: Path) -> Manifest:
     return parse_manifest(text, source=str(path), base_dir=path.absolute().parent)
 
 
-def parse_manifest(text: str, *, source: str = "<inline>", base_dir: Path | None = None) -> Manifest:
+def parse_manifest(
+    text: str, *, source: str = "<inline>", base_dir: Path | None = None, read_files: bool = True
+) -> Manifest:
     """Parse and validate manifest TOML.
 
     Args:
@@ -174,6 +176,8 @@ def parse_manifest(text: str, *, source: str = "<inline>", base_dir: Path | None
         source: what to call it in error messages.
         base_dir: the directory relative paths resolve against; without it a relative component path stays
             relative and a relative ``init_state`` file is an error.
+        read_files: read an ``init_state = { file = ... }``; without it the field is checked but not read and
+            ``init_state`` is None (for a manifest re-read from the record, whose state comes from the chain).
 
     Raises:
         ManifestError: the TOML is invalid or any field is missing, unknown or of the wrong type or value.
@@ -189,7 +193,7 @@ def parse_manifest(text: str, *, source: str = "<inline>", base_dir: Path | None
         component=_component(top, base_dir),
         version=top.string("version", "0.1.0"),
         description=top.string("description", "", allow_empty=True),
-        init_state=_init_state(top, base_dir),
+        init_state=_init_state(top, base_dir) if read_files else _check_init_state(top),
         durable=top.boolean("durable", True),
         handlers=_handlers(top),
         limits=_limits(top.table("limits")),
@@ -316,6 +320,14 @@ def _component(top: _Table, base_dir: Path | None) -> ComponentRef:
     if base_dir is not None:
         path = (base_dir / path).resolve()
     return ComponentRef(kind="path", value=path)
+
+
+def _check_init_state(top: _Table) -> None:
+    """Check the shape of ``init_state`` without reading any file."""
+    value = top.data.get("init_state")
+    if value is not None and not isinstance(value, (str, dict)):
+        raise top.error("init_state", f"expected a string or a table, got {_show(value)}")
+    return None
 
 
 def _init_state(top: _Table, base_dir: Path | None) -> bytes | None:

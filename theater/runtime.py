@@ -146,7 +146,8 @@ class Theater:
             raise NotFoundError("actor", str(key))
         genesis = Replayer(self.store).genesis(key)
         source = f"store:{genesis.data['manifest'].hex()}"
-        manifest = parse_manifest(self.store.blobs.get(genesis.data["manifest"]).decode(), source=source)
+        text = self.store.blobs.get(genesis.data["manifest"]).decode()
+        manifest = parse_manifest(text, source=source, read_files=False)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
         actor = Actor(self, key, manifest, genesis.data["component"], tape, parse_actor_id(parent) if parent else None)

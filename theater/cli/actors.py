@@ -1,0 +1,335 @@
+"""Commands that talk to a running ``theater server``: start, list, stop, restart, inspect, message, channel,
+subscribe. Each parses, calls the HTTP API (``theater.cli.client``) and renders; ``--json`` prints the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from theater.cli._render import ago
+from theater.cli.client import ApiClient, RemoteError, client_for, decode_bytes, encode_bytes
+from theater.cli.completion import ACTOR_ID
+from theater.manifest import load_manifest
+
+STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow"}
+
+
+def emit(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def console() -> Console:
+    """A console for tables: the terminal's width on a TTY, wide enough not to cut ids in a pipe."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+# start
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--initial-state", help="The initial state: JSON text, or @FILE for a file's raw bytes.")
+@click.option("--parent", type=ACTOR_ID, help="Record this actor as the new actor's parent.")
+@click.option("--id-only", is_flag=True, help="Print only the new actor's id.")
+@click.option("--subscribe", is_flag=True, help="Then follow its events (from its first) until interrupted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+def start(manifest: Path, initial_state: str | None, parent: str | None, id_only: bool, subscribe: bool,
+          as_json: bool) -> None:
+    """Start the actor of MANIFEST on the server.
+
+    The manifest and its component are read here and sent to the server (the server reads no files).
+    """
+    api = client_for()
+    answer = api.post("/v1/actors", start_body(manifest, initial_state, parent))
+    if as_json:
+        emit(answer)
+    elif id_only:
+        click.echo(answer["id"])
+    else:
+        click.echo(f"started {answer['name']} {answer['id']} ({answer['status']})")
+    if subscribe:
+        follow(api, answer["id"], {"history": True}, as_json)
+
+
+def start_body(path: Path, initial_state: str | None, parent: str | None) -> dict[str, Any]:
+    """The ``POST /v1/actors`` body for a local manifest: its text, its component's bytes, its initial state."""
+    manifest = load_manifest(path)
+    body: dict[str, Any] = {"manifest": manifest.source_text, "source": str(path), "parent": parent}
+    if manifest.component.kind == "path":
+        component = Path(manifest.component.value)  # type: ignore[arg-type]
+        try:
+            body["component"] = encode_bytes(component.read_bytes())
+        except OSError as exc:
+            raise click.FileError(str(component), exc.strerror) from None
+    state = parse_state(initial_state) if initial_state is not None else manifest.init_state
+    if state is not None:
+        body["init_state"] = encode_bytes(state)
+    return body
+
+
+def parse_state(text: str) -> bytes:
+    """``--initial-state``: ``@FILE`` is the file's bytes; anything else must be JSON (sent compact, keys sorted)."""
+    if text.startswith("@"):
+        try:
+            return Path(text[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror}", param_hint="--initial-state") from None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc}); use @FILE for raw bytes", param_hint="--initial-state") from None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# list, inspect, stop, restart
+
+
+@click.command("list")
+@click.option("--all", "everything", is_flag=True, help="Also the home's actors this server does not run.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(everything: bool, as_json: bool) -> None:
+    """List the server's actors with their status and parent."""
+    actors = client_for().get("/v1/actors", all=everything)["actors"]
+    if as_json:
+        emit(actors)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "name", "status", "parent", "events", "last event"):
+        table.add_column(column, no_wrap=True)
+    for a in sorted(actors, key=lambda a: (a["name"] or "", a["id"])):
+        status = a["status"]
+        table.add_row(a["id"], a["name"] or "-", f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                      (a["parent"] or "-")[:8], str(a["events"]),
+                      ago(a["last_event_ms"]) if a.get("last_event_ms") else "-")
+    console().print(table)
+
+
+@click.command()
+@click.argument("actor", type=ACTOR_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect(actor: str, as_json: bool) -> None:
+    """Show everything about ACTOR: status, manifest, component, head, state, children."""
+    show_actor(client_for().get(f"/v1/actors/{actor}"), as_json)
+
+
+@click.command()
+@click.argument("actor", type=ACTOR_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the actor afterwards, as JSON.")
+def stop(actor: str, as_json: bool) -> None:
+    """Stop ACTOR (its chain records the stop)."""
+    answer = client_for().post(f"/v1/actors/{actor}/stop")
+    emit(answer) if as_json else click.echo(f"{answer['id']} {answer['status']}")
+
+
+@click.command()
+@click.argument("actor", type=ACTOR_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the actor afterwards, as JSON.")
+def restart(actor: str, as_json: bool) -> None:
+    """Stop ACTOR if it runs and bring it back from its last state (without init)."""
+    answer = client_for().post(f"/v1/actors/{actor}/restart")
+    emit(answer) if as_json else click.echo(f"{answer['id']} {answer['status']}")
+
+
+def show_actor(a: dict[str, Any], as_json: bool) -> None:
+    """Render an ``inspect`` answer."""
+    if as_json:
+        emit(a)
+        return
+    head, state, failure = a["head"], a["state"], a["failure"]
+    rows = [
+        ("id", a["id"]), ("name", a["name"] or "-"),
+        ("status", f"[{STATUS_STYLE.get(a['status'], '')}]{a['status']}[/]"),
+        ("failure", f"{failure['kind']}: {failure['detail']}" if failure else "-"),
+        ("parent", a["parent"] or "-"), ("children", ", ".join(a["children"]) or "-"),
+        ("component", a["component"][:12]), ("manifest", a["manifest"][:12]),
+        ("created", ago(a["created_ms"])), ("events", str(a["events"])),
+        ("head", f"#{head['seq']} {head['hash'][:12]} {head['type']} ({ago(head['timestamp_ms'])})"),
+        ("state", f"{state['size']} bytes, {state['hash'][:12]} (event #{state['seq']})" if state else "none"),
+    ]
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    console().print(table)
+
+
+# messages
+
+
+@click.command()
+@click.argument("actor", type=ACTOR_ID)
+@click.argument("text", required=False)
+@click.option("--file", "file", type=click.File("rb"), help="Send this file's bytes (- for stdin).")
+@click.option("--request", "is_request", is_flag=True, help="Send a request and print the response.")
+@click.option("--timeout", type=click.FloatRange(min=0.001, max=300), help="Seconds to wait for the response.")
+@click.option("--raw", is_flag=True, help="Write the response's raw bytes to stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+def message(actor: str, text: str | None, file: Any, is_request: bool, timeout: float | None, raw: bool,
+            as_json: bool) -> None:
+    """Send TEXT (UTF-8) or a file's bytes to ACTOR; with --request, print its response."""
+    if (text is None) == (file is None):
+        raise click.UsageError("give the message as TEXT or --file, one of them")
+    payload = text.encode() if text is not None else file.read()
+    api = client_for()
+    if not is_request:
+        answer = api.post(f"/v1/actors/{actor}/send", {"message": encode_bytes(payload)})
+        if as_json:
+            emit(answer)
+        return
+    answer = api.post(f"/v1/actors/{actor}/request", {"message": encode_bytes(payload), "timeout": timeout})
+    if as_json:
+        emit(answer)
+    elif raw:
+        sys.stdout.buffer.write(decode_bytes(answer["response"]) or b"")
+        sys.stdout.buffer.flush()
+    else:
+        click.echo(show_bytes(answer["response"]))
+
+
+def show_bytes(value: dict[str, Any] | None) -> str:
+    """A payload for humans: its text when it is printable UTF-8, else its size and hex."""
+    if value is None:
+        return "(none)"
+    text = value.get("text")
+    if text is not None and (text.isprintable() or not text):
+        return text
+    data = decode_bytes(value) or b""
+    return f"<{len(data)} bytes> {data.hex()}"
+
+
+# channels
+
+
+@click.group()
+def channel() -> None:
+    """Talk to an actor over a channel."""
+
+
+@channel.command("open")
+@click.argument("actor", type=ACTOR_ID)
+@click.option("--message", "initial", default="", help="The opening message (UTF-8).")
+@click.option("--json", "as_json", is_flag=True, help="Print what arrives as JSON lines.")
+def channel_open(actor: str, initial: str, as_json: bool) -> None:
+    """Open a channel to ACTOR: each line of stdin is sent, each message from the actor is printed.
+
+    The channel is closed at the end of stdin; the command ends when the actor closes the channel.
+    """
+    api = client_for()
+    opened = api.post(f"/v1/actors/{actor}/channels", {"message": encode_bytes(initial.encode())})
+    cid = opened["channel"]
+    _print_message(opened, "welcome", as_json, opened["welcome"])
+    reader = threading.Thread(target=_print_incoming, args=(api, cid, as_json), daemon=True)
+    reader.start()
+    try:
+        for line in sys.stdin:
+            if not reader.is_alive():
+                break
+            api.post(f"/v1/channels/{cid}/send", {"message": encode_bytes(line.rstrip("\n").encode())})
+    finally:
+        if reader.is_alive():
+            try:
+                api.call("DELETE", f"/v1/channels/{cid}")
+            except RemoteError:
+                pass  # the actor closed it meanwhile
+        reader.join(timeout=5)
+
+
+def _print_incoming(api: ApiClient, cid: str, as_json: bool) -> None:
+    try:
+        for kind, payload in api.stream(f"/v1/channels/{cid}/stream"):
+            if kind == "message":
+                _print_message(payload, "message", as_json, payload["message"])
+            elif kind == "closed":
+                _print_message(payload, "closed", as_json, None)
+                return
+    except RemoteError as exc:
+        exc.show()
+
+
+def _print_message(payload: dict[str, Any], kind: str, as_json: bool, value: dict[str, Any] | None) -> None:
+    if as_json:
+        click.echo(json.dumps({"kind": kind, **payload}, sort_keys=True))
+    elif kind == "closed":
+        click.echo("(channel closed)", err=True)
+    elif value is not None or kind == "message":
+        click.echo(show_bytes(value))
+
+
+# subscribe
+
+
+@click.command()
+@click.argument("actor", type=ACTOR_ID)
+@click.option("--history", is_flag=True, help="Start from the actor's first event, then follow live.")
+@click.option("--from", "from_seq", type=click.IntRange(min=0), help="Start from this sequence number.")
+@click.option("--type", "types", multiple=True,
+              help="Only events of this type (repeatable; a trailing * matches a prefix).")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event (JSON lines).")
+def subscribe(actor: str, history: bool, from_seq: int | None, types: tuple[str, ...], limit: int | None,
+              as_json: bool) -> None:
+    """Follow ACTOR's events live, in chain order (ACTOR - reads the id from stdin).
+
+    theater start m.toml --id-only | theater subscribe - --history
+    """
+    if actor == "-":
+        actor = sys.stdin.readline().strip()
+        if not actor:
+            raise click.UsageError("expected an actor id on stdin")
+    query = {"history": history, "from": from_seq, "type": list(types), "limit": limit}
+    follow(client_for(), actor, query, as_json)
+
+
+def follow(api: ApiClient, actor: str, query: dict[str, Any], as_json: bool) -> None:
+    """Print an actor's event stream until it ends (``limit``) or the user interrupts it."""
+    for kind, payload in _stream(api, actor, query):
+        if kind == "event":
+            click.echo(json.dumps(payload, sort_keys=True) if as_json else event_line(payload))
+        elif kind == "error":
+            raise RemoteError(payload["error"], payload["message"], 0)
+
+
+def _stream(api: ApiClient, actor: str, query: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    return api.stream(f"/v1/actors/{actor}/subscribe", **query)
+
+
+def event_line(event: dict[str, Any], width: int = 100) -> str:
+    """One line for an event: seq, short hash, type, a summary of its data."""
+    text = json.dumps(_brief(event["data"]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return f"{event['seq']:>6}  {event['hash'][:12]}  {event['type']:<44}  {text}"
+
+
+def _brief(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("hex:"):
+        raw = bytes.fromhex(value[4:])
+        if len(raw) == 32:
+            return raw.hex()[:12]
+        try:
+            text = raw.decode()
+            if text.isprintable():
+                return text if len(text) <= 40 else text[:39] + "…"
+        except UnicodeDecodeError:
+            pass
+        return f"<{len(raw)} bytes {raw[:8].hex()}>"
+    if isinstance(value, dict):
+        return {k: _brief(v) for k, v in value.items() if k not in ("engine", "limits")}
+    if isinstance(value, list):
+        return [_brief(v) for v in value]
+    return value
+
+
+COMMANDS = (channel, inspect, list_, message, restart, start, stop, subscribe)
+
+__all__ = ["COMMANDS", "event_line", "show_bytes", "start_body"]

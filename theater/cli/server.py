@@ -1,0 +1,71 @@
+"""``theater server``: run a Theater on the home behind the HTTP management API (see docs/api.md)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from theater.cli._context import Context
+from theater.cli.client import DEFAULT_ADDRESS, token_for
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.option("--address", help=f"HOST:PORT to listen on (default: the global --address, {DEFAULT_ADDRESS}); "
+                                "port 0 picks a free port.")
+@click.option("--home", "home", type=click.Path(file_okay=False), help="Theater home (overrides the global --home).")
+@click.option("--durability", type=click.Choice(["sync", "buffered"]), default="sync", show_default=True,
+              help="sync: fsync every commit; buffered: leave flushing to the OS.")
+@click.option("--request-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds a request or open-channel waits for the actor's answer.")
+@click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
+                                                "server on this home stopped.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
+@pass_context
+def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
+           no_resume: bool, verbose: bool) -> None:
+    """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
+
+    Actors that were running when the home's last server stopped (cleanly or not) come back from their last
+    state, without init, unless their manifest says durable = false. When $THEATER_TOKEN or the file
+    <home>/token holds a token, every request must carry "Authorization: Bearer <token>".
+    """
+    from theater.server import ServerConfig, ServerError, is_loopback, parse_address, serve
+
+    root = click.get_current_context().find_root()
+    where = address or root.params.get("address") or DEFAULT_ADDRESS
+    try:
+        host, port = parse_address(where)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--address") from None
+    home_dir = Path(home).expanduser() if home else ctx.home
+    token = token_for(home_dir)
+    if not is_loopback(host) and token is None:
+        click.echo(f"warning: listening on {host} without a token: anyone who can reach it controls this "
+                   "home's actors; set THEATER_TOKEN or write <home>/token", err=True)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = ServerConfig(home=home_dir, host=host, port=port, token=token, durability=durability,
+                          request_timeout=request_timeout, resume=not no_resume, access_log=verbose)
+    try:
+        serve(config, _ready(home_dir, token is not None))
+    except ServerError as exc:
+        click.echo(f"ServerError: {exc}", err=True)
+        raise click.exceptions.Exit(1) from None
+
+
+def _ready(home: Path, auth: bool) -> Any:
+    def ready(url: str, app: Any) -> None:
+        from theater.server.service import SERVICE
+
+        resumed = app[SERVICE].resumed
+        counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "failed", "not durable")}
+        details = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no actors to resume"
+        click.echo(f"theater server listening on {url} (home {home}; {details}; "
+                   f"{'token required' if auth else 'no token'})")
+
+    return ready

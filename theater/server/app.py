@@ -1,0 +1,98 @@
+"""The aiohttp application: the runtime opened on the home, the routes, and the middlewares that turn every
+failure into a JSON error answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+
+from aiohttp import web
+
+from store.errors import TheaterError
+from theater import __version__
+from theater.runtime import Theater
+from theater.server.auth import Handler, token_middleware
+from theater.server.durable import resume_actors
+from theater.server.errors import ApiError, error_body, status_of
+from theater.server.routes import ROUTE_TABLES
+from theater.server.service import SERVICE, ServerConfig, Service, service
+from theater.server.wire import json_response
+
+log = logging.getLogger("theater.server")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error with ``{"error": name, "message": text}`` and its status; never let one escape."""
+    try:
+        return await handler(request)
+    except (ApiError, TheaterError) as exc:
+        return json_response(error_body(exc), status=status_of(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        name = type(exc).__name__.removeprefix("HTTP")
+        response = json_response({"error": name, "message": exc.text or exc.reason}, status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception as exc:  # the top of the server: a bug must not drop the connection
+        log.exception("%s %s failed", request.method, request.path)
+        return json_response({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}, status=500)
+
+
+async def server_info(request: web.Request) -> web.Response:
+    """``GET /v1/server``: what this server is and runs."""
+    svc = service(request)
+    actors = svc.theater.actors()
+    return json_response({
+        "version": __version__,
+        "home": str(svc.config.home),
+        "actors": len(actors),
+        "running": sum(a["status"] == "running" for a in actors),
+        "auth": svc.config.token is not None,
+        "started_ms": svc.started_ms,
+        "resumed": svc.resumed,
+    })
+
+
+async def create_app(config: ServerConfig) -> web.Application:
+    """Open the runtime on the home, bring its durable actors back, and build the application around it.
+
+    Raises:
+        StoreOpenError: the home's store cannot be opened.
+    """
+    loop = asyncio.get_running_loop()
+    theater = await loop.run_in_executor(
+        None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout)
+    )
+    svc = Service(config, theater, loop)
+    if config.resume:
+        svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
+    svc.started_ms = time.time_ns() // 1_000_000
+    app = web.Application(
+        middlewares=[errors_middleware, token_middleware(config.token)], client_max_size=config.max_body_bytes
+    )
+    app[SERVICE] = svc
+    app.router.add_get("/v1/server", server_info)
+    for table in ROUTE_TABLES:
+        app.add_routes(table)
+    app.on_shutdown.append(_end_streams)
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[SERVICE].hub.close()
+
+
+async def _close(app: web.Application) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, app[SERVICE].close)
+
+
+__all__ = ["create_app", "errors_middleware"]

@@ -1,0 +1,33 @@
+"""Bearer-token authentication: when the server has a token, every request must carry it.
+
+The CLI decides the token (``$THEATER_TOKEN``, else ``<home>/token``) and passes it in ``ServerConfig``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from theater.server.errors import ApiError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def token_middleware(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware that refuses (401) every request without ``Authorization: Bearer <token>``."""
+    expected = None if token is None else token.encode("utf-8")
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+                raise ApiError(401, "Unauthorized", "this server needs 'Authorization: Bearer <token>'")
+        return await handler(request)
+
+    return check
+
+
+__all__ = ["Handler", "token_middleware"]

@@ -1,0 +1,84 @@
+"""Manifests sent by clients: parsed without the server reading any file a manifest names.
+
+A client sends the manifest's TOML text. Paths in it are the client's, not the server's: the component comes as
+bytes or a blob hash beside the manifest, and an ``init_state = { file = ... }`` must come with the state's bytes
+(the CLI reads the file and sends them). In that one case the manifest recorded for the actor is the client's
+TOML with ``init_state`` given inline as base64, so the record is self-contained and a restart can read it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import json
+import math
+import tomllib
+from typing import Any
+
+from theater.errors import ManifestError
+from theater.manifest import ComponentRef, Manifest, parse_manifest
+
+
+def client_manifest(
+    text: str, *, source: str, component: bytes | None, init_state: bytes | None
+) -> Manifest:
+    """Parse a client's manifest; ``component`` (a blob hash) replaces whatever the manifest names.
+
+    Raises:
+        ManifestError: the TOML is malformed, its component is a path and no component was sent, or its
+            ``init_state`` names a file and no ``init_state`` was sent.
+    """
+    if _names_state_file(text, source):
+        if init_state is None:
+            problem = "the server does not read files: send the state's bytes as init_state (the CLI does)"
+            raise ManifestError(source, "init_state.file", problem)
+        text = _with_inline_state(text, init_state)
+    manifest = parse_manifest(text, source=source)
+    if component is not None:
+        return dataclasses.replace(manifest, component=ComponentRef(kind="hash", value=component))
+    if manifest.component.kind == "path":
+        problem = ("the server does not read files: send the component's bytes (component) or the hash of a blob "
+                   "in the server's store (component_hash)")
+        raise ManifestError(source, "component", problem)
+    return manifest
+
+
+def _names_state_file(text: str, source: str) -> bool:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(source, "", f"invalid TOML: {exc}") from exc
+    state = data.get("init_state")
+    return isinstance(state, dict) and "file" in state
+
+
+def _with_inline_state(text: str, state: bytes) -> str:
+    """The manifest as TOML again, with ``init_state`` replaced by the given bytes in base64."""
+    data = tomllib.loads(text)
+    data["init_state"] = {"base64": base64.b64encode(state).decode("ascii")}
+    return "".join(f"{_key(key)} = {_value(value)}\n" for key, value in data.items())
+
+
+def _key(key: str) -> str:
+    return json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    """A TOML value as inline TOML (strings as JSON strings, which TOML reads the same)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return ("-inf" if value < 0 else "inf") if math.isinf(value) else "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+
+
+__all__ = ["client_manifest"]

@@ -1,0 +1,123 @@
+"""Routes of client channels: open one to an actor, send on it, read what the actor sends, close it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from theater.errors import MessageError
+from theater.server.channels import ClientChannel
+from theater.server.errors import ApiError
+from theater.server.routes.actors import check_size, running
+from theater.server.service import Service, service
+from theater.server.streams import Sink, run_stream
+from theater.server.wire import (
+    actor_id,
+    bytes_json,
+    check_timeout,
+    json_response,
+    parse_bytes,
+    query_float,
+    query_int,
+    read_json,
+)
+
+routes = web.RouteTableDef()
+
+MAX_POLL_WAIT_S = 60.0
+
+
+def _channel(request: web.Request) -> tuple[Service, ClientChannel]:
+    svc = service(request)
+    try:
+        return svc, svc.channels.get(request.match_info["cid"])
+    except MessageError as exc:
+        raise ApiError(404, "MessageError", str(exc)) from None
+
+
+def _messages_json(messages: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+    return [{"index": index, "message": bytes_json(message)} for index, message in messages]
+
+
+@routes.post("/v1/actors/{id}/channels")
+async def open_channel(request: web.Request) -> web.Response:
+    """Open a channel to the actor with an initial message; answers with the channel id and the welcome."""
+    svc = service(request)
+    actor = running(svc.theater, actor_id(request))
+    body = await read_json(request)
+    initial = parse_bytes(body["message"], "message") if body.get("message") is not None else b""
+    check_size(actor, initial)
+    timeout = check_timeout(body.get("timeout"), svc.config.request_timeout)
+    try:
+        channel = await svc.channels.open(actor.id, initial, timeout)
+    except TimeoutError:
+        raise ApiError(504, "MessageError", f"open-channel to {actor.id} got no answer within {timeout} s") from None
+    return json_response({"channel": channel.id, "actor": str(actor.id), "welcome": bytes_json(channel.welcome)},
+                         status=201)
+
+
+@routes.post("/v1/channels/{cid}/send")
+async def send(request: web.Request) -> web.Response:
+    """Send a message on the channel; answers once the actor has handled it and its events are durable."""
+    svc, channel = _channel(request)
+    body = await read_json(request)
+    message = parse_bytes(body.get("message"), "message")
+    peer = svc.channels.peer(channel)
+    check_size(peer, message)
+    await svc.settled(svc.theater.deliver_channel_message(peer, channel.id, message))
+    return json_response({"delivered": True})
+
+
+@routes.get("/v1/channels/{cid}/messages")
+async def poll(request: web.Request) -> web.Response:
+    """What the actor sent after message ``after`` (those up to ``after`` are dropped); waits up to ``wait`` s."""
+    svc, channel = _channel(request)
+    after = query_int(request, "after", -1, minimum=-1)
+    wait = query_float(request, "wait", 0.0, maximum=MAX_POLL_WAIT_S)
+    messages, closed = await channel.wait(after, wait)  # type: ignore[arg-type]
+    if closed and not messages:
+        svc.channels.forget(channel)
+    return json_response({"channel": channel.id, "messages": _messages_json(messages), "closed": closed})
+
+
+@routes.get("/v1/channels/{cid}/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Stream what the actor sends (SSE, or WebSocket on upgrade), from message ``after`` + 1, until it closes."""
+    svc, channel = _channel(request)
+    after = query_int(request, "after", -1, minimum=-1)
+
+    async def produce(sink: Sink) -> None:
+        cursor = after
+        while True:
+            messages, closed = await channel.wait(cursor, 15.0)  # type: ignore[arg-type]
+            if messages:
+                await sink.send_many("message", [({"index": i, "message": bytes_json(m)}, i) for i, m in messages])
+                cursor = messages[-1][0]
+            elif closed:
+                svc.channels.forget(channel)
+                await sink.send("closed", {"channel": channel.id})
+                return
+            elif svc.hub.closed:
+                return
+            else:
+                await sink.ping()
+
+    return await run_stream(request, {"channel": channel.id, "after": after}, produce)
+
+
+@routes.delete("/v1/channels/{cid}")
+async def close(request: web.Request) -> web.Response:
+    """Close the channel: the actor's ``handle-channel-close`` runs; answers once it has."""
+    svc, channel = _channel(request)
+    svc.channels.forget(channel)
+    try:
+        peer = svc.channels.peer(channel)
+    except MessageError:
+        return json_response({"channel": channel.id, "closed": True})  # the actor closed it first
+    svc.theater.channels.close(channel.id)
+    await svc.settled(svc.theater.deliver_channel_close(peer, channel.id))
+    return json_response({"channel": channel.id, "closed": True})
+
+
+__all__ = ["routes"]

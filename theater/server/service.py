@@ -1,0 +1,88 @@
+"""What every handler of the server shares: its configuration, the runtime, the worker threads, the hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from theater.runtime import DEFAULT_REQUEST_TIMEOUT_S, Theater
+from theater.server.channels import ChannelTable
+from theater.server.futures import settled
+from theater.server.hub import CommitHub
+from theater.server.wire import MAX_BODY_BYTES
+
+T = TypeVar("T")
+WORKER_THREADS = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """How a server runs.
+
+    Attributes:
+        home: the Theater home it runs on.
+        host, port: where it listens (port 0: any free port).
+        token: when set, every request must carry ``Authorization: Bearer <token>``.
+        durability: the store's durability mode (``sync`` or ``buffered``).
+        request_timeout: seconds a request or open-channel waits for the actor's answer, by default.
+        max_body_bytes: the largest request body accepted.
+        resume: reopen the actors that were running when the home's last server stopped.
+        access_log: log every request (logger ``aiohttp.access``).
+    """
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 9000
+    token: str | None = None
+    durability: str = "sync"
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_body_bytes: int = MAX_BODY_BYTES
+    resume: bool = True
+    access_log: bool = False
+
+
+class Service:
+    """The runtime behind the API, and the means to call its blocking methods from the event loop."""
+
+    def __init__(self, config: ServerConfig, theater: Theater, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.theater = theater
+        self.loop = loop
+        self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="theater-api")
+        self.hub = CommitHub(loop)
+        self.channels = ChannelTable(theater, loop)
+        self.resumed: list[dict[str, Any]] = []
+        self.started_ms = 0
+        theater.store.add_commit_listener(self.hub.on_commit)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on a worker thread and wait for it."""
+        return await self.loop.run_in_executor(self.pool, fn, *args)
+
+    @staticmethod
+    async def settled(future: Future[T], timeout: float | None = None) -> T:
+        """Wait for a runtime future without holding a thread (see ``theater.server.futures.settled``)."""
+        return await settled(future, timeout)
+
+    def close(self) -> None:
+        """Stop the workers, then close the runtime (actors stay recorded as running). Close the hub first."""
+        self.channels.close_all()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.theater.close()
+
+
+SERVICE: web.AppKey[Service] = web.AppKey("theater.service", Service)
+
+
+def service(request: web.Request) -> Service:
+    """The service of the app that is handling ``request``."""
+    return request.app[SERVICE]
+
+
+__all__ = ["SERVICE", "ServerConfig", "Service", "service"]

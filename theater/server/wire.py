@@ -1,0 +1,201 @@
+"""The JSON forms of the management API: byte payloads, events, and reading request bodies and query strings.
+
+A byte payload is sent as ``{"text": "hello"}`` (its UTF-8 bytes) or ``{"base64": "aGVsbG8="}`` and comes back as
+``{"base64": "...", "text": "..." or null, "size": n}``. Event data is shown as ``theater events --json`` shows it:
+byte strings become ``"hex:..."``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from store import Event, parse_actor_id
+from theater.server.errors import ApiError, bad_request
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_MISSING: Any = object()
+
+
+def bytes_json(value: bytes | None) -> dict[str, Any] | None:
+    """A byte payload for a response: base64, its UTF-8 text when it is valid UTF-8, and its size."""
+    if value is None:
+        return None
+    try:
+        text: str | None = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {"base64": base64.b64encode(value).decode("ascii"), "text": text, "size": len(value)}
+
+
+def parse_bytes(value: Any, field: str) -> bytes:
+    """A byte payload from a request: ``{"text": str}`` or ``{"base64": str}``.
+
+    Raises:
+        ApiError: 400 when it is neither.
+    """
+    if isinstance(value, dict) and len(value) == 1:
+        if isinstance(value.get("text"), str):
+            return value["text"].encode("utf-8")
+        if isinstance(value.get("base64"), str):
+            try:
+                return base64.b64decode(value["base64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise bad_request(f"{field}.base64 is not valid base64") from None
+    raise bad_request(f'{field}: expected {{"text": "..."}} or {{"base64": "..."}}')
+
+
+def jsonable(value: Any) -> Any:
+    """Event data as JSON: bytes become ``"hex:..."``, everything else as is."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "hex:" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """One event of a chain as JSON (the same fields as ``theater events --json``, plus the actor)."""
+    return {
+        "actor": str(event.actor),
+        "seq": event.seq,
+        "hash": event.hash.hex(),
+        "parent": event.parent.hex() if event.parent else None,
+        "type": event.type,
+        "timestamp_ms": event.timestamp_ms,
+        "data": jsonable(event.data),
+    }
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    """A JSON answer."""
+    return web.json_response(value, status=status, dumps=dumps)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object (an empty body is ``{}``).
+
+    Raises:
+        ApiError: 400 when the body is not a JSON object; 413 (from aiohttp) when it is over the size limit.
+    """
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}", "InvalidJSON") from None
+    if not isinstance(value, dict):
+        raise bad_request("the body must be a JSON object", "InvalidJSON")
+    return value
+
+
+def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    """``body[name]``, checked to be of ``kind`` (None counts as absent).
+
+    Raises:
+        ApiError: 400 when it is missing (and has no default) or of the wrong type.
+    """
+    value = body.get(name)
+    if value is None:
+        if default is _MISSING:
+            raise bad_request(f"the field {name!r} is required")
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise bad_request(f"the field {name!r} must be of type {names}")
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+    """An integer query parameter.
+
+    Raises:
+        ApiError: 400 when it is not an integer >= ``minimum``.
+    """
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_request(f"the query parameter {name!r} must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise bad_request(f"the query parameter {name!r} must be >= {minimum}, got {value}")
+    return value
+
+
+def query_float(request: web.Request, name: str, default: float, *, maximum: float) -> float:
+    """A number of seconds from the query string, between 0 and ``maximum``."""
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise bad_request(f"the query parameter {name!r} must be a number, got {text!r}") from None
+    if not 0 <= value <= maximum:
+        raise bad_request(f"the query parameter {name!r} must be between 0 and {maximum}, got {value}")
+    return value
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """A boolean query parameter: ``1``, ``true`` or ``yes`` (or present without a value) is true."""
+    text = request.query.get(name)
+    return text is not None and text.lower() in ("", "1", "true", "yes")
+
+
+def actor_id(request: web.Request) -> uuid.UUID:
+    """The ``{id}`` of the path as an actor id.
+
+    Raises:
+        InvalidInputError: not a UUID (answered with 400).
+    """
+    return parse_actor_id(request.match_info["id"])
+
+
+def type_matches(event_type: str, patterns: tuple[str, ...]) -> bool:
+    """True when no pattern is given or one matches: exactly, or as a prefix when it ends with ``*``."""
+    if not patterns:
+        return True
+    return any(event_type.startswith(p[:-1]) if p.endswith("*") else event_type == p for p in patterns)
+
+
+def check_timeout(value: Any, default: float, maximum: float = 300.0) -> float:
+    """A client-given timeout in seconds, between 0 and ``maximum``."""
+    if value is None:
+        return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise ApiError(400, "InvalidRequest", f"timeout must be a number of seconds in (0, {maximum}]")
+    return float(value)
+
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "actor_id",
+    "bytes_json",
+    "check_timeout",
+    "dumps",
+    "event_json",
+    "field",
+    "json_response",
+    "jsonable",
+    "parse_bytes",
+    "query_flag",
+    "query_float",
+    "query_int",
+    "read_json",
+    "type_matches",
+]
