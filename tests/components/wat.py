@@ -356,7 +356,7 @@ class Behaviour:
 
     name: str
     args: tuple = ()
-    code: str = ""  # instruction text; may use {placeholders} filled by _fill
+    code: str = ""  # instruction text; {placeholders} are filled by body()
     locals: tuple[tuple[str, str], ...] = ()
     children: tuple["Behaviour", ...] = ()
     sources: dict = field(default_factory=dict)

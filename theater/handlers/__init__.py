@@ -9,12 +9,14 @@ from theater.handlers._base import HANDLER_FOR_INTERFACE, Handler, handler_for_i
 from theater.handlers.message_server import MessageServerHandler
 from theater.handlers.random import RandomHandler
 from theater.handlers.runtime import RuntimeHandler
+from theater.handlers.supervisor import SupervisorHandler
 from theater.handlers.timing import TimingHandler
 
 IMPLEMENTED: dict[str, type[Handler]] = {
     "message-server": MessageServerHandler,
     "random": RandomHandler,
     "runtime": RuntimeHandler,
+    "supervisor": SupervisorHandler,
     "timing": TimingHandler,
 }
 
@@ -25,6 +27,7 @@ __all__ = [
     "MessageServerHandler",
     "RandomHandler",
     "RuntimeHandler",
+    "SupervisorHandler",
     "TimingHandler",
     "handler_for_import",
 ]

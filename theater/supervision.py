@@ -1,0 +1,504 @@
+"""Supervision: actor trees that recover from failure, with OTP's strategies, restart types and intensity.
+
+Every actor may supervise children (started with ``Theater.start(..., parent=...)`` or by the ``supervisor``
+handler's ``spawn`` / ``resume``). Its manifest's ``[supervision]`` table is the policy:
+
+- restart type (per child, default from the parent): ``permanent`` children are always restarted, ``transient``
+  ones only after a failure (not after a normal exit), ``temporary`` ones never;
+- strategy: ``one_for_one`` restarts the child that ended, ``one_for_all`` stops the others (in reverse start
+  order) and restarts all of them in start order, ``rest_for_one`` does that for the child and those started
+  after it. A ``temporary`` sibling that had to be stopped is not restarted: it is dropped, as in OTP;
+- intensity: more than ``intensity`` restarts within ``period_s`` and the supervisor gives up: it stops all its
+  children in reverse start order and fails itself, so its own parent decides;
+- backoff: a child's n-th restart within the period waits ``min(backoff_max_ms, backoff_initial_ms * 2**(n-1))``,
+  of which the second half is jitter from a generator seeded by (supervisor, child, n): the delay is a runtime
+  decision, recorded in ``supervisor/restart``, and the same in every run;
+- restart from ``init`` (the child starts over the way it was first started: the same state, ``init`` called if
+  it was) or from ``last_state`` (the state of its last successful call, no ``init``).
+
+A restart keeps the actor id and gives it a new instance and store (wasmtime poisons a store after a trap): the
+child's chain shows ``wasm/instantiate`` with reason ``restart``. Every decision is an event in the supervisor's
+chain: ``supervisor/spawn``, ``supervisor/restart``, ``supervisor/give-up``, ``supervisor/stop``.
+
+Threads: a supervisor's children and decisions belong to its own thread. A child's end reaches its parent as an
+operation queued on the parent's mailbox once the child's last events are durable, never inline; there the parent
+first tells its guest (``handle-child-error`` / ``handle-child-exit``, when exported) and then applies the policy.
+A parent waits on its children's threads (to start, stop or restart them), never the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from replay.errors import GuestFault
+from store.errors import TheaterError
+from theater.errors import ActorNotRunning, SupervisionError
+from theater.manifest import RESTART_FROM, RESTART_TYPES, Manifest, SupervisionSpec, check_permissions
+
+if TYPE_CHECKING:
+    from theater.actor import Actor
+    from theater.runtime import Theater
+
+HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
+HANDLE_CHILD_EXIT = "theater:simple/supervisor-handlers.handle-child-exit"
+
+# How a guest failure is reported to a parent's guest (``wit-error-type``).
+ERROR_TYPES = {
+    "trap": "internal",
+    "err": "internal",
+    "fuel": "operation-timeout",
+    "deadline": "operation-timeout",
+    "memory": "internal",
+    "host": "internal",
+}
+_MISSING_EXPORT = "the component does not export this function"
+
+T = TypeVar("T")
+log = logging.getLogger("theater.supervision")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """How a supervisor treats one child: when to restart it and from what."""
+
+    restart: str = "permanent"
+    restart_from: str = "init"
+
+    def __post_init__(self) -> None:
+        if self.restart not in RESTART_TYPES:
+            raise SupervisionError(f"restart must be one of {', '.join(RESTART_TYPES)}, got {self.restart!r}")
+        if self.restart_from not in RESTART_FROM:
+            raise SupervisionError(f"restart_from must be one of {', '.join(RESTART_FROM)}, got {self.restart_from!r}")
+
+    @classmethod
+    def defaults(cls, spec: SupervisionSpec, restart: str | None = None, restart_from: str | None = None) -> ChildSpec:
+        """The parent's defaults, overridden where given."""
+        return cls(restart=restart or spec.restart, restart_from=restart_from or spec.restart_from)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ending:
+    """How a child's incarnation ended: ``failure`` (with the fault), ``exit`` (with its data) or ``stop``."""
+
+    how: str
+    fault: GuestFault | None = None
+    data: bytes | None = None
+
+    @property
+    def abnormal(self) -> bool:
+        return self.how == "failure"
+
+    def record(self) -> dict[str, Any]:
+        if self.fault is not None:
+            return {"how": self.how, "kind": self.fault.kind, "export": self.fault.export, "detail": self.fault.detail}
+        return {"how": self.how, "data": self.data}
+
+
+def wit_actor_error(fault: GuestFault) -> dict[str, Any]:
+    """A guest failure as the recorded form of ``wit-actor-error``: its kind mapped, the details as JSON data."""
+    error_type = "function-not-found" if _MISSING_EXPORT in fault.detail else ERROR_TYPES.get(fault.kind, "internal")
+    data = json.dumps({"kind": fault.kind, "export": fault.export, "detail": fault.detail}, sort_keys=True)
+    return {"error-type": error_type, "data": {"some": data.encode()}}
+
+
+def should_restart(restart: str, ending: Ending) -> bool:
+    """OTP's restart types: permanent always, transient after an abnormal end, temporary never."""
+    return restart == "permanent" or (restart == "transient" and ending.abnormal)
+
+
+def backoff_ms(spec: SupervisionSpec, n: int, seed: str) -> int:
+    """The delay before a child's ``n``-th restart within the period: exponential, its upper half jittered."""
+    if spec.backoff_initial_ms == 0:
+        return 0
+    base = min(spec.backoff_max_ms, spec.backoff_initial_ms * 2 ** (n - 1))
+    return base // 2 + int(random.Random(seed).random() * (base - base // 2))
+
+
+class Child:
+    """A child as its supervisor sees it; changed only on the supervisor's thread.
+
+    Attributes:
+        watched: the incarnation whose end the supervisor waits to hear about; None while it is being stopped or
+            restarted on purpose, so that end is not taken for a failure.
+        restart_pending: a restart is decided and has not happened yet (it may be waiting for its backoff).
+        stopping: a stop still queued behind what the child was doing when the shutdown timeout ran out; a
+            restart waits for it.
+    """
+
+    def __init__(self, actor: Actor, spec: ChildSpec, start_state: bytes | None, call_init: bool) -> None:
+        self.actor = actor
+        self.spec = spec
+        self.start_state = start_state
+        self.call_init = call_init
+        self.watched: int | None = actor.incarnation
+        self.restarts: deque[float] = deque()
+        self.restart_pending = False  # a restart is decided (maybe waiting for its backoff)
+        self.stopping: Future[Any] | None = None  # a stop that outlived the shutdown timeout
+
+
+class Supervisor:
+    """The children of one actor in start order, and the times of its recent restarts."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.children: dict[uuid.UUID, Child] = {}
+        self.restarts: deque[float] = deque()
+
+    @property
+    def spec(self) -> SupervisionSpec:
+        return self.actor.manifest.supervision
+
+    def record(self, type_: str, data: dict[str, Any]) -> None:
+        self.actor.tape.append(type_, data)
+
+    def child(self, child_id: str | uuid.UUID) -> Child:
+        """One of this supervisor's children.
+
+        Raises:
+            SupervisionError: ``child_id`` is not one of them.
+        """
+        try:
+            key = child_id if isinstance(child_id, uuid.UUID) else uuid.UUID(str(child_id))
+        except ValueError:
+            raise SupervisionError(f"{child_id!r} is not an actor id") from None
+        found = self.children.get(key)
+        if found is None:
+            raise SupervisionError(f"actor {key} is not a child of actor {self.actor.id}")
+        return found
+
+    def group(self, child: Child) -> list[Child]:
+        """The children a restart of ``child`` takes along, in start order, by the strategy."""
+        order = list(self.children.values())
+        if self.spec.strategy == "one_for_all":
+            return order
+        if self.spec.strategy == "rest_for_one":
+            return order[order.index(child):]
+        return [child]
+
+
+def _log_failure(done: Future[Any]) -> None:
+    """A decision that failed unexpectedly must not vanish with its future."""
+    error = done.exception()
+    if error is not None and not isinstance(error, ActorNotRunning):
+        log.error("a supervision decision failed", exc_info=error)
+
+
+def on_thread(actor: Actor, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on the actor's thread (at once when already there) and return its outcome."""
+    if actor.on_thread():
+        return fn()
+    return actor.submit(fn).result()
+
+
+class Supervision:
+    """The supervision of one ``Theater``: who supervises whom, and the policy engine.
+
+    Args:
+        theater: the runtime.
+        clock: seconds, for restart intensity and backoff (a fake in tests).
+        seed: mixed into the jitter of every backoff.
+    """
+
+    def __init__(self, theater: Theater, *, clock: Callable[[], float] = time.monotonic, seed: str = "") -> None:
+        self.theater = theater
+        self.clock = clock
+        self.seed = seed
+        self._supervisors: dict[uuid.UUID, Supervisor] = {}
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # Who supervises whom.
+
+    def supervisor(self, actor: Actor) -> Supervisor:
+        """The actor's record as a supervisor (made on first use)."""
+        with self._lock:
+            found = self._supervisors.get(actor.id)
+            if found is None:
+                found = self._supervisors[actor.id] = Supervisor(actor)
+            return found
+
+    def children(self, actor_id: uuid.UUID) -> list[uuid.UUID]:
+        """The ids of an actor's children in start order (read from any thread)."""
+        with self._lock:
+            found = self._supervisors.get(actor_id)
+        return list(found.children) if found is not None else []
+
+    def supervising(self, actor: Actor) -> Supervisor | None:
+        """The supervisor of a live child, or None."""
+        if actor.parent is None:
+            return None
+        with self._lock:
+            found = self._supervisors.get(actor.parent)
+        return found if found is not None and actor.id in found.children else None
+
+    # Starting children (on the parent's thread).
+
+    def start_child(
+        self, parent: Actor, manifest: Manifest, *, init_state: bytes | None = None, call_init: bool = True,
+        restart: str | None = None, restart_from: str | None = None,
+    ) -> Actor:
+        """Start a child of ``parent`` and record ``supervisor/spawn`` in the parent's chain.
+
+        Raises:
+            ManifestError: the child asks for a handler its parent was not granted (or its manifest is bad).
+            ActorNotRunning: the parent is not running.
+            SupervisionError: ``restart`` or ``restart_from`` is not a known value.
+            LinkError, ComponentError, GuestFault: the child could not be started (its ``init`` failed).
+        """
+        spec = ChildSpec.defaults(parent.manifest.supervision, restart, restart_from)
+        return on_thread(parent, lambda: self._spawn(parent, manifest, init_state, call_init, spec))
+
+    def _spawn(self, parent: Actor, manifest: Manifest, state: bytes | None, call_init: bool, spec: ChildSpec) -> Actor:
+        if parent.status not in ("running", "starting"):
+            raise ActorNotRunning(str(parent.id), parent.status, "a parent must be running to start children")
+        sup = self.supervisor(parent)
+        start = state if state is not None else manifest.init_state
+        data: dict[str, Any] = {"name": manifest.name, "restart": spec.restart, "restart_from": spec.restart_from,
+                                "init": call_init}
+        try:
+            check_permissions(manifest, parent.manifest)
+            child = self.theater.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
+        except TheaterError as exc:
+            sup.record("supervisor/spawn", {"child": None, **data, "error": str(exc)})
+            raise
+        sup.children[child.id] = Child(child, spec, start, call_init)
+        sup.record("supervisor/spawn", {"child": str(child.id), **data, "error": None})
+        return child
+
+    # Stopping (on the parent's thread).
+
+    def stop_child(self, parent: Actor, child_id: str | uuid.UUID, reason: str) -> None:
+        """Stop one child and its subtree and forget it.
+
+        Raises:
+            SupervisionError: it is not a child of ``parent``.
+        """
+        sup = self.supervisor(parent)
+        on_thread(parent, lambda: self._stop(sup, sup.child(child_id), reason, forget=True))
+
+    def stop_children(self, actor: Actor, reason: str) -> None:
+        """Stop every child of ``actor`` (on its thread), in reverse start order, each after its own subtree."""
+        with self._lock:
+            sup = self._supervisors.get(actor.id)
+        if sup is None:
+            return
+        for child in reversed(list(sup.children.values())):
+            self._stop(sup, child, reason, forget=True)
+
+    def shutdown(self, actor: Actor, how: str = "stop") -> None:
+        """On the actor's thread: stop its children, then the actor itself."""
+        self.stop_children(actor, f"parent {how}")
+        actor.finish(how)
+
+    def _stop(self, sup: Supervisor, child: Child, reason: str, *, forget: bool) -> None:
+        child.watched = None
+        if forget:
+            del sup.children[child.actor.id]
+            child.restart_pending = False
+        outcome = self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
+        sup.record("supervisor/stop", {"child": str(child.actor.id), "reason": reason, "outcome": outcome})
+
+    def _stop_actor(self, child: Child, timeout: float) -> str:
+        actor = child.actor
+        if actor.status == "restarting":
+            actor.status = "stopped"  # no instance to stop: it was waiting for its restart
+            return "stopped"
+        if actor.status not in ("running", "starting"):
+            return f"already {actor.status}"
+        stopping = actor.submit(lambda: self.shutdown(actor))
+        try:
+            stopping.result(timeout)
+        except FutureTimeout:
+            child.stopping = stopping  # it stays queued behind what the child is doing
+            return "timeout"
+        except ActorNotRunning:
+            return f"already {actor.status}"
+        return "stopped"
+
+    # Restarting (on the parent's thread).
+
+    def restart_child(self, parent: Actor, child_id: str | uuid.UUID, reason: str = "requested") -> None:
+        """Restart one child now, whatever its status; not counted against the restart intensity.
+
+        Raises:
+            SupervisionError: it is not a child of ``parent``.
+        """
+        sup = self.supervisor(parent)
+        on_thread(parent, lambda: self._restart_now(sup, sup.child(child_id), reason))
+
+    def _restart_now(self, sup: Supervisor, child: Child, reason: str) -> None:
+        child.watched = None
+        if child.actor.status in ("running", "starting"):
+            self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
+        sup.record("supervisor/restart", {**self._restart_data(sup, child, reason), "delay_ms": 0})
+        child.actor.status = "restarting"
+        self._reboot(child)
+
+    def _restart_data(self, sup: Supervisor, child: Child, reason: str) -> dict[str, Any]:
+        return {"child": str(child.actor.id), "reason": reason, "strategy": sup.spec.strategy,
+                "restart_from": child.spec.restart_from, "incarnation": child.actor.incarnation + 1}
+
+    def _reboot(self, child: Child) -> None:
+        """A new instance for the child, on its thread; a failure reaches the parent as the child's end."""
+        actor = child.actor
+        if child.spec.restart_from == "init":
+            state, call_init = child.start_state, child.call_init
+        else:
+            state, call_init = actor.state, False
+        if child.stopping is not None:
+            wait([child.stopping])
+            child.stopping = None
+        child.restart_pending = False
+        actor.incarnation += 1
+        child.watched = actor.incarnation
+        actor.revive()
+
+        def boot() -> None:
+            actor.failure = None
+            actor.shutdown_data = None
+            actor.state = state
+            actor.status = "starting"
+            self.theater._boot(actor, "restart", call_init=call_init)
+
+        try:
+            actor.submit(boot).result()
+        except TheaterError:
+            pass  # recorded in the child's chain; its end is on its way to us
+
+    # A child's end (hook on the child's thread, then an operation on the parent's).
+
+    def actor_ended(self, actor: Actor, how: str, data: bytes | None = None) -> None:
+        """Called on an actor's thread when it stopped, exited or failed: stop its subtree, tell its parent.
+
+        What it knew as a supervisor goes with it: a restarted actor starts without children or restart history.
+        """
+        self.stop_children(actor, f"parent {'failed' if how == 'fail' else how}")
+        with self._lock:
+            self._supervisors.pop(actor.id, None)
+        sup = self.supervising(actor)
+        if sup is None or self._closed:
+            return
+        if how == "fail":
+            ending = Ending(how="failure", fault=actor.failure)
+        else:
+            ending = Ending(how=how, data=data)
+        incarnation = actor.incarnation
+        actor.defer(lambda failed: failed or self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending)))
+
+    def _queue(self, sup: Supervisor, op: Callable[[], None]) -> None:
+        if not self._closed:
+            sup.actor.submit(op).add_done_callback(_log_failure)  # an ended parent refuses it: nobody to tell
+
+    def _heard(self, sup: Supervisor, child_id: uuid.UUID, incarnation: int, ending: Ending) -> None:
+        child = sup.children.get(child_id)
+        if self._closed or child is None or child.watched != incarnation or sup.actor.status != "running":
+            return
+        child.watched = None
+        if not self._tell(sup.actor, child_id, ending):
+            return
+        untouched = sup.children.get(child_id) is child and child.watched is None  # the guest did not act itself
+        if untouched and child.actor.status in ("failed", "stopped"):
+            self._apply(sup, child, ending)
+
+    def _tell(self, parent: Actor, child_id: uuid.UUID, ending: Ending) -> bool:
+        """Call the parent's ``supervisor-handlers`` export, if any; False when the parent failed doing so."""
+        if ending.fault is not None:
+            export, params = HANDLE_CHILD_ERROR, [str(child_id), wit_actor_error(ending.fault)]
+        else:
+            export, params = HANDLE_CHILD_EXIT, [str(child_id), None if ending.data is None else {"some": ending.data}]
+        if not parent.has_export(export):
+            return True
+        try:
+            parent.call(export, params)
+        except (GuestFault, ActorNotRunning):
+            return False
+        return parent.status == "running"
+
+    def _apply(self, sup: Supervisor, child: Child, ending: Ending) -> None:
+        """The declared policy for a child that ended on its own."""
+        if not should_restart(child.spec.restart, ending):
+            return
+        now = self.clock()
+        if not self._within_intensity(sup, now):
+            self._give_up(sup, child, ending)
+            return
+        group = sup.group(child)
+        for other in reversed(group):
+            if other is not child:
+                self._stop(sup, other, f"{sup.spec.strategy}: sibling {child.actor.id} ended",
+                           forget=other.spec.restart == "temporary")
+        group = [c for c in group if c.actor.id in sup.children]
+        delay = self._delay(sup, child, now)
+        for member in group:
+            reason = ending.how if member is child else "sibling"
+            data = {**self._restart_data(sup, member, reason), "delay_ms": delay}
+            sup.record("supervisor/restart", {**data, "cause": {"child": str(child.actor.id), **ending.record()}})
+            member.actor.status = "restarting"
+            member.restart_pending = True
+        ids = [m.actor.id for m in group]
+        if delay == 0:
+            self._restart_group(sup, ids)
+        else:
+            self._later(sup, delay, lambda: self._restart_group(sup, ids))
+
+    def _within_intensity(self, sup: Supervisor, now: float) -> bool:
+        sup.restarts.append(now)
+        while sup.restarts and sup.restarts[0] <= now - sup.spec.period_s:
+            sup.restarts.popleft()
+        return len(sup.restarts) <= sup.spec.intensity
+
+    def _delay(self, sup: Supervisor, child: Child, now: float) -> int:
+        child.restarts.append(now)
+        while child.restarts and child.restarts[0] <= now - sup.spec.period_s:
+            child.restarts.popleft()
+        n = len(child.restarts)
+        return backoff_ms(sup.spec, n, f"{self.seed}/{sup.actor.id}/{child.actor.id}/{n}")
+
+    def _restart_group(self, sup: Supervisor, ids: list[uuid.UUID]) -> None:
+        for child_id in ids:
+            child = sup.children.get(child_id)
+            if child is not None and child.restart_pending and sup.actor.status == "running":
+                self._reboot(child)
+
+    def _later(self, sup: Supervisor, delay_ms: int, op: Callable[[], None]) -> None:
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._queue(sup, op)
+
+        timer = threading.Timer(delay_ms / 1000, fire)
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._timers.add(timer)
+        timer.start()
+
+    def _give_up(self, sup: Supervisor, child: Child, ending: Ending) -> None:
+        spec = sup.spec
+        reason = f"more than {spec.intensity} restarts within {spec.period_s:g} s"
+        sup.record("supervisor/give-up", {"child": str(child.actor.id), "reason": reason, "cause": ending.record(),
+                                          "intensity": spec.intensity, "period_s": spec.period_s})
+        self.stop_children(sup.actor, "supervisor gave up")
+        detail = f"{reason}; the last: child {child.actor.id} ({ending.how})"
+        sup.actor.fail(GuestFault("host", "supervision", f"gave up: {detail}"))
+
+    def close(self) -> None:
+        """Cancel pending restarts; nothing more is decided."""
+        with self._lock:
+            self._closed = True
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
+            timer.cancel()
