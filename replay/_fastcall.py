@@ -47,7 +47,31 @@ def install_type_caches() -> None:
         for method in ("_cases", "_tagged"):
             current = cls.__dict__.get(method)
             if current is not None and not getattr(current, "_theater_cached", False):
+                if method == "_tagged" and cls is _types.VariantLikeType:
+                    current = _tagged_when_a_payload_may_be_none(current)
                 setattr(cls, method, _memoized(method, current))
+
+
+def _tagged_when_a_payload_may_be_none(original: Any) -> Any:
+    """wasmtime-py 50 lowers ``result<option<T>, E>`` untagged: the option's classes include ``object``, so
+    every value, the err string too, matches the ok case and an err cannot be returned. A variant (or result)
+    with a case whose payload may be None must be tagged; options themselves keep wasmtime-py's rule."""
+
+    def tagged(self: Any) -> bool:
+        if original(self):
+            return True
+        if isinstance(self, _types.OptionType):
+            return False
+        cases = self._cases()
+        for _, ty in cases:
+            if ty is not None:
+                classes: set[type] = set()
+                ty.add_classes(classes)
+                if object in classes and len(cases) > 1:
+                    return True
+        return False
+
+    return tagged
 
 
 def _memoized(name: str, method: Any) -> Any:

@@ -56,3 +56,19 @@ def test_fast_call_checks_the_number_of_parameters():
     store, func = instance(engine, wat.echo_actor())
     with pytest.raises(TypeError, match="wrong number of parameters: given 1, expected 2"):
         FastFunc(func("handle-send"), store)(None)
+
+
+def test_a_result_whose_ok_payload_may_be_none_is_tagged_so_an_err_can_be_lowered():
+    from replay.values import lowerer
+
+    engine = Engine()
+    component = engine.compile(
+        """(component
+          (type $r (result (option (list u8)) (error string)))
+          (import "f" (func $f (result $r)))
+        )"""
+    )
+    ty = component.type.imports(engine.wasmtime)["f"].ty.result
+    assert ty._tagged()
+    assert lowerer(ty)({"err": "no such child"}) == wc.Variant("err", "no such child")
+    assert lowerer(ty)({"ok": None}) == wc.Variant("ok", None)

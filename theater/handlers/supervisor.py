@@ -119,9 +119,10 @@ class SupervisorHandler(Handler):
         return {"ok": None}
 
     def get_child_state(self, child_id: str) -> dict[str, Any]:
-        # wasmtime-py 50 cannot lower the err case of result<option<_>, string> (the option's ``none`` makes the
-        # ok case match every value), so an id that is not a child aborts the call: a recorded ``host`` fault.
-        state = self.supervision.supervisor(self.actor).child(child_id).actor.state
+        try:
+            state = self.supervision.supervisor(self.actor).child(child_id).actor.state
+        except TheaterError as exc:
+            return {"err": str(exc)}
         return {"ok": None if state is None else {"some": state}}
 
     def get_child_events(self, child_id: str) -> dict[str, Any]:
