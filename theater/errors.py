@@ -13,7 +13,9 @@ beside this subtree)::
         ├── ActorNotFound             no actor with that id
         ├── ActorNotRunning           the actor has stopped or failed; restart it to use it again
         ├── MessageError              a message could not be delivered (too large, unknown target, timeout)
-        └── SupervisionError          a supervision request was refused
+        ├── SupervisionError          a supervision request was refused
+        └── BuildError                an actor project could not be built (the Python error, the WIT error)
+            └── BuildToolMissing      componentize-py is not installed (says how to install it)
 """
 
 from __future__ import annotations
@@ -85,9 +87,32 @@ class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
 
 
+class BuildError(RuntimeFault):
+    """An actor project could not be built.
+
+    Attributes:
+        project: the project directory (or the tool that is missing).
+        problem: what went wrong; for a failure of the actor's Python code, the Python error itself.
+    """
+
+    def __init__(self, project: str, problem: str) -> None:
+        self.project = project
+        self.problem = problem
+        super().__init__(f"{project}: {problem}")
+
+
+class BuildToolMissing(BuildError):
+    """componentize-py is missing or of another series; the message says how to install the right one."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("componentize-py", problem)
+
+
 __all__ = [
     "ActorNotFound",
     "ActorNotRunning",
+    "BuildError",
+    "BuildToolMissing",
     "ComponentError",
     "GuestFault",
     "LinkError",

@@ -12,10 +12,15 @@ import click
 from store.errors import TheaterError
 from theater import __version__
 from theater.cli._context import Context
+from theater.cli.actors import COMMANDS as ACTOR_COMMANDS
+from theater.cli.build import build, create, quickstart
 from theater.cli.chain import chain
+from theater.cli.client import DEFAULT_ADDRESS
+from theater.cli.completion import completion
 from theater.cli.events import events, state
 from theater.cli.replay import replay_command
 from theater.cli.run import demo, run
+from theater.cli.server import server
 from theater.cli.store import store
 from theater.cli.verify import verify
 
@@ -28,14 +33,24 @@ from theater.cli.verify import verify
     envvar="THEATER_HOME",
     help="Theater home directory (default: $THEATER_HOME, else ~/.theater).",
 )
+@click.option(
+    "--address",
+    envvar="THEATER_ADDRESS",
+    default=DEFAULT_ADDRESS,
+    show_default=True,
+    help="HOST:PORT of the theater server that start, list, message, subscribe, ... talk to ($THEATER_ADDRESS).",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
+def cli(ctx: click.Context, home: str | None, address: str) -> None:
     """Theater: WebAssembly actors with supervision and a verifiable, replayable record."""
     ctx.obj = Context(home)
     ctx.call_on_close(ctx.obj.close)
 
 
-for command in (chain, demo, events, replay_command, run, state, store, verify):
+for command in (
+    build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store, verify,
+    *ACTOR_COMMANDS,
+):
     cli.add_command(command)
 
 

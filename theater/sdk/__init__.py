@@ -1,0 +1,47 @@
+"""The actor SDK: Python that runs *inside* a Theater component built by ``theater build``.
+
+An actor module subclasses ``Actor``, overrides the handlers it needs and registers the class with ``run``::
+
+    from theater_sdk import Actor, run
+
+    class Counter(Actor):
+        def init(self):
+            self.state = {"count": 0}
+
+        def on_send(self, message):
+            self.state["count"] += 1
+
+        def on_request(self, message):
+            return str(self.state["count"])
+
+    run(Counter)
+
+Inside a component this package is importable as ``theater_sdk`` (``theater build`` stages a copy of it under that
+name next to the generated entry module); on the host it is ``theater.sdk``. It imports only the standard library,
+the bindings componentize-py generates for the actor's world (``wit_world``) and ``componentize_py_types``, and
+only relatively among its own modules, so it works under both names. Host capabilities are small typed wrappers:
+``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging`` and ``supervisor``. A wrapper whose
+interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the manifest handler.
+"""
+
+from . import messaging, random, runtime, supervisor, timing
+from ._actor import DEFER, Actor, ChannelAnswer, ChildError, accept, reject, run
+from ._host import CapabilityError, HostError, SandboxError
+
+__all__ = [
+    "DEFER",
+    "Actor",
+    "CapabilityError",
+    "ChannelAnswer",
+    "ChildError",
+    "HostError",
+    "SandboxError",
+    "accept",
+    "messaging",
+    "random",
+    "reject",
+    "run",
+    "runtime",
+    "supervisor",
+    "timing",
+]
