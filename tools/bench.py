@@ -117,6 +117,48 @@ def build_chain(path: Path, n: int) -> tuple[Store, uuid.UUID]:
     return store, actor
 
 
+def build_actor_chain(path: Path, n: int) -> tuple[Store, uuid.UUID]:
+    """A chain shaped like an actor's: wasm/call, a host call, wasm/result with a new state blob, repeated."""
+    store = Store(path, durability="buffered")
+    actor = uuid.uuid4()
+    head = EMPTY
+    last = None
+    state_hash = None
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            data = {"export": "theater:simple/message-server-client.handle-send", "state": state_hash,
+                    "params": [b"tick"]}
+            type_ = "wasm/call"
+        elif kind == 1:
+            data, type_ = {"params": [], "result": 1_700_000_000_000 + i}, "theater:simple/timing/now"
+        else:
+            state_hash = store.blobs.put_async(i.to_bytes(8, "little")).value
+            data = {"export": "theater:simple/message-server-client.handle-send", "state": state_hash,
+                    "output": [], "fuel": 300}
+            type_ = "wasm/result"
+        last = store.log.append_async(actor, type_, data, expected=head)
+        head = Head(last.event.seq, last.event.hash)
+        if i % 50_000 == 49_999:
+            last.wait()
+    if last:
+        last.wait()
+    return store, actor
+
+
+def bench_state_at(tmp: Path, events: int) -> None:
+    from replay import state_at
+
+    store, actor = build_actor_chain(tmp / "actor", events)
+    probes = [events * i // 200 for i in range(200)]
+    start = time.perf_counter()
+    for seq in probes:
+        state_at(store, actor, seq)
+    per = (time.perf_counter() - start) / len(probes) * 1000
+    line(f"state at a given event (state --at) in a {events:,}-event actor chain", per, "ms")
+    store.close()
+
+
 def bare_hash_loop(store: Store, actor: uuid.UUID) -> float:
     env, db = store.env.env, store.env.dbs["events"]
     start = time.perf_counter()
@@ -155,6 +197,8 @@ def bench_store(events: int, tmp: Path) -> None:
     per = (time.perf_counter() - start) / len(probes) * 1e6
     line(f"event at a given seq in a {events:,}-event chain", per, "us")
     store.close()
+
+    bench_state_at(tmp, events)
 
     blobs = Store(tmp / "blobs")
     for size, label, reps in ((1024, "1 KB", 2000), (1 << 20, "1 MB", 50), (100 << 20, "100 MB", 2)):
