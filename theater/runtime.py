@@ -155,7 +155,21 @@ class Theater:
         with self._lock:
             self._actors[key] = actor
         actor.submit(lambda: self._boot(actor, "resume", call_init=False)).result()
+        self._rejoin(actor)
         return str(key)
+
+    def _rejoin(self, actor: Actor) -> None:
+        """Put a reopened actor back into its supervision tree: under its parent, over its children.
+
+        Parents and children can be reopened in any order: whichever comes second makes the link.
+        """
+        with self._lock:
+            parent = self._actors.get(actor.parent) if actor.parent else None
+            children = [a for a in self._actors.values() if a.parent == actor.id and a.status == "running"]
+        if parent is not None and parent.status == "running":
+            self.supervision.adopt(parent, actor)
+        for child in children:
+            self.supervision.adopt(actor, child)
 
     def _manifest(self, manifest: Manifest | Path | str) -> Manifest:
         if isinstance(manifest, Manifest):

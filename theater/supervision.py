@@ -277,6 +277,42 @@ class Supervision:
         sup.record("supervisor/spawn", {"child": str(child.id), **data, "error": None})
         return child
 
+    def adopt(self, parent: Actor, child: Actor) -> None:
+        """Register a reopened child with its reopened parent, as its spawn recorded it (after a restart).
+
+        The child's restart type and source come from the ``supervisor/spawn`` event in the parent's chain; its
+        start state from its own creation event. Children are kept in the order they were first spawned.
+        """
+
+        def register() -> None:
+            sup = self.supervisor(parent)
+            if child.id in sup.children:
+                return
+            spawned = self._spawn_record(parent, child.id)
+            spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"),
+                                      spawned.get("restart_from"))
+            genesis = self.theater.store.log.at(child.id, 0)
+            digest = genesis.data.get("init_state")
+            start = None if digest is None else self.theater.store.blobs.get(digest)
+            sup.children[child.id] = Child(child, spec, start, bool(spawned.get("init", True)))
+            order = self._spawn_order(parent)
+            sup.children = dict(sorted(sup.children.items(), key=lambda item: order.get(item[0], len(order))))
+
+        on_thread(parent, register)
+
+    def _spawn_record(self, parent: Actor, child_id: uuid.UUID) -> dict[str, Any]:
+        for event in self.theater.store.log.events(parent.id):
+            if event.type == "supervisor/spawn" and event.data.get("child") == str(child_id):
+                return dict(event.data)
+        return {}
+
+    def _spawn_order(self, parent: Actor) -> dict[uuid.UUID, int]:
+        order: dict[uuid.UUID, int] = {}
+        for event in self.theater.store.log.events(parent.id):
+            if event.type == "supervisor/spawn" and event.data.get("child"):
+                order.setdefault(uuid.UUID(event.data["child"]), len(order))
+        return order
+
     # Stopping (on the parent's thread).
 
     def stop_child(self, parent: Actor, child_id: str | uuid.UUID, reason: str) -> None:

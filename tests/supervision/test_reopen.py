@@ -1,0 +1,60 @@
+"""A supervision tree survives a restart of the runtime: reopened children are supervised again."""
+
+import uuid
+
+import pytest
+
+from replay.errors import GuestFault
+from replay.replayer import Replayer
+from store import verify_store
+from tests.components import wat
+from theater.runtime import Theater
+
+
+def _write(tmp_path, name, text, extra=""):
+    (tmp_path / f"{name}.wat").write_text(text)
+    manifest = tmp_path / f"{name}.toml"
+    manifest.write_text(f'name = "{name}"\ncomponent = "{name}.wat"\n[[handlers]]\ntype = "message-server"\n{extra}')
+    return manifest
+
+
+@pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "child-first"])
+def test_reopened_child_is_restarted_by_its_reopened_parent(tmp_path, parent_first):
+    parent_manifest = _write(tmp_path, "boss", wat.echo_actor(),
+                             '[[handlers]]\ntype = "supervisor"\n[supervision]\nintensity = 5\nperiod_s = 60\n')
+    child_manifest = _write(tmp_path, "worker", wat.faulty_actor())
+    home = tmp_path / "home"
+    with Theater(home, durability="buffered") as theater:
+        parent = theater.start(parent_manifest)
+        child = theater.start(child_manifest, parent=parent)
+        theater.send(child, b"one")
+
+    with Theater(home, durability="buffered") as theater:
+        for actor in ([parent, child] if parent_first else [child, parent]):
+            theater.reopen(actor)
+        assert [str(c) for c in theater.supervision.children(uuid.UUID(parent))] == [child]
+        with pytest.raises(GuestFault):
+            theater.send(child, b"trap")
+        restarted = _wait_for(theater, child, "wasm/instantiate", reason="restart")
+        assert restarted.data["reason"] == "restart"
+        assert theater.status(child) == "running"
+        restarts = [e for e in theater.events(parent) if e.type == "supervisor/restart"]
+        assert [e.data["child"] for e in restarts] == [child]
+        store = theater.store
+        assert verify_store(store).ok
+        for actor in (parent, child):
+            assert Replayer(store).replay(uuid.UUID(actor)).ok
+
+
+def _wait_for(theater, actor, type_, **fields):
+    import threading
+
+    found = threading.Event()
+    theater.store.add_commit_listener(found.set)
+    for _ in range(200):
+        for event in reversed(theater.events(actor)):
+            if event.type == type_ and all(event.data.get(k) == v for k, v in fields.items()):
+                return event
+        found.wait(0.05)
+        found.clear()
+    raise AssertionError(f"no {type_} {fields} in {actor}'s chain")
