@@ -33,6 +33,10 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
     restart_from = "init"             # init | last_state
     shutdown_timeout_ms = 5_000
 
+    [supervision.children.worker]     # per-child options, for children whose manifest name is "worker"
+    restart = "transient"
+    restart_from = "last_state"
+
 ``init_state`` is the actor's initial state, kept as raw bytes. It is one of:
 
 * a string: its UTF-8 bytes, verbatim (``init_state = '{"count": 0}'``);
@@ -121,6 +125,20 @@ class SupervisionSpec:
     backoff_max_ms: int = 30_000
     restart_from: str = "init"
     shutdown_timeout_ms: int = 5_000
+    children: tuple[ChildOptions, ...] = ()
+
+    def child_options(self, name: str) -> ChildOptions | None:
+        """The per-child options declared for children named ``name``, if any."""
+        return next((c for c in self.children if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildOptions:
+    """Per-child options in a supervisor's manifest (``[supervision.children.NAME]``, NAME the child's name)."""
+
+    name: str
+    restart: str | None = None
+    restart_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -416,9 +434,24 @@ def _limits(table: _Table) -> Limits:
     return Limits(**{name: table.integer(name, getattr(defaults, name), 1) for name in names})
 
 
+def _children(table: _Table) -> tuple[ChildOptions, ...]:
+    """``[supervision.children.NAME]`` tables: restart type and source for the children named NAME."""
+    out = []
+    for name in sorted(table.data):
+        child = table.table(name)
+        child.check_keys(("restart", "restart_from"))
+        out.append(ChildOptions(
+            name=name,
+            restart=child.choice("restart", RESTART_TYPES, None) if "restart" in child.data else None,
+            restart_from=child.choice("restart_from", RESTART_FROM, None) if "restart_from" in child.data else None,
+        ))
+    return tuple(out)
+
+
 def _supervision(table: _Table) -> SupervisionSpec:
     table.check_keys(f.name for f in fields(SupervisionSpec))
     spec = SupervisionSpec(
+        children=_children(table.table("children")),
         strategy=table.choice("strategy", STRATEGIES, "one_for_one"),
         intensity=table.integer("intensity", 3, 0),
         period_s=table.positive_number("period_s", 5.0),

@@ -257,6 +257,10 @@ class Supervision:
             SupervisionError: ``restart`` or ``restart_from`` is not a known value.
             LinkError, ComponentError, GuestFault: the child could not be started (its ``init`` failed).
         """
+        declared = parent.manifest.supervision.child_options(manifest.name)
+        if declared is not None:
+            restart = restart or declared.restart
+            restart_from = restart_from or declared.restart_from
         spec = ChildSpec.defaults(parent.manifest.supervision, restart, restart_from)
         return on_thread(parent, lambda: self._spawn(parent, manifest, init_state, call_init, spec))
 

@@ -58,3 +58,28 @@ def _wait_for(theater, actor, type_, **fields):
         found.wait(0.05)
         found.clear()
     raise AssertionError(f"no {type_} {fields} in {actor}'s chain")
+
+
+def test_per_child_options_in_the_supervisors_manifest_apply_to_children_of_that_name(tmp_path):
+    parent_manifest = _write(
+        tmp_path, "boss", wat.echo_actor(),
+        '[[handlers]]\ntype = "supervisor"\n[supervision]\nrestart = "permanent"\n'
+        '[supervision.children.worker]\nrestart = "temporary"\nrestart_from = "last_state"\n',
+    )
+    worker = _write(tmp_path, "worker", wat.faulty_actor())
+    other = _write(tmp_path, "other", wat.faulty_actor())
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        parent = theater.start(parent_manifest)
+        first = theater.start(worker, parent=parent)
+        second = theater.start(other, parent=parent)
+        spawns = {e.data["child"]: e.data for e in theater.events(parent) if e.type == "supervisor/spawn"}
+        assert (spawns[first]["restart"], spawns[first]["restart_from"]) == ("temporary", "last_state")
+        assert (spawns[second]["restart"], spawns[second]["restart_from"]) == ("permanent", "init")
+
+
+def test_per_child_options_reject_unknown_keys(tmp_path):
+    from theater.errors import ManifestError
+    from theater.manifest import parse_manifest
+
+    with pytest.raises(ManifestError, match=r"supervision\.children\.worker\.retry: unknown key 'retry'; allowed keys: restart, restart_from$"):
+        parse_manifest('name = "b"\ncomponent = "b.wat"\n[supervision.children.worker]\nretry = 3\n')

@@ -501,7 +501,7 @@ def test_unknown_supervision_key_is_rejected() -> None:
     with pytest.raises(
         ManifestError,
         match=r"^actor.toml: supervision.max_restarts: unknown key 'max_restarts'; allowed keys: backoff_initial_ms, "
-        r"backoff_max_ms, intensity, period_s, restart, restart_from, shutdown_timeout_ms, strategy$",
+        r"backoff_max_ms, children, intensity, period_s, restart, restart_from, shutdown_timeout_ms, strategy$",
     ):
         parse(with_extra("[supervision]\nmax_restarts = 3\n"))
 
