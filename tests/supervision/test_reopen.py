@@ -37,6 +37,8 @@ def test_reopened_child_is_restarted_by_its_reopened_parent(tmp_path, parent_fir
             theater.send(child, b"trap")
         restarted = _wait_for(theater, child, "wasm/instantiate", reason="restart")
         assert restarted.data["reason"] == "restart"
+        # Queued behind the restart on the child's mailbox: answered by the new instance.
+        assert theater.request(child, b"after") == b"after"
         assert theater.status(child) == "running"
         restarts = [e for e in theater.events(parent) if e.type == "supervisor/restart"]
         assert [e.data["child"] for e in restarts] == [child]
