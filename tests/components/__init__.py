@@ -3,5 +3,5 @@
 See :mod:`tests.components.wat` for the behaviour menu and message formats.
 """
 
-from .wat import *  # noqa: F401,F403
+from .wat import *  # noqa: F403
 from .wat import __all__  # noqa: F401

@@ -83,5 +83,6 @@ def test_per_child_options_reject_unknown_keys(tmp_path):
     from theater.errors import ManifestError
     from theater.manifest import parse_manifest
 
-    with pytest.raises(ManifestError, match=r"supervision\.children\.worker\.retry: unknown key 'retry'; allowed keys: restart, restart_from$"):
+    expected = r"supervision\.children\.worker\.retry: unknown key 'retry'; allowed keys: restart, restart_from$"
+    with pytest.raises(ManifestError, match=expected):
         parse_manifest('name = "b"\ncomponent = "b.wat"\n[supervision.children.worker]\nretry = 3\n')
