@@ -19,10 +19,10 @@ from typing import Any
 
 import blake3
 
-from replay.replayer import Replayer
-from store import Store, verify_store
+from store import Store
 from theater.build import BuildResult, build_project
 from theater.runtime import Theater
+from tests._chains import chain_problems as store_chain_problems
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -66,13 +66,7 @@ def seed_home(home: Path, result: BuildResult) -> None:
 
 def chain_problems(theater: Theater) -> list[str]:
     """Every reason a chain of the runtime's store fails integrity verification or replay from genesis."""
-    problems = [problem.describe() for problem in verify_store(theater.store).problems]
-    replayer = Replayer(theater.store)
-    for actor, _ in theater.store.log.actors():
-        report = replayer.replay(actor)
-        if not report.ok:
-            problems.append(f"replay of actor {actor}: {report.divergence}")
-    return problems
+    return store_chain_problems(theater.store)
 
 
 class Stage:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from replay.replayer import Replayer
-from store import Event, verify_store
+from store import Event
 from theater.errors import ActorNotRunning
 from theater.runtime import Theater
+from tests._chains import chain_problems as store_chain_problems
 
 WAIT = 10.0  # seconds any single wait may take before the test fails
 MAX_DRAIN_ROUNDS = 50
@@ -129,15 +129,9 @@ def drain(theater: Theater) -> None:
 
 
 def chain_problems(theater: Theater) -> list[str]:
-    """Every reason a chain of this runtime's store fails verification or replay from genesis."""
+    """Every reason a chain of this runtime's store fails verification or replay, once the actors are idle."""
     drain(theater)
-    problems = [problem.describe() for problem in verify_store(theater.store).problems]
-    replayer = Replayer(theater.store)
-    for actor, _ in theater.store.log.actors():
-        report = replayer.replay(actor)
-        if not report.ok:
-            problems.append(f"replay of actor {actor}: {report.divergence}")
-    return problems
+    return store_chain_problems(theater.store)
 
 
 class Rig:
