@@ -21,7 +21,6 @@ from typing import Any
 
 from replay.boundary import Limits, import_functions
 from replay.engine import Engine
-from replay.errors import GuestFault
 from replay.history import state_at
 from replay.replayer import Replayer
 from store import EMPTY, Event, Store, blob_digest, new_actor_id, parse_actor_id
@@ -449,5 +448,3 @@ class Theater:
     ) -> None:
         self.close()
 
-
-__all__ = ["Theater", "GuestFault"]

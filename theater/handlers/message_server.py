@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from store.errors import InvalidInputError
-from theater.errors import ActorNotFound, MessageError, RuntimeFault
-from theater.release import settle
-from theater.handlers._base import Handler
 from replay.errors import GuestFault
+from store.errors import InvalidInputError
+from theater.channels import CLOSED, ClientEnd
+from theater.errors import MessageError, RuntimeFault
+from theater.handlers._base import Handler
+from theater.release import settle
 
 
 class MessageServerHandler(Handler):
@@ -125,8 +126,6 @@ class _Refused(Exception):
 
 
 def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes) -> None:
-    from theater.channels import ClientEnd
-
     if isinstance(peer, ClientEnd):
         peer.inbox.put(msg)
     else:
@@ -134,12 +133,8 @@ def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes) -> None:
 
 
 def _close(theater: Any, peer: Any, channel_id: str) -> None:
-    from theater.channels import CLOSED, ClientEnd
-
     if isinstance(peer, ClientEnd):
         peer.inbox.put(CLOSED)
     else:
         theater.deliver_channel_close(peer, channel_id)
 
-
-__all__ = ["MessageServerHandler", "ActorNotFound"]
