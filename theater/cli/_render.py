@@ -57,13 +57,29 @@ def event_json(event: Event) -> dict[str, Any]:
 
 def summary(event: Event, width: int = 80) -> str:
     """One line describing the event's data."""
-    data = event.data
+    return data_summary(event.data, width)
+
+
+def data_summary(data: Any, width: int = 80) -> str:
+    """One line describing event data: hashes shortened, printable bytes as text, long values cut."""
     if isinstance(data, dict):
-        shown = {k: _brief(v) for k, v in data.items() if k not in ("engine", "limits")}
-        text = json.dumps(shown, sort_keys=True, separators=(",", ":"))
-    else:
-        text = json.dumps(_brief(data))
+        data = {k: v for k, v in data.items() if k not in ("engine", "limits")}
+    text = json.dumps(_brief(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def from_jsonable(value: Any) -> Any:
+    """The inverse of ``jsonable`` (without ``readable``): ``"hex:..."`` strings become bytes again."""
+    if isinstance(value, str) and value.startswith("hex:"):
+        try:
+            return bytes.fromhex(value[4:])
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value
 
 
 def _brief(value: Any) -> Any:

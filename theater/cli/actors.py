@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from theater.cli._render import ago
+from theater.cli._render import ago, data_summary, from_jsonable
 from theater.cli.client import ApiClient, RemoteError, client_for, decode_bytes, encode_bytes
 from theater.cli.completion import ACTOR_ID
 from theater.manifest import load_manifest
@@ -305,29 +305,8 @@ def _stream(api: ApiClient, actor: str, query: dict[str, Any]) -> Iterator[tuple
 
 def event_line(event: dict[str, Any], width: int = 100) -> str:
     """One line for an event: seq, short hash, type, a summary of its data."""
-    text = json.dumps(_brief(event["data"]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if len(text) > width:
-        text = text[: width - 1] + "…"
+    text = data_summary(from_jsonable(event["data"]), width)
     return f"{event['seq']:>6}  {event['hash'][:12]}  {event['type']:<44}  {text}"
-
-
-def _brief(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("hex:"):
-        raw = bytes.fromhex(value[4:])
-        if len(raw) == 32:
-            return raw.hex()[:12]
-        try:
-            text = raw.decode()
-            if text.isprintable():
-                return text if len(text) <= 40 else text[:39] + "…"
-        except UnicodeDecodeError:
-            pass
-        return f"<{len(raw)} bytes {raw[:8].hex()}>"
-    if isinstance(value, dict):
-        return {k: _brief(v) for k, v in value.items() if k not in ("engine", "limits")}
-    if isinstance(value, list):
-        return [_brief(v) for v in value]
-    return value
 
 
 COMMANDS = (channel, inspect, list_, message, restart, start, stop, subscribe)
