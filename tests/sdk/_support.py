@@ -10,7 +10,6 @@ the SDK or componentize-py changes the key; another wasmtime or engine setting c
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable
 import os
@@ -22,6 +21,7 @@ import blake3
 from store import Store
 from theater.build import BuildResult, build_project
 from theater.runtime import Theater
+from tests._chains import CommitWaiter
 from tests._chains import chain_problems as store_chain_problems
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,12 +74,7 @@ class Stage:
 
     def __init__(self, home: Path) -> None:
         self.theater = Theater(home)
-        self._cond = threading.Condition()
-        self.theater.store.add_commit_listener(self._notify)
-
-    def _notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        self._waiter = CommitWaiter(self.theater.store, WAIT)
 
     def start(self, result: BuildResult, manifest: Path | None = None, **options: Any) -> str:
         """Start a built project's actor (its compiled form seeded first)."""
@@ -89,14 +84,7 @@ class Stage:
 
     def until(self, predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
         """Wait until ``predicate()`` is true (checked after each commit) and return its value."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-                self._cond.wait(left)
-        return value
+        return self._waiter.until(predicate, what, timeout)
 
     def events(self, actor: str, type_: str) -> list[Any]:
         return [e for e in self.theater.events(actor) if e.type == type_]

@@ -4,8 +4,6 @@ table, waiting on commits (never sleeping), and the check that every chain verif
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 from store import Event
 from theater.errors import ActorNotRunning
 from theater.runtime import Theater
+from tests._chains import CommitWaiter
 from tests._chains import chain_problems as store_chain_problems
 
 WAIT = 10.0  # seconds any single wait may take before the test fails
@@ -80,23 +79,11 @@ class Watch:
 
     def __init__(self, theater: Theater) -> None:
         self.theater = theater
-        self._cond = threading.Condition()
-        theater.store.add_commit_listener(self._notify)
-
-    def _notify(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        self._waiter = CommitWaiter(theater.store, WAIT)
 
     def until(self, predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
         """Wait until ``predicate()`` is true (checked after each commit) and return its value."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-                self._cond.wait(left)
-        return value
+        return self._waiter.until(predicate, what, timeout)
 
     def events(self, actor_id: str, type_: str, count: int = 1, **match: Any) -> list[Event]:
         """Wait until the actor's chain holds ``count`` events of ``type_`` whose data match; return them all."""
