@@ -22,6 +22,7 @@ from store._env import Environment
 from store._prefix import resolve_prefix
 from store.blobs import BlobStore
 from store.codec import (
+    BLOB_TAG_BYTES,
     DEFAULT_SPILL_THRESHOLD,
     DIGEST_SIZE,
     BlobRef,
@@ -305,7 +306,8 @@ class EventLog:
             parent=parent,
             timestamp_ms=ts,
             type=type_,
-            data=self._unspill(data),
+            # Only a body holding the blob tag can hold a spilled payload: skip the walk for all others.
+            data=self._unspill(data) if BLOB_TAG_BYTES in value else data,
             version=version,
         )
 

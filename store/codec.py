@@ -182,11 +182,6 @@ def read_link(body: bytes | memoryview) -> tuple[bytes, int, bytes | None] | Non
     return None
 
 
-def may_hold_blob_refs(body: bytes | memoryview) -> bool:
-    """Cheap pre-check: False means the body certainly holds no spilled payload reference."""
-    return BLOB_TAG_BYTES in bytes(body)
-
-
 def collect_blob_refs(value: Any, out: list[bytes]) -> None:
     """Append the digest of every ``BlobRef`` inside a decoded value to ``out``."""
     if isinstance(value, BlobRef):
