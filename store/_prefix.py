@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
 import lmdb
 
@@ -25,8 +26,17 @@ def parse_hex_prefix(text: str, kind: str) -> tuple[bytes, str]:
     return bytes.fromhex(text[: len(text) // 2 * 2]), text
 
 
-def resolve_prefix(txn: lmdb.Transaction, db: lmdb._Database, text: str, kind: str) -> bytes:
+def resolve_prefix(
+    txn: lmdb.Transaction,
+    db: lmdb._Database,
+    text: str,
+    kind: str,
+    extra: Callable[[bytes], list[bytes]] | None = None,
+) -> bytes:
     """Return the one key of ``db`` whose hex form starts with ``text``.
+
+    ``extra(start)`` gives more candidate keys starting with the bytes ``start``, kept outside ``db`` (the hash
+    index's tail).
 
     Raises:
         InvalidInputError: ``text`` is not a hex prefix.
@@ -45,8 +55,11 @@ def resolve_prefix(txn: lmdb.Transaction, db: lmdb._Database, text: str, kind: s
                 matches.append(hexkey)
                 if len(matches) > 4:
                     break
+    if extra is not None:
+        more = {key.hex() for key in extra(start)}
+        matches = sorted(set(matches) | {key for key in more if key.startswith(text)})
     if not matches:
         raise NotFoundError(kind, text)
     if len(matches) > 1:
-        raise AmbiguousPrefixError(kind, text, matches)
+        raise AmbiguousPrefixError(kind, text, matches[:5])
     return bytes.fromhex(matches[0])

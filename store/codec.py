@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import blake3
 import cbor2
@@ -42,11 +42,12 @@ class BlobRef:
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """One event of an actor's chain, as read back from the store.
+class Event(NamedTuple):
+    """One event of an actor's chain, as read back from the store (immutable).
 
     ``data`` is the structured payload with spilled payloads already brought back from the blob store.
+    A named tuple rather than a frozen dataclass: every append builds one, and a frozen dataclass costs 1.75 us
+    to construct (one ``object.__setattr__`` per field) against 0.5 us.
     """
 
     hash: bytes
@@ -59,8 +60,7 @@ class Event:
     version: int = FORMAT_VERSION
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EncodedEvent:
+class EncodedEvent(NamedTuple):
     """An event ready to store: its hash, its body, and the payloads that go to the blob store with it."""
 
     hash: bytes
@@ -88,14 +88,73 @@ def encode_event(
     Raises:
         TypeError: ``data`` holds a value CBOR cannot encode (it names the type).
     """
-    fields = [FORMAT_VERSION, actor.bytes, seq, parent, timestamp_ms, type, data]
-    body = _dumps(fields)
+    return encode_fields(actor.bytes, seq, parent, timestamp_ms, type, data, spill_threshold)
+
+
+def encode_fields(
+    actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, type: str, data: Any, spill_threshold: int
+) -> EncodedEvent:
+    """``encode_event`` with positional arguments and the actor id as bytes (the append path calls this)."""
+    header = _header(actor, seq, parent, timestamp_ms, type)
+    if header is None:  # unusual field values: let cbor2 encode (or reject) the whole array
+        body = _dumps([FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, data])
+    else:
+        body = header + _dumps(data)
     spilled: list[tuple[bytes, bytes]] = []
     if len(body) > spill_threshold:
-        fields[6] = _spill(data, spill_threshold, spilled)
+        fields = [FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, _spill(data, spill_threshold, spilled)]
         if spilled:
             body = _dumps(fields)
-    return EncodedEvent(hash=event_hash(body), body=body, spilled=tuple(spilled))
+    return EncodedEvent(blake3.blake3(EVENT_DOMAIN + body).digest(), body, tuple(spilled))
+
+
+def _uint(n: int) -> bytes:
+    """The canonical CBOR head of an unsigned integer (major type 0)."""
+    if n < 24:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x18, n))
+    if n < 0x10000:
+        return b"\x19" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x1a" + n.to_bytes(4, "big")
+    return b"\x1b" + n.to_bytes(8, "big")
+
+
+_HEADER_START = bytes((0x87, FORMAT_VERSION, 0x50))
+
+
+def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, type_: str) -> bytes | None:
+    """The canonical CBOR of the array head and its first six fields, written directly; None when a field is not
+    of the usual type or range (the caller then encodes everything with cbor2).
+
+    cbor2 spends ~1.5 us per event on these fixed-layout fields; tests check byte equality with cbor2's output.
+    Exact type checks: a bool or an int subclass goes the general way.
+    """
+    if type(seq) is not int or type(timestamp_ms) is not int or type(type_) is not str:
+        return None
+    if not (0 <= seq < 1 << 64 and 0 <= timestamp_ms < 1 << 64):
+        return None
+    if parent is None:
+        link = b"\xf6"
+    elif type(parent) is bytes and len(parent) == DIGEST_SIZE:
+        link = b"\x58\x20" + parent
+    else:
+        return None
+    try:
+        name = type_.encode()
+    except UnicodeEncodeError:
+        return None
+    size = len(name)
+    return b"".join((
+        _HEADER_START,
+        actor,
+        bytes((seq,)) if seq < 24 else _uint(seq),
+        link,
+        _uint(timestamp_ms),
+        bytes((0x60 | size,)) if size < 24 else bytes((0x60 | _uint(size)[0] & 0x1F,)) + _uint(size)[1:],
+        name,
+    ))
 
 
 def _dumps(value: Any) -> bytes:

@@ -231,6 +231,8 @@ class _ChainChecker:
         if not page or page[0] is None:
             return
         found = dict(txn.cursor(db=self._index).getmulti([digest for digest, _, _ in page]))
+        if len(found) < len(page):  # the rest may be in the index's tail (feed entries past the watermark)
+            found.update(self.store.log.tail_lookup(txn, [d for d, _, _ in page if d not in found]))
         for digest, key, seq in page:
             if found.get(digest) != key:
                 self.expected_seq = seq

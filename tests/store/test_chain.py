@@ -491,10 +491,10 @@ def test_feed_lists_appends_in_commit_order_across_actors(store: Store) -> None:
     c0 = store.log.append(C, "t", 0, expected=EMPTY)
 
     assert store.log.feed() == [
-        FeedEntry(position=0, actor=A, hash=a0.hash),
-        FeedEntry(position=1, actor=B, hash=b0.hash),
-        FeedEntry(position=2, actor=A, hash=a1.hash),
-        FeedEntry(position=3, actor=C, hash=c0.hash),
+        FeedEntry(position=0, actor=A, hash=a0.hash, seq=a0.seq),
+        FeedEntry(position=1, actor=B, hash=b0.hash, seq=b0.seq),
+        FeedEntry(position=2, actor=A, hash=a1.hash, seq=a1.seq),
+        FeedEntry(position=3, actor=C, hash=c0.hash, seq=c0.seq),
     ]
     assert store.log.feed_end() == 4
 
@@ -531,7 +531,7 @@ def test_feed_positions_continue_after_reopening(store_path, append_chain) -> No
     with Store(store_path) as second:
         assert second.log.feed_end() == 3
         event = append_chain(second, B, 1)[0]
-        assert second.log.feed(3) == [FeedEntry(position=3, actor=B, hash=event.hash)]
+        assert second.log.feed(3) == [FeedEntry(position=3, actor=B, hash=event.hash, seq=event.seq)]
         assert second.log.feed_end() == 4
 
 
@@ -540,4 +540,4 @@ def test_feed_skips_refused_appends(store: Store) -> None:
     with pytest.raises(StaleHeadError):
         store.log.append(A, "t", 2, expected=EMPTY)
 
-    assert store.log.feed() == [FeedEntry(position=0, actor=A, hash=first.hash)]
+    assert store.log.feed() == [FeedEntry(position=0, actor=A, hash=first.hash, seq=first.seq)]

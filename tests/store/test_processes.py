@@ -108,9 +108,9 @@ def test_appends_from_a_second_writer_process_do_not_lose_feed_entries(tmp_path)
 
         other = s.log.at(b, 0)
         assert feed == [
-            FeedEntry(position=0, actor=a, hash=first.hash),
-            FeedEntry(position=1, actor=b, hash=other.hash),
-            FeedEntry(position=2, actor=c, hash=third.hash),
+            FeedEntry(position=0, actor=a, hash=first.hash, seq=first.seq),
+            FeedEntry(position=1, actor=b, hash=other.hash, seq=other.seq),
+            FeedEntry(position=2, actor=c, hash=third.hash, seq=third.seq),
         ]
         assert s.log.feed_end() == 3
 
@@ -141,15 +141,14 @@ class _Interleaved:
         self._owner = owner
         self._txn = txn
 
-    def __enter__(self):
-        return self._txn.__enter__()
-
-    def __exit__(self, *exc):
-        result = self._txn.__exit__(*exc)
-        if exc[0] is None and self._owner._armed:
+    def commit(self) -> None:
+        self._txn.commit()
+        if self._owner._armed:
             self._owner._armed = False
             self._owner._action()
-        return result
+
+    def __getattr__(self, name):
+        return getattr(self._txn, name)
 
 
 def test_a_commit_by_another_process_right_after_ours_is_not_overlooked(tmp_path) -> None:
