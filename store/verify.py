@@ -6,8 +6,12 @@ results follow from the component) is checked by re-execution in ``replay``.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,8 @@ from store.codec import (
 )
 from store.errors import CorruptRecordError
 from store.home import Store
+
+log = logging.getLogger("store.verify")
 
 PROBLEM_KINDS = (
     "hash mismatch",
@@ -96,18 +102,55 @@ class _Broken(Exception):
         self.digest = digest
 
 
+PARALLEL_FROM = 262_144  # events; below this, starting worker processes costs more than it saves
+
+
 def verify_chain(
-    store: Store, actor: uuid.UUID, *, progress: Callable[[int], None] | None = None, indexes: bool = True
+    store: Store,
+    actor: uuid.UUID,
+    *,
+    progress: Callable[[int], None] | None = None,
+    indexes: bool = True,
+    workers: int | None = None,
 ) -> ChainReport:
     """Walk one chain from genesis and recompute every hash and link.
 
     With ``indexes`` (the default) it also checks that the hash index leads to every event; without, it checks
     the chain alone (about twice as fast on a large chain: the index lookups are random reads).
 
+    A chain of ``PARALLEL_FROM`` events or more is split into ``workers`` consecutive ranges (default: one per
+    CPU, at most 4), each checked by its own process reading its own snapshots; range k starts from the stored
+    hash of the event before it, and the report requires that hash to be exactly where range k-1 ended. The
+    hot loop holds the GIL, so threads would not help.
+
     Returns a report naming the first broken event, if any; it does not raise for a broken chain.
-    ``progress`` is called with the number of events checked so far every 4096 events.
+    ``progress`` is called with the number of events checked so far every 4096 events (with workers, only
+    this process's range is reported as it goes, the others when they finish).
     """
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4)
+    if workers > 1:
+        head = store.log.head(actor)
+        if head.seq + 1 >= max(PARALLEL_FROM, workers):
+            return _verify_parallel(store, actor, head.seq + 1, workers, progress, indexes)
+    return _verify_range(store, actor, 0, None, None, progress, indexes)[0]
+
+
+def _verify_range(
+    store: Store,
+    actor: uuid.UUID,
+    start: int,
+    stop: int | None,
+    prev: bytes | None,
+    progress: Callable[[int], None] | None,
+    indexes: bool,
+) -> tuple[ChainReport, bytes | None]:
+    """Verify events ``start <= seq < stop`` (to the chain's end when ``stop`` is None), the first one's parent
+    being ``prev``; return the report and the hash the range ended on."""
     checker = _ChainChecker(store, actor, indexes=indexes)
+    checker.expected_seq = checker.count = start
+    checker.prev_hash = prev
+    checker.stop = stop
     checker.head = store.log.head(actor)
     try:
         while _check_page(store, checker):
@@ -117,8 +160,62 @@ def verify_chain(
         problem = Problem(
             actor=actor, seq=checker.expected_seq, hash=broken.digest, kind=broken.kind, detail=broken.detail
         )
-        return ChainReport(actor=actor, events=checker.count, head=checker.head, problem=problem)
-    return ChainReport(actor=actor, events=checker.count, head=checker.head)
+        return ChainReport(actor=actor, events=checker.count, head=checker.head, problem=problem), checker.prev_hash
+    return ChainReport(actor=actor, events=checker.count, head=checker.head), checker.prev_hash
+
+
+def _range_in_worker(
+    path: str, actor: bytes, start: int, stop: int | None, indexes: bool
+) -> tuple[ChainReport, bytes | None, bytes | None]:
+    """A worker process's range: (report, the stored hash it started from, the hash it ended on)."""
+    with Store(path, readonly=True) as store:
+        where = event_key(uuid.UUID(bytes=actor), start - 1)
+        with store.env.read() as txn:
+            before = txn.get(where, db=store.env.dbs["events"])
+        prev = None if before is None else bytes(before[:DIGEST_SIZE])
+        report, end = _verify_range(store, uuid.UUID(bytes=actor), start, stop, prev, None, indexes)
+        return report, prev, end
+
+
+def _verify_parallel(
+    store: Store,
+    actor: uuid.UUID,
+    events: int,
+    workers: int,
+    progress: Callable[[int], None] | None,
+    indexes: bool,
+) -> ChainReport:
+    bounds = [events * i // workers for i in range(workers)] + [None]
+    try:
+        pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"))
+    except (OSError, ValueError):
+        return _verify_range(store, actor, 0, None, None, progress, indexes)[0]
+    with pool:
+        futures = [
+            pool.submit(_range_in_worker, str(store.path), actor.bytes, bounds[i], bounds[i + 1], indexes)
+            for i in range(1, workers)
+        ]
+        report, end = _verify_range(store, actor, 0, bounds[1], None, progress, indexes)
+        done = report.events
+        for i, future in enumerate(futures, start=1):
+            if not report.ok:
+                future.cancel()
+                continue
+            try:
+                report, started, next_end = future.result()
+            except Exception:  # a worker that could not run (no processes here): check its range in this process
+                log.warning("verify worker failed; checking seq %d on in this process", bounds[i], exc_info=True)
+                report, next_end = _verify_range(store, actor, bounds[i], bounds[i + 1], end, None, indexes)
+                started = end
+            if report.ok and started != end:
+                problem = Problem(actor=actor, seq=bounds[i] - 1, hash=started, kind="hash mismatch",
+                                  detail="the event changed while it was being verified")
+                report = ChainReport(actor=actor, events=bounds[i] - 1, head=report.head, problem=problem)
+            end = next_end
+            done = report.events
+            if progress is not None:
+                progress(done)
+    return report
 
 
 def verify_store(store: Store, *, progress: Callable[[int], None] | None = None) -> StoreReport:
@@ -147,16 +244,20 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
     with store.env.read() as txn:
         cursor = txn.cursor(db=store.env.dbs["events"])
         page: list[tuple[bytes, bytes, int]] = []  # (hash, key, seq) of the events checked in this page
+        read = 0
+        limit = _PAGE if checker.stop is None else min(_PAGE, checker.stop - checker.expected_seq)
+        if limit <= 0:
+            return False  # the range is done; the range after it checks the head
         try:
             if cursor.set_range(event_key(checker.actor, checker.expected_seq)):
-                checker.check_run(txn, cursor, page)
+                read = checker.check_run(txn, cursor, page, limit)
         except _Broken:
             if checker.indexes:
                 checker.check_index(txn, page)
             raise
         if checker.indexes:
             checker.check_index(txn, page)
-        if len(page) >= _PAGE:
+        if read >= limit:
             return True
         raw = txn.get(checker.actor_bytes, db=store.env.dbs["heads"])
         checker.check_head(EMPTY if raw is None else Head(int.from_bytes(raw[:8], "big"), bytes(raw[8:])))
@@ -174,37 +275,57 @@ class _ChainChecker:
         self.actor = actor
         self.actor_bytes = actor.bytes
         self.expected_seq = 0
+        self.stop: int | None = None
         self.prev_hash: bytes | None = None
         self.count = 0
         self._index = store.env.dbs["event_index"]
 
-    def check_run(self, txn: Any, cursor: Any, page: list[tuple[bytes, bytes, int]]) -> None:
-        """Check events from the cursor on until the chain ends or the page is full (the hot loop, inlined)."""
+    def check_run(self, txn: Any, cursor: Any, page: list[tuple[bytes, bytes, int]], limit: int) -> int:
+        """Check events from the cursor on until the chain ends or the page is full; return how many were read.
+
+        The hot loop: the chain's state lives in locals (written back at the end, and around the slow path),
+        and one prefix comparison checks actor, seq and parent at once. Adds (hash, key, seq) to ``page`` for
+        the index check when ``indexes`` is on.
+        """
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
-        for key, value in cursor:
-            if key[:16] != prefix:
-                return
-            seq = int.from_bytes(key[16:], "big")
-            digest = value[:DIGEST_SIZE]
-            body = value[DIGEST_SIZE:]
-            prev = self.prev_hash
-            parent = b"\xf6" if prev is None else b"\x58\x20" + prev
-            link = head + (bytes((seq,)) if seq < 24 else _uint(seq)) + parent
-            if (
-                seq != self.expected_seq
-                or blake(domain + body).digest() != digest
-                or not body.startswith(link)
-                or tag in body
-            ):
-                self.check(txn, seq, value)  # the slow path names the problem (or checks the payloads)
-            else:
-                self.prev_hash = digest
-                self.expected_seq = seq + 1
-                self.count += 1
-            append((digest, key, seq) if indexes else None)
-            if len(page) >= _PAGE:
-                return
+        tag_first = tag[0]
+        expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
+        try:
+            for key, value in cursor:
+                if key != prefix + expected.to_bytes(8, "big") and key[:16] != prefix:
+                    break  # the next actor's events: this chain ends here
+                body = value[DIGEST_SIZE:]
+                digest = value[:DIGEST_SIZE]
+                if expected < 24:
+                    seq_head = bytes((expected,))
+                elif expected >= 65536 and expected < 4294967296:
+                    seq_head = b"\x1a" + expected.to_bytes(4, "big")
+                else:
+                    seq_head = _uint(expected)
+                link = head + seq_head + (b"\xf6" if prev is None else b"\x58\x20" + prev)
+                if (
+                    key[16:] != expected.to_bytes(8, "big")
+                    or blake(domain + body).digest() != digest
+                    or not body.startswith(link)
+                    or (tag_first in body and tag in body)  # a one-byte memchr first: 26 ns against 285 ns
+                ):
+                    # The slow path names the problem (or checks the payloads of a body holding the blob tag).
+                    self.expected_seq, self.prev_hash, self.count = expected, prev, count
+                    self.check(txn, int.from_bytes(key[16:], "big"), value)
+                    expected, prev, count = self.expected_seq, self.prev_hash, self.count
+                else:
+                    prev = digest
+                    expected += 1
+                    count += 1
+                if indexes:
+                    append((digest, key, expected - 1))
+                read += 1
+                if read >= limit:
+                    break
+        finally:
+            self.expected_seq, self.prev_hash, self.count = expected, prev, count
+        return read
 
     def check(self, txn: Any, seq: int, value: bytes) -> None:
         # Check the sequence numbers have no gap.
@@ -228,11 +349,15 @@ class _ChainChecker:
 
     def check_index(self, txn: Any, page: list[tuple[bytes, bytes, int]]) -> None:
         # Check the hash index points back at every event of the page.
-        if not page or page[0] is None:
+        if not page:
             return
-        found = dict(txn.cursor(db=self._index).getmulti([digest for digest, _, _ in page]))
-        if len(found) < len(page):  # the rest may be in the index's tail (feed entries past the watermark)
-            found.update(self.store.log.tail_lookup(txn, [d for d, _, _ in page if d not in found]))
+        want = {digest: key for digest, key, _ in page}
+        # Sorted lookups walk the B-tree in order (neighbouring leaves, warm branch pages).
+        found = dict(txn.cursor(db=self._index).getmulti(sorted(want)))
+        if len(found) < len(want):  # the rest may be in the index's tail (feed entries past the watermark)
+            found.update(self.store.log.tail_lookup(txn, [d for d in want if d not in found]))
+        if found == want:
+            return
         for digest, key, seq in page:
             if found.get(digest) != key:
                 self.expected_seq = seq

@@ -398,3 +398,60 @@ def test_verify_chain_of_a_chain_appended_to_during_the_walk_reports_no_problem(
 
     assert report.problem is None, report.problem.describe()
     assert verify_chain(fast_store, A).ok
+
+
+# Long chains: split into ranges checked by worker processes.
+
+
+@pytest.fixture
+def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.verify
+
+    monkeypatch.setattr(store.verify, "PARALLEL_FROM", 0)  # split even a short chain
+
+
+@pytest.fixture(scope="module")
+def long_home(tmp_path_factory, append_chain) -> Iterator[Store]:
+    with Store(tmp_path_factory.mktemp("long") / "store", durability="buffered", spill_threshold=SPILL) as s:
+        append_chain(s, A, 300, data=data_for(A))
+        yield s
+
+
+def test_a_chain_split_across_worker_processes_verifies_whole(long_home: Store, parallel) -> None:
+    report = verify_chain(long_home, A, workers=3)
+
+    assert report.ok
+    assert (report.events, report.head) == (300, long_home.log.head(A))
+
+
+@pytest.mark.parametrize(("seqs", "first"), [((250,), 250), ((150, 250), 150), ((100,), 100), ((0, 299), 0)])
+def test_workers_report_the_first_broken_event_of_the_whole_chain(long_home: Store, raw, parallel, seqs, first) -> None:
+    # Ranges are [0, 100), [100, 200), [200, end): seq 100 is the first event of a worker's range, whose parent
+    # that worker takes from the stored hash of seq 99.
+    keys = [event_key(A, seq) for seq in seqs]
+    originals = [raw.get(long_home, "events", key) for key in keys]
+    try:
+        for key, value in zip(keys, originals):
+            raw.put(long_home, "events", key, value[:-1] + bytes([value[-1] ^ 1]))
+        report = verify_chain(long_home, A, workers=3)
+        single = verify_chain(long_home, A, workers=1)
+    finally:
+        for key, value in zip(keys, originals):
+            raw.put(long_home, "events", key, value)
+
+    assert report.problem is not None
+    assert (report.problem.seq, report.problem.kind) == (first, "hash mismatch")
+    assert report == single
+    assert verify_chain(long_home, A, workers=3).ok
+
+
+def test_a_worker_range_whose_first_event_does_not_follow_the_last_is_a_broken_link(
+    long_home: Store, raw, parallel
+) -> None:
+    # Replace seq 100 by a well-formed event (its own hash right) whose parent is not seq 99.
+    forged = encode_event(actor=A, seq=100, parent=bytes(32), timestamp_ms=1_000, type="test.event", data={"seq": 100})
+    with raw.changed(long_home, "events", event_key(A, 100), forged.hash + forged.body):
+        report = verify_chain(long_home, A, workers=3, indexes=False)
+
+    assert report.problem is not None
+    assert (report.problem.seq, report.problem.kind) == (100, "broken parent link")
