@@ -99,7 +99,7 @@ def encode_fields(
     if header is None:  # unusual field values: let cbor2 encode (or reject) the whole array
         body = _dumps([FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, data])
     else:
-        body = header + _dumps(data)
+        body = header + _dumps(data, canonical=not _plain(data))
     spilled: list[tuple[bytes, bytes]] = []
     if len(body) > spill_threshold:
         fields = [FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, _spill(data, spill_threshold, spilled)]
@@ -157,9 +157,52 @@ def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, typ
     ))
 
 
-def _dumps(value: Any) -> bytes:
+_PLAIN_TYPES = frozenset({str, bytes, int, bool, type(None)})
+_PLAIN_MAX_ITEMS = 32
+_PLAIN_MAX_DEPTH = 16
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True when cbor2's default encoding of ``value`` is already its canonical encoding.
+
+    That holds for strings, byte strings, integers, booleans and null, in lists and in maps whose keys are ASCII
+    strings already in canonical order (shorter first, then bytewise). cbor2's canonical mode costs 5.0 us on a
+    small two-map payload against 2.3 us without it, mostly in sorting maps that are often already sorted;
+    this walk costs under 1 us and gives up on anything else (floats, tags, other keys, long containers), which
+    then takes the canonical path. Tests compare both paths byte for byte.
+    """
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return True
+    if depth > _PLAIN_MAX_DEPTH:  # deep (or cyclic: cbor2 then names the problem)
+        return False
+    depth += 1
+    if kind is list or kind is tuple:
+        if len(value) > _PLAIN_MAX_ITEMS:
+            return False
+        for item in value:
+            if type(item) not in _PLAIN_TYPES and not _plain(item, depth):
+                return False
+        return True
+    if kind is dict:
+        if len(value) > _PLAIN_MAX_ITEMS:
+            return False
+        last = None
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if last is not None and (len(key) < len(last) or (len(key) == len(last) and key <= last)):
+                return False
+            last = key
+            if type(item) not in _PLAIN_TYPES and not _plain(item, depth):
+                return False
+        return True
+    return False
+
+
+def _dumps(value: Any, *, canonical: bool = True) -> bytes:
     try:
-        return cbor2.dumps(value, canonical=True)
+        return cbor2.dumps(value, canonical=canonical)
     except (cbor2.CBOREncodeError, UnicodeEncodeError, ValueError) as exc:
         raise TypeError(f"event data cannot be encoded as CBOR: {exc}") from None
 

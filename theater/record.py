@@ -62,13 +62,15 @@ class RecordTape:
         return result
 
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
-        self.append("wasm/call", {"export": export, "state": self.state_ref(state), "params": params})
+        # Maps are written in canonical key order (shorter keys first): the store then skips cbor2's slower
+        # canonical mode for them (store.codec._plain).
+        self.append("wasm/call", {"state": self.state_ref(state), "export": export, "params": params})
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if isinstance(result, CallResult):
             state = self.state_ref(result.state)
-            self.append("wasm/result", {"export": export, "state": state, "output": result.output, "fuel": result.fuel})
+            self.append("wasm/result", {"fuel": result.fuel, "state": state, "export": export, "output": result.output})
         else:
             self.append(
-                "wasm/error", {"export": export, "kind": result.kind, "detail": result.detail, "fuel": result.fuel}
+                "wasm/error", {"fuel": result.fuel, "kind": result.kind, "detail": result.detail, "export": export}
             )

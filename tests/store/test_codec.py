@@ -34,6 +34,22 @@ cbor_data = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
     max_leaves=25,
 )
+
+def _canonical_order(d: dict) -> dict:
+    def key(item):
+        encoded = item[0].encode("utf-8", "surrogatepass")
+        return len(encoded), encoded
+
+    return dict(sorted(d.items(), key=key))
+
+
+# Data whose maps are already in canonical key order (the encoder's fast path takes those).
+sorted_data = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=40)
+    | st.dictionaries(st.text(max_size=8), children, max_size=5).map(_canonical_order),
+    max_leaves=40,
+)
 digests = st.binary(min_size=32, max_size=32)
 actors = st.uuids()
 seqs = st.integers(min_value=0, max_value=2**64 - 1)
@@ -60,7 +76,7 @@ def test_decode_inverts_encode(same, data, actor, seq, parent, ts, type_) -> Non
 
 
 @given(
-    data=cbor_data,
+    data=cbor_data | sorted_data,
     actor=actors,
     seq=seqs | st.sampled_from([23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32]) | st.booleans(),
     parent=st.none() | digests | st.binary(max_size=40),
@@ -68,8 +84,9 @@ def test_decode_inverts_encode(same, data, actor, seq, parent, ts, type_) -> Non
     type_=types | st.text(min_size=24, max_size=300) | st.sampled_from(["\ud800", "x" * 70_000]),
 )
 def test_the_hand_written_header_is_byte_for_byte_what_cbor2_writes(data, actor, seq, parent, ts, type_) -> None:
-    # encode_event writes the six fixed fields itself (cbor2 spends ~1.5 us on them); the result must be the very
-    # canonical CBOR cbor2 writes for the whole array, or encoding must fail the same way.
+    # encode_event writes the six fixed fields itself (cbor2 spends ~1.5 us on them), and encodes already-sorted
+    # data without cbor2's canonical mode; the result must be the very canonical CBOR cbor2 writes for the whole
+    # array, or encoding must fail the same way.
     try:
         expected = cbor2.dumps([1, actor.bytes, seq, parent, ts, type_, data], canonical=True)
     except (cbor2.CBOREncodeError, UnicodeEncodeError, ValueError):
@@ -179,3 +196,21 @@ def test_decode_stored_rejects_a_record_too_short_for_an_event() -> None:
     message = "^corrupt record at there: record is 32 bytes, too short for an event$"
     with pytest.raises(CorruptRecordError, match=message):
         decode_stored(bytes(32), where="there")
+
+
+def test_sorted_plain_data_takes_the_fast_path_and_unsorted_or_float_data_does_not() -> None:
+    from store.codec import _plain
+
+    sorted_maps = {"b": [1, b"x", None, True], "zz": {"": -5, "ok": "y"}, "aaa": 2**70}
+    assert _plain(sorted_maps)
+    assert not _plain({"zz": 1, "b": 2})  # "b" is shorter: canonical order puts it first
+    assert not _plain({"a": 1.5})
+    assert not _plain({"é": 1})  # non-ASCII keys go the general way
+    assert not _plain(list(range(33)))  # long containers too
+    deep: list = [1]
+    for _ in range(40):
+        deep = [deep]
+    assert not _plain(deep)  # past the depth limit: the canonical path (which also handles cycles)
+    for data in (sorted_maps, {"zz": 1, "b": 2}, {"a": 1.5}, deep):
+        body = encode(data, actor=uuid.UUID(int=7), seq=3, parent=None, ts=9, type="t").body
+        assert body == cbor2.dumps([1, uuid.UUID(int=7).bytes, 3, None, 9, "t", data], canonical=True)
