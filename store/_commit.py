@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from operator import itemgetter
 from collections.abc import Callable
 from typing import Any
 
@@ -90,7 +91,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "watermark", "merge", "event_puts", "index_puts", "feed_puts")
+                 "watermark", "merge", "event_puts", "index_puts", "feed_puts", "deferred", "tail")
 
     def __init__(
         self,
@@ -104,6 +105,8 @@ class CommitContext:
         self.index_direct = index_direct  # write hash index entries now, or leave them to the tail (store._index)
         self.watermark: int | None = None  # the index watermark after this commit (None: the index is complete)
         self.merge: _Merge | None = None  # the tail merge in progress after this commit
+        self.deferred: list[tuple[bytes, bytes]] = []  # (hash, key) of this batch's appends left to the tail
+        self.tail: list[tuple[bytes, bytes]] | None = None  # the writer's known tail after this commit
         self.heads: dict[bytes, tuple[int, bytes | None]] = {}
         self.known_heads = known_heads
         self.feed_next = feed_next
@@ -168,6 +171,9 @@ class Writer:
         self._next_txn = -1
         self._watermark = self._read_watermark()  # feed position the index is complete up to; None: all of it
         self._merge: _Merge | None = None
+        # (hash, key) of the tail's entries not yet in a merge, in feed order, when this writer knows them all
+        # (None: read them from the feed when the next merge starts, e.g. a tail left by a crash).
+        self._tail: list[tuple[bytes, bytes]] | None = [] if self._watermark is None else None
         self._thread = threading.Thread(target=self._run, name=f"theater-writer:{env.path}", daemon=True)
         self._thread.start()
 
@@ -279,6 +285,7 @@ class Writer:
             self._feed_next = ctx.feed_next
             self._watermark = ctx.watermark
             self._merge = ctx.merge
+            self._tail = ctx.tail
             self._heads.update(ctx.heads)
             # LMDB numbers write transactions that change something consecutively; a gap means another process.
             self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
@@ -298,7 +305,7 @@ class Writer:
         self._finish(ops, exc)
         if self._merge is not None or self._watermark is not None:
             log.warning("a commit failed while the hash index has a tail: %s", exc)
-        self._merge, self._next_txn = None, -1  # start again from what the database says
+        self._merge, self._next_txn, self._tail = None, -1, None  # start again from what the database says
         return False
 
     def _apply(self, ops: list[Pending], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
@@ -307,7 +314,7 @@ class Writer:
         try:
             self._gate.clear()  # submitters wait while we write (see ``submit``); reopened before the fsync
             try:
-                watermark, pending_merge = self._watermark, self._merge
+                watermark, pending_merge, tail = self._watermark, self._merge, self._tail
                 if txn.id() != self._next_txn:
                     # Another process wrote since our last commit (or this is the first): trust only the database.
                     self._heads.clear()
@@ -315,6 +322,7 @@ class Writer:
                     raw = txn.get(WATERMARK_KEY, db=dbs["meta"])
                     watermark = None if raw is None else int.from_bytes(raw, "big")
                     pending_merge = None
+                    tail = [] if watermark is None else None
                 direct = watermark is None and len(ops) < BUSY_FROM_OPS
                 ctx = CommitContext(dbs, self._feed_next, self._heads, index_direct=direct)
                 ctx.txn_id = txn.id()
@@ -327,11 +335,17 @@ class Writer:
                     watermark = self._feed_next  # this batch starts the tail
                     txn.put(WATERMARK_KEY, watermark.to_bytes(8, "big"), db=dbs["meta"])
                 ctx.write(txn)
+                if tail is not None and ctx.deferred:
+                    tail = tail + ctx.deferred  # a new list: a retried commit starts from the old one
                 due = merge or pending_merge is not None
                 if watermark is not None and (due or ctx.feed_next - watermark >= MERGE_AT):
+                    if pending_merge is None:  # a merge starts: it takes the whole tail, a new one begins
+                        pending_merge, tail = self._start_merge(txn, ctx, watermark, tail), []
                     watermark, pending_merge = self._merge_step(txn, ctx, watermark, pending_merge)
                     ctx.wrote = True
-                ctx.watermark, ctx.merge = watermark, pending_merge
+                if watermark is None:
+                    tail = []
+                ctx.watermark, ctx.merge, ctx.tail = watermark, pending_merge, tail
             finally:
                 self._gate.set()
         except BaseException:
@@ -344,15 +358,20 @@ class Writer:
         txn.commit()
         return ctx
 
+    def _start_merge(
+        self, txn: lmdb.Transaction, ctx: CommitContext, watermark: int, tail: list[tuple[bytes, bytes]] | None
+    ) -> _Merge:
+        """A merge of every tail entry up to the end of this commit, sorted by hash."""
+        if tail is None or len(tail) != ctx.feed_next - watermark:
+            tail = read_tail(txn, self._env.dbs, watermark, ctx.feed_next)
+        entries = sorted(tail, key=itemgetter(0))  # bytes against bytes: 3x faster than comparing the tuples
+        return _Merge(entries, ctx.feed_next)
+
     def _merge_step(
-        self, txn: lmdb.Transaction, ctx: CommitContext, watermark: int, merge: _Merge | None
+        self, txn: lmdb.Transaction, ctx: CommitContext, watermark: int, merge: _Merge
     ) -> tuple[int | None, _Merge | None]:
         """Write the next sorted chunk of the tail into the hash index; return the new (watermark, merge)."""
         dbs = self._env.dbs
-        if merge is None:
-            entries = read_tail(txn, dbs, watermark, ctx.feed_next)
-            entries.sort()
-            merge = _Merge(entries, ctx.feed_next)
         chunk = merge.entries[merge.done : merge.done + MERGE_CHUNK]
         if chunk:
             txn.cursor(db=dbs["event_index"]).putmulti(chunk)

@@ -113,6 +113,8 @@ class PendingAppend(Pending):
         ctx.event_puts.append((key, digest + encoded.body))
         if ctx.index_direct:
             ctx.index_puts.append((digest, key))
+        else:
+            ctx.deferred.append((digest, key))
         ctx.feed_puts.append((ctx.feed_next.to_bytes(8, "big"), actor_key + digest + seq_bytes))  # feed_value()
         ctx.feed_next += 1
         ctx.heads[actor_key] = (seq, digest)

@@ -98,8 +98,13 @@ def encode_fields(
     header = _header(actor, seq, parent, timestamp_ms, type)
     if header is None:  # unusual field values: let cbor2 encode (or reject) the whole array
         body = _dumps([FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, data])
+    elif _plain(data):
+        try:
+            body = header + cbor2.dumps(data)
+        except (cbor2.CBOREncodeError, UnicodeEncodeError, ValueError) as exc:
+            raise TypeError(f"event data cannot be encoded as CBOR: {exc}") from None
     else:
-        body = header + _dumps(data, canonical=not _plain(data))
+        body = header + _dumps(data)
     spilled: list[tuple[bytes, bytes]] = []
     if len(body) > spill_threshold:
         fields = [FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, _spill(data, spill_threshold, spilled)]
@@ -124,6 +129,25 @@ def _uint(n: int) -> bytes:
 _HEADER_START = bytes((0x87, FORMAT_VERSION, 0x50))
 
 
+_TYPE_HEADS: dict[str, bytes] = {}  # event type -> its CBOR text encoding; there are few types, so few entries
+_TYPE_HEADS_MAX = 4096
+
+
+def _type_head(type_: str) -> bytes | None:
+    encoded = _TYPE_HEADS.get(type_)
+    if encoded is None:
+        try:
+            name = type_.encode()
+        except UnicodeEncodeError:
+            return None
+        size = len(name)
+        head = bytes((0x60 | size,)) if size < 24 else bytes((0x60 | _uint(size)[0] & 0x1F,)) + _uint(size)[1:]
+        encoded = head + name
+        if len(_TYPE_HEADS) < _TYPE_HEADS_MAX and size <= 256:
+            _TYPE_HEADS[type_] = encoded
+    return encoded
+
+
 def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, type_: str) -> bytes | None:
     """The canonical CBOR of the array head and its first six fields, written directly; None when a field is not
     of the usual type or range (the caller then encodes everything with cbor2).
@@ -133,7 +157,17 @@ def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, typ
     """
     if type(seq) is not int or type(timestamp_ms) is not int or type(type_) is not str:
         return None
-    if not (0 <= seq < 1 << 64 and 0 <= timestamp_ms < 1 << 64):
+    if 65536 <= seq < 4294967296:
+        seq_head = b"\x1a" + seq.to_bytes(4, "big")
+    elif 0 <= seq < 1 << 64:
+        seq_head = _uint(seq)
+    else:
+        return None
+    if 4294967296 <= timestamp_ms < 1 << 64:  # every timestamp in milliseconds since 1970-02-19
+        ts_head = b"\x1b" + timestamp_ms.to_bytes(8, "big")
+    elif 0 <= timestamp_ms < 4294967296:
+        ts_head = _uint(timestamp_ms)
+    else:
         return None
     if parent is None:
         link = b"\xf6"
@@ -141,20 +175,10 @@ def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, typ
         link = b"\x58\x20" + parent
     else:
         return None
-    try:
-        name = type_.encode()
-    except UnicodeEncodeError:
+    name = _type_head(type_)
+    if name is None:
         return None
-    size = len(name)
-    return b"".join((
-        _HEADER_START,
-        actor,
-        bytes((seq,)) if seq < 24 else _uint(seq),
-        link,
-        _uint(timestamp_ms),
-        bytes((0x60 | size,)) if size < 24 else bytes((0x60 | _uint(size)[0] & 0x1F,)) + _uint(size)[1:],
-        name,
-    ))
+    return b"".join((_HEADER_START, actor, seq_head, link, ts_head, name))
 
 
 _PLAIN_TYPES = frozenset({str, bytes, int, bool, type(None)})
