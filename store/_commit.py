@@ -11,8 +11,8 @@ import logging
 import threading
 import time
 from collections import deque
-from operator import itemgetter
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import lmdb
@@ -33,7 +33,8 @@ MERGE_RETRY_S = 1.0
 
 
 class _Merge:
-    """A tail merge in progress: the sorted entries of feed positions [start, end) and how many are written."""
+    """A tail merge in progress: the sorted entries of the feed positions below ``end`` that were in the tail, and
+    how many of them are written."""
 
     __slots__ = ("entries", "done", "end")
 
