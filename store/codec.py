@@ -113,7 +113,7 @@ def encode_fields(
     return EncodedEvent(blake3.blake3(EVENT_DOMAIN + body).digest(), body, tuple(spilled))
 
 
-def _uint(n: int) -> bytes:
+def uint_head(n: int) -> bytes:
     """The canonical CBOR head of an unsigned integer (major type 0)."""
     if n < 24:
         return bytes((n,))
@@ -141,7 +141,7 @@ def _type_head(type_: str) -> bytes | None:
         except UnicodeEncodeError:
             return None
         size = len(name)
-        head = bytes((0x60 | size,)) if size < 24 else bytes((0x60 | _uint(size)[0] & 0x1F,)) + _uint(size)[1:]
+        head = bytes((0x60 | size,)) if size < 24 else bytes((0x60 | uint_head(size)[0] & 0x1F,)) + uint_head(size)[1:]
         encoded = head + name
         if len(_TYPE_HEADS) < _TYPE_HEADS_MAX and size <= 256:
             _TYPE_HEADS[type_] = encoded
@@ -160,13 +160,13 @@ def _header(actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, typ
     if 65536 <= seq < 4294967296:
         seq_head = b"\x1a" + seq.to_bytes(4, "big")
     elif 0 <= seq < 1 << 64:
-        seq_head = _uint(seq)
+        seq_head = uint_head(seq)
     else:
         return None
     if 4294967296 <= timestamp_ms < 1 << 64:  # every timestamp in milliseconds since 1970-02-19
         ts_head = b"\x1b" + timestamp_ms.to_bytes(8, "big")
     elif 0 <= timestamp_ms < 4294967296:
-        ts_head = _uint(timestamp_ms)
+        ts_head = uint_head(timestamp_ms)
     else:
         return None
     if parent is None:

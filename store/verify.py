@@ -28,6 +28,7 @@ from store.codec import (
     decode_body,
     event_hash,
     read_link,
+    uint_head,
 )
 from store.errors import CorruptRecordError
 from store.home import Store
@@ -302,7 +303,7 @@ class _ChainChecker:
                 elif expected >= 65536 and expected < 4294967296:
                     seq_head = b"\x1a" + expected.to_bytes(4, "big")
                 else:
-                    seq_head = _uint(expected)
+                    seq_head = uint_head(expected)
                 link = head + seq_head + (b"\xf6" if prev is None else b"\x58\x20" + prev)
                 if (
                     key[16:] != expected.to_bytes(8, "big")
@@ -366,7 +367,7 @@ class _ChainChecker:
 
     def _expected_prefix(self, seq: int) -> bytes:
         parent = b"\xf6" if self.prev_hash is None else b"\x58\x20" + self.prev_hash
-        return self._prefix_head + _uint(seq) + parent
+        return self._prefix_head + uint_head(seq) + parent
 
     def _explain_hash(self, value: bytes) -> None:
         if len(value) <= DIGEST_SIZE:
@@ -425,19 +426,6 @@ class _ChainChecker:
                 f"{self.expected_seq - 1} {_hex(self.prev_hash)}",
                 head.hash,
             )
-
-
-def _uint(n: int) -> bytes:
-    """The canonical CBOR head of an unsigned integer."""
-    if n < 24:
-        return bytes((n,))
-    if n < 0x100:
-        return b"\x18" + bytes((n,))
-    if n < 0x10000:
-        return b"\x19" + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return b"\x1a" + n.to_bytes(4, "big")
-    return b"\x1b" + n.to_bytes(8, "big")
 
 
 def _hex(digest: bytes | None) -> str:
