@@ -52,7 +52,9 @@ def lifter(ty: Any) -> Converter:
         items = [lifter(t) for t in ty.elements]
         return lambda v: [f(x) for f, x in zip(items, v)]
     if isinstance(ty, wc.RecordType):
-        fields = [(name, lifter(t)) for name, t in ty.fields]
+        # Fields in canonical CBOR key order (shorter names first): the store then encodes the map without
+        # cbor2's slower canonical mode, and the value is the same as the one read back.
+        fields = sorted(((name, lifter(t)) for name, t in ty.fields), key=lambda f: (len(f[0].encode()), f[0].encode()))
         return lambda v: {name: f(getattr(v, name)) for name, f in fields}
     if isinstance(ty, wc.OptionType):
         payload = lifter(ty.payload)

@@ -334,3 +334,17 @@ def test_tagged_value_required_where_cases_collide(probe):
         probe("opt-opt", None)
     with pytest.raises(ValueError, match="value not valid for this variant"):
         probe("res-unit", Variant("err", "boom"))  # untagged: Variant refused
+
+
+def test_recorded_records_list_their_fields_in_canonical_cbor_order() -> None:
+    # replay.values lifts a record into a map whose keys are in canonical CBOR order (shorter first), so the store
+    # encodes it without cbor2's canonical mode and the value equals the one read back from the chain.
+    from replay.values import lifter
+    from store.codec import _plain
+
+    host = Component(ENGINE, _probe_wat()).type.imports(ENGINE)["test:probe/host"].ty
+    record_type = host.exports(ENGINE)["f-event"].ty.params[0][1]
+    lifted = lifter(record_type)(_event(3, "k", b"d"))
+
+    assert list(lifted) == ["seq", "data", "kind"]  # WIT order is seq, kind, data
+    assert _plain(lifted)
