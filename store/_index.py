@@ -26,11 +26,6 @@ WATERMARK_KEY = b"index-watermark"
 FEED_VALUE_SIZE = 16 + 32 + 8  # actor || hash || seq; stores written before the tail existed hold actor || hash
 
 
-def feed_value(actor: bytes, digest: bytes, seq: int) -> bytes:
-    """The feed value of one append."""
-    return actor + digest + seq.to_bytes(8, "big")
-
-
 def feed_end(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
     """The position the next append takes in the feed, as of ``txn``."""
     cursor = txn.cursor(db=dbs["feed"])
@@ -64,6 +59,25 @@ def read_tail(txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int)
     return out
 
 
+def read_tail_at(
+    txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int
+) -> list[tuple[int, bytes, bytes]]:
+    """``read_tail`` with each entry's feed position: (position, hash, actor || seq)."""
+    out: list[tuple[int, bytes, bytes]] = []
+    if start >= stop:
+        return out
+    cursor = txn.cursor(db=dbs["feed"])
+    if not cursor.set_range(start.to_bytes(8, "big")):
+        return out
+    stop_key = stop.to_bytes(8, "big")
+    for key, value in cursor:
+        if key >= stop_key:
+            break
+        if len(value) == FEED_VALUE_SIZE:
+            out.append((int.from_bytes(key, "big"), value[16:48], value[:16] + value[48:]))
+    return out
+
+
 class TailIndex:
     """A process's cache of the index tail, keyed by hash, holding (feed position, actor || seq).
 
@@ -93,12 +107,11 @@ class TailIndex:
         if start != self._start:
             if start < self._start:
                 # A snapshot older than the cache: answer from its own feed, without caching.
-                tail = read_tail(txn, dbs, start, end)
-                return {h: (start + i, k) for i, (h, k) in enumerate(tail)}, end
+                return {h: (pos, k) for pos, h, k in read_tail_at(txn, dbs, start, end)}, end
             self._start, self._end, self._map = start, start, {}
         if end > self._end:
-            for i, (h, k) in enumerate(read_tail(txn, dbs, self._end, end)):
-                self._map[h] = (self._end + i, k)
+            for pos, h, k in read_tail_at(txn, dbs, self._end, end):
+                self._map[h] = (pos, k)
             self._end = end
         return self._map, end
 

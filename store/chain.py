@@ -115,7 +115,7 @@ class PendingAppend(Pending):
             ctx.index_puts.append((digest, key))
         else:
             ctx.deferred.append((digest, key))
-        ctx.feed_puts.append((ctx.feed_next.to_bytes(8, "big"), actor_key + digest + seq_bytes))  # feed_value()
+        ctx.feed_puts.append((ctx.feed_next.to_bytes(8, "big"), actor_key + digest + seq_bytes))
         ctx.feed_next += 1
         ctx.heads[actor_key] = (seq, digest)
 
