@@ -43,26 +43,16 @@ def read_watermark(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
 
 def read_tail(txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int) -> list[tuple[bytes, bytes]]:
     """(hash, actor || seq) of the feed entries at positions ``start <= p < stop``, in feed order."""
-    out: list[tuple[bytes, bytes]] = []
-    if start >= stop:
-        return out
-    cursor = txn.cursor(db=dbs["feed"])
-    if not cursor.set_range(start.to_bytes(8, "big")):
-        return out
-    stop_key = stop.to_bytes(8, "big")
-    append = out.append
-    for key, value in cursor:
-        if key >= stop_key:
-            break
-        if len(value) == FEED_VALUE_SIZE:
-            append((value[16:48], value[:16] + value[48:]))
-    return out
+    return [(digest, key) for _, digest, key in read_tail_at(txn, dbs, start, stop)]
 
 
 def read_tail_at(
     txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int
 ) -> list[tuple[int, bytes, bytes]]:
-    """``read_tail`` with each entry's feed position: (position, hash, actor || seq)."""
+    """(position, hash, actor || seq) of the feed entries at positions ``start <= p < stop``, in feed order.
+
+    Entries of the layout before the seq was stored (actor || hash) are skipped: they are never in a tail.
+    """
     out: list[tuple[int, bytes, bytes]] = []
     if start >= stop:
         return out
