@@ -7,6 +7,7 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
     description = "Counts messages"   # default ""
     component = "build/counter.wasm"  # a path relative to this file, a 64-hex-digit blake3 hash,
                                       # or "store:LABEL"; ``component_path`` is an alias
+                                      # (paths: see "Files" below)
     durable = true                    # default true: a server restart resumes the actor
     init_state = { json = { count = 0 } }
 
@@ -17,7 +18,7 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
     type = "timing"
     config = { max_sleep_ms = 1000 }  # a table, validated by the handler itself
 
-    [limits]
+    [limits]                          # each at most the runtime's maximum (``Maximums``)
     fuel_per_call = 1_000_000_000     # every limit is an integer > 0
     memory_bytes = 268_435_456        # 256 MiB
     deadline_ms = 30_000
@@ -28,7 +29,7 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
     intensity = 3                     # at most this many restarts (>= 0) ...
     period_s = 5                      # ... in this many seconds (> 0)
     restart = "permanent"             # default for children: permanent | transient | temporary
-    backoff_initial_ms = 0            # 0: restart at once
+    backoff_initial_ms = 0            # 0: restart at once; durations at most one day
     backoff_max_ms = 30_000
     restart_from = "init"             # init | last_state
     shutdown_timeout_ms = 5_000
@@ -46,6 +47,16 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
 
 The ``runtime`` handler is always granted; listing it is allowed but not needed. Unknown keys at any level are
 errors, so a typo never silently drops a setting. Handler indexes in error messages count from 0.
+
+Files. Which files a manifest may name depends on who wrote it, and is decided by the ``FileAccess`` it is parsed
+with (``theater.files``): the operator's manifests may name any regular file; a manifest a guest hands to its
+supervisor only files inside the directory of the operator's manifest its tree started from, by relative paths
+without ``..`` (symlinks must not lead out); a manifest from an API client, or from a guest whose tree did not
+start from a file, none at all (its component comes as a blob hash or ``store:LABEL``, its state inline). Every file
+is read only if it is a regular file no larger than the runtime's maximum (``Maximums``).
+
+Limits. A child's ``[limits]`` lie within its parent's, and every manifest's within the runtime's ``Maximums``
+(``check_limits``, ``check_permissions``).
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from theater.errors import ManifestError
+from theater.files import FileAccess
 
 HANDLER_TYPES = frozenset(
     {"runtime", "message-server", "timing", "random", "supervisor", "store", "environment", "filesystem"}
@@ -79,6 +91,8 @@ _TOP_KEYS = frozenset(
     | {"handlers", "limits", "supervision"}
 )
 _MISSING: Any = object()
+_MAX_DURATION_MS = 86_400_000  # one day: no supervision delay may be longer (Python's timers overflow far beyond)
+_UNTRUSTED = FileAccess.none("a caller that gave no file access")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,8 +101,9 @@ class ComponentRef:
 
     Attributes:
         kind: ``path``, ``hash`` or ``label``.
-        value: for ``path`` a Path, absolute when the manifest's directory was known, else as written; for
-            ``hash`` the 32-byte blake3 digest; for ``label`` the store label (without ``store:``).
+        value: for ``path`` a Path: for the operator's manifests absolute when the manifest's directory was
+            known, else as written; for any other manifest as written, to be resolved by its ``files`` access
+            when read; for ``hash`` the 32-byte blake3 digest; for ``label`` the store label (without ``store:``).
     """
 
     kind: Literal["path", "hash", "label"]
@@ -111,6 +126,42 @@ class Limits:
     memory_bytes: int = 256 * 1024 * 1024
     deadline_ms: int = 30_000
     max_message_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Maximums:
+    """The most any manifest may ask for, and the most of a file it names that is read; set by the operator.
+
+    Passed to ``Theater(maximums=...)``; ``theater run`` and ``theater server`` take ``--max NAME=VALUE``. The
+    first four bound the fields of the same name in ``[limits]`` (a manifest asking for more is refused, naming
+    the field); the ``*_file_bytes`` bound the files a manifest names (a larger file is refused, never read whole).
+
+    Attributes:
+        fuel_per_call: default 10**12 (minutes of compute; the manifest default is 10**9).
+        memory_bytes: default 4 GiB (a 32-bit wasm memory's whole range).
+        deadline_ms: default 600_000 (ten minutes).
+        max_message_bytes: default 64 MiB (the server's request body limit).
+        component_file_bytes: default 256 MiB.
+        state_file_bytes: default 16 MiB.
+        manifest_file_bytes: default 1 MiB.
+    """
+
+    fuel_per_call: int = 10**12
+    memory_bytes: int = 4 * 1024**3
+    deadline_ms: int = 600_000
+    max_message_bytes: int = 64 * 1024**2
+    component_file_bytes: int = 256 * 1024**2
+    state_file_bytes: int = 16 * 1024**2
+    manifest_file_bytes: int = 1024**2
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"Maximums.{item.name} must be a positive integer, got {value!r}")
+
+
+DEFAULT_MAXIMUMS = Maximums()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +199,8 @@ class Manifest:
     Attributes:
         source: the file (or ``<inline>``) it came from, for error messages.
         source_text: the original TOML, to be stored verbatim.
+        files: which files it may make the host read (its component's, and its children's manifests'); not part
+            of the manifest's value (equality ignores it).
     """
 
     name: str
@@ -161,6 +214,7 @@ class Manifest:
     supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
     source: str = "<inline>"
     source_text: str = ""
+    files: FileAccess = field(default=_UNTRUSTED, compare=False, repr=False)
 
     @property
     def granted(self) -> frozenset[str]:
@@ -168,64 +222,111 @@ class Manifest:
         return frozenset({"runtime", *(h.type for h in self.handlers)})
 
 
-def load_manifest(path: Path) -> Manifest:
+def load_manifest(
+    path: Path | str, *, files: FileAccess | None = None, maximums: Maximums = DEFAULT_MAXIMUMS
+) -> Manifest:
     """Read and parse the manifest file at ``path``; relative paths inside it resolve against its directory.
 
+    Args:
+        path: the manifest file.
+        files: the access the file is named under; None is the operator's (any regular file, ``path`` relative
+            to the current directory). Under a confined access ``path`` must lie inside its root.
+        maximums: the most of a file that is read (``manifest_file_bytes``, ``state_file_bytes``).
+
     Raises:
-        ManifestError: the file cannot be read or is not UTF-8, or the manifest is malformed.
+        ManifestError: the file may not be read, cannot be read, is not a regular file, is too large or is not
+            UTF-8, or the manifest is malformed.
     """
-    path = Path(path)
+    access = FileAccess.trusted() if files is None else files
+    source = str(path)
+    data = access.read(path, limit=maximums.manifest_file_bytes, what="manifest", source=source, field="")
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ManifestError(str(path), "", f"cannot read the manifest: {exc.strerror or exc}") from exc
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ManifestError(str(path), "", f"the manifest is not valid UTF-8: {exc.reason}") from exc
-    return parse_manifest(text, source=str(path), base_dir=path.absolute().parent)
+        raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
+    directory = access.resolve(path, source=source, field="").absolute().parent
+    return parse_manifest(text, source=source, files=access.within(directory), maximums=maximums)
 
 
 def parse_manifest(
-    text: str, *, source: str = "<inline>", base_dir: Path | None = None, read_files: bool = True
+    text: str, *, source: str = "<inline>", files: FileAccess | None = None, maximums: Maximums = DEFAULT_MAXIMUMS
 ) -> Manifest:
     """Parse and validate manifest TOML.
 
     Args:
         text: the TOML text.
         source: what to call it in error messages.
-        base_dir: the directory relative paths resolve against; without it a relative component path stays
-            relative and a relative ``init_state`` file is an error.
-        read_files: read an ``init_state = { file = ... }``; without it the field is checked but not read and
-            ``init_state`` is None (for a manifest re-read from the record, whose state comes from the chain).
+        files: which files the manifest may name (see ``theater.files``). None gives no file access: a component
+            path is kept as written (and refused if the runtime needs to read it) and an ``init_state`` file is
+            refused. ``FileAccess.recorded()`` is for a manifest re-read from the record: names are checked in
+            shape, nothing is read and ``init_state`` is None (the state comes from the chain).
+        maximums: ``state_file_bytes`` bounds an ``init_state`` file.
 
     Raises:
-        ManifestError: the TOML is invalid or any field is missing, unknown or of the wrong type or value.
+        ManifestError: the TOML is invalid or nested too deeply, any field is missing, unknown or of the wrong type
+            or value, or a file it names may not or cannot be read.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(source, "", f"invalid TOML: {exc}") from exc
-    top = _Table(data, "", source)
+    access = _UNTRUSTED if files is None else files
+    _check_unicode(text, source)
+    top = _Table(parse_toml(text, source), "", source)
     top.check_keys(_TOP_KEYS)
     return Manifest(
         name=_name(top),
-        component=_component(top, base_dir),
+        component=_component(top, access),
         version=top.string("version", "0.1.0"),
         description=top.string("description", "", allow_empty=True),
-        init_state=_init_state(top, base_dir) if read_files else _check_init_state(top),
+        init_state=_check_init_state(top) if access.mode == "recorded" else _init_state(top, access, maximums),
         durable=top.boolean("durable", True),
         handlers=_handlers(top),
         limits=_limits(top.table("limits")),
         supervision=_supervision(top.table("supervision")),
         source=source,
         source_text=text,
+        files=access,
     )
 
 
-def check_permissions(child: Manifest, parent: Manifest) -> None:
-    """Check that a child asks for no handler its parent was not granted.
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as a table.
 
     Raises:
-        ManifestError: naming the child's source and the extra handler types.
+        ManifestError: the text is not TOML, or nests arrays or tables too deeply for the parser.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(source, "", f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ManifestError(source, "", "invalid TOML: arrays or tables are nested too deeply") from None
+
+
+def _check_unicode(text: str, source: str) -> None:
+    """A manifest is stored as UTF-8: refuse text that cannot be (lone surrogates from a JSON body)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(source, "", f"the text is not valid Unicode at character {exc.start}") from None
+
+
+def check_limits(manifest: Manifest, maximums: Maximums) -> None:
+    """Check that every ``[limits]`` value of a manifest is within the runtime's maximums.
+
+    Raises:
+        ManifestError: naming the first field over its maximum, its value and the maximum.
+    """
+    for item in fields(Limits):
+        value, most = getattr(manifest.limits, item.name), getattr(maximums, item.name)
+        if value > most:
+            problem = f"{value} is more than this runtime's maximum of {most} (an operator setting)"
+            raise ManifestError(manifest.source, f"limits.{item.name}", problem)
+
+
+def check_permissions(child: Manifest, parent: Manifest) -> None:
+    """Check that a child asks for no handler its parent was not granted and no limit above its parent's.
+
+    Raises:
+        ManifestError: naming the child's source and the extra handler types, or the first limit over its
+            parent's with both values.
     """
     extra = sorted(child.granted - parent.granted)
     if extra:
@@ -234,6 +335,12 @@ def check_permissions(child: Manifest, parent: Manifest) -> None:
             f"{', '.join(extra)}; a child's permissions cannot exceed its parent's"
         )
         raise ManifestError(child.source, "handlers", problem)
+    for item in fields(Limits):
+        value, most = getattr(child.limits, item.name), getattr(parent.limits, item.name)
+        if value > most:
+            problem = (f"{child.name!r} asks for {value}, more than its parent {parent.name!r} has ({most}); "
+                       "a child's limits cannot exceed its parent's")
+            raise ManifestError(child.source, f"limits.{item.name}", problem)
 
 
 class _Table:
@@ -273,17 +380,20 @@ class _Table:
             raise self.error(key, f"expected true or false, got {_show(value)}")
         return value
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        if maximum is not None:
+            expected = f"an integer from {minimum} to {maximum}"
         value = self.get(key, default, expected)
-        if type(value) is not int or value < minimum:
+        if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
             raise self.error(key, f"expected {expected}, got {_show(value)}")
         return value
 
-    def positive_number(self, key: str, default: float) -> float:
-        value = self.get(key, default, "a positive number")
-        if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-            raise self.error(key, f"expected a positive number, got {_show(value)}")
+    def positive_number(self, key: str, default: float, maximum: float) -> float:
+        expected = f"a positive number up to {maximum:g}"
+        value = self.get(key, default, expected)
+        if type(value) not in (int, float) or not math.isfinite(value) or value <= 0 or value > maximum:
+            raise self.error(key, f"expected {expected}, got {_show(value)}")
         return float(value)
 
     def choice(self, key: str, options: Iterable[str], default: str) -> str:
@@ -322,7 +432,7 @@ def _name(top: _Table) -> str:
     return name
 
 
-def _component(top: _Table, base_dir: Path | None) -> ComponentRef:
+def _component(top: _Table, files: FileAccess) -> ComponentRef:
     if "component" in top.data and "component_path" in top.data:
         raise top.error("component", "give either 'component' or its alias 'component_path', not both")
     key = "component_path" if "component_path" in top.data else "component"
@@ -334,10 +444,12 @@ def _component(top: _Table, base_dir: Path | None) -> ComponentRef:
         if not label or label != label.strip():
             raise top.error(key, f"expected a label after 'store:', got {value!r}")
         return ComponentRef(kind="label", value=label)
-    path = Path(value)
-    if base_dir is not None:
-        path = (base_dir / path).resolve()
-    return ComponentRef(kind="path", value=path)
+    if files.mode == "trusted":
+        path = files.resolve(value, source=top.source, field=key)
+        return ComponentRef(kind="path", value=path.resolve() if path.is_absolute() else path)
+    if files.mode == "confined":
+        files.resolve(value, source=top.source, field=key)  # refused now rather than when it is read
+    return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
 
 
 def _check_init_state(top: _Table) -> None:
@@ -348,7 +460,7 @@ def _check_init_state(top: _Table) -> None:
     return None
 
 
-def _init_state(top: _Table, base_dir: Path | None) -> bytes | None:
+def _init_state(top: _Table, files: FileAccess, maximums: Maximums) -> bytes | None:
     value = top.data.get("init_state")
     if value is None:
         return None
@@ -363,23 +475,12 @@ def _init_state(top: _Table, base_dir: Path | None) -> bytes | None:
         found = ", ".join(repr(k) for k in value) or "an empty table"
         raise top.error("init_state", f"expected exactly one of 'file', 'json' or 'base64', got {found}")
     if "file" in value:
-        return _read_state_file(table, base_dir)
+        name = table.string("file")
+        return files.read(name, limit=maximums.state_file_bytes, what="state", source=top.source,
+                          field="init_state.file")
     if "json" in value:
         return _encode_json(table)
     return _decode_base64(table)
-
-
-def _read_state_file(table: _Table, base_dir: Path | None) -> bytes:
-    path = Path(table.string("file"))
-    if not path.is_absolute():
-        if base_dir is None:
-            problem = f"cannot resolve the relative path {str(path)!r} without the manifest's directory"
-            raise table.error("file", problem)
-        path = base_dir / path
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise table.error("file", f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
 
 
 def _encode_json(table: _Table) -> bytes:
@@ -389,6 +490,8 @@ def _encode_json(table: _Table) -> bytes:
         )
     except (TypeError, ValueError) as exc:
         raise table.error("json", f"expected a value JSON can hold (no dates, nan or inf): {exc}") from exc
+    except RecursionError:
+        raise table.error("json", "the value is nested too deeply") from None
     return text.encode("utf-8")
 
 
@@ -396,8 +499,8 @@ def _decode_base64(table: _Table) -> bytes:
     text = table.string("base64", allow_empty=True)
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise table.error("base64", f"expected base64 text, got {text!r}: {exc}") from exc
+    except (binascii.Error, ValueError) as exc:
+        raise table.error("base64", f"expected base64 text: {exc}") from None
 
 
 def _handlers(top: _Table) -> tuple[HandlerSpec, ...]:
@@ -454,12 +557,12 @@ def _supervision(table: _Table) -> SupervisionSpec:
         children=_children(table.table("children")),
         strategy=table.choice("strategy", STRATEGIES, "one_for_one"),
         intensity=table.integer("intensity", 3, 0),
-        period_s=table.positive_number("period_s", 5.0),
+        period_s=table.positive_number("period_s", 5.0, _MAX_DURATION_MS / 1000),
         restart=table.choice("restart", RESTART_TYPES, "permanent"),
-        backoff_initial_ms=table.integer("backoff_initial_ms", 0, 0),
-        backoff_max_ms=table.integer("backoff_max_ms", 30_000, 0),
+        backoff_initial_ms=table.integer("backoff_initial_ms", 0, 0, _MAX_DURATION_MS),
+        backoff_max_ms=table.integer("backoff_max_ms", 30_000, 0, _MAX_DURATION_MS),
         restart_from=table.choice("restart_from", RESTART_FROM, "init"),
-        shutdown_timeout_ms=table.integer("shutdown_timeout_ms", 5_000, 0),
+        shutdown_timeout_ms=table.integer("shutdown_timeout_ms", 5_000, 0, _MAX_DURATION_MS),
     )
     if spec.backoff_max_ms < spec.backoff_initial_ms:
         problem = f"expected at least backoff_initial_ms ({spec.backoff_initial_ms}), got {spec.backoff_max_ms}"

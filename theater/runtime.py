@@ -23,7 +23,7 @@ from replay.boundary import Limits, import_functions
 from replay.engine import Engine
 from replay.history import state_at
 from replay.replayer import Replayer
-from store import EMPTY, Event, Store, blob_digest, new_actor_id, parse_actor_id
+from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import NotFoundError, TheaterError
 from theater.actor import (
     ACTOR_INIT,
@@ -39,7 +39,17 @@ from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestEr
 from theater.handlers import IMPLEMENTED, handler_for_import
 from theater.record import RecordTape
 from theater.release import Releaser, settle
-from theater.manifest import ComponentRef, Manifest, load_manifest, parse_manifest
+from theater import components
+from theater.files import FileAccess
+from theater.manifest import (
+    DEFAULT_MAXIMUMS,
+    ComponentRef,
+    Manifest,
+    Maximums,
+    check_limits,
+    load_manifest,
+    parse_manifest,
+)
 from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -53,6 +63,8 @@ class Theater:
         durability: ``sync`` (default) or ``buffered``; see ``store.Store``.
         request_timeout: seconds a ``request`` or ``open-channel`` waits for its answer, between actors and from
             this API; a request cycle (A asks B asks A) ends in this timeout, never a hang.
+        maximums: the most any manifest's ``[limits]`` may ask for, and the most of a file a manifest names that
+            is read (see ``theater.manifest.Maximums``).
     """
 
     def __init__(
@@ -61,8 +73,10 @@ class Theater:
         *,
         durability: str = "sync",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+        maximums: Maximums = DEFAULT_MAXIMUMS,
     ) -> None:
         self.home = Path(home).expanduser()
+        self.maximums = maximums
         self.store = Store(self.home / "store", durability=durability)
         self.engine = Engine()
         self.engine.start_ticker()
@@ -89,13 +103,16 @@ class Theater:
         """Start an actor and return its id once ``init`` has run and its events are durable.
 
         ``manifest`` is a parsed ``Manifest``, a path to a TOML file, or TOML text (a string containing a newline).
+        A path or text is the operator's: it may name any regular file, relative paths against the manifest's
+        directory (text: the current directory), up to this runtime's ``maximums``. A parsed manifest may name the
+        files its ``files`` access allows (``parse_manifest`` without one: none).
         With ``call_init=False`` the actor starts from ``init_state`` as it is, without calling ``init`` (resume).
         With ``parent`` the actor is a child of that running actor, supervised by its ``[supervision]`` policy;
         ``restart`` and ``restart_from`` override the parent's defaults for this child (see ``theater.supervision``).
 
         Raises:
-            ManifestError: the manifest is malformed or its component cannot be found, or it asks for a handler
-                its parent was not granted.
+            ManifestError: the manifest is malformed, its component cannot be found or read, a limit is above the
+                runtime's maximum, or it asks for a handler or a limit beyond its parent's.
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
@@ -115,8 +132,8 @@ class Theater:
         call_init: bool = True,
     ) -> Actor:
         """Create, record and boot an actor (``start`` without the supervision); see ``start``."""
-        component_hash = self._component(manifest)
-        component = self.engine.load(self.store, component_hash)
+        check_limits(manifest, self.maximums)
+        component_hash, component = self._component(manifest)
         self._check_grants(manifest, component)
         actor_id = new_actor_id()
         state = init_state if init_state is not None else manifest.init_state
@@ -146,7 +163,8 @@ class Theater:
         genesis = Replayer(self.store).genesis(key)
         source = f"store:{genesis.data['manifest'].hex()}"
         text = self.store.blobs.get(genesis.data["manifest"]).decode()
-        manifest = parse_manifest(text, source=source, read_files=False)
+        manifest = parse_manifest(text, source=source, files=FileAccess.recorded())
+        check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
         actor = Actor(self, key, manifest, genesis.data["component"], tape, parse_actor_id(parent) if parent else None)
@@ -171,30 +189,34 @@ class Theater:
             self.supervision.adopt(actor, child)
 
     def _manifest(self, manifest: Manifest | Path | str) -> Manifest:
+        """A manifest given to ``start``: paths and text are the operator's (see ``theater.files``)."""
         if isinstance(manifest, Manifest):
             return manifest
         if isinstance(manifest, str) and "\n" in manifest:
-            return parse_manifest(manifest)
-        return load_manifest(Path(manifest))
+            return parse_manifest(manifest, files=FileAccess.trusted(), maximums=self.maximums)
+        return load_manifest(Path(manifest), maximums=self.maximums)
 
-    def _component(self, manifest: Manifest) -> bytes:
+    def _component(self, manifest: Manifest) -> tuple[bytes, Any]:
+        """The manifest's component: its blob hash and its compiled form.
+
+        A component named by a path is read as the manifest's file access allows, at most
+        ``maximums.component_file_bytes`` of it, and stored only once it compiles.
+        """
         ref: ComponentRef = manifest.component
+        if ref.kind == "path":
+            data = manifest.files.read(ref.value, limit=self.maximums.component_file_bytes, what="component",
+                                       source=manifest.source, field="component")
+            return components.load_new(self.engine, self.store, data, what=f"component {str(ref.value)!r}")
         if ref.kind == "hash":
             if not self.store.blobs.has(ref.value):
                 raise ManifestError(manifest.source, "component", f"no blob {ref.value.hex()} in the store")
-            return ref.value
-        if ref.kind == "label":
+            digest = ref.value
+        else:
             try:
-                return self.store.blobs.get_label(ref.value)
+                digest = self.store.blobs.get_label(ref.value)
             except NotFoundError:
                 raise ManifestError(manifest.source, "component", f"no label {ref.value!r} in the store") from None
-        path = Path(ref.value)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(manifest.source, "component", f"cannot read {path}: {exc.strerror}") from None
-        digest = blob_digest(data)
-        return digest if self.store.blobs.has(digest) else self.store.blobs.put(data)
+        return digest, components.load(self.engine, self.store, digest, what=f"component {digest.hex()[:16]}")
 
     def _check_grants(self, manifest: Manifest, component: Any) -> None:
         for handler in manifest.handlers:

@@ -42,10 +42,11 @@ class ManifestWriter:
         self, name: str, component: str, handlers: Iterable[str] = (), *, supervision: Mapping[str, Any] | None = None,
         limits: Mapping[str, int] | None = None, init_state: str | None = None,
     ) -> str:
-        """The manifest's TOML (the component is written next to where the manifest would be)."""
+        """The manifest's TOML (the component is written next to where the manifest would be, and named by a
+        path relative to it: a supervisor's guest may name only files in its manifest's directory)."""
         path = self.directory / f"{name}.wat"
         path.write_text(component)
-        lines = [f"name = {toml_value(name)}", f"component = {toml_value(str(path))}"]
+        lines = [f"name = {toml_value(name)}", f"component = {toml_value(path.name)}"]  # beside the manifest
         if init_state is not None:
             lines.append(f"init_state = {toml_value(init_state)}")
         for handler in handlers:

@@ -42,7 +42,7 @@ def calls(rig, actor: str, export: str) -> list:
 
 def test_spawn_starts_a_child_that_records_its_parent(rig):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     assert rig.theater.events(child)[0].data["parent"] == parent
     assert rig.theater.request(child, b"") == le64(1)
     [spawned] = rig.events(parent, "supervisor/spawn")
@@ -55,14 +55,14 @@ def test_spawn_starts_a_child_that_records_its_parent(rig):
 def test_spawn_passes_init_bytes_as_the_state_init_starts_from(rig):
     component = sw.supervisor_wat(request=sw.spawn(MSG_, le64(41)))
     parent = start_supervisor(rig, component)
-    child = rig.theater.request(parent, str(rig.manifest("worker", worker(), MSG)).encode()).decode()
+    child = rig.theater.request(parent, rig.manifest("worker", worker(), MSG).name.encode()).decode()
     assert rig.theater.state(child) == le64(42)
 
 
 def test_resume_starts_from_the_given_state_without_init(rig):
     component = sw.supervisor_wat(request=sw.resume(MSG_, le64(7)))
     parent = start_supervisor(rig, component)
-    child = rig.theater.request(parent, str(rig.manifest("worker", worker(), MSG)).encode()).decode()
+    child = rig.theater.request(parent, rig.manifest("worker", worker(), MSG).name.encode()).decode()
     assert rig.theater.state(child) == le64(7)
     assert rig.events(child, "wasm/call") == []
     rig.theater.send(child, b"tick")
@@ -72,7 +72,7 @@ def test_resume_starts_from_the_given_state_without_init(rig):
 def test_a_resumed_child_restarted_from_init_starts_again_from_the_given_state(rig):
     component = sw.supervisor_wat(request=sw.resume(MSG_, le64(7)))
     parent = start_supervisor(rig, component, restart_from="init")
-    child = rig.theater.request(parent, str(rig.manifest("worker", worker(), MSG)).encode()).decode()
+    child = rig.theater.request(parent, rig.manifest("worker", worker(), MSG).name.encode()).decode()
     rig.theater.send(child, b"tick")
     with pytest.raises(GuestFault):
         rig.theater.send(child, b"trap")
@@ -101,7 +101,7 @@ def test_spawn_of_an_unknown_store_reference_answers_err(rig):
 def test_a_child_cannot_get_more_permissions_than_its_parent(rig):
     parent = start_supervisor(rig)
     greedy = rig.manifest("greedy", worker(), [*MSG, "timing"])
-    answer = command(rig, parent, b"spawn", str(greedy))
+    answer = command(rig, parent, b"spawn", greedy.name)
     assert answer.startswith(ERR_MARKER)
     assert b"asks for handler types its parent 'sup' was not granted: timing" in answer
     assert command(rig, parent, b"list") == b""
@@ -119,13 +119,13 @@ def test_a_grandchild_is_limited_by_its_own_parent(rig):
     """A supervisor with fewer grants than its parent cannot pass the difference on."""
     root = rig.theater.start(rig.manifest("root", wat.echo_actor(), [*SUPERVISOR, "timing"]))
     middle = rig.theater.start(rig.manifest("middle", sw.supervisor_actor(), SUPERVISOR), parent=root)
-    answer = command(rig, middle, b"spawn", str(rig.manifest("leaf", worker(), [*MSG, "timing"])))
+    answer = command(rig, middle, b"spawn", rig.manifest("leaf", worker(), [*MSG, "timing"]).name)
     assert answer.startswith(ERR_MARKER) and b"not granted: timing" in answer
 
 
 def test_list_state_events_stop_and_restart_children(rig):
     parent = start_supervisor(rig)
-    path = str(rig.manifest("worker", worker(), MSG))
+    path = rig.manifest("worker", worker(), MSG).name
     first, second = spawn(rig, parent, path), spawn(rig, parent, path)
     assert command(rig, parent, b"list") == f"{first}\n{second}".encode()
     rig.theater.send(first, b"tick")
@@ -172,7 +172,7 @@ def test_get_child_state_of_a_stranger_is_an_err_for_the_guest(rig):
 )
 def test_the_parent_is_told_of_a_childs_failure(rig, command_, limits, error_type, kind):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG, limits=limits)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG, limits=limits).name)
     with pytest.raises(GuestFault):
         rig.theater.send(child, command_)
     rig.watch.events(child, "wasm/instantiate", reason="restart")
@@ -187,7 +187,7 @@ def test_the_parent_is_told_of_a_childs_failure(rig, command_, limits, error_typ
 
 def test_the_parent_is_told_of_a_childs_exit_with_its_data(rig):
     parent = start_supervisor(rig, restart="transient")
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     rig.theater.send(child, b"exit")
     rig.watch.events(parent, "wasm/call", export=sw.SUPERVISOR_HANDLERS + ".handle-child-exit")
     rig.settle()
@@ -197,7 +197,7 @@ def test_the_parent_is_told_of_a_childs_exit_with_its_data(rig):
 
 def test_the_parent_hears_of_every_end_in_order(rig):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     for n, how in enumerate((b"trap", b"exit", b"fail"), start=1):
         try:
             rig.theater.send(child, how)
@@ -214,7 +214,7 @@ def test_the_parent_hears_of_every_end_in_order(rig):
 def test_a_parent_can_decide_itself_by_restarting_the_child_from_its_handler(rig):
     decide = sw.supervisor_actor(child_error=wat.seq(sw.append(b"saw:", PARAM, b";"), sw.restart_child(PARAM)))
     parent = start_supervisor(rig, decide, restart="temporary")
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     with pytest.raises(GuestFault):
         rig.theater.send(child, b"trap")
     rig.watch.events(child, "wasm/instantiate", reason="restart")
@@ -231,8 +231,8 @@ def test_a_parent_whose_handler_fails_fails_and_takes_its_children_down(rig):
     root = rig.theater.start(rig.manifest("root", wat.echo_actor(), SUPERVISOR, supervision={"restart": "temporary"}))
     broken = sw.supervisor_actor(child_error=wat.trap())
     parent = rig.theater.start(rig.manifest("sup", broken, SUPERVISOR), parent=root)
-    first = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
-    second = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    first = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
+    second = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     with pytest.raises(GuestFault):
         rig.theater.send(first, b"trap")
     rig.watch.events(parent, "wasm/error")
@@ -244,7 +244,7 @@ def test_a_parent_whose_handler_fails_fails_and_takes_its_children_down(rig):
 
 def test_a_supervisors_chain_replays(rig):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, str(rig.manifest("worker", worker(), MSG)))
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
     with pytest.raises(GuestFault):
         rig.theater.send(child, b"trap")
     rig.watch.events(child, "wasm/instantiate", reason="restart")

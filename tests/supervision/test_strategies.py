@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from replay.errors import GuestFault
+from tests.components import wat
 from tests.supervision.workers import MSG, le64, start_parent, start_workers, worker
 
 
@@ -124,7 +125,9 @@ def test_every_restart_is_recorded_with_the_cause(rig):
 
 
 def test_a_sibling_busy_past_the_shutdown_timeout_is_restarted_once_its_call_ends(rig):
-    parent = start_parent(rig, strategy="one_for_all", shutdown_timeout_ms=20)
+    # A child's limits lie within its parent's: the parent allows the fuel that lets the deadline end the spin.
+    parent = rig.theater.start(rig.manifest("parent", wat.echo_actor(), MSG, limits={"fuel_per_call": 10**12},
+                                            supervision={"strategy": "one_for_all", "shutdown_timeout_ms": 20}))
     path = rig.manifest("slow", worker(), MSG, limits={"fuel_per_call": 10**12, "deadline_ms": 300})
     busy = rig.theater.start(path, parent=parent)
     [failing] = start_workers(rig, parent, 1)

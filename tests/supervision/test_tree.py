@@ -44,7 +44,7 @@ def test_a_supervisor_that_gives_up_is_restarted_by_its_own_parent(rig):
 
 def leaf_crashing_tree(rig, root_intensity: int):
     """root (API) -> middle (a guest whose init spawns the leaf; intensity 1) -> leaf (a worker)."""
-    leaf_manifest = str(rig.manifest("leaf", worker(), MSG))
+    leaf_manifest = rig.manifest("leaf", worker(), MSG).name
     middle_component = sw.supervisor_wat(init=sw.spawn(leaf_manifest))
     root = start_parent(rig, "root", SUPERVISOR, intensity=root_intensity, period_s=60)
     middle = rig.theater.start(

@@ -28,7 +28,7 @@ FAILURES = {
     "fuel": dict(command=b"spin", limits={"fuel_per_call": 200_000}, kind="fuel", detail=r"ran out of fuel"),
     "deadline": dict(
         command=b"spin",
-        limits={"fuel_per_call": 10**15, "deadline_ms": 50},
+        limits={"fuel_per_call": 10**12, "deadline_ms": 50},
         kind="deadline",
         detail=r"passed its wall-clock deadline",
     ),
@@ -210,14 +210,14 @@ def test_malformed_manifest_is_refused(theater, text, match):
 
 
 def test_missing_manifest_file_is_refused(theater, tmp_path):
-    with pytest.raises(ManifestError, match=r"nowhere\.toml: cannot read the manifest: No such file or directory"):
+    with pytest.raises(ManifestError, match=r"nowhere\.toml: cannot read the manifest file .*nowhere\.toml': No such file or directory"):
         theater.start(tmp_path / "nowhere.toml")
 
 
 def test_missing_component_file_is_refused(theater, tmp_path):
     path = tmp_path / "lost.toml"
     path.write_text('name = "lost"\ncomponent = "lost.wasm"\n')
-    with pytest.raises(ManifestError, match=r"lost\.toml: component: cannot read .*lost\.wasm: No such file"):
+    with pytest.raises(ManifestError, match=r"lost\.toml: component: cannot read the component file .*lost\.wasm': No such file"):
         theater.start(path)
 
 
@@ -225,7 +225,7 @@ def test_missing_component_file_is_refused(theater, tmp_path):
     "component, match",
     [
         (b"\x00asm\x0d\x00\x01\x00garbage", r"is not a usable component: "),
-        (b"\xff\xfe not wasm at all", r"is not a usable component: input was not valid utf-8"),
+        (b"\xff\xfe not wasm at all", r"is not a usable component: neither a WebAssembly binary .*nor WebAssembly text"),
         ('(module (func (export "f")))', r"is not a usable component: .*attempted to parse a wasm module with a "
                                          r"component parser"),
         ("(component (oops", r"is not a usable component: expected valid component field"),

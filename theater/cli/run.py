@@ -10,7 +10,9 @@ import click
 from replay import Replayer, state_at
 from store import parse_actor_id, verify_chain
 from theater.cli._context import Context
+from theater.cli._maximums import max_option
 from theater.cli._render import short
+from theater.manifest import Maximums
 from theater.runtime import Theater
 
 pass_context = click.make_pass_decorator(Context)
@@ -21,13 +23,17 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--send", "sends", multiple=True, help="Send this message (UTF-8) after start; repeatable.")
 @click.option("--request", "requests", multiple=True, help="Send this request and print the response; repeatable.")
 @click.option("--stop/--no-stop", default=True, show_default=True, help="Record a stop when done.")
+@max_option
 @pass_context
-def run(ctx: Context, manifest: str, sends: tuple[str, ...], requests: tuple[str, ...], stop: bool) -> None:
+def run(ctx: Context, manifest: str, sends: tuple[str, ...], requests: tuple[str, ...], stop: bool,
+        maximums: Maximums) -> None:
     """Start the actor of MANIFEST in this process, deliver messages, print its id.
 
     Everything is recorded in the home; inspect it afterwards with `theater events ID` and `theater verify ID`.
+    MANIFEST is yours: it may name any regular file, within the --max sizes; the manifests its actors hand to
+    their supervisor may name only files in MANIFEST's directory.
     """
-    with Theater(ctx.home) as theater:
+    with Theater(ctx.home, maximums=maximums) as theater:
         actor = theater.start(Path(manifest))
         click.echo(actor)
         for message in sends:

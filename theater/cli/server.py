@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from theater.cli._context import Context
+from theater.cli._maximums import max_option
 from theater.cli.client import DEFAULT_ADDRESS, token_for
+from theater.manifest import Maximums
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -25,14 +27,17 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
+@max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
-           no_resume: bool, verbose: bool) -> None:
+           no_resume: bool, verbose: bool, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
     state, without init, unless their manifest says durable = false. When $THEATER_TOKEN or the file
     <home>/token holds a token, every request must carry "Authorization: Bearer <token>".
+    The server reads no file a client's manifest names; every manifest's [limits] must lie within the --max
+    maximums.
     """
     from theater.server import ServerConfig, ServerError, is_loopback, parse_address, serve
 
@@ -50,7 +55,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(home=home_dir, host=host, port=port, token=token, durability=durability,
-                          request_timeout=request_timeout, resume=not no_resume, access_log=verbose)
+                          request_timeout=request_timeout, resume=not no_resume, access_log=verbose,
+                          maximums=maximums)
     try:
         serve(config, _ready(home_dir, token is not None))
     except ServerError as exc:

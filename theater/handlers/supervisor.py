@@ -6,18 +6,25 @@ A function given an id that is not one of the caller's children answers ``err``.
 
 The ``manifest`` argument of ``spawn`` and ``resume`` is one of:
 
-* TOML text (it contains a newline); relative paths in it resolve against the parent's manifest directory;
+* TOML text (it contains a newline);
 * ``store:LABEL`` or a 64-hex-digit blake3 hash: the TOML is a blob in the store;
 * a path to a manifest file, relative to the parent's manifest directory.
 
-A child's handlers must be a subset of its parent's (``theater.manifest.check_permissions``).
+The guest chose every byte of it, so the manifest never makes the host open a file by a name the guest chose
+(``theater.files``): when the tree was started by the operator from a manifest file on disk, a path (the argument
+itself, the component's, an ``init_state`` file's) may name a regular file inside that file's directory, relative,
+without ``..``, not leading out through a symlink, within the runtime's size maximums; otherwise no path is accepted
+and the component comes by hash or ``store:LABEL``, the state inline or as ``init-bytes``. Errors returned to the
+guest never quote a file's content.
+
+A child's handlers must be a subset of its parent's and its limits within its parent's
+(``theater.manifest.check_permissions``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -73,15 +80,14 @@ class SupervisorHandler(Handler):
         return {"ok": str(child.id)}
 
     def _manifest(self, text: str) -> Manifest:
-        base = self._base_dir()
+        files = self.actor.manifest.files.for_child(f"actor {self.actor.id}")
+        maximums = self.theater.maximums
         if _HASH.fullmatch(text) or text.startswith(_LABEL_PREFIX):
-            return parse_manifest(self._stored(text), source=text, base_dir=base)
+            return parse_manifest(self._stored(text), source=text, files=files, maximums=maximums)
         if "\n" in text:
-            return parse_manifest(text, source=f"<inline, spawned by {self.actor.id}>", base_dir=base)
-        path = Path(text)
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return load_manifest(path)
+            source = f"<inline, spawned by {self.actor.id}>"
+            return parse_manifest(text, source=source, files=files, maximums=maximums)
+        return load_manifest(text, files=files, maximums=maximums)
 
     def _stored(self, ref: str) -> str:
         blobs = self.theater.store.blobs
@@ -90,6 +96,8 @@ class SupervisorHandler(Handler):
                 digest = blobs.get_label(ref.removeprefix(_LABEL_PREFIX))
             else:
                 digest = bytes.fromhex(ref)
+            if blobs.size(digest) > self.theater.maximums.manifest_file_bytes:
+                raise ManifestError(ref, "", "the blob is larger than the maximum size of a manifest")
             data = blobs.get(digest)
         except NotFoundError as exc:
             raise ManifestError(ref, "", f"no such manifest in the store ({exc})") from None
@@ -97,10 +105,6 @@ class SupervisorHandler(Handler):
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise ManifestError(ref, "", "the blob is not a UTF-8 manifest") from None
-
-    def _base_dir(self) -> Path | None:
-        source = Path(self.actor.manifest.source)
-        return source.parent if source.is_file() else None
 
     def list_children(self) -> list[str]:
         return [str(c) for c in self.supervision.children(self.actor.id)]

@@ -69,7 +69,8 @@ async def create_app(config: ServerConfig) -> web.Application:
     """
     loop = asyncio.get_running_loop()
     theater = await loop.run_in_executor(
-        None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout)
+        None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
+                              maximums=config.maximums)
     )
     svc = Service(config, theater, loop)
     if config.resume:

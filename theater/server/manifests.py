@@ -1,8 +1,9 @@
 """Manifests sent by clients: parsed without the server reading any file a manifest names.
 
-A client sends the manifest's TOML text. Paths in it are the client's, not the server's: the component comes as
-bytes or a blob hash beside the manifest, and an ``init_state = { file = ... }`` must come with the state's bytes
-(the CLI reads the file and sends them). In that one case the manifest recorded for the actor is the client's
+A client sends the manifest's TOML text, parsed with no file access (``FileAccess.none``): paths in it are the
+client's, not the server's. The component comes as bytes or a blob hash beside the manifest, and an
+``init_state = { file = ... }`` must come with the state's bytes (the CLI reads the file and sends them). A child
+such an actor spawns through its supervisor names no files either. In that one case the manifest recorded for the actor is the client's
 TOML with ``init_state`` given inline as base64, so the record is self-contained and a restart can read it.
 """
 
@@ -13,11 +14,13 @@ import dataclasses
 import datetime
 import json
 import math
-import tomllib
 from typing import Any
 
 from theater.errors import ManifestError
-from theater.manifest import ComponentRef, Manifest, parse_manifest
+from theater.files import FileAccess
+from theater.manifest import ComponentRef, Manifest, parse_manifest, parse_toml
+
+CLIENT = FileAccess.none("an API client")
 
 
 def client_manifest(
@@ -26,15 +29,17 @@ def client_manifest(
     """Parse a client's manifest; ``component`` (a blob hash) replaces whatever the manifest names.
 
     Raises:
-        ManifestError: the TOML is malformed, its component is a path and no component was sent, or its
-            ``init_state`` names a file and no ``init_state`` was sent.
+        ManifestError: the TOML is malformed (or nested too deeply), its component is a path and no component was
+            sent, or its ``init_state`` names a file and no ``init_state`` was sent.
     """
-    if _names_state_file(text, source):
+    data = parse_toml(text, source)
+    state = data.get("init_state")
+    if isinstance(state, dict) and "file" in state:
         if init_state is None:
             problem = "the server does not read files: send the state's bytes as init_state (the CLI does)"
             raise ManifestError(source, "init_state.file", problem)
-        text = _with_inline_state(text, init_state)
-    manifest = parse_manifest(text, source=source)
+        text = _with_inline_state(data, init_state)
+    manifest = parse_manifest(text, source=source, files=CLIENT)
     if component is not None:
         return dataclasses.replace(manifest, component=ComponentRef(kind="hash", value=component))
     if manifest.component.kind == "path":
@@ -44,18 +49,9 @@ def client_manifest(
     return manifest
 
 
-def _names_state_file(text: str, source: str) -> bool:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(source, "", f"invalid TOML: {exc}") from exc
-    state = data.get("init_state")
-    return isinstance(state, dict) and "file" in state
-
-
-def _with_inline_state(text: str, state: bytes) -> str:
+def _with_inline_state(data: dict[str, Any], state: bytes) -> str:
     """The manifest as TOML again, with ``init_state`` replaced by the given bytes in base64."""
-    data = tomllib.loads(text)
+    data = dict(data)
     data["init_state"] = {"base64": base64.b64encode(state).decode("ascii")}
     return "".join(f"{_key(key)} = {_value(value)}\n" for key, value in data.items())
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from theater.manifest import DEFAULT_MAXIMUMS, Maximums
 from theater.runtime import DEFAULT_REQUEST_TIMEOUT_S, Theater
 from theater.server.channels import ChannelTable
 from theater.server.futures import settled
@@ -34,6 +35,7 @@ class ServerConfig:
         max_body_bytes: the largest request body accepted.
         resume: reopen the actors that were running when the home's last server stopped.
         access_log: log every request (logger ``aiohttp.access``).
+        maximums: what manifests are held to (``theater.manifest.Maximums``).
     """
 
     home: Path
@@ -45,6 +47,7 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     resume: bool = True
     access_log: bool = False
+    maximums: Maximums = DEFAULT_MAXIMUMS
 
 
 class Service:

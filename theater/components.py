@@ -1,0 +1,111 @@
+"""Loading an actor's component for the runtime: from the store, or from bytes read from a file.
+
+Bytes read from a file go into the store only once the engine has compiled them, so a file that is not a
+component (a text file, a device's output) never becomes a blob. When compiling fails, the error says what is
+wrong and where, but never quotes the bytes: wasmtime's messages echo the offending source line of component text
+and the first bytes of a bad binary, and the bytes may be a file the manifest's author should not see.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from replay.engine import Engine
+from replay.errors import ComponentError
+from store import Store, blob_digest
+
+_EXCERPT = re.compile(r"^(\d+\s*)?\|")  # the source lines wasmtime quotes under a text error ("1 | ...", "|")
+_NAMED = re.compile(r"`[^`]*[^`()\[\]{},;:=\s][^`]*`")  # a quoted name (`$secret`), not a quoted token (`(`)
+_HEX = re.compile(r"(?<!offset )0x[0-9a-fA-F]+")  # a value read from the bytes (not an offset into them)
+_LEADING = re.compile(rb"(?:\s+|;;[^\n]*(?:\n|$)|\(;.*?;\))*", re.S)  # whitespace and comments before text
+
+
+def load(engine: Engine, store: Store, digest: bytes, *, what: str) -> Any:
+    """The compiled component of the blob ``digest``.
+
+    Raises:
+        NotFoundError: no such blob.
+        ComponentError: the blob is not a usable component (the reason quotes none of its bytes).
+    """
+    try:
+        return engine.load(store, digest)
+    except ComponentError as exc:
+        raise ComponentError(what, quiet_reason(exc.reason, store.blobs.get(digest))) from None
+
+
+def load_new(engine: Engine, store: Store, data: bytes, *, what: str) -> tuple[bytes, Any]:
+    """Compile component bytes read from a file, then store them; their digest and the compiled component.
+
+    Raises:
+        ComponentError: the bytes are not a usable component; nothing is stored (the reason quotes none of them).
+    """
+    digest = blob_digest(data)
+    if store.blobs.has(digest):
+        return digest, load(engine, store, digest, what=what)
+    try:
+        component = engine.load(_Unstored(store, digest, data), digest)
+    except ComponentError as exc:
+        raise ComponentError(what, quiet_reason(exc.reason, data)) from None
+    store.blobs.put(data)
+    return digest, component
+
+
+def quiet_reason(reason: str, data: bytes) -> str:
+    """wasmtime's reason why ``data`` does not compile, without anything it quotes from ``data``.
+
+    Bytes that are neither a WebAssembly binary nor text that opens like WebAssembly text get a fixed reason.
+    Otherwise the reason keeps wasmtime's message and its line and column, and drops the quoted source lines,
+    quoted names and values read from the bytes.
+    """
+    if not data.startswith(b"\0asm") and not _opens_like_text(data):
+        return ("neither a WebAssembly binary (it does not start with \\0asm) nor WebAssembly text "
+                "(it does not start with '(')")
+    kept: list[str] = []
+    for part in reason.split("; "):
+        if _EXCERPT.match(part.strip()):
+            break  # the quoted source starts here; what follows it is source too
+        kept.append(part)
+    text = "; ".join(kept) or "wasmtime refused it"
+    return _HEX.sub("0x…", _NAMED.sub("`…`", text))
+
+
+def _opens_like_text(data: bytes) -> bool:
+    leading = _LEADING.match(data)
+    return data[leading.end() if leading else 0:].startswith(b"(")
+
+
+class _Unstored:
+    """The store as the engine sees it while it compiles bytes that are not stored yet: those bytes are served
+    from memory under their digest; everything else is the store itself (the engine may cache its artifact)."""
+
+    def __init__(self, store: Store, digest: bytes, data: bytes) -> None:
+        self._store = store
+        self.blobs = _UnstoredBlobs(store.blobs, digest, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _UnstoredBlobs:
+    """A blob store with one more blob, held in memory and never written."""
+
+    def __init__(self, blobs: Any, digest: bytes, data: bytes) -> None:
+        self._blobs = blobs
+        self._digest = digest
+        self._data = data
+
+    def get(self, digest: bytes) -> bytes:
+        return self._data if digest == self._digest else self._blobs.get(digest)
+
+    def has(self, digest: bytes) -> bool:
+        return digest == self._digest or self._blobs.has(digest)
+
+    def size(self, digest: bytes) -> int:
+        return len(self._data) if digest == self._digest else self._blobs.size(digest)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._blobs, name)
+
+
+__all__ = ["load", "load_new", "quiet_reason"]
