@@ -15,15 +15,18 @@ from theater.errors import (
     RuntimeFault,
     SupervisionError,
 )
-from theater.manifest import Manifest, load_manifest, parse_manifest
+from theater.files import FileAccess
+from theater.manifest import Manifest, Maximums, load_manifest, parse_manifest
 from theater.runtime import Theater
 
 __all__ = [
     "ActorNotFound",
     "ActorNotRunning",
+    "FileAccess",
     "LinkError",
     "Manifest",
     "ManifestError",
+    "Maximums",
     "MessageError",
     "RuntimeFault",
     "SupervisionError",

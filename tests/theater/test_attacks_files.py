@@ -200,7 +200,7 @@ def test_guest_manifest_may_name_files_inside_its_tree_directory(lab):
 def test_a_subdirectory_manifest_cannot_climb_back_out(lab):
     sub = lab.actors / "sub"
     sub.mkdir()
-    (sub / "up.toml").write_text(f'name = "up"\ncomponent = "store:worker"\ninit_state = {{ file = "../../outside/canary.txt" }}\n')
+    (sub / "up.toml").write_text(inline(state_file="../../outside/canary.txt"))
     assert "has a '..' component" in lab.refused("sub/up.toml")
 
 
@@ -228,7 +228,7 @@ def test_a_bad_binary_error_does_not_echo_its_bytes(lab):
 def test_the_operator_gets_a_component_error_without_the_files_content(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_bytes(CANARY)
-    (tmp_path / "a.toml").write_text(f'name = "a"\ncomponent = "notes.txt"\n')
+    (tmp_path / "a.toml").write_text('name = "a"\ncomponent = "notes.txt"\n')
     with Theater(tmp_path / "home", durability="buffered") as theater:
         with pytest.raises(ComponentError, match="neither a WebAssembly binary") as caught:
             theater.start(tmp_path / "a.toml")
@@ -342,8 +342,8 @@ def test_the_operator_may_still_name_any_regular_file(tmp_path):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "w.wat").write_text(wat.echo_actor())
     (tmp_path / "conf").mkdir()
-    path = (tmp_path / "conf" / "a.toml")
-    path.write_text(f'name = "a"\ncomponent = "../lib/w.wat"\ninit_state = {{ file = "{tmp_path / "lib" / "w.wat"}" }}\n')
+    path = tmp_path / "conf" / "a.toml"
+    path.write_text(inline(component="../lib/w.wat", state_file=str(tmp_path / "lib" / "w.wat")))
     manifest = load_manifest(path)
     assert manifest.init_state == wat.echo_actor().encode()
     assert manifest.files == FileAccess.trusted(tmp_path / "conf")

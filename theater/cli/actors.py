@@ -18,7 +18,7 @@ from rich.table import Table
 from theater.cli._render import ago, data_summary, from_jsonable
 from theater.cli.client import ApiClient, RemoteError, client_for, decode_bytes, encode_bytes
 from theater.cli.completion import ACTOR_ID
-from theater.manifest import load_manifest
+from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 
 STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow"}
 
@@ -64,12 +64,10 @@ def start_body(path: Path, initial_state: str | None, parent: str | None) -> dic
     """The ``POST /v1/actors`` body for a local manifest: its text, its component's bytes, its initial state."""
     manifest = load_manifest(path)
     body: dict[str, Any] = {"manifest": manifest.source_text, "source": str(path), "parent": parent}
-    if manifest.component.kind == "path":
-        component = Path(manifest.component.value)  # type: ignore[arg-type]
-        try:
-            body["component"] = encode_bytes(component.read_bytes())
-        except OSError as exc:
-            raise click.FileError(str(component), exc.strerror) from None
+    if manifest.component.kind == "path":  # read here, as a regular file of bounded size: the server reads none
+        body["component"] = encode_bytes(manifest.files.read(
+            manifest.component.value, limit=DEFAULT_MAXIMUMS.component_file_bytes, what="component",
+            source=str(path), field="component"))
     state = parse_state(initial_state) if initial_state is not None else manifest.init_state
     if state is not None:
         body["init_state"] = encode_bytes(state)

@@ -2,9 +2,10 @@
 
 A client sends the manifest's TOML text, parsed with no file access (``FileAccess.none``): paths in it are the
 client's, not the server's. The component comes as bytes or a blob hash beside the manifest, and an
-``init_state = { file = ... }`` must come with the state's bytes (the CLI reads the file and sends them). A child
-such an actor spawns through its supervisor names no files either. In that one case the manifest recorded for the actor is the client's
-TOML with ``init_state`` given inline as base64, so the record is self-contained and a restart can read it.
+``init_state = { file = ... }`` must come with the state's bytes (the CLI reads the file and sends them). In that
+one case the manifest recorded for the actor is the client's TOML with ``init_state`` given inline as base64, so
+the record is self-contained and a restart can read it. A child such an actor spawns through its supervisor names
+no files either (its ``files`` access is ``none``).
 """
 
 from __future__ import annotations
