@@ -17,6 +17,7 @@ from store import Store, blob_digest
 
 _EXCERPT = re.compile(r"^(\d+\s*)?\|")  # the source lines wasmtime quotes under a text error ("1 | ...", "|")
 _NAMED = re.compile(r"`[^`]*[^`()\[\]{},;:=\s][^`]*`")  # a quoted name (`$secret`), not a quoted token (`(`)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a quoted character or string ('\u{20ac}')
 _HEX = re.compile(r"(?<!offset )0x[0-9a-fA-F]+")  # a value read from the bytes (not an offset into them)
 _LEADING = re.compile(rb"(?:\s+|;;[^\n]*(?:\n|$)|\(;.*?;\))*", re.S)  # whitespace and comments before text
 
@@ -56,7 +57,7 @@ def quiet_reason(reason: str, data: bytes) -> str:
 
     Bytes that are neither a WebAssembly binary nor text that opens like WebAssembly text get a fixed reason.
     Otherwise the reason keeps wasmtime's message and its line and column, and drops the quoted source lines,
-    quoted names and values read from the bytes.
+    quoted names, characters and strings, and values read from the bytes.
     """
     if not data.startswith(b"\0asm") and not _opens_like_text(data):
         return ("neither a WebAssembly binary (it does not start with \\0asm) nor WebAssembly text "
@@ -67,7 +68,7 @@ def quiet_reason(reason: str, data: bytes) -> str:
             break  # the quoted source starts here; what follows it is source too
         kept.append(part)
     text = "; ".join(kept) or "wasmtime refused it"
-    return _HEX.sub("0x…", _NAMED.sub("`…`", text))
+    return _HEX.sub("0x…", _QUOTED.sub("'…'", _NAMED.sub("`…`", text)))
 
 
 def _opens_like_text(data: bytes) -> bool:

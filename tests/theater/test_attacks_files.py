@@ -16,12 +16,14 @@ from pathlib import Path
 import cbor2
 import pytest
 
+from replay.engine import Engine
 from replay.errors import ComponentError
-from store import blob_digest
+from store import Store, blob_digest
 from tests._chains import chain_problems
 from tests.components import supervisor_wat as sw
 from tests.components import wat
 from tests.components.wat import ERR_MARKER
+from theater import components
 from theater.errors import ManifestError
 from theater.files import FileAccess
 from theater.manifest import Maximums, load_manifest, parse_manifest
@@ -223,6 +225,25 @@ def test_a_bad_binary_error_does_not_echo_its_bytes(lab):
     (lab.actors / "bad.wasm").write_bytes(b"\0asm" + INSIDE)
     error = lab.refused(inline(component="bad.wasm"))
     assert "unknown binary version: 0x…" in error and INSIDE[:4].hex() not in error
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"(component SECRET)", b'(component "SECRET', "(component \u20acSECRET)".encode(), b"(component $SECRET $X)",
+     b'(component (import "SECRET NAME" (func)))', b"(component (core module (func call $SECRET)))",
+     b"\0asmSECRET", b"\0asm\x01\x00\x00\x00SECRET", b"SECRET", b"(component (core module (func)))SECRET"],
+)
+def test_no_compile_error_quotes_the_bytes(tmp_path, data):
+    store = Store(tmp_path / "store")
+    try:
+        with pytest.raises(ComponentError) as caught:
+            components.load_new(Engine(), store, data, what="component")
+        assert list(store.blobs) == []  # never stored: it does not compile
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert "SECRET" not in message and "20ac" not in message and "€" not in message
+    assert "534543524554" not in message.lower()  # nor as hex
 
 
 def test_the_operator_gets_a_component_error_without_the_files_content(tmp_path):
