@@ -25,6 +25,7 @@ from replay.history import state_at
 from replay.replayer import Replayer
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import NotFoundError, TheaterError
+from theater import components
 from theater.actor import (
     ACTOR_INIT,
     HANDLE_CHANNEL_CLOSE,
@@ -36,11 +37,10 @@ from theater.actor import (
 )
 from theater.channels import Channel, ChannelRegistry, ClientEnd
 from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestError, MessageError
+from theater.files import FileAccess
 from theater.handlers import IMPLEMENTED, handler_for_import
 from theater.record import RecordTape
 from theater.release import Releaser, settle
-from theater import components
-from theater.files import FileAccess
 from theater.manifest import (
     DEFAULT_MAXIMUMS,
     ComponentRef,
