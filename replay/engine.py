@@ -4,13 +4,17 @@ Determinism: NaN canonicalization on, deterministic relaxed SIMD, no wasm thread
 export call consumes is recorded and compared on replay). Epoch interruption gives wall-clock deadlines only;
 it is not deterministic and never recorded as a cause of anything but a ``deadline`` fault.
 
-Compiled components are cached in the blob store under a label naming the component hash, the wasmtime version
-and the settings digest, so a component compiles once per machine.
+Compiled components are cached in the home's artifact cache (``store.artifacts``), never in the blob store or under
+a label: a compiled artifact is native code, and only an artifact sealed with the home's key (so compiled by this
+home's engine from the component blob) is ever deserialized. Its name holds the component hash, the wasmtime version
+and the settings digest, so a component compiles once per home and engine configuration. An artifact without a
+valid seal is logged, ignored and replaced by a fresh compilation from the component blob.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,10 +26,12 @@ import wasmtime.component as wc
 
 from replay.errors import ComponentError, GuestFault, SettingsMismatch
 from store import Store
-from store.errors import NotFoundError
+from store.errors import ArtifactRejected, ChecksumMismatch, StoreWriteError
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK_S = 0.01
+
+log = logging.getLogger("replay.engine")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,38 +115,54 @@ class Engine:
         if self._ticker is not None:
             self._ticker.join()
 
-    def cache_label(self, component_hash: bytes) -> str:
-        """The label under which the compiled form of a component is cached."""
-        return f"compiled/{component_hash.hex()}/wasmtime-{WASMTIME_VERSION}/{self.settings.digest()}"
+    def artifact_name(self, component_hash: bytes) -> str:
+        """The name under which the compiled form of a component is cached (component, wasmtime, settings)."""
+        return f"{component_hash.hex()}.wasmtime-{WASMTIME_VERSION}.{self.settings.digest()}"
 
     def load(self, store: Store, component_hash: bytes) -> wc.Component:
-        """The compiled component with this hash: from memory, else the store's cache, else compiled now.
+        """The compiled component with this hash: from memory, else the home's sealed cache, else compiled now.
+
+        Compiling reads the component blob, checked against its hash; the result is sealed into the cache
+        (unless the store is read-only). Nothing else is ever deserialized.
 
         Raises:
             NotFoundError: the component is not in the store.
+            ChecksumMismatch: the stored component's bytes do not hash to its hash.
             ComponentError: the bytes are not a valid component.
         """
         cached = self._components.get(component_hash)
         if cached is not None:
             return cached
-        label = self.cache_label(component_hash)
-        component = self._from_cache(store, label)
+        name = self.artifact_name(component_hash)
+        component = self._from_cache(store, name)
         if component is None:
-            component = self.compile(store.blobs.get(component_hash), what=f"component {component_hash.hex()[:16]}")
-            if not store.readonly:
-                store.blobs.set_label(label, store.blobs.put(component.serialize()))
+            component = self.compile(_component_bytes(store, component_hash),
+                                     what=f"component {component_hash.hex()[:16]}")
+            self._keep(store, name, component)
         self._components[component_hash] = component
         return component
 
-    def _from_cache(self, store: Store, label: str) -> wc.Component | None:
+    def _from_cache(self, store: Store, name: str) -> wc.Component | None:
+        """The cached compiled component, only when its seal proves this home's engine made it; else None."""
         try:
-            artifact = store.blobs.get(store.blobs.get_label(label))
-        except NotFoundError:
+            artifact = store.artifacts.get(name)
+        except ArtifactRejected as exc:
+            log.warning("%s; compiling the component from its blob instead", exc)
+            return None
+        if artifact is None:
             return None
         try:
             return wc.Component.deserialize(self.wasmtime, artifact)
-        except wasmtime.WasmtimeError:
-            return None  # a stale or damaged artifact: compile again
+        except wasmtime.WasmtimeError as exc:
+            log.warning("the compiled artifact %s is stale (%s); compiling again", name, _first_line(str(exc)))
+            return None
+
+    def _keep(self, store: Store, name: str, component: wc.Component) -> None:
+        """Seal a freshly compiled component into the cache; a cache that cannot be written is not an error."""
+        try:
+            store.artifacts.put(name, component.serialize())
+        except StoreWriteError as exc:
+            log.warning("%s; the component will be compiled again next time", exc)
 
     def compile(self, wasm: bytes, *, what: str = "component") -> wc.Component:
         """Compile component bytes (binary or text).
@@ -152,6 +174,18 @@ class Engine:
             return wc.Component(self.wasmtime, wasm)
         except wasmtime.WasmtimeError as exc:
             raise ComponentError(what, _first_line(str(exc))) from None
+
+
+def _component_bytes(store: Store, component_hash: bytes) -> bytes:
+    """The component blob, checked against its hash (by the blob store) before anything compiles it.
+
+    Raises:
+        NotFoundError: it is not stored. ChecksumMismatch: its bytes do not hash to ``component_hash``.
+    """
+    try:
+        return store.blobs.get(component_hash)
+    except ChecksumMismatch as exc:
+        raise ChecksumMismatch("component", exc.expected, exc.actual) from None
 
 
 def _first_line(text: str) -> str:

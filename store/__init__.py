@@ -4,21 +4,24 @@ It holds the content-addressed blob store (blake3) and the append-only, hash-cha
 actor, with group commit. This package is a leaf: it imports nothing of ``replay`` or ``theater``, and never
 wasmtime, click or rich. It never reads environment variables or config files; callers pass paths and options.
 
-Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and labels), ``chain`` (event logs and
-the feed), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor
+Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and labels), ``artifacts`` (compiled
+components sealed with the home's key, outside LMDB), ``chain`` (event logs and the feed), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor
 ids), ``errors`` (the error tree and its root).
 """
 
-from store.blobs import BlobStore, blob_digest
+from store.artifacts import ArtifactCache
+from store.blobs import RESERVED_LABEL_PREFIXES, BlobStore, blob_digest
 from store.chain import EMPTY, EventLog, FeedEntry, Head, PendingAppend
 from store.codec import Event
 from store.errors import (
     AmbiguousPrefixError,
+    ArtifactRejected,
     ChecksumMismatch,
     CorruptRecordError,
     InvalidInputError,
     NotFoundError,
     ReadOnlyError,
+    ReservedLabelError,
     StaleHeadError,
     StoreClosedError,
     StoreError,
@@ -34,7 +37,10 @@ from store.verify import ChainReport, Problem, StoreReport, verify_chain, verify
 __all__ = [
     "DURABILITY_MODES",
     "EMPTY",
+    "RESERVED_LABEL_PREFIXES",
     "AmbiguousPrefixError",
+    "ArtifactCache",
+    "ArtifactRejected",
     "BlobStore",
     "ChainReport",
     "ChecksumMismatch",
@@ -48,6 +54,7 @@ __all__ = [
     "PendingAppend",
     "Problem",
     "ReadOnlyError",
+    "ReservedLabelError",
     "StaleHeadError",
     "Store",
     "StoreClosedError",

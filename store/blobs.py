@@ -1,6 +1,10 @@
 """The content-addressed blob store (blake3) and its labels, the only mutable names in a home.
 
 A blob is stored once under the blake3 digest of its bytes; every read checks the bytes against the key.
+
+Label names starting with one of ``RESERVED_LABEL_PREFIXES`` belong to the runtime (``build/<key>`` names the
+component ``theater build`` made from its inputs). ``set_label`` and ``remove_label`` refuse them, so no API client
+or CLI user can set or drop them; the runtime writes them through ``set_runtime_label`` only.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import lmdb
 from store._commit import CommitContext, Pending, Writer
 from store._env import Environment
 from store._prefix import resolve_prefix
-from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError
+from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, ReservedLabelError
 
 DIGEST_SIZE = 32
 MAX_LABEL_BYTES = 400
+# Label namespaces of the runtime: ``build/`` (theater build), ``compiled/`` (compiled artifacts were cached there
+# before they moved out of the blob store; kept reserved so no old build can be fooled), ``theater/`` (future use).
+RESERVED_LABEL_PREFIXES = ("build/", "compiled/", "theater/")
 _PARALLEL_HASH_FROM = 1 << 20
 
 
@@ -48,6 +55,27 @@ def check_label(name: str) -> bytes:
     key = name.encode()
     if len(key) > MAX_LABEL_BYTES:
         raise InvalidInputError("label", name, f"at most {MAX_LABEL_BYTES} bytes")
+    return key
+
+
+def reserved_prefix(name: str) -> str | None:
+    """The reserved prefix ``name`` starts with, or None when a client may use the name."""
+    return next((p for p in RESERVED_LABEL_PREFIXES if name.startswith(p)), None)
+
+
+def check_client_label(name: str) -> bytes:
+    """Return the UTF-8 key of a label name that clients may set or remove (``check_label``, not reserved).
+
+    Call it before doing anything a refused label should prevent (``theater store put --label`` checks the label
+    before it stores the blob).
+
+    Raises:
+        InvalidInputError: the name is malformed. ReservedLabelError: the runtime reserves it.
+    """
+    key = check_label(name)
+    prefix = reserved_prefix(name)
+    if prefix is not None:
+        raise ReservedLabelError(name, prefix)
     return key
 
 
@@ -158,18 +186,34 @@ class BlobStore:
     def set_label(self, name: str, digest: bytes) -> None:
         """Point label ``name`` at an existing blob (replacing where it pointed before).
 
+        This is the path of every client (API, CLI, embedding code): reserved names are refused.
+
         Raises:
+            ReservedLabelError: the name starts with a prefix the runtime reserves.
             NotFoundError: the blob is not stored.
         """
-        self._writer.submit(SetLabel(name, check_label(name), check_digest(digest))).wait()
+        self._writer.submit(SetLabel(name, check_client_label(name), check_digest(digest))).wait()
+
+    def set_runtime_label(self, name: str, digest: bytes) -> None:
+        """Point a reserved label (one of ``RESERVED_LABEL_PREFIXES``) at an existing blob: the runtime's own path.
+
+        Raises:
+            InvalidInputError: the name is not reserved (clients' labels go through ``set_label``).
+            NotFoundError: the blob is not stored.
+        """
+        key = check_label(name)
+        if reserved_prefix(name) is None:
+            raise InvalidInputError("runtime label", name, f"a name starting with one of {RESERVED_LABEL_PREFIXES}")
+        self._writer.submit(SetLabel(name, key, check_digest(digest))).wait()
 
     def remove_label(self, name: str) -> None:
         """Delete label ``name``.
 
         Raises:
+            ReservedLabelError: the name starts with a prefix the runtime reserves.
             NotFoundError: there is no such label.
         """
-        self._writer.submit(SetLabel(name, check_label(name), None)).wait()
+        self._writer.submit(SetLabel(name, check_client_label(name), None)).wait()
 
     def get_label(self, name: str) -> bytes:
         """The digest label ``name`` points at.

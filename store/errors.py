@@ -10,7 +10,9 @@ The tree (each package adds its own subtree under ``TheaterError``)::
         ├── NotFoundError             an unknown hash, prefix, label or actor
         │   └── AmbiguousPrefixError  a hex prefix that matches more than one hash
         ├── InvalidInputError         a malformed argument: a non-UUID actor id, a bad hash or prefix
+        │   └── ReservedLabelError    a label name the runtime keeps for itself (``compiled/``, ``build/``, ...)
         ├── ChecksumMismatch          stored bytes that do not hash to their key
+        ├── ArtifactRejected          a cached compiled artifact without this home's seal: compile instead
         ├── StaleHeadError            compare-and-append against a head that moved
         ├── CorruptRecordError        a stored record that cannot be decoded
         ├── StoreClosedError          the store was closed by its owner
@@ -89,6 +91,29 @@ class InvalidInputError(StoreError, ValueError):
         self.value = value
         self.expected = expected
         super().__init__(f"invalid {what} {value!r}: expected {expected}")
+
+
+class ReservedLabelError(InvalidInputError):
+    """The label ``name`` starts with ``prefix``, which the runtime reserves for itself: no client may set it."""
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.what = "label"
+        self.value = name
+        self.expected = f"a name not starting with {prefix!r}"
+        self.name = name
+        self.prefix = prefix
+        StoreError.__init__(
+            self, f"label {name!r} is reserved: names starting with {prefix!r} belong to the runtime; choose another"
+        )
+
+
+class ArtifactRejected(StoreError):
+    """The cached compiled artifact at ``path`` is not loaded: ``reason`` (not sealed by this home, damaged)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"the compiled artifact {path} is not trusted: {reason}")
 
 
 class ChecksumMismatch(StoreError):

@@ -8,6 +8,7 @@ from types import TracebackType
 
 from store._commit import ReadOnlyWriter, Writer
 from store._env import DEFAULT_MAP_SIZE, Environment
+from store.artifacts import ARTIFACT_DIR, ArtifactCache
 from store.blobs import BlobStore
 from store.chain import EventLog
 from store.codec import DEFAULT_SPILL_THRESHOLD
@@ -18,6 +19,9 @@ DURABILITY_MODES = ("sync", "buffered")
 
 class Store:
     """The storage of one Theater home.
+
+    ``blobs`` holds the content-addressed blobs and labels, ``log`` the event logs (both in LMDB), ``artifacts`` the
+    compiled components sealed with the home's key (files in ``<path>/compiled``, out of reach of every label).
 
     Args:
         path: the store directory (``<home>/store``); created if missing unless ``readonly``.
@@ -54,6 +58,7 @@ class Store:
         self._writer: Writer | ReadOnlyWriter | None = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
         self.blobs = BlobStore(self.env, self._writer)  # type: ignore[arg-type]
         self.log = EventLog(self.env, self._writer, self.blobs, spill_threshold=spill_threshold)  # type: ignore[arg-type]
+        self.artifacts = ArtifactCache(self.path / ARTIFACT_DIR, readonly=readonly)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every commit (on the writer thread: keep it short, e.g. set an event).

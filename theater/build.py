@@ -194,7 +194,7 @@ def build_project(
         _atomic_write(Path(cache_dir) / f"{key}.wasm", wasm)
     if store is not None:
         store.blobs.put(wasm)
-        store.blobs.set_label(f"build/{key}", digest)
+        store.blobs.set_runtime_label(f"build/{key}", digest)
     changed = point_manifest(project)
     return BuildResult(project=project, wasm=project.output, digest=digest, key=key, how=how,
                        seconds=time.perf_counter() - started, size=len(wasm), tool_version=version,

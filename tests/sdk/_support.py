@@ -2,9 +2,10 @@
 runs, a ``Theater`` whose chains are all verified and replayed afterwards, and waiting on commits.
 
 Caches live under ``.cache/theater-build/`` in the repository (gitignored): ``<input key>.wasm`` for builds
-(``build_project(cache_dir=...)``) and ``compiled/<label digest>.bin`` for wasmtime's compiled form, which is
-seeded into each test's fresh home under the label the engine looks for. A change to an actor's sources, the WIT,
-the SDK or componentize-py changes the key; another wasmtime or engine setting changes the label.
+(``build_project(cache_dir=...)``) and ``compiled/<artifact name digest>.bin`` for wasmtime's compiled form, which
+is sealed into each test's fresh home's artifact cache (``store.artifacts``, with that home's key) under the name the
+engine looks for. A change to an actor's sources, the WIT, the SDK or componentize-py changes the key; another
+wasmtime or engine setting changes the name. The test cache is trusted as a home is: it is this machine's own.
 """
 
 from __future__ import annotations
@@ -43,14 +44,18 @@ def build(root: Path, **options: Any) -> BuildResult:
 
 
 def seed_compiled(store: Store, engine: Any, digest: bytes) -> None:
-    """Make the compiled form of a component available in ``store``: from the cache, else compile and keep it."""
-    label = engine.cache_label(digest)
-    cached = CACHE / "compiled" / f"{blake3.blake3(label.encode()).hexdigest()[:32]}.bin"
+    """Make the compiled form of a component available in ``store``: from the cache, else compile and keep it.
+
+    A cached artifact is sealed with the home's key as the engine seals what it compiles (``store.artifacts.put``).
+    """
+    name = engine.artifact_name(digest)
+    cached = CACHE / "compiled" / f"{blake3.blake3(name.encode()).hexdigest()[:32]}.bin"
     if cached.is_file():
-        store.blobs.set_label(label, store.blobs.put(cached.read_bytes()))
+        store.artifacts.put(name, cached.read_bytes())
         return
     engine.load(store, digest)
-    artifact = store.blobs.get(store.blobs.get_label(label))
+    artifact = store.artifacts.get(name)
+    assert artifact is not None, f"the engine did not cache {name}"
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
     tmp.write_bytes(artifact)

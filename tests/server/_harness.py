@@ -58,9 +58,13 @@ class Http:
 
     def _request(self, method: str, path: str, body: Any, data: bytes | None,
                  headers: dict[str, str] | None) -> urllib.request.Request:
+        content_type = "application/octet-stream"  # raw bytes, as a binary client sends them
         if body is not None:
             data = json.dumps(body).encode()
+            content_type = "application/json"
         request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", content_type)  # urllib would send a form type otherwise
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         for key, value in (headers or {}).items():

@@ -12,6 +12,9 @@ from tests.components import wat
 from tests.server._harness import channel_component, start_body
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -220,8 +223,8 @@ def test_server_info(http):
 def test_malformed_requests_get_a_json_4xx(http, start_actor):
     actor = start_actor(http, "echo", wat.echo_actor())
     cases = [
-        (http.request("POST", "/v1/actors", data=b"{not json"), 400, "InvalidJSON"),
-        (http.request("POST", "/v1/actors", data=b"[1, 2]"), 400, "InvalidJSON"),
+        (http.request("POST", "/v1/actors", data=b"{not json", headers=JSON), 400, "InvalidJSON"),
+        (http.request("POST", "/v1/actors", data=b"[1, 2]", headers=JSON), 400, "InvalidJSON"),
         (http.post("/v1/actors", {"manifest": 42}), 400, "InvalidRequest"),
         (http.post("/v1/actors", {}), 400, "InvalidRequest"),
         (http.post("/v1/actors", {"manifest": "name = ["}), 422, "ManifestError"),
@@ -258,7 +261,7 @@ def test_garbage_on_the_socket_gets_a_400_and_the_server_lives_on(server, http):
 
 
 def test_a_body_that_is_not_utf8_json_is_400(http):
-    reply = http.request("POST", "/v1/actors", data=b"\xff\xfe{}")
+    reply = http.request("POST", "/v1/actors", data=b"\xff\xfe{}", headers=JSON)
     assert reply.status == 400 and reply.json["error"] == "InvalidJSON"
 
 

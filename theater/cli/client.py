@@ -1,7 +1,8 @@
 """The CLI's client of a running ``theater server``: JSON calls, raw blobs, and live streams (SSE), over urllib.
 
 Errors from the server become ``RemoteError`` (printed as ``ErrorName: message``); a server that is not there
-becomes ``ServerNotRunning``, with the hint to start one.
+becomes ``ServerNotRunning``, with the hint to start one. Bodies always say their type (``application/json``, or
+``application/octet-stream`` for raw bytes): the server refuses a body of any other type, as a web page sends them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import click
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
 TIMEOUT_S = 120.0
+JSON_TYPE = "application/json"
+BINARY_TYPE = "application/octet-stream"
 STREAM_TIMEOUT_S = 60.0  # the server pings every 15 s; longer silence means it is gone
 
 
@@ -94,7 +97,7 @@ class ApiClient:
              query: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """One JSON call; returns the decoded answer."""
         data = None if body is None else json.dumps(body).encode()
-        with self._open(method, path, query=query, data=data, content_type="application/json" if data else None,
+        with self._open(method, path, query=query, data=data, content_type=JSON_TYPE if data is not None else None,
                         timeout=timeout) as response:
             return json.loads(response.read() or b"null")
 
@@ -106,7 +109,7 @@ class ApiClient:
 
     def raw(self, method: str, path: str, data: bytes | None = None, **query: Any) -> bytes:
         """A call whose body and answer are raw bytes (blobs)."""
-        content_type = "application/octet-stream" if data is not None else None
+        content_type = BINARY_TYPE if data is not None else None
         with self._open(method, path, query=query, data=data, content_type=content_type) as response:
             return response.read()
 

@@ -35,7 +35,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
     state, without init, unless their manifest says durable = false. When $THEATER_TOKEN or the file
-    <home>/token holds a token, every request must carry "Authorization: Bearer <token>".
+    <home>/token holds a token, every request must carry "Authorization: Bearer <token>". With or without one,
+    requests from web pages of other origins are refused; the startup line says how the server is protected.
     The server reads no file a client's manifest names; every manifest's [limits] must lie within the --max
     maximums.
     """
@@ -58,20 +59,30 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           request_timeout=request_timeout, resume=not no_resume, access_log=verbose,
                           maximums=maximums)
     try:
-        serve(config, _ready(home_dir, token is not None))
+        serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
         click.echo(f"ServerError: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
 
 
-def _ready(home: Path, auth: bool) -> Any:
+def _protection(host: str, auth: bool) -> str:
+    """How the server is protected, for its startup line."""
+    from theater.server import is_loopback
+
+    if auth:
+        return "token required; cross-origin browser requests refused"
+    if is_loopback(host):
+        return "no token: only same-origin, non-browser clients; listening on loopback only"
+    return f"no token: anyone who can reach {host} controls this home; cross-origin browser requests refused"
+
+
+def _ready(home: Path, protection: str) -> Any:
     def ready(url: str, app: Any) -> None:
         from theater.server.service import SERVICE
 
         resumed = app[SERVICE].resumed
         counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "failed", "not durable")}
         details = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no actors to resume"
-        click.echo(f"theater server listening on {url} (home {home}; {details}; "
-                   f"{'token required' if auth else 'no token'})")
+        click.echo(f"theater server listening on {url} (home {home}; {details}; {protection})")
 
     return ready

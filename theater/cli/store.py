@@ -1,4 +1,7 @@
-"""``theater store``: the content-addressed blob store and its labels."""
+"""``theater store``: the content-addressed blob store and its labels.
+
+Labels the runtime reserves (``build/``, ``compiled/``, ``theater/``) cannot be set or removed here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import sys
 import click
 
 from store import Store
+from store.blobs import check_client_label
 from store.errors import InvalidInputError, NotFoundError
 from theater.cli._context import Context, emit_json
 
@@ -24,6 +28,8 @@ def store() -> None:
 @pass_context
 def put(ctx: Context, file: click.utils.LazyFile, label: str | None) -> None:
     """Store FILE (or - for stdin) and print its blake3 hash."""
+    if label:
+        check_client_label(label)  # a refused label stores nothing
     st = ctx.store()
     digest = st.blobs.put(file.read())
     if label:
@@ -73,7 +79,8 @@ def ls(ctx: Context, labels: bool, as_json: bool) -> None:
 @click.argument("hash")
 @pass_context
 def label(ctx: Context, name: str, hash: str) -> None:
-    """Point label NAME at blob HASH (a unique hex prefix)."""
+    """Point label NAME at blob HASH (a unique hex prefix). Names starting with build/, compiled/ or theater/
+    belong to the runtime and are refused."""
     st = ctx.store()
     st.blobs.set_label(name, st.blobs.resolve(hash))
 
@@ -82,7 +89,7 @@ def label(ctx: Context, name: str, hash: str) -> None:
 @click.argument("name")
 @pass_context
 def rm_label(ctx: Context, name: str) -> None:
-    """Remove label NAME (the blob stays)."""
+    """Remove label NAME (the blob stays). The runtime's own labels cannot be removed."""
     ctx.store().blobs.remove_label(name)
 
 

@@ -1,5 +1,6 @@
-"""The aiohttp application: the runtime opened on the home, the routes, and the middlewares that turn every
-failure into a JSON error answer.
+"""The aiohttp application: the runtime opened on the home, the routes, and the middlewares: errors become JSON
+answers, cross-origin browser requests and writes of the wrong content type are refused (``origin``), and the
+token is checked (``auth``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from theater.runtime import Theater
 from theater.server.auth import Handler, token_middleware
 from theater.server.durable import resume_actors
 from theater.server.errors import ApiError, error_body, status_of
+from theater.server.origin import origin_middleware
 from theater.server.routes import ROUTE_TABLES
 from theater.server.service import SERVICE, ServerConfig, Service, service
 from theater.server.wire import json_response
@@ -76,8 +78,10 @@ async def create_app(config: ServerConfig) -> web.Application:
     if config.resume:
         svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
     svc.started_ms = time.time_ns() // 1_000_000
+    browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
     app = web.Application(
-        middlewares=[errors_middleware, token_middleware(config.token)], client_max_size=config.max_body_bytes
+        middlewares=[errors_middleware, browsers, token_middleware(config.token)],
+        client_max_size=config.max_body_bytes,
     )
     app[SERVICE] = svc
     app.router.add_get("/v1/server", server_info)

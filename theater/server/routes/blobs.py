@@ -1,4 +1,8 @@
-"""Routes of the home's content-addressed store: blobs (put, get, list) and labels."""
+"""Routes of the home's content-addressed store: blobs (put, get, list) and labels.
+
+Labels the runtime reserves (``store.RESERVED_LABEL_PREFIXES``) are refused with 400 ``ReservedLabelError``
+before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from store import Store
+from store.blobs import check_client_label
 from store.errors import AmbiguousPrefixError, InvalidInputError, NotFoundError
 from theater.server.errors import bad_request
 from theater.server.service import service
@@ -36,7 +41,7 @@ def resolve_blob(store: Store, ref: str) -> bytes:
 
 @routes.post("/v1/blobs")
 async def put(request: web.Request) -> web.Response:
-    """Store the raw request body; ``label`` also points that label at it."""
+    """Store the raw request body (``application/octet-stream``); ``label`` also points that label at it."""
     svc = service(request)
     data = await request.read()
     label = request.query.get("label")
@@ -45,6 +50,8 @@ async def put(request: web.Request) -> web.Response:
 
 
 def _put(store: Store, data: bytes, label: str | None) -> bytes:
+    if label:
+        check_client_label(label)  # a refused label stores nothing
     digest = store.blobs.put(data)
     if label:
         store.blobs.set_label(label, digest)
