@@ -119,11 +119,13 @@ class Engine:
         """The name under which the compiled form of a component is cached (component, wasmtime, settings)."""
         return f"{component_hash.hex()}.wasmtime-{WASMTIME_VERSION}.{self.settings.digest()}"
 
-    def load(self, store: Store, component_hash: bytes) -> wc.Component:
+    def load(self, store: Store, component_hash: bytes, *, wasm: bytes | None = None) -> wc.Component:
         """The compiled component with this hash: from memory, else the home's sealed cache, else compiled now.
 
         Compiling reads the component blob, checked against its hash; the result is sealed into the cache
-        (unless the store is read-only). Nothing else is ever deserialized.
+        (unless the store is read-only). Nothing else is ever deserialized. ``wasm`` gives the component's bytes
+        when they are not stored yet (the caller stores them once they compile); they must hash to
+        ``component_hash``.
 
         Raises:
             NotFoundError: the component is not in the store.
@@ -136,7 +138,9 @@ class Engine:
         name = self.artifact_name(component_hash)
         component = self._from_cache(store, name)
         if component is None:
-            component = self.compile(_component_bytes(store, component_hash),
+            if wasm is not None and (actual := blake3.blake3(wasm).digest()) != component_hash:
+                raise ChecksumMismatch("component", component_hash, actual)
+            component = self.compile(wasm if wasm is not None else _component_bytes(store, component_hash),
                                      what=f"component {component_hash.hex()[:16]}")
             self._keep(store, name, component)
         self._components[component_hash] = component

@@ -45,7 +45,7 @@ def load_new(engine: Engine, store: Store, data: bytes, *, what: str) -> tuple[b
     if store.blobs.has(digest):
         return digest, load(engine, store, digest, what=what)
     try:
-        component = engine.load(_Unstored(store, digest, data), digest)
+        component = engine.load(store, digest, wasm=data)
     except ComponentError as exc:
         raise ComponentError(what, quiet_reason(exc.reason, data)) from None
     store.blobs.put(data)
@@ -74,39 +74,6 @@ def quiet_reason(reason: str, data: bytes) -> str:
 def _opens_like_text(data: bytes) -> bool:
     leading = _LEADING.match(data)
     return data[leading.end() if leading else 0:].startswith(b"(")
-
-
-class _Unstored:
-    """The store as the engine sees it while it compiles bytes that are not stored yet: those bytes are served
-    from memory under their digest; everything else is the store itself (the engine may cache its artifact)."""
-
-    def __init__(self, store: Store, digest: bytes, data: bytes) -> None:
-        self._store = store
-        self.blobs = _UnstoredBlobs(store.blobs, digest, data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-class _UnstoredBlobs:
-    """A blob store with one more blob, held in memory and never written."""
-
-    def __init__(self, blobs: Any, digest: bytes, data: bytes) -> None:
-        self._blobs = blobs
-        self._digest = digest
-        self._data = data
-
-    def get(self, digest: bytes) -> bytes:
-        return self._data if digest == self._digest else self._blobs.get(digest)
-
-    def has(self, digest: bytes) -> bool:
-        return digest == self._digest or self._blobs.has(digest)
-
-    def size(self, digest: bytes) -> int:
-        return len(self._data) if digest == self._digest else self._blobs.size(digest)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._blobs, name)
 
 
 __all__ = ["load", "load_new", "quiet_reason"]
