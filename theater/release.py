@@ -4,6 +4,10 @@ Each actor hands the releaser (one thread per runtime) the last append of an ope
 that operation produced (messages to deliver, responses to give). The releaser waits until that append is durable
 and then runs the effects, in the order they were handed over. The actor does not wait: it goes on with its next
 operation while the group commit makes the previous one durable, so many operations share one fsync.
+
+When the append does not commit (the disk is full), every effect is called with the store's error instead, and
+none is released: an effect decides what to do with it (``settle`` hands it to whoever waits; a message to deliver
+is dropped). The error is the one that started the failure (``explain``), not the stale head that follows it.
 """
 
 from __future__ import annotations
@@ -22,22 +26,28 @@ log = logging.getLogger("theater.release")
 
 # An effect is called with None once its events are durable, or with the error that kept them from being durable.
 Effect = Callable[[BaseException | None], None]
+# Maps the error of a failed append to the error its effects are given.
+Explain = Callable[[StoreError], StoreError]
+_Item = tuple[PendingAppend | None, list[Effect], threading.Event | None, Explain | None]
 
 
 class Releaser:
     """Runs effects in hand-over order, each after the append it depends on is durable."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[PendingAppend | None, list[Effect], threading.Event | None] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="theater-release", daemon=True)
         self._thread.start()
 
-    def hand_over(self, pending: PendingAppend | None, effects: list[Effect], *, wait: bool = False) -> None:
-        """Queue ``effects`` to run once ``pending`` is durable; with ``wait``, block until they have run."""
+    def hand_over(
+        self, pending: PendingAppend | None, effects: list[Effect], *, wait: bool = False, explain: Explain | None = None
+    ) -> None:
+        """Queue ``effects`` to run once ``pending`` is durable; with ``wait``, block until they have run.
+
+        ``explain`` maps the append's error to the one the effects are given (see ``RecordTape.explain``).
+        """
         done = threading.Event() if wait else None
-        self._queue.put((pending, effects, done))
+        self._queue.put((pending, effects, done, explain))
         if done is not None:
             done.wait()
 
@@ -46,13 +56,13 @@ class Releaser:
             item = self._queue.get()
             if item is None:
                 return
-            pending, effects, done = item
+            pending, effects, done, explain = item
             error: BaseException | None = None
             if pending is not None:
                 try:
                     pending.wait()
                 except StoreError as exc:
-                    error = exc
+                    error = exc if explain is None else explain(exc)
             for effect in effects:
                 try:
                     effect(error)

@@ -258,9 +258,12 @@ class Theater:
 
         Raises:
             ActorNotFound: no such actor.
+            StoreError: the stop could not be recorded (the disk is full); the actor is stopped all the same, and
+                stopping it again records it.
         """
         actor = self._actor(actor_id)
         if actor.status in ("stopped", "failed"):
+            actor.confirm_end()  # an end whose record a failed commit lost is recorded now
             return
         parent = self.supervision.supervising(actor)
         if parent is not None and parent.actor.status == "running":
@@ -407,7 +410,7 @@ class Theater:
             {
                 "id": str(a.id),
                 "name": a.name,
-                "status": a.status,
+                "status": a.reported_status,
                 "parent": str(a.parent) if a.parent else None,
                 "children": [str(c) for c in self.supervision.children(a.id)],
                 "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
@@ -416,11 +419,13 @@ class Theater:
         ]
 
     def status(self, actor_id: str | uuid.UUID) -> str:
-        return self._actor(actor_id).status
+        """The actor's status: ``running``, ``recovering`` (a commit of its events failed; it goes back to its
+        last committed state before its next call), ``starting``, ``restarting``, ``stopped`` or ``failed``."""
+        return self._actor(actor_id).reported_status
 
     def state(self, actor_id: str | uuid.UUID) -> bytes | None:
-        """The actor's current state (the state of its latest successful call)."""
-        return self._actor(actor_id).state
+        """The actor's current state (the state of its latest successful call; see ``Actor.current_state``)."""
+        return self._actor(actor_id).current_state()
 
     def events(self, actor_id: str | uuid.UUID) -> list[Event]:
         """The actor's chain, from genesis."""
