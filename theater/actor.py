@@ -210,8 +210,8 @@ class Actor:
         the error, and drops the instance: the next call starts a fresh one (``_reinstantiate``).
 
         Raises:
-            StoreError: a state blob the chain names could not be written again (the disk is still full).
-            ActorNotRunning: not even the actor's creation was committed; it is failed now.
+            StoreError: a state blob the chain names could not be written again (the disk is still full); or not
+                even the actor's creation was committed (the failure that kept it out): the actor is failed now.
         """
         cause = self.tape.failure()
         if cause is None:
@@ -220,12 +220,12 @@ class Actor:
         head = self.tape.reset()
         self.outstanding = {key: reply for key, reply in self.outstanding.items() if not reply.done()}
         if head.hash is None:
-            reason = f"its creation was never committed ({type(cause).__name__}: {cause})"
+            reason = f"its creation could not be committed ({type(cause).__name__}: {cause})"
             self.status = "failed"
             self.failure = GuestFault("host", "instantiate", reason)
             self.boundary = None
             self._close_mailbox()
-            raise ActorNotRunning(str(self.id), self.status, reason)
+            raise cause
         self.state = committed_state(self.theater.store, self.id)
         if self.status in ("running", "starting"):
             self.boundary = None

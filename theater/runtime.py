@@ -24,7 +24,7 @@ from replay.engine import Engine
 from replay.history import state_at
 from replay.replayer import Replayer
 from store import EMPTY, Event, Store, blob_digest, new_actor_id, parse_actor_id
-from store.errors import NotFoundError, TheaterError
+from store.errors import NotFoundError, StoreError, TheaterError
 from theater.actor import (
     ACTOR_INIT,
     HANDLE_CHANNEL_CLOSE,
@@ -99,6 +99,8 @@ class Theater:
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
+            StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
+                failed, and recorded so once the store takes it (see ``stop``).
             ActorNotFound, ActorNotRunning: the parent is unknown or not running.
         """
         manifest = self._manifest(manifest)
@@ -125,7 +127,12 @@ class Theater:
         actor.state = state
         with self._lock:
             self._actors[actor_id] = actor
-        actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
+        try:
+            actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
+        except StoreError as exc:
+            # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
+            actor.submit(lambda: actor.abandon(f"its start could not be committed: {type(exc).__name__}: {exc}"))
+            raise
         return actor
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:

@@ -49,7 +49,7 @@ def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
 @pytest.fixture
 def theater(full_disk, theaters):
     """A ``Theater`` whose home is on the tmpfs (its chains are checked after the test)."""
-    return theaters(home=full_disk.path / "home")
+    return theaters(home=full_disk.path / "home", request_timeout=WAIT)  # a large message takes a while to copy
 
 
 def sends(theater, actor_id: str) -> list[bytes]:
@@ -262,3 +262,40 @@ def test_state_blob_lost_to_a_failed_commit_is_written_again_once_an_event_namin
         assert store.blobs.get(digest) == state
         assert tape.failure() is None
         assert tape.state_ref(state) == digest
+
+
+def test_start_refused_by_a_full_disk_leaves_no_running_actor(theater, full_disk, manifest):
+    counter = manifest("counter", wat.counter_actor(), MSG)
+    first = theater.start(counter)  # its component is in the store now, compiled
+    full_disk.fill()
+    with pytest.raises(StoreFullError):
+        theater.start(counter, init_state=big(b"state"))
+    [refused] = [a["id"] for a in theater.actors() if a["id"] != first]
+    theater.actor(refused)._thread.join(WAIT)  # it is failed on its own thread, which then ends
+    assert theater.status(refused) == "failed"
+    assert "could not be committed" in theater.actor(refused).failure.detail
+
+    full_disk.free()
+    theater.stop(refused)  # records its failure if any of its chain was committed
+    events = theater.events(refused)
+    assert events == [] or events[-1].type == "actor/failed"
+    theater.send(first, b"+1")
+    assert theater.state(first) == le64(1)
+
+
+def test_request_whose_answer_a_full_disk_lost_is_an_err_for_the_asking_actor(theater, full_disk, manifest):
+    # The asked actor's commit fails; the asking actor must hear it as its request's err, not fail itself.
+    growing = theater.start(manifest("growing", wat.actor_wat(send=wat.store_msg(), request=wat.append_msg()), MSG))
+    asker = theater.start(manifest("asker", wat.forwarder_actor(), MSG))
+    theater.send(growing, big(b"base"))
+    full_disk.fill()
+    try:
+        answer = theater.request(asker, growing.encode() + b"\0more", timeout=WAIT)
+    except StoreFullError:
+        answer = None  # the asker's own commit of the err did not fit either
+    assert answer is None or (answer.startswith(wat.ERR_MARKER) and b"the disk is full" in answer)
+    assert theater.status(asker) in ("running", "recovering")
+
+    full_disk.free()
+    assert theater.request(asker, growing.encode() + b"\0more", timeout=WAIT) == big(b"base") + b"more"
+    assert theater.status(asker) == "running"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from replay.errors import GuestFault
-from store.errors import InvalidInputError
+from store.errors import InvalidInputError, StoreError
 from theater.channels import CLOSED, ClientEnd
 from theater.errors import MessageError, RuntimeFault
 from theater.handlers._base import Handler
@@ -64,7 +64,7 @@ class MessageServerHandler(Handler):
             self.actor.flush()
             reply = self.theater.deliver_request(target, msg)
             return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}")}
-        except (_Refused, RuntimeFault, GuestFault) as exc:
+        except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
 
     def open_channel(self, actor_id: str, initial: bytes) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class MessageServerHandler(Handler):
             answer = self.theater.wait_reply(
                 self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}"
             )
-        except (_Refused, RuntimeFault, GuestFault) as exc:
+        except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
         if not answer["accepted"]:
             extra = f": {answer['message']!r}" if answer["message"] else ""
