@@ -166,11 +166,15 @@ class Actor:
             self.theater.releaser.hand_over(self.tape.last, effects, explain=self.tape.explain)
 
     def flush(self) -> None:
-        """Wait until every event so far is durable and the effects deferred so far have run.
+        """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
+        self._run_effects()
+
+    def flush_committed(self) -> None:
+        """``flush``, then refuse to go on if an event so far could not be committed: what would follow (a request,
+        a channel opened) depends on it and must not be released either.
 
         Raises:
-            MessageError: an event so far could not be committed, so what follows must not be released either
-                (a handler turns it into the guest's ``err``).
+            MessageError: an event so far could not be committed (a handler turns it into the guest's ``err``).
         """
         self._run_effects()
         cause = self.tape.failure()

@@ -23,6 +23,7 @@ from tests._chains import chain_problems
 from tests._full_disk import FullDisk, full_disk_at
 from tests.components import wat
 from theater.actor import HANDLE_SEND
+from theater.errors import MessageError
 from theater.record import RecordTape
 
 MSG = ["message-server"]
@@ -299,3 +300,29 @@ def test_request_whose_answer_a_full_disk_lost_is_an_err_for_the_asking_actor(th
     full_disk.free()
     assert theater.request(asker, growing.encode() + b"\0more", timeout=WAIT) == big(b"base") + b"more"
     assert theater.status(asker) == "running"
+
+
+def test_request_after_events_a_full_disk_lost_is_not_sent(theater, full_disk, manifest):
+    # A request (or an open-channel) from inside a call first waits for what the caller recorded so far; if that
+    # could not be committed, the request is an effect of a lost operation and must not go out (the
+    # message-server handler turns the refusal into the guest's err).
+    actor = theater.start(manifest("counter", wat.counter_actor(), MSG))
+    handle = theater.actor(actor)
+    full_disk.fill()
+
+    refusals: list[MessageError] = []
+
+    def lose_then_ask() -> None:
+        handle.tape.append("test/lost", {"payload": big(b"lost")})
+        try:
+            handle.flush_committed()
+        except MessageError as refused:
+            refusals.append(refused)
+
+    with pytest.raises(StoreFullError):
+        handle.submit(lose_then_ask).result(WAIT)
+    [refused] = refusals
+    assert "cannot go on: what it recorded before could not be committed (StoreFullError" in str(refused)
+    full_disk.free()
+    theater.send(actor, b"+1")
+    assert "test/lost" not in [e.type for e in theater.events(actor)]

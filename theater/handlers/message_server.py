@@ -61,7 +61,7 @@ class MessageServerHandler(Handler):
             target = self._target(actor_id)
             if target is self.actor:
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
-            self.actor.flush()
+            self.actor.flush_committed()
             reply = self.theater.deliver_request(target, msg)
             return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}")}
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
@@ -72,7 +72,7 @@ class MessageServerHandler(Handler):
             target = self._target(actor_id)
             if target is self.actor:
                 return {"err": "an actor cannot open a channel to itself"}
-            self.actor.flush()
+            self.actor.flush_committed()
             channel_id = str(uuid.uuid4())
             answer = self.theater.wait_reply(
                 self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}"
