@@ -163,7 +163,7 @@ class Actor:
         """Hand the effects deferred so far to the releaser, without waiting."""
         effects, self._effects = self._effects, []
         if effects:
-            self.theater.releaser.hand_over(self.tape.last, effects, explain=self.tape.explain)
+            self.theater.releaser.hand_over(self.tape.last, effects, watch=self.tape)
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
@@ -186,7 +186,7 @@ class Actor:
 
     def _run_effects(self) -> None:
         effects, self._effects = self._effects, []
-        self.theater.releaser.hand_over(self.tape.last, effects, wait=True, explain=self.tape.explain)
+        self.theater.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
 
     # Recovery after a failed commit (on the actor's thread).
 

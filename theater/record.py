@@ -11,6 +11,7 @@ what the store holds: the committed head, with no cached state blob that may nev
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,9 +21,6 @@ from replay.boundary import CallResult
 from replay.errors import GuestFault
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
-
-# Unconfirmed writes kept before the confirmed ones at the front are dropped; bounds the queue of a busy actor.
-TRIM_AT = 64
 
 # Events that say which state the actor holds after them (``committed_state``), and the field that names it.
 STATE_FIELDS = {"wasm/result": "state", "wasm/call": "state", "wasm/instantiate": "state",
@@ -82,16 +80,30 @@ def _first_failure(writes: Iterable[tuple[Write, bytes | None]]) -> StoreError |
     return None
 
 
+def _repair_blobs(blobs: Any, writes: Iterable[tuple[Write, bytes | None]]) -> None:
+    """Put again every blob whose put failed while a later event of the same tape was committed (and may name it).
+
+    Event appends chain, so once one fails every later one does: a committed event after a failed blob put means
+    the put and the event went into different batches, and only the put's batch failed.
+    """
+    committed_after = False
+    for write, blob in reversed(tuple(writes)):
+        if blob is None:
+            committed_after = committed_after or (write.done() and write_error(write) is None)
+        elif committed_after and write_error(write) is not None:
+            blobs.put(blob)
+
+
 class RecordTape:
     """Appends crossings to one actor's chain, chaining each append on the previous one.
 
-    One thread appends (the actor's); ``broken`` may be read from any thread.
+    One thread appends (the actor's). The releaser tells the tape when an append is durable (``committed``) or
+    asks it what to report for one that failed (``explain``); ``broken`` may be read from any thread.
     """
 
     replaying = False
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
-        self._store = store
         self._log = store.log
         self._blobs = store.blobs
         self.actor = actor
@@ -99,7 +111,9 @@ class RecordTape:
         self._last: PendingAppend | None = None
         self._state: tuple[bytes, bytes] | None = None  # the last state blob put: (bytes, hash)
         # Writes not yet seen committed, in submission order: (write, the blob's bytes for a blob put, else None).
+        # The appending thread adds, the releaser drops the committed ones at the front (``committed``).
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
+        self._guard = threading.Lock()
 
     def append(self, type: str, data: Any) -> Event:
         """Queue one event after the current head; it is durable after ``wait_durable``."""
@@ -107,7 +121,8 @@ class RecordTape:
         event = pending.event
         self.head = Head(event.seq, event.hash)
         self._last = pending
-        self._track(pending, None)
+        with self._guard:
+            self._unconfirmed.append((pending, None))
         return event
 
     @property
@@ -128,28 +143,28 @@ class RecordTape:
             return self._state[1]
         put = self._blobs.put_async(state)
         self._state = (state, put.value)
-        self._track(put, state)
+        with self._guard:
+            self._unconfirmed.append((put, state))
         return put.value
 
     # Commit failures.
 
-    def _track(self, write: Write, blob: bytes | None) -> None:
-        unconfirmed = self._unconfirmed
-        unconfirmed.append((write, blob))
-        if len(unconfirmed) > TRIM_AT:
-            self._trim()
+    def committed(self) -> None:
+        """Forget the writes at the front that are committed (the releaser calls this once an append of this
+        tape is durable); a failed one stays at the front: it is the cause of what follows."""
+        with self._guard:
+            unconfirmed = self._unconfirmed
+            while unconfirmed and unconfirmed[0][0].done() and write_error(unconfirmed[0][0]) is None:
+                unconfirmed.popleft()
 
-    def _trim(self) -> None:
-        """Drop the committed writes at the front; a failed one stays there (it is the cause of what follows)."""
-        unconfirmed = self._unconfirmed
-        while unconfirmed and unconfirmed[0][0].done() and write_error(unconfirmed[0][0]) is None:
-            unconfirmed.popleft()
+    def _writes(self) -> tuple[tuple[Write, bytes | None], ...]:
+        with self._guard:
+            return tuple(self._unconfirmed)
 
     def failure(self) -> StoreError | None:
         """The error of the first write of this tape that failed since its last ``reset``; None when none is known
-        to have failed (writes still in flight may fail later). On the appending thread only."""
-        self._trim()
-        return _first_failure(self._unconfirmed)
+        to have failed (writes still in flight may fail later)."""
+        return _first_failure(self._writes())
 
     def broken(self) -> bool:
         """True when the latest append is known to have failed; safe to call from any thread."""
@@ -158,10 +173,9 @@ class RecordTape:
 
     def explain(self, error: StoreError) -> StoreError:
         """The error to report for a failed append: a stale head caused by an earlier failure of this tape is
-        reported as that failure (the disk was full, not the chain contended). Safe to call from any thread."""
+        reported as that failure (the disk was full, not the chain contended)."""
         if isinstance(error, StaleHeadError):
-            # A copy taken at once (under the GIL): the appending thread may add to the queue meanwhile.
-            cause = _first_failure(tuple(self._unconfirmed))
+            cause = self.failure()
             if cause is not None:
                 return cause
         return error
@@ -171,30 +185,24 @@ class RecordTape:
 
         Waits until every write of this tape has finished, puts again any state blob whose put failed while an
         event that names it was committed (so the chain never names a missing blob), then re-reads the head and
-        forgets the cached state blob. Call only on the appending thread, between appends.
+        forgets the cached state blob. Call on the appending thread, between appends.
 
         Raises:
             StoreError: a blob that the chain needs could not be put again (the disk is still full).
         """
-        for write, _ in self._unconfirmed:
+        writes = self._writes()
+        for write, _ in writes:
             try:
                 write.wait()
             except StoreError:
                 pass  # expected: that is why we reset
-        self._repair_blobs()
-        self._unconfirmed.clear()
+        _repair_blobs(self._blobs, writes)
+        with self._guard:
+            self._unconfirmed.clear()
         self._last = None
         self._state = None
         self.head = self._log.head(self.actor)
         return self.head
-
-    def _repair_blobs(self) -> None:
-        committed_after = False  # a later event of this tape was committed
-        for write, blob in reversed(self._unconfirmed):
-            if blob is None:
-                committed_after = committed_after or (write.done() and write_error(write) is None)
-            elif committed_after and write_error(write) is not None:
-                self._blobs.put(blob)
 
     # The boundary's side.
 

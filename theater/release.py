@@ -7,7 +7,8 @@ operation while the group commit makes the previous one durable, so many operati
 
 When the append does not commit (the disk is full), every effect is called with the store's error instead, and
 none is released: an effect decides what to do with it (``settle`` hands it to whoever waits; a message to deliver
-is dropped). The error is the one that started the failure (``explain``), not the stale head that follows it.
+is dropped). The error is the one that started the failure (``Watch.explain``), not the stale head that follows
+it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from store import PendingAppend
 from store.errors import StoreError
@@ -26,9 +27,19 @@ log = logging.getLogger("theater.release")
 
 # An effect is called with None once its events are durable, or with the error that kept them from being durable.
 Effect = Callable[[BaseException | None], None]
-# Maps the error of a failed append to the error its effects are given.
-Explain = Callable[[StoreError], StoreError]
-_Item = tuple[PendingAppend | None, list[Effect], threading.Event | None, Explain | None]
+
+
+class Watch(Protocol):
+    """What the releaser tells the appender of an append (``theater.record.RecordTape``) about its outcome."""
+
+    def committed(self) -> None:
+        """The append is durable (and so is everything appended before it)."""
+
+    def explain(self, error: StoreError) -> StoreError:
+        """The append failed with ``error``: the error its effects are to be given (the one that started it)."""
+
+
+_Item = tuple[PendingAppend | None, list[Effect], threading.Event | None, Watch | None]
 
 
 class Releaser:
@@ -40,14 +51,14 @@ class Releaser:
         self._thread.start()
 
     def hand_over(
-        self, pending: PendingAppend | None, effects: list[Effect], *, wait: bool = False, explain: Explain | None = None
+        self, pending: PendingAppend | None, effects: list[Effect], *, wait: bool = False, watch: Watch | None = None
     ) -> None:
         """Queue ``effects`` to run once ``pending`` is durable; with ``wait``, block until they have run.
 
-        ``explain`` maps the append's error to the one the effects are given (see ``RecordTape.explain``).
+        ``watch`` is told the outcome before the effects run (see ``Watch``).
         """
         done = threading.Event() if wait else None
-        self._queue.put((pending, effects, done, explain))
+        self._queue.put((pending, effects, done, watch))
         if done is not None:
             done.wait()
 
@@ -56,13 +67,16 @@ class Releaser:
             item = self._queue.get()
             if item is None:
                 return
-            pending, effects, done, explain = item
+            pending, effects, done, watch = item
             error: BaseException | None = None
             if pending is not None:
                 try:
                     pending.wait()
                 except StoreError as exc:
-                    error = exc if explain is None else explain(exc)
+                    error = exc if watch is None else watch.explain(exc)
+                else:
+                    if watch is not None:
+                        watch.committed()
             for effect in effects:
                 try:
                     effect(error)
