@@ -44,11 +44,12 @@ def test_full_disk_refused_append_leaves_the_chain_and_takes_appends_after_space
 ) -> None:
     actor = uuid.uuid4()
     first = store_on_disk.log.append(actor, "test/small", {"n": 1}, expected=EMPTY)
+    after_first = Head(first.seq, first.hash)
     full_disk.fill()
     with pytest.raises(StoreFullError):
-        store_on_disk.log.append(actor, "test/big", {"payload": os.urandom(BIG)}, expected=Head(first.seq, first.hash))
-    assert store_on_disk.log.head(actor) == Head(first.seq, first.hash)
+        store_on_disk.log.append(actor, "test/big", {"payload": os.urandom(BIG)}, expected=after_first)
+    assert store_on_disk.log.head(actor) == after_first
     full_disk.free()
-    second = store_on_disk.log.append(actor, "test/big", {"payload": os.urandom(BIG)}, expected=Head(first.seq, first.hash))
+    second = store_on_disk.log.append(actor, "test/big", {"payload": os.urandom(BIG)}, expected=after_first)
     assert store_on_disk.log.head(actor) == Head(second.seq, second.hash)
     assert verify_store(store_on_disk).ok
