@@ -7,12 +7,15 @@ batch commits, the next one fills, so many appends from many threads share one f
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import lmdb
@@ -30,6 +33,39 @@ LINGER_S = 0.002
 MERGE_AT = 50_000  # a tail this long is merged into the hash index even under load
 MERGE_CHUNK = 8_192  # index entries merged per commit (sorted: one key range, so each page is touched once)
 MERGE_RETRY_S = 1.0
+
+
+# A filesystem with less free space than this after an I/O error of a commit is taken to be full (see write_error).
+FULL_BELOW_BYTES = 1 << 20
+
+
+def write_error(path: Path, exc: lmdb.Error) -> StoreWriteError:
+    """The store error for an LMDB error of a write transaction: ``StoreFullError`` when the disk is full.
+
+    A full filesystem surfaces in two ways. A write that gets no byte fails with ENOSPC (py-lmdb's ``DiskError``,
+    "No space left on device"). But LMDB writes a commit's pages with ``pwrite``/``writev``, and a write that the
+    filesystem only partly takes is a short write, which LMDB reports as EIO ("Input/output error"; mdb.c:
+    "short write, filesystem full?"): on a tmpfs most commits that hit the limit end that way. So an I/O error
+    while the store's filesystem has (almost) no space left is a full disk too. A full map never gets here: the
+    writer grows it, and a map at its maximum size is ``StoreFullError`` from ``Environment.grow``.
+    """
+    where = str(path)
+    if is_disk_full(exc):
+        return StoreFullError(where, "the disk is full")
+    if os.strerror(errno.EIO) in str(exc):
+        free = _free_bytes(path)
+        if free is not None and free < FULL_BELOW_BYTES:
+            return StoreFullError(where, f"the disk is full: {free} bytes left; LMDB reported the short write as {exc}")
+    return StoreWriteError(where, str(exc))
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged writer can still use on the filesystem holding ``path``; None if it cannot be told."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
 class _Merge:
@@ -278,9 +314,7 @@ class Writer:
                     return self._failed(ops, exc)
                 continue
             except lmdb.Error as exc:
-                reason = "the disk is full" if is_disk_full(exc) else str(exc)
-                cls = StoreFullError if is_disk_full(exc) else StoreWriteError
-                return self._failed(ops, cls(str(self._env.path), reason))
+                return self._failed(ops, write_error(self._env.path, exc))
             except Exception as exc:  # the writer must survive anything: fail this batch, keep serving
                 return self._failed(ops, StoreWriteError(str(self._env.path), f"{type(exc).__name__}: {exc}"))
             self._feed_next = ctx.feed_next

@@ -3,6 +3,12 @@
 Every operation (init, a message, a request, a channel event, stop) is queued on the actor's mailbox and run on
 its own thread, so an actor blocked in a ``request`` blocks nobody else. After each export call the actor waits
 until the call's events are durable and only then releases its effects: messages it sent, responses it gave.
+
+When a commit fails (the disk is full), the operations whose events it held get the store's error and none of
+their effects is released. Before its next operation the actor goes back to its chain, the truth (``recover``):
+its tape is reset to the committed head, its state to the state of its last committed result, and before its next
+call it gets a fresh instance started from that state (``wasm/instantiate`` with reason ``recover``), since the old
+instance's memory may hold what the failed calls did. Until then it reports the status ``recovering``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from replay.errors import GuestFault
 from theater.errors import ActorNotRunning, LinkError, MessageError
 from theater.handlers import IMPLEMENTED, handler_for_import
 from theater.manifest import Manifest
-from theater.record import RecordTape
+from theater.record import RecordTape, committed_state
 from theater.release import Effect, settle
 
 if TYPE_CHECKING:
@@ -33,6 +39,10 @@ HANDLE_CHANNEL_MESSAGE = "theater:simple/message-server-client.handle-channel-me
 HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-close"
 
 STATUSES = ("starting", "running", "restarting", "stopped", "failed")
+# Reported (``reported_status``) for a running actor whose commit failed, until its next call re-instantiates it.
+RECOVERING = "recovering"
+# Events that end a chain: after one of them the actor does not run until it is restarted.
+ENDS = frozenset({"actor/stop", "actor/exit", "actor/failed", "wasm/error"})
 
 
 class Actor:
@@ -61,6 +71,8 @@ class Actor:
         self.shutdown_data: tuple[bytes | None] | None = None
         self.logs: list[str] = []
         self.incarnation = 0  # how many times a supervisor restarted it
+        self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
+        self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
         self._effects: list[Callable[[], None]] = []
         self._mailbox: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -89,6 +101,7 @@ class Actor:
             value: Any = None
             error: BaseException | None = None
             try:
+                self.recover()
                 value = op()
             except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
                 error = exc
@@ -150,12 +163,116 @@ class Actor:
         """Hand the effects deferred so far to the releaser, without waiting."""
         effects, self._effects = self._effects, []
         if effects:
-            self.theater.releaser.hand_over(self.tape.last, effects)
+            self.theater.releaser.hand_over(self.tape.last, effects, watch=self.tape)
 
     def flush(self) -> None:
-        """Wait until every event so far is durable and the effects deferred so far have run."""
+        """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
+        self._run_effects()
+
+    def flush_committed(self) -> None:
+        """``flush``, then refuse to go on if an event so far could not be committed: what would follow (a request,
+        a channel opened) depends on it and must not be released either.
+
+        Raises:
+            MessageError: an event so far could not be committed (a handler turns it into the guest's ``err``).
+        """
+        self._run_effects()
+        cause = self.tape.failure()
+        if cause is not None:
+            raise MessageError(
+                f"actor {self.id} cannot go on: what it recorded before could not be committed "
+                f"({type(cause).__name__}: {cause})"
+            )
+
+    def _run_effects(self) -> None:
         effects, self._effects = self._effects, []
-        self.theater.releaser.hand_over(self.tape.last, effects, wait=True)
+        self.theater.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
+
+    # Recovery after a failed commit (on the actor's thread).
+
+    @property
+    def reported_status(self) -> str:
+        """The status to show: ``recovering`` for a running actor whose commit failed and that has not yet been
+        re-instantiated from its committed state (it does so before its next call), else ``status``."""
+        if self.status == "running" and (self._recovering or self.tape.broken()):
+            return RECOVERING
+        return self.status
+
+    def current_state(self) -> bytes | None:
+        """The state of its latest successful call; while it is ``recovering``, the state its chain holds (what it
+        will start from again), not what the calls whose commit failed left. Any thread may call it."""
+        if self.reported_status == RECOVERING:
+            return committed_state(self.theater.store, self.id)
+        return self.state
+
+    def recover(self) -> None:
+        """If an append of this actor failed to commit, go back to the chain; does nothing otherwise.
+
+        Called before every operation. Waits until every effect handed over so far has run (each was given the
+        store's error, so none of the failed operations' effects is released), resets the tape to the committed
+        head, sets the state to the committed state, forgets the outstanding requests that were answered with
+        the error, and drops the instance: the next call starts a fresh one (``_reinstantiate``).
+
+        Raises:
+            StoreError: a state blob the chain names could not be written again (the disk is still full); or not
+                even the actor's creation was committed (the failure that kept it out): the actor is failed now.
+        """
+        cause = self.tape.failure()
+        if cause is None:
+            return
+        self._run_effects()
+        head = self.tape.reset()
+        self.outstanding = {key: reply for key, reply in self.outstanding.items() if not reply.done()}
+        if head.hash is None:
+            reason = f"its creation could not be committed ({type(cause).__name__}: {cause})"
+            self.status = "failed"
+            self.failure = GuestFault("host", "instantiate", reason)
+            self.boundary = None
+            self._close_mailbox()
+            raise cause
+        self.state = committed_state(self.theater.store, self.id)
+        if self.status in ("running", "starting"):
+            self.boundary = None
+            self._recovering = True
+
+    def confirm_end(self) -> None:
+        """Make sure the chain of an actor that has ended records its end; called by ``Theater.stop`` for an actor
+        that is stopped or failed already, never on the actor's own thread.
+
+        An end (stop, exit, being given up) takes effect at once: the thread ends, the children are stopped. When
+        the commit that held its record failed, the chain does not say so (a runtime started on the home later
+        would resume the actor), so the end is recorded again, now that the store may take it. Does nothing for an
+        actor whose thread still runs (a failed actor waiting for its supervisor) or whose end is in its chain.
+
+        Raises:
+            StoreError: the record could not be committed (the disk is still full); call again later.
+        """
+        if not self._closing or self.on_thread():
+            return
+        self._thread.join()
+        with self._end_lock:
+            if self.tape.failure() is not None or self.tape.broken():
+                self.tape.reset()
+            head = self.theater.store.log.head(self.id)
+            if head.hash is None or self.theater.store.log.at(self.id, head.seq).type in ENDS:
+                return
+            if self.status == "failed":
+                detail = self.failure.detail if self.failure is not None else "failed"
+                self.tape.append("actor/failed", {"reason": detail})
+            elif self.shutdown_data is not None:
+                self.tape.append("actor/exit", {"data": self.shutdown_data[0]})
+            else:
+                self.tape.append("actor/stop", {"data": None})
+            self.tape.wait_durable()
+
+    def _reinstantiate(self) -> None:
+        """A fresh instance from the committed state, recorded as ``wasm/instantiate`` with reason ``recover``."""
+        limits = self.manifest.limits
+        self.instantiate(
+            "recover",
+            Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
+                   deadline_ms=limits.deadline_ms),
+        )
 
     # Life cycle (on the actor's thread).
 
@@ -168,7 +285,11 @@ class Actor:
         except ImportNotGranted as missing:
             interface = missing.name.rsplit("/", 1)[0]
             raise LinkError(self.name, interface, handler_for_import(interface)) from None
-        self.tape.append("wasm/instantiate", {"reason": reason, "fuel": self.boundary.instantiate_fuel})
+        self._recovering = False
+        self.tape.append(
+            "wasm/instantiate",
+            {"fuel": self.boundary.instantiate_fuel, "state": self.tape.state_ref(self.state), "reason": reason},
+        )
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
         granted: dict[str, dict[str, Any]] = {"runtime": {}}
@@ -186,6 +307,8 @@ class Actor:
             ActorNotRunning: the actor has stopped or failed.
             GuestFault: the call failed; the actor is now failed.
         """
+        if self._recovering and self.status in ("running", "starting"):
+            self._reinstantiate()
         if self.status not in ("running", "starting") or self.boundary is None:
             raise ActorNotRunning(str(self.id), self.status, self.failure.detail if self.failure else None)
         if not self.boundary.has_export(export):

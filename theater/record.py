@@ -2,21 +2,104 @@
 
 Appends are pipelined (group commit); ``wait_durable`` blocks until everything appended so far is durable, which
 the actor does before it releases any effect of a call (a message delivered, a response released).
+
+A commit can fail (the disk is full). Every append chains on the one before it, so once one of a tape's appends
+fails, every later one fails too (``StaleHeadError``: its parent was never written). The tape keeps the writes it
+has not seen committed, so it can name the failure that started it (``failure``) and, on ``reset``, go back to
+what the store holds: the committed head, with no cached state blob that may never have been written.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from replay.boundary import CallResult
 from replay.errors import GuestFault
 from store import Event, Head, PendingAppend, Store
+from store.errors import NotFoundError, StaleHeadError, StoreError
+
+# Events that say which state the actor holds after them (``committed_state``), and the field that names it.
+STATE_FIELDS = {"wasm/result": "state", "wasm/call": "state", "wasm/instantiate": "state",
+                "actor/created": "init_state"}
+
+
+class Write(Protocol):
+    """A write handed to the store's writer (an append or a blob put)."""
+
+    def done(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> Any: ...
+
+
+def write_error(pending: Write) -> StoreError | None:
+    """The error of a write that has finished without being committed; None while it runs or once committed."""
+    if not pending.done():
+        return None
+    try:
+        pending.wait(0)
+    except StoreError as exc:
+        return exc
+    return None
+
+
+def committed_state(store: Store, actor: uuid.UUID) -> bytes | None:
+    """The state the actor holds at its committed head: the state the latest event that names one left.
+
+    A ``wasm/result`` names the state after its call; a ``wasm/call`` with no committed result (or an error) the
+    state before it; an instance the state it started from; the creation event the initial state. Reads only the
+    store, so any thread may call it.
+
+    Raises:
+        NotFoundError: the chain is empty, or names a state blob the store does not hold.
+    """
+    head = store.log.head(actor)
+    if head.hash is None:
+        raise NotFoundError("actor", str(actor))
+    for seq in range(head.seq, -1, -1):
+        event = store.log.at(actor, seq)
+        field = STATE_FIELDS.get(event.type)
+        if field is None or not isinstance(event.data, dict) or field not in event.data:
+            continue
+        digest = event.data[field]
+        return None if digest is None else store.blobs.get(digest)
+    return None
+
+
+def _first_failure(writes: Iterable[tuple[Write, bytes | None]]) -> StoreError | None:
+    """The error of the first failed write, unless a write before it is still in flight."""
+    for write, _ in writes:
+        if not write.done():
+            return None
+        error = write_error(write)
+        if error is not None:
+            return error
+    return None
+
+
+def _repair_blobs(blobs: Any, writes: Iterable[tuple[Write, bytes | None]]) -> None:
+    """Put again every blob whose put failed while a later event of the same tape was committed (and may name it).
+
+    Event appends chain, so once one fails every later one does: a committed event after a failed blob put means
+    the put and the event went into different batches, and only the put's batch failed.
+    """
+    committed_after = False
+    for write, blob in reversed(tuple(writes)):
+        if blob is None:
+            committed_after = committed_after or (write.done() and write_error(write) is None)
+        elif committed_after and write_error(write) is not None:
+            blobs.put(blob)
 
 
 class RecordTape:
-    """Appends crossings to one actor's chain, chaining each append on the previous one."""
+    """Appends crossings to one actor's chain, chaining each append on the previous one.
+
+    One thread appends (the actor's). The releaser tells the tape when an append is durable (``committed``) or
+    asks it what to report for one that failed (``explain``); ``broken`` may be read from any thread.
+    """
 
     replaying = False
 
@@ -27,6 +110,10 @@ class RecordTape:
         self.head = head
         self._last: PendingAppend | None = None
         self._state: tuple[bytes, bytes] | None = None  # the last state blob put: (bytes, hash)
+        # Writes not yet seen committed, in submission order: (write, the blob's bytes for a blob put, else None).
+        # The appending thread adds, the releaser drops the committed ones at the front (``committed``).
+        self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
+        self._guard = threading.Lock()
 
     def append(self, type: str, data: Any) -> Event:
         """Queue one event after the current head; it is durable after ``wait_durable``."""
@@ -34,6 +121,8 @@ class RecordTape:
         event = pending.event
         self.head = Head(event.seq, event.hash)
         self._last = pending
+        with self._guard:
+            self._unconfirmed.append((pending, None))
         return event
 
     @property
@@ -52,9 +141,70 @@ class RecordTape:
             return None
         if self._state is not None and self._state[0] is state:
             return self._state[1]
-        digest = self._blobs.put_async(state).value
-        self._state = (state, digest)
-        return digest
+        put = self._blobs.put_async(state)
+        self._state = (state, put.value)
+        with self._guard:
+            self._unconfirmed.append((put, state))
+        return put.value
+
+    # Commit failures.
+
+    def committed(self) -> None:
+        """Forget the writes at the front that are committed (the releaser calls this once an append of this
+        tape is durable); a failed one stays at the front: it is the cause of what follows."""
+        with self._guard:
+            unconfirmed = self._unconfirmed
+            while unconfirmed and unconfirmed[0][0].done() and write_error(unconfirmed[0][0]) is None:
+                unconfirmed.popleft()
+
+    def _writes(self) -> tuple[tuple[Write, bytes | None], ...]:
+        with self._guard:
+            return tuple(self._unconfirmed)
+
+    def failure(self) -> StoreError | None:
+        """The error of the first write of this tape that failed since its last ``reset``; None when none is known
+        to have failed (writes still in flight may fail later)."""
+        return _first_failure(self._writes())
+
+    def broken(self) -> bool:
+        """True when the latest append is known to have failed; safe to call from any thread."""
+        last = self._last
+        return last is not None and write_error(last) is not None
+
+    def explain(self, error: StoreError) -> StoreError:
+        """The error to report for a failed append: a stale head caused by an earlier failure of this tape is
+        reported as that failure (the disk was full, not the chain contended)."""
+        if isinstance(error, StaleHeadError):
+            cause = self.failure()
+            if cause is not None:
+                return cause
+        return error
+
+    def reset(self) -> Head:
+        """Go back to what the store holds after a failed commit, and return the committed head.
+
+        Waits until every write of this tape has finished, puts again any state blob whose put failed while an
+        event that names it was committed (so the chain never names a missing blob), then re-reads the head and
+        forgets the cached state blob. Call on the appending thread, between appends.
+
+        Raises:
+            StoreError: a blob that the chain needs could not be put again (the disk is still full).
+        """
+        writes = self._writes()
+        for write, _ in writes:
+            try:
+                write.wait()
+            except StoreError:
+                pass  # expected: that is why we reset
+        _repair_blobs(self._blobs, writes)
+        with self._guard:
+            self._unconfirmed.clear()
+        self._last = None
+        self._state = None
+        self.head = self._log.head(self.actor)
+        return self.head
+
+    # The boundary's side.
 
     def host_call(self, name: str, params: list[Any], call: Callable[[], Any]) -> Any:
         result = call()
@@ -74,3 +224,6 @@ class RecordTape:
             self.append(
                 "wasm/error", {"fuel": result.fuel, "kind": result.kind, "detail": result.detail, "export": export}
             )
+
+
+__all__ = ["STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error"]

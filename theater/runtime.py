@@ -24,7 +24,7 @@ from replay.engine import Engine
 from replay.history import state_at
 from replay.replayer import Replayer
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
-from store.errors import NotFoundError, TheaterError
+from store.errors import NotFoundError, StoreError, TheaterError
 from theater import components
 from theater.actor import (
     ACTOR_INIT,
@@ -116,6 +116,8 @@ class Theater:
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
+            StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
+                failed, and recorded so once the store takes it (see ``stop``).
             ActorNotFound, ActorNotRunning: the parent is unknown or not running.
         """
         manifest = self._manifest(manifest)
@@ -142,7 +144,13 @@ class Theater:
         actor.state = state
         with self._lock:
             self._actors[actor_id] = actor
-        actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
+        try:
+            actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
+        except StoreError as exc:
+            # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
+            reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+            actor.submit(lambda: actor.abandon(reason))
+            raise
         return actor
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:
@@ -280,9 +288,12 @@ class Theater:
 
         Raises:
             ActorNotFound: no such actor.
+            StoreError: the stop could not be recorded (the disk is full); the actor is stopped all the same, and
+                stopping it again records it.
         """
         actor = self._actor(actor_id)
         if actor.status in ("stopped", "failed"):
+            actor.confirm_end()  # an end whose record a failed commit lost is recorded now
             return
         parent = self.supervision.supervising(actor)
         if parent is not None and parent.actor.status == "running":
@@ -429,7 +440,7 @@ class Theater:
             {
                 "id": str(a.id),
                 "name": a.name,
-                "status": a.status,
+                "status": a.reported_status,
                 "parent": str(a.parent) if a.parent else None,
                 "children": [str(c) for c in self.supervision.children(a.id)],
                 "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
@@ -438,11 +449,13 @@ class Theater:
         ]
 
     def status(self, actor_id: str | uuid.UUID) -> str:
-        return self._actor(actor_id).status
+        """The actor's status: ``running``, ``recovering`` (a commit of its events failed; it goes back to its
+        last committed state before its next call), ``starting``, ``restarting``, ``stopped`` or ``failed``."""
+        return self._actor(actor_id).reported_status
 
     def state(self, actor_id: str | uuid.UUID) -> bytes | None:
-        """The actor's current state (the state of its latest successful call)."""
-        return self._actor(actor_id).state
+        """The actor's current state (the state of its latest successful call; see ``Actor.current_state``)."""
+        return self._actor(actor_id).current_state()
 
     def events(self, actor_id: str | uuid.UUID) -> list[Event]:
         """The actor's chain, from genesis."""

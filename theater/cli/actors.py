@@ -20,7 +20,8 @@ from theater.cli.client import ApiClient, RemoteError, client_for, decode_bytes,
 from theater.cli.completion import ACTOR_ID
 from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 
-STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow"}
+STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow",
+                "recovering": "yellow"}
 
 
 def emit(value: Any) -> None:

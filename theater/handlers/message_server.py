@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from replay.errors import GuestFault
-from store.errors import InvalidInputError
+from store.errors import InvalidInputError, StoreError
 from theater.channels import CLOSED, ClientEnd
 from theater.errors import MessageError, RuntimeFault
 from theater.handlers._base import Handler
@@ -61,10 +61,10 @@ class MessageServerHandler(Handler):
             target = self._target(actor_id)
             if target is self.actor:
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
-            self.actor.flush()
+            self.actor.flush_committed()
             reply = self.theater.deliver_request(target, msg)
             return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}")}
-        except (_Refused, RuntimeFault, GuestFault) as exc:
+        except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
 
     def open_channel(self, actor_id: str, initial: bytes) -> dict[str, Any]:
@@ -72,12 +72,12 @@ class MessageServerHandler(Handler):
             target = self._target(actor_id)
             if target is self.actor:
                 return {"err": "an actor cannot open a channel to itself"}
-            self.actor.flush()
+            self.actor.flush_committed()
             channel_id = str(uuid.uuid4())
             answer = self.theater.wait_reply(
                 self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}"
             )
-        except (_Refused, RuntimeFault, GuestFault) as exc:
+        except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
         if not answer["accepted"]:
             extra = f": {answer['message']!r}" if answer["message"] else ""

@@ -156,7 +156,7 @@ def _live(theater: Theater, actor: uuid.UUID) -> Actor | None:
 def _summary(actor: Actor) -> dict[str, Any]:
     failure = actor.failure
     return {
-        "id": str(actor.id), "name": actor.name, "status": actor.status,
+        "id": str(actor.id), "name": actor.name, "status": actor.reported_status,
         "parent": str(actor.parent) if actor.parent else None,
         "failure": None if failure is None else {"kind": failure.kind, "detail": failure.detail},
     }
