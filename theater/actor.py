@@ -316,11 +316,10 @@ class Actor:
             self.defer(lambda failed, r=reply: settle(r, None, error, failed))
 
     def close(self) -> None:
-        """End the thread without recording a stop (the runtime is closing); a call still running is ended
-        (recorded as ``stopped``), so the actor comes back from its last state when the home is opened again."""
+        """End the thread without recording anything (the runtime is closing). A call still running is not
+        interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
         if self.status in ("running", "starting"):
             self.status = "stopped"
-        self.stop_requested.set()
         self._close_mailbox()
         if not self.on_thread():
             self._thread.join(timeout=5)

@@ -170,7 +170,7 @@ def _summary(actor: Actor) -> dict[str, Any]:
 
 @routes.post("/v1/actors/{id}/stop")
 async def stop(request: web.Request) -> web.Response:
-    """Stop an actor after what is queued before; its chain records the stop."""
+    """Stop an actor at once (ahead of its waiting messages, ending a running call); its chain records the stop."""
     svc = service(request)
     actor = actor_id(request)
     await svc.run(_stop, svc.theater, actor)
