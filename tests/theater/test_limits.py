@@ -43,9 +43,22 @@ def wait_for_call(theater, actor_id: str, export: str = HANDLE_SEND) -> None:
 
 
 def stop_within(theater, actor_id: str, timeout: float = WAIT) -> None:
-    """``theater.stop`` on another thread; fail if it does not return within ``timeout`` s."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(theater.stop, actor_id).result(timeout)
+    """``theater.stop`` on another (daemon) thread; fail if it does not return within ``timeout`` s."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            theater.stop(actor_id)
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=stop, name=f"stop:{actor_id}", daemon=True).start()
+    assert done.wait(timeout), f"stop of {actor_id} did not return within {timeout} s"
+    if errors:
+        raise errors[0]
 
 
 # stop
