@@ -337,11 +337,16 @@ class Theater:
     # place in the bounded message lane: the one ``reservation`` kept for it (a message from another actor), else
     # a new one, and the future fails with ``MailboxFull`` when there is none.
 
-    def _check_message(self, actor: Actor, message: bytes) -> None:
-        actor.check_message(len(message))
+    def _check_message(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> None:
+        try:
+            actor.check_message(len(message))
+        except MessageError:
+            if reservation is not None:
+                reservation.release()  # the place kept for it is not left taken
+            raise
 
     def deliver_send(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> Future[None]:
-        self._check_message(actor, message)
+        self._check_message(actor, message, reservation)
         return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None, size=len(message),
                             reservation=reservation)
 
@@ -384,7 +389,7 @@ class Theater:
     def deliver_channel_message(
         self, actor: Actor, channel_id: str, message: bytes, reservation: Reservation | None = None
     ) -> Future[Any]:
-        self._check_message(actor, message)
+        self._check_message(actor, message, reservation)
         return actor.submit(lambda: actor.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
                             size=len(message), reservation=reservation)
 

@@ -366,7 +366,7 @@ class Supervision:
         try:
             stopping.result(timeout)
         except FutureTimeout:
-            child.stopping = stopping  # it stays queued behind what the child is doing
+            child.stopping = stopping  # the child is in a host call a stop cannot end; it stops when that returns
             return "timeout"
         except ActorNotRunning:
             return f"already {actor.status}"

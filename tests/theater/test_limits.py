@@ -281,3 +281,16 @@ def test_four_mib_message_is_refused_clearly_and_the_receiver_lives_on(theater, 
     theater.send(actor, message)
     assert theater.state(actor) == message
     assert theater.status(actor) == "running"
+
+
+def test_a_full_mailbox_answers_an_actor_request_with_err(theaters, manifest):
+    theater = theaters(mailbox=MailboxLimits(messages=1))
+    echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
+    asker = theater.start(manifest("asker", wat.forwarder_actor(), MSG))
+    live = theater.actor(echo)
+    busy = Busy(live)
+    waiting = theater.deliver_send(live, b"first")
+    answer = theater.request(asker, to(echo, b"question"))
+    busy.release()
+    waiting.result(WAIT)
+    assert answer.startswith(wat.ERR_MARKER + f"mailbox of actor {echo} is full: 1 messages (5 bytes)".encode())
