@@ -8,11 +8,16 @@ remember what they asked (a type never changes, so this changes no result).
 
 Both rely on wasmtime-py internals of the pinned version (50.x): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
 and the type classes' properties; ``tests/replay/test_fastcall.py`` checks them against ``Func.__call__``.
+
+``EpochWatch`` installs wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running
+call can be stopped from another thread without that thread touching the Store (see ``replay.boundary``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
 
@@ -130,3 +135,53 @@ class FastFunc:
         finally:
             for i in range(n):
                 ffi.wasmtime_component_val_delete(byref(param_capi[i]))
+
+
+_EPOCH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
+)
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+_UPDATE_DEADLINE_CONTINUE = 0
+
+
+class EpochWatch:
+    """Asks ``check`` at every epoch tick while wasm runs in ``store``; when it names a reason, the call traps.
+
+    wasmtime calls the callback on the thread that runs the wasm, when the store's epoch deadline is reached; the
+    watch re-arms the deadline one tick ahead each time, so ``check`` runs once per tick for as long as a call runs
+    (and never while the store is idle or in a host function). The trap carries ``reason`` as its message, and
+    ``reason`` stays set until ``reset``. Because the callback is a call out of the wasm code, wasmtime has saved
+    the fuel counter to the store by then: the fuel a stopped call consumed is exact, and a replay that runs with
+    that much fuel stops at the same point.
+
+    Args:
+        store: the store to watch (the watch must live as long as the store).
+        check: returns None to go on, or a short reason (``"deadline"``, ``"stopped"``) to end the call. It must
+            not touch the store.
+    """
+
+    def __init__(self, store: Any, check: Callable[[], str | None]) -> None:
+        self.reason: str | None = None
+        self._check = check
+        self._callback = _EPOCH_CALLBACK(self._on_deadline)  # kept alive with the store
+        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, None, _NO_FINALIZER)
+
+    def reset(self) -> None:
+        self.reason = None
+
+    def _on_deadline(self, context: Any, data: Any, delta: Any, kind: Any) -> int:
+        try:
+            reason = self._check()
+        except Exception as exc:  # nothing may escape into wasmtime: a failing check ends the call
+            reason = f"epoch check failed: {type(exc).__name__}"
+        if reason is None:
+            delta[0] = 1
+            kind[0] = _UPDATE_DEADLINE_CONTINUE
+            return 0
+        self.reason = reason
+        error = ffi.wasmtime_error_new(f"theater: {reason}".encode())
+        return ctypes.cast(error, ctypes.c_void_p).value or 0

@@ -16,6 +16,8 @@ conversion serves both modes and a handler never sees wasmtime-py's untagged var
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,12 +25,22 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
-from replay._fastcall import FastFunc
+from replay._fastcall import EpochWatch, FastFunc
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, GuestFault, ReplayError
 from replay.values import Converter, lifter, lowerer
 
 HostFunction = Callable[..., Any]
+
+DEADLINE = "deadline"
+STOPPED = "stopped"
+# Faults caused by the wall clock or by a request from outside, not by the guest: where they strike is not
+# deterministic, so the fuel the call consumed is recorded and replay runs the call with exactly that much fuel.
+INTERRUPTS = (DEADLINE, STOPPED)
+_INTERRUPT_DETAILS = {
+    DEADLINE: "passed its wall-clock deadline",
+    STOPPED: "stopped while running: the actor was asked to stop",
+}
 
 
 class Tape(Protocol):
@@ -131,6 +143,9 @@ class Boundary:
         host: record mode: ``{interface: {function: implementation}}``; an implementation takes the recorded-form
             params and returns the recorded-form result. Ignored in replay mode, where no host code runs.
         limits: fuel, memory and deadline per call.
+        interrupt: record mode: once set, the running call (and every later one) ends with a ``stopped`` fault
+            at the next epoch tick; set from any thread. The store itself is only ever used by the thread that
+            calls the boundary.
 
     Raises:
         ImportNotGranted: record mode, an import has no implementation in ``host``.
@@ -144,17 +159,21 @@ class Boundary:
         tape: Tape,
         host: Mapping[str, Mapping[str, HostFunction]] | None = None,
         limits: Limits = Limits(),
+        interrupt: threading.Event | None = None,
     ) -> None:
         self.engine = engine
         self.component = component
         self.tape = tape
         self.limits = limits
+        self.interrupt = interrupt
         self.abort_reason: BaseException | None = None
         self.poisoned: GuestFault | None = None
         self._exports: dict[str, _Export] = {}
+        self._deadline_at = 0.0
         linker = self._link(host or {})
         self.store = wasmtime.Store(engine.wasmtime)
         self.store.set_limits(memory_size=limits.memory_bytes)
+        self._watch = EpochWatch(self.store, self._check_epoch)
         self._arm()
         try:
             self.instance = linker.instantiate(self.store, component)
@@ -199,8 +218,20 @@ class Boundary:
         return host
 
     def _arm(self) -> None:
+        """Fill the fuel and start the wall-clock deadline for the next call."""
         self.store.set_fuel(self.limits.fuel_per_call)
-        self.store.set_epoch_deadline(max(1, self.limits.deadline_ms // 10))
+        self._deadline_at = time.monotonic() + self.limits.deadline_ms / 1000
+        self._watch.reset()
+        self.store.set_epoch_deadline(1)
+
+    def _check_epoch(self) -> str | None:
+        """At every epoch tick of a running call (see ``EpochWatch``): end it when asked to stop or past its
+        deadline. Runs on the calling thread inside wasmtime; reads only a flag and the clock."""
+        if self.interrupt is not None and self.interrupt.is_set():
+            return STOPPED
+        if time.monotonic() >= self._deadline_at:
+            return DEADLINE
+        return None
 
     def _export(self, export: str) -> _Export:
         found = self._exports.get(export)
@@ -269,6 +300,9 @@ class Boundary:
         except HostAbort:
             return self._take_abort(export), None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            reason = self._watch.reason
+            if reason in _INTERRUPT_DETAILS:
+                return GuestFault(reason, export, _INTERRUPT_DETAILS[reason]), None
             return map_wasm_error(exc, export, fuel_left=self.store.get_fuel()), None
 
     def _take_abort(self, export: str) -> GuestFault:

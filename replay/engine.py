@@ -1,8 +1,16 @@
 """The wasmtime engine settings that make execution deterministic, the compile cache, and error mapping.
 
 Determinism: NaN canonicalization on, deterministic relaxed SIMD, no wasm threads, fuel metering on (the fuel an
-export call consumes is recorded and compared on replay). Epoch interruption gives wall-clock deadlines only;
-it is not deterministic and never recorded as a cause of anything but a ``deadline`` fault.
+export call consumes is recorded and compared on replay). Epoch interruption gives wall-clock deadlines and lets
+a ``stop`` end a running call; neither is deterministic, so either is recorded only as a ``deadline`` or
+``stopped`` fault with the exact fuel the call had consumed, and replay runs that call with that much fuel.
+
+Host-call data: wasmtime lifts every value a guest hands out (an export's result, an import's arguments) into a
+generic value of ``VAL_BYTES`` bytes per element, ``list<u8>`` included, and refuses to lift more than
+``HOSTCALL_FUEL_BYTES`` per crossing. wasmtime-py 50's C API has no way to raise that budget, so at most
+``MAX_LIFTED_ELEMENTS`` elements can leave a guest in one crossing; ``MAX_MESSAGE_BYTES`` is the largest message
+the runtime lets an actor accept, with room for the rest of a result. The budget is fixed by the wasmtime version,
+which every chain records, so it is the same on replay.
 
 Compiled components are cached in the home's artifact cache (``store.artifacts``), never in the blob store or under
 a label: a compiled artifact is native code, and only an artifact sealed with the home's key (so compiled by this
@@ -30,6 +38,11 @@ from store.errors import ArtifactRejected, ChecksumMismatch, StoreWriteError
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 EPOCH_TICK_S = 0.01
+HOSTCALL_FUEL_BYTES = 128 * 1024 * 1024  # wasmtime's default hostcall fuel per crossing (not settable in 50.x)
+VAL_BYTES = 48  # what wasmtime charges for each lifted element (``size_of::<component::Val>()``)
+MAX_LIFTED_ELEMENTS = HOSTCALL_FUEL_BYTES // VAL_BYTES  # 2,796,202
+MAX_MESSAGE_BYTES = 5 * 512 * 1024  # 2.5 MiB: one message, its state or response, fits in one crossing
+_HOSTCALL_FUEL_TEXT = "too much data is being copied between the host and the guest"
 
 log = logging.getLogger("replay.engine")
 
@@ -209,6 +222,9 @@ def map_wasm_error(exc: BaseException, export: str, *, fuel_left: int | None) ->
     """Turn what wasmtime raised from an export call into a ``GuestFault`` (the one choke point)."""
     text = _cause(str(exc))
     low = text.lower()
+    if _HOSTCALL_FUEL_TEXT in low:
+        return GuestFault("trap", export, f"handed more data to the host in one call than wasmtime can take: at most "
+                                          f"{MAX_LIFTED_ELEMENTS} list elements (bytes) per call ({text})")
     if fuel_left == 0 or "all fuel consumed" in low or "out of fuel" in low:
         return GuestFault("fuel", export, "ran out of fuel")
     if "interrupt" in low or "epoch" in low:

@@ -6,7 +6,7 @@ The subtrees under the root ``TheaterError`` (see ``store.errors``)::
     ├── WasmError                     executing a component failed
     │   ├── ComponentError            the bytes are not a usable component (invalid, wrong engine, bad cache)
     │   └── GuestFault                an export call failed; ``kind`` says how
-    │                                 (trap, err, fuel, deadline, memory, host)
+    │                                 (trap, err, fuel, deadline, stopped, memory, host)
     └── ReplayError                   re-execution could not reproduce the record
         ├── SettingsMismatch          the recorded engine settings cannot be honoured here
         ├── RecordIncomplete          the chain lacks what replay needs (no creation event, missing blob)
@@ -21,7 +21,7 @@ from typing import Any
 
 from store.errors import TheaterError
 
-FAULT_KINDS = ("trap", "err", "fuel", "deadline", "memory", "host")
+FAULT_KINDS = ("trap", "err", "fuel", "deadline", "stopped", "memory", "host")
 
 
 class WasmError(TheaterError):
@@ -42,8 +42,8 @@ class GuestFault(WasmError):
 
     Attributes:
         kind: one of ``FAULT_KINDS``: ``trap`` (the guest trapped), ``err`` (it returned the WIT err),
-            ``fuel`` (it ran out of fuel), ``deadline`` (it passed its wall-clock deadline), ``memory``
-            (it exceeded its memory ceiling), ``host`` (a host function failed and aborted the call).
+            ``fuel`` (it ran out of fuel), ``deadline`` (it passed its wall-clock deadline), ``stopped`` (the
+            actor was stopped while the call ran), ``memory`` (it exceeded its memory ceiling), ``host`` (a host function failed and aborted the call).
         export: the export that was called, e.g. ``theater:simple/actor.init``.
         detail: the trap message or the err string.
         poisoned: true when the instance can no longer be called (everything but ``err``).

@@ -17,7 +17,7 @@ from typing import Any
 import blake3
 import cbor2
 
-from replay.boundary import Boundary, CallResult, Limits, RecordedHostFault
+from replay.boundary import INTERRUPTS, Boundary, CallResult, Limits, RecordedHostFault
 from replay.engine import Engine, check_recorded
 from replay.errors import Divergence, GuestFault, RecordIncomplete
 from store import Event, Store
@@ -145,8 +145,8 @@ class ReplayTape:
         actual = {"event": _event_of(result), **_outcome(result)}
         event = self._next("export result", actual)
         expected = {"event": event.type, **{k: event.data.get(k) for k in actual if k != "event"}}
-        if expected.get("kind") == "deadline" and actual.get("kind") == "fuel":
-            actual["kind"] = "deadline"  # replayed with the recorded fuel as the limit: it stops at the same point
+        if expected.get("kind") in INTERRUPTS and actual.get("kind") == "fuel":
+            actual["kind"] = expected["kind"]  # replayed with the recorded fuel as the limit: it stops at that point
         if not _same(expected, actual):
             what = "fuel consumed" if _only_fuel_differs(expected, actual) else f"result of {export}"
             raise self._diverge(event, what, expected, actual)
@@ -294,7 +294,7 @@ class _Run:
         self.fresh = False
         outcome = self.tape.cursor.outcome_of_next_call()
         limits = self.limits
-        if outcome is not None and outcome.data.get("kind") == "deadline" and outcome.data.get("fuel") is not None:
+        if outcome is not None and outcome.data.get("kind") in INTERRUPTS and outcome.data.get("fuel") is not None:
             limits = Limits(fuel_per_call=outcome.data["fuel"], memory_bytes=limits.memory_bytes,
                             deadline_ms=limits.deadline_ms)
         self.boundary.limits = limits

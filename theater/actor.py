@@ -1,8 +1,11 @@
-"""A running actor: one instance, one store, one thread, one operation at a time in arrival order.
+"""A running actor: one instance, one store, one thread, one operation at a time.
 
 Every operation (init, a message, a request, a channel event, stop) is queued on the actor's mailbox and run on
-its own thread, so an actor blocked in a ``request`` blocks nobody else. After each export call the actor waits
-until the call's events are durable and only then releases its effects: messages it sent, responses it gave.
+its own thread, so an actor blocked in a ``request`` blocks nobody else. Messages wait in a bounded lane in arrival
+order; control operations (stop, supervision) wait in a lane served first (see ``theater.mailbox``). A stop also
+ends the call that is running, at the next epoch tick (``replay.boundary``): it is recorded as a ``stopped`` fault.
+After each export call the actor waits until the call's events are durable and only then releases its effects:
+messages it sent, responses it gave.
 
 When a commit fails (the disk is full), the operations whose events it held get the store's error and none of
 their effects is released. Before its next operation the actor goes back to its chain, the truth (``recover``):
@@ -13,17 +16,18 @@ instance's memory may hold what the failed calls did. Until then it reports the 
 
 from __future__ import annotations
 
-import queue
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from replay.boundary import Boundary, CallResult, ImportNotGranted, Limits
+from replay.boundary import STOPPED, Boundary, CallResult, ImportNotGranted, Limits
+from replay.engine import MAX_MESSAGE_BYTES
 from replay.errors import GuestFault
-from theater.errors import ActorNotRunning, LinkError, MessageError
+from theater.errors import ActorNotRunning, LinkError, MailboxFull, MessageError
 from theater.handlers import IMPLEMENTED, handler_for_import
+from theater.mailbox import Mailbox, MailboxClosed, Reservation
 from theater.manifest import Manifest
 from theater.record import RecordTape, committed_state
 from theater.release import Effect, settle
@@ -74,10 +78,10 @@ class Actor:
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
         self._effects: list[Callable[[], None]] = []
-        self._mailbox: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._ended = False
-        self._closing = False  # the end of the mailbox is queued
+        self.mailbox = Mailbox(str(actor_id), theater.mailbox_limits)
+        self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
+        self._closing = False  # the mailbox is ending: the thread stops after this operation
+        self._wake: threading.Event | None = None  # set by ``interrupt`` to end a ``wait_for``
         self._thread = threading.Thread(target=self._loop, name=f"actor:{actor_id}", daemon=True)
         self._thread.start()
 
@@ -89,10 +93,92 @@ class Actor:
     def name(self) -> str:
         return self.manifest.name
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message this actor takes: its manifest's ``max_message_bytes``, within what one call can
+        hand back out of a guest (``replay.engine.MAX_MESSAGE_BYTES``)."""
+        return min(self.manifest.limits.max_message_bytes, MAX_MESSAGE_BYTES)
+
+    def check_message(self, size: int) -> None:
+        """Refuse a message of ``size`` bytes above ``max_message_bytes``.
+
+        Raises:
+            MessageError: it is larger; the message names both sizes.
+        """
+        limit = self.max_message_bytes
+        if size > limit:
+            declared = self.manifest.limits.max_message_bytes
+            why = "" if declared <= limit else (
+                f" (its manifest allows {declared}, but at most {MAX_MESSAGE_BYTES} bytes fit through one call)"
+            )
+            raise MessageError(f"message of {size} bytes is larger than actor {self.id}'s limit of {limit}{why}")
+
     # The mailbox.
 
-    def submit(self, op: Callable[[], Any]) -> Future[Any]:
-        """Run ``op`` on the actor's thread after everything queued before it; the future holds its outcome."""
+    def submit(
+        self, op: Callable[[], Any], *, size: int = 0, reservation: Reservation | None = None, force: bool = False
+    ) -> Future[Any]:
+        """Run ``op`` on the actor's thread after the messages queued before it; the future holds its outcome.
+
+        ``op`` takes a place in the bounded message lane (``size`` bytes, or the place ``reservation`` kept;
+        ``force`` skips the bounds). A full mailbox fails the future with ``MailboxFull``, an ended actor with
+        ``ActorNotRunning``.
+        """
+        future, run = self._operation(op)
+        try:
+            self.mailbox.put(run, size=size, reservation=reservation, force=force)
+        except MailboxClosed:
+            future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
+        except MailboxFull as full:
+            future.set_exception(full)
+        return future
+
+    def control(self, op: Callable[[], Any]) -> Future[Any]:
+        """Run ``op`` on the actor's thread before every waiting message (stop, supervision); never refused for a
+        full mailbox. An ended actor fails the future with ``ActorNotRunning``."""
+        future, run = self._operation(op)
+        try:
+            self.mailbox.put_control(run)
+        except MailboxClosed:
+            future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
+        return future
+
+    def interrupt(self, op: Callable[[], Any]) -> Future[Any]:
+        """``control(op)``, and end the call running now (if any) at the next epoch tick with a ``stopped`` fault:
+        ``op`` must stop the actor. Calls made after this, before ``op`` runs, end the same way."""
+        future = self.control(op)
+        if not future.done():
+            self.stop_requested.set()
+            wake = self._wake
+            if wake is not None:
+                wake.set()
+        return future
+
+    def wait_for(self, future: Future[Any], timeout: float) -> bool:
+        """On the actor's thread, in a host function: wait until ``future`` is done, ``timeout`` s pass, or a stop
+        is requested (``interrupt``); True when the future is done."""
+        wake = threading.Event()
+        future.add_done_callback(lambda _: wake.set())
+        self._wake = wake
+        try:
+            if not self.stop_requested.is_set():
+                wake.wait(timeout)
+        finally:
+            self._wake = None
+        return future.done()
+
+    def reserve(self, size: int) -> Reservation:
+        """Keep a place in the mailbox for a message of ``size`` bytes that ``submit`` will queue later.
+
+        Raises:
+            MailboxFull: no room. ActorNotRunning: the actor has ended.
+        """
+        try:
+            return self.mailbox.reserve(size)
+        except MailboxClosed:
+            raise ActorNotRunning(str(self.id), self.status, "its mailbox is closed") from None
+
+    def _operation(self, op: Callable[[], Any]) -> tuple[Future[Any], Callable[[], None]]:
         future: Future[Any] = Future()
 
         def run() -> None:
@@ -108,36 +194,21 @@ class Actor:
             self.defer(lambda failed: settle(future, value, error, failed))
             self.release()
 
-        with self._lock:
-            if self._ended:
-                future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
-                return future
-            self._mailbox.put(run)
-        return future
+        return future, run
 
     def _loop(self) -> None:
-        while True:
-            op = self._mailbox.get()
-            if op is None:
-                break
+        while (op := self.mailbox.get()) is not None:
             op()
-        with self._lock:
-            self._ended = True
         # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not running.
-        while True:
-            try:
-                op = self._mailbox.get_nowait()
-            except queue.Empty:
-                return
-            if op is not None:
-                op()
+        for op in self.mailbox.close():
+            op()
 
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
     def _close_mailbox(self) -> None:
         self._closing = True
-        self._mailbox.put(None)
+        self.mailbox.end()
 
     def revive(self) -> None:
         """Give an actor whose thread has ended (stopped, exited, abandoned) a new thread, so it can be restarted.
@@ -147,9 +218,9 @@ class Actor:
         if not self._closing:
             return
         self._thread.join()
-        with self._lock:
-            self._ended = False
-            self._closing = False
+        self.mailbox.reopen()
+        self._closing = False
+        self.stop_requested.clear()
         self._thread = threading.Thread(target=self._loop, name=f"actor:{self.id}", daemon=True)
         self._thread.start()
 
@@ -281,7 +352,8 @@ class Actor:
         component = self.theater.engine.load(self.theater.store, self.component_hash)
         host = self._host_functions()
         try:
-            self.boundary = Boundary(self.theater.engine, component, self.tape, host, limits)
+            self.boundary = Boundary(self.theater.engine, component, self.tape, host, limits,
+                                     interrupt=self.stop_requested)
         except ImportNotGranted as missing:
             interface = missing.name.rsplit("/", 1)[0]
             raise LinkError(self.name, interface, handler_for_import(interface)) from None
@@ -305,7 +377,8 @@ class Actor:
 
         Raises:
             ActorNotRunning: the actor has stopped or failed.
-            GuestFault: the call failed; the actor is now failed.
+            GuestFault: the call failed; the actor is now failed, unless the fault is ``stopped`` (a stop ended
+                the call: the stop itself, queued ahead of everything else, stops the actor next).
         """
         if self._recovering and self.status in ("running", "starting"):
             self._reinstantiate()
@@ -317,7 +390,8 @@ class Actor:
         try:
             result = self.boundary.call(export, self.state, params)
         except GuestFault as fault:
-            self._fail(fault)
+            if fault.kind != STOPPED:
+                self._fail(fault)
             raise
         self.state = result.state
         if self.shutdown_data is not None:
@@ -365,7 +439,8 @@ class Actor:
             self.defer(lambda failed, r=reply: settle(r, None, error, failed))
 
     def close(self) -> None:
-        """End the thread without recording anything (the runtime is closing)."""
+        """End the thread without recording anything (the runtime is closing). A call still running is not
+        interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
         if self.status in ("running", "starting"):
             self.status = "stopped"
         self._close_mailbox()

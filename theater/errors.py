@@ -13,6 +13,7 @@ beside this subtree)::
         ├── ActorNotFound             no actor with that id
         ├── ActorNotRunning           the actor has stopped or failed; restart it to use it again
         ├── MessageError              a message could not be delivered (too large, unknown target, timeout)
+        │   └── MailboxFull           the receiver's mailbox is full: try again later
         ├── SupervisionError          a supervision request was refused
         └── BuildError                an actor project could not be built (the Python error, the WIT error)
             └── BuildToolMissing      componentize-py is not installed (says how to install it)
@@ -83,6 +84,27 @@ class MessageError(RuntimeFault):
     """A message could not be delivered or answered."""
 
 
+class MailboxFull(MessageError):
+    """The receiving actor's mailbox holds as many messages (or bytes) as it may; the sender may try again later.
+
+    Attributes:
+        actor_id: the receiver.
+        waiting, waiting_bytes: what waits in its mailbox.
+        max_messages, max_bytes: its mailbox's bounds.
+    """
+
+    def __init__(self, actor_id: str, *, waiting: int, waiting_bytes: int, max_messages: int, max_bytes: int) -> None:
+        self.actor_id = actor_id
+        self.waiting = waiting
+        self.waiting_bytes = waiting_bytes
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        super().__init__(
+            f"mailbox of actor {actor_id} is full: {waiting} messages ({waiting_bytes} bytes) are waiting, at most "
+            f"{max_messages} messages and {max_bytes} bytes may; try again later"
+        )
+
+
 class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
 
@@ -116,6 +138,7 @@ __all__ = [
     "ComponentError",
     "GuestFault",
     "LinkError",
+    "MailboxFull",
     "ManifestError",
     "MessageError",
     "RuntimeFault",

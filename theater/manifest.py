@@ -22,7 +22,7 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
     fuel_per_call = 1_000_000_000     # every limit is an integer > 0
     memory_bytes = 268_435_456        # 256 MiB
     deadline_ms = 30_000
-    max_message_bytes = 16_777_216    # 16 MiB
+    max_message_bytes = 1_048_576     # 1 MiB; at most 2.5 MiB (what one call can hand out of a guest)
 
     [supervision]
     strategy = "one_for_one"          # one_for_one | one_for_all | rest_for_one
@@ -125,7 +125,7 @@ class Limits:
     fuel_per_call: int = 1_000_000_000
     memory_bytes: int = 256 * 1024 * 1024
     deadline_ms: int = 30_000
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 1024 * 1024  # stored and answered whole in one call (see replay.engine)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ from theater.channels import Channel, ChannelRegistry, ClientEnd
 from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestError, MessageError
 from theater.files import FileAccess
 from theater.handlers import IMPLEMENTED, handler_for_import
+from theater.mailbox import MailboxLimits, Reservation
 from theater.record import RecordTape
 from theater.release import Releaser, settle
 from theater.manifest import (
@@ -65,6 +66,8 @@ class Theater:
             this API; a request cycle (A asks B asks A) ends in this timeout, never a hang.
         maximums: the most any manifest's ``[limits]`` may ask for, and the most of a file a manifest names that
             is read (see ``theater.manifest.Maximums``).
+        mailbox: how many messages (and bytes) may wait in each actor's mailbox; a sender beyond that is refused
+            with ``MailboxFull`` (see ``theater.mailbox``).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Theater:
         durability: str = "sync",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         maximums: Maximums = DEFAULT_MAXIMUMS,
+        mailbox: MailboxLimits = MailboxLimits(),
     ) -> None:
         self.home = Path(home).expanduser()
         self.maximums = maximums
@@ -81,6 +85,7 @@ class Theater:
         self.engine = Engine()
         self.engine.start_ticker()
         self.request_timeout = request_timeout
+        self.mailbox_limits = mailbox
         self.channels = ChannelRegistry()
         self.releaser = Releaser()
         self.supervision = Supervision(self)
@@ -281,10 +286,13 @@ class Theater:
             actor.status = "running"
 
     def stop(self, actor_id: str | uuid.UUID) -> None:
-        """Stop an actor and its subtree after the operations queued before this one; its chain records the stop.
+        """Stop an actor and its subtree at once; its chain records the stop.
 
-        Its children are stopped first, in reverse start order, each after its own subtree. A supervised child is
-        stopped by its parent, which records the stop and forgets the child.
+        The stop runs before any message waiting in the actor's mailbox (they are then refused with
+        ``ActorNotRunning``), and a call running now is ended at the next epoch tick, recorded as a ``stopped``
+        fault. Its children are stopped first, in reverse start order, each after its own subtree. A supervised
+        child is stopped by its parent (as soon as the parent's own running operation ends), which records the stop
+        and forgets the child.
 
         Raises:
             ActorNotFound: no such actor.
@@ -299,7 +307,7 @@ class Theater:
         if parent is not None and parent.actor.status == "running":
             self.supervision.stop_child(parent.actor, actor.id, "stopped through the runtime")
             return
-        actor.submit(lambda: self.supervision.shutdown(actor)).result()
+        actor.interrupt(lambda: self.supervision.shutdown(actor)).result()
 
     def on_actor_ended(self, actor: Actor, how: str = "fail", data: bytes | None = None) -> None:
         """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
@@ -315,9 +323,10 @@ class Theater:
         Raises:
             InvalidInputError: ``actor_id`` is not a UUID.
             ActorNotFound, ActorNotRunning: no such actor, or it is not running.
+            MailboxFull: the actor's mailbox is full; nothing was delivered, try again later.
             MessageError: the message is larger than the actor's ``max_message_bytes``, or the actor does not
                 export ``handle-send``.
-            GuestFault: the actor failed handling it.
+            GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
         self.deliver_send(self._actor(actor_id), message).result()
 
@@ -346,24 +355,33 @@ class Theater:
         self.channels.open(channel_id, end, actor)
         return Channel(self, channel_id, end, accepted["message"])
 
-    def wait_reply(self, reply: Future[Any], timeout: float | None, what: str) -> Any:
-        """Wait for an actor's answer; a timeout becomes ``MessageError``."""
+    def wait_reply(self, reply: Future[Any], timeout: float | None, what: str, *, waiter: Actor | None = None) -> Any:
+        """Wait for an actor's answer; a timeout becomes ``MessageError``. With ``waiter`` (the actor whose host
+        function waits), a stop of that actor ends the wait early, also with ``MessageError``."""
         limit = self.request_timeout if timeout is None else timeout
+        if waiter is not None and not waiter.wait_for(reply, limit) and waiter.stop_requested.is_set():
+            raise MessageError(f"{what} was given up: actor {waiter.id} is stopping")
         try:
-            return reply.result(timeout=limit)
+            return reply.result(timeout=0 if waiter is not None else limit)
         except FutureTimeout:
             raise MessageError(f"{what} got no answer within {limit} s") from None
 
-    # Delivery into an actor's mailbox (used by this API and by the message-server handler).
+    # Delivery into an actor's mailbox (used by this API and by the message-server handler). Each message takes a
+    # place in the bounded message lane: the one ``reservation`` kept for it (a message from another actor), else
+    # a new one, and the future fails with ``MailboxFull`` when there is none.
 
-    def _check_message(self, actor: Actor, message: bytes) -> None:
-        limit = actor.manifest.limits.max_message_bytes
-        if len(message) > limit:
-            raise MessageError(f"message of {len(message)} bytes is larger than actor {actor.id}'s limit of {limit}")
+    def _check_message(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> None:
+        try:
+            actor.check_message(len(message))
+        except MessageError:
+            if reservation is not None:
+                reservation.release()  # the place kept for it is not left taken
+            raise
 
-    def deliver_send(self, actor: Actor, message: bytes) -> Future[None]:
-        self._check_message(actor, message)
-        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None)
+    def deliver_send(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> Future[None]:
+        self._check_message(actor, message, reservation)
+        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None, size=len(message),
+                            reservation=reservation)
 
     def deliver_request(self, actor: Actor, message: bytes) -> Future[bytes]:
         self._check_message(actor, message)
@@ -383,8 +401,8 @@ class Theater:
             else:
                 actor.defer(lambda failed: settle(reply, response["some"], None, failed))
 
-        submitted = actor.submit(handle)
-        # If the mailbox refuses the request (the actor has ended), the reply carries that refusal.
+        submitted = actor.submit(handle, size=len(message))
+        # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
         submitted.add_done_callback(
             lambda done: done.exception() is not None and settle(reply, None, done.exception(), None)
         )
@@ -399,14 +417,18 @@ class Theater:
             message = accept["message"]
             return {"accepted": accept["accepted"], "message": None if message is None else message["some"]}
 
-        return actor.submit(handle)
+        return actor.submit(handle, size=len(initial))
 
-    def deliver_channel_message(self, actor: Actor, channel_id: str, message: bytes) -> Future[Any]:
-        self._check_message(actor, message)
-        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None)
+    def deliver_channel_message(
+        self, actor: Actor, channel_id: str, message: bytes, reservation: Reservation | None = None
+    ) -> Future[Any]:
+        self._check_message(actor, message, reservation)
+        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
+                            size=len(message), reservation=reservation)
 
     def deliver_channel_close(self, actor: Actor, channel_id: str) -> Future[Any]:
-        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None)
+        # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
+        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
 
     # Reading.
 

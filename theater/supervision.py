@@ -59,6 +59,7 @@ ERROR_TYPES = {
     "err": "internal",
     "fuel": "operation-timeout",
     "deadline": "operation-timeout",
+    "stopped": "internal",
     "memory": "internal",
     "host": "internal",
 }
@@ -132,8 +133,8 @@ class Child:
         watched: the incarnation whose end the supervisor waits to hear about; None while it is being stopped or
             restarted on purpose, so that end is not taken for a failure.
         restart_pending: a restart is decided and has not happened yet (it may be waiting for its backoff).
-        stopping: a stop still queued behind what the child was doing when the shutdown timeout ran out; a
-            restart waits for it.
+        stopping: a stop that did not finish within the shutdown timeout (the child was in a host call that
+            the stop cannot end, such as a ``request`` waiting for its answer); a restart waits for it.
     """
 
     def __init__(self, actor: Actor, spec: ChildSpec, start_state: bytes | None, call_init: bool) -> None:
@@ -195,10 +196,14 @@ def _log_failure(done: Future[Any]) -> None:
 
 
 def on_thread(actor: Actor, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on the actor's thread (at once when already there) and return its outcome."""
+    """Run ``fn`` on the actor's thread (at once when already there) and return its outcome.
+
+    It is a control operation: it runs before the messages waiting in the actor's mailbox and is never refused
+    for a full mailbox.
+    """
     if actor.on_thread():
         return fn()
-    return actor.submit(fn).result()
+    return actor.control(fn).result()
 
 
 class Supervision:
@@ -357,11 +362,11 @@ class Supervision:
             return "stopped"
         if actor.status not in ("running", "starting"):
             return f"already {actor.status}"
-        stopping = actor.submit(lambda: self.shutdown(actor))
+        stopping = actor.interrupt(lambda: self.shutdown(actor))  # ahead of its messages; ends a running call
         try:
             stopping.result(timeout)
         except FutureTimeout:
-            child.stopping = stopping  # it stays queued behind what the child is doing
+            child.stopping = stopping  # the child is in a host call a stop cannot end; it stops when that returns
             return "timeout"
         except ActorNotRunning:
             return f"already {actor.status}"
@@ -413,7 +418,7 @@ class Supervision:
             self.theater._boot(actor, "restart", call_init=call_init)
 
         try:
-            actor.submit(boot).result()
+            actor.control(boot).result()
         except TheaterError:
             pass  # recorded in the child's chain; its end is on its way to us
 
@@ -439,7 +444,7 @@ class Supervision:
 
     def _queue(self, sup: Supervisor, op: Callable[[], None]) -> None:
         if not self._closed:
-            sup.actor.submit(op).add_done_callback(_log_failure)  # an ended parent refuses it: nobody to tell
+            sup.actor.control(op).add_done_callback(_log_failure)  # an ended parent refuses it: nobody to tell
 
     def _heard(self, sup: Supervisor, child_id: uuid.UUID, incarnation: int, ending: Ending) -> None:
         child = sup.children.get(child_id)

@@ -103,7 +103,7 @@ def test_minimal_manifest_gets_defaults() -> None:
     assert manifest.handlers == ()
     assert manifest.granted == {"runtime"}
     assert manifest.limits == Limits(
-        fuel_per_call=1_000_000_000, memory_bytes=256 * 2**20, deadline_ms=30_000, max_message_bytes=16 * 2**20
+        fuel_per_call=1_000_000_000, memory_bytes=256 * 2**20, deadline_ms=30_000, max_message_bytes=2**20
     )
     assert manifest.supervision == SupervisionSpec(
         strategy="one_for_one",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import blake3
@@ -18,6 +20,7 @@ from theater.manifest import load_manifest
 from theater.runtime import Theater
 
 MSG = ["message-server"]
+WAIT = 10.0  # seconds any single wait may take before the test gives up
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 
@@ -180,13 +183,23 @@ def test_stop_twice_records_one_stop(theater, manifest):
     assert [e.type for e in theater.events(actor)].count("actor/stop") == 1
 
 
-def test_stop_runs_after_what_was_queued_before(theater, manifest):
+def test_stop_jumps_ahead_of_waiting_messages_which_are_refused(theater, manifest):
     actor = theater.start(manifest("counter", wat.counter_actor(), MSG))
-    pending = [theater.deliver_send(theater.actor(actor), b"") for _ in range(5)]
-    theater.stop(actor)
-    assert all(p.done() and p.exception() is None for p in pending)
-    assert theater.state(actor) == le64(5)
-    assert theater.events(actor)[-2].type == "wasm/result"
+    live = theater.actor(actor)
+    gate = threading.Event()
+    busy = live.submit(lambda: gate.wait(WAIT))  # the actor is busy while the messages and the stop arrive
+    pending = [theater.deliver_send(live, b"") for _ in range(5)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stopping = pool.submit(theater.stop, actor)
+        assert live.stop_requested.wait(WAIT)  # the stop is queued (ahead of the messages)
+        gate.set()
+        stopping.result(WAIT)
+    busy.result(WAIT)
+    for message in pending:
+        with pytest.raises(ActorNotRunning, match=f"^actor {actor} is stopped"):
+            message.result(WAIT)
+    assert theater.state(actor) is None
+    assert [e.type for e in theater.events(actor)][-1] == "actor/stop"
 
 
 def test_stop_leaves_other_actors_running(theater, manifest):

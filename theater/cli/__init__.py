@@ -75,4 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    except UnicodeError as exc:  # an argument or input that is not valid UTF-8 text (a surrogate-escaped argv)
+        click.echo(f"InvalidInputError: an argument or input is not valid UTF-8 text ({exc})", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

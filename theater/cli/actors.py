@@ -285,6 +285,7 @@ def subscribe(actor: str, history: bool, from_seq: int | None, types: tuple[str,
         actor = sys.stdin.readline().strip()
         if not actor:
             raise click.UsageError("expected an actor id on stdin")
+        actor = ACTOR_ID.convert(actor, None, None)
     query = {"history": history, "from": from_seq, "type": list(types), "limit": limit}
     follow(client_for(), actor, query, as_json)
 

@@ -70,7 +70,8 @@ class ApiClient:
     def url(self, path: str, query: dict[str, Any] | None = None) -> str:
         pairs = [(k, v) for k, v in (query or {}).items() if v is not None and v is not False]
         flat = [(k, x) for k, v in pairs for x in (v if isinstance(v, (list, tuple)) else [v])]
-        text = urllib.parse.urlencode([(k, "1" if x is True else str(x)) for k, x in flat])
+        # An argument that is not valid UTF-8 (surrogate-escaped argv) is sent as the bytes it was given.
+        text = urllib.parse.urlencode([(k, "1" if x is True else str(x)) for k, x in flat], errors="surrogateescape")
         return self.base + path + (f"?{text}" if text else "")
 
     def _open(self, method: str, path: str, *, query: dict[str, Any] | None = None, data: bytes | None = None,

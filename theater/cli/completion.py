@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
+from store import parse_actor_id
 from theater.cli.client import RemoteError, client_for
 
 COMPLETION_TIMEOUT_S = 0.5
 
 
 class ActorId(click.ParamType):
-    """An actor id; in shell completion, the ids of the running server's actors (none when it is not reachable)."""
+    """An actor id (a UUID, or ``-`` where a command reads it from stdin); in shell completion, the ids of the
+    running server's actors (none when it is not reachable)."""
 
     name = "actor_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The id in canonical form, checked before it goes into a URL.
+
+        Raises:
+            InvalidInputError: not a UUID (also when the argument is not valid UTF-8).
+        """
+        if value == "-" or isinstance(value, uuid.UUID):
+            return str(value)
+        return str(parse_actor_id(value))
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         try:

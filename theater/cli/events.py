@@ -14,15 +14,17 @@ from theater.cli._context import Context, emit_json, resolve_event
 from theater.cli._render import ago, event_json, jsonable, short, summary
 
 pass_context = click.make_pass_decorator(Context)
+MAX_SEQ = 2**64 - 2  # sequence numbers are stored as 8-byte unsigned integers (``--to`` adds one)
 
 
 @click.command()
 @click.argument("actor")
 @click.option("--type", "types", multiple=True,
               help="Only events of this type (repeatable; a trailing * matches a prefix).")
-@click.option("--from", "from_seq", type=int, default=0, show_default=True, help="First sequence number.")
-@click.option("--to", "to_seq", type=int, help="Last sequence number (inclusive).")
-@click.option("--limit", type=int, help="At most this many events.")
+@click.option("--from", "from_seq", type=click.IntRange(min=0, max=MAX_SEQ), default=0, show_default=True,
+              help="First sequence number.")
+@click.option("--to", "to_seq", type=click.IntRange(min=0, max=MAX_SEQ), help="Last sequence number (inclusive).")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many events.")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "compact", "json"]), default="pretty", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--full", is_flag=True, help="Show full hashes.")
@@ -61,7 +63,7 @@ def _matches(event_type: str, pattern: str) -> bool:
 @click.command()
 @click.argument("actor")
 @click.option("--at", "at_event", help="The state right after this event (hash or unique hex prefix).")
-@click.option("--seq", type=int, help="The state right after event number SEQ.")
+@click.option("--seq", type=click.IntRange(min=0, max=MAX_SEQ), help="The state right after event number SEQ.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the event the state comes from and the state.")
 @click.option("--raw", is_flag=True, help="Write the state's raw bytes to stdout.")
 @pass_context

@@ -3,6 +3,10 @@
 Ordering: effects of a call (a message sent, a response given, a channel message) are released only once the
 events that produced them are durable. A ``request`` or ``open-channel`` first releases what the caller did so far,
 so a message sent before a request to the same actor arrives before it.
+
+Bounds: ``send`` and ``send-on-channel`` keep a place in the receiver's mailbox before they answer ``ok``; when
+the mailbox is full they answer ``err`` ("mailbox of actor ... is full ...") and nothing is sent. A message
+accepted this way is never refused later for lack of room.
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ class MessageServerHandler(Handler):
         try:
             target = self._target(actor_id)
             self.theater._check_message(target, msg)
-        except (_Refused, MessageError) as exc:
+            place = target.reserve(len(msg))
+        except (_Refused, RuntimeFault) as exc:
             return {"err": str(exc)}
-        self.actor.defer(lambda failed: failed or self.theater.deliver_send(target, msg))
+        self.actor.defer(lambda failed: place.release() if failed else self.theater.deliver_send(target, msg, place))
         return {"ok": None}
 
     def request(self, actor_id: str, msg: bytes) -> dict[str, Any]:
@@ -63,7 +68,7 @@ class MessageServerHandler(Handler):
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
             self.actor.flush_committed()
             reply = self.theater.deliver_request(target, msg)
-            return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}")}
+            return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
 
@@ -75,7 +80,8 @@ class MessageServerHandler(Handler):
             self.actor.flush_committed()
             channel_id = str(uuid.uuid4())
             answer = self.theater.wait_reply(
-                self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}"
+                self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}",
+                waiter=self.actor,
             )
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
@@ -88,9 +94,14 @@ class MessageServerHandler(Handler):
     def send_on_channel(self, channel_id: str, msg: bytes) -> dict[str, Any]:
         try:
             peer = self.theater.channels.peer(channel_id, self.actor)
-        except MessageError as exc:
+            place = None
+            if not isinstance(peer, ClientEnd):
+                self.theater._check_message(peer, msg)
+                place = peer.reserve(len(msg))
+        except RuntimeFault as exc:
             return {"err": str(exc)}
-        self.actor.defer(lambda failed: failed or _deliver(self.theater, peer, channel_id, msg))
+        self.actor.defer(lambda failed: _settle_place(place) if failed else
+                         _deliver(self.theater, peer, channel_id, msg, place))
         return {"ok": None}
 
     def close_channel(self, channel_id: str) -> dict[str, Any]:
@@ -125,11 +136,16 @@ class _Refused(Exception):
     pass
 
 
-def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes) -> None:
+def _settle_place(place: Any) -> None:
+    if place is not None:
+        place.release()
+
+
+def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes, place: Any) -> None:
     if isinstance(peer, ClientEnd):
         peer.inbox.put(msg)
     else:
-        theater.deliver_channel_message(peer, channel_id, msg)
+        theater.deliver_channel_message(peer, channel_id, msg, place)
 
 
 def _close(theater: Any, peer: Any, channel_id: str) -> None:

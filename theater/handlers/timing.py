@@ -12,7 +12,8 @@ MAX_SLEEP_MS = 24 * 3600 * 1000
 
 
 class TimingHandler(Handler):
-    """``now`` (ms since the epoch), ``sleep(ms)`` and ``deadline(timestamp-ms)``; sleeping blocks only this actor.
+    """``now`` (ms since the epoch), ``sleep(ms)`` and ``deadline(timestamp-ms)``; sleeping blocks only this actor,
+    and a stop of the actor ends the sleep early (with ``err``).
 
     Config: ``max_sleep_ms`` (default one day) caps a single sleep or wait for a deadline.
     """
@@ -34,13 +35,15 @@ class TimingHandler(Handler):
     def sleep(self, duration: int) -> dict[str, Any]:
         if duration > self.max_sleep_ms:
             return {"err": f"sleep of {duration} ms is longer than the maximum of {self.max_sleep_ms} ms"}
-        time.sleep(duration / 1000)
-        return {"ok": None}
+        return self._sleep(duration)
 
     def deadline(self, timestamp: int) -> dict[str, Any]:
         wait_ms = timestamp - self.now()
         if wait_ms > self.max_sleep_ms:
             return {"err": f"deadline {timestamp} is more than {self.max_sleep_ms} ms away"}
-        if wait_ms > 0:
-            time.sleep(wait_ms / 1000)
+        return self._sleep(wait_ms) if wait_ms > 0 else {"ok": None}
+
+    def _sleep(self, ms: int) -> dict[str, Any]:
+        if self.actor.stop_requested.wait(ms / 1000):
+            return {"err": "the sleep was cut short: the actor is stopping"}
         return {"ok": None}

@@ -9,11 +9,14 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from store.errors import TheaterError
 from theater import __version__
+from theater.errors import MailboxFull
+from theater.mailbox import MailboxLimits
 from theater.runtime import Theater
 from theater.server.auth import Handler, token_middleware
 from theater.server.durable import resume_actors
@@ -24,6 +27,7 @@ from theater.server.service import SERVICE, ServerConfig, Service, service
 from theater.server.wire import json_response
 
 log = logging.getLogger("theater.server")
+RETRY_AFTER_S = "1"  # seconds a client refused for a full mailbox is told to wait
 
 
 @web.middleware
@@ -32,7 +36,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except (ApiError, TheaterError) as exc:
-        return json_response(error_body(exc), status=status_of(exc))
+        response = json_response(error_body(exc), status=status_of(exc))
+        if isinstance(exc, MailboxFull):
+            response.headers["Retry-After"] = RETRY_AFTER_S
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -46,6 +53,26 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception as exc:  # the top of the server: a bug must not drop the connection
         log.exception("%s %s failed", request.method, request.path)
         return json_response({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}, status=500)
+
+
+def body_deadline(timeout: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware that reads a request's body before its handler runs, within ``timeout`` seconds: a client
+    that trickles a body (or announces one and never sends it) is answered 408 and its connection closed."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(timeout):
+                    await request.read()  # kept by aiohttp: the handler's read() returns it
+            except TimeoutError:
+                message = f"the request body did not arrive within {timeout:g} s"
+                response = json_response({"error": "RequestTimeout", "message": message}, status=408)
+                response.force_close()
+                return response
+        return await handler(request)
+
+    return middleware
 
 
 async def server_info(request: web.Request) -> web.Response:
@@ -70,9 +97,10 @@ async def create_app(config: ServerConfig) -> web.Application:
         StoreOpenError: the home's store cannot be opened.
     """
     loop = asyncio.get_running_loop()
+    mailbox = MailboxLimits(messages=config.mailbox_messages)
     theater = await loop.run_in_executor(
         None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
-                              maximums=config.maximums)
+                              maximums=config.maximums, mailbox=mailbox)
     )
     svc = Service(config, theater, loop)
     if config.resume:
@@ -80,7 +108,7 @@ async def create_app(config: ServerConfig) -> web.Application:
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
     app = web.Application(
-        middlewares=[errors_middleware, browsers, token_middleware(config.token)],
+        middlewares=[errors_middleware, browsers, token_middleware(config.token), body_deadline(config.body_timeout)],
         client_max_size=config.max_body_bytes,
     )
     app[SERVICE] = svc
@@ -100,4 +128,4 @@ async def _close(app: web.Application) -> None:
     await asyncio.get_running_loop().run_in_executor(None, app[SERVICE].close)
 
 
-__all__ = ["create_app", "errors_middleware"]
+__all__ = ["body_deadline", "create_app", "errors_middleware"]

@@ -26,6 +26,7 @@ from theater.errors import (
     ActorNotFound,
     ActorNotRunning,
     LinkError,
+    MailboxFull,
     ManifestError,
     MessageError,
     SupervisionError,
@@ -59,6 +60,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (ActorNotRunning, 409),
     (ManifestError, 422),
     (LinkError, 422),
+    (MailboxFull, 429),
     (MessageError, 409),
     (SupervisionError, 409),
     (AmbiguousPrefixError, 400),
@@ -100,6 +102,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
         body.update(actor=exc.actor_id, status=exc.status)
     elif isinstance(exc, ActorNotFound):
         body.update(actor=exc.actor_id)
+    elif isinstance(exc, MailboxFull):
+        body.update(actor=exc.actor_id, waiting=exc.waiting, max_messages=exc.max_messages, max_bytes=exc.max_bytes)
     elif isinstance(exc, ManifestError):
         body.update(field=exc.field, problem=exc.problem)
     return body

@@ -1,5 +1,10 @@
 """Running a server until it is told to stop: one server per home (a lock file), SIGINT/SIGTERM end it cleanly.
 
+Connections are bounded in time: one that does not send a complete request line and headers within the header
+timeout (from when it opens, or from its previous response) is closed, and so is an idle keep-alive connection;
+a body must arrive within the body timeout (see ``theater.server.app``). Streams are requests in progress and are
+not cut.
+
 A clean stop does not record a stop in the actors' chains: they were not asked to stop, so the next server on the
 home brings them back, as it does after a crash.
 """
@@ -23,6 +28,7 @@ from theater.server.service import SERVICE, ServerConfig
 
 LOCK_FILE = "server.lock"
 SHUTDOWN_TIMEOUT_S = 5.0
+LINGERING_S = 2.0  # after an answer given before the whole body came (408, 413), how long the rest is read
 
 
 class ServerError(Exception):
@@ -86,8 +92,12 @@ def serve(config: ServerConfig, ready: Callable[[str, web.Application], None]) -
 async def _serve(config: ServerConfig, ready: Callable[[str, web.Application], None]) -> None:
     app = await create_app(config)
     access_log = logging.getLogger("aiohttp.access") if config.access_log else None
+    # keepalive_timeout doubles as the header timeout: aiohttp arms it when a connection opens and after each
+    # response, and closes the connection when it fires while no complete request has arrived; a request in
+    # progress (a stream) is never cut by it. The body timeout is the ``body_deadline`` middleware's.
     runner = web.AppRunner(app, handle_signals=False, access_log=access_log, handler_cancellation=True,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+                           shutdown_timeout=SHUTDOWN_TIMEOUT_S, keepalive_timeout=config.header_timeout,
+                           lingering_time=LINGERING_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)

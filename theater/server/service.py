@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from theater.mailbox import DEFAULT_MAILBOX_MESSAGES
 from theater.manifest import DEFAULT_MAXIMUMS, Maximums
 from theater.runtime import DEFAULT_REQUEST_TIMEOUT_S, Theater
 from theater.server.channels import ChannelTable
@@ -20,6 +21,8 @@ from theater.server.wire import MAX_BODY_BYTES
 
 T = TypeVar("T")
 WORKER_THREADS = 64
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +36,11 @@ class ServerConfig:
         durability: the store's durability mode (``sync`` or ``buffered``).
         request_timeout: seconds a request or open-channel waits for the actor's answer, by default.
         max_body_bytes: the largest request body accepted.
+        header_timeout: seconds a connection may take to send a request's line and headers (from when it opens,
+            or from the end of its previous response); then it is closed. Also how long an idle connection is
+            kept open.
+        body_timeout: seconds a request may take to send its whole body; then it is answered 408 and closed.
+        mailbox_messages: how many messages may wait in each actor's mailbox (more: 429 ``MailboxFull``).
         resume: reopen the actors that were running when the home's last server stopped.
         access_log: log every request (logger ``aiohttp.access``).
         maximums: what manifests are held to (``theater.manifest.Maximums``).
@@ -45,6 +53,9 @@ class ServerConfig:
     durability: str = "sync"
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     max_body_bytes: int = MAX_BODY_BYTES
+    header_timeout: float = HEADER_TIMEOUT_S
+    body_timeout: float = BODY_TIMEOUT_S
+    mailbox_messages: int = DEFAULT_MAILBOX_MESSAGES
     resume: bool = True
     access_log: bool = False
     maximums: Maximums = DEFAULT_MAXIMUMS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from typing import Any
 
@@ -19,6 +20,7 @@ from store import Event, parse_actor_id
 from theater.server.errors import ApiError, bad_request
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_QUERY_INT = 2**64 - 2  # sequence numbers are 8-byte unsigned keys; ``to`` may have one added
 _MISSING: Any = object()
 
 
@@ -80,8 +82,10 @@ def dumps(value: Any) -> str:
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
-    """A JSON answer."""
-    return web.json_response(value, status=status, dumps=dumps)
+    """A JSON answer. Text that is not valid Unicode (a lone surrogate from a client's input, quoted in an error
+    message) is written as its JSON escape ``\\udcff``, never an encoding error."""
+    body = dumps(value).encode("utf-8", "backslashreplace")  # only string contents can hold a surrogate
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -94,12 +98,40 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
+        text = raw.decode("utf-8")
+        value = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}", "InvalidJSON") from None
+    except RecursionError:
+        raise bad_request("the body is not valid JSON: it is nested too deeply", "InvalidJSON") from None
     if not isinstance(value, dict):
         raise bad_request("the body must be a JSON object", "InvalidJSON")
+    if _SURROGATE_ESCAPE.search(text) and not _is_text(value):
+        raise bad_request("the body is not valid JSON text: a string in it holds a lone surrogate "
+                          "(an unpaired \\ud800-\\udfff escape)", "InvalidJSON")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_text(value: Any) -> bool:
+    """True when every string in ``value`` (keys too) is valid Unicode: no lone surrogate, which JSON's
+    ``\\udcff`` escape can make but no text encoding can carry."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
@@ -119,11 +151,13 @@ def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], defaul
     return value
 
 
-def query_int(request: web.Request, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+def query_int(request: web.Request, name: str, default: int | None = None, *, minimum: int = 0,
+              maximum: int = MAX_QUERY_INT) -> int | None:
     """An integer query parameter.
 
     Raises:
-        ApiError: 400 when it is not an integer >= ``minimum``.
+        ApiError: 400 when it is not an integer between ``minimum`` and ``maximum`` (by default the largest
+            sequence number, so a position never overflows a stored key).
     """
     text = request.query.get(name)
     if text is None or text == "":
@@ -134,6 +168,8 @@ def query_int(request: web.Request, name: str, default: int | None = None, *, mi
         raise bad_request(f"the query parameter {name!r} must be an integer, got {text!r}") from None
     if value < minimum:
         raise bad_request(f"the query parameter {name!r} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise bad_request(f"the query parameter {name!r} must be <= {maximum}, got {text[:40]!r}")
     return value
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from replay import state_event_at
 from store import EMPTY, parse_actor_id
 from theater.actor import Actor
-from theater.errors import ActorNotFound, ActorNotRunning
+from theater.errors import ActorNotFound, ActorNotRunning, ManifestError, MessageError
 from theater.runtime import Theater
 from theater.server.durable import last_status
 from theater.server.errors import ApiError, bad_request
@@ -69,7 +69,10 @@ def _start(theater: Theater, text: str, source: str, component: bytes | None, di
         theater.running(parent)  # a child is supervised by its parent: the parent must be running
     if component is not None:
         digest = theater.store.blobs.put(component)
-    manifest = client_manifest(text, source=source, component=digest, init_state=init_state)
+    try:
+        manifest = client_manifest(text, source=source, component=digest, init_state=init_state)
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ManifestError(source, "", "invalid TOML: it is nested too deeply") from None
     return theater.start(manifest, init_state=init_state, parent=parent)
 
 
@@ -167,7 +170,7 @@ def _summary(actor: Actor) -> dict[str, Any]:
 
 @routes.post("/v1/actors/{id}/stop")
 async def stop(request: web.Request) -> web.Response:
-    """Stop an actor after what is queued before; its chain records the stop."""
+    """Stop an actor at once (ahead of its waiting messages, ending a running call); its chain records the stop."""
     svc = service(request)
     actor = actor_id(request)
     await svc.run(_stop, svc.theater, actor)
@@ -232,10 +235,10 @@ async def _message(request: web.Request) -> tuple[Service, Actor, dict[str, Any]
 
 def check_size(actor: Actor, message: bytes) -> None:
     """Refuse (413) a message larger than the actor's ``max_message_bytes``."""
-    limit = actor.manifest.limits.max_message_bytes
-    if len(message) > limit:
-        raise ApiError(413, "MessageError",
-                       f"message of {len(message)} bytes is larger than actor {actor.id}'s limit of {limit}")
+    try:
+        actor.check_message(len(message))
+    except MessageError as exc:
+        raise ApiError(413, "MessageError", str(exc)) from None
 
 
 @routes.post("/v1/actors/{id}/send")
