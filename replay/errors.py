@@ -43,7 +43,8 @@ class GuestFault(WasmError):
     Attributes:
         kind: one of ``FAULT_KINDS``: ``trap`` (the guest trapped), ``err`` (it returned the WIT err),
             ``fuel`` (it ran out of fuel), ``deadline`` (it passed its wall-clock deadline), ``stopped`` (the
-            actor was stopped while the call ran), ``memory`` (it exceeded its memory ceiling), ``host`` (a host function failed and aborted the call).
+            actor was stopped while the call ran), ``memory`` (it exceeded its memory ceiling), ``host`` (a host
+            function failed and aborted the call).
         export: the export that was called, e.g. ``theater:simple/actor.init``.
         detail: the trap message or the err string.
         poisoned: true when the instance can no longer be called (everything but ``err``).

@@ -5,8 +5,9 @@ actor, with group commit. This package is a leaf: it imports nothing of ``replay
 wasmtime, click or rich. It never reads environment variables or config files; callers pass paths and options.
 
 Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and labels), ``artifacts`` (compiled
-components sealed with the home's key, outside LMDB), ``chain`` (event logs and the feed), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor
-ids), ``errors`` (the error tree and its root).
+components sealed with the home's key, outside LMDB), ``chain`` (event logs and the feed), ``codec`` (canonical
+encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor ids), ``errors`` (the error tree
+and its root).
 """
 
 from store.artifacts import ArtifactCache

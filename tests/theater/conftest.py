@@ -127,7 +127,9 @@ class Theaters:
         self.root = root
         self.opened: list[Theater] = []
 
-    def __call__(self, *, home: Path | None = None, request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> Theater:
+    def __call__(
+        self, *, home: Path | None = None, request_timeout: float = REQUEST_TIMEOUT, **options: Any
+    ) -> Theater:
         home = home if home is not None else self.root / f"home-{len(self.opened)}"
         theater = Theater(home, durability=DURABILITY, request_timeout=request_timeout, **options)
         self.opened.append(theater)
@@ -145,8 +147,8 @@ class Theaters:
 
 @pytest.fixture
 def theaters(tmp_path: Path) -> Iterator[Theaters]:
-    """``theaters(home=..., request_timeout=..., **Theater options)``: a new ``Theater`` (on a fresh home unless ``home`` is given);
-    every chain of its store is checked afterwards."""
+    """``theaters(home=..., request_timeout=..., **Theater options)``: a new ``Theater`` (on a fresh home unless
+    ``home`` is given); every chain of its store is checked afterwards."""
     opened = Theaters(tmp_path)
     yield opened
     problems = opened.check_and_close()

@@ -210,14 +210,16 @@ def test_malformed_manifest_is_refused(theater, text, match):
 
 
 def test_missing_manifest_file_is_refused(theater, tmp_path):
-    with pytest.raises(ManifestError, match=r"nowhere\.toml: cannot read the manifest file .*nowhere\.toml': No such file or directory"):
+    expected = r"nowhere\.toml: cannot read the manifest file .*nowhere\.toml': No such file or directory"
+    with pytest.raises(ManifestError, match=expected):
         theater.start(tmp_path / "nowhere.toml")
 
 
 def test_missing_component_file_is_refused(theater, tmp_path):
     path = tmp_path / "lost.toml"
     path.write_text('name = "lost"\ncomponent = "lost.wasm"\n')
-    with pytest.raises(ManifestError, match=r"lost\.toml: component: cannot read the component file .*lost\.wasm': No such file"):
+    expected = r"lost\.toml: component: cannot read the component file .*lost\.wasm': No such file"
+    with pytest.raises(ManifestError, match=expected):
         theater.start(path)
 
 
@@ -225,7 +227,8 @@ def test_missing_component_file_is_refused(theater, tmp_path):
     "component, match",
     [
         (b"\x00asm\x0d\x00\x01\x00garbage", r"is not a usable component: "),
-        (b"\xff\xfe not wasm at all", r"is not a usable component: neither a WebAssembly binary .*nor WebAssembly text"),
+        (b"\xff\xfe not wasm at all",
+         r"is not a usable component: neither a WebAssembly binary .*nor WebAssembly text"),
         ('(module (func (export "f")))', r"is not a usable component: .*attempted to parse a wasm module with a "
                                          r"component parser"),
         ("(component (oops", r"is not a usable component: expected valid component field"),
