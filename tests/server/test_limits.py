@@ -168,7 +168,7 @@ def test_lone_surrogates_and_deep_nesting_in_a_body_are_400(http_server):
     nested = json.dumps({"manifest": "a = " + "[" * 5000}).encode()
     status, answer = raw_request(server.address, "POST", "/v1/actors", nested)
     assert status == 422, answer
-    assert json.loads(answer)["message"] == "<api>: invalid TOML: it is nested too deeply"
+    assert json.loads(answer)["message"] == "<api>: invalid TOML: arrays or tables are nested too deeply"
 
 
 BODY_ROUTES = [

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from replay import state_event_at
 from store import EMPTY, parse_actor_id
+from theater import components
 from theater.actor import Actor
-from theater.errors import ActorNotFound, ActorNotRunning, ManifestError, MessageError
+from theater.errors import ActorNotFound, ActorNotRunning, MessageError
 from theater.runtime import Theater
 from theater.server.durable import last_status
 from theater.server.errors import ApiError, bad_request
@@ -67,12 +68,9 @@ def _start(theater: Theater, text: str, source: str, component: bytes | None, di
            init_state: bytes | None, parent: str | None) -> str:
     if parent is not None:
         theater.running(parent)  # a child is supervised by its parent: the parent must be running
-    if component is not None:
-        digest = theater.store.blobs.put(component)
-    try:
-        manifest = client_manifest(text, source=source, component=digest, init_state=init_state)
-    except RecursionError:  # tomllib recurses once per level of nesting
-        raise ManifestError(source, "", "invalid TOML: it is nested too deeply") from None
+    if component is not None:  # stored only once it compiles, as every component from outside
+        digest, _ = components.load_new(theater.engine, theater.store, component, what=f"{source}: component")
+    manifest = client_manifest(text, source=source, component=digest, init_state=init_state)
     return theater.start(manifest, init_state=init_state, parent=parent)
 
 
