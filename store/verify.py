@@ -327,6 +327,36 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
     return False
 
 
+_UNREAD = object()  # a blob name the fast path leaves to a full decode
+
+
+def _state_in_place(body: bytes, at: int, kind: bytes) -> bytes | None | object:
+    """The ``state`` blob hash of a ``wasm/call``, ``wasm/result`` or ``wasm/instantiate`` whose data starts at
+    ``at``, read without decoding: None when it holds none, ``_UNREAD`` when it is not where canonical key order
+    puts it (the map's first key, or the second after ``fuel``) or the event is a creation event."""
+    if kind is _CREATED:
+        return _UNREAD
+    try:
+        if not 0xA1 <= body[at] <= 0xB7:
+            return _UNREAD
+        at += 1
+        if body.startswith(_FUEL_KEY, at):
+            width = _UINT_WIDTH[body[at + 5]]
+            if not width:
+                return _UNREAD
+            at += 5 + width
+        if not body.startswith(_STATE_KEY, at):
+            return _UNREAD
+        at += 6
+        if body[at] == 0xF6:
+            return None
+        if body[at] == 0x58 and body[at + 1] == DIGEST_SIZE and len(body) >= at + 2 + DIGEST_SIZE:
+            return body[at + 2 : at + 2 + DIGEST_SIZE]
+    except IndexError:
+        pass
+    return _UNREAD
+
+
 class _ChainChecker:
     """Checks one stored event after another; raises ``_Broken`` at the first problem."""
 
@@ -355,7 +385,7 @@ class _ChainChecker:
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
         tag_first = tag[0]
-        names, naming, int_width = self.seen is not None, _NAMING_TYPES, _INT_WIDTH
+        names, naming, int_width, seen = self.seen is not None, _NAMING_TYPES, _INT_WIDTH, self.seen
         expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
         try:
             for key, value in cursor:
@@ -389,8 +419,10 @@ class _ChainChecker:
                         except IndexError:
                             kind = None  # too short to be an event: the hash covers it, replay refuses it
                         if kind is not None and body.startswith(kind, at + int_width[body[at]]):
-                            self.expected_seq, self.prev_hash, self.count = expected, prev, count
-                            self._check_named(txn, body, at + int_width[body[at]] + len(kind), kind, digest)
+                            ref = _state_in_place(body, at + int_width[body[at]] + len(kind), kind)
+                            if ref is not None and (ref is _UNREAD or ref not in seen):
+                                self.expected_seq, self.prev_hash, self.count = expected, prev, count
+                                self._check_named(txn, body, ref, digest)
                     prev = digest
                     expected += 1
                     count += 1
@@ -498,28 +530,15 @@ class _ChainChecker:
                 raise _Broken("payload checksum mismatch", f"payload blob {ref.hex()} hashes to {actual.hex()}", digest)
             self._seen(ref)
 
-    def _check_named(self, txn: Any, body: bytes, at: int, kind: bytes, digest: bytes) -> None:
-        """Check the blobs an event of a blob-naming type (``kind``, its data at ``at``) names.
-
-        The state of ``wasm/call``, ``wasm/result`` and ``wasm/instantiate`` is read in place: its map starts
-        with ``state`` (or ``fuel`` then ``state``) in canonical key order. Anything else is decoded.
-        """
-        if kind != _CREATED and at + 1 < len(body) and 0xA1 <= body[at] <= 0xB7:
-            at += 1
-            if body.startswith(_FUEL_KEY, at):
-                at += len(_FUEL_KEY)
-                width = _UINT_WIDTH[body[at]] if at < len(body) else 0
-                at = at + width if width else len(body)  # not a plain integer: decoded below
-            if body.startswith(_STATE_KEY, at):
-                at += len(_STATE_KEY)
-                if body[at : at + 1] == b"\xf6":
-                    return
-                if body[at : at + 2] == b"\x58\x20" and at + 2 + DIGEST_SIZE <= len(body):
-                    self._check_blob(txn, "state", bytes(body[at + 2 : at + 2 + DIGEST_SIZE]), digest)
-                    return
+    def _check_named(self, txn: Any, body: bytes, ref: bytes | object, digest: bytes) -> None:
+        """Check the blobs an event of a blob-naming type names: ``ref``, the state read in place, or all of
+        them from the decoded event when it could not be (``_UNREAD``)."""
+        if ref is not _UNREAD:
+            self._check_blob(txn, "state", ref, digest)  # type: ignore[arg-type]
+            return
         fields = self._decode(body, digest)
-        for name, ref in named_blobs(fields[5], fields[6]):
-            self._check_blob(txn, name, ref, digest)
+        for name, named in named_blobs(fields[5], fields[6]):
+            self._check_blob(txn, name, named, digest)
 
     def _check_blob(self, txn: Any, name: str, ref: bytes, digest: bytes) -> None:
         # Check a blob the event names by hash is present and hashes to that name (once per run).
