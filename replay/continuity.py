@@ -83,14 +83,11 @@ def check_continuity(genesis: Genesis, events: Iterable[Event]) -> Continuity:
     Raises:
         MalformedRecord: an event lacks a field, or holds one of the wrong type (naming the event and field).
     """
-    check = _Check(genesis)
+    check = ContinuityCheck(genesis)
     last = 0
     try:
         for event in events:
-            if event.seq == 0:
-                continue
             last = event.seq
-            check_event(event)
             check.feed(event)
         check.finish()
     except ContinuityBreak as problem:
@@ -98,8 +95,13 @@ def check_continuity(genesis: Genesis, events: Iterable[Event]) -> Continuity:
     return Continuity(last_seq=last, interrupted=tuple(check.interrupted), problem=None)
 
 
-class _Check:
-    """The walk's state: which states the next call may start from, whether an instance is live, the open call."""
+class ContinuityCheck:
+    """The check fed one event at a time, in chain order (replay feeds it as it reads the chain, once).
+
+    Attributes:
+        interrupted: the calls with no recorded end found so far (a call is known to be one once the event after
+            its last host call has been fed, or ``finish`` was called).
+    """
 
     def __init__(self, genesis: Genesis) -> None:
         self.init = genesis.init_state
@@ -113,6 +115,15 @@ class _Check:
         self.interrupted: list[InterruptedCall] = []
 
     def feed(self, event: Event) -> None:
+        """Check the next event (the creation event is passed over).
+
+        Raises:
+            MalformedRecord: the event lacks a field or holds one of the wrong type.
+            ContinuityBreak: the event does not fit the events before it.
+        """
+        if event.seq == 0:
+            return
+        check_event(event)
         kind = event.type
         if kind == WASM_CALL:
             self._call(event)
@@ -136,11 +147,13 @@ class _Check:
                          hint="a host function is called only by a running export (or during instantiation)")
 
     def finish(self) -> None:
+        """The record ends here: a call still open is one with no recorded end."""
         if self.open is not None:
             self.interrupted.append(
                 InterruptedCall(seq=self.open.seq, hash=self.open.hash, export=self.open.data["export"],
                                 resumed_at=None)
             )
+            self.open = None
 
     def _call(self, event: Event) -> None:
         export = event.data["export"]
@@ -222,4 +235,4 @@ def _break(event: Event, what: str, recorded: object, implied: object, hint: str
     return ContinuityBreak(seq=event.seq, hash=event.hash, what=what, expected=recorded, actual=implied, hint=hint)
 
 
-__all__ = ["Continuity", "InterruptedCall", "check_continuity"]
+__all__ = ["Continuity", "ContinuityCheck", "InterruptedCall", "check_continuity"]

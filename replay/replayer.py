@@ -25,9 +25,17 @@ import blake3
 import cbor2
 
 from replay.boundary import Boundary, CallResult, Limits, RecordedHostFault
-from replay.continuity import InterruptedCall, check_continuity
+from replay.continuity import ContinuityCheck, InterruptedCall
 from replay.engine import EPOCH_TICK_S, Engine, check_recorded
-from replay.errors import Divergence, GuestFault, LimitRefused, RecordIncomplete, ReplayError, ReplayTimeout
+from replay.errors import (
+    ContinuityBreak,
+    Divergence,
+    GuestFault,
+    LimitRefused,
+    RecordIncomplete,
+    ReplayError,
+    ReplayTimeout,
+)
 from replay.schema import (
     LIFECYCLE_PREFIXES,
     OUTCOMES,
@@ -48,7 +56,7 @@ MID_CHAIN_HINT = (
 # lowered to (the record is untrusted: its params may be anything CBOR holds).
 _UNFIT_VALUE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
-__all__ = ["LIFECYCLE_PREFIXES", "MID_CHAIN_HINT", "Cursor", "ReplayLimits", "ReplayReport", "ReplayTape",
+__all__ = ["LIFECYCLE_PREFIXES", "MID_CHAIN_HINT", "Checked", "Cursor", "ReplayLimits", "ReplayReport", "ReplayTape",
            "Replayer", "is_boundary"]
 
 
@@ -107,11 +115,37 @@ class _CallCut(ReplayError):
     """Internal: the record of an interrupted call ends here; unwinds the guest out of a host function."""
 
 
+class Checked:
+    """The chain's events read once: each goes through the continuity check, and those from ``from_seq`` on that
+    the replay tape consumes come out. The stream ends before the first event that breaks continuity (kept in
+    ``problem``); a call is known to be interrupted once the events after it have been read."""
+
+    def __init__(self, events: Iterator[Event], check: ContinuityCheck, from_seq: int) -> None:
+        self._events = events
+        self.check = check
+        self.from_seq = from_seq
+        self.problem: ContinuityBreak | None = None
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in self._events:
+            try:
+                self.check.feed(event)
+            except ContinuityBreak as problem:
+                self.problem = problem
+                return
+            if event.seq >= self.from_seq and is_boundary(event):
+                yield event
+        self.check.finish()
+
+    def interrupted(self, seq: int) -> bool:
+        return any(call.seq == seq for call in self.check.interrupted)
+
+
 class Cursor:
     """The chain's boundary events from a position on, with look-ahead."""
 
     def __init__(self, events: Iterator[Event]) -> None:
-        self._events = (e for e in events if is_boundary(e))
+        self._events = iter(events)
         self._buffer: deque[Event] = deque()
         self.last_seq = -1
 
@@ -338,25 +372,25 @@ class Replayer:
         except NotFoundError:
             raise RecordIncomplete(f"component {genesis.data['component'].hex()} is not in the blob store") from None
         stop = None if to_seq is None else to_seq + 1
-        continuity = check_continuity(created, self.store.log.events(actor, 0, stop))
-        end = continuity.last_seq if continuity.problem is not None else continuity.last_seq + 1
-        cursor = Cursor(self.store.log.events(actor, from_seq, max(end, from_seq)))
-        tape = ReplayTape(cursor, hint=MID_CHAIN_HINT if from_seq > 0 else None)
-        run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0,
-                   interrupted={c.seq for c in continuity.interrupted})
+        # Events before from_seq are read too: continuity is checked from genesis whatever replay starts from.
+        checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
+        tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None)
+        run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
         run.progress = progress
-        divergence: Divergence | None = continuity.problem
+        divergence: Divergence | None = None
         try:
             with _epoch_ticks(engine):
                 run.walk()
         except Divergence as found:
+            divergence = found
+        problem = checked.problem
+        if problem is not None and (divergence is None or divergence.seq >= problem.seq):
             # Re-execution stops before a break in continuity; what it then misses is the break, reported as such.
-            if continuity.problem is None or found.seq < continuity.problem.seq:
-                divergence = found
+            divergence = problem
         return ReplayReport(
             actor=actor, from_seq=from_seq, to_seq=tape.cursor.last_seq, calls=tape.calls,
             host_calls=tape.host_calls, state=run.state, divergence=divergence,
-            interrupted=tuple(c for c in continuity.interrupted if c.seq <= tape.cursor.last_seq),
+            interrupted=tuple(c for c in checked.check.interrupted if c.seq <= tape.cursor.last_seq),
         )
 
     def _check_range(self, actor: uuid.UUID, from_seq: Any, to_seq: Any) -> None:
@@ -389,7 +423,7 @@ class _Run:
     """One walk of a chain."""
 
     def __init__(self, replayer: Replayer, engine: Engine, component: Any, tape: ReplayTape, limits: Limits,
-                 *, fresh: bool, interrupted: set[int]) -> None:
+                 *, fresh: bool, checked: Checked) -> None:
         self.store = replayer.store
         self.bounds = replayer.limits
         self.engine = engine
@@ -398,7 +432,7 @@ class _Run:
         self.limits = limits
         self.boundary: Boundary | None = None
         self.fresh = fresh  # mid-chain: start a fresh instance at the first call
-        self.interrupted = interrupted
+        self.checked = checked
         self.state: bytes | None = None
         self.progress: Callable[[int], None] | None = None
         timeout = replayer.limits.timeout_s
@@ -410,12 +444,14 @@ class _Run:
             if event.type == WASM_INSTANTIATE:
                 cursor.take()
                 self.boundary = self._instantiate(event)
-            elif event.type == WASM_CALL and event.seq in self.interrupted:
-                self._interrupted(event)
             elif event.type == WASM_CALL:
-                self._call(event)
-                if self.progress is not None:
-                    self.progress(event.seq)
+                outcome = cursor.outcome_of_next_call()  # reads on to the call's end: its continuity is known
+                if outcome is None and self.checked.interrupted(event.seq):
+                    self._interrupted(event)
+                else:
+                    self._call(event, outcome)
+                    if self.progress is not None:
+                        self.progress(event.seq)
             else:
                 cursor.take()
                 if self.boundary is None and not self.fresh:
@@ -455,9 +491,8 @@ class _Run:
         self.fresh = False
         return self.boundary
 
-    def _call(self, event: Event) -> None:
+    def _call(self, event: Event, outcome: Event | None) -> None:
         boundary = self._ready(event)
-        outcome = self.tape.cursor.outcome_of_next_call()
         limits = self.limits
         if outcome is not None and outcome.data.get("kind") == "deadline" and outcome.data.get("fuel") is not None:
             limits = Limits(fuel_per_call=min(outcome.data["fuel"], limits.fuel_per_call),
