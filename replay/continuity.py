@@ -100,7 +100,7 @@ class ContinuityCheck:
 
     Attributes:
         interrupted: the calls with no recorded end found so far (a call is known to be one once the event after
-            its last host call has been fed, or ``finish`` was called).
+            its last host call has been fed, or ``finish`` was called); ``interrupted_seqs``: their seqs.
     """
 
     def __init__(self, genesis: Genesis) -> None:
@@ -113,6 +113,7 @@ class ContinuityCheck:
         self.open: Event | None = None  # the call in progress
         self.started = False
         self.interrupted: list[InterruptedCall] = []
+        self.interrupted_seqs: set[int] = set()
 
     def feed(self, event: Event) -> None:
         """Check the next event (the creation event is passed over).
@@ -149,11 +150,15 @@ class ContinuityCheck:
     def finish(self) -> None:
         """The record ends here: a call still open is one with no recorded end."""
         if self.open is not None:
-            self.interrupted.append(
-                InterruptedCall(seq=self.open.seq, hash=self.open.hash, export=self.open.data["export"],
-                                resumed_at=None)
-            )
-            self.open = None
+            self._interrupted(None)
+
+    def _interrupted(self, resumed_at: int | None) -> None:
+        call = self.open
+        assert call is not None
+        self.interrupted.append(InterruptedCall(seq=call.seq, hash=call.hash, export=call.data["export"],
+                                                resumed_at=resumed_at))
+        self.interrupted_seqs.add(call.seq)
+        self.open = None
 
     def _call(self, event: Event) -> None:
         export = event.data["export"]
@@ -197,9 +202,7 @@ class ContinuityCheck:
                 raise _break(event, f"{reason} after the call at event {self.open.seq}, which has no end",
                              f"reason {reason}", "reason resume",
                              hint="a call with no recorded end is followed by a resume from the state before it")
-            self.interrupted.append(InterruptedCall(seq=self.open.seq, hash=self.open.hash,
-                                                    export=self.open.data["export"], resumed_at=event.seq))
-            self.open = None
+            self._interrupted(event.seq)
         # Check only the first instance is a start.
         if reason == "start" and self.started:
             raise _break(event, "a second start", "reason start", "restart or resume",

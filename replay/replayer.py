@@ -138,7 +138,7 @@ class Checked:
         self.check.finish()
 
     def interrupted(self, seq: int) -> bool:
-        return any(call.seq == seq for call in self.check.interrupted)
+        return seq in self.check.interrupted_seqs
 
 
 class Cursor:

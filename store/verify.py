@@ -87,6 +87,7 @@ def _text_head(text: str) -> bytes:
 # The fast path finds these types in a body without decoding it: their canonical encoding, by its first byte.
 _NAMING_TYPES: dict[int, bytes] = {_text_head(t)[0]: _text_head(t) for t in BLOB_FIELDS}
 assert len(_NAMING_TYPES) == len(BLOB_FIELDS), "two blob-naming types share a first byte"
+_NAMING_BY_HEAD = tuple(_NAMING_TYPES.get(h, b"") for h in range(256))  # a sequence index is cheaper than get
 _CREATED = _text_head("actor/created")
 # The width of a CBOR unsigned integer (head included) by its head byte; 0 for anything else.
 _UINT_WIDTH = tuple(1 if h < 24 else 1 + (1 << (h - 24)) if h < 28 else 0 for h in range(256))
@@ -385,7 +386,7 @@ class _ChainChecker:
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
         tag_first = tag[0]
-        names, naming, int_width, seen = self.seen is not None, _NAMING_TYPES, _INT_WIDTH, self.seen
+        names, naming, int_width, seen = self.seen is not None, _NAMING_BY_HEAD, _INT_WIDTH, self.seen
         expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
         try:
             for key, value in cursor:
@@ -415,10 +416,10 @@ class _ChainChecker:
                         # Find the type past the timestamp without decoding: only blob-naming types go further.
                         at = len(link)
                         try:
-                            kind = naming.get(body[at + int_width[body[at]]])
+                            kind = naming[body[at + int_width[body[at]]]]
                         except IndexError:
                             kind = None  # too short to be an event: the hash covers it, replay refuses it
-                        if kind is not None and body.startswith(kind, at + int_width[body[at]]):
+                        if kind and body.startswith(kind, at + int_width[body[at]]):
                             ref = _state_in_place(body, at + int_width[body[at]] + len(kind), kind)
                             if ref is not None and (ref is _UNREAD or ref not in seen):
                                 self.expected_seq, self.prev_hash, self.count = expected, prev, count

@@ -20,6 +20,7 @@ from theater.cli._render import jsonable
 pass_context = click.make_pass_decorator(Context)
 PROGRESS_FROM_EVENTS = 20_000
 DEFAULTS = ReplayLimits()
+INTERRUPTED_SHOWN = 20
 
 
 @click.command()
@@ -129,9 +130,11 @@ def _print_interrupted(calls: tuple[InterruptedCall, ...]) -> None:
         return
     click.echo(f"interrupted: {len(calls)} call{'s' if len(calls) != 1 else ''} with no recorded end "
                "(the runtime stopped during them: their host calls are checked, none of their effects was released)")
-    for call in calls:
+    for call in calls[:INTERRUPTED_SHOWN]:
         after = "the record ends during it" if call.resumed_at is None else f"resumed at event {call.resumed_at}"
         click.echo(f"  event {call.seq} ({call.hash.hex()[:16]})  {call.export}  {after}")
+    if len(calls) > INTERRUPTED_SHOWN:
+        click.echo(f"  ... and {len(calls) - INTERRUPTED_SHOWN} more (--json lists them all)")
 
 
 def _integrity_json(report: ChainReport) -> dict:
