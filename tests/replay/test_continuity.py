@@ -325,3 +325,39 @@ def test_state_after_a_restart_from_init_is_the_initial_state(counted, forged_fr
     with Store(forged.store_path, readonly=True) as st:
         assert state_at(st, actor) is None  # not the state of the last result, 3
         assert state_at(st, actor, st.log.head(actor).seq - 1) == le64(3)
+
+
+# Supervisor restarts: the instance records the state it starts from.
+
+
+@pytest.fixture
+def rig(tmp_path):
+    from tests.supervision.conftest import Rig
+
+    made = Rig(tmp_path)
+    try:
+        yield made
+    finally:
+        made.theater.close()
+
+
+@pytest.mark.parametrize("restart_from", ["init", "last_state"])
+def test_supervisor_restart_records_the_state_it_starts_from_and_verifies(rig, restart_from):
+    from tests.supervision.workers import start_parent, start_workers
+
+    parent = start_parent(rig, restart_from=restart_from)
+    [child] = start_workers(rig, parent, 1)
+    for _ in range(3):
+        rig.theater.send(child, b"tick")
+    with pytest.raises(Exception):
+        rig.theater.send(child, b"trap")
+    rig.watch.events(child, "wasm/instantiate", reason="restart")
+    rig.settle()
+    events = rig.theater.events(child)
+    restart = next(e for e in events if e.type == "wasm/instantiate" and e.data["reason"] == "restart")
+    last_result = [e for e in events[:restart.seq] if e.type == "wasm/result"][-1]
+    expected = events[0].data["init_state"] if restart_from == "init" else last_result.data["state"]
+    assert restart.data["state"] == expected
+    assert events[0].data["init_state"] != last_result.data["state"]  # the two sources differ: the check means it
+    report = Replayer(rig.theater.store).replay(uuid.UUID(child))
+    assert report.ok, report.divergence
