@@ -28,7 +28,7 @@ import cbor2
 from replay.errors import RecordIncomplete
 from store import EMPTY, Head, Store
 from store.codec import DIGEST_SIZE, BlobRef, collect_blob_refs, decode_stored
-from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError
+from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, NotFoundError
 from store.verify import named_blobs
 
 BUNDLE_FORMAT = "theater-bundle/1"
@@ -39,11 +39,14 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
 
     Raises:
         NotFoundError: no such actor; RecordIncomplete: a referenced blob is missing from the store.
+        InvalidInputError: ``from_seq`` is not within the events exported.
     """
     head = store.log.head(actor)
     if head.hash is None:
         raise NotFoundError("actor", str(actor))
     last = head.seq if to_seq is None else min(to_seq, head.seq)
+    if type(from_seq) is not int or not 0 <= from_seq <= last:
+        raise InvalidInputError("from_seq", from_seq, f"a sequence number within the events exported (0..{last})")
     events: list[bytes] = []
     digests: list[bytes] = []
     for seq, value in store.log.raw_events(actor, 0, last + 1):

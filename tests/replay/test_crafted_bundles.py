@@ -164,6 +164,19 @@ def test_crafted_bundle_header_is_clear_error(clock_bundle, case):
         read_bundle(cbor2.dumps({**header(clock_bundle), **changes}, canonical=True))
 
 
+def test_export_refuses_a_from_seq_outside_the_events_it_exports(clock_bundle, tmp_path):
+    from replay.bundle import export_bundle
+    from store.errors import InvalidInputError
+
+    path = tmp_path / "clock.bundle"
+    path.write_bytes(clock_bundle)
+    with opened_bundle(path) as (store, actor, _):
+        with pytest.raises(InvalidInputError, match=r"invalid from_seq 5: expected a sequence number within the "
+                                                    r"events exported \(0\.\.3\)"):
+            export_bundle(store, actor, from_seq=5, to_seq=3)
+        assert read_bundle(export_bundle(store, actor, from_seq=3, to_seq=3))["from_seq"] == 3
+
+
 def test_crafted_bundle_from_seq_string_is_clear_error(clock_bundle, tmp_path):
     with pytest.raises(CorruptRecordError, match=r"from_seq '3' is not within its events"):
         verify_bundle(tmp_path, cbor2.dumps({**header(clock_bundle), "from_seq": "3"}, canonical=True))
