@@ -2,23 +2,29 @@
 
 The wasmtime engine settings that make execution deterministic (``engine``), the record/replay boundary
 (``boundary``, with value conversion in ``values``), re-execution of a chain (``replayer``) and time travel
-(``history``). Imports ``store`` and wasmtime only: it re-executes an actor from a chain and the blob store
+(``history``), with the record read through ``schema`` (every field checked) and checked to fit together by
+``continuity``. Imports ``store`` and wasmtime only: it re-executes an actor from a chain and the blob store
 alone, with no running runtime, no handlers and no network.
 """
 
 from replay.boundary import Boundary, CallResult, Limits, export_functions, import_functions
 from replay.engine import DETERMINISTIC, WASMTIME_VERSION, Engine, EngineSettings
+from replay.continuity import Continuity, InterruptedCall, check_continuity
 from replay.errors import (
     ComponentError,
+    ContinuityBreak,
     Divergence,
     GuestFault,
+    LimitRefused,
+    MalformedRecord,
     RecordIncomplete,
     ReplayError,
+    ReplayTimeout,
     SettingsMismatch,
     WasmError,
 )
 from replay.history import CallView, call_around, state_at, state_event_at
-from replay.replayer import Replayer, ReplayReport
+from replay.replayer import Replayer, ReplayLimits, ReplayReport
 
 __all__ = [
     "DETERMINISTIC",
@@ -27,18 +33,26 @@ __all__ = [
     "CallResult",
     "CallView",
     "ComponentError",
+    "Continuity",
+    "ContinuityBreak",
     "Divergence",
     "Engine",
     "EngineSettings",
     "GuestFault",
+    "InterruptedCall",
+    "LimitRefused",
     "Limits",
+    "MalformedRecord",
     "RecordIncomplete",
     "ReplayError",
+    "ReplayLimits",
     "ReplayReport",
+    "ReplayTimeout",
     "Replayer",
     "SettingsMismatch",
     "WasmError",
     "call_around",
+    "check_continuity",
     "export_functions",
     "import_functions",
     "state_at",

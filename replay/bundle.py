@@ -9,6 +9,9 @@ Events always start at genesis, so the chain's integrity is provable from the bu
 re-execution starts by default (``theater chain export --from``). ``blobs`` holds the component, the manifest,
 every state and every spilled payload the events reference. A bundle verifies on a machine with no Theater home:
 it is loaded into a temporary store first.
+
+A bundle comes from anyone: its header is checked against its events (``to_seq`` is the seq of the last event,
+``from_seq`` lies within them, every field has its type) before anything is imported.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import cbor2
 from replay.errors import RecordIncomplete
 from store import EMPTY, Head, Store
 from store.codec import DIGEST_SIZE, BlobRef, collect_blob_refs, decode_stored
-from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError
+from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, NotFoundError
+from store.verify import named_blobs
 
 BUNDLE_FORMAT = "theater-bundle/1"
 
@@ -35,18 +39,21 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
 
     Raises:
         NotFoundError: no such actor; RecordIncomplete: a referenced blob is missing from the store.
+        InvalidInputError: ``from_seq`` is not within the events exported.
     """
     head = store.log.head(actor)
     if head.hash is None:
         raise NotFoundError("actor", str(actor))
     last = head.seq if to_seq is None else min(to_seq, head.seq)
+    if type(from_seq) is not int or not 0 <= from_seq <= last:
+        raise InvalidInputError("from_seq", from_seq, f"a sequence number within the events exported (0..{last})")
     events: list[bytes] = []
     digests: list[bytes] = []
     for seq, value in store.log.raw_events(actor, 0, last + 1):
         events.append(bytes(value))
         _, fields = decode_stored(value, where=f"actor {actor} seq {seq}")
         collect_blob_refs(fields[6], digests)
-        _collect_hashes(fields[5], fields[6], digests)
+        digests.extend(digest for _, digest in named_blobs(fields[5], fields[6]))
     blobs: dict[bytes, bytes] = {}
     for digest in digests:
         if digest not in blobs:
@@ -59,18 +66,6 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
          "blobs": blobs},
         canonical=True,
     )
-
-
-def _collect_hashes(type_: str, data: Any, out: list[bytes]) -> None:
-    """Blob hashes the runtime's own events hold in known fields (component, manifest, states)."""
-    if not isinstance(data, dict):
-        return
-    keys = {"actor/created": ("component", "manifest", "init_state"), "wasm/call": ("state",),
-            "wasm/result": ("state",)}.get(type_, ())
-    for key in keys:
-        value = data.get(key)
-        if isinstance(value, bytes) and len(value) == DIGEST_SIZE:
-            out.append(value)
 
 
 def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
@@ -88,9 +83,37 @@ def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
     actor = bundle.get("actor")
     if not (isinstance(actor, bytes) and len(actor) == 16):
         raise CorruptRecordError(source, "the bundle's actor id is not 16 bytes")
-    if not isinstance(bundle.get("events"), list) or not isinstance(bundle.get("blobs"), dict):
+    events, blobs = bundle.get("events"), bundle.get("blobs")
+    if not isinstance(events, list) or not isinstance(blobs, dict):
         raise CorruptRecordError(source, "the bundle lacks its events list or blobs map")
+    # Check every event is a stored event (hash and body) and every blob is keyed by a digest.
+    for seq, value in enumerate(events):
+        if not isinstance(value, bytes) or len(value) <= DIGEST_SIZE:
+            raise CorruptRecordError(f"{source}: event {seq}", f"must be a stored event (bytes longer than "
+                                                               f"{DIGEST_SIZE}), got {_kind(value)}")
+    for digest, blob in blobs.items():
+        if not (isinstance(digest, bytes) and len(digest) == DIGEST_SIZE) or not isinstance(blob, bytes):
+            raise CorruptRecordError(source, "every blob must be keyed by its 32-byte digest and hold bytes")
+    # Check the header matches the events: to_seq is the last event, from_seq lies within them.
+    if not events:
+        raise CorruptRecordError(source, "the bundle holds no events")
+    to_seq, from_seq = bundle.get("to_seq"), bundle.get("from_seq")
+    if type(to_seq) is not int or to_seq != len(events) - 1:
+        raise CorruptRecordError(source, f"the header says to_seq {_shown(to_seq)} but the bundle holds events "
+                                         f"0..{len(events) - 1}")
+    if type(from_seq) is not int or not 0 <= from_seq <= to_seq:
+        raise CorruptRecordError(source, f"the header's from_seq {_shown(from_seq)} is not within its events "
+                                         f"(0..{to_seq})")
     return bundle
+
+
+def _kind(value: Any) -> str:
+    return f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def import_bundle(store: Store, data: bytes, *, source: str = "bundle") -> uuid.UUID:

@@ -10,7 +10,12 @@ The subtrees under the root ``TheaterError`` (see ``store.errors``)::
     └── ReplayError                   re-execution could not reproduce the record
         ├── SettingsMismatch          the recorded engine settings cannot be honoured here
         ├── RecordIncomplete          the chain lacks what replay needs (no creation event, missing blob)
+        ├── MalformedRecord           a field of an event is missing or of the wrong type (names seq and field)
+        ├── LimitRefused              a recorded limit is above what this verifier accepts
+        ├── ReplayTimeout             re-execution passed the verifier's wall-clock bound
         └── Divergence                the guest did something other than what was recorded
+            └── ContinuityBreak       the record contradicts itself (a call does not start from the state the
+                                      previous result or instance left, a call with no end and no resume, ...)
 
 wasmtime's exceptions become these at one place: ``replay.engine.map_wasm_error``.
 """
@@ -84,6 +89,66 @@ class RecordIncomplete(ReplayError):
         super().__init__(f"cannot replay: {what}")
 
 
+class MalformedRecord(ReplayError):
+    """An event lacks a field replay reads, or holds it with the wrong type or value.
+
+    Attributes:
+        seq: the event's sequence number.
+        type: the event's type.
+        field: the field, dotted for nested ones (``limits.fuel_per_call``).
+        problem: what is wrong with it, e.g. ``is missing`` or ``must be a 32-byte blob hash, got str``.
+    """
+
+    def __init__(self, *, seq: int, type: str, field: str, problem: str) -> None:
+        self.seq = seq
+        self.type = type
+        self.field = field
+        self.problem = problem
+        super().__init__(f"cannot replay: event {seq} ({type}): {field} {problem}")
+
+
+class LimitRefused(ReplayError):
+    """A limit recorded in the chain is above the maximum this verifier accepts (it would let the record make
+    replay burn that much fuel, memory or time).
+
+    Attributes:
+        field: the recorded limit, e.g. ``fuel_per_call``.
+        recorded: its recorded value.
+        maximum: the verifier's maximum.
+    """
+
+    def __init__(self, *, field: str, recorded: int, maximum: int) -> None:
+        self.field = field
+        self.recorded = recorded
+        self.maximum = maximum
+        super().__init__(
+            f"cannot replay: the chain records {field} = {recorded:,}, above this verifier's maximum of "
+            f"{maximum:,} (raise the maximum to replay it anyway)"
+        )
+
+
+class ReplayTimeout(ReplayError):
+    """Re-execution passed the verifier's wall-clock bound (per call, or for the whole replay).
+
+    Attributes:
+        seq: the export call that was running (or about to run) when the bound passed.
+        export: its export.
+        seconds: the bound that passed.
+        what: ``call`` (the per-call bound) or ``replay`` (the overall bound).
+    """
+
+    def __init__(self, *, seq: int, export: str, seconds: float, what: str) -> None:
+        self.seq = seq
+        self.export = export
+        self.seconds = seconds
+        self.what = what
+        bound = "the per-call" if what == "call" else "the overall"
+        super().__init__(
+            f"replay stopped at event {seq} ({export}): it passed {bound} wall-clock bound of {seconds:g} s; "
+            "the record cannot be confirmed within it"
+        )
+
+
 class Divergence(ReplayError):
     """The guest did something other than what the record says.
 
@@ -120,3 +185,35 @@ class Divergence(ReplayError):
 def _short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ContinuityBreak(Divergence):
+    """The record contradicts itself, whatever the component computes.
+
+    Each call must start from the state the previous result (or the creation event, or the instance before it)
+    left; a call without a recorded end must be followed by a resume from the state before it; an outcome must
+    end the call before it; a call needs a live instance. ``expected`` is what the record says at ``seq``,
+    ``actual`` what the events before it imply.
+    """
+
+    def __init__(
+        self, *, seq: int, hash: bytes | None, what: str, expected: Any, actual: Any, hint: str | None = None
+    ) -> None:
+        super().__init__(seq=seq, hash=hash, what=what, expected=expected, actual=actual, hint=hint)
+        at = f"event {seq}" + (f" ({hash.hex()[:16]})" if hash else "")
+        text = (f"the record contradicts itself at {at}: {what}: it records {_named(expected)}, the events before "
+                f"it imply {_named(actual)}")
+        if hint:
+            text += f"; {hint}"
+        self.args = (text,)
+
+
+def _named(value: Any) -> str:
+    """A recorded value for a message, blob hashes as short hex and null as no state."""
+    if value is None:
+        return "no state"
+    if isinstance(value, bytes) and len(value) == 32:
+        return f"state {value.hex()[:16]}"
+    if isinstance(value, list):
+        return " or ".join(_named(v) for v in value)
+    return _short(value)

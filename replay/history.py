@@ -5,16 +5,30 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from replay.schema import LIFECYCLE_PREFIXES, OUTCOMES, WASM_CALL, WASM_INSTANTIATE, check_event
 from store import Event, Store
 from store.errors import NotFoundError
 
-STATE_EVENTS = ("wasm/result", "actor/created")
+STATE_EVENTS = ("wasm/result", "wasm/instantiate", "actor/created")
+
+
+def _sets_state(event: Event) -> bool:
+    # A ``wasm/instantiate`` sets the state when it records it (a restart from init goes back to the initial
+    # state); chains written before it did leave the state as it was.
+    if event.type not in STATE_EVENTS or not isinstance(event.data, dict):
+        return False
+    return event.type != "wasm/instantiate" or "state" in event.data
+
+
+def _state_digest(event: Event) -> bytes | None:
+    return event.data.get("init_state") if event.type == "actor/created" else event.data.get("state")
 
 
 def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Event | None:
     """The latest event at or before ``seq`` (default: the head) that sets the state, or None.
 
-    Walks back from ``seq``: the state changes only at ``wasm/result`` events (and is set by ``actor/created``).
+    Walks back from ``seq``: the state changes only at ``wasm/result`` events and at ``wasm/instantiate`` events
+    that record the state the instance starts from (and is set by ``actor/created``).
     """
     head = store.log.head(actor)
     if head.hash is None:
@@ -24,7 +38,7 @@ def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Ev
         raise NotFoundError("event", f"{actor} #{seq}")
     while position >= 0:
         event = store.log.at(actor, position)
-        if event.type in STATE_EVENTS:
+        if _sets_state(event):
             return event
         position -= 1
     return None
@@ -39,7 +53,7 @@ def state_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> bytes | 
     event = state_event_at(store, actor, seq)
     if event is None:
         return None
-    digest = event.data.get("state") if event.type == "wasm/result" else event.data.get("init_state")
+    digest = _state_digest(event)
     return None if digest is None else store.blobs.get(digest)
 
 
@@ -55,7 +69,11 @@ class CallView:
 
 
 def call_around(store: Store, actor: uuid.UUID, seq: int) -> CallView | None:
-    """The export call that event ``seq`` belongs to (or is), or None for events outside any call."""
+    """The export call that event ``seq`` belongs to (or is), or None for events outside any call.
+
+    Raises:
+        MalformedRecord: one of the call's events lacks a field or holds one of the wrong type.
+    """
     position = seq
     while position >= 0:
         event = store.log.at(actor, position)
@@ -66,15 +84,17 @@ def call_around(store: Store, actor: uuid.UUID, seq: int) -> CallView | None:
         position -= 1
     else:
         return None
+    check_event(event)
     host_calls: list[Event] = []
     outcome = None
     for later in store.log.events(actor, position + 1):
-        if later.type in ("wasm/result", "wasm/error"):
+        check_event(later)
+        if later.type in OUTCOMES:
             outcome = later
             break
-        if later.type == "wasm/call":
-            break
-        if not later.type.startswith(("actor/", "supervisor/")):
+        if later.type in (WASM_CALL, WASM_INSTANTIATE):
+            break  # the call has no recorded end (a resume follows it)
+        if not later.type.startswith(LIFECYCLE_PREFIXES):
             host_calls.append(later)
     before = _blob(store, event.data.get("state"))
     after = _blob(store, outcome.data.get("state")) if outcome is not None and outcome.type == "wasm/result" else before

@@ -4,13 +4,20 @@ Needs only the chain and the blob store: the component is loaded by the hash in 
 is answered from the record (after checking the guest asks for the same import with the same parameters), every
 export is called with the recorded parameters and its result and fuel are compared with the record. No handler,
 no network, no runtime.
+
+Before anything runs, every field replay reads is checked (``replay.schema``), the recorded limits are capped by
+the verifier's own maximums (``ReplayLimits``), and the record is checked to fit together (``replay.continuity``).
+Re-execution is bounded in wall-clock time: per call, and optionally for the whole replay.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,21 +25,39 @@ import blake3
 import cbor2
 
 from replay.boundary import INTERRUPTS, Boundary, CallResult, Limits, RecordedHostFault
-from replay.engine import Engine, check_recorded
-from replay.errors import Divergence, GuestFault, RecordIncomplete
+from replay.continuity import ContinuityCheck, InterruptedCall
+from replay.engine import EPOCH_TICK_S, Engine, check_recorded
+from replay.errors import (
+    ContinuityBreak,
+    Divergence,
+    GuestFault,
+    LimitRefused,
+    RecordIncomplete,
+    ReplayError,
+    ReplayTimeout,
+)
+from replay.schema import (
+    LIFECYCLE_PREFIXES,
+    OUTCOMES,
+    WASM_CALL,
+    WASM_INSTANTIATE,
+    Genesis,
+    is_boundary,
+    read_genesis,
+)
 from store import Event, Store
-from store.errors import NotFoundError
+from store.errors import InvalidInputError, NotFoundError
 
-LIFECYCLE_PREFIXES = ("actor/", "supervisor/")
 MID_CHAIN_HINT = (
     "replay started mid-chain from a recorded state; a guest that keeps hidden state between calls (globals, "
     "caches) behaves differently from a fresh instance: replay from genesis to check"
 )
+# What wasmtime-py and the value converters raise for a recorded value that does not fit the WIT type it is
+# lowered to (the record is untrusted: its params may be anything CBOR holds).
+_UNFIT_VALUE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
-
-def is_boundary(event: Event) -> bool:
-    """True for events the replay tape consumes (export calls and results, host calls, instantiation)."""
-    return not event.type.startswith(LIFECYCLE_PREFIXES)
+__all__ = ["LIFECYCLE_PREFIXES", "MID_CHAIN_HINT", "Checked", "Cursor", "ReplayLimits", "ReplayReport", "ReplayTape",
+           "Replayer", "is_boundary"]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -43,11 +68,84 @@ def _digest(state: bytes | None) -> bytes | None:
     return None if state is None else blake3.blake3(state).digest()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayLimits:
+    """What this verifier accepts from a record, and how long it lets re-execution run.
+
+    A record names its own limits (fuel, memory and deadline per call); a hostile one would name huge ones to make
+    the verifier burn fuel, memory or time without end. Limits above these maximums are refused (``LimitRefused``),
+    and every call is bounded in wall-clock time whatever its fuel.
+
+    Attributes:
+        max_fuel_per_call, max_memory_bytes, max_deadline_ms: the largest recorded limits accepted.
+        call_timeout_s: the wall-clock bound of one replayed call; None: twice the recorded deadline plus 5 s
+            (replay runs no faster than the recording everywhere).
+        timeout_s: the wall-clock bound of a whole replay; None: none beyond the per-call bound.
+    """
+
+    max_fuel_per_call: int = 1_000_000_000_000
+    max_memory_bytes: int = 4 * 1024**3  # a 32-bit memory's whole range
+    max_deadline_ms: int = 600_000
+    call_timeout_s: float | None = None
+    timeout_s: float | None = None
+
+    def limits(self, genesis: Genesis) -> Limits:
+        """The recorded limits, checked against the maximums.
+
+        Raises:
+            LimitRefused: a recorded limit above its maximum.
+        """
+        recorded = genesis.limits
+        for name, value, maximum in (
+            ("fuel_per_call", recorded.fuel_per_call, self.max_fuel_per_call),
+            ("memory_bytes", recorded.memory_bytes, self.max_memory_bytes),
+            ("deadline_ms", recorded.deadline_ms, self.max_deadline_ms),
+        ):
+            if value > maximum:
+                raise LimitRefused(field=name, recorded=value, maximum=maximum)
+        return Limits(fuel_per_call=recorded.fuel_per_call, memory_bytes=recorded.memory_bytes,
+                      deadline_ms=recorded.deadline_ms)
+
+    def call_bound(self, deadline_ms: int) -> float:
+        """Seconds one replayed call may run."""
+        return self.call_timeout_s if self.call_timeout_s is not None else 2 * deadline_ms / 1000 + 5
+
+
+class _CallCut(ReplayError):
+    """Internal: the record of an interrupted call ends here; unwinds the guest out of a host function."""
+
+
+class Checked:
+    """The chain's events read once: each goes through the continuity check, and those from ``from_seq`` on that
+    the replay tape consumes come out. The stream ends before the first event that breaks continuity (kept in
+    ``problem``); a call is known to be interrupted once the events after it have been read."""
+
+    def __init__(self, events: Iterator[Event], check: ContinuityCheck, from_seq: int) -> None:
+        self._events = events
+        self.check = check
+        self.from_seq = from_seq
+        self.problem: ContinuityBreak | None = None
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in self._events:
+            try:
+                self.check.feed(event)
+            except ContinuityBreak as problem:
+                self.problem = problem
+                return
+            if event.seq >= self.from_seq and is_boundary(event):
+                yield event
+        self.check.finish()
+
+    def interrupted(self, seq: int) -> bool:
+        return seq in self.check.interrupted_seqs
+
+
 class Cursor:
     """The chain's boundary events from a position on, with look-ahead."""
 
     def __init__(self, events: Iterator[Event]) -> None:
-        self._events = (e for e in events if is_boundary(e))
+        self._events = iter(events)
         self._buffer: deque[Event] = deque()
         self.last_seq = -1
 
@@ -66,36 +164,31 @@ class Cursor:
             self.last_seq = event.seq
         return event
 
-    def next_call_interrupted(self) -> bool:
-        """True when the call at the head of the cursor has no recorded end: the runtime stopped (or was killed)
-        during it, and the next thing recorded is a new instance or the end of the record."""
+    def host_calls_ahead(self) -> int:
+        """How many host calls follow the event at the head, up to the next export call, outcome or instance."""
         i = 1
-        while (event := self.peek(i)) is not None:
-            if event.type in ("wasm/result", "wasm/error"):
-                return False
-            if event.type in ("wasm/call", "wasm/instantiate"):
-                return True
+        while (event := self.peek(i)) is not None and event.type not in (WASM_CALL, WASM_INSTANTIATE, *OUTCOMES):
             i += 1
-        return True
-
-    def skip_call(self) -> None:
-        """Take the call at the head and the host calls it made, up to the next call or instance."""
-        self.take()
-        while (event := self.peek()) is not None and event.type not in ("wasm/call", "wasm/instantiate"):
-            self.take()
+        return i - 1
 
     def outcome_of_next_call(self) -> Event | None:
         """The result or error event that ends the call at the head of the cursor."""
         i = 1
         while (event := self.peek(i)) is not None:
-            if event.type in ("wasm/result", "wasm/error", "wasm/call"):
-                return event if event.type != "wasm/call" else None
+            if event.type in (*OUTCOMES, WASM_CALL, WASM_INSTANTIATE):
+                return event if event.type in OUTCOMES else None
             i += 1
         return None
 
 
 class ReplayTape:
-    """Serves every import from the record and checks every crossing against it."""
+    """Serves every import from the record and checks every crossing against it.
+
+    Attributes:
+        cut: while an interrupted call is replayed, how many of its recorded host calls are left to check; the
+            guest is unwound once they are all checked (or as soon as it asks for one more). None otherwise.
+        bound: the wall-clock bound (seconds) and its kind (``call`` or ``replay``) of the call being replayed.
+    """
 
     replaying = True
 
@@ -104,6 +197,9 @@ class ReplayTape:
         self.hint = hint
         self.calls = 0
         self.host_calls = 0
+        self.cut: int | None = None
+        self.call: Event | None = None
+        self.bound: tuple[float, str] = (0.0, "call")
 
     def _next(self, what: str, actual: Any) -> Event:
         event = self.cursor.take()
@@ -120,6 +216,8 @@ class ReplayTape:
 
     def host_call(self, name: str, params: list[Any], call: Callable[[], Any]) -> Any:
         upcoming = self.cursor.peek()
+        if self.cut is not None and (upcoming is None or not self.cut):
+            raise _CallCut("the record of the interrupted call ends before this host call")
         if upcoming is not None and upcoming.type == "wasm/error" and upcoming.data.get("kind") == "host":
             # The host function failed here when recorded: fail the same way; end_call checks the error event.
             raise RecordedHostFault(upcoming.data.get("detail", ""))
@@ -130,6 +228,10 @@ class ReplayTape:
         if not _same(event.data.get("params"), params):
             raise self._diverge(event, f"parameters of {name}", event.data.get("params"), params)
         self.host_calls += 1
+        if self.cut is not None:
+            self.cut -= 1
+            if not self.cut:  # every recorded host call of the interrupted call is checked: nothing more to see
+                raise _CallCut("the record of the interrupted call ends here")
         return event.data.get("result")
 
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
@@ -139,9 +241,20 @@ class ReplayTape:
             raise self._diverge(event, "export call", {"event": event.type, "data": data}, {"export": export})
         if not _same(data.get("params"), params) or data.get("state") != _digest(state):
             raise self._diverge(event, f"input of {export}", data, {"params": params, "state": _digest(state)})
-        self.calls += 1
+        self.call = event
+        if self.cut is None:
+            self.calls += 1
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
+        if isinstance(result, GuestFault) and result.kind == "deadline":
+            # Replay never sets a deadline from the record (a recorded deadline is replayed as its fuel), so an
+            # epoch interrupt here is the verifier's own wall-clock bound.
+            seconds, what = self.bound
+            call = self.call
+            raise ReplayTimeout(seq=call.seq if call else self.cursor.last_seq, export=export, seconds=seconds,
+                                what=what)
+        if self.cut is not None:
+            return  # an interrupted call has no recorded end to compare with
         actual = {"event": _event_of(result), **_outcome(result)}
         event = self._next("export result", actual)
         expected = {"event": event.type, **{k: event.data.get(k) for k in actual if k != "event"}}
@@ -171,7 +284,18 @@ def _only_fuel_differs(expected: dict[str, Any], actual: dict[str, Any]) -> bool
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayReport:
-    """What a replay did: how many calls and host calls it re-executed and checked, from and to which event."""
+    """What a replay did and found.
+
+    Attributes:
+        actor: the actor replayed.
+        from_seq, to_seq: the first event re-executed from, the last event consumed.
+        calls, host_calls: export calls re-executed and checked (interrupted ones not counted), host calls served.
+        state: the state after the last call re-executed.
+        divergence: the first event that does not follow, or None. A ``ContinuityBreak`` when the record
+            contradicts itself (checked over events ``0..to_seq`` whatever ``from_seq`` is).
+        interrupted: the calls with no recorded end in events ``0..to_seq``, each followed by a resume (or at the
+            end of the record): their recorded host calls are re-executed and checked, nothing else is claimed.
+    """
 
     actor: uuid.UUID
     from_seq: int
@@ -180,7 +304,7 @@ class ReplayReport:
     host_calls: int
     state: bytes | None
     divergence: Divergence | None = None
-    interrupted: int = 0  # calls with no recorded end (the runtime stopped during them), passed over
+    interrupted: tuple[InterruptedCall, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -188,10 +312,16 @@ class ReplayReport:
 
 
 class Replayer:
-    """Replays chains of one store; keeps one engine per recorded settings."""
+    """Replays chains of one store; keeps one engine per recorded settings.
 
-    def __init__(self, store: Store) -> None:
+    Args:
+        store: the store holding the chains and their blobs.
+        limits: what this verifier accepts from a record and how long it lets a replay run.
+    """
+
+    def __init__(self, store: Store, *, limits: ReplayLimits = ReplayLimits()) -> None:
         self.store = store
+        self.limits = limits
         self._engines: dict[str, Engine] = {}
 
     def _engine(self, recorded: dict[str, Any]) -> Engine:
@@ -220,93 +350,199 @@ class Replayer:
     ) -> ReplayReport:
         """Re-execute the actor's chain from ``from_seq`` (0: from genesis) up to and including ``to_seq``.
 
-        Returns a report; a divergence is reported in it, not raised. Raises ``SettingsMismatch`` or
-        ``RecordIncomplete`` when replay cannot start at all. ``progress`` is called with the sequence number of
-        each export call as it is re-executed.
+        The whole record up to ``to_seq`` is first checked to fit together (``replay.continuity``); re-execution
+        then stops before the first break, which is reported unless re-execution diverged earlier.
+
+        Returns a report; a divergence or a break in continuity is reported in it, not raised. ``progress`` is
+        called with the sequence number of each export call as it is re-executed.
+
+        Raises:
+            InvalidInputError: ``from_seq`` or ``to_seq`` is not a sequence number of the chain.
+            SettingsMismatch, RecordIncomplete, MalformedRecord: replay cannot start (or go on) at all.
+            LimitRefused: a recorded limit is above this verifier's maximum.
+            ReplayTimeout: a call, or the whole replay, passed its wall-clock bound.
         """
         genesis = self.genesis(actor)
-        engine = self._engine(genesis.data["engine"])
+        created = read_genesis(genesis)
+        self._check_range(actor, from_seq, to_seq)
+        limits = self.limits.limits(created)
+        engine = self._engine(created.engine)
         try:
             component = engine.load(self.store, genesis.data["component"])
         except NotFoundError:
             raise RecordIncomplete(f"component {genesis.data['component'].hex()} is not in the blob store") from None
-        limits = _limits(genesis)
         stop = None if to_seq is None else to_seq + 1
-        cursor = Cursor(self.store.log.events(actor, 0 if from_seq == 0 else from_seq, stop))
-        tape = ReplayTape(cursor, hint=MID_CHAIN_HINT if from_seq > 0 else None)
-        run = _Run(self.store, engine, component, tape, limits, fresh=from_seq > 0)
+        # Events before from_seq are read too: continuity is checked from genesis whatever replay starts from.
+        checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
+        tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None)
+        run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
         run.progress = progress
+        divergence: Divergence | None = None
         try:
-            run.walk()
-        except Divergence as divergence:
-            return run.report(actor, from_seq, divergence)
-        return run.report(actor, from_seq, None)
+            with _epoch_ticks(engine):
+                run.walk()
+        except Divergence as found:
+            divergence = found
+        problem = checked.problem
+        if problem is not None and (divergence is None or divergence.seq >= problem.seq):
+            # Re-execution stops before a break in continuity; what it then misses is the break, reported as such.
+            divergence = problem
+        return ReplayReport(
+            actor=actor, from_seq=from_seq, to_seq=tape.cursor.last_seq, calls=tape.calls,
+            host_calls=tape.host_calls, state=run.state, divergence=divergence,
+            interrupted=tuple(c for c in checked.check.interrupted if c.seq <= tape.cursor.last_seq),
+        )
+
+    def _check_range(self, actor: uuid.UUID, from_seq: Any, to_seq: Any) -> None:
+        head = self.store.log.head(actor).seq
+        if type(from_seq) is not int or not 0 <= from_seq <= head:
+            raise InvalidInputError("from_seq", from_seq, f"a sequence number of the chain (0..{head})")
+        if to_seq is not None and (type(to_seq) is not int or to_seq < from_seq):
+            raise InvalidInputError("to_seq", to_seq, f"a sequence number from from_seq ({from_seq}) on")
+
+
+@contextmanager
+def _epoch_ticks(engine: Engine) -> Iterator[None]:
+    """Advance the engine's epoch every tick while a replay runs, so the per-call wall-clock bound can fire."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(EPOCH_TICK_S):
+            engine.wasmtime.increment_epoch()
+
+    ticker = threading.Thread(target=tick, name="theater-replay-epoch", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
 
 
 class _Run:
     """One walk of a chain."""
 
-    def __init__(self, store: Store, engine: Engine, component: Any, tape: ReplayTape, limits: Limits,
-                 *, fresh: bool) -> None:
-        self.store = store
+    def __init__(self, replayer: Replayer, engine: Engine, component: Any, tape: ReplayTape, limits: Limits,
+                 *, fresh: bool, checked: Checked) -> None:
+        self.store = replayer.store
+        self.bounds = replayer.limits
         self.engine = engine
         self.component = component
         self.tape = tape
         self.limits = limits
         self.boundary: Boundary | None = None
         self.fresh = fresh  # mid-chain: start a fresh instance at the first call
+        self.checked = checked
         self.state: bytes | None = None
         self.progress: Callable[[int], None] | None = None
-        self.interrupted = 0
+        timeout = replayer.limits.timeout_s
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def walk(self) -> None:
         cursor = self.tape.cursor
         while (event := cursor.peek()) is not None:
-            if event.type == "wasm/instantiate":
+            if event.type == WASM_INSTANTIATE:
                 cursor.take()
                 self.boundary = self._instantiate(event)
-            elif event.type == "wasm/call" and cursor.next_call_interrupted():
-                # Nothing of an interrupted call was released (effects wait for its end), and the actor resumed
-                # from the state before it: there is no outcome to check, so it is passed over and counted.
-                cursor.skip_call()
-                self.interrupted += 1
-            elif event.type == "wasm/call":
-                self._call(event)
-                if self.progress is not None:
-                    self.progress(event.seq)
+            elif event.type == WASM_CALL:
+                outcome = cursor.outcome_of_next_call()  # reads on to the call's end: its continuity is known
+                if outcome is None and self.checked.interrupted(event.seq):
+                    self._interrupted(event)
+                else:
+                    self._call(event, outcome)
+                    if self.progress is not None:
+                        self.progress(event.seq)
             else:
                 cursor.take()
                 if self.boundary is None and not self.fresh:
                     raise self.tape._diverge(event, "event outside any instance", "wasm/instantiate", event.type)
 
+    def _bounded(self, limits: Limits, event: Event) -> Limits:
+        """``limits`` with the deadline set to this call's wall-clock bound (the recorded deadline is not used:
+        a recorded ``deadline`` failure is replayed as its fuel)."""
+        seconds = self.bounds.call_bound(self.limits.deadline_ms)
+        self.tape.bound = (seconds, "call")
+        if self.deadline is not None:
+            overall = self.bounds.timeout_s or 0.0
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ReplayTimeout(seq=event.seq, export=str(event.data.get("export", event.type)),
+                                    seconds=overall, what="replay")
+            if left < seconds:
+                seconds, self.tape.bound = left, (overall, "replay")
+        return Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
+                      deadline_ms=max(1, int(seconds * 1000)))
+
+    def _new_boundary(self, event: Event) -> Boundary:
+        return Boundary(self.engine, self.component, self.tape, None, self._bounded(self.limits, event))
+
     def _instantiate(self, event: Event) -> Boundary:
-        boundary = Boundary(self.engine, self.component, self.tape, None, self.limits)
+        boundary = self._new_boundary(event)
         recorded = event.data.get("fuel")
         if recorded is not None and recorded != boundary.instantiate_fuel:
             raise self.tape._diverge(event, "fuel consumed by instantiation", recorded, boundary.instantiate_fuel)
         return boundary
 
-    def _call(self, event: Event) -> None:
+    def _ready(self, event: Event) -> Boundary:
         if self.boundary is None or self.boundary.poisoned is not None:
             if not self.fresh and self.boundary is None:
                 raise self.tape._diverge(event, "export call before instantiation", "wasm/instantiate", "wasm/call")
-            self.boundary = Boundary(self.engine, self.component, self.tape, None, self.limits)
+            self.boundary = self._new_boundary(event)
         self.fresh = False
-        outcome = self.tape.cursor.outcome_of_next_call()
+        return self.boundary
+
+    def _call(self, event: Event, outcome: Event | None) -> None:
+        boundary = self._ready(event)
         limits = self.limits
         if outcome is not None and outcome.data.get("kind") in INTERRUPTS and outcome.data.get("fuel") is not None:
-            limits = Limits(fuel_per_call=outcome.data["fuel"], memory_bytes=limits.memory_bytes,
-                            deadline_ms=limits.deadline_ms)
-        self.boundary.limits = limits
+            limits = Limits(fuel_per_call=min(outcome.data["fuel"], limits.fuel_per_call),
+                            memory_bytes=limits.memory_bytes, deadline_ms=limits.deadline_ms)
+        boundary.limits = self._bounded(limits, event)
         data = event.data
-        state = self._state(data.get("state"))
+        state = self._state(data["state"])
         try:
-            result = self.boundary.call(data["export"], state, data["params"])
+            result = boundary.call(data["export"], state, data["params"])
             self.state = result.state
         except GuestFault:
             pass  # the tape has compared it with the recorded failure
+        except _UNFIT_VALUE as exc:
+            raise self._unfit(event, exc) from None
         finally:
-            self.boundary.limits = self.limits
+            boundary.limits = self.limits
+
+    def _interrupted(self, event: Event) -> None:
+        """A call with no recorded end: re-execute it as far as its record goes (its host calls are checked, in
+        order), then drop the instance (a resume follows, or the record ends)."""
+        boundary = self._ready(event)
+        data = event.data
+        ahead = self.tape.cursor.host_calls_ahead()
+        if not boundary.has_export(data["export"]):
+            raise self.tape._diverge(event, "export call", data["export"], "an export the component lacks")
+        if ahead == 0:
+            self.tape.cursor.take()  # nothing recorded to check beyond the call itself: the guest need not run
+        else:
+            self.tape.cut = ahead
+            boundary.limits = self._bounded(self.limits, event)
+            try:
+                boundary.call(data["export"], self._state(data["state"]), data["params"])
+            except (_CallCut, GuestFault):
+                pass
+            except _UNFIT_VALUE as exc:
+                raise self._unfit(event, exc) from None
+            finally:
+                left, self.tape.cut = self.tape.cut, None
+                boundary.limits = self.limits
+            if left:
+                missing = self.tape.cursor.peek()
+                assert missing is not None
+                raise self.tape._diverge(missing, "host call", {"event": missing.type, "data": missing.data},
+                                         "no further host call: the guest ended the call before making it")
+        self.boundary = None  # the instance was abandoned with the call: a resume creates the next one
+
+    def _unfit(self, event: Event, exc: BaseException) -> Divergence:
+        export = event.data["export"]
+        return self.tape._diverge(event, f"parameters of {export}", event.data["params"],
+                                  f"values that do not fit the export's type ({type(exc).__name__}: {exc})")
 
     def _state(self, digest: bytes | None) -> bytes | None:
         if digest is None:
@@ -315,22 +551,3 @@ class _Run:
             return self.store.blobs.get(digest)
         except NotFoundError:
             raise RecordIncomplete(f"state blob {digest.hex()} is not in the blob store") from None
-
-    def report(self, actor: uuid.UUID, from_seq: int, divergence: Divergence | None) -> ReplayReport:
-        return ReplayReport(
-            actor=actor, from_seq=from_seq, to_seq=self.tape.cursor.last_seq, calls=self.tape.calls,
-            host_calls=self.tape.host_calls, state=self.state, divergence=divergence, interrupted=self.interrupted,
-        )
-
-
-
-def _limits(genesis: Event) -> Limits:
-    """The per-call limits the actor ran with (they change where a guest stops), as recorded at creation."""
-    recorded = genesis.data.get("limits")
-    if not isinstance(recorded, dict):
-        raise RecordIncomplete("the creation event does not record the actor's limits")
-    return Limits(
-        fuel_per_call=recorded["fuel_per_call"],
-        memory_bytes=recorded["memory_bytes"],
-        deadline_ms=recorded["deadline_ms"],
-    )

@@ -117,7 +117,7 @@ def lowerer(ty: Any) -> Converter:
         return _identity
     if isinstance(ty, wc.ListType):
         if isinstance(ty.element, wc.U8):
-            return bytes
+            return _lower_bytes
         item = lowerer(ty.element)
         return list if item is _identity else (lambda v: [item(x) for x in v])
     if isinstance(ty, wc.TupleType):
@@ -136,6 +136,13 @@ def lowerer(ty: Any) -> Converter:
     if isinstance(ty, wc.FlagsType):
         return lambda v: set(v)
     raise TypeError(f"cannot replay a value of type {type(ty).__name__}")
+
+
+def _lower_bytes(value: Any) -> bytes:
+    # Not ``bytes(value)``: for an integer that makes that many zero bytes (a recorded 10**12 would be a terabyte).
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise ValueError(f"expected bytes for list<u8>, got {type(value).__name__}")
+    return bytes(value)
 
 
 def _record(fields: dict[str, Any]) -> wc.Record:

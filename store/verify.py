@@ -1,7 +1,12 @@
-"""Integrity verification of stored chains: every hash, every parent link, every sequence number, every payload.
+"""Integrity verification of stored chains: every hash, every parent link, every sequence number, every payload,
+every blob the chain names.
 
 This checks that the record is intact (nothing changed, nothing missing). That it is *true* (that the recorded
 results follow from the component) is checked by re-execution in ``replay``.
+
+Besides spilled payloads, a chain names blobs by hash in the runtime's own events (``BLOB_FIELDS``: the component,
+the manifest, the initial state, every state): each must be in the store and hash to its name. Each distinct blob
+is checked once per run (per process when a long chain is split across workers).
 """
 
 from __future__ import annotations
@@ -45,7 +50,51 @@ PROBLEM_KINDS = (
     "missing payload blob",
     "payload checksum mismatch",
     "head mismatch",
+    "missing blob",
+    "blob checksum mismatch",
 )
+
+# The runtime's events that name blobs by hash, and the fields that hold them (see docs/events.md). A value that
+# is not a 32-byte string is not a blob name (replay refuses such a record by its own checks).
+BLOB_FIELDS: dict[str, tuple[str, ...]] = {
+    "actor/created": ("component", "manifest", "init_state"),
+    "wasm/instantiate": ("state",),
+    "wasm/call": ("state",),
+    "wasm/result": ("state",),
+}
+SEEN_BLOBS_MAX = 1 << 20  # digests remembered as checked; past this the memory is cleared (a blob may be re-read)
+
+
+def named_blobs(type_: str, data: Any) -> list[tuple[str, bytes]]:
+    """The (field, digest) of every blob an event of ``type_`` names in its data (see ``BLOB_FIELDS``)."""
+    fields = BLOB_FIELDS.get(type_)
+    if not fields or not isinstance(data, dict):
+        return []
+    out = []
+    for name in fields:
+        value = data.get(name)
+        if isinstance(value, bytes) and len(value) == DIGEST_SIZE:
+            out.append((name, value))
+    return out
+
+
+def _text_head(text: str) -> bytes:
+    raw = text.encode()
+    assert len(raw) < 24
+    return bytes((0x60 | len(raw),)) + raw
+
+
+# The fast path finds these types in a body without decoding it: their canonical encoding, by its first byte.
+_NAMING_TYPES: dict[int, bytes] = {_text_head(t)[0]: _text_head(t) for t in BLOB_FIELDS}
+assert len(_NAMING_TYPES) == len(BLOB_FIELDS), "two blob-naming types share a first byte"
+_NAMING_BY_HEAD = tuple(_NAMING_TYPES.get(h, b"") for h in range(256))  # a sequence index is cheaper than get
+_CREATED = _text_head("actor/created")
+# The width of a CBOR unsigned integer (head included) by its head byte; 0 for anything else.
+_UINT_WIDTH = tuple(1 if h < 24 else 1 + (1 << (h - 24)) if h < 28 else 0 for h in range(256))
+# The same for any integer, negative ones (major type 1) too: a timestamp is an integer.
+_INT_WIDTH = tuple(_UINT_WIDTH[h] or (_UINT_WIDTH[h - 0x20] if 0x20 <= h < 0x3C else 0) for h in range(256))
+_FUEL_KEY = _text_head("fuel")
+_STATE_KEY = _text_head("state")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,11 +162,18 @@ def verify_chain(
     progress: Callable[[int], None] | None = None,
     indexes: bool = True,
     workers: int | None = None,
+    blobs: bool = True,
+    seen_blobs: set[bytes] | None = None,
 ) -> ChainReport:
     """Walk one chain from genesis and recompute every hash and link.
 
     With ``indexes`` (the default) it also checks that the hash index leads to every event; without, it checks
     the chain alone (about twice as fast on a large chain: the index lookups are random reads).
+
+    With ``blobs`` (the default) every blob the chain names (``BLOB_FIELDS``) must be in the store and hash to
+    its name, each distinct blob checked once (``seen_blobs``, shared by the chains of one run, holds those
+    already checked). Without, only the chain's own bytes and spilled payloads are checked: a measure of pure
+    hash-chain speed, not a full integrity check.
 
     A chain of ``PARALLEL_FROM`` events or more is split into ``workers`` consecutive ranges (default: one per
     CPU, at most 4), each checked by its own process reading its own snapshots; range k starts from the stored
@@ -130,11 +186,12 @@ def verify_chain(
     """
     if workers is None:
         workers = min(os.cpu_count() or 1, 4)
+    seen = None if not blobs else set() if seen_blobs is None else seen_blobs
     if workers > 1:
         head = store.log.head(actor)
         if head.seq + 1 >= max(PARALLEL_FROM, workers):
-            return _verify_parallel(store, actor, head.seq + 1, workers, progress, indexes)
-    return _verify_range(store, actor, 0, None, None, progress, indexes)[0]
+            return _verify_parallel(store, actor, head.seq + 1, workers, progress, indexes, seen)
+    return _verify_range(store, actor, 0, None, None, progress, indexes, seen)[0]
 
 
 def _verify_range(
@@ -145,10 +202,12 @@ def _verify_range(
     prev: bytes | None,
     progress: Callable[[int], None] | None,
     indexes: bool,
+    seen: set[bytes] | None,
 ) -> tuple[ChainReport, bytes | None]:
     """Verify events ``start <= seq < stop`` (to the chain's end when ``stop`` is None), the first one's parent
-    being ``prev``; return the report and the hash the range ended on."""
-    checker = _ChainChecker(store, actor, indexes=indexes)
+    being ``prev``; return the report and the hash the range ended on. ``seen``: the blobs already checked
+    (None: the blobs the chain names are not checked)."""
+    checker = _ChainChecker(store, actor, indexes=indexes, seen=seen)
     checker.expected_seq = checker.count = start
     checker.prev_hash = prev
     checker.stop = stop
@@ -166,7 +225,7 @@ def _verify_range(
 
 
 def _range_in_worker(
-    path: str, actor: bytes, start: int, stop: int | None, indexes: bool
+    path: str, actor: bytes, start: int, stop: int | None, indexes: bool, blobs: bool = True
 ) -> tuple[ChainReport, bytes | None, bytes | None]:
     """A worker process's range: (report, the stored hash it started from, the hash it ended on)."""
     with Store(path, readonly=True) as store:
@@ -174,7 +233,8 @@ def _range_in_worker(
         with store.env.read() as txn:
             before = txn.get(where, db=store.env.dbs["events"])
         prev = None if before is None else bytes(before[:DIGEST_SIZE])
-        report, end = _verify_range(store, uuid.UUID(bytes=actor), start, stop, prev, None, indexes)
+        seen: set[bytes] | None = set() if blobs else None
+        report, end = _verify_range(store, uuid.UUID(bytes=actor), start, stop, prev, None, indexes, seen)
         return report, prev, end
 
 
@@ -185,18 +245,20 @@ def _verify_parallel(
     workers: int,
     progress: Callable[[int], None] | None,
     indexes: bool,
+    seen: set[bytes] | None,
 ) -> ChainReport:
     bounds = [events * i // workers for i in range(workers)] + [None]
+    blobs = seen is not None  # each worker keeps its own set of blobs checked
     try:
         pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"))
     except (OSError, ValueError):
-        return _verify_range(store, actor, 0, None, None, progress, indexes)[0]
+        return _verify_range(store, actor, 0, None, None, progress, indexes, seen)[0]
     with pool:
         futures = [
-            pool.submit(_range_in_worker, str(store.path), actor.bytes, bounds[i], bounds[i + 1], indexes)
+            pool.submit(_range_in_worker, str(store.path), actor.bytes, bounds[i], bounds[i + 1], indexes, blobs)
             for i in range(1, workers)
         ]
-        report, end = _verify_range(store, actor, 0, bounds[1], None, progress, indexes)
+        report, end = _verify_range(store, actor, 0, bounds[1], None, progress, indexes, seen)
         done = report.events
         for i, future in enumerate(futures, start=1):
             if not report.ok:
@@ -206,7 +268,7 @@ def _verify_parallel(
                 report, started, next_end = future.result()
             except Exception:  # a worker that could not run (no processes here): check its range in this process
                 log.warning("verify worker failed; checking seq %d on in this process", bounds[i], exc_info=True)
-                report, next_end = _verify_range(store, actor, bounds[i], bounds[i + 1], end, None, indexes)
+                report, next_end = _verify_range(store, actor, bounds[i], bounds[i + 1], end, None, indexes, seen)
                 started = end
             if report.ok and started != end:
                 problem = Problem(actor=actor, seq=bounds[i] - 1, hash=started, kind="hash mismatch",
@@ -220,13 +282,14 @@ def _verify_parallel(
 
 
 def verify_store(store: Store, *, progress: Callable[[int], None] | None = None) -> StoreReport:
-    """Verify every chain in the store."""
+    """Verify every chain in the store (and every blob the chains name, each once)."""
     done = 0
     reports: list[ChainReport] = []
+    seen: set[bytes] = set()  # a component or state shared by many actors is checked once
     for actor, _ in store.log.actors():
         offset = done
         step = None if progress is None else (lambda n, o=offset: progress(o + n))
-        report = verify_chain(store, actor, progress=step)
+        report = verify_chain(store, actor, progress=step, seen_blobs=seen)
         done += report.events
         reports.append(report)
     return StoreReport(chains=reports)
@@ -265,12 +328,43 @@ def _check_page(store: Store, checker: _ChainChecker) -> bool:
     return False
 
 
+_UNREAD = object()  # a blob name the fast path leaves to a full decode
+
+
+def _state_in_place(body: bytes, at: int, kind: bytes) -> bytes | None | object:
+    """The ``state`` blob hash of a ``wasm/call``, ``wasm/result`` or ``wasm/instantiate`` whose data starts at
+    ``at``, read without decoding: None when it holds none, ``_UNREAD`` when it is not where canonical key order
+    puts it (the map's first key, or the second after ``fuel``) or the event is a creation event."""
+    if kind is _CREATED:
+        return _UNREAD
+    try:
+        if not 0xA1 <= body[at] <= 0xB7:
+            return _UNREAD
+        at += 1
+        if body.startswith(_FUEL_KEY, at):
+            width = _UINT_WIDTH[body[at + 5]]
+            if not width:
+                return _UNREAD
+            at += 5 + width
+        if not body.startswith(_STATE_KEY, at):
+            return _UNREAD
+        at += 6
+        if body[at] == 0xF6:
+            return None
+        if body[at] == 0x58 and body[at + 1] == DIGEST_SIZE and len(body) >= at + 2 + DIGEST_SIZE:
+            return body[at + 2 : at + 2 + DIGEST_SIZE]
+    except IndexError:
+        pass
+    return _UNREAD
+
+
 class _ChainChecker:
     """Checks one stored event after another; raises ``_Broken`` at the first problem."""
 
-    def __init__(self, store: Store, actor: uuid.UUID, *, indexes: bool = True) -> None:
+    def __init__(self, store: Store, actor: uuid.UUID, *, indexes: bool = True, seen: set[bytes] | None = None) -> None:
         self.store = store
         self.indexes = indexes
+        self.seen = seen  # blobs checked so far; None: blobs named by the chain are not checked
         self.head = EMPTY
         self._prefix_head = b"\x87" + bytes([FORMAT_VERSION]) + b"\x50" + actor.bytes
         self.actor = actor
@@ -280,6 +374,7 @@ class _ChainChecker:
         self.prev_hash: bytes | None = None
         self.count = 0
         self._index = store.env.dbs["event_index"]
+        self._blobs = store.env.dbs["blobs"]
 
     def check_run(self, txn: Any, cursor: Any, page: list[tuple[bytes, bytes, int]], limit: int) -> int:
         """Check events from the cursor on until the chain ends or the page is full; return how many were read.
@@ -291,6 +386,7 @@ class _ChainChecker:
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
         tag_first = tag[0]
+        names, naming, int_width, seen = self.seen is not None, _NAMING_BY_HEAD, _INT_WIDTH, self.seen
         expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
         try:
             for key, value in cursor:
@@ -316,6 +412,18 @@ class _ChainChecker:
                     self.check(txn, int.from_bytes(key[16:], "big"), value)
                     expected, prev, count = self.expected_seq, self.prev_hash, self.count
                 else:
+                    if names:
+                        # Find the type past the timestamp without decoding: only blob-naming types go further.
+                        at = len(link)
+                        try:
+                            kind = naming[body[at + int_width[body[at]]]]
+                        except IndexError:
+                            kind = None  # too short to be an event: the hash covers it, replay refuses it
+                        if kind and body.startswith(kind, at + int_width[body[at]]):
+                            ref = _state_in_place(body, at + int_width[body[at]] + len(kind), kind)
+                            if ref is not None and (ref is _UNREAD or ref not in seen):
+                                self.expected_seq, self.prev_hash, self.count = expected, prev, count
+                                self._check_named(txn, body, ref, digest)
                     prev = digest
                     expected += 1
                     count += 1
@@ -341,9 +449,13 @@ class _ChainChecker:
         # those fields is known in advance, so one prefix comparison checks all three.
         if not body.startswith(self._expected_prefix(seq)):
             self._explain_link(seq, body, stored_hash)
-        # Check every spilled payload is present and intact.
+        # Check every spilled payload, and every blob the event names, is present and intact.
         if BLOB_TAG_BYTES in body:
-            self._check_payloads(txn, body, stored_hash)
+            fields = self._decode(body, stored_hash)
+            self._check_payloads(txn, fields, stored_hash)
+            if self.seen is not None:
+                for name, ref in named_blobs(fields[5], fields[6]):
+                    self._check_blob(txn, name, ref, stored_hash)
         self.prev_hash = stored_hash
         self.expected_seq = seq + 1
         self.count += 1
@@ -399,20 +511,55 @@ class _ChainChecker:
             raise _Broken("corrupt record", exc.reason, digest) from None
         return fields[1], fields[2], fields[3]
 
-    def _check_payloads(self, txn: Any, body: bytes, digest: bytes) -> None:
+    def _decode(self, body: bytes, digest: bytes) -> list[Any]:
         try:
-            fields = decode_body(bytes(body), where=f"actor {self.actor} seq {self.expected_seq}")
+            return decode_body(bytes(body), where=f"actor {self.actor} seq {self.expected_seq}")
         except CorruptRecordError as exc:
             raise _Broken("corrupt record", exc.reason, digest) from None
+
+    def _check_payloads(self, txn: Any, fields: list[Any], digest: bytes) -> None:
         refs: list[bytes] = []
         collect_blob_refs(fields[6], refs)
         for ref in refs:
-            payload = txn.get(ref, db=self.store.env.dbs["blobs"])
+            if self.seen is not None and ref in self.seen:
+                continue
+            payload = txn.get(ref, db=self._blobs)
             if payload is None:
                 raise _Broken("missing payload blob", f"payload blob {ref.hex()} is not in the store", digest)
             actual = blob_digest(payload)
             if actual != ref:
                 raise _Broken("payload checksum mismatch", f"payload blob {ref.hex()} hashes to {actual.hex()}", digest)
+            self._seen(ref)
+
+    def _check_named(self, txn: Any, body: bytes, ref: bytes | object, digest: bytes) -> None:
+        """Check the blobs an event of a blob-naming type names: ``ref``, the state read in place, or all of
+        them from the decoded event when it could not be (``_UNREAD``)."""
+        if ref is not _UNREAD:
+            self._check_blob(txn, "state", ref, digest)  # type: ignore[arg-type]
+            return
+        fields = self._decode(body, digest)
+        for name, named in named_blobs(fields[5], fields[6]):
+            self._check_blob(txn, name, named, digest)
+
+    def _check_blob(self, txn: Any, name: str, ref: bytes, digest: bytes) -> None:
+        # Check a blob the event names by hash is present and hashes to that name (once per run).
+        assert self.seen is not None
+        if ref in self.seen:
+            return
+        blob = txn.get(ref, db=self._blobs)
+        if blob is None:
+            raise _Broken("missing blob", f"{name} blob {ref.hex()} is not in the store", digest)
+        actual = blob_digest(blob)
+        if actual != ref:
+            raise _Broken("blob checksum mismatch", f"{name} blob {ref.hex()} hashes to {actual.hex()}", digest)
+        self._seen(ref)
+
+    def _seen(self, ref: bytes) -> None:
+        if self.seen is None:
+            return
+        if len(self.seen) >= SEEN_BLOBS_MAX:
+            self.seen.clear()
+        self.seen.add(ref)
 
     def check_head(self, head: Head) -> None:
         # Check the recorded head is the last event walked.

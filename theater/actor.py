@@ -358,10 +358,9 @@ class Actor:
             interface = missing.name.rsplit("/", 1)[0]
             raise LinkError(self.name, interface, handler_for_import(interface)) from None
         self._recovering = False
-        self.tape.append(
-            "wasm/instantiate",
-            {"fuel": self.boundary.instantiate_fuel, "state": self.tape.state_ref(self.state), "reason": reason},
-        )
+        # The state it starts from is recorded, so verification can check the calls after it continue from it.
+        self.tape.append("wasm/instantiate", {"fuel": self.boundary.instantiate_fuel,
+                                              "state": self.tape.state_ref(self.state), "reason": reason})
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
         granted: dict[str, dict[str, Any]] = {"runtime": {}}

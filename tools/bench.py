@@ -146,10 +146,30 @@ def build_actor_chain(path: Path, n: int) -> tuple[Store, uuid.UUID]:
     return store, actor
 
 
-def bench_state_at(tmp: Path, events: int) -> None:
+def bench_verify(store: Store, actor: uuid.UUID, events: int, shape: str) -> None:
+    """``verify_chain`` at each setting. Without blob checks it measures pure hash-chain speed, and says so; the
+    default checks every blob the chain names once (a host-call chain names none, an actor-shaped one a state
+    per result)."""
+    floor = bare_hash_loop(store, actor)
+    cpus = min(os.cpu_count() or 1, 4)
+    for indexes, blobs in ((False, False), (True, True)):
+        for workers in sorted({1, cpus}):
+            start = time.perf_counter()
+            report = verify_chain(store, actor, indexes=indexes, workers=workers, blobs=blobs)
+            rate = report.events / (time.perf_counter() - start)
+            assert report.ok, report.problem
+            what = "chain + hash index + named blobs" if indexes else "hashes, links, seqs; no blob checks"
+            what += f", {workers} process" + ("" if workers == 1 else "es (the default)")
+            line(f"verify events/s, {events:,}-event {shape} chain ({what})", rate, "ev/s", floor,
+                 "bare hash recompute", 0.6)
+
+
+def bench_actor_chain(tmp: Path, events: int) -> None:
+    """On an actor-shaped chain: verification (with a state blob per result to check) and state at an event."""
     from replay import state_at
 
     store, actor = build_actor_chain(tmp / "actor", events)
+    bench_verify(store, actor, events, "actor-shaped")
     probes = [events * i // 200 for i in range(200)]
     start = time.perf_counter()
     for seq in probes:
@@ -181,17 +201,7 @@ def bench_store(events: int, tmp: Path) -> None:
     line("durable appends/s, group commit, 8 threads x 100 chains", rate, "ev/s", floor, "bare encode+hash+put loop", 0.6)
 
     store, actor = build_chain(tmp / "big", events)
-    floor = bare_hash_loop(store, actor)
-    cpus = min(os.cpu_count() or 1, 4)
-    for indexes in (False, True):
-        for workers in sorted({1, cpus}):
-            start = time.perf_counter()
-            report = verify_chain(store, actor, indexes=indexes, workers=workers)
-            rate = report.events / (time.perf_counter() - start)
-            assert report.ok, report.problem
-            what = ("chain + hash index" if indexes else "hashes, links, seqs") + f", {workers} process"
-            what += "" if workers == 1 else "es (the default)"
-            line(f"verify events/s, {events:,}-event chain ({what})", rate, "ev/s", floor, "bare hash recompute", 0.6)
+    bench_verify(store, actor, events, "host-call")
 
     probes = [int(x) for x in (events * i // 1000 for i in range(1000))]
     start = time.perf_counter()
@@ -201,7 +211,7 @@ def bench_store(events: int, tmp: Path) -> None:
     line(f"event at a given seq in a {events:,}-event chain", per, "us")
     store.close()
 
-    bench_state_at(tmp, events)
+    bench_actor_chain(tmp, events)
 
     blobs = Store(tmp / "blobs")
     for size, label, reps in ((1024, "1 KB", 2000), (1 << 20, "1 MB", 50), (100 << 20, "100 MB", 2)):

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from replay.replayer import ReplayLimits
 from tests._chains import chain_problems
 from tests.components import supervisor_wat as sw
 from tests.components import wat
 from tests.components.wat import ERR_MARKER
 from theater.errors import ManifestError
-from theater.manifest import Limits, Maximums, check_limits, check_permissions, parse_manifest
+from theater.manifest import DEFAULT_MAXIMUMS, Limits, Maximums, check_limits, check_permissions, parse_manifest
 from theater.runtime import Theater
 from theater.server.manifests import client_manifest
 
@@ -162,3 +163,12 @@ def test_deeply_nested_toml_as_the_operators_manifest_is_a_manifest_error(theate
 def test_check_limits_accepts_the_maximum_itself():
     manifest = parse_manifest(manifest_text("a", "a.wat", limits={"deadline_ms": 1000}))
     check_limits(manifest, Maximums(deadline_ms=1000))
+
+
+def test_runtime_maximums_lie_within_the_verifier_maximums():
+    # Whatever this runtime accepts by default, a verifier with default settings must accept too: otherwise an
+    # honest chain recorded here would be refused by `theater verify` elsewhere.
+    runtime, verifier = DEFAULT_MAXIMUMS, ReplayLimits()
+    assert runtime.fuel_per_call <= verifier.max_fuel_per_call
+    assert runtime.memory_bytes <= verifier.max_memory_bytes
+    assert runtime.deadline_ms <= verifier.max_deadline_ms

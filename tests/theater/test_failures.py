@@ -28,6 +28,7 @@ FAILURES = {
     "fuel": dict(command=b"spin", limits={"fuel_per_call": 200_000}, kind="fuel", detail=r"ran out of fuel"),
     "deadline": dict(
         command=b"spin",
+        # Fuel that outlasts the deadline many times over, within what a verifier accepts (ReplayLimits).
         limits={"fuel_per_call": 10**12, "deadline_ms": 50},
         kind="deadline",
         detail=r"passed its wall-clock deadline",

@@ -7,7 +7,7 @@ import click
 from pathlib import Path
 
 from replay.bundle import export_bundle, import_bundle
-from store import ChainReport, parse_actor_id, verify_chain, verify_store
+from store import ChainReport, NotFoundError, parse_actor_id, verify_chain, verify_store
 from theater.cli._context import Context, emit_json, event_seq
 
 pass_context = click.make_pass_decorator(Context)
@@ -23,13 +23,18 @@ def chain() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_context
 def verify(ctx: Context, actor: str | None, as_json: bool) -> None:
-    """Recompute every hash and parent link of ACTOR's chain (or of every chain).
+    """Recompute every hash and parent link of ACTOR's chain (or of every chain), and check every blob the chain
+    names (component, manifest, states, spilled payloads) is present and hashes to its name.
 
     Exits 0 only when every chain checked is intact; otherwise names the first broken event of each chain.
+    An ACTOR with no chain in the home is an error.
     """
     st = ctx.store(readonly=True)
     if actor is not None:
-        reports = [verify_chain(st, parse_actor_id(actor))]
+        actor_id = parse_actor_id(actor)
+        if st.log.head(actor_id).hash is None:
+            raise NotFoundError("actor", str(actor_id))
+        reports = [verify_chain(st, actor_id)]
     else:
         reports = verify_store(st).chains
     if as_json:

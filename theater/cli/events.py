@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import sys
+import uuid
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from replay import state_at, state_event_at
-from store import parse_actor_id
+from store import NotFoundError, Store, parse_actor_id
 from theater.cli._context import Context, emit_json, resolve_event
 from theater.cli._render import ago, event_json, jsonable, short, summary
 
 pass_context = click.make_pass_decorator(Context)
-MAX_SEQ = 2**64 - 2  # sequence numbers are stored as 8-byte unsigned integers (``--to`` adds one)
+SEQ = click.IntRange(0, 2**63 - 1)  # a sequence number (stored as 8 bytes)
 
 
 @click.command()
 @click.argument("actor")
 @click.option("--type", "types", multiple=True,
               help="Only events of this type (repeatable; a trailing * matches a prefix).")
-@click.option("--from", "from_seq", type=click.IntRange(min=0, max=MAX_SEQ), default=0, show_default=True,
+@click.option("--from", "from_seq", type=SEQ, default=0, show_default=True,
               help="First sequence number.")
-@click.option("--to", "to_seq", type=click.IntRange(min=0, max=MAX_SEQ), help="Last sequence number (inclusive).")
-@click.option("--limit", type=click.IntRange(min=0), help="At most this many events.")
+@click.option("--to", "to_seq", type=SEQ, help="Last sequence number (inclusive).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "compact", "json"]), default="pretty", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--full", is_flag=True, help="Show full hashes.")
 @pass_context
 def events(ctx: Context, actor: str, types: tuple[str, ...], from_seq: int, to_seq: int | None,
            limit: int | None, fmt: str, as_json: bool, full: bool) -> None:
-    """List ACTOR's events (its chain), oldest first."""
+    """List ACTOR's events (its chain), oldest first. An ACTOR with no chain in the home is an error."""
     st = ctx.store(readonly=True)
-    actor_id = parse_actor_id(actor)
+    actor_id = _known(st, actor)
     stop = None if to_seq is None else to_seq + 1
     selected = []
     for event in st.log.events(actor_id, from_seq, stop):
@@ -56,6 +57,18 @@ def events(ctx: Context, actor: str, types: tuple[str, ...], from_seq: int, to_s
         Console(soft_wrap=False).print(table)
 
 
+def _known(st: Store, actor: str) -> uuid.UUID:
+    """The id of an actor that has a chain in this home.
+
+    Raises:
+        NotFoundError: it has none.
+    """
+    actor_id = parse_actor_id(actor)
+    if st.log.head(actor_id).hash is None:
+        raise NotFoundError("actor", str(actor_id))
+    return actor_id
+
+
 def _matches(event_type: str, pattern: str) -> bool:
     return event_type.startswith(pattern[:-1]) if pattern.endswith("*") else event_type == pattern
 
@@ -63,7 +76,7 @@ def _matches(event_type: str, pattern: str) -> bool:
 @click.command()
 @click.argument("actor")
 @click.option("--at", "at_event", help="The state right after this event (hash or unique hex prefix).")
-@click.option("--seq", type=click.IntRange(min=0, max=MAX_SEQ), help="The state right after event number SEQ.")
+@click.option("--seq", type=SEQ, help="The state right after event number SEQ.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the event the state comes from and the state.")
 @click.option("--raw", is_flag=True, help="Write the state's raw bytes to stdout.")
 @pass_context
@@ -72,7 +85,7 @@ def state(ctx: Context, actor: str, at_event: str | None, seq: int | None, as_js
     if at_event is not None and seq is not None:
         raise click.UsageError("give --at or --seq, not both")
     st = ctx.store(readonly=True)
-    actor_id = parse_actor_id(actor)
+    actor_id = _known(st, actor)
     if at_event is not None:
         event_actor, seq = st.log.locate(resolve_event(st, at_event))
         if event_actor != actor_id:

@@ -11,48 +11,68 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from replay import Replayer, ReplayReport
+from replay import ContinuityBreak, InterruptedCall, Replayer, ReplayLimits, ReplayReport
 from replay.bundle import opened_bundle
-from store import ChainReport, Store, parse_actor_id, verify_chain
+from store import ChainReport, NotFoundError, Store, parse_actor_id, verify_chain
 from theater.cli._context import Context, emit_json, event_seq
 from theater.cli._render import jsonable
 
 pass_context = click.make_pass_decorator(Context)
 PROGRESS_FROM_EVENTS = 20_000
+DEFAULTS = ReplayLimits()
+INTERRUPTED_SHOWN = 20
 
 
 @click.command()
 @click.argument("target")
 @click.option("--from", "from_event", help="Re-execute from this event (hash or prefix) instead of genesis.")
 @click.option("--to", "to_event", help="Stop after this event (hash or prefix).")
+@click.option("--max-fuel", type=click.IntRange(min=1), default=DEFAULTS.max_fuel_per_call, show_default=True,
+              help="Refuse a chain that records a larger fuel_per_call.")
+@click.option("--max-memory", type=click.IntRange(min=1), default=DEFAULTS.max_memory_bytes, show_default=True,
+              help="Refuse a chain that records a larger memory_bytes.")
+@click.option("--max-deadline", type=click.IntRange(min=1), default=DEFAULTS.max_deadline_ms, show_default=True,
+              help="Refuse a chain that records a larger deadline_ms.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Give up re-execution after this many seconds (each call is bounded anyway, by twice its "
+                   "recorded deadline plus 5 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_context
-def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, as_json: bool) -> None:
-    """Check TARGET (an actor id in the home, or a bundle file): every hash and link, then re-execute it.
+def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, max_fuel: int, max_memory: int,
+           max_deadline: int, timeout: float | None, as_json: bool) -> None:
+    """Check TARGET (an actor id in the home, or a bundle file): every hash, link and referenced blob, then
+    re-execute it.
 
-    Exits 0 only when the chain is intact and re-execution reproduces every recorded result and its fuel.
-    A bundle needs no home: it is checked in a temporary store.
+    Exits 0 only when the chain is intact, fits together (every call starts from the state the events before it
+    left) and re-execution reproduces every recorded result and its fuel. Calls with no recorded end (the runtime
+    stopped during them; a resume follows) are listed by event. A bundle needs no home: it is checked in a
+    temporary store.
     """
+    limits = ReplayLimits(max_fuel_per_call=max_fuel, max_memory_bytes=max_memory, max_deadline_ms=max_deadline,
+                          timeout_s=timeout)
     if Path(target).is_file():
         with opened_bundle(Path(target)) as (st, actor_id, bundle):
-            default_from = bundle.get("from_seq", 0)
-            ok = _verify(st, actor_id, from_event, to_event, as_json, default_from)
+            ok = _verify(st, actor_id, from_event, to_event, as_json, bundle["from_seq"], limits)
     else:
-        ok = _verify(ctx.store(readonly=True), parse_actor_id(target), from_event, to_event, as_json, 0)
+        ok = _verify(ctx.store(readonly=True), parse_actor_id(target), from_event, to_event, as_json, 0, limits)
     if not ok:
         raise click.exceptions.Exit(1)
 
 
 def _verify(st: Store, actor_id: uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,
-            default_from: int) -> bool:
+            default_from: int, limits: ReplayLimits) -> bool:
+    head = st.log.head(actor_id)
+    if head.hash is None:
+        raise NotFoundError("actor", str(actor_id))
     from_seq = event_seq(st, actor_id, from_event) if from_event else default_from
     to_seq = event_seq(st, actor_id, to_event) if to_event else None
-    total = st.log.head(actor_id).seq + 1
+    total = head.seq + 1
     with _progress(total, enabled=not as_json) as step:
         integrity = verify_chain(st, actor_id, progress=step("integrity"))
         replayed = None
         if integrity.ok:
-            replayed = Replayer(st).replay(actor_id, from_seq=from_seq, to_seq=to_seq, progress=step("replay"))
+            replayed = Replayer(st, limits=limits).replay(actor_id, from_seq=from_seq, to_seq=to_seq,
+                                                          progress=step("replay"))
     ok = integrity.ok and replayed is not None and replayed.ok
     if as_json:
         emit_json({"ok": ok, "actor": str(actor_id), "integrity": _integrity_json(integrity),
@@ -79,7 +99,7 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[str], Callable
 
 def _print(integrity: ChainReport, replayed: ReplayReport | None) -> None:
     if integrity.ok:
-        click.echo(f"integrity: ok ({integrity.events} events, every hash and link checked)")
+        click.echo(f"integrity: ok ({integrity.events} events, every hash, link, payload and referenced blob checked)")
     else:
         click.echo(f"integrity: BROKEN: {integrity.problem.describe()}")  # type: ignore[union-attr]
         return
@@ -87,15 +107,34 @@ def _print(integrity: ChainReport, replayed: ReplayReport | None) -> None:
     span = f"events {replayed.from_seq}..{replayed.to_seq}"
     if replayed.ok:
         click.echo(f"replay: ok ({span}: {replayed.calls} export calls and {replayed.host_calls} host calls "
-                   "re-executed, every result and its fuel as recorded)")
+                   "re-executed, every result and its fuel as recorded; every call continues the state before it)")
+    else:
+        d = replayed.divergence
+        assert d is not None
+        at = f"event {d.seq} ({d.hash.hex() if d.hash else 'past the end'})"
+        if isinstance(d, ContinuityBreak):
+            click.echo(f"replay: the record contradicts itself at {at}: {d.what}")
+            click.echo(f"  recorded:                   {jsonable(d.expected, readable=True)}")
+            click.echo(f"  implied by the events before: {jsonable(d.actual, readable=True)}")
+        else:
+            click.echo(f"replay: DIVERGED at {at}: {d.what}")
+            click.echo(f"  recorded: {jsonable(d.expected, readable=True)}")
+            click.echo(f"  replayed: {jsonable(d.actual, readable=True)}")
+        if d.hint:
+            click.echo(f"  hint: {d.hint}")
+    _print_interrupted(replayed.interrupted)
+
+
+def _print_interrupted(calls: tuple[InterruptedCall, ...]) -> None:
+    if not calls:
         return
-    d = replayed.divergence
-    assert d is not None
-    click.echo(f"replay: DIVERGED at event {d.seq} ({d.hash.hex() if d.hash else 'past the end'}): {d.what}")
-    click.echo(f"  recorded: {jsonable(d.expected, readable=True)}")
-    click.echo(f"  replayed: {jsonable(d.actual, readable=True)}")
-    if d.hint:
-        click.echo(f"  hint: {d.hint}")
+    click.echo(f"interrupted: {len(calls)} call{'s' if len(calls) != 1 else ''} with no recorded end "
+               "(the runtime stopped during them: their host calls are checked, none of their effects was released)")
+    for call in calls[:INTERRUPTED_SHOWN]:
+        after = "the record ends during it" if call.resumed_at is None else f"resumed at event {call.resumed_at}"
+        click.echo(f"  event {call.seq} ({call.hash.hex()[:16]})  {call.export}  {after}")
+    if len(calls) > INTERRUPTED_SHOWN:
+        click.echo(f"  ... and {len(calls) - INTERRUPTED_SHOWN} more (--json lists them all)")
 
 
 def _integrity_json(report: ChainReport) -> dict:
@@ -111,6 +150,10 @@ def _replay_json(report: ReplayReport | None) -> dict | None:
     d = report.divergence
     return {"ok": report.ok, "from_seq": report.from_seq, "to_seq": report.to_seq, "calls": report.calls,
             "host_calls": report.host_calls,
-            "divergence": None if d is None else {"seq": d.seq, "hash": d.hash.hex() if d.hash else None,
-                                                  "what": d.what, "expected": jsonable(d.expected, readable=True),
-                                                  "actual": jsonable(d.actual, readable=True), "hint": d.hint}}
+            "interrupted": [{"seq": c.seq, "hash": c.hash.hex(), "export": c.export, "resumed_at": c.resumed_at}
+                            for c in report.interrupted],
+            "divergence": None if d is None else {
+                "kind": "continuity" if isinstance(d, ContinuityBreak) else "execution",
+                "seq": d.seq, "hash": d.hash.hex() if d.hash else None, "what": d.what,
+                "expected": jsonable(d.expected, readable=True), "actual": jsonable(d.actual, readable=True),
+                "hint": d.hint}}

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from replay import Replayer, ReplayReport, state_at, state_event_at
+from replay import ContinuityBreak, Replayer, ReplayReport, state_at, state_event_at
 from replay.bundle import export_bundle
 from store import EMPTY, ChainReport, Head, Store, verify_chain
 from theater.errors import ActorNotFound
@@ -133,7 +133,10 @@ def _replay(report: ReplayReport | None) -> dict[str, Any] | None:
     d = report.divergence
     return {"ok": report.ok, "from_seq": report.from_seq, "to_seq": report.to_seq, "calls": report.calls,
             "host_calls": report.host_calls,
-            "divergence": None if d is None else {"seq": d.seq, "hash": d.hash.hex() if d.hash else None,
+            "interrupted": [{"seq": c.seq, "hash": c.hash.hex(), "export": c.export, "resumed_at": c.resumed_at}
+                            for c in report.interrupted],
+            "divergence": None if d is None else {"kind": "continuity" if isinstance(d, ContinuityBreak) else
+                                                  "execution", "seq": d.seq, "hash": d.hash.hex() if d.hash else None,
                                                   "what": d.what, "expected": jsonable(d.expected),
                                                   "actual": jsonable(d.actual), "hint": d.hint}}
 

@@ -1,0 +1,242 @@
+"""State continuity: the record must not contradict itself, whatever the component computes.
+
+Re-execution checks that each recorded outcome follows from the recorded inputs of its call. That alone would
+accept a record whose inputs were picked freely: a call starting from a state no earlier call produced, a call
+pair cut out and the chain re-hashed, a call invented with no end. This module walks the record once, without
+executing anything, and checks how the events fit together:
+
+- every ``wasm/call`` starts from the state the events before it left: the previous ``wasm/result``, or the
+  creation event's ``init_state``, or the state the last ``wasm/instantiate`` started from (``start``: the
+  initial state; ``restart``: the initial state or the last state; ``resume`` and ``recover``: the last state);
+- an outcome (``wasm/result``, ``wasm/error``) ends the call before it, with the same export;
+- a call needs a live instance: after a ``wasm/error`` (of any kind: the actor is failed after it),
+  ``actor/stop``, ``actor/exit`` or ``actor/failed``, only a new ``wasm/instantiate`` takes calls again;
+- a call with no recorded end (the runtime stopped or was killed during it, or a failed commit lost its end) is
+  followed by a ``resume`` (or ``recover``) from the state before it, or by the end of the record; such calls are
+  reported by seq, since nothing proves or refutes that they ran (none of their effects was released);
+- ``start`` is the first instance only; host calls happen inside calls (or while an instance is being created).
+
+Chains recorded before ``wasm/instantiate`` held its ``state`` are read as the runtime of the time behaved: a
+``resume`` starts from the state of the last ``wasm/result`` (or the initial state), a ``restart`` from either the
+initial state or the last state, whichever the next call shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from replay.errors import ContinuityBreak
+from replay.schema import (
+    ACTOR_CREATED,
+    INSTANCE_ENDS,
+    LIFECYCLE_PREFIXES,
+    MISSING,
+    OUTCOMES,
+    RESUMING,
+    WASM_CALL,
+    WASM_INSTANTIATE,
+    WASM_RESULT,
+    Genesis,
+    check_event,
+    recorded_state,
+)
+from store import Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptedCall:
+    """A ``wasm/call`` with no recorded end.
+
+    Attributes:
+        seq, hash: the call event.
+        export: the export it called.
+        resumed_at: the seq of the ``resume`` that followed it; None when the record ends during the call (the
+            runtime was stopped or killed then, or is still running it).
+    """
+
+    seq: int
+    hash: bytes
+    export: str
+    resumed_at: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Continuity:
+    """What the continuity check found over events ``0..last_seq``.
+
+    Attributes:
+        last_seq: the last event checked (the one that broke the record, when ``problem`` is set).
+        interrupted: the calls with no recorded end, in chain order.
+        problem: the first place where the record contradicts itself, or None.
+    """
+
+    last_seq: int
+    interrupted: tuple[InterruptedCall, ...]
+    problem: ContinuityBreak | None
+
+
+def check_continuity(genesis: Genesis, events: Iterable[Event]) -> Continuity:
+    """Check the events after the creation event (``events`` may start with it) fit together.
+
+    Returns the report; a break in continuity is reported, not raised.
+
+    Raises:
+        MalformedRecord: an event lacks a field, or holds one of the wrong type (naming the event and field).
+    """
+    check = ContinuityCheck(genesis)
+    last = 0
+    try:
+        for event in events:
+            last = event.seq
+            check.feed(event)
+        check.finish()
+    except ContinuityBreak as problem:
+        return Continuity(last_seq=last, interrupted=tuple(check.interrupted), problem=problem)
+    return Continuity(last_seq=last, interrupted=tuple(check.interrupted), problem=None)
+
+
+class ContinuityCheck:
+    """The check fed one event at a time, in chain order (replay feeds it as it reads the chain, once).
+
+    Attributes:
+        interrupted: the calls with no recorded end found so far (a call is known to be one once the event after
+            its last host call has been fed, or ``finish`` was called); ``interrupted_seqs``: their seqs.
+    """
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.init = genesis.init_state
+        self.allowed: frozenset[bytes | None] = frozenset({self.init})  # what the next call may start from
+        self.source = 0  # the event that set ``allowed``
+        self.projection = self.init  # the state of the last result (or the initial state)
+        self.live = False
+        self.ended_by: Event | None = None  # what ended the last instance
+        self.open: Event | None = None  # the call in progress
+        self.started = False
+        self.interrupted: list[InterruptedCall] = []
+        self.interrupted_seqs: set[int] = set()
+
+    def feed(self, event: Event) -> None:
+        """Check the next event (the creation event is passed over).
+
+        Raises:
+            MalformedRecord: the event lacks a field or holds one of the wrong type.
+            ContinuityBreak: the event does not fit the events before it.
+        """
+        if event.seq == 0:
+            return
+        check_event(event)
+        kind = event.type
+        if kind == WASM_CALL:
+            self._call(event)
+        elif kind in OUTCOMES:
+            self._outcome(event)
+        elif kind == WASM_INSTANTIATE:
+            self._instantiate(event)
+        elif kind == ACTOR_CREATED:
+            raise _break(event, "a second creation event", ACTOR_CREATED, "the creation event is event 0 only")
+        elif kind in INSTANCE_ENDS:
+            # Check the actor did not stop during a call: a call ends with its outcome before the actor stops.
+            if self.open is not None:
+                raise _break(event, f"{kind} during the call at event {self.open.seq}", kind,
+                             f"the outcome of the call at event {self.open.seq}")
+            self.live, self.ended_by = False, event
+        elif kind.startswith(LIFECYCLE_PREFIXES):
+            return  # supervision decisions and other runtime events: no part of the instance's state
+        elif self.open is None and self.live:
+            # Check host calls happen inside an export call (or while an instance is being created).
+            raise _break(event, "host call outside any export call", kind, "no export call in progress",
+                         hint="a host function is called only by a running export (or during instantiation)")
+
+    def finish(self) -> None:
+        """The record ends here: a call still open is one with no recorded end."""
+        if self.open is not None:
+            self._interrupted(None)
+
+    def _interrupted(self, resumed_at: int | None) -> None:
+        call = self.open
+        assert call is not None
+        self.interrupted.append(InterruptedCall(seq=call.seq, hash=call.hash, export=call.data["export"],
+                                                resumed_at=resumed_at))
+        self.interrupted_seqs.add(call.seq)
+        self.open = None
+
+    def _call(self, event: Event) -> None:
+        export = event.data["export"]
+        # Check the previous call ended (or was followed by a resume) before this one began.
+        if self.open is not None:
+            raise _break(event, f"call of {export} while the call at event {self.open.seq} has no end",
+                         WASM_CALL, f"the outcome of the call at event {self.open.seq}, or a resume",
+                         hint="a call with no recorded end is followed by a resume from the state before it")
+        # Check an instance is live: after a failure or a stop only a new instance takes calls.
+        if not self.live:
+            ended = "no instance was created" if self.ended_by is None else (
+                f"the instance ended at event {self.ended_by.seq} ({self.ended_by.type})")
+            raise _break(event, f"call of {export} with no live instance", WASM_CALL, ended,
+                         hint="after a wasm/error, a stop or a failure, only a restart or resume takes calls")
+        # Check the call starts from the state the events before it left.
+        state = event.data["state"]
+        if state not in self.allowed:
+            raise _break(event, f"state passed to {export}", state, _implied(self.allowed),
+                         hint=f"a call starts from the state left by event {self.source}")
+        self.allowed, self.source, self.open = frozenset({state}), event.seq, event
+
+    def _outcome(self, event: Event) -> None:
+        # Check the outcome ends a call of the same export.
+        if self.open is None:
+            raise _break(event, f"{event.type} with no export call", event.type, "no export call in progress")
+        if event.data["export"] != self.open.data["export"]:
+            raise _break(event, f"export of the outcome of the call at event {self.open.seq}",
+                         event.data["export"], self.open.data["export"])
+        self.open = None
+        if event.type == WASM_RESULT:
+            self.projection = event.data["state"]
+            self.allowed, self.source = frozenset({self.projection}), event.seq
+        else:
+            self.live, self.ended_by = False, event  # a failed actor is never called again on this instance
+
+    def _instantiate(self, event: Event) -> None:
+        reason = event.data["reason"]
+        # Check a call with no end is followed by a resume (the runtime restarted and brought the actor back).
+        if self.open is not None:
+            if reason not in RESUMING:
+                raise _break(event, f"{reason} after the call at event {self.open.seq}, which has no end",
+                             f"reason {reason}", "reason resume",
+                             hint="a call with no recorded end is followed by a resume from the state before it")
+            self._interrupted(event.seq)
+        # Check only the first instance is a start.
+        if reason == "start" and self.started:
+            raise _break(event, "a second start", "reason start", "restart or resume",
+                         hint="only the actor's first instance is a start")
+        self.started = True
+        if reason == "start":
+            implied = frozenset({self.init})
+        elif reason == "restart":
+            implied = self.allowed | {self.init}  # restart from init, or from the last state
+        else:
+            implied = self.allowed
+        recorded = recorded_state(event)
+        if recorded is MISSING:  # recorded before the event held its state
+            implied = frozenset({self.projection}) if reason in RESUMING else implied
+        elif recorded not in implied:
+            # Check the instance starts from a state the events before it left.
+            raise _break(event, f"state the {reason} starts from", recorded, _implied(implied),
+                         hint=f"a {reason} starts from " + ("the initial state" if reason == "start" else
+                              "the initial state or the last state" if reason == "restart" else "the last state"))
+        else:
+            implied = frozenset({recorded})
+        self.allowed, self.source = implied, event.seq
+        self.live, self.ended_by = True, None
+
+
+def _implied(states: frozenset[bytes | None]) -> bytes | None | list[bytes | None]:
+    if len(states) == 1:
+        return next(iter(states))
+    return sorted(states, key=lambda s: b"" if s is None else s)
+
+
+def _break(event: Event, what: str, recorded: object, implied: object, hint: str | None = None) -> ContinuityBreak:
+    return ContinuityBreak(seq=event.seq, hash=event.hash, what=what, expected=recorded, actual=implied, hint=hint)
+
+
+__all__ = ["Continuity", "ContinuityCheck", "InterruptedCall", "check_continuity"]
