@@ -219,8 +219,8 @@ class WriterHold:
 def test_stop_whose_record_a_full_disk_lost_is_recorded_by_the_next_stop(theater, full_disk, manifest):
     actor = theater.start(manifest("counter", wat.counter_actor(), MSG))
     handle = theater.actor(actor)
-    full_disk.fill()
     with ThreadPoolExecutor(1) as pool, WriterHold(theater.store):
+        full_disk.fill()  # while the writer is held (holding it takes a commit, which needs room)
         # The stop runs while the send's commit is still to come, so its record goes into the same failing batch.
         # (A stop jumps the queue; this one is queued behind the send in the message lane to run after it.)
         lost = theater.deliver_send(handle, big(b"lost"))
