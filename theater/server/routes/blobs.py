@@ -11,7 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from store import Store
-from theater.porcelain.blobs import blob_info, put_blob, resolve_blob, set_label
+from theater.porcelain import blobs as porcelain_blobs
+from theater.porcelain.blobs import blob_info, put_blob, resolve_blob
 from theater.porcelain.forms import blob_json
 from theater.server.errors import bad_request
 from theater.server.service import service
@@ -90,7 +91,7 @@ async def set_label(request: web.Request) -> web.Response:
     ref = field(await read_json(request), "hash", str)
     if not ref:
         raise bad_request("hash must not be empty")
-    digest = await svc.run(set_label, svc.theater.store, name, ref)
+    digest = await svc.run(porcelain_blobs.set_label, svc.theater.store, name, ref)
     return json_response({"label": name, "hash": digest.hex()})
 
 
