@@ -11,7 +11,7 @@ from typing import Any
 
 from store import Store
 from tests.components import wat
-from tests.server._harness import WAIT, channel_component
+from tests.server._harness import WAIT, channel_component, start_body
 from theater.porcelain import actor_rows, blob_info, describe, select_events, state_point, verify_actor
 from theater.porcelain.forms import blob_json, event_json, state_json, verify_json
 
@@ -134,3 +134,11 @@ def test_a_multi_line_utf8_reply_prints_as_text(server, http, start_actor):
     assert server.cli("message", actor, text, "--request").stdout == text + "\n"
     binary = server.cli("message", actor, "--file", "-", "--request", input="\x00\x01").stdout
     assert binary == "<2 bytes> 0001\n"
+
+
+def test_an_api_restart_of_a_child_records_the_documented_reason(http, start_actor):
+    parent = start_actor(http, "parent", wat.echo_actor())
+    child = http.ok("POST", "/v1/actors", {**start_body("child", wat.echo_actor()), "parent": parent}, status=201)
+    assert http.ok("POST", f"/v1/actors/{child['id']}/restart")["status"] == "running"
+    restarts = http.ok("GET", f"/v1/actors/{parent}/events?type=supervisor/restart")["events"]
+    assert [e["data"]["reason"] for e in restarts] == ["requested"]  # one of docs/events.md's reasons

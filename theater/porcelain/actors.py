@@ -177,9 +177,10 @@ def stop(theater: Theater, actor: uuid.UUID) -> None:
         theater.stop(actor)
 
 
-def restart(theater: Theater, actor: uuid.UUID, reason: str = "restart requested through the API") -> None:
+def restart(theater: Theater, actor: uuid.UUID) -> None:
     """Restart the actor: a supervised child by its running supervisor (``supervisor/restart`` records
-    ``reason``); any other actor is stopped if it runs and brought back from its last state, without ``init``.
+    reason ``requested``, as a guest's ``restart-child`` does); any other actor is stopped if it runs and brought
+    back from its last state, without ``init``.
 
     Raises:
         ActorNotFound: the home has no chain for it.
@@ -189,7 +190,7 @@ def restart(theater: Theater, actor: uuid.UUID, reason: str = "restart requested
         recorded_head(theater.store, actor)
     supervisor = theater.supervision.supervising(live) if live is not None else None
     if supervisor is not None and supervisor.actor.status == "running":
-        theater.supervision.restart_child(supervisor.actor, actor, reason)
+        theater.supervision.restart_child(supervisor.actor, actor, "requested")
         return
     if live is not None and live.status in ("running", "starting"):
         theater.stop(actor)
