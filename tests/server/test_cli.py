@@ -106,8 +106,9 @@ def test_errors_are_one_line_on_stderr(server, actor_files):
 
 
 def test_a_server_that_is_not_running_is_named_with_the_fix(tmp_path):
-    done = subprocess.run([*CLI, "--address", "127.0.0.1:1", "list"], capture_output=True, text=True,
-                          timeout=WAIT, cwd=ROOT, env=cli_env())
+    # ``list`` reads the home instead (tests/cli/test_porcelain_cli.py); a command that needs the server fails.
+    done = subprocess.run([*CLI, "--address", "127.0.0.1:1", "inspect", "00000000-0000-0000-0000-000000000000"],
+                          capture_output=True, text=True, timeout=WAIT, cwd=ROOT, env=cli_env())
     assert done.returncode == 1
     assert done.stderr == "ServerNotRunning: server not running at 127.0.0.1:1, start it with `theater server`\n"
 

@@ -12,10 +12,11 @@ from store.errors import AmbiguousPrefixError, InvalidInputError, NotFoundError,
 from theater.cli.client import parse_sse
 from theater.errors import ActorNotFound, ActorNotRunning, ManifestError, MessageError
 from theater.server import is_loopback, parse_address
-from theater.server.durable import last_status
+from theater.porcelain import last_status, type_matches
+from theater.porcelain.forms import bytes_json
 from theater.server.errors import ApiError, error_body, status_of
 from theater.server.manifests import client_manifest
-from theater.server.wire import bytes_json, parse_bytes, type_matches
+from theater.server.wire import parse_bytes
 
 DIGEST = bytes(range(32))
 

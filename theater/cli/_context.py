@@ -1,4 +1,4 @@
-"""What every command shares: the home directory and the store opened on it, lazily."""
+"""What every command shares: the home directory and the store opened on it, lazily; actors by id or prefix."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from store import Store
 from store.errors import InvalidInputError
+from theater.porcelain import resolve_actor
 
 DEFAULT_HOME = Path("~/.theater")
 
@@ -27,6 +28,15 @@ class Context:
         if self._store is None:
             self._store = Store(self.home / "store", readonly=readonly and (self.home / "store").exists())
         return self._store
+
+    def actor(self, ref: str) -> uuid.UUID:
+        """The actor ``ref`` names in the home: a full id or a unique prefix of a recorded one
+        (``theater.porcelain.resolve_actor``).
+
+        Raises:
+            InvalidInputError, ActorNotFound, AmbiguousPrefixError.
+        """
+        return resolve_actor(self.store(readonly=True), ref)
 
     def close(self) -> None:
         if self._store is not None:
@@ -52,20 +62,3 @@ def parse_digest(text: str, kind: str = "hash") -> bytes:
 def emit_json(value: Any) -> None:
     """Print ``value`` as JSON on stdout."""
     click.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-def resolve_event(store: Store, ref: str) -> bytes:
-    """An event hash from the command line: the full hex hash or a unique prefix of at least 4 digits."""
-    return store.log.resolve(ref)
-
-
-def event_seq(store: Store, actor: uuid.UUID, ref: str) -> int:
-    """The sequence number of event ``ref`` (hash or prefix), which must belong to ``actor``.
-
-    Raises:
-        click.UsageError: the event belongs to another actor.
-    """
-    event_actor, seq = store.log.locate(resolve_event(store, ref))
-    if event_actor != actor:
-        raise click.UsageError(f"event {ref} belongs to actor {event_actor}, not {actor}")
-    return seq

@@ -1,37 +1,32 @@
-"""Rendering for the CLI: JSON-safe values, short hashes, relative times, event tables."""
+"""Rendering for humans: short hashes, relative times, one-line summaries, terminal-aware tables.
+
+The JSON forms (``--json``) are ``theater.porcelain.forms``'s, shared with the management API.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
+
+from rich.console import Console
 
 from store import Event
 
 SHORT = 12
 
 
-def jsonable(value: Any, *, readable: bool = False) -> Any:
-    """Event data as JSON: bytes become ``"hex:..."``; with ``readable``, bytes holding JSON become that value."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if readable and raw[:1] in (b"{", b"["):
-            try:
-                return {"json": json.loads(raw)}
-            except ValueError:
-                pass
-        return "hex:" + raw.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, readable=readable) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, readable=readable) for v in value]
-    return value
-
-
 def short(digest: bytes | None, full: bool = False) -> str:
     if digest is None:
         return "-"
     return digest.hex() if full else digest.hex()[:SHORT]
+
+
+def console() -> Console:
+    """A console for tables: the terminal's width on a TTY; in a pipe, never wrapped (each row one line)."""
+    tty = sys.stdout.isatty()
+    return Console(soft_wrap=False, width=None if tty else 100_000)
 
 
 def ago(timestamp_ms: int, now_ms: int | None = None) -> str:
@@ -42,17 +37,6 @@ def ago(timestamp_ms: int, now_ms: int | None = None) -> str:
         if delta >= size:
             return f"{int(delta // size)}{unit} ago"
     return f"{int(delta)}s ago"
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "hash": event.hash.hex(),
-        "parent": event.parent.hex() if event.parent else None,
-        "type": event.type,
-        "timestamp_ms": event.timestamp_ms,
-        "data": jsonable(event.data),
-    }
 
 
 def summary(event: Event, width: int = 80) -> str:
@@ -66,20 +50,6 @@ def data_summary(data: Any, width: int = 80) -> str:
         data = {k: v for k, v in data.items() if k not in ("engine", "limits")}
     text = json.dumps(_brief(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def from_jsonable(value: Any) -> Any:
-    """The inverse of ``jsonable`` (without ``readable``): ``"hex:..."`` strings become bytes again."""
-    if isinstance(value, str) and value.startswith("hex:"):
-        try:
-            return bytes.fromhex(value[4:])
-        except ValueError:
-            return value
-    if isinstance(value, dict):
-        return {k: from_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_jsonable(v) for v in value]
-    return value
 
 
 def _brief(value: Any) -> Any:

@@ -12,25 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from theater.cli._render import ago, data_summary, from_jsonable
-from theater.cli.client import ApiClient, RemoteError, client_for, decode_bytes, encode_bytes
+from theater.cli._context import Context, emit_json
+from theater.cli._render import ago, console, data_summary
+from theater.cli.client import ApiClient, RemoteError, ServerNotRunning, client_for, decode_bytes, encode_bytes
 from theater.cli.completion import ACTOR_ID
 from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
+from theater.porcelain import actor_rows
+from theater.porcelain.forms import from_jsonable, text_of
 
 STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow",
                 "recovering": "yellow"}
 
 
-def emit(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-def console() -> Console:
-    """A console for tables: the terminal's width on a TTY, wide enough not to cut ids in a pipe."""
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+emit = emit_json
 
 
 # start
@@ -95,9 +91,20 @@ def parse_state(text: str) -> bytes:
 @click.command("list")
 @click.option("--all", "everything", is_flag=True, help="Also the home's actors this server does not run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_(everything: bool, as_json: bool) -> None:
-    """List the server's actors with their status and parent."""
-    actors = client_for().get("/v1/actors", all=everything)["actors"]
+@click.pass_context
+def list_(ctx: click.Context, everything: bool, as_json: bool) -> None:
+    """List the server's actors with their status and parent.
+
+    With no server running, lists every actor of the home (--home) with the status its chain ends in
+    (stopped, failed, or interrupted: it was running when its server went away), and says so on stderr.
+    """
+    try:
+        actors = client_for().get("/v1/actors", all=everything)["actors"]
+    except ServerNotRunning as exc:
+        home = ctx.find_object(Context)
+        assert home is not None  # the root command always sets it
+        click.echo(f"{exc.message}; the actors of {home.home}, with the status their chains end in:", err=True)
+        actors = actor_rows(home.store(readonly=True)) if (home.home / "store").exists() else []
     if as_json:
         emit(actors)
         return
@@ -196,14 +203,13 @@ def message(actor: str, text: str | None, file: Any, is_request: bool, timeout: 
 
 
 def show_bytes(value: dict[str, Any] | None) -> str:
-    """A payload for humans: its text when it is printable UTF-8, else its size and hex."""
+    """A payload for humans: its text when it is UTF-8 text (line breaks and tabs allowed), else its size and
+    hex."""
     if value is None:
         return "(none)"
-    text = value.get("text")
-    if text is not None and (text.isprintable() or not text):
-        return text
     data = decode_bytes(value) or b""
-    return f"<{len(data)} bytes> {data.hex()}"
+    text = text_of(data)
+    return text if text is not None else f"<{len(data)} bytes> {data.hex()}"
 
 
 # channels

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from replay import Replayer, state_at
-from store import parse_actor_id, verify_chain
 from theater.build import BuildResult, build_project
 from theater.build import precompile as precompile_component
 from theater.cli._context import Context, emit_json
 from theater.cli._render import short, summary
+from theater.porcelain import select_events, state_point, verify_actor
+from theater.porcelain.forms import bytes_json, state_json, verify_json
 from theater.runtime import Theater
 from theater.templates import TEMPLATES, create_project
 
@@ -72,7 +75,8 @@ def _describe(result: BuildResult) -> str:
     what = {"up to date": "is up to date", "cache": "restored from the build cache",
             "store": "restored from the home's store", "built": f"built in {result.seconds:.1f} s"}[result.how]
     lines = [f"{project.name} {what}: {project.root / rel}",
-             f"  {result.size / 1e6:.1f} MB, blake3 {short(result.digest)}, componentize-py {result.tool_version}"]
+             f"  {result.size / 1e6:.1f} MB, componentize-py {result.tool_version}",
+             f"  blake3 {result.digest.hex()}  (pin a manifest to this build with component = \"<this hash>\")"]
     if result.manifest_changed:
         lines.append(f'  manifest.toml now points at it: component = "{rel.as_posix()}"')
     return "\n".join(lines)
@@ -89,33 +93,42 @@ def _result_json(result: BuildResult, compile_s: float | None) -> dict:
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="THEATER_BUILD_CACHE",
               help="A directory of earlier builds by input hash ($THEATER_BUILD_CACHE).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"home", "build", "actor", "response", "events", "state", "verify"} as JSON instead.')
 @pass_context
-def quickstart(ctx: Context, directory: str | None, cache_dir: str | None) -> None:
+def quickstart(ctx: Context, directory: str | None, cache_dir: str | None, as_json: bool) -> None:
     """Build the Python counter example, run it, read its chain and past state, and prove the chain by replay.
 
     DIRECTORY defaults to examples/counter of this checkout, else a new project from the basic template in the
     home.
     """
+    say = (lambda _text: None) if as_json else click.echo
     root = Path(directory) if directory else _default_counter(ctx.home)
-    click.echo(f"home: {ctx.home}\n\n1. build {root} (componentize-py; the first build takes a while)")
+    say(f"home: {ctx.home}\n\n1. build {root} (componentize-py; the first build takes a while)")
     with Theater(ctx.home) as theater:
         result = build_project(root, store=theater.store, cache_dir=Path(cache_dir) if cache_dir else None)
-        click.echo(_describe(result))
+        say(_describe(result))
         started = time.perf_counter()
         theater.engine.load(theater.store, result.digest)
         compile_s = time.perf_counter() - started
         if compile_s >= 0.5:
-            click.echo(f"compiled for this machine in {compile_s:.1f} s (cached in the home: later starts skip this)")
-        click.echo("\n2. run it: start, three messages, one request")
+            say(f"compiled for this machine in {compile_s:.1f} s (cached in the home: later starts skip this)")
+        say("\n2. run it: start, three messages, one request")
         actor = theater.start(result.project.manifest)
         for message in (b"+1", b"+2", b"+3"):
             theater.send(actor, message)
-        click.echo(f"  actor {actor}\n  sent +1 +2 +3; request get -> {theater.request(actor, b'get').decode()}")
-        click.echo(f"  its log: {theater.actor(actor).logs}")
+        response = theater.request(actor, b"get")
+        say(f"  actor {actor}\n  sent +1 +2 +3; request get -> {response.decode()}")
+        say(f"  its log: {theater.actor(actor).logs}")
         theater.stop(actor)
-        _show_record(theater, actor)
-    click.echo(f"\nnext:\n  theater --home {ctx.home} events {actor}\n  theater --home {ctx.home} state {actor} --seq 7"
-               f"\n  theater --home {ctx.home} verify {actor}")
+        report = _show_record(theater, actor, say)
+    say(f"\nnext:\n  theater --home {ctx.home} events {actor}\n  theater --home {ctx.home} state {actor} --seq 7"
+        f"\n  theater --home {ctx.home} verify {actor}")
+    if as_json:
+        emit_json({"home": str(ctx.home), "build": _result_json(result, compile_s), "actor": actor,
+                   "response": bytes_json(response), **report})
+    if not report["verify"]["ok"]:
+        raise click.exceptions.Exit(1)
 
 
 def _default_counter(home: Path) -> Path:
@@ -127,22 +140,22 @@ def _default_counter(home: Path) -> Path:
     return target
 
 
-def _show_record(theater: Theater, actor: str) -> None:
+def _show_record(theater: Theater, actor: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Steps 3 to 5 of the quickstart (chain, state at a point, verify); returns them as JSON forms."""
     store = theater.store
-    actor_id = parse_actor_id(actor)
-    events = list(store.log.events(actor_id))
-    click.echo(f"\n3. its chain: {len(events)} events (theater events {actor[:8]}...)")
+    actor_id = uuid.UUID(actor)
+    events = select_events(store, actor_id).events
+    say(f"\n3. its chain: {len(events)} events (theater events {actor[:8]}...)")
     for event in events:
         kind = event.type.replace("theater:simple/", "")
         data = summary(event, 200).replace("theater:simple/", "")[:90]
-        click.echo(f"  {event.seq:>3}  {short(event.hash)}  {kind:<18} {data}")
+        say(f"  {event.seq:>3}  {short(event.hash)}  {kind:<18} {data}")
     earlier = [e for e in events if e.type == "wasm/result"][1]
-    value = state_at(store, actor_id, earlier.seq)
-    click.echo(f"\n4. state right after event {earlier.seq}: {(value or b'').decode()}  (from the record, no re-run)")
-    integrity = verify_chain(store, actor_id)
-    replayed = Replayer(store).replay(actor_id)
-    click.echo(f"\n5. verify: integrity {'ok' if integrity.ok else 'BROKEN'}; replay "
-               f"{'ok' if replayed.ok else 'DIVERGED'} ({replayed.calls} calls and {replayed.host_calls} host calls "
-               "re-executed, every result and its fuel as recorded)")
-    if not (integrity.ok and replayed.ok):
-        raise click.exceptions.Exit(1)
+    point = state_point(store, actor_id, seq=earlier.seq)
+    say(f"\n4. state right after event {earlier.seq}: {(point.state or b'').decode()}  (from the record, no re-run)")
+    report = verify_actor(store, actor_id)
+    replayed = report.replay
+    say(f"\n5. verify: integrity {'ok' if report.integrity.ok else 'BROKEN'}; replay "
+        f"{'ok' if report.ok else 'DIVERGED'} ({replayed.calls if replayed else 0} calls and "
+        f"{replayed.host_calls if replayed else 0} host calls re-executed, every result and its fuel as recorded)")
+    return {"events": len(events), "state": state_json(point), "verify": verify_json(report)}

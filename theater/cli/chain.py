@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import click
-
 from pathlib import Path
 
+import click
+
 from replay.bundle import export_bundle, import_bundle
-from store import ChainReport, NotFoundError, parse_actor_id, verify_chain, verify_store
-from theater.cli._context import Context, emit_json, event_seq
+from store import verify_chain, verify_store
+from theater.cli._context import Context, emit_json
+from theater.porcelain import event_seq, recorded_head
+from theater.porcelain.forms import chain_report_json
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -31,14 +33,13 @@ def verify(ctx: Context, actor: str | None, as_json: bool) -> None:
     """
     st = ctx.store(readonly=True)
     if actor is not None:
-        actor_id = parse_actor_id(actor)
-        if st.log.head(actor_id).hash is None:
-            raise NotFoundError("actor", str(actor_id))
+        actor_id = ctx.actor(actor)
+        recorded_head(st, actor_id)
         reports = [verify_chain(st, actor_id)]
     else:
         reports = verify_store(st).chains
     if as_json:
-        emit_json({"ok": all(r.ok for r in reports), "chains": [_report_json(r) for r in reports]})
+        emit_json({"ok": all(r.ok for r in reports), "chains": [chain_report_json(r) for r in reports]})
     else:
         for r in reports:
             status = "ok" if r.ok else f"BROKEN: {r.problem.describe()}"  # type: ignore[union-attr]
@@ -47,20 +48,6 @@ def verify(ctx: Context, actor: str | None, as_json: bool) -> None:
                    f"{sum(not r.ok for r in reports)} broken")
     if not all(r.ok for r in reports):
         raise click.exceptions.Exit(1)
-
-
-def _report_json(report: ChainReport) -> dict:
-    problem = report.problem
-    return {
-        "actor": str(report.actor),
-        "events": report.events,
-        "ok": report.ok,
-        "head": {"seq": report.head.seq, "hash": report.head.hash.hex() if report.head.hash else None},
-        "problem": None
-        if problem is None
-        else {"seq": problem.seq, "hash": problem.hash.hex() if problem.hash else None, "kind": problem.kind,
-              "detail": problem.detail},
-    }
 
 
 @chain.command("export")
@@ -76,7 +63,8 @@ def export(ctx: Context, actor: str, from_event: str | None, to_event: str | Non
     `theater verify FILE` on a machine with no Theater home.
     """
     st = ctx.store(readonly=True)
-    actor_id = parse_actor_id(actor)
+    actor_id = ctx.actor(actor)
+    recorded_head(st, actor_id)
     from_seq = event_seq(st, actor_id, from_event) if from_event else 0
     to_seq = event_seq(st, actor_id, to_event) if to_event else None
     data = export_bundle(st, actor_id, from_seq=from_seq, to_seq=to_seq)
@@ -86,8 +74,16 @@ def export(ctx: Context, actor: str, from_event: str | None, to_event: str | Non
 
 @chain.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help='Print {"actor": ID, "events": N} as JSON.')
 @pass_context
-def import_(ctx: Context, file: str) -> None:
-    """Import a bundle into the home (its blobs and events, checked on the way in); prints the actor id."""
-    actor_id = import_bundle(ctx.store(), Path(file).read_bytes(), source=file)
-    click.echo(str(actor_id))
+def import_(ctx: Context, file: str, as_json: bool) -> None:
+    """Import a bundle into the home (its blobs and events, checked on the way in); prints the actor id.
+
+    Importing the same bundle again changes nothing; a bundle whose chain disagrees with the home's is refused.
+    """
+    st = ctx.store()
+    actor_id = import_bundle(st, Path(file).read_bytes(), source=file)
+    if as_json:
+        emit_json({"actor": str(actor_id), "events": recorded_head(st, actor_id).seq + 1})
+    else:
+        click.echo(str(actor_id))

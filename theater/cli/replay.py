@@ -10,8 +10,9 @@ import click
 
 from replay import CallView, Replayer, call_around, state_at
 from store import Event, Store
-from theater.cli._context import Context, emit_json, resolve_event
-from theater.cli._render import jsonable, short, summary
+from theater.cli._context import Context, emit_json
+from theater.cli._render import short, summary
+from theater.porcelain.forms import jsonable, readable_text
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -24,12 +25,13 @@ pass_context = click.make_pass_decorator(Context)
 def replay_command(ctx: Context, event: str, step: bool, as_json: bool) -> None:
     """Re-execute an actor's history up to EVENT (a hash or unique prefix) and show what happened there.
 
-    Shows the export call the event belongs to, the host calls it made with their recorded results, the state
+    Shows the export call the event belongs to, the host calls it made with their recorded results (bytes that are
+    UTF-8 text shown as text; --json keeps them as "hex:..."), the state
     before and after (a diff when the state is JSON), and the error if the call failed. Exit code 1 if
     re-execution does not reproduce the record.
     """
     st = ctx.store(readonly=True)
-    actor, seq = st.log.locate(resolve_event(st, event))
+    actor, seq = st.log.locate(st.log.resolve(event))
     view = call_around(st, actor, seq)
     end = view.outcome.seq if view is not None and view.outcome is not None else seq
     report = Replayer(st).replay(actor, to_seq=end)
@@ -51,17 +53,18 @@ def _show(actor: uuid.UUID, seq: int, view: CallView | None) -> None:
     if view is None:
         click.echo("  (outside any export call)")
         return
-    click.echo(f"call    {view.call.seq:>5}  {view.call.data['export']}  params {jsonable(view.call.data['params'])}")
+    click.echo(f"call    {view.call.seq:>5}  {view.call.data['export']}  "
+               f"params {readable_text(view.call.data['params'])}")
     for host in view.host_calls:
         mark = "->" if host.seq == seq else "  "
-        click.echo(f"host {mark} {host.seq:>5}  {host.type}  {jsonable(host.data.get('params'))} = "
-                   f"{jsonable(host.data.get('result'))}")
+        click.echo(f"host {mark} {host.seq:>5}  {host.type}  {readable_text(host.data.get('params'))} = "
+                   f"{readable_text(host.data.get('result'))}")
     if view.outcome is None:
         click.echo("        (the call has no recorded end: the actor stopped or crashed during it)")
     elif view.outcome.type == "wasm/error":
         click.echo(f"error   {view.outcome.seq:>5}  {view.outcome.data['kind']}: {view.outcome.data['detail']}")
     else:
-        click.echo(f"result  {view.outcome.seq:>5}  output {jsonable(view.outcome.data['output'])}  "
+        click.echo(f"result  {view.outcome.seq:>5}  output {readable_text(view.outcome.data['output'])}  "
                    f"fuel {view.outcome.data['fuel']}")
     click.echo("state before: " + _state(view.state_before))
     click.echo("state after:  " + _state(view.state_after))

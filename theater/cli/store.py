@@ -9,10 +9,9 @@ import sys
 
 import click
 
-from store import Store
-from store.blobs import check_client_label
-from store.errors import InvalidInputError, NotFoundError
 from theater.cli._context import Context, emit_json
+from theater.porcelain.blobs import blob_info, put_blob, resolve_blob, set_label
+from theater.porcelain.forms import blob_json
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -25,16 +24,15 @@ def store() -> None:
 @store.command()
 @click.argument("file", type=click.File("rb"))
 @click.option("--label", help="Also point this label at the blob.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"hash", "size", "label"} as JSON.')
 @pass_context
-def put(ctx: Context, file: click.utils.LazyFile, label: str | None) -> None:
+def put(ctx: Context, file: click.utils.LazyFile, label: str | None, as_json: bool) -> None:
     """Store FILE (or - for stdin) and print its blake3 hash."""
-    if label:
-        check_client_label(label)  # a refused label stores nothing
-    st = ctx.store()
-    digest = st.blobs.put(file.read())
-    if label:
-        st.blobs.set_label(label, digest)
-    click.echo(digest.hex())
+    stored = put_blob(ctx.store(), file.read(), label)
+    if as_json:
+        emit_json({**blob_json(stored), "label": label})
+    else:
+        click.echo(stored.digest.hex())
 
 
 @store.command()
@@ -42,7 +40,7 @@ def put(ctx: Context, file: click.utils.LazyFile, label: str | None) -> None:
 @click.option("-o", "--output", type=click.File("wb"), help="Write to this file instead of stdout.")
 @pass_context
 def get(ctx: Context, hash: str, output: click.utils.LazyFile | None) -> None:
-    """Write the blob HASH (a unique hex prefix or a label name) to stdout or a file."""
+    """Write the blob HASH (a unique hex prefix, store:LABEL or a label name) to stdout or a file."""
     st = ctx.store(readonly=True)
     data = st.blobs.get(resolve_blob(st, hash))
     if output is None:
@@ -81,8 +79,7 @@ def ls(ctx: Context, labels: bool, as_json: bool) -> None:
 def label(ctx: Context, name: str, hash: str) -> None:
     """Point label NAME at blob HASH (a unique hex prefix). Names starting with build/, compiled/ or theater/
     belong to the runtime and are refused."""
-    st = ctx.store()
-    st.blobs.set_label(name, st.blobs.resolve(hash))
+    set_label(ctx.store(), name, hash)
 
 
 @store.command("rm-label")
@@ -93,12 +90,14 @@ def rm_label(ctx: Context, name: str) -> None:
     ctx.store().blobs.remove_label(name)
 
 
-def resolve_blob(st: Store, ref: str) -> bytes:
-    """A blob reference from the command line: a hex prefix of at least 4 digits, else a label name."""
-    try:
-        return st.blobs.resolve(ref)
-    except (InvalidInputError, NotFoundError) as exc:
-        try:
-            return st.blobs.get_label(ref)
-        except NotFoundError:
-            raise exc from None
+@store.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help='Print {"hash", "size"} as JSON.')
+@pass_context
+def resolve(ctx: Context, ref: str, as_json: bool) -> None:
+    """Print the full hash (and size) of the blob REF names: a unique hex prefix, store:LABEL or a label name."""
+    info = blob_info(ctx.store(readonly=True), ref)
+    if as_json:
+        emit_json(blob_json(info))
+    else:
+        click.echo(f"{info.digest.hex()}\t{info.size}")

@@ -11,11 +11,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from replay import ContinuityBreak, InterruptedCall, Replayer, ReplayLimits, ReplayReport
+from replay import ContinuityBreak, InterruptedCall, ReplayLimits, ReplayReport
 from replay.bundle import opened_bundle
-from store import ChainReport, NotFoundError, Store, parse_actor_id, verify_chain
-from theater.cli._context import Context, emit_json, event_seq
-from theater.cli._render import jsonable
+from store import ChainReport, Store
+from theater.cli._context import Context, emit_json
+from theater.porcelain import event_seq, recorded_head, resolve_actor, verify_actor
+from theater.porcelain.forms import jsonable, verify_json
 
 pass_context = click.make_pass_decorator(Context)
 PROGRESS_FROM_EVENTS = 20_000
@@ -40,7 +41,7 @@ INTERRUPTED_SHOWN = 20
 @pass_context
 def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, max_fuel: int, max_memory: int,
            max_deadline: int, timeout: float | None, as_json: bool) -> None:
-    """Check TARGET (an actor id in the home, or a bundle file): every hash, link and referenced blob, then
+    """Check TARGET (an actor id or unique prefix in the home, or a bundle file): every hash, link and referenced blob, then
     re-execute it.
 
     Exits 0 only when the chain is intact, fits together (every call starts from the state the events before it
@@ -54,32 +55,24 @@ def verify(ctx: Context, target: str, from_event: str | None, to_event: str | No
         with opened_bundle(Path(target)) as (st, actor_id, bundle):
             ok = _verify(st, actor_id, from_event, to_event, as_json, bundle["from_seq"], limits)
     else:
-        ok = _verify(ctx.store(readonly=True), parse_actor_id(target), from_event, to_event, as_json, 0, limits)
+        ok = _verify(ctx.store(readonly=True), target, from_event, to_event, as_json, 0, limits)
     if not ok:
         raise click.exceptions.Exit(1)
 
 
-def _verify(st: Store, actor_id: uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,
+def _verify(st: Store, actor: str | uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,
             default_from: int, limits: ReplayLimits) -> bool:
-    head = st.log.head(actor_id)
-    if head.hash is None:
-        raise NotFoundError("actor", str(actor_id))
+    actor_id = resolve_actor(st, actor) if isinstance(actor, str) else actor
+    total = recorded_head(st, actor_id).seq + 1
     from_seq = event_seq(st, actor_id, from_event) if from_event else default_from
     to_seq = event_seq(st, actor_id, to_event) if to_event else None
-    total = head.seq + 1
     with _progress(total, enabled=not as_json) as step:
-        integrity = verify_chain(st, actor_id, progress=step("integrity"))
-        replayed = None
-        if integrity.ok:
-            replayed = Replayer(st, limits=limits).replay(actor_id, from_seq=from_seq, to_seq=to_seq,
-                                                          progress=step("replay"))
-    ok = integrity.ok and replayed is not None and replayed.ok
+        report = verify_actor(st, actor_id, start=from_seq, to=to_seq, limits=limits, progress=step)
     if as_json:
-        emit_json({"ok": ok, "actor": str(actor_id), "integrity": _integrity_json(integrity),
-                   "replay": _replay_json(replayed)})
+        emit_json(verify_json(report))
     else:
-        _print(integrity, replayed)
-    return ok
+        _print(report.integrity, report.replay)
+    return report.ok
 
 
 @contextmanager
@@ -135,25 +128,3 @@ def _print_interrupted(calls: tuple[InterruptedCall, ...]) -> None:
         click.echo(f"  event {call.seq} ({call.hash.hex()[:16]})  {call.export}  {after}")
     if len(calls) > INTERRUPTED_SHOWN:
         click.echo(f"  ... and {len(calls) - INTERRUPTED_SHOWN} more (--json lists them all)")
-
-
-def _integrity_json(report: ChainReport) -> dict:
-    p = report.problem
-    return {"ok": report.ok, "events": report.events,
-            "problem": None if p is None else {"seq": p.seq, "hash": p.hash.hex() if p.hash else None,
-                                                "kind": p.kind, "detail": p.detail}}
-
-
-def _replay_json(report: ReplayReport | None) -> dict | None:
-    if report is None:
-        return None
-    d = report.divergence
-    return {"ok": report.ok, "from_seq": report.from_seq, "to_seq": report.to_seq, "calls": report.calls,
-            "host_calls": report.host_calls,
-            "interrupted": [{"seq": c.seq, "hash": c.hash.hex(), "export": c.export, "resumed_at": c.resumed_at}
-                            for c in report.interrupted],
-            "divergence": None if d is None else {
-                "kind": "continuity" if isinstance(d, ContinuityBreak) else "execution",
-                "seq": d.seq, "hash": d.hash.hex() if d.hash else None, "what": d.what,
-                "expected": jsonable(d.expected, readable=True), "actual": jsonable(d.actual, readable=True),
-                "hint": d.hint}}

@@ -1,88 +1,10 @@
-"""Durable actors: when a server starts, the actors that were running when the home's last server stopped
-(cleanly or not) are brought back from their last committed state, without ``init``.
-
-An actor was running if its chain does not end in ``actor/stop``, ``actor/exit``, ``actor/failed`` or
-``wasm/error``. It is left alone if its recorded manifest says ``durable = false``.
+"""Durable actors, as the server sees them: resumed when it starts (``theater.porcelain.resume``), their status
+read from their chains when it does not run them (``theater.porcelain.actors.last_status``).
 """
 
 from __future__ import annotations
 
-import logging
-import tomllib
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
-from store import Store
-from store.errors import TheaterError
-from theater.runtime import Theater
-
-log = logging.getLogger("theater.server")
-
-TERMINAL_EVENTS = frozenset({"actor/stop", "actor/exit", "actor/failed", "wasm/error"})
-RESUME_THREADS = 8
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Resumed:
-    """What happened to one actor that was running when the last server stopped.
-
-    Attributes:
-        actor: its id.
-        outcome: ``resumed``, ``not durable`` or ``failed``.
-        detail: the error, when it failed.
-    """
-
-    actor: str
-    outcome: str
-    detail: str = ""
-
-
-def last_status(event_type: str) -> str:
-    """What a chain that ends in an event of this type says about its actor: stopped, failed or interrupted."""
-    if event_type in ("actor/stop", "actor/exit"):
-        return "stopped"
-    if event_type in ("actor/failed", "wasm/error"):
-        return "failed"
-    return "interrupted"
-
-
-def interrupted_actors(store: Store) -> list[uuid.UUID]:
-    """Every actor of the home whose chain does not end in a terminal event, in id order."""
-    found = []
-    for actor, head in store.log.actors():
-        if store.log.at(actor, head.seq).type not in TERMINAL_EVENTS:
-            found.append(actor)
-    return found
-
-
-def is_durable(store: Store, actor: uuid.UUID) -> bool:
-    """The ``durable`` setting of the actor's recorded manifest (default true; true if it cannot be read)."""
-    try:
-        genesis = store.log.at(actor, 0)
-        text = store.blobs.get(genesis.data["manifest"]).decode("utf-8")
-        value = tomllib.loads(text).get("durable", True)
-    except (TheaterError, KeyError, TypeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return True
-    return value is not False
-
-
-def resume_actors(theater: Theater) -> list[Resumed]:
-    """Reopen every interrupted durable actor of the home (a few at a time); never raises for one actor."""
-    candidates = interrupted_actors(theater.store)
-    with ThreadPoolExecutor(RESUME_THREADS, thread_name_prefix="theater-resume") as pool:
-        return list(pool.map(lambda actor: _resume(theater, actor), candidates))
-
-
-def _resume(theater: Theater, actor: uuid.UUID) -> Resumed:
-    if not is_durable(theater.store, actor):
-        return Resumed(actor=str(actor), outcome="not durable")
-    try:
-        theater.reopen(actor)
-    except TheaterError as exc:
-        log.warning("could not resume actor %s: %s: %s", actor, type(exc).__name__, exc)
-        return Resumed(actor=str(actor), outcome="failed", detail=f"{type(exc).__name__}: {exc}")
-    return Resumed(actor=str(actor), outcome="resumed")
-
+from theater.porcelain.actors import TERMINAL_EVENTS, last_status
+from theater.porcelain.resume import Resumed, interrupted_actors, is_durable, resume_actors
 
 __all__ = ["TERMINAL_EVENTS", "Resumed", "interrupted_actors", "is_durable", "last_status", "resume_actors"]

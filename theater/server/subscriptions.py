@@ -18,7 +18,9 @@ from aiohttp import web
 from store import Event, Store
 from theater.server.hub import CommitHub
 from theater.server.streams import HEARTBEAT_S, Sink
-from theater.server.wire import event_json, query_flag, query_int, type_matches
+from theater.porcelain.forms import event_json
+from theater.porcelain.records import type_matches
+from theater.server.wire import query_flag, query_int
 
 PAGE = 512
 

@@ -1,8 +1,8 @@
-"""The JSON forms of the management API: byte payloads, events, and reading request bodies and query strings.
+"""The wire of the management API: reading request bodies and query strings, and writing JSON answers.
 
-A byte payload is sent as ``{"text": "hello"}`` (its UTF-8 bytes) or ``{"base64": "aGVsbG8="}`` and comes back as
-``{"base64": "...", "text": "..." or null, "size": n}``. Event data is shown as ``theater events --json`` shows it:
-byte strings become ``"hex:..."``.
+A byte payload is sent as ``{"text": "hello"}`` (its UTF-8 bytes) or ``{"base64": "aGVsbG8="}``; every answer's
+JSON form (payloads, events, reports) is ``theater.porcelain.forms``'s, the one the CLI's ``--json`` prints.
+An actor id in a path may be a unique prefix of a recorded actor's id.
 """
 
 from __future__ import annotations
@@ -16,23 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from store import Event, parse_actor_id
+from store import Store
+from theater.porcelain.actors import resolve_actor
 from theater.server.errors import ApiError, bad_request
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_QUERY_INT = 2**64 - 2  # sequence numbers are 8-byte unsigned keys; ``to`` may have one added
 _MISSING: Any = object()
-
-
-def bytes_json(value: bytes | None) -> dict[str, Any] | None:
-    """A byte payload for a response: base64, its UTF-8 text when it is valid UTF-8, and its size."""
-    if value is None:
-        return None
-    try:
-        text: str | None = value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    return {"base64": base64.b64encode(value).decode("ascii"), "text": text, "size": len(value)}
 
 
 def parse_bytes(value: Any, field: str) -> bytes:
@@ -50,30 +40,6 @@ def parse_bytes(value: Any, field: str) -> bytes:
             except (binascii.Error, ValueError):
                 raise bad_request(f"{field}.base64 is not valid base64") from None
     raise bad_request(f'{field}: expected {{"text": "..."}} or {{"base64": "..."}}')
-
-
-def jsonable(value: Any) -> Any:
-    """Event data as JSON: bytes become ``"hex:..."``, everything else as is."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "hex:" + bytes(value).hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """One event of a chain as JSON (the same fields as ``theater events --json``, plus the actor)."""
-    return {
-        "actor": str(event.actor),
-        "seq": event.seq,
-        "hash": event.hash.hex(),
-        "parent": event.parent.hex() if event.parent else None,
-        "type": event.type,
-        "timestamp_ms": event.timestamp_ms,
-        "data": jsonable(event.data),
-    }
 
 
 def dumps(value: Any) -> str:
@@ -193,20 +159,14 @@ def query_flag(request: web.Request, name: str) -> bool:
     return text is not None and text.lower() in ("", "1", "true", "yes")
 
 
-def actor_id(request: web.Request) -> uuid.UUID:
-    """The ``{id}`` of the path as an actor id.
+def actor_id(request: web.Request, store: Store) -> uuid.UUID:
+    """The ``{id}`` of the path as an actor id: a UUID, or a unique prefix of a recorded actor's id.
 
     Raises:
-        InvalidInputError: not a UUID (answered with 400).
+        InvalidInputError: neither (answered with 400).
+        ActorNotFound, AmbiguousPrefixError: a prefix that names no recorded actor (404), or several (400).
     """
-    return parse_actor_id(request.match_info["id"])
-
-
-def type_matches(event_type: str, patterns: tuple[str, ...]) -> bool:
-    """True when no pattern is given or one matches: exactly, or as a prefix when it ends with ``*``."""
-    if not patterns:
-        return True
-    return any(event_type.startswith(p[:-1]) if p.endswith("*") else event_type == p for p in patterns)
+    return resolve_actor(store, request.match_info["id"])
 
 
 def check_timeout(value: Any, default: float, maximum: float = 300.0) -> float:
@@ -221,17 +181,13 @@ def check_timeout(value: Any, default: float, maximum: float = 300.0) -> float:
 __all__ = [
     "MAX_BODY_BYTES",
     "actor_id",
-    "bytes_json",
     "check_timeout",
     "dumps",
-    "event_json",
     "field",
     "json_response",
-    "jsonable",
     "parse_bytes",
     "query_flag",
     "query_float",
     "query_int",
     "read_json",
-    "type_matches",
 ]

@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from store import Store
-from store.blobs import check_client_label
-from store.errors import AmbiguousPrefixError, InvalidInputError, NotFoundError
+from theater.porcelain import blobs as porcelain_blobs
+from theater.porcelain.blobs import blob_info, put_blob, resolve_blob
+from theater.porcelain.forms import blob_json
 from theater.server.errors import bad_request
 from theater.server.service import service
 from theater.server.wire import field, json_response, query_int, read_json
@@ -22,40 +23,14 @@ routes = web.RouteTableDef()
 DEFAULT_LIMIT = 1000
 
 
-def resolve_blob(store: Store, ref: str) -> bytes:
-    """A blob reference: a hex prefix of at least 4 digits, else a label name.
-
-    Raises:
-        NotFoundError: neither names a blob; AmbiguousPrefixError: the prefix matches several.
-    """
-    try:
-        return store.blobs.resolve(ref)
-    except AmbiguousPrefixError:
-        raise
-    except (InvalidInputError, NotFoundError):
-        try:
-            return store.blobs.get_label(ref)
-        except (InvalidInputError, NotFoundError):
-            raise NotFoundError("blob or label", ref) from None
-
-
 @routes.post("/v1/blobs")
 async def put(request: web.Request) -> web.Response:
     """Store the raw request body (``application/octet-stream``); ``label`` also points that label at it."""
     svc = service(request)
     data = await request.read()
     label = request.query.get("label")
-    digest = await svc.run(_put, svc.theater.store, data, label)
-    return json_response({"hash": digest.hex(), "size": len(data), "label": label}, status=201)
-
-
-def _put(store: Store, data: bytes, label: str | None) -> bytes:
-    if label:
-        check_client_label(label)  # a refused label stores nothing
-    digest = store.blobs.put(data)
-    if label:
-        store.blobs.set_label(label, digest)
-    return digest
+    stored = await svc.run(put_blob, svc.theater.store, data, label)
+    return json_response({**blob_json(stored), "label": label}, status=201)
 
 
 @routes.get("/v1/blobs")
@@ -80,7 +55,7 @@ def _list(store: Store, after: str, limit: int) -> dict[str, Any]:
 
 @routes.get("/v1/blobs/{ref}")
 async def get(request: web.Request) -> web.Response:
-    """The blob's bytes (``application/octet-stream``); ``ref`` is a hex prefix or a label."""
+    """The blob's bytes (``application/octet-stream``); ``ref`` is a hex prefix, ``store:LABEL`` or a label."""
     svc = service(request)
     store = svc.theater.store
     digest, data = await svc.run(_get, store, request.match_info["ref"])
@@ -90,6 +65,14 @@ async def get(request: web.Request) -> web.Response:
 def _get(store: Store, ref: str) -> tuple[bytes, bytes]:
     digest = resolve_blob(store, ref)
     return digest, store.blobs.get(digest)
+
+
+@routes.get("/v1/blobs/{ref}/info")
+async def info(request: web.Request) -> web.Response:
+    """What ``ref`` resolves to: ``{"hash", "size"}`` (as ``theater store resolve --json``)."""
+    svc = service(request)
+    store = svc.theater.store
+    return json_response(blob_json(await svc.run(blob_info, store, request.match_info["ref"])))
 
 
 @routes.get("/v1/labels")
@@ -108,14 +91,8 @@ async def set_label(request: web.Request) -> web.Response:
     ref = field(await read_json(request), "hash", str)
     if not ref:
         raise bad_request("hash must not be empty")
-    digest = await svc.run(_set_label, svc.theater.store, name, ref)
+    digest = await svc.run(porcelain_blobs.set_label, svc.theater.store, name, ref)
     return json_response({"label": name, "hash": digest.hex()})
-
-
-def _set_label(store: Store, name: str, ref: str) -> bytes:
-    digest = store.blobs.resolve(ref)
-    store.blobs.set_label(name, digest)
-    return digest
 
 
 @routes.delete("/v1/labels/{name}")
@@ -127,4 +104,4 @@ async def remove_label(request: web.Request) -> web.Response:
     return json_response({"label": name, "removed": True})
 
 
-__all__ = ["resolve_blob", "routes"]
+__all__ = ["routes"]

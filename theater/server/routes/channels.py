@@ -6,15 +6,17 @@ from typing import Any
 
 from aiohttp import web
 
+from theater.channels import CLOSED
 from theater.errors import MessageError
 from theater.server.channels import ClientChannel
 from theater.server.errors import ApiError
-from theater.server.routes.actors import check_size, running
+from theater.porcelain import running
+from theater.porcelain.forms import bytes_json
+from theater.server.routes.actors import check_size
 from theater.server.service import Service, service
 from theater.server.streams import Sink, run_stream
 from theater.server.wire import (
     actor_id,
-    bytes_json,
     check_timeout,
     json_response,
     parse_bytes,
@@ -44,7 +46,7 @@ def _messages_json(messages: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
 async def open_channel(request: web.Request) -> web.Response:
     """Open a channel to the actor with an initial message; answers with the channel id and the welcome."""
     svc = service(request)
-    actor = running(svc.theater, actor_id(request))
+    actor = running(svc.theater, actor_id(request, svc.theater.store))
     body = await read_json(request)
     initial = parse_bytes(body["message"], "message") if body.get("message") is not None else b""
     check_size(actor, initial)
@@ -108,15 +110,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 @routes.delete("/v1/channels/{cid}")
 async def close(request: web.Request) -> web.Response:
-    """Close the channel: the actor's ``handle-channel-close`` runs; answers once it has."""
+    """Close the channel: the actor's ``handle-channel-close`` runs; answers once it has. A stream open on the
+    channel sends what is left, then ``closed``, and ends."""
     svc, channel = _channel(request)
     svc.channels.forget(channel)
     try:
         peer = svc.channels.peer(channel)
     except MessageError:
-        return json_response({"channel": channel.id, "closed": True})  # the actor closed it first
-    svc.theater.channels.close(channel.id)
-    await svc.settled(svc.theater.deliver_channel_close(peer, channel.id))
+        peer = None  # the actor closed it first
+    if peer is not None:
+        svc.theater.channels.close(channel.id)
+        try:
+            await svc.settled(svc.theater.deliver_channel_close(peer, channel.id))
+        finally:
+            channel.put(CLOSED)  # ends the client's own streams of it
     return json_response({"channel": channel.id, "closed": True})
 
 

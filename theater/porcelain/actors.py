@@ -1,0 +1,214 @@
+"""Actors as a user sees them: ids by unique prefix, their status (from the runtime when it runs them, else from
+their chains), the list, ``inspect``, and restart.
+
+The functions take the home's ``Store`` and, when a runtime is running, the ``Theater``: without one, everything
+is read from the chains, so ``theater list`` works with no server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from replay import state_event_at
+from store import EMPTY, Event, Store, parse_actor_id
+from store.errors import AmbiguousPrefixError, InvalidInputError
+from theater.errors import ActorNotFound, ActorNotRunning
+from theater.porcelain.records import recorded_head
+
+if TYPE_CHECKING:
+    from theater.actor import Actor
+    from theater.runtime import Theater
+
+STOPPED, FAILED, INTERRUPTED = "stopped", "failed", "interrupted"
+ENDED = frozenset({STOPPED, FAILED})
+TERMINAL_EVENTS = {"actor/stop": STOPPED, "actor/exit": STOPPED, "actor/failed": FAILED, "wasm/error": FAILED}
+MIN_PREFIX = 4
+ID_CHARS = frozenset("0123456789abcdef-")
+
+
+def last_status(event_type: str) -> str:
+    """What a chain that ends in an event of this type says about its actor: stopped, failed or interrupted."""
+    return TERMINAL_EVENTS.get(event_type, INTERRUPTED)
+
+
+def chain_status(store: Store, actor: uuid.UUID) -> str:
+    """The actor's status read from its chain (``last_status`` of its last event).
+
+    Raises:
+        ActorNotFound: the home has no chain for it.
+    """
+    return last_status(store.log.at(actor, recorded_head(store, actor).seq).type)
+
+
+def resolve_actor(store: Store, ref: str) -> uuid.UUID:
+    """The actor ``ref`` names: a full id, or a unique prefix (at least 4 characters) of one the home records.
+
+    Raises:
+        InvalidInputError: neither a UUID nor a prefix of one.
+        ActorNotFound: no recorded actor has that prefix.
+        AmbiguousPrefixError: several have it.
+    """
+    try:
+        return parse_actor_id(ref)
+    except InvalidInputError:
+        text = ref.lower() if isinstance(ref, str) else ""
+        if len(text) < MIN_PREFIX or not set(text) <= ID_CHARS:
+            raise
+    matches = [actor for actor, _ in store.log.actors() if str(actor).startswith(text)]
+    if not matches:
+        raise ActorNotFound(ref)
+    if len(matches) > 1:
+        raise AmbiguousPrefixError("actor id", ref, [str(m) for m in matches[:5]])
+    return matches[0]
+
+
+def live_actor(theater: Theater | None, actor: uuid.UUID) -> Actor | None:
+    """The runtime's actor object, when the runtime holds it (running or ended there), else None."""
+    if theater is None:
+        return None
+    try:
+        return theater.actor(actor)
+    except ActorNotFound:
+        return None
+
+
+def actor_rows(store: Store, theater: Theater | None = None, *, everything: bool = False) -> list[dict[str, Any]]:
+    """One summary per actor: the runtime's actors, and (with ``everything``, or with no runtime) the home's
+    other chains, whose status comes from their last event. Sorted by id."""
+    rows = {} if theater is None else {row["id"]: _live_row(store, row) for row in theater.actors()}
+    if everything or theater is None:
+        for actor, _ in store.log.actors():
+            if str(actor) not in rows:
+                rows[str(actor)] = _recorded_row(store, actor)
+    return [rows[key] for key in sorted(rows)]
+
+
+def _live_row(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    summary = {key: row[key] for key in ("id", "name", "status", "parent", "failure")}
+    return {**summary, "live": row["status"] not in ENDED, **_head_fields(store, uuid.UUID(row["id"]))}
+
+
+def _recorded_row(store: Store, actor: uuid.UUID) -> dict[str, Any]:
+    genesis = store.log.at(actor, 0)
+    data = genesis.data if isinstance(genesis.data, dict) else {}
+    return {"id": str(actor), "name": data.get("name"), "status": chain_status(store, actor),
+            "parent": data.get("parent"), "failure": None, "live": False, **_head_fields(store, actor)}
+
+
+def _head_fields(store: Store, actor: uuid.UUID) -> dict[str, Any]:
+    head = store.log.head(actor)
+    last = store.log.at(actor, head.seq) if head != EMPTY else None
+    return {"events": head.seq + 1, "last_event_ms": last.timestamp_ms if last else None}
+
+
+def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> dict[str, Any]:
+    """Everything about one actor (``inspect``): its summary row, component, manifest, limits, head, state and
+    children (the runtime's, or with no runtime the home's chains that name it as parent).
+
+    Raises:
+        ActorNotFound: the home has no chain for it.
+    """
+    head = recorded_head(store, actor)
+    genesis, last = store.log.at(actor, 0), store.log.at(actor, head.seq)
+    live = live_actor(theater, actor)
+    row = _live_row(store, _summary(live)) if live is not None else _recorded_row(store, actor)
+    data = genesis.data
+    return {
+        **row,
+        "component": data["component"].hex(),
+        "manifest": data["manifest"].hex(),
+        "limits": data.get("limits"),
+        "created_ms": genesis.timestamp_ms,
+        "head": {"seq": head.seq, "hash": last.hash.hex(), "type": last.type, "timestamp_ms": last.timestamp_ms},
+        "state": _state(store, state_event_at(store, actor)),
+        "children": _children(store, actor, theater),
+    }
+
+
+def _summary(actor: Actor) -> dict[str, Any]:
+    failure = actor.failure
+    return {"id": str(actor.id), "name": actor.name, "status": actor.reported_status,
+            "parent": str(actor.parent) if actor.parent else None,
+            "failure": None if failure is None else {"kind": failure.kind, "detail": failure.detail}}
+
+
+def _state(store: Store, source: Event | None) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    digest = source.data.get("state" if source.type == "wasm/result" else "init_state")
+    if digest is None:
+        return None
+    return {"hash": digest.hex(), "size": store.blobs.size(digest), "seq": source.seq}
+
+
+def _children(store: Store, actor: uuid.UUID, theater: Theater | None) -> list[str]:
+    if theater is not None:
+        return [a["id"] for a in theater.actors() if a["parent"] == str(actor)]
+    found = []
+    for other, _ in store.log.actors():
+        data = store.log.at(other, 0).data
+        if isinstance(data, dict) and data.get("parent") == str(actor):
+            found.append(str(other))
+    return found
+
+
+def running(theater: Theater, actor: uuid.UUID) -> Actor:
+    """The running actor.
+
+    Raises:
+        ActorNotFound: the home has no such actor.
+        ActorNotRunning: it is recorded but stopped, failed, or not brought back by this runtime.
+    """
+    try:
+        return theater.running(actor)
+    except ActorNotFound:
+        raise ActorNotRunning(str(actor), chain_status(theater.store, actor)) from None
+
+
+def stop(theater: Theater, actor: uuid.UUID) -> None:
+    """Stop the actor if this runtime runs it (one recorded in the home but not running here is stopped already).
+
+    Raises:
+        ActorNotFound: the home has no chain for it.
+    """
+    recorded_head(theater.store, actor)
+    if live_actor(theater, actor) is not None:
+        theater.stop(actor)
+
+
+def restart(theater: Theater, actor: uuid.UUID) -> None:
+    """Restart the actor: a supervised child by its running supervisor (``supervisor/restart`` records
+    reason ``requested``, as a guest's ``restart-child`` does); any other actor is stopped if it runs and brought
+    back from its last state, without ``init``.
+
+    Raises:
+        ActorNotFound: the home has no chain for it.
+    """
+    live = live_actor(theater, actor)
+    if live is None:
+        recorded_head(theater.store, actor)
+    supervisor = theater.supervision.supervising(live) if live is not None else None
+    if supervisor is not None and supervisor.actor.status == "running":
+        theater.supervision.restart_child(supervisor.actor, actor, "requested")
+        return
+    if live is not None and live.status in ("running", "starting"):
+        theater.stop(actor)
+    theater.reopen(actor)
+
+
+__all__ = [
+    "ID_CHARS",
+    "INTERRUPTED",
+    "MIN_PREFIX",
+    "TERMINAL_EVENTS",
+    "actor_rows",
+    "chain_status",
+    "describe",
+    "last_status",
+    "live_actor",
+    "resolve_actor",
+    "restart",
+    "running",
+    "stop",
+]
