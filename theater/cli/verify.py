@@ -41,8 +41,8 @@ INTERRUPTED_SHOWN = 20
 @pass_context
 def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, max_fuel: int, max_memory: int,
            max_deadline: int, timeout: float | None, as_json: bool) -> None:
-    """Check TARGET (an actor id or unique prefix in the home, or a bundle file): every hash, link and referenced blob, then
-    re-execute it.
+    """Check TARGET (an actor id or unique prefix in the home, or a bundle file): every hash, link and referenced
+    blob, then re-execute it.
 
     Exits 0 only when the chain is intact, fits together (every call starts from the state the events before it
     left) and re-execution reproduces every recorded result and its fuel. Calls with no recorded end (the runtime
