@@ -202,7 +202,7 @@ def test_request_after_send_to_the_same_actor_sees_the_send(theater, start):
 
 def test_deferred_response_answers_the_waiting_requester(theater, start):
     deferred = start("deferred", wat.deferred_actor())
-    reply = theater.deliver_request(theater.actor(deferred), b"question")
+    reply = theater.router.deliver_request(theater.actor(deferred), b"question")
     theater.send(deferred, b"later answer")
     assert reply.result(WAIT) == b"later answer"
     assert theater.state(deferred) == b""  # respond-to-request returned ok
@@ -211,7 +211,7 @@ def test_deferred_response_answers_the_waiting_requester(theater, start):
 def test_deferred_response_to_a_forwarding_actor(theater, start):
     deferred = start("deferred", wat.deferred_actor())
     forwarder = start("forwarder", wat.forwarder_actor())
-    reply = theater.deliver_request(theater.actor(forwarder), to(deferred, b"question"))
+    reply = theater.router.deliver_request(theater.actor(forwarder), to(deferred, b"question"))
     # The forwarder's request is handled by the deferred actor before this send reaches it.
     request_id = wait_for_outstanding(theater, deferred)
     assert theater.state(deferred) == request_id.encode()
@@ -245,7 +245,7 @@ def test_respond_twice_to_one_request_returns_err_the_second_time(theater, start
         send=wat.respond_to_request(wat.HEAD, wat.TAIL),  # message: request id + NUL + response
     )
     actor = start("responder", component)
-    reply = theater.deliver_request(theater.actor(actor), b"question")
+    reply = theater.router.deliver_request(theater.actor(actor), b"question")
     settle(theater, actor)
     request_id = last_request_id(theater, actor)
     theater.send(actor, to(request_id, b"first"))
@@ -264,7 +264,7 @@ def cancelling_component():
 
 def test_cancel_request_gives_the_requester_an_error(theater, start):
     actor = start("canceller", cancelling_component())
-    reply = theater.deliver_request(theater.actor(actor), b"question")
+    reply = theater.router.deliver_request(theater.actor(actor), b"question")
     theater.send(actor, b"cancel")
     request_id = last_request_id(theater, actor)
     with pytest.raises(MessageError, match=rf"^request {request_id} was cancelled by actor {actor}$"):
@@ -281,7 +281,7 @@ def test_cancel_an_unknown_request_returns_err(theater, start):
 def test_cancelled_request_between_actors_is_err_for_the_requester(theater, start):
     canceller = start("canceller", cancelling_component())
     forwarder = start("forwarder", wat.forwarder_actor())
-    reply = theater.deliver_request(theater.actor(forwarder), to(canceller, b"question"))
+    reply = theater.router.deliver_request(theater.actor(forwarder), to(canceller, b"question"))
     request_id = wait_for_outstanding(theater, canceller)
     theater.send(canceller, b"cancel")
     expected = f"request {request_id} was cancelled by actor {canceller}"
@@ -292,7 +292,7 @@ def test_list_outstanding_requests_names_the_pending_ones(theater, start):
     actor = start("canceller", cancelling_component())
     theater.send(actor, b"list")
     assert theater.state(actor) == b""
-    replies = [theater.deliver_request(theater.actor(actor), b"q") for _ in range(3)]
+    replies = [theater.router.deliver_request(theater.actor(actor), b"q") for _ in range(3)]
     theater.send(actor, b"list")
     listed = theater.state(actor).split(b"\n")
     assert len(listed) == 3
@@ -305,7 +305,7 @@ def test_list_outstanding_requests_names_the_pending_ones(theater, start):
 
 def test_outstanding_requests_fail_when_the_actor_stops(theater, start, settle):
     deferred = start("deferred", wat.deferred_actor())
-    reply = theater.deliver_request(theater.actor(deferred), b"question")
+    reply = theater.router.deliver_request(theater.actor(deferred), b"question")
     settle(theater, deferred)  # handled and deferred: a stop would otherwise jump ahead of it
     theater.stop(deferred)
     with pytest.raises(ActorNotRunning, match=rf"^actor {deferred} is stopped: actor {deferred} stopped$"):

@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from theater.errors import MessageError
+from theater.errors import ChannelClosed, ReplyTimeout
 from theater.server.channels import ClientChannel
-from theater.server.errors import ApiError
 from theater.server.routes.actors import check_size, running
 from theater.server.service import Service, service
 from theater.server.streams import Sink, run_stream
@@ -30,10 +29,7 @@ MAX_POLL_WAIT_S = 60.0
 
 def _channel(request: web.Request) -> tuple[Service, ClientChannel]:
     svc = service(request)
-    try:
-        return svc, svc.channels.get(request.match_info["cid"])
-    except MessageError as exc:
-        raise ApiError(404, "MessageError", str(exc)) from None
+    return svc, svc.channels.get(request.match_info["cid"])
 
 
 def _messages_json(messages: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
@@ -52,7 +48,7 @@ async def open_channel(request: web.Request) -> web.Response:
     try:
         channel = await svc.channels.open(actor.id, initial, timeout)
     except TimeoutError:
-        raise ApiError(504, "MessageError", f"open-channel to {actor.id} got no answer within {timeout} s") from None
+        raise ReplyTimeout(f"open-channel to {actor.id}", timeout) from None
     return json_response({"channel": channel.id, "actor": str(actor.id), "welcome": bytes_json(channel.welcome)},
                          status=201)
 
@@ -64,8 +60,8 @@ async def send(request: web.Request) -> web.Response:
     body = await read_json(request)
     message = parse_bytes(body.get("message"), "message")
     peer = svc.channels.peer(channel)
-    check_size(peer, message)
-    await svc.settled(svc.theater.deliver_channel_message(peer, channel.id, message))
+    check_size(peer, message)  # type: ignore[arg-type]  # a client channel's peer is its actor
+    await svc.settled(svc.theater.router.deliver_channel_message(peer, channel.id, message))
     return json_response({"delivered": True})
 
 
@@ -113,10 +109,10 @@ async def close(request: web.Request) -> web.Response:
     svc.channels.forget(channel)
     try:
         peer = svc.channels.peer(channel)
-    except MessageError:
+    except ChannelClosed:
         return json_response({"channel": channel.id, "closed": True})  # the actor closed it first
-    svc.theater.channels.close(channel.id)
-    await svc.settled(svc.theater.deliver_channel_close(peer, channel.id))
+    svc.theater.router.channels.close(channel.id)
+    await svc.settled(svc.theater.router.deliver_channel_close(peer, channel.id))
     return json_response({"channel": channel.id, "closed": True})
 
 
