@@ -17,7 +17,7 @@ from tests._chains import CommitWaiter
 from tests.components import wat
 from theater.actor import HANDLE_SEND
 from replay.engine import MAX_MESSAGE_BYTES
-from theater.errors import ActorNotRunning, MailboxFull, MessageError
+from theater.errors import ActorNotRunning, MailboxFull, MessageTooLarge
 from theater.mailbox import MailboxLimits
 
 MSG = ["message-server"]
@@ -275,7 +275,7 @@ def test_four_mib_message_is_refused_clearly_and_the_receiver_lives_on(theater, 
     assert ceiling == MAX_MESSAGE_BYTES < 4 * 1024 * 1024
     expected = (rf"^message of {4 * 1024 * 1024} bytes is larger than actor {actor}'s limit of {ceiling} \(its "
                 rf"manifest allows {16 * 1024 * 1024}, but at most {ceiling} bytes fit through one call\)$")
-    with pytest.raises(MessageError, match=expected):
+    with pytest.raises(MessageTooLarge, match=expected):
         theater.send(actor, b"x" * (4 * 1024 * 1024))
     message = b"y" * ceiling  # the largest message it takes works: kept as its state
     theater.send(actor, message)
