@@ -101,7 +101,7 @@ class Actor:
         self.incarnation = 0  # how many times a supervisor restarted it
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
-        self._effects: list[Callable[[], None]] = []
+        self._effects: list[Effect] = []
         self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits)
         self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
         self._closing = False  # the mailbox is ending: the thread stops after this operation

@@ -15,7 +15,7 @@ import threading
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, cast
 
 from store import parse_actor_id
 from theater.actor import (
@@ -28,7 +28,7 @@ from theater.actor import (
 )
 from theater.channels import ChannelRegistry
 from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
-from theater.host import ActorHost, ChannelAnswer, Endpoint
+from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
 from theater.release import settle
 
@@ -146,11 +146,13 @@ class Router:
             else:
                 actor.defer(lambda failed: settle(reply, response["some"], None, failed))
 
-        submitted = actor.submit(handle, size=len(message))
-        # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
-        submitted.add_done_callback(
-            lambda done: done.exception() is not None and settle(reply, None, done.exception(), None)
-        )
+        def refused(done: Future[None]) -> None:
+            # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
+            error = done.exception()
+            if error is not None:
+                settle(reply, None, error, None)
+
+        actor.submit(handle, size=len(message)).add_done_callback(refused)
         return reply
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]:
@@ -169,7 +171,7 @@ class Router:
         self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
     ) -> Future[None]:
         if not isinstance(peer, Actor):
-            peer.on_message(message)
+            cast(ChannelEnd, peer).on_message(message)
             return _done()
         self.check_message(peer, message, reservation)
         return peer.submit(lambda: peer.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
@@ -177,7 +179,7 @@ class Router:
 
     def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]:
         if not isinstance(peer, Actor):
-            peer.on_close()
+            cast(ChannelEnd, peer).on_close()
             return _done()
         # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
         return peer.submit(lambda: peer.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
@@ -202,7 +204,7 @@ class Router:
         """Close every channel of an actor that ended; ends outside every actor see the close."""
         for peer in self.channels.drop(actor):
             if not isinstance(peer, Actor):
-                peer.on_close()
+                cast(ChannelEnd, peer).on_close()
 
 
 def _done() -> Future[None]:

@@ -454,7 +454,12 @@ class Supervision:
         else:
             ending = Ending(how=how, data=data)
         incarnation = actor.incarnation
-        actor.defer(lambda failed: failed or self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending)))
+
+        def tell_parent(failed: BaseException | None) -> None:
+            if failed is None:
+                self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending))
+
+        actor.defer(tell_parent)
 
     def _queue(self, sup: Supervisor, op: Callable[[], None]) -> None:
         if not self._closed:

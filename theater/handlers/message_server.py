@@ -20,6 +20,7 @@ from store.errors import InvalidInputError, StoreError
 from theater.errors import ChannelClosed, ChannelRejected, RequestCancelled, RuntimeFault
 from theater.handlers._base import Handler
 from theater.host import ActorHost, Router
+from theater.mailbox import Reservation
 from theater.release import settle
 
 
@@ -58,7 +59,14 @@ class MessageServerHandler(Handler):
         except (_Refused, RuntimeFault) as exc:
             return {"err": str(exc)}
         router = self.router
-        self.actor.defer(lambda failed: _release(place) if failed else router.deliver_send(target, msg, place))
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is not None:
+                _release(place)
+            else:
+                router.deliver_send(target, msg, place)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def request(self, actor_id: str, msg: bytes) -> dict[str, Any]:
@@ -97,8 +105,14 @@ class MessageServerHandler(Handler):
         except RuntimeFault as exc:
             return {"err": str(exc)}
         router = self.router
-        self.actor.defer(lambda failed: _release(place) if failed else
-                         router.deliver_channel_message(peer, channel_id, msg, place))
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is not None:
+                _release(place)
+            else:
+                router.deliver_channel_message(peer, channel_id, msg, place)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def close_channel(self, channel_id: str) -> dict[str, Any]:
@@ -108,7 +122,12 @@ class MessageServerHandler(Handler):
             return {"err": str(exc)}
         self.router.channels.close(channel_id)
         router = self.router
-        self.actor.defer(lambda failed: failed or router.deliver_channel_close(peer, channel_id))
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is None:
+                router.deliver_channel_close(peer, channel_id)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def list_outstanding_requests(self) -> list[str]:
@@ -134,6 +153,6 @@ class _Refused(Exception):
     pass
 
 
-def _release(place: Any) -> None:
+def _release(place: Reservation | None) -> None:
     if place is not None:
         place.release()
