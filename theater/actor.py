@@ -20,20 +20,21 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from replay.boundary import STOPPED, Boundary, CallResult, ImportNotGranted, Limits
-from replay.engine import MAX_MESSAGE_BYTES
+from replay.boundary import STOPPED, Boundary, CallResult, Limits, import_functions
+from replay.engine import MAX_MESSAGE_BYTES, Engine
 from replay.errors import GuestFault
-from theater.errors import ActorNotRunning, LinkError, MailboxFull, MessageError
-from theater.handlers import IMPLEMENTED, handler_for_import
-from theater.mailbox import Mailbox, MailboxClosed, Reservation
-from theater.manifest import Manifest
+from store import Store
+from store.errors import TheaterError
+from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
+from theater.handlers import IMPLEMENTED, check_grants
+from theater.host import Children, Router
+from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
+from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, committed_state
-from theater.release import Effect, settle
-
-if TYPE_CHECKING:
-    from theater.runtime import Theater
+from theater.release import Effect, Releaser, settle
 
 ACTOR_INIT = "theater:simple/actor.init"
 HANDLE_SEND = "theater:simple/message-server-client.handle-send"
@@ -49,19 +50,42 @@ RECOVERING = "recovering"
 ENDS = frozenset({"actor/stop", "actor/exit", "actor/failed", "wasm/error"})
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    """What a runtime gives each of its actors: shared parts, and callbacks into the runtime.
+
+    Attributes:
+        store: the home's store. engine: the wasmtime engine. releaser: releases effects once durable.
+        mailbox_limits: the bounds of every actor's mailbox. maximums: the runtime's maximums.
+        router: delivery between actors (``theater.host.Router``).
+        children_of: an actor's children as its ``supervisor`` handler sees them.
+        on_ended: called on an actor's thread when it stops, exits (``how``, with its data) or fails.
+    """
+
+    store: Store
+    engine: Engine
+    releaser: Releaser
+    mailbox_limits: MailboxLimits
+    maximums: Maximums
+    router: Router
+    children_of: Callable[[Actor], Children]
+    on_ended: Callable[[Actor, str, bytes | None], None]
+
+
 class Actor:
-    """One actor of a ``Theater``. Created by ``Theater.start``; use the Theater's methods to talk to it."""
+    """One actor of a ``Theater`` (it satisfies ``theater.host.SupervisedActor``). Created by ``Theater.start``;
+    use the Theater's methods to talk to it."""
 
     def __init__(
         self,
-        theater: Theater,
+        stage: Stage,
         actor_id: uuid.UUID,
         manifest: Manifest,
         component_hash: bytes,
         tape: RecordTape,
         parent: uuid.UUID | None,
     ) -> None:
-        self.theater = theater
+        self.stage = stage
         self.id = actor_id
         self.manifest = manifest
         self.component_hash = component_hash
@@ -77,8 +101,8 @@ class Actor:
         self.incarnation = 0  # how many times a supervisor restarted it
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
-        self._effects: list[Callable[[], None]] = []
-        self.mailbox = Mailbox(str(actor_id), theater.mailbox_limits)
+        self._effects: list[Effect] = []
+        self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits)
         self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
         self._closing = False  # the mailbox is ending: the thread stops after this operation
         self._wake: threading.Event | None = None  # set by ``interrupt`` to end a ``wait_for``
@@ -94,6 +118,22 @@ class Actor:
         return self.manifest.name
 
     @property
+    def store(self) -> Store:
+        return self.stage.store
+
+    @property
+    def maximums(self) -> Maximums:
+        return self.stage.maximums
+
+    @property
+    def router(self) -> Router:
+        return self.stage.router
+
+    @property
+    def children(self) -> Children:
+        return self.stage.children_of(self)
+
+    @property
     def max_message_bytes(self) -> int:
         """The largest message this actor takes: its manifest's ``max_message_bytes``, within what one call can
         hand back out of a guest (``replay.engine.MAX_MESSAGE_BYTES``)."""
@@ -103,15 +143,12 @@ class Actor:
         """Refuse a message of ``size`` bytes above ``max_message_bytes``.
 
         Raises:
-            MessageError: it is larger; the message names both sizes.
+            MessageTooLarge: it is larger; the message names both sizes.
         """
         limit = self.max_message_bytes
         if size > limit:
-            declared = self.manifest.limits.max_message_bytes
-            why = "" if declared <= limit else (
-                f" (its manifest allows {declared}, but at most {MAX_MESSAGE_BYTES} bytes fit through one call)"
-            )
-            raise MessageError(f"message of {size} bytes is larger than actor {self.id}'s limit of {limit}{why}")
+            raise MessageTooLarge(str(self.id), size=size, limit=limit, declared=self.manifest.limits.max_message_bytes,
+                                  call_limit=MAX_MESSAGE_BYTES)
 
     # The mailbox.
 
@@ -234,7 +271,7 @@ class Actor:
         """Hand the effects deferred so far to the releaser, without waiting."""
         effects, self._effects = self._effects, []
         if effects:
-            self.theater.releaser.hand_over(self.tape.last, effects, watch=self.tape)
+            self.stage.releaser.hand_over(self.tape.last, effects, watch=self.tape)
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
@@ -257,7 +294,7 @@ class Actor:
 
     def _run_effects(self) -> None:
         effects, self._effects = self._effects, []
-        self.theater.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
+        self.stage.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
 
     # Recovery after a failed commit (on the actor's thread).
 
@@ -273,7 +310,7 @@ class Actor:
         """The state of its latest successful call; while it is ``recovering``, the state its chain holds (what it
         will start from again), not what the calls whose commit failed left. Any thread may call it."""
         if self.reported_status == RECOVERING:
-            return committed_state(self.theater.store, self.id)
+            return committed_state(self.stage.store, self.id)
         return self.state
 
     def recover(self) -> None:
@@ -301,7 +338,7 @@ class Actor:
             self.boundary = None
             self._close_mailbox()
             raise cause
-        self.state = committed_state(self.theater.store, self.id)
+        self.state = committed_state(self.stage.store, self.id)
         if self.status in ("running", "starting"):
             self.boundary = None
             self._recovering = True
@@ -324,8 +361,8 @@ class Actor:
         with self._end_lock:
             if self.tape.failure() is not None or self.tape.broken():
                 self.tape.reset()
-            head = self.theater.store.log.head(self.id)
-            if head.hash is None or self.theater.store.log.at(self.id, head.seq).type in ENDS:
+            head = self.stage.store.log.head(self.id)
+            if head.hash is None or self.stage.store.log.at(self.id, head.seq).type in ENDS:
                 return
             if self.status == "failed":
                 detail = self.failure.detail if self.failure is not None else "failed"
@@ -336,27 +373,47 @@ class Actor:
                 self.tape.append("actor/stop", {"data": None})
             self.tape.wait_durable()
 
+    def _limits(self) -> Limits:
+        limits = self.manifest.limits
+        return Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
+                      deadline_ms=limits.deadline_ms)
+
     def _reinstantiate(self) -> None:
         """A fresh instance from the committed state, recorded as ``wasm/instantiate`` with reason ``recover``."""
-        limits = self.manifest.limits
-        self.instantiate(
-            "recover",
-            Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
-                   deadline_ms=limits.deadline_ms),
-        )
+        self.instantiate("recover", self._limits())
 
     # Life cycle (on the actor's thread).
 
-    def instantiate(self, reason: str, limits: Limits) -> None:
-        """Create a fresh instance with the granted handlers linked, and record it."""
-        component = self.theater.engine.load(self.theater.store, self.component_hash)
-        host = self._host_functions()
+    def boot(self, reason: str, *, call_init: bool = True) -> None:
+        """Bring the actor up from ``state``: a fresh instance (``wasm/instantiate`` with ``reason``), then
+        ``init`` when ``call_init`` and it exports one; then it is running.
+
+        Raises:
+            TheaterError: no instance could be made (the actor is abandoned: recorded as failed), or ``init``
+                failed (the actor is failed).
+        """
         try:
-            self.boundary = Boundary(self.theater.engine, component, self.tape, host, limits,
-                                     interrupt=self.stop_requested)
-        except ImportNotGranted as missing:
-            interface = missing.name.rsplit("/", 1)[0]
-            raise LinkError(self.name, interface, handler_for_import(interface)) from None
+            self.instantiate(reason, self._limits())
+        except TheaterError as exc:
+            self.abandon(f"{type(exc).__name__}: {exc}")
+            raise
+        if call_init and self.has_export(ACTOR_INIT):
+            self.call(ACTOR_INIT, [str(self.id)])
+        if self.status == "starting":
+            self.status = "running"
+
+    def instantiate(self, reason: str, limits: Limits) -> None:
+        """Create a fresh instance with the granted handlers linked, and record it.
+
+        Raises:
+            LinkError: the component imports an interface its manifest does not grant (``check_grants``).
+            ManifestError: a handler's config is invalid, or a handler type is not in this build.
+        """
+        engine = self.stage.engine
+        component = engine.load(self.stage.store, self.component_hash)
+        check_grants(self.manifest, import_functions(engine, component))
+        host = self._host_functions()
+        self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
         self._recovering = False
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
         self.tape.append("wasm/instantiate", {"fuel": self.boundary.instantiate_fuel,
@@ -385,7 +442,7 @@ class Actor:
             raise ActorNotRunning(str(self.id), self.status, self.failure.detail if self.failure else None)
         if not self.boundary.has_export(export):
             # Refused before anything crosses the boundary: nothing is recorded and the actor keeps running.
-            raise MessageError(f"actor {self.id} ({self.name}) cannot take this: it does not export {export}")
+            raise ExportMissing(str(self.id), self.name, export)
         try:
             result = self.boundary.call(export, self.state, params)
         except GuestFault as fault:
@@ -404,7 +461,7 @@ class Actor:
         self.status = "failed"
         self.failure = fault
         self._drop_outstanding(f"actor {self.id} failed: {fault.detail}")
-        self.theater.on_actor_ended(self, "fail")
+        self.stage.on_ended(self, "fail", None)
 
     def fail(self, fault: GuestFault) -> None:
         """Fail the actor outside any call (its supervisor gave up), recorded as ``actor/failed``."""
@@ -420,7 +477,7 @@ class Actor:
         self.status = "stopped"
         self.tape.append(f"actor/{how}", {"data": data})
         self._drop_outstanding(f"actor {self.id} stopped")
-        self.theater.on_actor_ended(self, how, data)
+        self.stage.on_ended(self, how, data)
         self._close_mailbox()
 
     def abandon(self, reason: str) -> None:
@@ -428,7 +485,7 @@ class Actor:
         self.status = "failed"
         self.failure = GuestFault("host", "instantiate", reason)
         self.tape.append("actor/failed", {"reason": reason})
-        self.theater.on_actor_ended(self, "fail")
+        self.stage.on_ended(self, "fail", None)
         self._close_mailbox()
 
     def _drop_outstanding(self, reason: str) -> None:

@@ -1,29 +1,40 @@
-"""Channels: two-way message streams between two actors, or between a client of the API and an actor."""
+"""Channels: two-way message streams between two actors, or between a client of the API and an actor.
+
+An end is an actor or a ``theater.host.ChannelEnd`` (an end outside every actor: ``QueueEnd`` here for the
+embedding API, the server's ``ClientChannel`` for HTTP clients). Delivery to either kind goes through the router.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
-import uuid
-from typing import TYPE_CHECKING, Any, Union
 
-from theater.errors import MessageError
+from theater.errors import ChannelClosed, ReceiveTimeout
+from theater.host import Endpoint, Router
 
-if TYPE_CHECKING:
-    from theater.actor import Actor
-    from theater.runtime import Theater
-
-CLOSED = object()
+_CLOSED = object()
 
 
-class ClientEnd:
-    """The API client's end of a channel: what the actor sends arrives in ``inbox``."""
+class QueueEnd:
+    """A client's end of a channel in the embedding API: what the actor sends waits in a queue."""
 
     def __init__(self) -> None:
-        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
 
+    def on_message(self, message: bytes) -> None:
+        self._inbox.put(message)
 
-Endpoint = Union["Actor", ClientEnd]
+    def on_close(self) -> None:
+        self._inbox.put(_CLOSED)
+
+    def get(self, timeout: float | None) -> bytes | None:
+        """The next message; None once the channel is closed.
+
+        Raises:
+            queue.Empty: nothing arrived within ``timeout`` seconds.
+        """
+        item = self._inbox.get(timeout=timeout)
+        return None if item is _CLOSED else item  # type: ignore[return-value]
 
 
 class ChannelRegistry:
@@ -41,63 +52,61 @@ class ChannelRegistry:
         """The other end of ``channel_id`` as seen from ``me``.
 
         Raises:
-            MessageError: no such open channel, or ``me`` is not one of its ends.
+            ChannelClosed: no such open channel, or ``me`` is not one of its ends.
         """
         with self._lock:
             ends = self._ends.get(channel_id)
-        if ends is None or me not in ends:
-            raise MessageError(f"no open channel {channel_id}")
+        if ends is None or not any(end is me for end in ends):
+            raise ChannelClosed(channel_id)
         return ends[1] if ends[0] is me else ends[0]
 
     def close(self, channel_id: str) -> None:
         with self._lock:
             self._ends.pop(channel_id, None)
 
-    def drop_actor(self, actor_id: uuid.UUID) -> None:
-        """Close every channel of an actor that ended; client ends see the channel close."""
+    def drop(self, end: Endpoint) -> list[Endpoint]:
+        """Forget every channel ``end`` is an end of (its actor ended) and return their other ends."""
         with self._lock:
-            dropped = [
-                (cid, ends) for cid, ends in self._ends.items() if any(getattr(e, "id", None) == actor_id for e in ends)
-            ]
+            dropped = [(cid, ends) for cid, ends in self._ends.items() if any(e is end for e in ends)]
             for cid, _ in dropped:
                 del self._ends[cid]
-        for _, ends in dropped:
-            for end in ends:
-                if isinstance(end, ClientEnd):
-                    end.inbox.put(CLOSED)
+        return [ends[1] if ends[0] is end else ends[0] for _, ends in dropped]
 
 
 class Channel:
     """A client's open channel to an actor (from ``Theater.open_channel``)."""
 
-    def __init__(self, theater: Theater, channel_id: str, end: ClientEnd, welcome: bytes | None) -> None:
-        self.theater = theater
+    def __init__(self, router: Router, channel_id: str, end: QueueEnd, welcome: bytes | None) -> None:
+        self._router = router
         self.id = channel_id
         self.welcome = welcome
         self._end = end
 
     def send(self, message: bytes) -> None:
-        """Deliver a message to the actor and return once it has handled it durably."""
-        peer = self.theater.channels.peer(self.id, self._end)
-        self.theater.deliver_channel_message(peer, self.id, message).result()  # type: ignore[arg-type]
+        """Deliver a message to the actor and return once it has handled it durably.
+
+        Raises:
+            ChannelClosed: the channel is closed. MessageTooLarge, MailboxFull: the actor cannot take it.
+        """
+        peer = self._router.channels.peer(self.id, self._end)
+        self._router.deliver_channel_message(peer, self.id, message).result()
 
     def receive(self, timeout: float | None = None) -> bytes | None:
         """The next message the actor sent on this channel; None once the channel is closed.
 
         Raises:
-            MessageError: nothing arrived within ``timeout`` seconds.
+            ReceiveTimeout: nothing arrived within ``timeout`` seconds.
         """
         try:
-            item = self._end.inbox.get(timeout=timeout)
+            return self._end.get(timeout)
         except queue.Empty:
-            raise MessageError(f"no message on channel {self.id} within {timeout} s") from None
-        return None if item is CLOSED else item
+            raise ReceiveTimeout(self.id, timeout) from None
 
     def close(self) -> None:
         """Close the channel; the actor's ``handle-channel-close`` runs."""
         try:
-            peer = self.theater.channels.peer(self.id, self._end)
-        except MessageError:
+            peer = self._router.channels.peer(self.id, self._end)
+        except ChannelClosed:
             return
-        self.theater.channels.close(self.id)
-        self.theater.deliver_channel_close(peer, self.id).result()  # type: ignore[arg-type]
+        self._router.channels.close(self.id)
+        self._router.deliver_channel_close(peer, self.id).result()

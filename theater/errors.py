@@ -12,11 +12,26 @@ beside this subtree)::
         ├── LinkError                 the component imports something its manifest does not grant
         ├── ActorNotFound             no actor with that id
         ├── ActorNotRunning           the actor has stopped or failed; restart it to use it again
-        ├── MessageError              a message could not be delivered (too large, unknown target, timeout)
-        │   └── MailboxFull           the receiver's mailbox is full: try again later
+        ├── MessageError              a message could not be delivered or answered
+        │   ├── MailboxFull           the receiver's mailbox is full: try again later
+        │   ├── MessageTooLarge       the message is over the receiver's max_message_bytes: send less
+        │   ├── ExportMissing         the receiver does not export the function this message needs
+        │   ├── ReplyTimeout          no answer within the timeout (the receiver may still answer later)
+        │   ├── ReplyAbandoned        the waiting actor is stopping, so its wait was given up
+        │   ├── RequestCancelled      the receiver cancelled the request instead of answering it
+        │   ├── ChannelRejected       the receiver refused to open the channel
+        │   ├── ChannelClosed         the channel is closed (or never was open)
+        │   ├── ChannelNotFound       no open channel with this id (a server's client channels)
+        │   └── ReceiveTimeout        nothing arrived on a channel within the timeout
         ├── SupervisionError          a supervision request was refused
+        ├── ServerError               a server cannot start
+        │   ├── HomeLocked            another server runs on the home
+        │   └── AddressUnavailable    the address cannot be bound
         └── BuildError                an actor project could not be built (the Python error, the WIT error)
             └── BuildToolMissing      componentize-py is not installed (says how to install it)
+
+``TheaterError`` is exported from ``theater`` too, so ``except theater.TheaterError`` catches every error of the
+system (store, replay and live).
 """
 
 from __future__ import annotations
@@ -105,8 +120,129 @@ class MailboxFull(MessageError):
         )
 
 
+class MessageTooLarge(MessageError):
+    """A message is larger than its receiver takes.
+
+    Attributes:
+        actor_id: the receiver.
+        size: the message's size in bytes.
+        limit: the most the receiver takes.
+        declared: what its manifest declares (above ``limit`` when one call cannot carry that much).
+        call_limit: the most one call can hand out of a guest.
+    """
+
+    def __init__(self, actor_id: str, *, size: int, limit: int, declared: int, call_limit: int) -> None:
+        self.actor_id = actor_id
+        self.size = size
+        self.limit = limit
+        self.declared = declared
+        self.call_limit = call_limit
+        why = "" if declared <= limit else (
+            f" (its manifest allows {declared}, but at most {call_limit} bytes fit through one call)"
+        )
+        super().__init__(f"message of {size} bytes is larger than actor {actor_id}'s limit of {limit}{why}")
+
+
+class ExportMissing(MessageError):
+    """The receiver does not export the function a message needs; nothing was recorded, it keeps running."""
+
+    def __init__(self, actor_id: str, name: str, export: str) -> None:
+        self.actor_id = actor_id
+        self.name = name
+        self.export = export
+        super().__init__(f"actor {actor_id} ({name}) cannot take this: it does not export {export}")
+
+
+class ReplyTimeout(MessageError):
+    """No answer (to a request, an open-channel) came within the timeout; the receiver may still answer later.
+
+    Attributes:
+        what: what was waited for, e.g. ``request to <id>``.
+        seconds: the timeout.
+    """
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what = what
+        self.seconds = seconds
+        super().__init__(f"{what} got no answer within {seconds} s")
+
+
+class ReplyAbandoned(MessageError):
+    """An actor waiting in a host function for an answer is being stopped: the wait ends without one."""
+
+    def __init__(self, what: str, actor_id: str) -> None:
+        self.what = what
+        self.actor_id = actor_id
+        super().__init__(f"{what} was given up: actor {actor_id} is stopping")
+
+
+class RequestCancelled(MessageError):
+    """The receiver cancelled a request (``cancel-request``) instead of answering it."""
+
+    def __init__(self, request_id: str, actor_id: str) -> None:
+        self.request_id = request_id
+        self.actor_id = actor_id
+        super().__init__(f"request {request_id} was cancelled by actor {actor_id}")
+
+
+class ChannelRejected(MessageError):
+    """The receiver refused to open a channel; ``message`` is what it said, if anything."""
+
+    def __init__(self, actor_id: str, message: bytes | None) -> None:
+        self.actor_id = actor_id
+        self.message = message
+        super().__init__(f"actor {actor_id} rejected the channel" + (f": {message!r}" if message else ""))
+
+
+class ChannelClosed(MessageError):
+    """The channel is closed (by either end, or its actor ended), or the caller is not one of its ends."""
+
+    def __init__(self, channel_id: str) -> None:
+        self.channel_id = channel_id
+        super().__init__(f"no open channel {channel_id}")
+
+
+class ChannelNotFound(MessageError):
+    """A server has no client channel with this id (never opened, or closed and forgotten)."""
+
+    def __init__(self, channel_id: str) -> None:
+        self.channel_id = channel_id
+        super().__init__(f"no open channel {channel_id}")
+
+
+class ReceiveTimeout(MessageError):
+    """Nothing arrived on a channel within the timeout."""
+
+    def __init__(self, channel_id: str, seconds: float | None) -> None:
+        self.channel_id = channel_id
+        self.seconds = seconds
+        super().__init__(f"no message on channel {channel_id} within {seconds} s")
+
+
 class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
+
+
+class ServerError(RuntimeFault):
+    """A server cannot start: the message says why."""
+
+
+class HomeLocked(ServerError):
+    """Another server runs on the home (it holds the home's lock file)."""
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        super().__init__(f"another theater server is running on the home {home}")
+
+
+class AddressUnavailable(ServerError):
+    """The server's address cannot be bound (in use, not this machine's, not allowed)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
 
 
 class BuildError(RuntimeFault):
@@ -133,15 +269,27 @@ class BuildToolMissing(BuildError):
 __all__ = [
     "ActorNotFound",
     "ActorNotRunning",
+    "AddressUnavailable",
     "BuildError",
     "BuildToolMissing",
+    "ChannelClosed",
+    "ChannelNotFound",
+    "ChannelRejected",
     "ComponentError",
+    "ExportMissing",
     "GuestFault",
+    "HomeLocked",
     "LinkError",
     "MailboxFull",
     "ManifestError",
     "MessageError",
+    "MessageTooLarge",
+    "ReceiveTimeout",
+    "ReplyAbandoned",
+    "ReplyTimeout",
+    "RequestCancelled",
     "RuntimeFault",
+    "ServerError",
     "SupervisionError",
     "TheaterError",
 ]

@@ -7,41 +7,35 @@
         print(theater.state(actor), len(theater.events(actor)))
 
 Everything an actor does is recorded in its chain in ``<home>/store``; ``Theater`` needs no server.
+
+``Theater``'s methods are the embedding API. What the rest of the system uses inside is kept apart: delivery
+between actors in ``router`` (``theater.router``), supervision in ``supervision`` (``theater.supervision``); each
+actor sees the runtime through its ``theater.actor.Stage``, handlers and supervision through ``theater.host``.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from replay.boundary import Limits, import_functions
+from replay.boundary import import_functions
 from replay.engine import Engine
 from replay.history import state_at
 from replay.replayer import Replayer
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
-from store.errors import NotFoundError, StoreError, TheaterError
+from store.errors import NotFoundError, StoreError
 from theater import components
-from theater.actor import (
-    ACTOR_INIT,
-    HANDLE_CHANNEL_CLOSE,
-    HANDLE_CHANNEL_MESSAGE,
-    HANDLE_CHANNEL_OPEN,
-    HANDLE_REQUEST,
-    HANDLE_SEND,
-    Actor,
-)
-from theater.channels import Channel, ChannelRegistry, ClientEnd
-from theater.errors import ActorNotFound, ActorNotRunning, LinkError, ManifestError, MessageError
+from theater.actor import Actor, Stage
+from theater.channels import Channel, QueueEnd
+from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import IMPLEMENTED, handler_for_import
-from theater.mailbox import MailboxLimits, Reservation
+from theater.handlers import check_grants
+from theater.host import ChannelAnswer
+from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
-from theater.release import Releaser, settle
+from theater.release import Releaser
 from theater.manifest import (
     DEFAULT_MAXIMUMS,
     ComponentRef,
@@ -51,6 +45,7 @@ from theater.manifest import (
     load_manifest,
     parse_manifest,
 )
+from theater.router import Router
 from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -86,11 +81,13 @@ class Theater:
         self.engine.start_ticker()
         self.request_timeout = request_timeout
         self.mailbox_limits = mailbox
-        self.channels = ChannelRegistry()
         self.releaser = Releaser()
-        self.supervision = Supervision(self)
-        self._actors: dict[uuid.UUID, Actor] = {}
-        self._lock = threading.Lock()
+        self.router = Router(request_timeout)  # internal: the live actors and delivery into their mailboxes
+        self.supervision = Supervision(self.store, self._launch)
+        self._stage = Stage(
+            store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
+            maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
+        )
         self._closed = False
 
     # Starting and stopping.
@@ -127,30 +124,28 @@ class Theater:
         """
         manifest = self._manifest(manifest)
         if parent is None:
-            return str(self.launch(manifest, init_state=init_state, call_init=call_init).id)
+            return str(self._launch(manifest, init_state=init_state, parent=None, call_init=call_init).id)
         child = self.supervision.start_child(
-            self._actor(parent), manifest, init_state=init_state, call_init=call_init, restart=restart,
+            self.router.get(parent), manifest, init_state=init_state, call_init=call_init, restart=restart,
             restart_from=restart_from,
         )
         return str(child.id)
 
-    def launch(
-        self, manifest: Manifest, *, init_state: bytes | None = None, parent: uuid.UUID | None = None,
-        call_init: bool = True,
+    def _launch(
+        self, manifest: Manifest, *, init_state: bytes | None, parent: uuid.UUID | None, call_init: bool
     ) -> Actor:
-        """Create, record and boot an actor (``start`` without the supervision); see ``start``."""
+        """Create, record and boot an actor (``start`` without the supervision; supervision's ``launch``)."""
         check_limits(manifest, self.maximums)
         component_hash, component = self._component(manifest)
-        self._check_grants(manifest, component)
+        check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
         state = init_state if init_state is not None else manifest.init_state
         tape = self._genesis(actor_id, manifest, component_hash, state, parent)
-        actor = Actor(self, actor_id, manifest, component_hash, tape, parent)
+        actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
         actor.state = state
-        with self._lock:
-            self._actors[actor_id] = actor
+        self.router.add(actor)
         try:
-            actor.submit(lambda: self._boot(actor, "start", call_init=call_init)).result()
+            actor.submit(lambda: actor.boot("start", call_init=call_init)).result()
         except StoreError as exc:
             # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
             reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
@@ -168,9 +163,9 @@ class Theater:
             NotFoundError: no such actor in the store; RecordIncomplete: its creation event is missing.
         """
         key = parse_actor_id(actor_id)
-        with self._lock:
-            if key in self._actors and self._actors[key].status in ("running", "starting"):
-                return str(key)
+        live = self.router.find(key)
+        if live is not None and live.status in ("running", "starting"):
+            return str(key)
         if self.store.log.head(key).hash is None:
             raise NotFoundError("actor", str(key))
         genesis = Replayer(self.store).genesis(key)
@@ -180,11 +175,11 @@ class Theater:
         check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
-        actor = Actor(self, key, manifest, genesis.data["component"], tape, parse_actor_id(parent) if parent else None)
+        actor = Actor(self._stage, key, manifest, genesis.data["component"], tape,
+                      parse_actor_id(parent) if parent else None)
         actor.state = state_at(self.store, key)
-        with self._lock:
-            self._actors[key] = actor
-        actor.submit(lambda: self._boot(actor, "resume", call_init=False)).result()
+        self.router.add(actor)
+        actor.submit(lambda: actor.boot("resume", call_init=False)).result()
         self._rejoin(actor)
         return str(key)
 
@@ -193,9 +188,8 @@ class Theater:
 
         Parents and children can be reopened in any order: whichever comes second makes the link.
         """
-        with self._lock:
-            parent = self._actors.get(actor.parent) if actor.parent else None
-            children = [a for a in self._actors.values() if a.parent == actor.id and a.status == "running"]
+        parent = self.router.find(actor.parent) if actor.parent else None
+        children = [a for a in self.router.all() if a.parent == actor.id and a.status == "running"]
         if parent is not None and parent.status == "running":
             self.supervision.adopt(parent, actor)
         for child in children:
@@ -231,20 +225,6 @@ class Theater:
                 raise ManifestError(manifest.source, "component", f"no label {ref.value!r} in the store") from None
         return digest, components.load(self.engine, self.store, digest, what=f"component {digest.hex()[:16]}")
 
-    def _check_grants(self, manifest: Manifest, component: Any) -> None:
-        for handler in manifest.handlers:
-            if handler.type not in IMPLEMENTED:
-                raise ManifestError(
-                    manifest.source, "handlers", f"handler type {handler.type!r} is not available in this build"
-                )
-        granted = manifest.granted
-        for interface, funcs in import_functions(self.engine, component).items():
-            if not funcs:
-                continue
-            needed = handler_for_import(interface)
-            if needed is None or needed not in granted:
-                raise LinkError(manifest.name, interface, needed)
-
     def _genesis(
         self, actor_id: uuid.UUID, manifest: Manifest, component_hash: bytes, state: bytes | None,
         parent: uuid.UUID | None,
@@ -269,22 +249,6 @@ class Theater:
         )
         return tape
 
-    def _boot(self, actor: Actor, reason: str, *, call_init: bool = True) -> None:
-        limits = actor.manifest.limits
-        try:
-            actor.instantiate(
-                reason,
-                Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
-                       deadline_ms=limits.deadline_ms),
-            )
-        except TheaterError as exc:
-            actor.abandon(f"{type(exc).__name__}: {exc}")
-            raise
-        if call_init and actor.has_export(ACTOR_INIT):
-            actor.call(ACTOR_INIT, [str(actor.id)])
-        if actor.status == "starting":
-            actor.status = "running"
-
     def stop(self, actor_id: str | uuid.UUID) -> None:
         """Stop an actor and its subtree at once; its chain records the stop.
 
@@ -299,7 +263,7 @@ class Theater:
             StoreError: the stop could not be recorded (the disk is full); the actor is stopped all the same, and
                 stopping it again records it.
         """
-        actor = self._actor(actor_id)
+        actor = self.router.get(actor_id)
         if actor.status in ("stopped", "failed"):
             actor.confirm_end()  # an end whose record a failed commit lost is recorded now
             return
@@ -309,10 +273,10 @@ class Theater:
             return
         actor.interrupt(lambda: self.supervision.shutdown(actor)).result()
 
-    def on_actor_ended(self, actor: Actor, how: str = "fail", data: bytes | None = None) -> None:
+    def _on_actor_ended(self, actor: Actor, how: str, data: bytes | None) -> None:
         """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
         children and tells its supervisor."""
-        self.channels.drop_actor(actor.id)
+        self.router.drop_actor(actor)
         self.supervision.actor_ended(actor, how, data)
 
     # Messages from outside.
@@ -324,124 +288,49 @@ class Theater:
             InvalidInputError: ``actor_id`` is not a UUID.
             ActorNotFound, ActorNotRunning: no such actor, or it is not running.
             MailboxFull: the actor's mailbox is full; nothing was delivered, try again later.
-            MessageError: the message is larger than the actor's ``max_message_bytes``, or the actor does not
-                export ``handle-send``.
+            MessageTooLarge: the message is larger than the actor's ``max_message_bytes``.
+            ExportMissing: the actor does not export ``handle-send``.
             GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
-        self.deliver_send(self._actor(actor_id), message).result()
+        self.router.deliver_send(self.router.get(actor_id), message).result()
 
     def request(self, actor_id: str | uuid.UUID, message: bytes, *, timeout: float | None = None) -> bytes:
         """Send a request and wait for the response (which may be deferred by the actor).
 
         Raises:
-            MessageError: no response within ``timeout`` (default: the runtime's request timeout).
+            ReplyTimeout: no response within ``timeout`` (default: the runtime's request timeout).
+            RequestCancelled: the actor cancelled the request.
+            MessageError: as for ``send``.
         """
-        reply = self.deliver_request(self._actor(actor_id), message)
-        return self.wait_reply(reply, timeout, f"request to {actor_id}")
+        reply = self.router.deliver_request(self.router.get(actor_id), message)
+        return self.router.wait_reply(reply, timeout, f"request to {actor_id}")
 
     def open_channel(self, actor_id: str | uuid.UUID, initial: bytes, *, timeout: float | None = None) -> Channel:
         """Open a channel from this client to an actor.
 
         Raises:
-            MessageError: the actor rejected the channel (with its message) or did not answer in time.
+            ChannelRejected: the actor rejected the channel (with its message).
+            ReplyTimeout: it did not answer in time.
         """
-        actor = self._actor(actor_id)
-        end = ClientEnd()
+        actor = self.router.get(actor_id)
+        end = QueueEnd()
         channel_id = str(uuid.uuid4())
-        accepted = self.wait_reply(self.deliver_channel_open(actor, channel_id, initial), timeout, "open-channel")
-        if not accepted["accepted"]:
-            message = accepted["message"]
-            raise MessageError(f"actor {actor.id} rejected the channel" + (f": {message!r}" if message else ""))
-        self.channels.open(channel_id, end, actor)
-        return Channel(self, channel_id, end, accepted["message"])
-
-    def wait_reply(self, reply: Future[Any], timeout: float | None, what: str, *, waiter: Actor | None = None) -> Any:
-        """Wait for an actor's answer; a timeout becomes ``MessageError``. With ``waiter`` (the actor whose host
-        function waits), a stop of that actor ends the wait early, also with ``MessageError``."""
-        limit = self.request_timeout if timeout is None else timeout
-        if waiter is not None and not waiter.wait_for(reply, limit) and waiter.stop_requested.is_set():
-            raise MessageError(f"{what} was given up: actor {waiter.id} is stopping")
-        try:
-            return reply.result(timeout=0 if waiter is not None else limit)
-        except FutureTimeout:
-            raise MessageError(f"{what} got no answer within {limit} s") from None
-
-    # Delivery into an actor's mailbox (used by this API and by the message-server handler). Each message takes a
-    # place in the bounded message lane: the one ``reservation`` kept for it (a message from another actor), else
-    # a new one, and the future fails with ``MailboxFull`` when there is none.
-
-    def _check_message(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> None:
-        try:
-            actor.check_message(len(message))
-        except MessageError:
-            if reservation is not None:
-                reservation.release()  # the place kept for it is not left taken
-            raise
-
-    def deliver_send(self, actor: Actor, message: bytes, reservation: Reservation | None = None) -> Future[None]:
-        self._check_message(actor, message, reservation)
-        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None, size=len(message),
-                            reservation=reservation)
-
-    def deliver_request(self, actor: Actor, message: bytes) -> Future[bytes]:
-        self._check_message(actor, message)
-        reply: Future[bytes] = Future()
-
-        def handle() -> None:
-            request_id = str(uuid.uuid4())
-            try:
-                result = actor.call(HANDLE_REQUEST, [request_id, message])
-            except BaseException as exc:
-                error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
-                actor.defer(lambda failed: settle(reply, None, error, failed))
-                return
-            response = result.output[0][0]
-            if response is None:
-                actor.outstanding[request_id] = reply
-            else:
-                actor.defer(lambda failed: settle(reply, response["some"], None, failed))
-
-        submitted = actor.submit(handle, size=len(message))
-        # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
-        submitted.add_done_callback(
-            lambda done: done.exception() is not None and settle(reply, None, done.exception(), None)
-        )
-        return reply
-
-    def deliver_channel_open(self, actor: Actor, channel_id: str, initial: bytes) -> Future[dict[str, Any]]:
-        self._check_message(actor, initial)
-
-        def handle() -> dict[str, Any]:
-            result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial])
-            accept = result.output[0][0]
-            message = accept["message"]
-            return {"accepted": accept["accepted"], "message": None if message is None else message["some"]}
-
-        return actor.submit(handle, size=len(initial))
-
-    def deliver_channel_message(
-        self, actor: Actor, channel_id: str, message: bytes, reservation: Reservation | None = None
-    ) -> Future[Any]:
-        self._check_message(actor, message, reservation)
-        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
-                            size=len(message), reservation=reservation)
-
-    def deliver_channel_close(self, actor: Actor, channel_id: str) -> Future[Any]:
-        # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
-        return actor.submit(lambda: actor.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
+        opening = self.router.deliver_channel_open(actor, channel_id, initial)
+        answer: ChannelAnswer = self.router.wait_reply(opening, timeout, "open-channel")
+        if not answer.accepted:
+            raise ChannelRejected(str(actor.id), answer.message)
+        self.router.channels.open(channel_id, end, actor)
+        return Channel(self.router, channel_id, end, answer.message)
 
     # Reading.
 
-    def _actor(self, actor_id: str | uuid.UUID) -> Actor:
-        key = parse_actor_id(actor_id)
-        actor = self._actors.get(key)
-        if actor is None:
-            raise ActorNotFound(str(actor_id))
-        return actor
-
     def actor(self, actor_id: str | uuid.UUID) -> Actor:
-        """The live actor object (status, failure, manifest)."""
-        return self._actor(actor_id)
+        """The live actor object (status, failure, manifest).
+
+        Raises:
+            InvalidInputError: not an actor id. ActorNotFound: no such actor in this runtime.
+        """
+        return self.router.get(actor_id)
 
     def running(self, actor_id: str | uuid.UUID) -> Actor:
         """The actor, if it is running.
@@ -449,15 +338,11 @@ class Theater:
         Raises:
             ActorNotFound, ActorNotRunning.
         """
-        actor = self._actor(actor_id)
-        if actor.status != "running":
-            raise ActorNotRunning(str(actor.id), actor.status, actor.failure.detail if actor.failure else None)
-        return actor
+        return self.router.running(actor_id)
 
     def actors(self) -> list[dict[str, Any]]:
         """Every actor this runtime started: id, name, status, parent, failure."""
-        with self._lock:
-            actors = list(self._actors.values())
+        actors = self.router.all()
         return [
             {
                 "id": str(a.id),
@@ -473,11 +358,11 @@ class Theater:
     def status(self, actor_id: str | uuid.UUID) -> str:
         """The actor's status: ``running``, ``recovering`` (a commit of its events failed; it goes back to its
         last committed state before its next call), ``starting``, ``restarting``, ``stopped`` or ``failed``."""
-        return self._actor(actor_id).reported_status
+        return self.router.get(actor_id).reported_status
 
     def state(self, actor_id: str | uuid.UUID) -> bytes | None:
         """The actor's current state (the state of its latest successful call; see ``Actor.current_state``)."""
-        return self._actor(actor_id).current_state()
+        return self.router.get(actor_id).current_state()
 
     def events(self, actor_id: str | uuid.UUID) -> list[Event]:
         """The actor's chain, from genesis."""
@@ -489,9 +374,7 @@ class Theater:
             return
         self._closed = True
         self.supervision.close()
-        with self._lock:
-            actors = list(self._actors.values())
-        for actor in actors:
+        for actor in self.router.all():
             actor.close()
         self.releaser.close()
         self.engine.close()

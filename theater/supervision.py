@@ -39,16 +39,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from replay.errors import GuestFault
+from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, SupervisionError
+from theater.host import ActorHost, SupervisedActor
 from theater.manifest import RESTART_FROM, RESTART_TYPES, Manifest, SupervisionSpec, check_permissions
-
-if TYPE_CHECKING:
-    from theater.actor import Actor
-    from theater.runtime import Theater
 
 HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
 HANDLE_CHILD_EXIT = "theater:simple/supervisor-handlers.handle-child-exit"
@@ -67,6 +65,14 @@ _MISSING_EXPORT = "the component does not export this function"
 
 T = TypeVar("T")
 log = logging.getLogger("theater.supervision")
+
+
+class Launch(Protocol):
+    """The runtime's callback that creates, records and boots an actor (``start`` without the supervision)."""
+
+    def __call__(
+        self, manifest: Manifest, *, init_state: bytes | None, parent: uuid.UUID | None, call_init: bool
+    ) -> SupervisedActor: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +143,7 @@ class Child:
             the stop cannot end, such as a ``request`` waiting for its answer); a restart waits for it.
     """
 
-    def __init__(self, actor: Actor, spec: ChildSpec, start_state: bytes | None, call_init: bool) -> None:
+    def __init__(self, actor: SupervisedActor, spec: ChildSpec, start_state: bytes | None, call_init: bool) -> None:
         self.actor = actor
         self.spec = spec
         self.start_state = start_state
@@ -151,7 +157,7 @@ class Child:
 class Supervisor:
     """The children of one actor in start order, and the times of its recent restarts."""
 
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, actor: SupervisedActor) -> None:
         self.actor = actor
         self.children: dict[uuid.UUID, Child] = {}
         self.restarts: deque[float] = deque()
@@ -195,7 +201,7 @@ def _log_failure(done: Future[Any]) -> None:
         log.error("a supervision decision failed", exc_info=error)
 
 
-def on_thread(actor: Actor, fn: Callable[[], T]) -> T:
+def on_thread(actor: SupervisedActor, fn: Callable[[], T]) -> T:
     """Run ``fn`` on the actor's thread (at once when already there) and return its outcome.
 
     It is a control operation: it runs before the messages waiting in the actor's mailbox and is never refused
@@ -209,14 +215,20 @@ def on_thread(actor: Actor, fn: Callable[[], T]) -> T:
 class Supervision:
     """The supervision of one ``Theater``: who supervises whom, and the policy engine.
 
+    It sees actors through ``theater.host.SupervisedActor`` and the runtime only through what it is given.
+
     Args:
-        theater: the runtime.
+        store: the home's store (spawn records and creation events are read from the chains).
+        launch: creates, records and boots an actor (the runtime's).
         clock: seconds, for restart intensity and backoff (a fake in tests).
         seed: mixed into the jitter of every backoff.
     """
 
-    def __init__(self, theater: Theater, *, clock: Callable[[], float] = time.monotonic, seed: str = "") -> None:
-        self.theater = theater
+    def __init__(
+        self, store: Store, launch: Launch, *, clock: Callable[[], float] = time.monotonic, seed: str = ""
+    ) -> None:
+        self.store = store
+        self.launch = launch
         self.clock = clock
         self.seed = seed
         self._supervisors: dict[uuid.UUID, Supervisor] = {}
@@ -226,7 +238,7 @@ class Supervision:
 
     # Who supervises whom.
 
-    def supervisor(self, actor: Actor) -> Supervisor:
+    def supervisor(self, actor: SupervisedActor) -> Supervisor:
         """The actor's record as a supervisor (made on first use)."""
         with self._lock:
             found = self._supervisors.get(actor.id)
@@ -240,7 +252,7 @@ class Supervision:
             found = self._supervisors.get(actor_id)
         return list(found.children) if found is not None else []
 
-    def supervising(self, actor: Actor) -> Supervisor | None:
+    def supervising(self, actor: SupervisedActor) -> Supervisor | None:
         """The supervisor of a live child, or None."""
         if actor.parent is None:
             return None
@@ -251,9 +263,9 @@ class Supervision:
     # Starting children (on the parent's thread).
 
     def start_child(
-        self, parent: Actor, manifest: Manifest, *, init_state: bytes | None = None, call_init: bool = True,
+        self, parent: SupervisedActor, manifest: Manifest, *, init_state: bytes | None = None, call_init: bool = True,
         restart: str | None = None, restart_from: str | None = None,
-    ) -> Actor:
+    ) -> SupervisedActor:
         """Start a child of ``parent`` and record ``supervisor/spawn`` in the parent's chain.
 
         Raises:
@@ -269,7 +281,9 @@ class Supervision:
         spec = ChildSpec.defaults(parent.manifest.supervision, restart, restart_from)
         return on_thread(parent, lambda: self._spawn(parent, manifest, init_state, call_init, spec))
 
-    def _spawn(self, parent: Actor, manifest: Manifest, state: bytes | None, call_init: bool, spec: ChildSpec) -> Actor:
+    def _spawn(
+        self, parent: SupervisedActor, manifest: Manifest, state: bytes | None, call_init: bool, spec: ChildSpec
+    ) -> SupervisedActor:
         if parent.status not in ("running", "starting"):
             raise ActorNotRunning(str(parent.id), parent.status, "a parent must be running to start children")
         sup = self.supervisor(parent)
@@ -278,7 +292,7 @@ class Supervision:
                                 "init": call_init}
         try:
             check_permissions(manifest, parent.manifest)
-            child = self.theater.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
+            child = self.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
         except TheaterError as exc:
             sup.record("supervisor/spawn", {"child": None, **data, "error": str(exc)})
             raise
@@ -286,7 +300,7 @@ class Supervision:
         sup.record("supervisor/spawn", {"child": str(child.id), **data, "error": None})
         return child
 
-    def adopt(self, parent: Actor, child: Actor) -> None:
+    def adopt(self, parent: SupervisedActor, child: SupervisedActor) -> None:
         """Register a reopened child with its reopened parent, as its spawn recorded it (after a restart).
 
         The child's restart type and source come from the ``supervisor/spawn`` event in the parent's chain; its
@@ -300,31 +314,31 @@ class Supervision:
             spawned = self._spawn_record(parent, child.id)
             spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"),
                                       spawned.get("restart_from"))
-            genesis = self.theater.store.log.at(child.id, 0)
+            genesis = self.store.log.at(child.id, 0)
             digest = genesis.data.get("init_state")
-            start = None if digest is None else self.theater.store.blobs.get(digest)
+            start = None if digest is None else self.store.blobs.get(digest)
             sup.children[child.id] = Child(child, spec, start, bool(spawned.get("init", True)))
             order = self._spawn_order(parent)
             sup.children = dict(sorted(sup.children.items(), key=lambda item: order.get(item[0], len(order))))
 
         on_thread(parent, register)
 
-    def _spawn_record(self, parent: Actor, child_id: uuid.UUID) -> dict[str, Any]:
-        for event in self.theater.store.log.events(parent.id):
+    def _spawn_record(self, parent: SupervisedActor, child_id: uuid.UUID) -> dict[str, Any]:
+        for event in self.store.log.events(parent.id):
             if event.type == "supervisor/spawn" and event.data.get("child") == str(child_id):
                 return dict(event.data)
         return {}
 
-    def _spawn_order(self, parent: Actor) -> dict[uuid.UUID, int]:
+    def _spawn_order(self, parent: SupervisedActor) -> dict[uuid.UUID, int]:
         order: dict[uuid.UUID, int] = {}
-        for event in self.theater.store.log.events(parent.id):
+        for event in self.store.log.events(parent.id):
             if event.type == "supervisor/spawn" and event.data.get("child"):
                 order.setdefault(uuid.UUID(event.data["child"]), len(order))
         return order
 
     # Stopping (on the parent's thread).
 
-    def stop_child(self, parent: Actor, child_id: str | uuid.UUID, reason: str) -> None:
+    def stop_child(self, parent: SupervisedActor, child_id: str | uuid.UUID, reason: str) -> None:
         """Stop one child and its subtree and forget it.
 
         Raises:
@@ -333,7 +347,7 @@ class Supervision:
         sup = self.supervisor(parent)
         on_thread(parent, lambda: self._stop(sup, sup.child(child_id), reason, forget=True))
 
-    def stop_children(self, actor: Actor, reason: str) -> None:
+    def stop_children(self, actor: SupervisedActor, reason: str) -> None:
         """Stop every child of ``actor`` (on its thread), in reverse start order, each after its own subtree."""
         with self._lock:
             sup = self._supervisors.get(actor.id)
@@ -342,7 +356,7 @@ class Supervision:
         for child in reversed(list(sup.children.values())):
             self._stop(sup, child, reason, forget=True)
 
-    def shutdown(self, actor: Actor, how: str = "stop") -> None:
+    def shutdown(self, actor: SupervisedActor, how: str = "stop") -> None:
         """On the actor's thread: stop its children, then the actor itself."""
         self.stop_children(actor, f"parent {how}")
         actor.finish(how)
@@ -374,7 +388,7 @@ class Supervision:
 
     # Restarting (on the parent's thread).
 
-    def restart_child(self, parent: Actor, child_id: str | uuid.UUID, reason: str = "requested") -> None:
+    def restart_child(self, parent: SupervisedActor, child_id: str | uuid.UUID, reason: str = "requested") -> None:
         """Restart one child now, whatever its status; not counted against the restart intensity.
 
         Raises:
@@ -415,7 +429,7 @@ class Supervision:
             actor.shutdown_data = None
             actor.state = state
             actor.status = "starting"
-            self.theater._boot(actor, "restart", call_init=call_init)
+            actor.boot("restart", call_init=call_init)
 
         try:
             actor.control(boot).result()
@@ -424,7 +438,7 @@ class Supervision:
 
     # A child's end (hook on the child's thread, then an operation on the parent's).
 
-    def actor_ended(self, actor: Actor, how: str, data: bytes | None = None) -> None:
+    def actor_ended(self, actor: SupervisedActor, how: str, data: bytes | None = None) -> None:
         """Called on an actor's thread when it stopped, exited or failed: stop its subtree, tell its parent.
 
         What it knew as a supervisor goes with it: a restarted actor starts without children or restart history.
@@ -440,7 +454,12 @@ class Supervision:
         else:
             ending = Ending(how=how, data=data)
         incarnation = actor.incarnation
-        actor.defer(lambda failed: failed or self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending)))
+
+        def tell_parent(failed: BaseException | None) -> None:
+            if failed is None:
+                self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending))
+
+        actor.defer(tell_parent)
 
     def _queue(self, sup: Supervisor, op: Callable[[], None]) -> None:
         if not self._closed:
@@ -457,7 +476,7 @@ class Supervision:
         if untouched and child.actor.status in ("failed", "stopped"):
             self._apply(sup, child, ending)
 
-    def _tell(self, parent: Actor, child_id: uuid.UUID, ending: Ending) -> bool:
+    def _tell(self, parent: SupervisedActor, child_id: uuid.UUID, ending: Ending) -> bool:
         """Call the parent's ``supervisor-handlers`` export, if any; False when the parent failed doing so."""
         if ending.fault is not None:
             export, params = HANDLE_CHILD_ERROR, [str(child_id), wit_actor_error(ending.fault)]
@@ -540,6 +559,10 @@ class Supervision:
         detail = f"{reason}; the last: child {child.actor.id} ({ending.how})"
         sup.actor.fail(GuestFault("host", "supervision", f"gave up: {detail}"))
 
+    def of(self, actor: SupervisedActor) -> ChildrenOf:
+        """``actor``'s children, as its ``supervisor`` handler sees them (``theater.host.Children``)."""
+        return ChildrenOf(self, actor)
+
     def close(self) -> None:
         """Cancel pending restarts; nothing more is decided."""
         with self._lock:
@@ -547,3 +570,27 @@ class Supervision:
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()
+
+
+
+class ChildrenOf:
+    """One actor's children through ``theater.host.Children``: what its ``supervisor`` handler may do."""
+
+    def __init__(self, supervision: Supervision, actor: SupervisedActor) -> None:
+        self._supervision = supervision
+        self._actor = actor
+
+    def spawn(self, manifest: Manifest, *, init_state: bytes | None, call_init: bool) -> uuid.UUID:
+        return self._supervision.start_child(self._actor, manifest, init_state=init_state, call_init=call_init).id
+
+    def ids(self) -> list[uuid.UUID]:
+        return self._supervision.children(self._actor.id)
+
+    def get(self, child_id: str) -> ActorHost:
+        return self._supervision.supervisor(self._actor).child(child_id).actor
+
+    def stop(self, child_id: str, reason: str) -> None:
+        self._supervision.stop_child(self._actor, child_id, reason)
+
+    def restart(self, child_id: str) -> None:
+        self._supervision.restart_child(self._actor, child_id)

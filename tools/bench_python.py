@@ -179,7 +179,7 @@ def theater_sends(home: Path, n: int, durability: str, pipelined: bool) -> float
         started = time.perf_counter()
         if pipelined:
             target = theater.actor(actor)
-            for future in [theater.deliver_send(target, b"+1") for _ in range(n)]:
+            for future in [theater.router.deliver_send(target, b"+1") for _ in range(n)]:
                 future.result()
         else:
             for _ in range(n):

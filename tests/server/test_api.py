@@ -151,14 +151,15 @@ def test_a_guest_failure_is_422_with_its_kind(http, start_actor):
 def test_a_request_without_an_answer_times_out_with_504(http, start_actor):
     actor = start_actor(http, "deferred", wat.deferred_actor(), handlers=("message-server",))
     reply = http.post(f"/v1/actors/{actor}/request", {"message": {"text": "?"}, "timeout": 0.2})
-    assert reply.status == 504 and reply.json["error"] == "MessageError"
+    assert reply.status == 504 and reply.json["error"] == "ReplyTimeout" and reply.json["timeout"] == 0.2
     assert http.ok("GET", f"/v1/actors/{actor}")["status"] == "running"
 
 
 def test_a_message_over_the_actors_limit_is_413(http, start_actor):
     actor = start_actor(http, "small", wat.echo_actor(), extra="[limits]\nmax_message_bytes = 8")
     reply = http.post(f"/v1/actors/{actor}/send", {"message": {"text": "123456789"}})
-    assert reply.status == 413 and reply.json["error"] == "MessageError"
+    assert reply.status == 413 and reply.json["error"] == "MessageTooLarge"
+    assert (reply.json["size"], reply.json["limit"]) == (9, 8)
     assert http.ok("POST", f"/v1/actors/{actor}/send", {"message": {"text": "12345678"}})["delivered"]
 
 

@@ -10,7 +10,21 @@ import pytest
 from replay.errors import GuestFault
 from store.errors import AmbiguousPrefixError, InvalidInputError, NotFoundError, StoreFullError
 from theater.cli.client import parse_sse
-from theater.errors import ActorNotFound, ActorNotRunning, ManifestError, MessageError
+from theater.errors import (
+    ActorNotFound,
+    ActorNotRunning,
+    ChannelClosed,
+    ChannelNotFound,
+    ChannelRejected,
+    ExportMissing,
+    ManifestError,
+    MessageError,
+    MessageTooLarge,
+    ReceiveTimeout,
+    ReplyAbandoned,
+    ReplyTimeout,
+    RequestCancelled,
+)
 from theater.server import is_loopback, parse_address
 from theater.porcelain import last_status, type_matches
 from theater.porcelain.forms import bytes_json
@@ -54,6 +68,15 @@ def test_a_state_file_is_never_read_and_is_recorded_inline():
     (ActorNotRunning("x", "stopped"), 409),
     (ManifestError("m", "f", "p"), 422),
     (MessageError("m"), 409),
+    (MessageTooLarge("x", size=9, limit=8, declared=8, call_limit=16), 413),
+    (ReplyTimeout("request to x", 0.5), 504),
+    (ReceiveTimeout("c", 0.5), 504),
+    (ChannelNotFound("c"), 404),
+    (ChannelClosed("c"), 409),
+    (ChannelRejected("x", b"no"), 409),
+    (RequestCancelled("r", "x"), 409),
+    (ExportMissing("x", "n", "e"), 409),
+    (ReplyAbandoned("request to y", "x"), 409),
     (GuestFault("trap", "e", "d"), 422),
     (AmbiguousPrefixError("blob", "abcd", ["ab", "cd"]), 400),
     (NotFoundError("blob", "x"), 404),

@@ -132,7 +132,7 @@ def test_a_sibling_busy_in_a_long_call_is_interrupted_and_restarted(rig):
     path = rig.manifest("slow", worker(), MSG, limits=long_call)
     busy = rig.theater.start(path, parent=parent)
     [failing] = start_workers(rig, parent, 1)
-    spinning = rig.theater.deliver_send(rig.theater.actor(busy), b"spin")
+    spinning = rig.theater.router.deliver_send(rig.theater.actor(busy), b"spin")
     crash(rig, failing)
     rig.watch.events(busy, "wasm/instantiate", reason="restart")
     rig.settle()

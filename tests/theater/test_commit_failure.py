@@ -114,7 +114,7 @@ def test_failed_commit_releases_no_effects(theater, full_disk, manifest, settle)
 
 def test_failed_commit_gives_no_response(theater, full_disk, manifest):
     deferred = theater.start(manifest("deferred", wat.deferred_actor(), MSG))
-    reply = theater.deliver_request(theater.actor(deferred), b"question")
+    reply = theater.router.deliver_request(theater.actor(deferred), b"question")
     committed = theater.actor(deferred).submit(lambda: None)  # the request has been taken (and answered none)
     committed.result(WAIT)
     full_disk.fill()
@@ -174,7 +174,7 @@ def test_pipelined_sends_on_a_full_disk_report_the_full_disk_and_keep_every_ackn
     # failed has its appends refused as stale, and its caller must still hear the cause, a full disk. A small
     # commit may fit in pages LMDB reuses, so some may be acknowledged: those must be in the chain, in order.
     messages = [big(b"msg0")] + [b"msg%d" % i for i in range(1, 8)]
-    futures: list[Future[None]] = [theater.deliver_send(handle, message) for message in messages]
+    futures: list[Future[None]] = [theater.router.deliver_send(handle, message) for message in messages]
     wait(futures, WAIT)
     errors = [f.exception() for f in futures]
     assert isinstance(errors[0], StoreFullError)
@@ -223,7 +223,7 @@ def test_stop_whose_record_a_full_disk_lost_is_recorded_by_the_next_stop(theater
         full_disk.fill()  # while the writer is held (holding it takes a commit, which needs room)
         # The stop runs while the send's commit is still to come, so its record goes into the same failing batch.
         # (A stop jumps the queue; this one is queued behind the send in the message lane to run after it.)
-        lost = theater.deliver_send(handle, big(b"lost"))
+        lost = theater.router.deliver_send(handle, big(b"lost"))
         stopping = pool.submit(lambda: handle.submit(lambda: theater.supervision.shutdown(handle)).result())
         handle._thread.join(WAIT)  # the stop has run (it ends the actor's thread) and its record is queued
         assert not handle._thread.is_alive()

@@ -15,7 +15,7 @@ from replay.errors import GuestFault
 from replay.replayer import Replayer
 from tests.components import wat
 from theater.actor import ACTOR_INIT, HANDLE_REQUEST, HANDLE_SEND
-from theater.errors import ActorNotRunning, ComponentError, LinkError, ManifestError, MessageError
+from theater.errors import ActorNotRunning, ComponentError, ExportMissing, LinkError, ManifestError
 from theater.handlers.timing import TimingHandler
 
 MSG = ["message-server"]
@@ -298,7 +298,7 @@ def test_message_an_actor_cannot_handle_is_refused_and_it_keeps_running(theater,
     component = wat.actor_wat(init=wat.set_state(b"ready"), message_server=False)
     actor = theater.start(manifest("mute", component, MSG))
     before = theater.events(actor)
-    with pytest.raises(MessageError, match=rf"^actor {actor} \(mute\) .*does not export {HANDLE_SEND}$"):
+    with pytest.raises(ExportMissing, match=rf"^actor {actor} \(mute\) .*does not export {HANDLE_SEND}$"):
         theater.send(actor, b"hello")
     assert theater.status(actor) == "running"
     assert theater.events(actor) == before  # refused before anything crossed the boundary

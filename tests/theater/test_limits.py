@@ -17,7 +17,7 @@ from tests._chains import CommitWaiter
 from tests.components import wat
 from theater.actor import HANDLE_SEND
 from replay.engine import MAX_MESSAGE_BYTES
-from theater.errors import ActorNotRunning, MailboxFull, MessageError
+from theater.errors import ActorNotRunning, MailboxFull, MessageTooLarge
 from theater.mailbox import MailboxLimits
 
 MSG = ["message-server"]
@@ -66,7 +66,7 @@ def stop_within(theater, actor_id: str, timeout: float = WAIT) -> None:
 
 def test_stop_interrupts_spinning_guest(theater, manifest):
     actor = theater.start(manifest("spinner", spinner(), MSG, limits=FOREVER))
-    spinning = theater.deliver_send(theater.actor(actor), b"go")
+    spinning = theater.router.deliver_send(theater.actor(actor), b"go")
     wait_for_call(theater, actor)
     stop_within(theater, actor)
     with pytest.raises(GuestFault, match=rf"^{HANDLE_SEND} failed \(stopped\): stopped while running") as raised:
@@ -82,7 +82,7 @@ def test_stop_interrupts_spinning_guest(theater, manifest):
 
 def test_interrupted_call_replays_to_the_same_point(theater, manifest):
     actor = theater.start(manifest("spinner", spinner(), MSG, limits=FOREVER))
-    spinning = theater.deliver_send(theater.actor(actor), b"go")
+    spinning = theater.router.deliver_send(theater.actor(actor), b"go")
     wait_for_call(theater, actor)
     stop_within(theater, actor)
     with pytest.raises(GuestFault):
@@ -95,7 +95,7 @@ def test_interrupted_call_replays_to_the_same_point(theater, manifest):
 def test_stop_of_a_supervised_spinning_child_interrupts_it(theater, manifest):
     parent = theater.start(manifest("parent", wat.echo_actor(), MSG, limits=FOREVER))  # a child's lie within it
     child = theater.start(manifest("spinner", spinner(), MSG, limits=FOREVER), parent=parent)
-    spinning = theater.deliver_send(theater.actor(child), b"go")
+    spinning = theater.router.deliver_send(theater.actor(child), b"go")
     wait_for_call(theater, child)
     stop_within(theater, child)
     with pytest.raises(GuestFault, match=r"\(stopped\)"):
@@ -108,7 +108,7 @@ def test_stop_of_a_supervised_spinning_child_interrupts_it(theater, manifest):
 def test_stop_cuts_a_long_sleep_short(theater, manifest):
     component = wat.actor_wat(send=wat.sleep(24 * 3600 * 1000))  # a day
     actor = theater.start(manifest("sleeper", component, [*MSG, "timing"]))
-    sleeping = theater.deliver_send(theater.actor(actor), b"")
+    sleeping = theater.router.deliver_send(theater.actor(actor), b"")
     wait_for_call(theater, actor)
     stop_within(theater, actor)
     try:
@@ -124,7 +124,7 @@ def test_stop_cuts_a_waiting_request_short(theater, manifest):
     """The request would wait for the runtime's request timeout; the stop ends the wait (recorded as ``err``)."""
     deferred = theater.start(manifest("deferred", wat.deferred_actor(), MSG))
     asker = theater.start(manifest("asker", wat.forwarder_actor(), MSG))
-    asking = theater.deliver_request(theater.actor(asker), to(deferred, b"question"))
+    asking = theater.router.deliver_request(theater.actor(asker), to(deferred, b"question"))
     wait_for_call(theater, deferred, "theater:simple/message-server-client.handle-request")
     stop_within(theater, asker)
     try:
@@ -189,7 +189,7 @@ def test_full_mailbox_refuses_a_client_with_mailbox_full(theaters, manifest):
     echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
     live = theater.actor(echo)
     busy = Busy(live)
-    waiting = [theater.deliver_send(live, b"one"), theater.deliver_send(live, b"two")]
+    waiting = [theater.router.deliver_send(live, b"one"), theater.router.deliver_send(live, b"two")]
     with pytest.raises(MailboxFull, match=rf"^mailbox of actor {echo} is full: 2 messages \(6 bytes\) are waiting"):
         theater.send(echo, b"three")
     busy.release()
@@ -204,7 +204,7 @@ def test_full_mailbox_bounds_bytes_but_takes_any_message_when_empty(theaters, ma
     echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
     live = theater.actor(echo)
     busy = Busy(live)
-    waiting = theater.deliver_send(live, b"longer than four")  # an empty mailbox takes it
+    waiting = theater.router.deliver_send(live, b"longer than four")  # an empty mailbox takes it
     with pytest.raises(MailboxFull, match=r"1 messages \(16 bytes\) are waiting, at most 10 messages and 4 bytes"):
         theater.send(echo, b"x")
     busy.release()
@@ -217,7 +217,7 @@ def test_stop_is_never_refused_for_a_full_mailbox(theaters, manifest):
     echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
     live = theater.actor(echo)
     busy = Busy(live)
-    waiting = theater.deliver_send(live, b"one")
+    waiting = theater.router.deliver_send(live, b"one")
     with pytest.raises(MailboxFull):
         theater.send(echo, b"no room")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -236,7 +236,7 @@ def test_a_full_mailbox_answers_an_actor_send_with_err(theaters, manifest):
     forwarder = theater.start(manifest("forwarder", wat.forwarder_actor(), MSG))
     live = theater.actor(echo)
     busy = Busy(live)
-    waiting = theater.deliver_send(live, b"first")
+    waiting = theater.router.deliver_send(live, b"first")
     theater.send(forwarder, to(echo, b"hello"))
     busy.release()
     waiting.result(WAIT)
@@ -275,7 +275,7 @@ def test_four_mib_message_is_refused_clearly_and_the_receiver_lives_on(theater, 
     assert ceiling == MAX_MESSAGE_BYTES < 4 * 1024 * 1024
     expected = (rf"^message of {4 * 1024 * 1024} bytes is larger than actor {actor}'s limit of {ceiling} \(its "
                 rf"manifest allows {16 * 1024 * 1024}, but at most {ceiling} bytes fit through one call\)$")
-    with pytest.raises(MessageError, match=expected):
+    with pytest.raises(MessageTooLarge, match=expected):
         theater.send(actor, b"x" * (4 * 1024 * 1024))
     message = b"y" * ceiling  # the largest message it takes works: kept as its state
     theater.send(actor, message)
@@ -289,7 +289,7 @@ def test_a_full_mailbox_answers_an_actor_request_with_err(theaters, manifest):
     asker = theater.start(manifest("asker", wat.forwarder_actor(), MSG))
     live = theater.actor(echo)
     busy = Busy(live)
-    waiting = theater.deliver_send(live, b"first")
+    waiting = theater.router.deliver_send(live, b"first")
     answer = theater.request(asker, to(echo, b"question"))
     busy.release()
     waiting.result(WAIT)

@@ -12,7 +12,17 @@ import pytest
 
 from tests.components import wat
 from theater.actor import HANDLE_CHANNEL_CLOSE, HANDLE_CHANNEL_MESSAGE, HANDLE_CHANNEL_OPEN, HANDLE_REQUEST
-from theater.errors import ActorNotFound, ActorNotRunning, MessageError
+from theater.errors import (
+    ActorNotFound,
+    ActorNotRunning,
+    ChannelClosed,
+    ChannelRejected,
+    MessageError,
+    MessageTooLarge,
+    ReceiveTimeout,
+    ReplyTimeout,
+    RequestCancelled,
+)
 
 MSG = ["message-server"]
 WAIT = 10.0  # seconds any single wait may take before the test gives up
@@ -87,7 +97,7 @@ def test_send_to_a_malformed_actor_id_returns_err(theater, start):
 def test_message_above_the_size_limit_is_refused(theater, start):
     echo = start("echo", wat.echo_actor(), limits={"max_message_bytes": 16})
     theater.send(echo, b"x" * 16)
-    with pytest.raises(MessageError, match=rf"message of 17 bytes is larger than actor {echo}'s limit of 16$"):
+    with pytest.raises(MessageTooLarge, match=rf"message of 17 bytes is larger than actor {echo}'s limit of 16$"):
         theater.send(echo, b"x" * 17)
     assert theater.state(echo) == b"x" * 16
 
@@ -184,7 +194,7 @@ def test_request_to_an_unknown_actor_returns_err(theater, start):
 def test_request_without_answer_times_out_from_the_api(theater, start):
     deferred = start("deferred", wat.deferred_actor())
     started = time.monotonic()
-    with pytest.raises(MessageError, match=rf"^request to {deferred} got no answer within 0.2 s$"):
+    with pytest.raises(ReplyTimeout, match=rf"^request to {deferred} got no answer within 0.2 s$"):
         theater.request(deferred, b"?", timeout=0.2)
     assert time.monotonic() - started < 1.0
 
@@ -202,7 +212,7 @@ def test_request_after_send_to_the_same_actor_sees_the_send(theater, start):
 
 def test_deferred_response_answers_the_waiting_requester(theater, start):
     deferred = start("deferred", wat.deferred_actor())
-    reply = theater.deliver_request(theater.actor(deferred), b"question")
+    reply = theater.router.deliver_request(theater.actor(deferred), b"question")
     theater.send(deferred, b"later answer")
     assert reply.result(WAIT) == b"later answer"
     assert theater.state(deferred) == b""  # respond-to-request returned ok
@@ -211,7 +221,7 @@ def test_deferred_response_answers_the_waiting_requester(theater, start):
 def test_deferred_response_to_a_forwarding_actor(theater, start):
     deferred = start("deferred", wat.deferred_actor())
     forwarder = start("forwarder", wat.forwarder_actor())
-    reply = theater.deliver_request(theater.actor(forwarder), to(deferred, b"question"))
+    reply = theater.router.deliver_request(theater.actor(forwarder), to(deferred, b"question"))
     # The forwarder's request is handled by the deferred actor before this send reaches it.
     request_id = wait_for_outstanding(theater, deferred)
     assert theater.state(deferred) == request_id.encode()
@@ -245,7 +255,7 @@ def test_respond_twice_to_one_request_returns_err_the_second_time(theater, start
         send=wat.respond_to_request(wat.HEAD, wat.TAIL),  # message: request id + NUL + response
     )
     actor = start("responder", component)
-    reply = theater.deliver_request(theater.actor(actor), b"question")
+    reply = theater.router.deliver_request(theater.actor(actor), b"question")
     settle(theater, actor)
     request_id = last_request_id(theater, actor)
     theater.send(actor, to(request_id, b"first"))
@@ -264,10 +274,10 @@ def cancelling_component():
 
 def test_cancel_request_gives_the_requester_an_error(theater, start):
     actor = start("canceller", cancelling_component())
-    reply = theater.deliver_request(theater.actor(actor), b"question")
+    reply = theater.router.deliver_request(theater.actor(actor), b"question")
     theater.send(actor, b"cancel")
     request_id = last_request_id(theater, actor)
-    with pytest.raises(MessageError, match=rf"^request {request_id} was cancelled by actor {actor}$"):
+    with pytest.raises(RequestCancelled, match=rf"^request {request_id} was cancelled by actor {actor}$"):
         reply.result(WAIT)
     assert theater.state(actor) == b""
 
@@ -281,7 +291,7 @@ def test_cancel_an_unknown_request_returns_err(theater, start):
 def test_cancelled_request_between_actors_is_err_for_the_requester(theater, start):
     canceller = start("canceller", cancelling_component())
     forwarder = start("forwarder", wat.forwarder_actor())
-    reply = theater.deliver_request(theater.actor(forwarder), to(canceller, b"question"))
+    reply = theater.router.deliver_request(theater.actor(forwarder), to(canceller, b"question"))
     request_id = wait_for_outstanding(theater, canceller)
     theater.send(canceller, b"cancel")
     expected = f"request {request_id} was cancelled by actor {canceller}"
@@ -292,7 +302,7 @@ def test_list_outstanding_requests_names_the_pending_ones(theater, start):
     actor = start("canceller", cancelling_component())
     theater.send(actor, b"list")
     assert theater.state(actor) == b""
-    replies = [theater.deliver_request(theater.actor(actor), b"q") for _ in range(3)]
+    replies = [theater.router.deliver_request(theater.actor(actor), b"q") for _ in range(3)]
     theater.send(actor, b"list")
     listed = theater.state(actor).split(b"\n")
     assert len(listed) == 3
@@ -305,7 +315,7 @@ def test_list_outstanding_requests_names_the_pending_ones(theater, start):
 
 def test_outstanding_requests_fail_when_the_actor_stops(theater, start, settle):
     deferred = start("deferred", wat.deferred_actor())
-    reply = theater.deliver_request(theater.actor(deferred), b"question")
+    reply = theater.router.deliver_request(theater.actor(deferred), b"question")
     settle(theater, deferred)  # handled and deferred: a stop would otherwise jump ahead of it
     theater.stop(deferred)
     with pytest.raises(ActorNotRunning, match=rf"^actor {deferred} is stopped: actor {deferred} stopped$"):
@@ -359,7 +369,7 @@ def test_client_closing_the_channel_runs_the_actor_close_handler(theater, start)
     assert theater.state(actor) == b"closed"
     closes = [e for e in theater.events(actor) if e.type == "wasm/call" and e.data["export"] == HANDLE_CHANNEL_CLOSE]
     assert [e.data["params"] for e in closes] == [[channel.id]]
-    with pytest.raises(MessageError, match=rf"^no open channel {channel.id}$"):
+    with pytest.raises(ChannelClosed, match=rf"^no open channel {channel.id}$"):
         channel.send(b"after close")
 
 
@@ -369,27 +379,27 @@ def test_actor_closing_the_channel_ends_the_client_stream(theater, start):
     channel.send(b"bye")
     assert channel.receive(timeout=WAIT) is None
     assert theater.state(actor) == b""  # close-channel returned ok
-    with pytest.raises(MessageError, match=rf"^no open channel {channel.id}$"):
+    with pytest.raises(ChannelClosed, match=rf"^no open channel {channel.id}$"):
         channel.send(b"after close")
 
 
 def test_client_receive_times_out_when_nothing_arrives(theater, start):
     actor = start("chat", channel_component())
     channel = theater.open_channel(actor, b"hello")
-    with pytest.raises(MessageError, match=rf"^no message on channel {channel.id} within 0.05 s$"):
+    with pytest.raises(ReceiveTimeout, match=rf"^no message on channel {channel.id} within 0.05 s$"):
         channel.receive(timeout=0.05)
 
 
 def test_rejected_client_channel_raises_with_the_actor_message(theater, start):
     actor = start("bouncer", channel_component(reject=True, welcome=b"members only"))
-    with pytest.raises(MessageError, match=rf"^actor {actor} rejected the channel: b'members only'$"):
+    with pytest.raises(ChannelRejected, match=rf"^actor {actor} rejected the channel: b'members only'$"):
         theater.open_channel(actor, b"let me in")
     assert theater.state(actor) == b"let me in"
 
 
 def test_rejected_client_channel_without_message(theater, start):
     actor = start("bouncer", channel_component(reject=True))
-    with pytest.raises(MessageError, match=rf"^actor {actor} rejected the channel$"):
+    with pytest.raises(ChannelRejected, match=rf"^actor {actor} rejected the channel$"):
         theater.open_channel(actor, b"let me in")
 
 
@@ -480,3 +490,10 @@ def test_channel_is_only_usable_by_its_two_ends(theater, start):
     theater.send(stranger, to(channel_id, b"intrusion"))
     assert theater.state(stranger) == wat.ERR_MARKER + f"no open channel {channel_id}".encode()
     assert theater.state(acceptor) == b"hello"
+
+
+@pytest.mark.parametrize("kind", [MessageTooLarge, ReplyTimeout, RequestCancelled, ReceiveTimeout, ChannelClosed,
+                                  ChannelRejected])
+def test_each_message_failure_is_still_a_message_error(kind):
+    # Split by what the caller does next, but ``except MessageError`` still catches every one of them.
+    assert issubclass(kind, MessageError)

@@ -188,7 +188,7 @@ def test_stop_jumps_ahead_of_waiting_messages_which_are_refused(theater, manifes
     live = theater.actor(actor)
     gate = threading.Event()
     busy = live.submit(lambda: gate.wait(WAIT))  # the actor is busy while the messages and the stop arrive
-    pending = [theater.deliver_send(live, b"") for _ in range(5)]
+    pending = [theater.router.deliver_send(live, b"") for _ in range(5)]
     with ThreadPoolExecutor(max_workers=1) as pool:
         stopping = pool.submit(theater.stop, actor)
         assert live.stop_requested.wait(WAIT)  # the stop is queued (ahead of the messages)

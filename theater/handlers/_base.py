@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from theater.errors import ManifestError
-
-if TYPE_CHECKING:
-    from theater.actor import Actor
+from theater.host import ActorHost
 
 HANDLER_FOR_INTERFACE = {
     "theater:simple/runtime": "runtime",
@@ -34,18 +32,22 @@ def handler_for_import(interface: str) -> str | None:
 
 
 class Handler:
-    """A host capability bound to one actor.
+    """A host capability bound to one actor (see docs/handlers.md).
 
     Args:
-        actor: the actor the functions serve.
-        config: the ``config`` table of the manifest's ``[[handlers]]`` entry.
+        actor: the actor the functions serve, seen through ``theater.host.ActorHost`` (and, through it, the
+            router and its children).
+        config: the ``config`` table of the manifest's ``[[handlers]]`` entry, checked against ``config_keys``.
+
+    Raises:
+        ManifestError: a config key is unknown or of the wrong type.
     """
 
     type: str = ""
     interface: str = ""
     config_keys: dict[str, type] = {}
 
-    def __init__(self, actor: Actor, config: dict[str, Any]) -> None:
+    def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         self.actor = actor
         self.config = config
         for key, value in config.items():

@@ -17,9 +17,10 @@ from typing import Any
 
 from replay.errors import GuestFault
 from store.errors import InvalidInputError, StoreError
-from theater.channels import CLOSED, ClientEnd
-from theater.errors import MessageError, RuntimeFault
+from theater.errors import ChannelClosed, ChannelRejected, RequestCancelled, RuntimeFault
 from theater.handlers._base import Handler
+from theater.host import ActorHost, Router
+from theater.mailbox import Reservation
 from theater.release import settle
 
 
@@ -42,23 +43,30 @@ class MessageServerHandler(Handler):
         }
 
     @property
-    def theater(self) -> Any:
-        return self.actor.theater
+    def router(self) -> Router:
+        return self.actor.router
 
-    def _target(self, actor_id: str) -> Any:
+    def _target(self, actor_id: str) -> ActorHost:
         try:
-            return self.theater.running(actor_id)
+            return self.router.running(actor_id)
         except (InvalidInputError, RuntimeFault) as exc:
             raise _Refused(str(exc)) from None
 
     def send(self, actor_id: str, msg: bytes) -> dict[str, Any]:
         try:
             target = self._target(actor_id)
-            self.theater._check_message(target, msg)
-            place = target.reserve(len(msg))
+            place = self.router.reserve(target, msg)
         except (_Refused, RuntimeFault) as exc:
             return {"err": str(exc)}
-        self.actor.defer(lambda failed: place.release() if failed else self.theater.deliver_send(target, msg, place))
+        router = self.router
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is not None:
+                _release(place)
+            else:
+                router.deliver_send(target, msg, place)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def request(self, actor_id: str, msg: bytes) -> dict[str, Any]:
@@ -67,8 +75,8 @@ class MessageServerHandler(Handler):
             if target is self.actor:
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
             self.actor.flush_committed()
-            reply = self.theater.deliver_request(target, msg)
-            return {"ok": self.theater.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
+            reply = self.router.deliver_request(target, msg)
+            return {"ok": self.router.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
 
@@ -79,38 +87,47 @@ class MessageServerHandler(Handler):
                 return {"err": "an actor cannot open a channel to itself"}
             self.actor.flush_committed()
             channel_id = str(uuid.uuid4())
-            answer = self.theater.wait_reply(
-                self.theater.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}",
+            answer = self.router.wait_reply(
+                self.router.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}",
                 waiter=self.actor,
             )
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
-        if not answer["accepted"]:
-            extra = f": {answer['message']!r}" if answer["message"] else ""
-            return {"err": f"actor {actor_id} rejected the channel{extra}"}
-        self.theater.channels.open(channel_id, self.actor, target)
+        if not answer.accepted:
+            return {"err": str(ChannelRejected(actor_id, answer.message))}
+        self.router.channels.open(channel_id, self.actor, target)
         return {"ok": channel_id}
 
     def send_on_channel(self, channel_id: str, msg: bytes) -> dict[str, Any]:
         try:
-            peer = self.theater.channels.peer(channel_id, self.actor)
-            place = None
-            if not isinstance(peer, ClientEnd):
-                self.theater._check_message(peer, msg)
-                place = peer.reserve(len(msg))
+            peer = self.router.channels.peer(channel_id, self.actor)
+            place = self.router.reserve(peer, msg)
         except RuntimeFault as exc:
             return {"err": str(exc)}
-        self.actor.defer(lambda failed: _settle_place(place) if failed else
-                         _deliver(self.theater, peer, channel_id, msg, place))
+        router = self.router
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is not None:
+                _release(place)
+            else:
+                router.deliver_channel_message(peer, channel_id, msg, place)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def close_channel(self, channel_id: str) -> dict[str, Any]:
         try:
-            peer = self.theater.channels.peer(channel_id, self.actor)
-        except MessageError as exc:
+            peer = self.router.channels.peer(channel_id, self.actor)
+        except ChannelClosed as exc:
             return {"err": str(exc)}
-        self.theater.channels.close(channel_id)
-        self.actor.defer(lambda failed: failed or _close(self.theater, peer, channel_id))
+        self.router.channels.close(channel_id)
+        router = self.router
+
+        def deliver(failed: BaseException | None) -> None:
+            if failed is None:
+                router.deliver_channel_close(peer, channel_id)
+
+        self.actor.defer(deliver)
         return {"ok": None}
 
     def list_outstanding_requests(self) -> list[str]:
@@ -127,7 +144,7 @@ class MessageServerHandler(Handler):
         reply = self.actor.outstanding.pop(request_id, None)
         if reply is None:
             return {"err": f"no outstanding request {request_id}"}
-        error = MessageError(f"request {request_id} was cancelled by actor {self.actor.id}")
+        error = RequestCancelled(request_id, str(self.actor.id))
         self.actor.defer(lambda failed: settle(reply, None, error, failed))
         return {"ok": None}
 
@@ -136,21 +153,6 @@ class _Refused(Exception):
     pass
 
 
-def _settle_place(place: Any) -> None:
+def _release(place: Reservation | None) -> None:
     if place is not None:
         place.release()
-
-
-def _deliver(theater: Any, peer: Any, channel_id: str, msg: bytes, place: Any) -> None:
-    if isinstance(peer, ClientEnd):
-        peer.inbox.put(msg)
-    else:
-        theater.deliver_channel_message(peer, channel_id, msg, place)
-
-
-def _close(theater: Any, peer: Any, channel_id: str) -> None:
-    if isinstance(peer, ClientEnd):
-        peer.inbox.put(CLOSED)
-    else:
-        theater.deliver_channel_close(peer, channel_id)
-

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from theater.handlers._base import Handler
+from theater.host import ActorHost
 
 MAX_BYTES = 1 << 20
 
@@ -24,7 +25,7 @@ class RandomHandler(Handler):
 
     config_keys = {"seed": int}
 
-    def __init__(self, actor: Any, config: dict[str, Any]) -> None:
+    def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         super().__init__(actor, config)
         seed = config.get("seed")
         self._rng: random.Random = random.Random(seed) if seed is not None else secrets.SystemRandom()

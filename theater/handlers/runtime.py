@@ -33,7 +33,7 @@ class RuntimeHandler(Handler):
     def get_chain(self) -> list[dict[str, Any]]:
         # The chain as committed so far: events of the running call are not durable yet and are left out.
         self.actor.flush()
-        store = self.actor.theater.store
+        store = self.actor.store
         return [
             {
                 "hash": e.hash,

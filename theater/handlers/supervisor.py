@@ -55,14 +55,6 @@ class SupervisorHandler(Handler):
             "get-child-events": self.get_child_events,
         }
 
-    @property
-    def theater(self) -> Any:
-        return self.actor.theater
-
-    @property
-    def supervision(self) -> Any:
-        return self.actor.theater.supervision
-
     def spawn(self, manifest: str, init_bytes: dict[str, Any] | None) -> dict[str, Any]:
         state = None if init_bytes is None else init_bytes["some"]
         return self._start(manifest, state, call_init=True)
@@ -74,14 +66,14 @@ class SupervisorHandler(Handler):
     def _start(self, text: str, state: bytes | None, *, call_init: bool) -> dict[str, Any]:
         try:
             manifest = self._manifest(text)
-            child = self.supervision.start_child(self.actor, manifest, init_state=state, call_init=call_init)
+            child = self.actor.children.spawn(manifest, init_state=state, call_init=call_init)
         except TheaterError as exc:
             return {"err": str(exc)}
-        return {"ok": str(child.id)}
+        return {"ok": str(child)}
 
     def _manifest(self, text: str) -> Manifest:
         files = self.actor.manifest.files.for_child(f"actor {self.actor.id}")
-        maximums = self.theater.maximums
+        maximums = self.actor.maximums
         if _HASH.fullmatch(text) or text.startswith(_LABEL_PREFIX):
             return parse_manifest(self._stored(text), source=text, files=files, maximums=maximums)
         if "\n" in text:
@@ -90,13 +82,13 @@ class SupervisorHandler(Handler):
         return load_manifest(text, files=files, maximums=maximums)
 
     def _stored(self, ref: str) -> str:
-        blobs = self.theater.store.blobs
+        blobs = self.actor.store.blobs
         try:
             if ref.startswith(_LABEL_PREFIX):
                 digest = blobs.get_label(ref.removeprefix(_LABEL_PREFIX))
             else:
                 digest = bytes.fromhex(ref)
-            if blobs.size(digest) > self.theater.maximums.manifest_file_bytes:
+            if blobs.size(digest) > self.actor.maximums.manifest_file_bytes:
                 raise ManifestError(ref, "", "the blob is larger than the maximum size of a manifest")
             data = blobs.get(digest)
         except NotFoundError as exc:
@@ -107,13 +99,13 @@ class SupervisorHandler(Handler):
             raise ManifestError(ref, "", "the blob is not a UTF-8 manifest") from None
 
     def list_children(self) -> list[str]:
-        return [str(c) for c in self.supervision.children(self.actor.id)]
+        return [str(c) for c in self.actor.children.ids()]
 
     def stop_child(self, child_id: str) -> dict[str, Any]:
-        return self._unit(lambda: self.supervision.stop_child(self.actor, child_id, "requested by the parent"))
+        return self._unit(lambda: self.actor.children.stop(child_id, "requested by the parent"))
 
     def restart_child(self, child_id: str) -> dict[str, Any]:
-        return self._unit(lambda: self.supervision.restart_child(self.actor, child_id))
+        return self._unit(lambda: self.actor.children.restart(child_id))
 
     def _unit(self, op: Callable[[], None]) -> dict[str, Any]:
         try:
@@ -124,18 +116,18 @@ class SupervisorHandler(Handler):
 
     def get_child_state(self, child_id: str) -> dict[str, Any]:
         try:
-            state = self.supervision.supervisor(self.actor).child(child_id).actor.state
+            state = self.actor.children.get(child_id).state
         except TheaterError as exc:
             return {"err": str(exc)}
         return {"ok": None if state is None else {"some": state}}
 
     def get_child_events(self, child_id: str) -> dict[str, Any]:
         try:
-            child = self.supervision.supervisor(self.actor).child(child_id).actor
+            child = self.actor.children.get(child_id)
             child.tape.wait_durable()  # what the child has recorded so far, committed
         except TheaterError as exc:
             return {"err": str(exc)}
-        return {"ok": [_chain_event(e) for e in self.theater.store.log.events(child.id)]}
+        return {"ok": [_chain_event(e) for e in self.actor.store.log.events(child.id)]}
 
 
 def _chain_event(event: Any) -> dict[str, Any]:

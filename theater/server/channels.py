@@ -13,23 +13,20 @@ import asyncio
 import threading
 import uuid
 from collections import deque
-from typing import Any
-
-from theater.channels import CLOSED, ClientEnd
-from theater.errors import MessageError
-from theater.runtime import Theater
+from theater.errors import ChannelNotFound, ChannelRejected
+from theater.host import Endpoint
+from theater.router import Router
 from theater.server.futures import settled
 
 
-class ClientChannel(ClientEnd):
-    """The server's end of one client channel; the actor's messages arrive through ``inbox.put`` (any thread)."""
+class ClientChannel:
+    """The server's end of one client channel (a ``theater.host.ChannelEnd``): the actor's messages and its close
+    arrive through ``on_message`` and ``on_close``, on the runtime's threads."""
 
     def __init__(self, channel_id: str, actor: uuid.UUID, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
         self.id = channel_id
         self.actor = actor
         self.welcome: bytes | None = None
-        self.inbox = self  # type: ignore[assignment]  # the handler calls ``peer.inbox.put(message)``
         self.closed = False
         self._loop = loop
         self._lock = threading.Lock()
@@ -37,14 +34,20 @@ class ClientChannel(ClientEnd):
         self._next = 0
         self._changed = asyncio.Event()
 
-    def put(self, item: Any) -> None:
-        """Take a message from the actor (or ``CLOSED``); called on the runtime's threads."""
+    def on_message(self, message: bytes) -> None:
+        """Take a message from the actor."""
         with self._lock:
-            if item is CLOSED:
-                self.closed = True
-            else:
-                self._messages.append((self._next, item))
-                self._next += 1
+            self._messages.append((self._next, message))
+            self._next += 1
+        self._notify()
+
+    def on_close(self) -> None:
+        """The actor closed the channel (or ended)."""
+        with self._lock:
+            self.closed = True
+        self._notify()
+
+    def _notify(self) -> None:
         try:
             self._loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the loop is closed: the server is going away
@@ -77,8 +80,8 @@ class ClientChannel(ClientEnd):
 class ChannelTable:
     """The open client channels of one server, by id."""
 
-    def __init__(self, theater: Theater, loop: asyncio.AbstractEventLoop) -> None:
-        self.theater = theater
+    def __init__(self, router: Router, loop: asyncio.AbstractEventLoop) -> None:
+        self.router = router
         self.loop = loop
         self._channels: dict[str, ClientChannel] = {}
 
@@ -87,18 +90,17 @@ class ChannelTable:
 
         Raises:
             ActorNotFound, ActorNotRunning: no such actor, or it is not running.
-            MessageError: the actor rejected the channel.
+            ChannelRejected: the actor rejected the channel.
             TimeoutError: the actor did not answer within ``timeout`` seconds.
         """
-        actor = self.theater.running(actor_id)
+        actor = self.router.running(actor_id)
         channel = ClientChannel(str(uuid.uuid4()), actor.id, self.loop)
-        opening = self.theater.deliver_channel_open(actor, channel.id, initial)
-        accepted = await settled(opening, timeout)
-        if not accepted["accepted"]:
-            message = accepted["message"]
-            raise MessageError(f"actor {actor.id} rejected the channel" + (f": {message!r}" if message else ""))
-        channel.welcome = accepted["message"]
-        self.theater.channels.open(channel.id, channel, actor)
+        opening = self.router.deliver_channel_open(actor, channel.id, initial)
+        answer = await settled(opening, timeout)
+        if not answer.accepted:
+            raise ChannelRejected(str(actor.id), answer.message)
+        channel.welcome = answer.message
+        self.router.channels.open(channel.id, channel, actor)
         self._channels[channel.id] = channel
         return channel
 
@@ -106,20 +108,20 @@ class ChannelTable:
         """The open channel ``channel_id``.
 
         Raises:
-            MessageError: no such channel (answered with 404 by the routes).
+            ChannelNotFound: no such channel.
         """
         channel = self._channels.get(channel_id)
         if channel is None:
-            raise MessageError(f"no open channel {channel_id}")
+            raise ChannelNotFound(channel_id)
         return channel
 
-    def peer(self, channel: ClientChannel) -> Any:
+    def peer(self, channel: ClientChannel) -> Endpoint:
         """The actor at the other end.
 
         Raises:
-            MessageError: the channel is closed.
+            ChannelClosed: the channel is closed.
         """
-        return self.theater.channels.peer(channel.id, channel)
+        return self.router.channels.peer(channel.id, channel)
 
     def forget(self, channel: ClientChannel) -> None:
         """Drop a channel the client is done with."""
@@ -128,7 +130,7 @@ class ChannelTable:
     def close_all(self) -> None:
         """Forget every channel (the server is stopping)."""
         for channel in list(self._channels.values()):
-            self.theater.channels.close(channel.id)
+            self.router.channels.close(channel.id)
         self._channels.clear()
 
 

@@ -25,10 +25,14 @@ from store.errors import (
 from theater.errors import (
     ActorNotFound,
     ActorNotRunning,
+    ChannelNotFound,
     LinkError,
     MailboxFull,
     ManifestError,
     MessageError,
+    MessageTooLarge,
+    ReceiveTimeout,
+    ReplyTimeout,
     SupervisionError,
 )
 
@@ -61,7 +65,11 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (ManifestError, 422),
     (LinkError, 422),
     (MailboxFull, 429),
-    (MessageError, 409),
+    (MessageTooLarge, 413),
+    (ReplyTimeout, 504),
+    (ReceiveTimeout, 504),
+    (ChannelNotFound, 404),
+    (MessageError, 409),  # ChannelRejected, ChannelClosed, RequestCancelled, ExportMissing, ReplyAbandoned
     (SupervisionError, 409),
     (AmbiguousPrefixError, 400),
     (NotFoundError, 404),
@@ -104,6 +112,10 @@ def error_body(exc: BaseException) -> dict[str, Any]:
         body.update(actor=exc.actor_id)
     elif isinstance(exc, MailboxFull):
         body.update(actor=exc.actor_id, waiting=exc.waiting, max_messages=exc.max_messages, max_bytes=exc.max_bytes)
+    elif isinstance(exc, MessageTooLarge):
+        body.update(actor=exc.actor_id, size=exc.size, limit=exc.limit)
+    elif isinstance(exc, ReplyTimeout):
+        body.update(timeout=exc.seconds)
     elif isinstance(exc, ManifestError):
         body.update(field=exc.field, problem=exc.problem)
     return body

@@ -23,16 +23,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from theater.errors import AddressUnavailable, HomeLocked, ServerError
 from theater.server.app import create_app
 from theater.server.service import SERVICE, ServerConfig
 
 LOCK_FILE = "server.lock"
 SHUTDOWN_TIMEOUT_S = 5.0
 LINGERING_S = 2.0  # after an answer given before the whole body came (408, 413), how long the rest is read
-
-
-class ServerError(Exception):
-    """The server cannot start: ``message`` says why."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -62,7 +59,7 @@ def home_lock(home: Path) -> Iterator[None]:
     """Hold ``<home>/server.lock`` for as long as the server runs (released by the OS even after SIGKILL).
 
     Raises:
-        ServerError: another server holds it.
+        HomeLocked: another server holds it.
     """
     home.mkdir(parents=True, exist_ok=True)
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -70,7 +67,7 @@ def home_lock(home: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ServerError(f"another theater server is running on the home {home}") from None
+            raise HomeLocked(str(home)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
@@ -82,7 +79,8 @@ def serve(config: ServerConfig, ready: Callable[[str, web.Application], None]) -
     """Run the server until SIGINT or SIGTERM; ``ready(url, app)`` is called once it accepts connections.
 
     Raises:
-        ServerError: another server runs on the home, or the address cannot be bound.
+        HomeLocked: another server runs on the home.
+        AddressUnavailable: the address cannot be bound.
         StoreOpenError: the home's store cannot be opened.
     """
     with home_lock(config.home):
@@ -104,7 +102,7 @@ async def _serve(config: ServerConfig, ready: Callable[[str, web.Application], N
         try:
             await site.start()
         except OSError as exc:
-            raise ServerError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+            raise AddressUnavailable(config.host, config.port, str(exc.strerror or exc)) from None
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         ready(f"http://{shown}:{port}", app)

@@ -70,7 +70,7 @@ class Service:
         self.loop = loop
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="theater-api")
         self.hub = CommitHub(loop)
-        self.channels = ChannelTable(theater, loop)
+        self.channels = ChannelTable(theater.router, loop)
         self.resumed: list[dict[str, Any]] = []
         self.started_ms = 0
         theater.store.add_commit_listener(self.hub.on_commit)

@@ -9,11 +9,11 @@ from aiohttp import web
 from store import parse_actor_id
 from theater import components, porcelain
 from theater.actor import Actor
-from theater.errors import MessageError
+from theater.errors import ReplyTimeout
 from theater.porcelain import actor_rows, describe, running
 from theater.porcelain.forms import bytes_json
 from theater.runtime import Theater
-from theater.server.errors import ApiError, bad_request
+from theater.server.errors import bad_request
 from theater.server.manifests import client_manifest
 from theater.server.service import Service, service
 from theater.server.wire import (
@@ -125,18 +125,19 @@ async def _message(request: web.Request) -> tuple[Service, Actor, dict[str, Any]
 
 
 def check_size(actor: Actor, message: bytes) -> None:
-    """Refuse (413) a message larger than the actor's ``max_message_bytes``."""
-    try:
-        actor.check_message(len(message))
-    except MessageError as exc:
-        raise ApiError(413, "MessageError", str(exc)) from None
+    """Refuse a message larger than the actor's ``max_message_bytes``.
+
+    Raises:
+        MessageTooLarge: it is larger (answered with 413).
+    """
+    actor.check_message(len(message))
 
 
 @routes.post("/v1/actors/{id}/send")
 async def send(request: web.Request) -> web.Response:
     """Deliver a one-way message; answers once the actor has handled it and its events are durable."""
     svc, actor, _, message = await _message(request)
-    await svc.settled(svc.theater.deliver_send(actor, message))
+    await svc.settled(svc.theater.router.deliver_send(actor, message))
     return json_response({"delivered": True})
 
 
@@ -146,9 +147,9 @@ async def request_(request: web.Request) -> web.Response:
     svc, actor, body, message = await _message(request)
     timeout = check_timeout(body.get("timeout"), svc.config.request_timeout)
     try:
-        response = await svc.settled(svc.theater.deliver_request(actor, message), timeout)
+        response = await svc.settled(svc.theater.router.deliver_request(actor, message), timeout)
     except TimeoutError:
-        raise ApiError(504, "MessageError", f"request to {actor.id} got no answer within {timeout} s") from None
+        raise ReplyTimeout(f"request to {actor.id}", timeout) from None
     return json_response({"response": bytes_json(response)})
 
 

@@ -6,12 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from theater.channels import CLOSED
-from theater.errors import MessageError
-from theater.server.channels import ClientChannel
-from theater.server.errors import ApiError
+from theater.errors import ChannelClosed, ReplyTimeout
 from theater.porcelain import running
 from theater.porcelain.forms import bytes_json
+from theater.server.channels import ClientChannel
 from theater.server.routes.actors import check_size
 from theater.server.service import Service, service
 from theater.server.streams import Sink, run_stream
@@ -32,10 +30,7 @@ MAX_POLL_WAIT_S = 60.0
 
 def _channel(request: web.Request) -> tuple[Service, ClientChannel]:
     svc = service(request)
-    try:
-        return svc, svc.channels.get(request.match_info["cid"])
-    except MessageError as exc:
-        raise ApiError(404, "MessageError", str(exc)) from None
+    return svc, svc.channels.get(request.match_info["cid"])
 
 
 def _messages_json(messages: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
@@ -54,7 +49,7 @@ async def open_channel(request: web.Request) -> web.Response:
     try:
         channel = await svc.channels.open(actor.id, initial, timeout)
     except TimeoutError:
-        raise ApiError(504, "MessageError", f"open-channel to {actor.id} got no answer within {timeout} s") from None
+        raise ReplyTimeout(f"open-channel to {actor.id}", timeout) from None
     return json_response({"channel": channel.id, "actor": str(actor.id), "welcome": bytes_json(channel.welcome)},
                          status=201)
 
@@ -66,8 +61,8 @@ async def send(request: web.Request) -> web.Response:
     body = await read_json(request)
     message = parse_bytes(body.get("message"), "message")
     peer = svc.channels.peer(channel)
-    check_size(peer, message)
-    await svc.settled(svc.theater.deliver_channel_message(peer, channel.id, message))
+    check_size(peer, message)  # type: ignore[arg-type]  # a client channel's peer is its actor
+    await svc.settled(svc.theater.router.deliver_channel_message(peer, channel.id, message))
     return json_response({"delivered": True})
 
 
@@ -116,14 +111,14 @@ async def close(request: web.Request) -> web.Response:
     svc.channels.forget(channel)
     try:
         peer = svc.channels.peer(channel)
-    except MessageError:
+    except ChannelClosed:
         peer = None  # the actor closed it first
     if peer is not None:
-        svc.theater.channels.close(channel.id)
+        svc.theater.router.channels.close(channel.id)
         try:
-            await svc.settled(svc.theater.deliver_channel_close(peer, channel.id))
+            await svc.settled(svc.theater.router.deliver_channel_close(peer, channel.id))
         finally:
-            channel.put(CLOSED)  # ends the client's own streams of it
+            channel.on_close()  # ends the client's own streams of it
     return json_response({"channel": channel.id, "closed": True})
 
 

@@ -1,0 +1,336 @@
+"""The host interface: how handlers and supervision see an actor and the runtime around it.
+
+Handlers (``theater.handlers``) and supervision (``theater.supervision``) import this module, never
+``theater.runtime`` or ``theater.actor`` (an import-linter contract in pyproject.toml holds them to it). What they
+are given is typed by the protocols here; the runtime's objects satisfy them structurally:
+
+- ``ActorHost``: the actor a handler serves: its id, name, manifest, state, recording, deferred effects, flushes,
+  waits, mailbox places, and the ``Router`` and ``Children`` it may use;
+- ``SupervisedActor``: what supervision sees of an actor: the handler's view plus its life cycle (control
+  operations, calls, stop, failure, revival);
+- ``Router``: delivery between actors (send, request, channel operations), waiting for a reply, message checks,
+  and the open ``Channels``;
+- ``ChannelEnd``: an end of a channel outside every actor (an API client's): it takes messages and the close;
+- ``Children``: one actor's children, as the ``supervisor`` handler manages them.
+
+Nothing here runs anything; see docs/handlers.md for how a handler uses it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, Union
+
+from replay.boundary import CallResult
+from replay.errors import GuestFault
+from store import Event, Store
+from theater.mailbox import Reservation
+from theater.manifest import Manifest, Maximums
+from theater.release import Effect
+
+
+class Recording(Protocol):
+    """An actor's chain as the host appends to it (``theater.record.RecordTape``)."""
+
+    def append(self, type: str, data: Any) -> Event:
+        """Queue one event after the current head; it is durable after ``wait_durable``."""
+        ...
+
+    def wait_durable(self, timeout: float | None = None) -> None:
+        """Block until every event appended so far is durable (raises the store's error if one failed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelAnswer:
+    """An actor's answer to a channel being opened to it: whether it accepts, and what it says."""
+
+    accepted: bool
+    message: bytes | None
+
+
+class ChannelEnd(Protocol):
+    """An end of a channel held outside every actor (an API client's); called on the runtime's threads."""
+
+    def on_message(self, message: bytes) -> None:
+        """Take a message the actor sent on the channel."""
+        ...
+
+    def on_close(self) -> None:
+        """The channel is closed (by the actor, or because the actor ended)."""
+        ...
+
+
+class Children(Protocol):
+    """One actor's children, as its ``supervisor`` handler manages them (on the actor's own thread)."""
+
+    def spawn(self, manifest: Manifest, *, init_state: bytes | None, call_init: bool) -> uuid.UUID:
+        """Start a child from ``manifest`` (its grants within the parent's) and return its id.
+
+        Raises:
+            TheaterError: the child could not be started (the message says why).
+        """
+        ...
+
+    def ids(self) -> list[uuid.UUID]:
+        """The children's ids in start order."""
+        ...
+
+    def get(self, child_id: str) -> ActorHost:
+        """One child.
+
+        Raises:
+            SupervisionError: ``child_id`` is not one of them.
+        """
+        ...
+
+    def stop(self, child_id: str, reason: str) -> None:
+        """Stop a child and its subtree, and forget it.
+
+        Raises:
+            SupervisionError: ``child_id`` is not one of them.
+        """
+        ...
+
+    def restart(self, child_id: str) -> None:
+        """Restart a child now.
+
+        Raises:
+            SupervisionError: ``child_id`` is not one of them.
+        """
+        ...
+
+
+class ActorHost(Protocol):
+    """The actor a handler serves. Host functions run on the actor's own thread, one call at a time.
+
+    Attributes:
+        state: the state of its latest successful call (read it; the boundary sets it).
+        outstanding: requests it deferred, by request id, with the future their sender waits on.
+        shutdown_data: set (a 1-tuple) by ``runtime.shutdown``: the actor exits after the current call.
+        logs: what it logged through ``runtime.log``.
+        stop_requested: set when a stop is on its way: a host function that waits must end early.
+    """
+
+    state: bytes | None
+    outstanding: dict[str, Future[bytes]]
+    shutdown_data: tuple[bytes | None] | None
+    logs: list[str]
+    stop_requested: threading.Event
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str:
+        """Where its manifest came from (for ``ManifestError``)."""
+        ...
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def tape(self) -> Recording:
+        """Its chain: host functions return values, the boundary records them; append only host events."""
+        ...
+
+    @property
+    def store(self) -> Store:
+        """The home's store (blobs, and chains to read)."""
+        ...
+
+    @property
+    def maximums(self) -> Maximums:
+        """The runtime's maximums (sizes of files a manifest names, limits)."""
+        ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def children(self) -> Children: ...
+
+    def defer(self, effect: Effect) -> None:
+        """Run ``effect(failed)`` once the events recorded so far are durable; ``failed`` is the store's error
+        when they could not be committed (then the effect must not take place)."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until every event so far is durable (or failed) and the effects deferred so far have run."""
+        ...
+
+    def flush_committed(self) -> None:
+        """``flush``, then refuse to go on if an event so far could not be committed.
+
+        Raises:
+            MessageError: an event so far could not be committed.
+        """
+        ...
+
+    def wait_for(self, future: Future[Any], timeout: float) -> bool:
+        """Wait until ``future`` is done, ``timeout`` s pass, or a stop is requested; True when it is done."""
+        ...
+
+    def reserve(self, size: int) -> Reservation:
+        """Keep a place in this actor's mailbox for a message of ``size`` bytes delivered later.
+
+        Raises:
+            MailboxFull: no room. ActorNotRunning: it has ended.
+        """
+        ...
+
+    def check_message(self, size: int) -> None:
+        """Refuse a message larger than this actor takes.
+
+        Raises:
+            MessageTooLarge: it is larger.
+        """
+        ...
+
+
+class SupervisedActor(ActorHost, Protocol):
+    """What supervision sees of an actor: the handler's view plus its life cycle.
+
+    Attributes:
+        parent: its supervisor's id, if any.
+        status: ``starting``, ``running``, ``restarting``, ``stopped`` or ``failed``.
+        failure: the fault that failed it, if it failed.
+        incarnation: how many times it was restarted.
+    """
+
+    parent: uuid.UUID | None
+    status: str
+    failure: GuestFault | None
+    incarnation: int
+
+    def on_thread(self) -> bool:
+        """True on the actor's own thread."""
+        ...
+
+    def control(self, op: Callable[[], Any]) -> Future[Any]:
+        """Run ``op`` on the actor's thread before every waiting message."""
+        ...
+
+    def interrupt(self, op: Callable[[], Any]) -> Future[Any]:
+        """``control(op)``, ending the call running now at the next epoch tick; ``op`` must stop the actor."""
+        ...
+
+    def call(self, export: str, params: list[Any]) -> CallResult:
+        """Call an export with the current state (on the actor's thread)."""
+        ...
+
+    def has_export(self, export: str) -> bool: ...
+
+    def finish(self, how: str, data: bytes | None = None) -> None:
+        """Stop (``how``: ``stop`` or ``exit``), recorded; its thread ends after this operation."""
+        ...
+
+    def fail(self, fault: GuestFault) -> None:
+        """Fail it outside any call, recorded as ``actor/failed``."""
+        ...
+
+    def revive(self) -> None:
+        """Give an ended actor a new thread, so it can be restarted (never on its own thread)."""
+        ...
+
+    def boot(self, reason: str, *, call_init: bool = True) -> None:
+        """On its thread: a fresh instance from ``state`` (recorded with ``reason``), then ``init`` if asked.
+
+        Raises:
+            TheaterError: it could not be brought up (recorded; it is failed).
+        """
+        ...
+
+
+Endpoint: TypeAlias = Union[ActorHost, ChannelEnd]
+
+
+class Channels(Protocol):
+    """The open channels, each with its two ends."""
+
+    def open(self, channel_id: str, opener: Endpoint, acceptor: Endpoint) -> None: ...
+
+    def peer(self, channel_id: str, me: Endpoint) -> Endpoint:
+        """The other end of ``channel_id`` as seen from ``me``.
+
+        Raises:
+            ChannelClosed: no such open channel, or ``me`` is not one of its ends.
+        """
+        ...
+
+    def close(self, channel_id: str) -> None: ...
+
+
+class Router(Protocol):
+    """Delivery between actors (and from the API into them).
+
+    Every delivery takes a place in the receiver's bounded mailbox: the ``reservation`` kept for it, or a new one
+    (the future then fails with ``MailboxFull`` when there is none). Deliveries return futures; an actor that
+    waits for one from a host function passes itself as ``waiter`` to ``wait_reply``, so a stop ends the wait.
+    """
+
+    @property
+    def channels(self) -> Channels: ...
+
+    def running(self, actor_id: str | uuid.UUID) -> ActorHost:
+        """A running actor.
+
+        Raises:
+            InvalidInputError: not an actor id. ActorNotFound, ActorNotRunning: unknown, or not running.
+        """
+        ...
+
+    def reserve(self, target: Endpoint, message: bytes) -> Reservation | None:
+        """Check ``message`` against the target's limit and keep a place in its mailbox (None for a channel end
+        outside every actor: it needs none).
+
+        Raises:
+            MessageTooLarge, MailboxFull, ActorNotRunning: the message cannot be taken.
+        """
+        ...
+
+    def deliver_send(
+        self, target: ActorHost, message: bytes, reservation: Reservation | None = None
+    ) -> Future[None]: ...
+
+    def deliver_request(self, target: ActorHost, message: bytes) -> Future[bytes]: ...
+
+    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]: ...
+
+    def deliver_channel_message(
+        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
+    ) -> Future[None]: ...
+
+    def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]: ...
+
+    def wait_reply(
+        self, reply: Future[Any], timeout: float | None, what: str, *, waiter: ActorHost | None = None
+    ) -> Any:
+        """The outcome of ``reply``.
+
+        Raises:
+            ReplyTimeout: none within ``timeout`` (None: the runtime's request timeout).
+            ReplyAbandoned: ``waiter`` is being stopped.
+            Whatever the reply holds.
+        """
+        ...
+
+
+__all__ = [
+    "ActorHost",
+    "ChannelAnswer",
+    "ChannelEnd",
+    "Channels",
+    "Children",
+    "Endpoint",
+    "Recording",
+    "Router",
+    "SupervisedActor",
+]

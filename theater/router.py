@@ -1,0 +1,217 @@
+"""The router: a runtime's live actors by id, and delivery into their mailboxes.
+
+``Theater`` (the embedding API), the message-server handler (through ``theater.host.Router``) and the server's
+routes deliver through it. It is internal: ``Theater.router`` is there for the server and for tests that need
+to hold a delivery's future (to see a message wait in a mailbox, say); embedders use ``Theater``'s methods.
+
+Each message takes a place in the receiver's bounded message lane: the one ``reservation`` kept for it (a
+message from another actor, reserved before the sender's call answered ``ok``), else a new one, and the future
+fails with ``MailboxFull`` when there is none.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, cast
+
+from store import parse_actor_id
+from theater.actor import (
+    HANDLE_CHANNEL_CLOSE,
+    HANDLE_CHANNEL_MESSAGE,
+    HANDLE_CHANNEL_OPEN,
+    HANDLE_REQUEST,
+    HANDLE_SEND,
+    Actor,
+)
+from theater.channels import ChannelRegistry
+from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
+from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
+from theater.mailbox import Reservation
+from theater.release import settle
+
+
+def _actor(end: Endpoint) -> Actor:
+    """An end that is an actor of this runtime (every ``ActorHost`` the router hands out is one)."""
+    if not isinstance(end, Actor):
+        raise TypeError(f"expected an actor of this runtime, got {type(end).__name__}")
+    return end
+
+
+class Router:
+    """The live actors of one runtime, and delivery into their mailboxes.
+
+    Args:
+        request_timeout: seconds ``wait_reply`` waits when given no timeout.
+    """
+
+    def __init__(self, request_timeout: float) -> None:
+        self.request_timeout = request_timeout
+        self.channels = ChannelRegistry()
+        self._actors: dict[uuid.UUID, Actor] = {}
+        self._lock = threading.Lock()
+
+    # The actors.
+
+    def add(self, actor: Actor) -> None:
+        """Register an actor (a new one, or a reopened one in place of its old object)."""
+        with self._lock:
+            self._actors[actor.id] = actor
+
+    def find(self, actor_id: uuid.UUID) -> Actor | None:
+        with self._lock:
+            return self._actors.get(actor_id)
+
+    def all(self) -> list[Actor]:
+        """Every actor, in the order they were first registered."""
+        with self._lock:
+            return list(self._actors.values())
+
+    def get(self, actor_id: str | uuid.UUID) -> Actor:
+        """The actor, whatever its status.
+
+        Raises:
+            InvalidInputError: not an actor id. ActorNotFound: no such actor.
+        """
+        actor = self.find(parse_actor_id(actor_id))
+        if actor is None:
+            raise ActorNotFound(str(actor_id))
+        return actor
+
+    def running(self, actor_id: str | uuid.UUID) -> Actor:
+        """The actor, if it is running.
+
+        Raises:
+            InvalidInputError, ActorNotFound, ActorNotRunning.
+        """
+        actor = self.get(actor_id)
+        if actor.status != "running":
+            raise ActorNotRunning(str(actor.id), actor.status, actor.failure.detail if actor.failure else None)
+        return actor
+
+    # Message checks.
+
+    def check_message(self, target: Endpoint, message: bytes, reservation: Reservation | None = None) -> None:
+        """Refuse a message larger than an actor target takes; the place ``reservation`` kept is then released.
+
+        Raises:
+            MessageTooLarge: it is larger.
+        """
+        if not isinstance(target, Actor):
+            return
+        try:
+            target.check_message(len(message))
+        except MessageError:
+            if reservation is not None:
+                reservation.release()  # the place kept for it is not left taken
+            raise
+
+    def reserve(self, target: Endpoint, message: bytes) -> Reservation | None:
+        """Check ``message`` and keep a place for it in an actor target's mailbox; None for a channel end.
+
+        Raises:
+            MessageTooLarge, MailboxFull, ActorNotRunning.
+        """
+        if not isinstance(target, Actor):
+            return None
+        self.check_message(target, message)
+        return target.reserve(len(message))
+
+    # Delivery.
+
+    def deliver_send(self, target: ActorHost, message: bytes, reservation: Reservation | None = None) -> Future[None]:
+        actor = _actor(target)
+        self.check_message(actor, message, reservation)
+        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None, size=len(message),
+                            reservation=reservation)
+
+    def deliver_request(self, target: ActorHost, message: bytes) -> Future[bytes]:
+        actor = _actor(target)
+        self.check_message(actor, message)
+        reply: Future[bytes] = Future()
+
+        def handle() -> None:
+            request_id = str(uuid.uuid4())
+            try:
+                result = actor.call(HANDLE_REQUEST, [request_id, message])
+            except BaseException as exc:
+                error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
+                actor.defer(lambda failed: settle(reply, None, error, failed))
+                return
+            response = result.output[0][0]
+            if response is None:
+                actor.outstanding[request_id] = reply
+            else:
+                actor.defer(lambda failed: settle(reply, response["some"], None, failed))
+
+        def refused(done: Future[None]) -> None:
+            # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
+            error = done.exception()
+            if error is not None:
+                settle(reply, None, error, None)
+
+        actor.submit(handle, size=len(message)).add_done_callback(refused)
+        return reply
+
+    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]:
+        actor = _actor(target)
+        self.check_message(actor, initial)
+
+        def handle() -> ChannelAnswer:
+            result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial])
+            accept = result.output[0][0]
+            message = accept["message"]
+            return ChannelAnswer(accepted=accept["accepted"], message=None if message is None else message["some"])
+
+        return actor.submit(handle, size=len(initial))
+
+    def deliver_channel_message(
+        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
+    ) -> Future[None]:
+        if not isinstance(peer, Actor):
+            cast(ChannelEnd, peer).on_message(message)
+            return _done()
+        self.check_message(peer, message, reservation)
+        return peer.submit(lambda: peer.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
+                           size=len(message), reservation=reservation)
+
+    def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]:
+        if not isinstance(peer, Actor):
+            cast(ChannelEnd, peer).on_close()
+            return _done()
+        # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
+        return peer.submit(lambda: peer.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
+
+    def wait_reply(self, reply: Future[Any], timeout: float | None, what: str, *, waiter: ActorHost | None = None
+                   ) -> Any:
+        """Wait for an actor's answer; see ``theater.host.Router.wait_reply``.
+
+        Raises:
+            ReplyTimeout: no answer within ``timeout`` (None: ``request_timeout``).
+            ReplyAbandoned: ``waiter`` (the actor whose host function waits) is being stopped.
+        """
+        limit = self.request_timeout if timeout is None else timeout
+        if waiter is not None and not waiter.wait_for(reply, limit) and waiter.stop_requested.is_set():
+            raise ReplyAbandoned(what, str(waiter.id))
+        try:
+            return reply.result(timeout=0 if waiter is not None else limit)
+        except FutureTimeout:
+            raise ReplyTimeout(what, limit) from None
+
+    def drop_actor(self, actor: Actor) -> None:
+        """Close every channel of an actor that ended; ends outside every actor see the close."""
+        for peer in self.channels.drop(actor):
+            if not isinstance(peer, Actor):
+                cast(ChannelEnd, peer).on_close()
+
+
+def _done() -> Future[None]:
+    """A delivery to a channel end outside every actor: done as soon as it is handed over."""
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+__all__ = ["Router"]
