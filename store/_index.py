@@ -228,7 +228,8 @@ def _merge_step(
         txn.cursor(db=dbs["event_index"]).putmulti(chunk)
     done = merge.done + len(chunk)
     if done < len(merge.entries):
-        return watermark, Merge(merge.entries, merge.end, done)  # a new object: a retried commit starts from the old one
+        # A new object: a retried commit starts from the old one.
+        return watermark, Merge(merge.entries, merge.end, done)
     # Every entry below merge.end is indexed now.
     if merge.end >= feed_next:
         txn.delete(WATERMARK_KEY, db=dbs["meta"])
