@@ -21,6 +21,7 @@ from replay.errors import (
     ReplayError,
     ReplayTimeout,
     SettingsMismatch,
+    UnsupportedWasmtime,
     WasmError,
 )
 from replay.history import CallView, call_around, state_at, state_event_at
@@ -50,6 +51,7 @@ __all__ = [
     "ReplayTimeout",
     "Replayer",
     "SettingsMismatch",
+    "UnsupportedWasmtime",
     "WasmError",
     "call_around",
     "check_continuity",

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
-from replay._fastcall import EpochWatch, FastFunc
+from replay._wasmtime import EpochWatch, FastFunc
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, GuestFault, ReplayError
 from replay.values import Converter, lifter, lowerer

@@ -32,6 +32,7 @@ import cbor2
 import wasmtime
 import wasmtime.component as wc
 
+from replay import _wasmtime
 from replay.errors import ComponentError, GuestFault, SettingsMismatch
 from store import Store
 from store.errors import ArtifactRejected, ChecksumMismatch, StoreWriteError
@@ -89,7 +90,15 @@ def check_recorded(recorded: dict[str, Any]) -> EngineSettings:
 
 
 def make_engine(settings: EngineSettings = DETERMINISTIC) -> wasmtime.Engine:
-    """A wasmtime engine configured by ``settings``, with epoch interruption for deadlines."""
+    """A wasmtime engine configured by ``settings``, with epoch interruption for deadlines.
+
+    Installs Theater's patches to wasmtime-py first (``replay._wasmtime``), so every component this engine runs
+    converts values the way ``replay.values`` expects.
+
+    Raises:
+        UnsupportedWasmtime: the installed wasmtime-py is not the version the patches are for.
+    """
+    _wasmtime.install()
     config = wasmtime.Config()
     config.wasm_component_model = True
     config.cranelift_nan_canonicalization = settings.nan_canonicalization

@@ -8,6 +8,7 @@ The subtrees under the root ``TheaterError`` (see ``store.errors``)::
     │   └── GuestFault                an export call failed; ``kind`` says how
     │                                 (trap, err, fuel, deadline, stopped, memory, host)
     └── ReplayError                   re-execution could not reproduce the record
+        ├── UnsupportedWasmtime       the installed wasmtime-py is not the version Theater's patches are for
         ├── SettingsMismatch          the recorded engine settings cannot be honoured here
         ├── RecordIncomplete          the chain lacks what replay needs (no creation event, missing blob)
         ├── MalformedRecord           a field of an event is missing or of the wrong type (names seq and field)
@@ -67,6 +68,28 @@ class GuestFault(WasmError):
 
 class ReplayError(TheaterError):
     """Re-execution could not reproduce the record."""
+
+
+class UnsupportedWasmtime(ReplayError):
+    """The installed wasmtime-py is not a version whose internals ``replay._wasmtime`` was written for.
+
+    Raised when an engine is made (nothing can be executed or replayed deterministically then).
+
+    Attributes:
+        installed: the installed wasmtime-py version.
+        supported: the versions Theater supports, e.g. ``50.x``.
+        reason: what is missing, when the version matched but an internal did not.
+    """
+
+    def __init__(self, installed: str, supported: str, reason: str = "") -> None:
+        self.installed = installed
+        self.supported = supported
+        self.reason = reason
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"wasmtime-py {installed} is not supported{detail}: Theater needs wasmtime-py {supported}, whose "
+            f"internals it patches"
+        )
 
 
 class SettingsMismatch(ReplayError):

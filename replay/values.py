@@ -26,6 +26,8 @@ from typing import Any
 
 import wasmtime.component as wc
 
+from replay._wasmtime import case_classes, is_tagged
+
 Converter = Callable[[Any], Any]
 
 _SCALARS = (wc.Bool, wc.S8, wc.S16, wc.S32, wc.S64, wc.U8, wc.U16, wc.U32, wc.U64, wc.F32, wc.F64, wc.Char, wc.String)
@@ -76,7 +78,7 @@ def _cases(ty: Any) -> list[tuple[str, Any]]:
 
 def _variant_lifter(ty: Any) -> Converter:
     cases = _cases(ty)
-    if ty._tagged():
+    if is_tagged(ty):
         conv = {name: (lifter(t) if t is not None else None) for name, t in cases}
 
         def lift_tagged(v: Any) -> Any:
@@ -90,9 +92,7 @@ def _variant_lifter(ty: Any) -> Converter:
         if t is None:
             tests.append((name, None, None))
         else:
-            classes: set[type] = set()
-            t.add_classes(classes)
-            tests.append((name, tuple(classes), lifter(t)))
+            tests.append((name, case_classes(t), lifter(t)))
 
     def lift_untagged(v: Any) -> Any:
         for name, classes, f in tests:
@@ -153,7 +153,7 @@ def _record(fields: dict[str, Any]) -> wc.Record:
 
 
 def _variant_lowerer(ty: Any) -> Converter:
-    tagged = ty._tagged()
+    tagged = is_tagged(ty)
     conv = {name: (lowerer(t) if t is not None else None) for name, t in _cases(ty)}
 
     def lower(v: Any) -> Any:

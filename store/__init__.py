@@ -5,14 +5,16 @@ actor, with group commit. This package is a leaf: it imports nothing of ``replay
 wasmtime, click or rich. It never reads environment variables or config files; callers pass paths and options.
 
 Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and labels), ``artifacts`` (compiled
-components sealed with the home's key, outside LMDB), ``chain`` (event logs and the feed), ``codec`` (canonical
-encoding and hashing of events), ``verify`` (integrity checks), ``ids`` (actor ids), ``errors`` (the error tree
-and its root).
+components sealed with the home's key, outside LMDB), ``recorder`` (the chain rules and the ``Recorder`` interface
+every event-log backend implements), ``chain`` (the LMDB recorder: event logs and the feed), ``memory`` (the
+in-memory recorder), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks, over any
+recorder), ``ids`` (actor ids), ``errors`` (the error tree and its root). Private: ``_env`` (the LMDB
+environment), ``_commit`` (group commit), ``_index`` (the hash index and its tail), ``_prefix`` (hex prefixes).
 """
 
 from store.artifacts import ArtifactCache
 from store.blobs import RESERVED_LABEL_PREFIXES, BlobStore, blob_digest
-from store.chain import EMPTY, EventLog, FeedEntry, Head, PendingAppend
+from store.chain import EventLog, PendingAppend
 from store.codec import Event
 from store.errors import (
     AmbiguousPrefixError,
@@ -33,6 +35,8 @@ from store.errors import (
 )
 from store.home import DURABILITY_MODES, Store
 from store.ids import new_actor_id, parse_actor_id
+from store.memory import MemoryLog
+from store.recorder import EMPTY, FeedEntry, Head, PendingEvent, Recorder, Snapshot
 from store.verify import ChainReport, Problem, StoreReport, verify_chain, verify_store
 
 __all__ = [
@@ -51,11 +55,15 @@ __all__ = [
     "FeedEntry",
     "Head",
     "InvalidInputError",
+    "MemoryLog",
     "NotFoundError",
     "PendingAppend",
+    "PendingEvent",
     "Problem",
     "ReadOnlyError",
+    "Recorder",
     "ReservedLabelError",
+    "Snapshot",
     "StaleHeadError",
     "Store",
     "StoreClosedError",

@@ -14,14 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import lmdb
 
 from store._env import Environment, is_disk_full
-from store._index import WATERMARK_KEY, read_tail
+from store._index import NO_TAIL, TailState, advance_tail
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
 
 log = logging.getLogger("store.commit")
@@ -30,8 +29,6 @@ MAX_BATCH_OPS = 20_000
 BUSY_FROM_OPS = 64  # a batch this large means appends arrive faster than commits: linger for the next one
 LINGER_UNTIL_OPS = 4_096
 LINGER_S = 0.002
-MERGE_AT = 50_000  # a tail this long is merged into the hash index even under load
-MERGE_CHUNK = 8_192  # index entries merged per commit (sorted: one key range, so each page is touched once)
 MERGE_RETRY_S = 1.0
 
 
@@ -66,18 +63,6 @@ def _free_bytes(path: Path) -> int | None:
     except OSError:
         return None
     return stat.f_bavail * stat.f_frsize
-
-
-class _Merge:
-    """A tail merge in progress: the sorted entries of the feed positions below ``end`` that were in the tail, and
-    how many of them are written."""
-
-    __slots__ = ("entries", "done", "end")
-
-    def __init__(self, entries: list[tuple[bytes, bytes]], end: int) -> None:
-        self.entries = entries
-        self.done = 0
-        self.end = end
 
 
 class Pending:
@@ -128,7 +113,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "watermark", "merge", "event_puts", "index_puts", "feed_puts", "deferred", "tail")
+                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail")
 
     def __init__(
         self,
@@ -140,10 +125,8 @@ class CommitContext:
     ) -> None:
         self.dbs = dbs
         self.index_direct = index_direct  # write hash index entries now, or leave them to the tail (store._index)
-        self.watermark: int | None = None  # the index watermark after this commit (None: the index is complete)
-        self.merge: _Merge | None = None  # the tail merge in progress after this commit
         self.deferred: list[tuple[bytes, bytes]] = []  # (hash, key) of this batch's appends left to the tail
-        self.tail: list[tuple[bytes, bytes]] | None = None  # the writer's known tail after this commit
+        self.index_tail: TailState = NO_TAIL  # the hash index's tail after this commit (see store._index)
         self.heads: dict[bytes, tuple[int, bytes | None]] = {}
         self.known_heads = known_heads
         self.feed_next = feed_next
@@ -206,11 +189,7 @@ class Writer:
         self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
         self._next_txn = -1
-        self._watermark = self._read_watermark()  # feed position the index is complete up to; None: all of it
-        self._merge: _Merge | None = None
-        # (hash, key) of the tail's entries not yet in a merge, in feed order, when this writer knows them all
-        # (None: read them from the feed when the next merge starts, e.g. a tail left by a crash).
-        self._tail: list[tuple[bytes, bytes]] | None = [] if self._watermark is None else None
+        self._index_tail = self._read_index_tail()  # the hash index's tail (see store._index)
         self._thread = threading.Thread(target=self._run, name=f"theater-writer:{env.path}", daemon=True)
         self._thread.start()
 
@@ -218,10 +197,9 @@ class Writer:
         with self._env.read() as txn:
             return self._read_feed_next_in(txn)
 
-    def _read_watermark(self) -> int | None:
+    def _read_index_tail(self) -> TailState:
         with self._env.read() as txn:
-            raw = txn.get(WATERMARK_KEY, db=self._env.dbs["meta"])
-        return None if raw is None else int.from_bytes(raw, "big")
+            return TailState.read(txn, self._env.dbs)
 
     def _read_feed_next_in(self, txn: lmdb.Transaction) -> int:
         cursor = txn.cursor(db=self._env.dbs["feed"])
@@ -264,7 +242,7 @@ class Writer:
         queue, busy = self._queue, False
         while True:
             if not queue:
-                if self._watermark is not None:
+                if self._index_tail.watermark is not None:
                     # Idle (or closing): merge the hash index tail, one chunk a commit, looking at the queue
                     # between chunks. A failed merge is retried after a pause (or left to the next open).
                     if not self._commit([], merge=True):
@@ -318,9 +296,7 @@ class Writer:
             except Exception as exc:  # the writer must survive anything: fail this batch, keep serving
                 return self._failed(ops, StoreWriteError(str(self._env.path), f"{type(exc).__name__}: {exc}"))
             self._feed_next = ctx.feed_next
-            self._watermark = ctx.watermark
-            self._merge = ctx.merge
-            self._tail = ctx.tail
+            self._index_tail = ctx.index_tail
             self._heads.update(ctx.heads)
             # LMDB numbers write transactions that change something consecutively; a gap means another process.
             self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
@@ -338,9 +314,10 @@ class Writer:
 
     def _failed(self, ops: list[Pending], exc: StoreError) -> bool:
         self._finish(ops, exc)
-        if self._merge is not None or self._watermark is not None:
+        if self._index_tail.merge is not None or self._index_tail.watermark is not None:
             log.warning("a commit failed while the hash index has a tail: %s", exc)
-        self._merge, self._next_txn, self._tail = None, -1, None  # start again from what the database says
+        self._index_tail = TailState(self._index_tail.watermark, None, None)
+        self._next_txn = -1  # start again from what the database says
         return False
 
     def _apply(self, ops: list[Pending], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
@@ -349,16 +326,13 @@ class Writer:
         try:
             self._gate.clear()  # submitters wait while we write (see ``submit``); reopened before the fsync
             try:
-                watermark, pending_merge, tail = self._watermark, self._merge, self._tail
+                index_tail = self._index_tail
                 if txn.id() != self._next_txn:
                     # Another process wrote since our last commit (or this is the first): trust only the database.
                     self._heads.clear()
                     self._feed_next = self._read_feed_next_in(txn)
-                    raw = txn.get(WATERMARK_KEY, db=dbs["meta"])
-                    watermark = None if raw is None else int.from_bytes(raw, "big")
-                    pending_merge = None
-                    tail = [] if watermark is None else None
-                direct = watermark is None and len(ops) < BUSY_FROM_OPS
+                    index_tail = TailState.read(txn, dbs)
+                direct = index_tail.watermark is None and len(ops) < BUSY_FROM_OPS
                 ctx = CommitContext(dbs, self._feed_next, self._heads, index_direct=direct)
                 ctx.txn_id = txn.id()
                 for index, op in enumerate(ops):
@@ -366,21 +340,12 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
-                if not direct and watermark is None and ctx.feed_next > self._feed_next:
-                    watermark = self._feed_next  # this batch starts the tail
-                    txn.put(WATERMARK_KEY, watermark.to_bytes(8, "big"), db=dbs["meta"])
                 ctx.write(txn)
-                if tail is not None and ctx.deferred:
-                    tail = tail + ctx.deferred  # a new list: a retried commit starts from the old one
-                due = merge or pending_merge is not None
-                if watermark is not None and (due or ctx.feed_next - watermark >= MERGE_AT):
-                    if pending_merge is None:  # a merge starts: it takes the whole tail, a new one begins
-                        pending_merge, tail = self._start_merge(txn, ctx, watermark, tail), []
-                    watermark, pending_merge = self._merge_step(txn, ctx, watermark, pending_merge)
-                    ctx.wrote = True
-                if watermark is None:
-                    tail = []
-                ctx.watermark, ctx.merge, ctx.tail = watermark, pending_merge, tail
+                ctx.index_tail, wrote = advance_tail(
+                    txn, dbs, index_tail, feed_start=self._feed_next, feed_next=ctx.feed_next,
+                    deferred=ctx.deferred, merge=merge,
+                )
+                ctx.wrote = ctx.wrote or wrote
             finally:
                 self._gate.set()
         except BaseException:
@@ -392,35 +357,6 @@ class Writer:
             raise
         txn.commit()
         return ctx
-
-    def _start_merge(
-        self, txn: lmdb.Transaction, ctx: CommitContext, watermark: int, tail: list[tuple[bytes, bytes]] | None
-    ) -> _Merge:
-        """A merge of every tail entry up to the end of this commit, sorted by hash."""
-        if tail is None or len(tail) != ctx.feed_next - watermark:
-            tail = read_tail(txn, self._env.dbs, watermark, ctx.feed_next)
-        entries = sorted(tail, key=itemgetter(0))  # bytes against bytes: 3x faster than comparing the tuples
-        return _Merge(entries, ctx.feed_next)
-
-    def _merge_step(
-        self, txn: lmdb.Transaction, ctx: CommitContext, watermark: int, merge: _Merge
-    ) -> tuple[int | None, _Merge | None]:
-        """Write the next sorted chunk of the tail into the hash index; return the new (watermark, merge)."""
-        dbs = self._env.dbs
-        chunk = merge.entries[merge.done : merge.done + MERGE_CHUNK]
-        if chunk:
-            txn.cursor(db=dbs["event_index"]).putmulti(chunk)
-        done = merge.done + len(chunk)
-        if done < len(merge.entries):
-            advanced = _Merge(merge.entries, merge.end)  # a new object: a retried commit starts from the old one
-            advanced.done = done
-            return watermark, advanced
-        # Every entry below merge.end is indexed now.
-        if merge.end >= ctx.feed_next:
-            txn.delete(WATERMARK_KEY, db=dbs["meta"])
-            return None, None
-        txn.put(WATERMARK_KEY, merge.end.to_bytes(8, "big"), db=dbs["meta"])
-        return merge.end, None
 
     def _finish(self, ops: list[Pending], exc: BaseException | None) -> None:
         """Mark ``ops`` done (failed with ``exc`` unless it is None) and wake their waiters."""

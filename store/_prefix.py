@@ -1,4 +1,5 @@
-"""Lookup of a 32-byte key by a unique hex prefix (as git does), over any database keyed by digests."""
+"""Lookup of a 32-byte key by a unique hex prefix (as git does), over any database keyed by digests (or any
+sorted list of them: ``pick_one`` is the rule every backend applies to its candidates)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ def resolve_prefix(
     if extra is not None:
         more = {key.hex() for key in extra(start)}
         matches = sorted(set(matches) | {key for key in more if key.startswith(text)})
+    return pick_one(kind, text, matches)
+
+
+def pick_one(kind: str, text: str, matches: list[str]) -> bytes:
+    """The one match (hex, sorted) of a normalised prefix ``text``.
+
+    Raises:
+        NotFoundError: none. AmbiguousPrefixError: more than one (the first five are named).
+    """
     if not matches:
         raise NotFoundError(kind, text)
     if len(matches) > 1:

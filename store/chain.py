@@ -1,6 +1,7 @@
-"""The append-only, hash-chained event logs: one chain per actor, plus a home-wide feed in commit order.
+"""The LMDB recorder: every actor's hash-chained event log and the home-wide feed, in the home's environment.
 
-Databases (all keys raw bytes):
+The chain rules (compare-and-append, encoding, the feed, lookups) are stated in ``store.recorder``; this module
+keeps them in LMDB. Databases (all keys raw bytes):
 - ``events``: actor (16) || seq (8, big-endian) -> hash (32) || canonical CBOR body
 - ``event_index``: hash -> actor || seq, complete below the feed position in ``meta``'s index watermark; the feed
   entries from there on are its tail (see ``store._index``)
@@ -11,63 +12,34 @@ Databases (all keys raw bytes):
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import lmdb
 
 from store._commit import CommitContext, Pending, Writer
 from store._env import Environment
-from store._index import FEED_VALUE_SIZE, TailIndex
+from store._index import FEED_VALUE_SIZE, TailIndex, feed_end
 from store._prefix import resolve_prefix
 from store.blobs import BlobStore
-from store.codec import (
-    BLOB_TAG_BYTES,
-    DEFAULT_SPILL_THRESHOLD,
-    DIGEST_SIZE,
-    BlobRef,
-    EncodedEvent,
-    Event,
-    decode_stored,
-    encode_fields,
-    event_hash,
+from store.codec import DEFAULT_SPILL_THRESHOLD, EncodedEvent, Event
+from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError
+from store.recorder import (
+    EMPTY,
+    FeedEntry,
+    Head,
+    accept_stored,
+    build_event,
+    check_digest,
+    event_key,
+    materialise,
+    stale_head,
 )
-from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, NotFoundError, StaleHeadError
 
-
-class Head(NamedTuple):
-    """The last event of a chain: its sequence number and hash; ``EMPTY`` for a chain with no events.
-
-    A named tuple: appenders build one per append, and it is three times cheaper than a frozen dataclass.
-    """
-
-    seq: int
-    hash: bytes | None
-
-    @property
-    def next_seq(self) -> int:
-        return self.seq + 1
-
-
-EMPTY = Head(-1, None)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedEntry:
-    """One append in the home-wide feed."""
-
-    position: int
-    actor: uuid.UUID
-    hash: bytes
-    seq: int
-
-
-def event_key(actor: uuid.UUID, seq: int) -> bytes:
-    """The ``events`` key of an actor's event ``seq``."""
-    return actor.bytes + seq.to_bytes(8, "big")
+__all__ = ["EMPTY", "EventLog", "FeedEntry", "Head", "PendingAppend", "event_key"]
 
 
 def _decode_head(raw: bytes | None) -> Head:
@@ -102,7 +74,7 @@ class PendingAppend(Pending):
         # Check the parent is the current head (compare-and-append).
         current = ctx.heads.get(actor_key) or ctx.known_heads.get(actor_key) or ctx.head(txn, actor_key)
         if current[0] != expected.seq or current[1] != expected.hash:
-            raise StaleHeadError(str(self.actor), (expected.seq, expected.hash), current)
+            raise stale_head(self.actor, expected, current)
         digest = encoded.hash
         seq = expected.seq + 1
         seq_bytes = seq.to_bytes(8, "big")
@@ -124,7 +96,7 @@ class PendingAppend(Pending):
 
 
 class EventLog:
-    """Every actor's chain in one home."""
+    """Every actor's chain in one home, in LMDB: a ``store.recorder.Recorder``."""
 
     def __init__(
         self, env: Environment, writer: Writer, blobs: BlobStore, *, spill_threshold: int = DEFAULT_SPILL_THRESHOLD
@@ -160,14 +132,8 @@ class EventLog:
         The returned ``PendingAppend.event`` is the event as it will be stored (its hash is final), so a caller
         can chain the next append on it before this one is durable; if this one fails, that one fails too.
         """
-        if not isinstance(type, str) or not type:
-            raise InvalidInputError("event type", type, "a non-empty string")
-        ts = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-        seq = expected.seq + 1
-        actor_key = actor.bytes
-        encoded = encode_fields(actor_key, seq, expected.hash, ts, type, data, self._spill_threshold)
-        event = Event(encoded.hash, actor, seq, expected.hash, ts, type, data)
-        return self._writer.submit(PendingAppend(event, encoded, expected, actor_key))
+        event, encoded = build_event(actor, type, data, expected, timestamp_ms, self._spill_threshold)
+        return self._writer.submit(PendingAppend(event, encoded, expected, actor.bytes))  # type: ignore[return-value]
 
     def append_stored(self, actor: uuid.UUID, value: bytes, *, expected: Head) -> PendingAppend:
         """Queue an event exactly as stored elsewhere (``hash || body``), e.g. from a bundle.
@@ -178,18 +144,8 @@ class EventLog:
             ChecksumMismatch: the body does not hash to the stored hash.
             CorruptRecordError: the body does not decode, or names another actor, seq or parent.
         """
-        where = f"actor {actor} seq {expected.next_seq}"
-        stored_hash, fields = decode_stored(value, where=where)
-        actual = event_hash(value[DIGEST_SIZE:])
-        if actual != stored_hash:
-            raise ChecksumMismatch("event", stored_hash, actual)
-        version, actor_bytes, seq, parent, ts, type_, data = fields
-        if actor_bytes != actor.bytes or seq != expected.next_seq or parent != expected.hash:
-            raise CorruptRecordError(where, "the event does not continue this chain (actor, seq or parent differ)")
-        encoded = EncodedEvent(hash=stored_hash, body=bytes(value[DIGEST_SIZE:]), spilled=())
-        event = Event(hash=stored_hash, actor=actor, seq=seq, parent=parent, timestamp_ms=ts, type=type_, data=data,
-                      version=version)
-        return self._writer.submit(PendingAppend(event, encoded, expected))
+        event, encoded = accept_stored(actor, value, expected)
+        return self._writer.submit(PendingAppend(event, encoded, expected))  # type: ignore[return-value]
 
     # Reading.
 
@@ -229,17 +185,12 @@ class EventLog:
         Raises:
             NotFoundError: no such event.
         """
-        if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE:
-            raise InvalidInputError("event hash", digest, "32 raw bytes")
+        check_digest(digest)
         with self._env.read() as txn:
             where = txn.get(digest, db=self._index) or self._tail.lookup(txn, digest)
         if where is None:
             raise NotFoundError("event", digest.hex())
         return uuid.UUID(bytes=bytes(where[:16])), int.from_bytes(where[16:], "big")
-
-    def tail_lookup(self, txn: lmdb.Transaction, digests: list[bytes]) -> dict[bytes, bytes]:
-        """actor || seq of the events among ``digests`` that are in the hash index's tail, as of ``txn``."""
-        return self._tail.lookup_many(txn, digests)
 
     def resolve(self, prefix: str) -> bytes:
         """The hash of the one event whose hex form starts with ``prefix`` (at least 4 hex digits)."""
@@ -318,29 +269,50 @@ class EventLog:
     def feed_end(self) -> int:
         """The position the next append will take in the feed."""
         with self._env.read() as txn:
-            cursor = txn.cursor(db=self._feed)
-            return int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 0
+            return feed_end(txn, self._env.dbs)
+
+    @property
+    def path(self) -> Path:
+        """The directory of the LMDB environment (verification's worker processes open it by this path)."""
+        return self._env.path
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_Snapshot]:
+        """A consistent read snapshot of the stored bytes, for verification."""
+        with self._env.read() as txn:
+            yield _Snapshot(txn, self._env.dbs, self._tail)
 
     def _materialise(self, value: bytes, where: str) -> Event:
-        stored_hash, fields = decode_stored(value, where=where)
-        version, actor, seq, parent, ts, type_, data = fields
-        return Event(
-            hash=stored_hash,
-            actor=uuid.UUID(bytes=actor),
-            seq=seq,
-            parent=parent,
-            timestamp_ms=ts,
-            type=type_,
-            # Only a body holding the blob tag can hold a spilled payload: skip the walk for all others.
-            data=self._unspill(data) if BLOB_TAG_BYTES in value else data,
-            version=version,
-        )
+        return materialise(value, where, self._blobs.get)
 
-    def _unspill(self, value: Any) -> Any:
-        if isinstance(value, BlobRef):
-            return self._blobs.get(value.digest)
-        if isinstance(value, dict):
-            return {k: self._unspill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._unspill(v) for v in value]
-        return value
+
+class _Snapshot:
+    """``store.recorder.Snapshot`` over one LMDB read transaction."""
+
+    __slots__ = ("_txn", "_dbs", "_tail")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], tail: TailIndex) -> None:
+        self._txn = txn
+        self._dbs = dbs
+        self._tail = tail
+
+    def head(self, actor: uuid.UUID) -> Head:
+        return _decode_head(self._txn.get(actor.bytes, db=self._dbs["heads"]))
+
+    def stored(self, actor: uuid.UUID, seq: int) -> bytes | None:
+        return self._txn.get(event_key(actor, seq), db=self._dbs["events"])
+
+    def scan(self, actor: uuid.UUID, seq: int) -> Iterable[tuple[bytes, bytes]]:
+        # The cursor itself: verification's hot loop iterates it with no layer between.
+        cursor = self._txn.cursor(db=self._dbs["events"])
+        return cursor if cursor.set_range(event_key(actor, seq)) else ()
+
+    def locations(self, digests: list[bytes]) -> dict[bytes, bytes]:
+        # Sorted lookups walk the B-tree in order (neighbouring leaves, warm branch pages).
+        found = dict(self._txn.cursor(db=self._dbs["event_index"]).getmulti(sorted(digests)))
+        if len(found) < len(digests):  # the rest may be in the index's tail (feed entries past the watermark)
+            found.update(self._tail.lookup_many(self._txn, [d for d in digests if d not in found]))
+        return found
+
+    def blob(self, digest: bytes) -> bytes | None:
+        return self._txn.get(digest, db=self._dbs["blobs"])

@@ -128,6 +128,69 @@ def uint_head(n: int) -> bytes:
 
 _HEADER_START = bytes((0x87, FORMAT_VERSION, 0x50))
 
+# Reading bodies in place (verification's fast path). The width of a CBOR unsigned integer (head included) by its
+# head byte, 0 for anything else; ``INT_WIDTH`` the same for any integer, negative ones (major type 1) too.
+UINT_WIDTH = tuple(1 if h < 24 else 1 + (1 << (h - 24)) if h < 28 else 0 for h in range(256))
+INT_WIDTH = tuple(UINT_WIDTH[h] or (UINT_WIDTH[h - 0x20] if 0x20 <= h < 0x3C else 0) for h in range(256))
+NOT_IN_PLACE = object()  # what ``bytes_in_place`` gives when the value is not where canonical order puts it
+
+
+def actor_prefix(actor: bytes) -> bytes:
+    """The first bytes of the body of every event of ``actor`` (array head, version, actor id)."""
+    return _HEADER_START + actor
+
+
+def link_prefix(start: bytes, seq: int, parent: bytes | None) -> bytes:
+    """The first bytes of the body of the event at ``seq`` after ``parent``: ``start`` (``actor_prefix``), the
+    seq and the parent, canonically encoded. A body that starts with them names that actor, seq and parent."""
+    if seq < 24:
+        seq_head = bytes((seq,))
+    elif 65536 <= seq < 4294967296:
+        seq_head = b"\x1a" + seq.to_bytes(4, "big")
+    else:
+        seq_head = uint_head(seq)
+    return start + seq_head + (b"\xf6" if parent is None else b"\x58\x20" + parent)
+
+
+def text_item(text: str) -> bytes:
+    """The canonical CBOR encoding of a text string.
+
+    Raises:
+        ValueError: ``text`` cannot be encoded as UTF-8.
+    """
+    encoded = _type_head(text)
+    if encoded is None:
+        raise ValueError(f"{text!r} is not encodable as UTF-8")
+    return encoded
+
+
+def bytes_in_place(body: bytes, at: int, key: bytes, after: bytes | None = None) -> bytes | None | object:
+    """The 32-byte string stored under ``key`` in the canonical CBOR map that starts at ``at``, read without
+    decoding: None when the value is null, ``NOT_IN_PLACE`` when ``key`` is not the map's first key (or its
+    second, right after ``after`` with an unsigned integer value) or the value is neither.
+
+    ``key`` and ``after`` are encoded keys (``text_item``).
+    """
+    try:
+        if not 0xA1 <= body[at] <= 0xB7:
+            return NOT_IN_PLACE
+        at += 1
+        if after is not None and body.startswith(after, at):
+            width = UINT_WIDTH[body[at + len(after)]]
+            if not width:
+                return NOT_IN_PLACE
+            at += len(after) + width
+        if not body.startswith(key, at):
+            return NOT_IN_PLACE
+        at += len(key)
+        if body[at] == 0xF6:
+            return None
+        if body[at] == 0x58 and body[at + 1] == DIGEST_SIZE and len(body) >= at + 2 + DIGEST_SIZE:
+            return body[at + 2 : at + 2 + DIGEST_SIZE]
+    except IndexError:
+        pass
+    return NOT_IN_PLACE
+
 
 _TYPE_HEADS: dict[str, bytes] = {}  # event type -> its CBOR text encoding; there are few types, so few entries
 _TYPE_HEADS_MAX = 4096

@@ -15,7 +15,7 @@ import logging
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,36 +23,27 @@ from typing import Any
 import blake3
 
 from store.blobs import blob_digest
-from store.chain import EMPTY, Head, event_key
+from store.chain import EventLog
 from store.codec import (
-    EVENT_DOMAIN,
     BLOB_TAG_BYTES,
     DIGEST_SIZE,
-    FORMAT_VERSION,
+    EVENT_DOMAIN,
+    INT_WIDTH,
+    NOT_IN_PLACE,
+    actor_prefix,
+    bytes_in_place,
     collect_blob_refs,
     decode_body,
     event_hash,
+    link_prefix,
     read_link,
-    uint_head,
+    text_item,
 )
 from store.errors import CorruptRecordError
 from store.home import Store
+from store.recorder import EMPTY, Head, Recorder, Snapshot
 
 log = logging.getLogger("store.verify")
-
-PROBLEM_KINDS = (
-    "hash mismatch",
-    "broken parent link",
-    "sequence gap",
-    "wrong actor",
-    "corrupt record",
-    "index mismatch",
-    "missing payload blob",
-    "payload checksum mismatch",
-    "head mismatch",
-    "missing blob",
-    "blob checksum mismatch",
-)
 
 # The runtime's events that name blobs by hash, and the fields that hold them (see docs/events.md). A value that
 # is not a 32-byte string is not a blob name (replay refuses such a record by its own checks).
@@ -78,23 +69,13 @@ def named_blobs(type_: str, data: Any) -> list[tuple[str, bytes]]:
     return out
 
 
-def _text_head(text: str) -> bytes:
-    raw = text.encode()
-    assert len(raw) < 24
-    return bytes((0x60 | len(raw),)) + raw
-
-
 # The fast path finds these types in a body without decoding it: their canonical encoding, by its first byte.
-_NAMING_TYPES: dict[int, bytes] = {_text_head(t)[0]: _text_head(t) for t in BLOB_FIELDS}
+_NAMING_TYPES: dict[int, bytes] = {text_item(t)[0]: text_item(t) for t in BLOB_FIELDS}
 assert len(_NAMING_TYPES) == len(BLOB_FIELDS), "two blob-naming types share a first byte"
 _NAMING_BY_HEAD = tuple(_NAMING_TYPES.get(h, b"") for h in range(256))  # a sequence index is cheaper than get
-_CREATED = _text_head("actor/created")
-# The width of a CBOR unsigned integer (head included) by its head byte; 0 for anything else.
-_UINT_WIDTH = tuple(1 if h < 24 else 1 + (1 << (h - 24)) if h < 28 else 0 for h in range(256))
-# The same for any integer, negative ones (major type 1) too: a timestamp is an integer.
-_INT_WIDTH = tuple(_UINT_WIDTH[h] or (_UINT_WIDTH[h - 0x20] if 0x20 <= h < 0x3C else 0) for h in range(256))
-_FUEL_KEY = _text_head("fuel")
-_STATE_KEY = _text_head("state")
+_CREATED = text_item("actor/created")
+_FUEL_KEY = text_item("fuel")
+_STATE_KEY = text_item("state")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,8 +136,12 @@ class _Broken(Exception):
 PARALLEL_FROM = 262_144  # events; below this, starting worker processes costs more than it saves
 
 
+def _recorder(store: Store | Recorder) -> Recorder:
+    return store.log if isinstance(store, Store) else store
+
+
 def verify_chain(
-    store: Store,
+    store: Store | Recorder,
     actor: uuid.UUID,
     *,
     progress: Callable[[int], None] | None = None,
@@ -180,6 +165,9 @@ def verify_chain(
     hash of the event before it, and the report requires that hash to be exactly where range k-1 ended. The
     hot loop holds the GIL, so threads would not help.
 
+    ``store`` is a home's ``Store`` or any ``store.recorder.Recorder`` (workers apply only to an LMDB home:
+    each opens it by path).
+
     Returns a report naming the first broken event, if any; it does not raise for a broken chain.
     ``progress`` is called with the number of events checked so far every 4096 events (with workers, only
     this process's range is reported as it goes, the others when they finish).
@@ -187,15 +175,16 @@ def verify_chain(
     if workers is None:
         workers = min(os.cpu_count() or 1, 4)
     seen = None if not blobs else set() if seen_blobs is None else seen_blobs
-    if workers > 1:
-        head = store.log.head(actor)
+    recorder = _recorder(store)
+    if workers > 1 and isinstance(recorder, EventLog):
+        head = recorder.head(actor)
         if head.seq + 1 >= max(PARALLEL_FROM, workers):
-            return _verify_parallel(store, actor, head.seq + 1, workers, progress, indexes, seen)
-    return _verify_range(store, actor, 0, None, None, progress, indexes, seen)[0]
+            return _verify_parallel(recorder, actor, head.seq + 1, workers, progress, indexes, seen)
+    return _verify_range(recorder, actor, 0, None, None, progress, indexes, seen)[0]
 
 
 def _verify_range(
-    store: Store,
+    recorder: Recorder,
     actor: uuid.UUID,
     start: int,
     stop: int | None,
@@ -207,13 +196,13 @@ def _verify_range(
     """Verify events ``start <= seq < stop`` (to the chain's end when ``stop`` is None), the first one's parent
     being ``prev``; return the report and the hash the range ended on. ``seen``: the blobs already checked
     (None: the blobs the chain names are not checked)."""
-    checker = _ChainChecker(store, actor, indexes=indexes, seen=seen)
+    checker = _ChainChecker(actor, indexes=indexes, seen=seen)
     checker.expected_seq = checker.count = start
     checker.prev_hash = prev
     checker.stop = stop
-    checker.head = store.log.head(actor)
+    checker.head = recorder.head(actor)
     try:
-        while _check_page(store, checker):
+        while _check_page(recorder, checker):
             if progress is not None:
                 progress(checker.count)
     except _Broken as broken:
@@ -229,17 +218,16 @@ def _range_in_worker(
 ) -> tuple[ChainReport, bytes | None, bytes | None]:
     """A worker process's range: (report, the stored hash it started from, the hash it ended on)."""
     with Store(path, readonly=True) as store:
-        where = event_key(uuid.UUID(bytes=actor), start - 1)
-        with store.env.read() as txn:
-            before = txn.get(where, db=store.env.dbs["events"])
+        with store.log.snapshot() as snapshot:
+            before = snapshot.stored(uuid.UUID(bytes=actor), start - 1)
         prev = None if before is None else bytes(before[:DIGEST_SIZE])
         seen: set[bytes] | None = set() if blobs else None
-        report, end = _verify_range(store, uuid.UUID(bytes=actor), start, stop, prev, None, indexes, seen)
+        report, end = _verify_range(store.log, uuid.UUID(bytes=actor), start, stop, prev, None, indexes, seen)
         return report, prev, end
 
 
 def _verify_parallel(
-    store: Store,
+    recorder: EventLog,
     actor: uuid.UUID,
     events: int,
     workers: int,
@@ -252,13 +240,13 @@ def _verify_parallel(
     try:
         pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"))
     except (OSError, ValueError):
-        return _verify_range(store, actor, 0, None, None, progress, indexes, seen)[0]
+        return _verify_range(recorder, actor, 0, None, None, progress, indexes, seen)[0]
     with pool:
         futures = [
-            pool.submit(_range_in_worker, str(store.path), actor.bytes, bounds[i], bounds[i + 1], indexes, blobs)
+            pool.submit(_range_in_worker, str(recorder.path), actor.bytes, bounds[i], bounds[i + 1], indexes, blobs)
             for i in range(1, workers)
         ]
-        report, end = _verify_range(store, actor, 0, bounds[1], None, progress, indexes, seen)
+        report, end = _verify_range(recorder, actor, 0, bounds[1], None, progress, indexes, seen)
         done = report.events
         for i, future in enumerate(futures, start=1):
             if not report.ok:
@@ -268,7 +256,7 @@ def _verify_parallel(
                 report, started, next_end = future.result()
             except Exception:  # a worker that could not run (no processes here): check its range in this process
                 log.warning("verify worker failed; checking seq %d on in this process", bounds[i], exc_info=True)
-                report, next_end = _verify_range(store, actor, bounds[i], bounds[i + 1], end, None, indexes, seen)
+                report, next_end = _verify_range(recorder, actor, bounds[i], bounds[i + 1], end, None, indexes, seen)
                 started = end
             if report.ok and started != end:
                 problem = Problem(actor=actor, seq=bounds[i] - 1, hash=started, kind="hash mismatch",
@@ -281,12 +269,12 @@ def _verify_parallel(
     return report
 
 
-def verify_store(store: Store, *, progress: Callable[[int], None] | None = None) -> StoreReport:
+def verify_store(store: Store | Recorder, *, progress: Callable[[int], None] | None = None) -> StoreReport:
     """Verify every chain in the store (and every blob the chains name, each once)."""
     done = 0
     reports: list[ChainReport] = []
     seen: set[bytes] = set()  # a component or state shared by many actors is checked once
-    for actor, _ in store.log.actors():
+    for actor, _ in _recorder(store).actors():
         offset = done
         step = None if progress is None else (lambda n, o=offset: progress(o + n))
         report = verify_chain(store, actor, progress=step, seen_blobs=seen)
@@ -298,109 +286,69 @@ def verify_store(store: Store, *, progress: Callable[[int], None] | None = None)
 _PAGE = 4096
 
 
-def _check_page(store: Store, checker: _ChainChecker) -> bool:
+def _check_page(recorder: Recorder, checker: _ChainChecker) -> bool:
     """Check up to one page of events in one snapshot; True when there may be more.
 
     When the chain ends within this snapshot, the head recorded in the same snapshot must be its last event, so
     appends made while a long walk runs are neither missed nor mistaken for damage. The hash index entries of the
-    page are checked with one ``getmulti`` call, in order with the other checks.
+    page are checked with one lookup, in order with the other checks.
     """
-    with store.env.read() as txn:
-        cursor = txn.cursor(db=store.env.dbs["events"])
-        page: list[tuple[bytes, bytes, int]] = []  # (hash, key, seq) of the events checked in this page
-        read = 0
+    with recorder.snapshot() as snapshot:
+        page: list[tuple[bytes, bytes, int]] = []  # (hash, location, seq) of the events checked in this page
         limit = _PAGE if checker.stop is None else min(_PAGE, checker.stop - checker.expected_seq)
         if limit <= 0:
             return False  # the range is done; the range after it checks the head
         try:
-            if cursor.set_range(event_key(checker.actor, checker.expected_seq)):
-                read = checker.check_run(txn, cursor, page, limit)
+            read = checker.check_run(snapshot, snapshot.scan(checker.actor, checker.expected_seq), page, limit)
         except _Broken:
             if checker.indexes:
-                checker.check_index(txn, page)
+                checker.check_index(snapshot, page)
             raise
         if checker.indexes:
-            checker.check_index(txn, page)
+            checker.check_index(snapshot, page)
         if read >= limit:
             return True
-        raw = txn.get(checker.actor_bytes, db=store.env.dbs["heads"])
-        checker.check_head(EMPTY if raw is None else Head(int.from_bytes(raw[:8], "big"), bytes(raw[8:])))
+        checker.check_head(snapshot.head(checker.actor))
     return False
-
-
-_UNREAD = object()  # a blob name the fast path leaves to a full decode
-
-
-def _state_in_place(body: bytes, at: int, kind: bytes) -> bytes | None | object:
-    """The ``state`` blob hash of a ``wasm/call``, ``wasm/result`` or ``wasm/instantiate`` whose data starts at
-    ``at``, read without decoding: None when it holds none, ``_UNREAD`` when it is not where canonical key order
-    puts it (the map's first key, or the second after ``fuel``) or the event is a creation event."""
-    if kind is _CREATED:
-        return _UNREAD
-    try:
-        if not 0xA1 <= body[at] <= 0xB7:
-            return _UNREAD
-        at += 1
-        if body.startswith(_FUEL_KEY, at):
-            width = _UINT_WIDTH[body[at + 5]]
-            if not width:
-                return _UNREAD
-            at += 5 + width
-        if not body.startswith(_STATE_KEY, at):
-            return _UNREAD
-        at += 6
-        if body[at] == 0xF6:
-            return None
-        if body[at] == 0x58 and body[at + 1] == DIGEST_SIZE and len(body) >= at + 2 + DIGEST_SIZE:
-            return body[at + 2 : at + 2 + DIGEST_SIZE]
-    except IndexError:
-        pass
-    return _UNREAD
 
 
 class _ChainChecker:
     """Checks one stored event after another; raises ``_Broken`` at the first problem."""
 
-    def __init__(self, store: Store, actor: uuid.UUID, *, indexes: bool = True, seen: set[bytes] | None = None) -> None:
-        self.store = store
+    def __init__(self, actor: uuid.UUID, *, indexes: bool = True, seen: set[bytes] | None = None) -> None:
         self.indexes = indexes
         self.seen = seen  # blobs checked so far; None: blobs named by the chain are not checked
         self.head = EMPTY
-        self._prefix_head = b"\x87" + bytes([FORMAT_VERSION]) + b"\x50" + actor.bytes
+        self._prefix_head = actor_prefix(actor.bytes)
         self.actor = actor
         self.actor_bytes = actor.bytes
         self.expected_seq = 0
         self.stop: int | None = None
         self.prev_hash: bytes | None = None
         self.count = 0
-        self._index = store.env.dbs["event_index"]
-        self._blobs = store.env.dbs["blobs"]
 
-    def check_run(self, txn: Any, cursor: Any, page: list[tuple[bytes, bytes, int]], limit: int) -> int:
-        """Check events from the cursor on until the chain ends or the page is full; return how many were read.
+    def check_run(
+        self, snap: Snapshot, stored: Iterable[tuple[bytes, bytes]], page: list[tuple[bytes, bytes, int]], limit: int
+    ) -> int:
+        """Check the (location, stored value) pairs of ``stored`` until the chain ends or the page is full; return
+        how many were read.
 
         The hot loop: the chain's state lives in locals (written back at the end, and around the slow path),
-        and one prefix comparison checks actor, seq and parent at once. Adds (hash, key, seq) to ``page`` for
-        the index check when ``indexes`` is on.
+        and one prefix comparison checks actor, seq and parent at once. Adds (hash, location, seq) to ``page``
+        for the index check when ``indexes`` is on.
         """
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
         tag_first = tag[0]
-        names, naming, int_width, seen = self.seen is not None, _NAMING_BY_HEAD, _INT_WIDTH, self.seen
+        names, naming, int_width, seen = self.seen is not None, _NAMING_BY_HEAD, INT_WIDTH, self.seen
         expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
         try:
-            for key, value in cursor:
+            for key, value in stored:
                 if key != prefix + expected.to_bytes(8, "big") and key[:16] != prefix:
                     break  # the next actor's events: this chain ends here
                 body = value[DIGEST_SIZE:]
                 digest = value[:DIGEST_SIZE]
-                if expected < 24:
-                    seq_head = bytes((expected,))
-                elif expected >= 65536 and expected < 4294967296:
-                    seq_head = b"\x1a" + expected.to_bytes(4, "big")
-                else:
-                    seq_head = uint_head(expected)
-                link = head + seq_head + (b"\xf6" if prev is None else b"\x58\x20" + prev)
+                link = link_prefix(head, expected, prev)
                 if (
                     key[16:] != expected.to_bytes(8, "big")
                     or blake(domain + body).digest() != digest
@@ -409,7 +357,7 @@ class _ChainChecker:
                 ):
                     # The slow path names the problem (or checks the payloads of a body holding the blob tag).
                     self.expected_seq, self.prev_hash, self.count = expected, prev, count
-                    self.check(txn, int.from_bytes(key[16:], "big"), value)
+                    self.check(snap, int.from_bytes(key[16:], "big"), value)
                     expected, prev, count = self.expected_seq, self.prev_hash, self.count
                 else:
                     if names:
@@ -420,10 +368,13 @@ class _ChainChecker:
                         except IndexError:
                             kind = None  # too short to be an event: the hash covers it, replay refuses it
                         if kind and body.startswith(kind, at + int_width[body[at]]):
-                            ref = _state_in_place(body, at + int_width[body[at]] + len(kind), kind)
-                            if ref is not None and (ref is _UNREAD or ref not in seen):
+                            ref = (
+                                NOT_IN_PLACE if kind is _CREATED
+                                else bytes_in_place(body, at + int_width[body[at]] + len(kind), _STATE_KEY, _FUEL_KEY)
+                            )
+                            if ref is not None and (ref is NOT_IN_PLACE or ref not in seen):
                                 self.expected_seq, self.prev_hash, self.count = expected, prev, count
-                                self._check_named(txn, body, ref, digest)
+                                self._check_named(snap, body, ref, digest)
                     prev = digest
                     expected += 1
                     count += 1
@@ -436,7 +387,7 @@ class _ChainChecker:
             self.expected_seq, self.prev_hash, self.count = expected, prev, count
         return read
 
-    def check(self, txn: Any, seq: int, value: bytes) -> None:
+    def check(self, snap: Snapshot, seq: int, value: bytes) -> None:
         # Check the sequence numbers have no gap.
         if seq != self.expected_seq:
             raise _Broken("sequence gap", f"expected seq {self.expected_seq}, the next stored event is seq {seq}")
@@ -452,23 +403,20 @@ class _ChainChecker:
         # Check every spilled payload, and every blob the event names, is present and intact.
         if BLOB_TAG_BYTES in body:
             fields = self._decode(body, stored_hash)
-            self._check_payloads(txn, fields, stored_hash)
+            self._check_payloads(snap, fields, stored_hash)
             if self.seen is not None:
                 for name, ref in named_blobs(fields[5], fields[6]):
-                    self._check_blob(txn, name, ref, stored_hash)
+                    self._check_blob(snap, name, ref, stored_hash)
         self.prev_hash = stored_hash
         self.expected_seq = seq + 1
         self.count += 1
 
-    def check_index(self, txn: Any, page: list[tuple[bytes, bytes, int]]) -> None:
+    def check_index(self, snap: Snapshot, page: list[tuple[bytes, bytes, int]]) -> None:
         # Check the hash index points back at every event of the page.
         if not page:
             return
         want = {digest: key for digest, key, _ in page}
-        # Sorted lookups walk the B-tree in order (neighbouring leaves, warm branch pages).
-        found = dict(txn.cursor(db=self._index).getmulti(sorted(want)))
-        if len(found) < len(want):  # the rest may be in the index's tail (feed entries past the watermark)
-            found.update(self.store.log.tail_lookup(txn, [d for d in want if d not in found]))
+        found = snap.locations(list(want))
         if found == want:
             return
         for digest, key, seq in page:
@@ -478,8 +426,7 @@ class _ChainChecker:
                 raise _Broken("index mismatch", "the hash index does not point at this event", digest)
 
     def _expected_prefix(self, seq: int) -> bytes:
-        parent = b"\xf6" if self.prev_hash is None else b"\x58\x20" + self.prev_hash
-        return self._prefix_head + uint_head(seq) + parent
+        return link_prefix(self._prefix_head, seq, self.prev_hash)
 
     def _explain_hash(self, value: bytes) -> None:
         if len(value) <= DIGEST_SIZE:
@@ -517,13 +464,13 @@ class _ChainChecker:
         except CorruptRecordError as exc:
             raise _Broken("corrupt record", exc.reason, digest) from None
 
-    def _check_payloads(self, txn: Any, fields: list[Any], digest: bytes) -> None:
+    def _check_payloads(self, snap: Snapshot, fields: list[Any], digest: bytes) -> None:
         refs: list[bytes] = []
         collect_blob_refs(fields[6], refs)
         for ref in refs:
             if self.seen is not None and ref in self.seen:
                 continue
-            payload = txn.get(ref, db=self._blobs)
+            payload = snap.blob(ref)
             if payload is None:
                 raise _Broken("missing payload blob", f"payload blob {ref.hex()} is not in the store", digest)
             actual = blob_digest(payload)
@@ -531,22 +478,22 @@ class _ChainChecker:
                 raise _Broken("payload checksum mismatch", f"payload blob {ref.hex()} hashes to {actual.hex()}", digest)
             self._seen(ref)
 
-    def _check_named(self, txn: Any, body: bytes, ref: bytes | object, digest: bytes) -> None:
+    def _check_named(self, snap: Snapshot, body: bytes, ref: bytes | object, digest: bytes) -> None:
         """Check the blobs an event of a blob-naming type names: ``ref``, the state read in place, or all of
-        them from the decoded event when it could not be (``_UNREAD``)."""
-        if ref is not _UNREAD:
-            self._check_blob(txn, "state", ref, digest)  # type: ignore[arg-type]
+        them from the decoded event when it could not be (``NOT_IN_PLACE``)."""
+        if ref is not NOT_IN_PLACE:
+            self._check_blob(snap, "state", ref, digest)  # type: ignore[arg-type]
             return
         fields = self._decode(body, digest)
         for name, named in named_blobs(fields[5], fields[6]):
-            self._check_blob(txn, name, named, digest)
+            self._check_blob(snap, name, named, digest)
 
-    def _check_blob(self, txn: Any, name: str, ref: bytes, digest: bytes) -> None:
+    def _check_blob(self, snap: Snapshot, name: str, ref: bytes, digest: bytes) -> None:
         # Check a blob the event names by hash is present and hashes to that name (once per run).
         assert self.seen is not None
         if ref in self.seen:
             return
-        blob = txn.get(ref, db=self._blobs)
+        blob = snap.blob(ref)
         if blob is None:
             raise _Broken("missing blob", f"{name} blob {ref.hex()} is not in the store", digest)
         actual = blob_digest(blob)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from store import Event, Head, Store
+from store import Event, Head, MemoryLog, Store
+from store.recorder import event_key
 
 WAIT = 30.0  # seconds a single write may take before a test gives up on it instead of hanging
 
@@ -48,11 +49,15 @@ def _append_chain(
     type: str = "test.event",
     ts: int = 1_000,
 ) -> list[Event]:
-    """Append ``count`` events after the actor's head, pipelined, with fixed timestamps; return them when durable."""
-    head = store.log.head(actor)
+    """Append ``count`` events after the actor's head, pipelined, with fixed timestamps; return them when durable.
+
+    ``store`` is a ``Store`` or any recorder.
+    """
+    log = store.log if isinstance(store, Store) else store
+    head = log.head(actor)
     pending = []
     for _ in range(count):
-        p = store.log.append_async(actor, type, data(head.seq + 1), expected=head, timestamp_ms=ts)
+        p = log.append_async(actor, type, data(head.seq + 1), expected=head, timestamp_ms=ts)
         head = Head(p.event.seq, p.event.hash)
         pending.append(p)
     return [p.wait(WAIT) for p in pending]
@@ -60,7 +65,7 @@ def _append_chain(
 
 @pytest.fixture(scope="session")
 def append_chain() -> Callable[..., list[Event]]:
-    """``append_chain(store, actor, count, data=seq -> data)``: deterministic events, pipelined."""
+    """``append_chain(store_or_recorder, actor, count, data=seq -> data)``: deterministic events, pipelined."""
     return _append_chain
 
 
@@ -148,3 +153,37 @@ def _same(a: Any, b: Any) -> bool:
 def same() -> Callable[[Any, Any], bool]:
     """``same(a, b)``: equal values of the same types, recursively (dict order aside)."""
     return _same
+
+
+class Backend:
+    """One recorder under test, and a way to change its stored bytes behind its back (to play the attacker)."""
+
+    def __init__(self, name: str, log: Any, tamper: Callable[[uuid.UUID, int, bytes], None]) -> None:
+        self.name = name
+        self.log = log
+        self.tamper = tamper
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each recorder backend in turn: an in-memory log, and a real LMDB home (buffered) under ``tmp_path``."""
+    if request.param == "memory":
+        log = MemoryLog()
+
+        def tamper_memory(actor: uuid.UUID, seq: int, value: bytes) -> None:
+            log._chains[actor][seq] = value
+
+        yield Backend("memory", log, tamper_memory)
+        return
+    with Store(tmp_path / "store", durability="buffered") as opened:
+
+        def tamper_lmdb(actor: uuid.UUID, seq: int, value: bytes) -> None:
+            Raw.put(opened, "events", event_key(actor, seq), value)
+
+        yield Backend("lmdb", opened.log, tamper_lmdb)
+
+
+@pytest.fixture
+def log(backend: Backend) -> Any:
+    """The recorder of ``backend`` (the contract tests run once per backend)."""
+    return backend.log

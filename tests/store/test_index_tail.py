@@ -17,7 +17,7 @@ import lmdb
 import pytest
 
 from store import EMPTY, AmbiguousPrefixError, Head, Store, verify_chain, verify_store
-from store import _commit
+from store import _index
 from store._index import WATERMARK_KEY, TailIndex, feed_end
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,17 +154,17 @@ def test_a_feed_written_before_entries_held_the_seq_is_still_read(store_path, ap
 def test_appends_under_load_defer_their_index_entries_and_merge_in_chunks(
     store_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_commit, "MERGE_AT", 300)
-    monkeypatch.setattr(_commit, "MERGE_CHUNK", 64)
+    monkeypatch.setattr(_index, "MERGE_AT", 300)
+    monkeypatch.setattr(_index, "MERGE_CHUNK", 64)
     merges: list[int] = []
-    real_step = _commit.Writer._merge_step
+    real_step = _index._merge_step
 
-    def counting_step(self, txn, ctx, mark, merge):
-        result = real_step(self, txn, ctx, mark, merge)
+    def counting_step(txn, dbs, mark, feed_next, merge):
+        result = real_step(txn, dbs, mark, feed_next, merge)
         merges.append(0 if merge is None else merge.done)
         return result
 
-    monkeypatch.setattr(_commit.Writer, "_merge_step", counting_step)
+    monkeypatch.setattr(_index, "_merge_step", counting_step)
     actors = [uuid.uuid4() for _ in range(8)]
     appended: list = []
     lock = threading.Lock()

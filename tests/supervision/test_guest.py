@@ -153,7 +153,7 @@ def test_functions_refuse_ids_that_are_not_the_callers_children(rig):
 
 
 def test_get_child_state_of_a_stranger_is_an_err_for_the_guest(rig):
-    """result<option<list<u8>>, string> is lowered tagged (replay._fastcall fixes wasmtime-py 50's rule)."""
+    """result<option<list<u8>>, string> is lowered tagged (replay._wasmtime fixes wasmtime-py 50's rule)."""
     parent = start_supervisor(rig)
     stranger = rig.theater.start(rig.manifest("stranger", worker(), MSG))
     answer = command(rig, parent, b"state", stranger)

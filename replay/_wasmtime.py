@@ -1,30 +1,97 @@
-"""Calling a component export with its types looked up once, not on every call.
+"""Every use of wasmtime-py's private internals, in one module, installed explicitly with a version check.
 
-wasmtime-py's ``Func.__call__`` asks wasmtime for the function's type and rebuilds every parameter and result
-type object on each call, and its type objects ask wasmtime again for their element, field and case types every
-time a value is converted; for a small export that is most of the cost of the call. ``FastFunc`` does the same
-lowering, call and lifting with the types resolved once, and ``install_type_caches`` makes those type objects
-remember what they asked (a type never changes, so this changes no result).
+Theater relies on internals of wasmtime-py 50.x (``SUPPORTED``): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
+and the component type classes of ``wasmtime.component._types`` (their properties, ``_tagged``, ``_cases`` and
+``add_classes``). Importing this module changes nothing; ``install()`` (called by ``replay.engine.make_engine``)
+checks the version and the internals, raising ``UnsupportedWasmtime`` naming both versions otherwise, and patches:
 
-Both rely on wasmtime-py internals of the pinned version (50.x): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
-and the type classes' properties; ``tests/replay/test_fastcall.py`` checks them against ``Func.__call__``.
+- Type caches: wasmtime-py's type objects ask wasmtime for their element, field and case types every time a value
+  is converted; the patch makes each object remember what it asked. A type never changes, so this changes no
+  result, only the cost.
+- Tagging of variants whose payload may be None: wasmtime-py 50 lowers and lifts ``result<option<T>, E>``
+  untagged, but an option's Python classes include ``object``, so every value, the err string too, matches the
+  ok case: an err cannot be lowered (``value not valid for this variant``) and a lifted err is indistinguishable
+  from an ok. The patch makes such a variant (or result) tagged: its values are ``Variant(tag, payload)`` both
+  ways. This *does* change results, on purpose: ``result<option<T>, E>`` is lowered and lifted tagged, where
+  unpatched wasmtime-py refuses the err. Options themselves keep wasmtime-py's rule.
+  ``tests/replay/test_fastcall.py`` shows both behaviours.
 
-``EpochWatch`` installs wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running
-call can be stopped from another thread without that thread touching the Store (see ``replay.boundary``).
+It also holds what builds on the internals: ``FastFunc`` (an export call with its types resolved once; wasmtime-py's
+``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call),
+``EpochWatch`` (wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running call can
+be stopped from another thread without that thread touching the Store; see ``replay.boundary``), and
+``is_tagged``/``case_classes``, which ``replay.values`` uses to read a variant's values the way wasmtime-py does.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
-from wasmtime.component import _types
-from wasmtime.component._enter import enter_wasm
+
+from replay.errors import UnsupportedWasmtime
+
+try:
+    from wasmtime import _ffi as ffi
+    from wasmtime.component import _types
+    from wasmtime.component._enter import enter_wasm
+except ImportError:  # another wasmtime-py layout: install() names the version
+    ffi = _types = enter_wasm = None  # type: ignore[assignment]
+
+SUPPORTED = "50.x"
+_SUPPORTED_MAJOR = "50"
+INSTALLED = importlib.metadata.version("wasmtime")
+
+
+def check_version(installed: str | None = None) -> None:
+    """Raises ``UnsupportedWasmtime`` unless ``installed`` (default: the installed wasmtime-py's version) is a
+    version in ``SUPPORTED``."""
+    installed = INSTALLED if installed is None else installed
+    if installed.split(".")[0] != _SUPPORTED_MAJOR:
+        raise UnsupportedWasmtime(installed, SUPPORTED)
+
+
+def install() -> None:
+    """Check the installed wasmtime-py and apply Theater's patches to it (idempotent).
+
+    Raises:
+        UnsupportedWasmtime: the version is not ``SUPPORTED``, or an internal the patches need is missing.
+    """
+    check_version()
+    if ffi is None or _types is None or enter_wasm is None:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "its private modules _ffi, _types or _enter are missing")
+    missing = [
+        f"{cls}.{name}"
+        for cls, names in {**_CACHED_PROPERTIES, "VariantLikeType": ("_tagged",)}.items()
+        for name in names
+        if not hasattr(getattr(_types, cls, None), name)
+    ]
+    if missing:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, f"missing internals: {', '.join(missing)}")
+    _install_type_caches()
+
+
+def is_installed() -> bool:
+    """True once ``install()`` has patched wasmtime-py in this process."""
+    return _types is not None and getattr(_types.VariantLikeType.__dict__.get("_tagged"), "_theater_cached", False)
+
+
+def is_tagged(ty: Any) -> bool:
+    """True when wasmtime-py converts values of the variant, result or option type ``ty`` as ``Variant``."""
+    return bool(ty._tagged())
+
+
+def case_classes(ty: Any) -> tuple[type, ...]:
+    """The Python classes of the values wasmtime-py gives (and takes) for the type ``ty``."""
+    classes: set[type] = set()
+    ty.add_classes(classes)
+    return tuple(classes)
+
 
 _CACHED_PROPERTIES = {
     "ListType": ("element",),
@@ -38,8 +105,9 @@ _CACHED_PROPERTIES = {
 }
 
 
-def install_type_caches() -> None:
-    """Make wasmtime-py's component type objects compute their parts once per object (idempotent)."""
+def _install_type_caches() -> None:
+    """Make wasmtime-py's component type objects compute their parts once per object, and tag the variants whose
+    payload may be None (idempotent: a patched method carries ``_theater_cached``)."""
     for class_name, names in _CACHED_PROPERTIES.items():
         cls = getattr(_types, class_name)
         for name in names:
@@ -93,8 +161,6 @@ def _memoized(name: str, method: Any) -> Any:
     wrapper._theater_cached = True  # type: ignore[attr-defined]
     return wrapper
 
-
-install_type_caches()
 
 
 class FastFunc:
