@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from store import Store
-from store.errors import InvalidInputError
 from theater.porcelain import resolve_actor
 
 DEFAULT_HOME = Path("~/.theater")
@@ -42,21 +41,6 @@ class Context:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-
-def parse_digest(text: str, kind: str = "hash") -> bytes:
-    """A full 64-digit hex hash to 32 raw bytes.
-
-    Raises:
-        InvalidInputError: not 64 hex digits.
-    """
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise InvalidInputError(kind, text, "64 hexadecimal digits")
-    return raw
 
 
 def emit_json(value: Any) -> None:
