@@ -62,7 +62,7 @@ HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
 HANDLE_CHILD_EXIT = "theater:simple/supervisor-handlers.handle-child-exit"
 
 # How a guest failure is reported to a parent's guest (``wit-error-type``).
-ERROR_TYPES = {
+ERROR_TYPES: dict[str, str] = {
     FaultKind.TRAP: "internal",
     FaultKind.ERR: "internal",
     FaultKind.FUEL: "operation-timeout",
