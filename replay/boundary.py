@@ -27,13 +27,14 @@ import wasmtime.component as wc
 
 from replay._wasmtime import EpochWatch, FastFunc
 from replay.engine import Engine, map_wasm_error
-from replay.errors import ComponentError, GuestFault, ReplayError
+from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
+from replay.schema import Limits
 from replay.values import Converter, lifter, lowerer
 
 HostFunction = Callable[..., Any]
 
-DEADLINE = "deadline"
-STOPPED = "stopped"
+DEADLINE = FaultKind.DEADLINE
+STOPPED = FaultKind.STOPPED
 # Faults caused by the wall clock or by a request from outside, not by the guest: where they strike is not
 # deterministic, so the fuel the call consumed is recorded and replay runs the call with exactly that much fuel.
 INTERRUPTS = (DEADLINE, STOPPED)
@@ -56,15 +57,6 @@ class Tape(Protocol):
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         """The export call ended with this result or failure."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Per-call resource limits of an instance."""
-
-    fuel_per_call: int = 1_000_000_000
-    memory_bytes: int = 256 * 1024 * 1024
-    deadline_ms: int = 30_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,7 +231,7 @@ class Boundary:
             return found
         ty = self._export_types.get(export)
         if ty is None:
-            raise GuestFault("trap", export, "the component does not export this function")
+            raise GuestFault(FaultKind.TRAP, export, "the component does not export this function")
         interface, _, fn = export.rpartition(".")
         parent = self.component.get_export_index(interface) if interface else None
         index = self.component.get_export_index(fn, parent) if parent is not None else None
@@ -247,7 +239,7 @@ class Boundary:
             index = self.component.get_export_index(export)
         params = [t for _, t in ty.params]
         if len(params) != 2 or not isinstance(params[0], wc.OptionType):
-            raise GuestFault("trap", export, "not a theater:simple export: expected (state, params)")
+            raise GuestFault(FaultKind.TRAP, export, "not a theater:simple export: expected (state, params)")
         func = self.instance.get_func(self.store, index)
         found = _Export(FastFunc(func, self.store) if func is not None else None, lowerer(params[1]),
                         lifter(ty.result))
@@ -276,7 +268,7 @@ class Boundary:
         if fault is None and spec is not None:
             result = spec.lift_result(out)
             if "err" in result:
-                fault = GuestFault("err", export, str(result["err"]))
+                fault = GuestFault(FaultKind.ERR, export, str(result["err"]))
             else:
                 ok = result["ok"]
                 new_state = ok[0]["some"] if ok[0] is not None else None
@@ -293,7 +285,7 @@ class Boundary:
         self, export: str, spec: _Export, state: bytes | None, params: list[Any]
     ) -> tuple[GuestFault | None, Any]:
         if spec.func is None:
-            return GuestFault("trap", export, "the export is missing from the instance"), None
+            return GuestFault(FaultKind.TRAP, export, "the export is missing from the instance"), None
         self._arm()
         try:
             return None, spec.func(state, spec.lower_params(params))
@@ -311,6 +303,6 @@ class Boundary:
         if isinstance(reason, ReplayError):
             raise reason
         if isinstance(reason, RecordedHostFault):
-            return GuestFault("host", export, reason.detail)
+            return GuestFault(FaultKind.HOST, export, reason.detail)
         detail = f"{type(reason).__name__}: {reason}" if reason is not None else "a host function failed"
-        return GuestFault("host", export, detail)
+        return GuestFault(FaultKind.HOST, export, detail)

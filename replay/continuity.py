@@ -38,10 +38,14 @@ from replay.schema import (
     WASM_INSTANTIATE,
     WASM_RESULT,
     Genesis,
+    InstantiateReason,
     check_event,
     recorded_state,
 )
 from store import Event
+
+_STARTS_FROM = {InstantiateReason.START: "the initial state",
+                InstantiateReason.RESTART: "the initial state or the last state"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,13 +209,13 @@ class ContinuityCheck:
                              hint="a call with no recorded end is followed by a resume from the state before it")
             self._interrupted(event.seq)
         # Check only the first instance is a start.
-        if reason == "start" and self.started:
+        if reason == InstantiateReason.START and self.started:
             raise _break(event, "a second start", "reason start", "restart or resume",
                          hint="only the actor's first instance is a start")
         self.started = True
-        if reason == "start":
+        if reason == InstantiateReason.START:
             implied = frozenset({self.init})
-        elif reason == "restart":
+        elif reason == InstantiateReason.RESTART:
             implied = self.allowed | {self.init}  # restart from init, or from the last state
         else:
             implied = self.allowed
@@ -221,8 +225,7 @@ class ContinuityCheck:
         elif recorded not in implied:
             # Check the instance starts from a state the events before it left.
             raise _break(event, f"state the {reason} starts from", recorded, _implied(implied),
-                         hint=f"a {reason} starts from " + ("the initial state" if reason == "start" else
-                              "the initial state or the last state" if reason == "restart" else "the last state"))
+                         hint=f"a {reason} starts from " + _STARTS_FROM.get(reason, "the last state"))
         else:
             implied = frozenset({recorded})
         self.allowed, self.source = implied, event.seq

@@ -33,7 +33,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from replay import _wasmtime
-from replay.errors import ComponentError, GuestFault, SettingsMismatch
+from replay.errors import ComponentError, FaultKind, GuestFault, SettingsMismatch
 from store import Store
 from store.errors import ArtifactRejected, ChecksumMismatch, StoreWriteError
 
@@ -232,12 +232,12 @@ def map_wasm_error(exc: BaseException, export: str, *, fuel_left: int | None) ->
     text = _cause(str(exc))
     low = text.lower()
     if _HOSTCALL_FUEL_TEXT in low:
-        return GuestFault("trap", export, f"handed more data to the host in one call than wasmtime can take: at most "
-                                          f"{MAX_LIFTED_ELEMENTS} list elements (bytes) per call ({text})")
+        return GuestFault(FaultKind.TRAP, export, "handed more data to the host in one call than wasmtime can take: "
+                          f"at most {MAX_LIFTED_ELEMENTS} list elements (bytes) per call ({text})")
     if fuel_left == 0 or "all fuel consumed" in low or "out of fuel" in low:
-        return GuestFault("fuel", export, "ran out of fuel")
+        return GuestFault(FaultKind.FUEL, export, "ran out of fuel")
     if "interrupt" in low or "epoch" in low:
-        return GuestFault("deadline", export, "passed its wall-clock deadline")
+        return GuestFault(FaultKind.DEADLINE, export, "passed its wall-clock deadline")
     if "memory" in low and ("limit" in low or "grow" in low or "maximum" in low):
-        return GuestFault("memory", export, text)
-    return GuestFault("trap", export, text or type(exc).__name__)
+        return GuestFault(FaultKind.MEMORY, export, text)
+    return GuestFault(FaultKind.TRAP, export, text or type(exc).__name__)

@@ -23,11 +23,23 @@ wasmtime's exceptions become these at one place: ``replay.engine.map_wasm_error`
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from store.errors import TheaterError
 
-FAULT_KINDS = ("trap", "err", "fuel", "deadline", "stopped", "memory", "host")
+
+class FaultKind(enum.StrEnum):
+    """How an export call failed: the ``kind`` of a ``GuestFault`` and of a ``wasm/error`` event."""
+
+    TRAP = "trap"  # the guest trapped
+    ERR = "err"  # it returned the WIT err
+    FUEL = "fuel"  # it ran out of fuel
+    DEADLINE = "deadline"  # it passed its wall-clock deadline
+    STOPPED = "stopped"  # the actor was stopped while the call ran
+    MEMORY = "memory"  # it exceeded its memory ceiling
+    HOST = "host"  # a host function failed and aborted the call
+
 
 
 class WasmError(TheaterError):
@@ -47,7 +59,7 @@ class GuestFault(WasmError):
     """An export call failed.
 
     Attributes:
-        kind: one of ``FAULT_KINDS``: ``trap`` (the guest trapped), ``err`` (it returned the WIT err),
+        kind: a ``FaultKind``: ``trap`` (the guest trapped), ``err`` (it returned the WIT err),
             ``fuel`` (it ran out of fuel), ``deadline`` (it passed its wall-clock deadline), ``stopped`` (the
             actor was stopped while the call ran), ``memory`` (it exceeded its memory ceiling), ``host`` (a host
             function failed and aborted the call).
@@ -62,7 +74,7 @@ class GuestFault(WasmError):
         self.export = export
         self.detail = detail
         self.fuel = fuel
-        self.poisoned = kind != "err"
+        self.poisoned = kind != FaultKind.ERR
         super().__init__(f"{export} failed ({kind}): {detail}")
 
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from replay.schema import LIFECYCLE_PREFIXES, OUTCOMES, WASM_CALL, WASM_INSTANTIATE, check_event
+from replay.schema import (
+    ACTOR_CREATED,
+    LIFECYCLE_PREFIXES,
+    OUTCOMES,
+    STATE_FIELDS,
+    WASM_CALL,
+    WASM_INSTANTIATE,
+    WASM_RESULT,
+    check_event,
+)
 from store import Event, Store
 from store.errors import NotFoundError
 
-STATE_EVENTS = ("wasm/result", "wasm/instantiate", "actor/created")
+STATE_EVENTS = (WASM_RESULT, WASM_INSTANTIATE, ACTOR_CREATED)
 
 
 def _sets_state(event: Event) -> bool:
@@ -17,11 +26,11 @@ def _sets_state(event: Event) -> bool:
     # state); chains written before it did leave the state as it was.
     if event.type not in STATE_EVENTS or not isinstance(event.data, dict):
         return False
-    return event.type != "wasm/instantiate" or "state" in event.data
+    return event.type != WASM_INSTANTIATE or "state" in event.data
 
 
 def _state_digest(event: Event) -> bytes | None:
-    return event.data.get("init_state") if event.type == "actor/created" else event.data.get("state")
+    return event.data.get(STATE_FIELDS[event.type])
 
 
 def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Event | None:
@@ -77,9 +86,9 @@ def call_around(store: Store, actor: uuid.UUID, seq: int) -> CallView | None:
     position = seq
     while position >= 0:
         event = store.log.at(actor, position)
-        if event.type == "wasm/call":
+        if event.type == WASM_CALL:
             break
-        if position < seq and event.type in ("wasm/result", "wasm/error", "wasm/instantiate", "actor/created"):
+        if position < seq and event.type in (*OUTCOMES, WASM_INSTANTIATE, ACTOR_CREATED):
             return None
         position -= 1
     else:
@@ -97,7 +106,7 @@ def call_around(store: Store, actor: uuid.UUID, seq: int) -> CallView | None:
         if not later.type.startswith(LIFECYCLE_PREFIXES):
             host_calls.append(later)
     before = _blob(store, event.data.get("state"))
-    after = _blob(store, outcome.data.get("state")) if outcome is not None and outcome.type == "wasm/result" else before
+    after = _blob(store, outcome.data.get("state")) if outcome is not None and outcome.type == WASM_RESULT else before
     return CallView(call=event, host_calls=host_calls, outcome=outcome, state_before=before, state_after=after)
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import blake3
@@ -30,6 +30,7 @@ from replay.engine import EPOCH_TICK_S, Engine, check_recorded
 from replay.errors import (
     ContinuityBreak,
     Divergence,
+    FaultKind,
     GuestFault,
     LimitRefused,
     RecordIncomplete,
@@ -37,10 +38,13 @@ from replay.errors import (
     ReplayTimeout,
 )
 from replay.schema import (
+    ACTOR_CREATED,
     LIFECYCLE_PREFIXES,
     OUTCOMES,
     WASM_CALL,
+    WASM_ERROR,
     WASM_INSTANTIATE,
+    WASM_RESULT,
     Genesis,
     is_boundary,
     read_genesis,
@@ -103,8 +107,7 @@ class ReplayLimits:
         ):
             if value > maximum:
                 raise LimitRefused(field=name, recorded=value, maximum=maximum)
-        return Limits(fuel_per_call=recorded.fuel_per_call, memory_bytes=recorded.memory_bytes,
-                      deadline_ms=recorded.deadline_ms)
+        return recorded
 
     def call_bound(self, deadline_ms: int) -> float:
         """Seconds one replayed call may run."""
@@ -218,7 +221,7 @@ class ReplayTape:
         upcoming = self.cursor.peek()
         if self.cut is not None and (upcoming is None or not self.cut):
             raise _CallCut("the record of the interrupted call ends before this host call")
-        if upcoming is not None and upcoming.type == "wasm/error" and upcoming.data.get("kind") == "host":
+        if upcoming is not None and upcoming.type == WASM_ERROR and upcoming.data.get("kind") == FaultKind.HOST:
             # The host function failed here when recorded: fail the same way; end_call checks the error event.
             raise RecordedHostFault(upcoming.data.get("detail", ""))
         event = self._next("host call", {"import": name, "params": params})
@@ -237,7 +240,7 @@ class ReplayTape:
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
         event = self._next("export call", {"export": export, "params": params})
         data = event.data
-        if event.type != "wasm/call" or data.get("export") != export:
+        if event.type != WASM_CALL or data.get("export") != export:
             raise self._diverge(event, "export call", {"event": event.type, "data": data}, {"export": export})
         if not _same(data.get("params"), params) or data.get("state") != _digest(state):
             raise self._diverge(event, f"input of {export}", data, {"params": params, "state": _digest(state)})
@@ -246,7 +249,7 @@ class ReplayTape:
             self.calls += 1
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
-        if isinstance(result, GuestFault) and result.kind == "deadline":
+        if isinstance(result, GuestFault) and result.kind == FaultKind.DEADLINE:
             # Replay never sets a deadline from the record (a recorded deadline is replayed as its fuel), so an
             # epoch interrupt here is the verifier's own wall-clock bound.
             seconds, what = self.bound
@@ -258,7 +261,7 @@ class ReplayTape:
         actual = {"event": _event_of(result), **_outcome(result)}
         event = self._next("export result", actual)
         expected = {"event": event.type, **{k: event.data.get(k) for k in actual if k != "event"}}
-        if expected.get("kind") in INTERRUPTS and actual.get("kind") == "fuel":
+        if expected.get("kind") in INTERRUPTS and actual.get("kind") == FaultKind.FUEL:
             actual["kind"] = expected["kind"]  # replayed with the recorded fuel as the limit: it stops at that point
         if not _same(expected, actual):
             what = "fuel consumed" if _only_fuel_differs(expected, actual) else f"result of {export}"
@@ -266,14 +269,14 @@ class ReplayTape:
 
 
 def _event_of(result: CallResult | GuestFault) -> str:
-    return "wasm/result" if isinstance(result, CallResult) else "wasm/error"
+    return WASM_RESULT if isinstance(result, CallResult) else WASM_ERROR
 
 
 def _outcome(result: CallResult | GuestFault) -> dict[str, Any]:
     if isinstance(result, CallResult):
         return {"state": _digest(result.state), "output": result.output, "fuel": result.fuel}
-    outcome: dict[str, Any] = {"kind": result.kind, "fuel": result.fuel}
-    if result.kind == "err":
+    outcome: dict[str, Any] = {"kind": str(result.kind), "fuel": result.fuel}
+    if result.kind == FaultKind.ERR:
         outcome["detail"] = result.detail
     return outcome
 
@@ -336,8 +339,8 @@ class Replayer:
             event = self.store.log.at(actor, 0)
         except NotFoundError:
             raise RecordIncomplete(f"actor {actor} has no chain") from None
-        if event.type != "actor/created":
-            raise RecordIncomplete(f"the first event of actor {actor} is {event.type!r}, not 'actor/created'")
+        if event.type != ACTOR_CREATED:
+            raise RecordIncomplete(f"the first event of actor {actor} is {event.type!r}, not {ACTOR_CREATED!r}")
         return event
 
     def replay(
@@ -455,7 +458,7 @@ class _Run:
             else:
                 cursor.take()
                 if self.boundary is None and not self.fresh:
-                    raise self.tape._diverge(event, "event outside any instance", "wasm/instantiate", event.type)
+                    raise self.tape._diverge(event, "event outside any instance", WASM_INSTANTIATE, event.type)
 
     def _bounded(self, limits: Limits, event: Event) -> Limits:
         """``limits`` with the deadline set to this call's wall-clock bound (the recorded deadline is not used:
@@ -470,8 +473,7 @@ class _Run:
                                     seconds=overall, what="replay")
             if left < seconds:
                 seconds, self.tape.bound = left, (overall, "replay")
-        return Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
-                      deadline_ms=max(1, int(seconds * 1000)))
+        return replace(limits, deadline_ms=max(1, int(seconds * 1000)))
 
     def _new_boundary(self, event: Event) -> Boundary:
         return Boundary(self.engine, self.component, self.tape, None, self._bounded(self.limits, event))
@@ -486,7 +488,7 @@ class _Run:
     def _ready(self, event: Event) -> Boundary:
         if self.boundary is None or self.boundary.poisoned is not None:
             if not self.fresh and self.boundary is None:
-                raise self.tape._diverge(event, "export call before instantiation", "wasm/instantiate", "wasm/call")
+                raise self.tape._diverge(event, "export call before instantiation", WASM_INSTANTIATE, WASM_CALL)
             self.boundary = self._new_boundary(event)
         self.fresh = False
         return self.boundary
@@ -495,8 +497,7 @@ class _Run:
         boundary = self._ready(event)
         limits = self.limits
         if outcome is not None and outcome.data.get("kind") in INTERRUPTS and outcome.data.get("fuel") is not None:
-            limits = Limits(fuel_per_call=min(outcome.data["fuel"], limits.fuel_per_call),
-                            memory_bytes=limits.memory_bytes, deadline_ms=limits.deadline_ms)
+            limits = replace(limits, fuel_per_call=min(outcome.data["fuel"], limits.fuel_per_call))
         boundary.limits = self._bounded(limits, event)
         data = event.data
         state = self._state(data["state"])

@@ -1,4 +1,10 @@
-"""The runtime's events as replay reads them: one constant per type, and every field checked on the way in.
+"""The record's schema in code: a constant per event type, a payload class per event kind, and every field checked
+on the way in. The runtime writes its events through these classes and replay reads them back through them.
+
+Each payload class is a frozen dataclass with ``encode()`` (the ``data`` map to append) and ``decode(event)`` (the
+checked fields of a recorded event); ``encode`` writes its keys in canonical order (shorter keys first, then
+bytewise) where the map was written so before, so the store keeps its fast canonical path (``store.codec._plain``)
+and the bytes recorded do not change.
 
 A chain (or a bundle) may come from anyone, so nothing read from it is trusted: each field replay uses is checked
 for presence, type and range, and a bad one raises ``MalformedRecord`` naming the event and the field, instead of
@@ -7,24 +13,51 @@ whatever Python would raise further down. The layout is documented in ``docs/eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import enum
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
 
 from replay.errors import MalformedRecord, RecordIncomplete
 from store import Event
 
+# Every event type the runtime writes, but host calls (``<interface>/<function>``). docs/events.md has one row each.
 ACTOR_CREATED = "actor/created"
+ACTOR_STOP = "actor/stop"
+ACTOR_EXIT = "actor/exit"
+ACTOR_FAILED = "actor/failed"
 WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
 WASM_ERROR = "wasm/error"
+SUPERVISOR_SPAWN = "supervisor/spawn"
+SUPERVISOR_RESTART = "supervisor/restart"
+SUPERVISOR_GIVE_UP = "supervisor/give-up"
+SUPERVISOR_STOP = "supervisor/stop"
+EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, WASM_INSTANTIATE, WASM_CALL, WASM_RESULT,
+               WASM_ERROR, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
 OUTCOMES = (WASM_RESULT, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
 LIFECYCLE_PREFIXES = ("actor/", "supervisor/")
 # After one of these the actor's instance takes no more calls until a new ``wasm/instantiate``.
-INSTANCE_ENDS = ("actor/stop", "actor/exit", "actor/failed")
-INSTANTIATE_REASONS = ("start", "restart", "resume", "recover")
-RESUMING = ("resume", "recover")  # an instance from the last committed state, after a crash or a failed commit
+INSTANCE_ENDS = (ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED)
+# Events that say which state the actor holds after them, and the field (a blob hash) that names it.
+STATE_FIELDS = {WASM_RESULT: "state", WASM_CALL: "state", WASM_INSTANTIATE: "state", ACTOR_CREATED: "init_state"}
+# Events after which an actor does not run until it is restarted (a failed call fails the actor).
+CHAIN_ENDS = frozenset({*INSTANCE_ENDS, WASM_ERROR})
+
+
+class InstantiateReason(enum.StrEnum):
+    """Why a ``wasm/instantiate`` made a fresh instance (its ``reason``)."""
+
+    START = "start"
+    RESTART = "restart"  # by a supervisor
+    RESUME = "resume"  # after a runtime restart
+    RECOVER = "recover"  # after a failed commit
+
+
+INSTANTIATE_REASONS = tuple(InstantiateReason)
+# An instance from the last committed state, after a crash or a failed commit.
+RESUMING = (InstantiateReason.RESUME, InstantiateReason.RECOVER)
 OPT_LEVELS = ("none", "speed", "speed_and_size")
 ENGINE_FLAGS = ("nan_canonicalization", "relaxed_simd_deterministic", "wasm_threads", "consume_fuel")
 LIMIT_FIELDS = ("fuel_per_call", "memory_bytes", "deadline_ms")
@@ -38,12 +71,24 @@ def is_boundary(event: Event) -> bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecordedLimits:
-    """The per-call limits recorded at creation (checked to be positive integers, not yet capped)."""
+class Limits:
+    """Per-call resource limits of an instance, as ``actor/created`` records them (the one definition: the
+    manifest's ``[limits]`` extend it, the boundary applies it, replay reads it back checked)."""
 
-    fuel_per_call: int
-    memory_bytes: int
-    deadline_ms: int
+    fuel_per_call: int = 1_000_000_000
+    memory_bytes: int = 256 * 1024 * 1024
+    deadline_ms: int = 30_000
+
+    def per_call(self) -> Limits:
+        """Just the per-call limits (a subclass's own fields dropped)."""
+        return Limits(fuel_per_call=self.fuel_per_call, memory_bytes=self.memory_bytes, deadline_ms=self.deadline_ms)
+
+    def encode(self) -> dict[str, int]:
+        return {"fuel_per_call": self.fuel_per_call, "memory_bytes": self.memory_bytes,
+                "deadline_ms": self.deadline_ms}
+
+
+RecordedLimits = Limits  # the name replay used for the checked recorded limits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +99,7 @@ class Genesis:
     component: bytes
     manifest: bytes
     engine: dict[str, Any]
-    limits: RecordedLimits
+    limits: Limits
     init_state: bytes | None
 
 
@@ -135,6 +180,257 @@ def _show(value: Any) -> str:
     return repr(value) if type(value) is int else _kind(value)
 
 
+class Payload:
+    """An event kind's ``data``: ``encode()`` gives the map to append (keys in field order, enums as their text,
+    ``MISSING`` fields left out), ``decode(event)`` reads a recorded event of ``TYPE`` back, checked."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def encode(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if value is _MISSING:
+                continue
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, Limits):
+                value = value.encode()
+            data[item.name] = value
+        return data
+
+    @classmethod
+    def _fields(cls, event: Event) -> _Fields:
+        if event.type != cls.TYPE:
+            raise MalformedRecord(seq=event.seq, type=event.type, field="type", problem=f"is not {cls.TYPE!r}")
+        return _Fields(event)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorCreated(Payload):
+    """``actor/created``, seq 0: what the actor is made of. ``id``, ``name`` and ``parent`` are informational and
+    read as recorded; the rest is checked (replay re-creates the actor from it)."""
+
+    TYPE: ClassVar[str] = ACTOR_CREATED
+    id: str
+    name: str
+    component: bytes
+    manifest: bytes
+    engine: dict[str, Any]
+    parent: str | None
+    init_state: bytes | None
+    limits: Limits
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        engine = fields_.nested("engine")
+        engine.text("wasmtime")
+        for flag in ENGINE_FLAGS:
+            if flag in engine.data:
+                engine.flag(flag)
+        if "cranelift_opt_level" in engine.data:
+            engine.text("cranelift_opt_level", OPT_LEVELS)
+        limits = fields_.nested("limits")
+        recorded = {name: limits.uint(name, positive=True) for name in LIMIT_FIELDS}
+        return cls(
+            id=fields_.data.get("id"),  # type: ignore[arg-type]
+            name=fields_.data.get("name"),  # type: ignore[arg-type]
+            component=fields_.digest("component"),  # type: ignore[arg-type]
+            manifest=fields_.digest("manifest"),  # type: ignore[arg-type]
+            engine=dict(engine.data),
+            parent=fields_.data.get("parent"),
+            init_state=fields_.digest("init_state", nullable=True),  # type: ignore[arg-type]
+            limits=Limits(**recorded),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WasmInstantiate(Payload):
+    """``wasm/instantiate``: a fresh instance. ``state`` is ``MISSING`` in chains written before it was recorded."""
+
+    TYPE: ClassVar[str] = WASM_INSTANTIATE
+    fuel: int | None
+    state: bytes | None | object = _MISSING
+    reason: InstantiateReason
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(fuel=fields_.uint("fuel", optional=True),
+                   state=fields_.digest("state", nullable=True, optional=True),
+                   reason=InstantiateReason(fields_.text("reason", INSTANTIATE_REASONS)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WasmCall(Payload):
+    """``wasm/call``: an export is about to be called with this state and these (recorded-form) params."""
+
+    TYPE: ClassVar[str] = WASM_CALL
+    state: bytes | None
+    export: str
+    params: list[Any]
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(state=fields_.digest("state", nullable=True),  # type: ignore[arg-type]
+                   export=fields_.text("export"), params=fields_.array("params"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WasmResult(Payload):
+    """``wasm/result``: the call returned ok, leaving ``state``, with the rest of the ok tuple as ``output``."""
+
+    TYPE: ClassVar[str] = WASM_RESULT
+    fuel: int
+    state: bytes | None
+    export: str
+    output: list[Any]
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(fuel=fields_.uint("fuel"), state=fields_.digest("state", nullable=True),  # type: ignore[arg-type]
+                   export=fields_.text("export"), output=fields_.array("output"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WasmFailure(Payload):
+    """``wasm/error``: the call failed; ``kind`` is a ``FaultKind`` (read back as recorded text)."""
+
+    TYPE: ClassVar[str] = WASM_ERROR
+    fuel: int | None
+    kind: str
+    detail: str
+    export: str
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(fuel=fields_.uint("fuel", optional=True), kind=fields_.text("kind"),
+                   detail=fields_.text("detail"), export=fields_.text("export"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorStop(Payload):
+    """``actor/stop``: the actor was stopped (``data`` is always null)."""
+
+    TYPE: ClassVar[str] = ACTOR_STOP
+    data: bytes | None = None
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        return cls(data=cls._fields(event).get("data"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorExit(Payload):
+    """``actor/exit``: the actor shut itself down, with this data."""
+
+    TYPE: ClassVar[str] = ACTOR_EXIT
+    data: bytes | None
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        return cls(data=cls._fields(event).get("data"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorFailed(Payload):
+    """``actor/failed``: the actor could not be brought up, or its supervisor gave up."""
+
+    TYPE: ClassVar[str] = ACTOR_FAILED
+    reason: str
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        return cls(reason=cls._fields(event).text("reason"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorSpawn(Payload):
+    """``supervisor/spawn``, in the parent's chain: a child was started (``child`` null and ``error`` set when the
+    spawn was refused)."""
+
+    TYPE: ClassVar[str] = SUPERVISOR_SPAWN
+    child: str | None
+    name: str
+    restart: str
+    restart_from: str
+    init: bool
+    error: str | None
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(child=fields_.get("child"), name=fields_.text("name"), restart=fields_.text("restart"),
+                   restart_from=fields_.text("restart_from"), init=fields_.flag("init"), error=fields_.get("error"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorRestart(Payload):
+    """``supervisor/restart``: the parent restarts a child. ``cause`` (the ending that led to it) is left out of a
+    requested restart."""
+
+    TYPE: ClassVar[str] = SUPERVISOR_RESTART
+    child: str
+    reason: str
+    strategy: str
+    restart_from: str
+    incarnation: int
+    delay_ms: int
+    cause: dict[str, Any] | object = _MISSING
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(child=fields_.text("child"), reason=fields_.text("reason"), strategy=fields_.text("strategy"),
+                   restart_from=fields_.text("restart_from"), incarnation=fields_.uint("incarnation"),  # type: ignore[arg-type]
+                   delay_ms=fields_.uint("delay_ms"),  # type: ignore[arg-type]
+                   cause=fields_.get("cause", optional=True))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorGiveUp(Payload):
+    """``supervisor/give-up``: too many restarts; the supervisor stops its children and fails."""
+
+    TYPE: ClassVar[str] = SUPERVISOR_GIVE_UP
+    child: str
+    reason: str
+    cause: dict[str, Any]
+    intensity: int
+    period_s: float
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(child=fields_.text("child"), reason=fields_.text("reason"), cause=fields_.get("cause"),
+                   intensity=fields_.uint("intensity"), period_s=fields_.get("period_s"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorStop(Payload):
+    """``supervisor/stop``: the parent stopped a child, with this outcome (``stopped``, ``timeout``, ``already
+    <status>``)."""
+
+    TYPE: ClassVar[str] = SUPERVISOR_STOP
+    child: str
+    reason: str
+    outcome: str
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(child=fields_.text("child"), reason=fields_.text("reason"), outcome=fields_.text("outcome"))
+
+
+PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
+    ActorCreated, ActorStop, ActorExit, ActorFailed, WasmInstantiate, WasmCall, WasmResult, WasmFailure,
+    SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
+
+
 def read_genesis(event: Event) -> Genesis:
     """The creation event's fields, checked.
 
@@ -144,24 +440,9 @@ def read_genesis(event: Event) -> Genesis:
     """
     if event.seq != 0 or event.type != ACTOR_CREATED:
         raise RecordIncomplete(f"event {event.seq} is {event.type!r}, not the creation event ('actor/created')")
-    fields = _Fields(event)
-    engine = fields.nested("engine")
-    engine.text("wasmtime")
-    for flag in ENGINE_FLAGS:
-        if flag in engine.data:
-            engine.flag(flag)
-    if "cranelift_opt_level" in engine.data:
-        engine.text("cranelift_opt_level", OPT_LEVELS)
-    limits = fields.nested("limits")
-    recorded = {name: limits.uint(name, positive=True) for name in LIMIT_FIELDS}
-    return Genesis(
-        event=event,
-        component=fields.digest("component"),  # type: ignore[arg-type]
-        manifest=fields.digest("manifest"),  # type: ignore[arg-type]
-        engine=dict(engine.data),
-        limits=RecordedLimits(**recorded),  # type: ignore[arg-type]
-        init_state=fields.digest("init_state", nullable=True),  # type: ignore[arg-type]
-    )
+    created = ActorCreated.decode(event)
+    return Genesis(event=event, component=created.component, manifest=created.manifest, engine=created.engine,
+                   limits=created.limits, init_state=created.init_state)
 
 
 def check_event(event: Event) -> None:
@@ -175,26 +456,11 @@ def check_event(event: Event) -> None:
     kind = event.type
     if kind.startswith(LIFECYCLE_PREFIXES):
         return
-    fields = _Fields(event)
-    if kind == WASM_CALL:
-        fields.text("export")
-        fields.digest("state", nullable=True)
-        fields.array("params")
-    elif kind == WASM_RESULT:
-        fields.text("export")
-        fields.digest("state", nullable=True)
-        fields.array("output")
-        fields.uint("fuel")
-    elif kind == WASM_ERROR:
-        fields.text("export")
-        fields.text("kind")
-        fields.text("detail")
-        fields.uint("fuel", optional=True)
-    elif kind == WASM_INSTANTIATE:
-        fields.text("reason", INSTANTIATE_REASONS)
-        fields.uint("fuel", optional=True)
-        fields.digest("state", nullable=True, optional=True)
+    payload = PAYLOADS.get(kind)
+    if payload is not None:  # the wasm/* kinds: decoding checks every field
+        payload.decode(event)  # type: ignore[attr-defined]
     else:  # a host call: its parameters and its result
+        fields = _Fields(event)
         fields.array("params")
         fields.get("result")
 
@@ -209,17 +475,44 @@ MISSING = _MISSING
 
 __all__ = [
     "ACTOR_CREATED",
+    "ACTOR_EXIT",
+    "ACTOR_FAILED",
+    "ACTOR_STOP",
+    "CHAIN_ENDS",
+    "EVENT_TYPES",
     "INSTANCE_ENDS",
     "INSTANTIATE_REASONS",
     "LIFECYCLE_PREFIXES",
     "MISSING",
     "OUTCOMES",
+    "PAYLOADS",
+    "RESUMING",
+    "STATE_FIELDS",
+    "SUPERVISOR_GIVE_UP",
+    "SUPERVISOR_RESTART",
+    "SUPERVISOR_SPAWN",
+    "SUPERVISOR_STOP",
     "WASM_CALL",
     "WASM_ERROR",
     "WASM_INSTANTIATE",
     "WASM_RESULT",
+    "ActorCreated",
+    "ActorExit",
+    "ActorFailed",
+    "ActorStop",
     "Genesis",
+    "InstantiateReason",
+    "Limits",
+    "Payload",
     "RecordedLimits",
+    "SupervisorGiveUp",
+    "SupervisorRestart",
+    "SupervisorSpawn",
+    "SupervisorStop",
+    "WasmCall",
+    "WasmFailure",
+    "WasmInstantiate",
+    "WasmResult",
     "check_event",
     "is_boundary",
     "read_genesis",

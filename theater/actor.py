@@ -25,7 +25,8 @@ from typing import Any
 
 from replay.boundary import STOPPED, Boundary, CallResult, Limits, import_functions
 from replay.engine import MAX_MESSAGE_BYTES, Engine
-from replay.errors import GuestFault
+from replay.errors import FaultKind, GuestFault
+from replay.schema import CHAIN_ENDS, ActorExit, ActorFailed, ActorStop, InstantiateReason, WasmInstantiate
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
@@ -35,6 +36,7 @@ from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, committed_state
 from theater.release import Effect, Releaser, settle
+from theater.status import ENDED, LIVE, ActorStatus
 
 ACTOR_INIT = "theater:simple/actor.init"
 HANDLE_SEND = "theater:simple/message-server-client.handle-send"
@@ -43,11 +45,8 @@ HANDLE_CHANNEL_OPEN = "theater:simple/message-server-client.handle-channel-open"
 HANDLE_CHANNEL_MESSAGE = "theater:simple/message-server-client.handle-channel-message"
 HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-close"
 
-STATUSES = ("starting", "running", "restarting", "stopped", "failed")
-# Reported (``reported_status``) for a running actor whose commit failed, until its next call re-instantiates it.
-RECOVERING = "recovering"
 # Events that end a chain: after one of them the actor does not run until it is restarted.
-ENDS = frozenset({"actor/stop", "actor/exit", "actor/failed", "wasm/error"})
+ENDS = CHAIN_ENDS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +90,7 @@ class Actor:
         self.component_hash = component_hash
         self.tape = tape
         self.parent = parent
-        self.status = "starting"
+        self.status = ActorStatus.STARTING
         self.failure: GuestFault | None = None
         self.state: bytes | None = None
         self.boundary: Boundary | None = None
@@ -299,17 +298,17 @@ class Actor:
     # Recovery after a failed commit (on the actor's thread).
 
     @property
-    def reported_status(self) -> str:
+    def reported_status(self) -> ActorStatus:
         """The status to show: ``recovering`` for a running actor whose commit failed and that has not yet been
         re-instantiated from its committed state (it does so before its next call), else ``status``."""
-        if self.status == "running" and (self._recovering or self.tape.broken()):
-            return RECOVERING
+        if self.status == ActorStatus.RUNNING and (self._recovering or self.tape.broken()):
+            return ActorStatus.RECOVERING
         return self.status
 
     def current_state(self) -> bytes | None:
         """The state of its latest successful call; while it is ``recovering``, the state its chain holds (what it
         will start from again), not what the calls whose commit failed left. Any thread may call it."""
-        if self.reported_status == RECOVERING:
+        if self.reported_status == ActorStatus.RECOVERING:
             return committed_state(self.stage.store, self.id)
         return self.state
 
@@ -333,13 +332,13 @@ class Actor:
         self.outstanding = {key: reply for key, reply in self.outstanding.items() if not reply.done()}
         if head.hash is None:
             reason = f"its creation could not be committed ({type(cause).__name__}: {cause})"
-            self.status = "failed"
-            self.failure = GuestFault("host", "instantiate", reason)
+            self.status = ActorStatus.FAILED
+            self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
             self.boundary = None
             self._close_mailbox()
             raise cause
         self.state = committed_state(self.stage.store, self.id)
-        if self.status in ("running", "starting"):
+        if self.status in LIVE:
             self.boundary = None
             self._recovering = True
 
@@ -364,27 +363,25 @@ class Actor:
             head = self.stage.store.log.head(self.id)
             if head.hash is None or self.stage.store.log.at(self.id, head.seq).type in ENDS:
                 return
-            if self.status == "failed":
+            if self.status == ActorStatus.FAILED:
                 detail = self.failure.detail if self.failure is not None else "failed"
-                self.tape.append("actor/failed", {"reason": detail})
+                self.tape.record(ActorFailed(reason=detail))
             elif self.shutdown_data is not None:
-                self.tape.append("actor/exit", {"data": self.shutdown_data[0]})
+                self.tape.record(ActorExit(data=self.shutdown_data[0]))
             else:
-                self.tape.append("actor/stop", {"data": None})
+                self.tape.record(ActorStop())
             self.tape.wait_durable()
 
     def _limits(self) -> Limits:
-        limits = self.manifest.limits
-        return Limits(fuel_per_call=limits.fuel_per_call, memory_bytes=limits.memory_bytes,
-                      deadline_ms=limits.deadline_ms)
+        return self.manifest.limits.per_call()
 
     def _reinstantiate(self) -> None:
         """A fresh instance from the committed state, recorded as ``wasm/instantiate`` with reason ``recover``."""
-        self.instantiate("recover", self._limits())
+        self.instantiate(InstantiateReason.RECOVER, self._limits())
 
     # Life cycle (on the actor's thread).
 
-    def boot(self, reason: str, *, call_init: bool = True) -> None:
+    def boot(self, reason: InstantiateReason, *, call_init: bool = True) -> None:
         """Bring the actor up from ``state``: a fresh instance (``wasm/instantiate`` with ``reason``), then
         ``init`` when ``call_init`` and it exports one; then it is running.
 
@@ -399,10 +396,10 @@ class Actor:
             raise
         if call_init and self.has_export(ACTOR_INIT):
             self.call(ACTOR_INIT, [str(self.id)])
-        if self.status == "starting":
-            self.status = "running"
+        if self.status == ActorStatus.STARTING:
+            self.status = ActorStatus.RUNNING
 
-    def instantiate(self, reason: str, limits: Limits) -> None:
+    def instantiate(self, reason: InstantiateReason, limits: Limits) -> None:
         """Create a fresh instance with the granted handlers linked, and record it.
 
         Raises:
@@ -416,8 +413,8 @@ class Actor:
         self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
         self._recovering = False
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
-        self.tape.append("wasm/instantiate", {"fuel": self.boundary.instantiate_fuel,
-                                              "state": self.tape.state_ref(self.state), "reason": reason})
+        self.tape.record(WasmInstantiate(fuel=self.boundary.instantiate_fuel, state=self.tape.state_ref(self.state),
+                                         reason=InstantiateReason(reason)))
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
         granted: dict[str, dict[str, Any]] = {"runtime": {}}
@@ -436,9 +433,9 @@ class Actor:
             GuestFault: the call failed; the actor is now failed, unless the fault is ``stopped`` (a stop ended
                 the call: the stop itself, queued ahead of everything else, stops the actor next).
         """
-        if self._recovering and self.status in ("running", "starting"):
+        if self._recovering and self.status in LIVE:
             self._reinstantiate()
-        if self.status not in ("running", "starting") or self.boundary is None:
+        if self.status not in LIVE or self.boundary is None:
             raise ActorNotRunning(str(self.id), self.status, self.failure.detail if self.failure else None)
         if not self.boundary.has_export(export):
             # Refused before anything crosses the boundary: nothing is recorded and the actor keeps running.
@@ -458,33 +455,33 @@ class Actor:
         return self.boundary is not None and self.boundary.has_export(export)
 
     def _fail(self, fault: GuestFault) -> None:
-        self.status = "failed"
+        self.status = ActorStatus.FAILED
         self.failure = fault
         self._drop_outstanding(f"actor {self.id} failed: {fault.detail}")
         self.stage.on_ended(self, "fail", None)
 
     def fail(self, fault: GuestFault) -> None:
         """Fail the actor outside any call (its supervisor gave up), recorded as ``actor/failed``."""
-        if self.status in ("stopped", "failed"):
+        if self.status in ENDED:
             return
-        self.tape.append("actor/failed", {"reason": str(fault)})
+        self.tape.record(ActorFailed(reason=str(fault)))
         self._fail(fault)
 
     def finish(self, how: str, data: bytes | None = None) -> None:
         """Stop the actor (``how`` is ``stop`` or ``exit``), record it, and end its thread after this op."""
-        if self.status in ("stopped", "failed"):
+        if self.status in ENDED:
             return
-        self.status = "stopped"
-        self.tape.append(f"actor/{how}", {"data": data})
+        self.status = ActorStatus.STOPPED
+        self.tape.record(ActorStop(data=data) if how == "stop" else ActorExit(data=data))
         self._drop_outstanding(f"actor {self.id} stopped")
         self.stage.on_ended(self, how, data)
         self._close_mailbox()
 
     def abandon(self, reason: str) -> None:
         """The actor could not be brought up (no instance): record why, mark it failed, end its thread."""
-        self.status = "failed"
-        self.failure = GuestFault("host", "instantiate", reason)
-        self.tape.append("actor/failed", {"reason": reason})
+        self.status = ActorStatus.FAILED
+        self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
+        self.tape.record(ActorFailed(reason=reason))
         self.stage.on_ended(self, "fail", None)
         self._close_mailbox()
 
@@ -497,8 +494,8 @@ class Actor:
     def close(self) -> None:
         """End the thread without recording anything (the runtime is closing). A call still running is not
         interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
-        if self.status in ("running", "starting"):
-            self.status = "stopped"
+        if self.status in LIVE:
+            self.status = ActorStatus.STOPPED
         self._close_mailbox()
         if not self.on_thread():
             self._thread.join(timeout=5)

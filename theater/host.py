@@ -27,10 +27,12 @@ from typing import Any, Protocol, TypeAlias, Union
 
 from replay.boundary import CallResult
 from replay.errors import GuestFault
+from replay.schema import InstantiateReason
 from store import Event, Store
 from theater.mailbox import Reservation
 from theater.manifest import Manifest, Maximums
 from theater.release import Effect
+from theater.status import ActorStatus
 
 
 class Recording(Protocol):
@@ -200,13 +202,13 @@ class SupervisedActor(ActorHost, Protocol):
 
     Attributes:
         parent: its supervisor's id, if any.
-        status: ``starting``, ``running``, ``restarting``, ``stopped`` or ``failed``.
+        status: ``starting``, ``running``, ``restarting``, ``stopped`` or ``failed`` (an ``ActorStatus``).
         failure: the fault that failed it, if it failed.
         incarnation: how many times it was restarted.
     """
 
     parent: uuid.UUID | None
-    status: str
+    status: ActorStatus
     failure: GuestFault | None
     incarnation: int
 
@@ -240,7 +242,7 @@ class SupervisedActor(ActorHost, Protocol):
         """Give an ended actor a new thread, so it can be restarted (never on its own thread)."""
         ...
 
-    def boot(self, reason: str, *, call_init: bool = True) -> None:
+    def boot(self, reason: InstantiateReason, *, call_init: bool = True) -> None:
         """On its thread: a fresh instance from ``state`` (recorded with ``reason``), then ``init`` if asked.
 
         Raises:

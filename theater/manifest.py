@@ -72,6 +72,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from replay.schema import Limits as CallLimits
 from theater.errors import ManifestError
 from theater.files import FileAccess
 
@@ -119,12 +120,10 @@ class HandlerSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Resource limits applied to every export call of the actor."""
+class Limits(CallLimits):
+    """A manifest's ``[limits]``: the per-call limits of every export call (``replay.schema.Limits``, recorded at
+    creation; ``per_call()`` gives just those) and the largest message the actor takes."""
 
-    fuel_per_call: int = 1_000_000_000
-    memory_bytes: int = 256 * 1024 * 1024
-    deadline_ms: int = 30_000
     max_message_bytes: int = 1024 * 1024  # stored and answered whole in one call (see replay.engine)
 
 

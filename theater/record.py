@@ -19,13 +19,9 @@ from typing import Any, Protocol
 
 from replay.boundary import CallResult
 from replay.errors import GuestFault
+from replay.schema import STATE_FIELDS, Payload, WasmCall, WasmFailure, WasmResult
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
-
-# Events that say which state the actor holds after them (``committed_state``), and the field that names it.
-STATE_FIELDS = {"wasm/result": "state", "wasm/call": "state", "wasm/instantiate": "state",
-                "actor/created": "init_state"}
-
 
 class Write(Protocol):
     """A write handed to the store's writer (an append or a blob put)."""
@@ -135,6 +131,10 @@ class RecordTape:
         if self._last is not None:
             self._last.wait(timeout)
 
+    def record(self, payload: Payload) -> Event:
+        """Queue one event of the payload's kind (``append`` of its type and encoded data)."""
+        return self.append(payload.TYPE, payload.encode())
+
     def state_ref(self, state: bytes | None) -> bytes | None:
         """Put ``state`` in the blob store (queued with the events) and return its hash."""
         if state is None:
@@ -212,18 +212,16 @@ class RecordTape:
         return result
 
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
-        # Maps are written in canonical key order (shorter keys first): the store then skips cbor2's slower
-        # canonical mode for them (store.codec._plain).
-        self.append("wasm/call", {"state": self.state_ref(state), "export": export, "params": params})
+        # The payload classes write their maps in canonical key order (shorter keys first): the store then skips
+        # cbor2's slower canonical mode for them (store.codec._plain).
+        self.record(WasmCall(state=self.state_ref(state), export=export, params=params))
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if isinstance(result, CallResult):
             state = self.state_ref(result.state)
-            self.append("wasm/result", {"fuel": result.fuel, "state": state, "export": export, "output": result.output})
+            self.record(WasmResult(fuel=result.fuel, state=state, export=export, output=result.output))
         else:
-            self.append(
-                "wasm/error", {"fuel": result.fuel, "kind": result.kind, "detail": result.detail, "export": export}
-            )
+            self.record(WasmFailure(fuel=result.fuel, kind=str(result.kind), detail=result.detail, export=export))
 
 
 __all__ = ["STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error"]

@@ -31,6 +31,7 @@ from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAb
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
 from theater.release import settle
+from theater.status import ActorStatus
 
 
 def _actor(end: Endpoint) -> Actor:
@@ -87,7 +88,7 @@ class Router:
             InvalidInputError, ActorNotFound, ActorNotRunning.
         """
         actor = self.get(actor_id)
-        if actor.status != "running":
+        if actor.status != ActorStatus.RUNNING:
             raise ActorNotRunning(str(actor.id), actor.status, actor.failure.detail if actor.failure else None)
         return actor
 

@@ -24,6 +24,7 @@ from replay.boundary import import_functions
 from replay.engine import Engine
 from replay.history import state_at
 from replay.replayer import Replayer
+from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import NotFoundError, StoreError
 from theater import components
@@ -46,6 +47,7 @@ from theater.manifest import (
     parse_manifest,
 )
 from theater.router import Router
+from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -145,7 +147,7 @@ class Theater:
         actor.state = state
         self.router.add(actor)
         try:
-            actor.submit(lambda: actor.boot("start", call_init=call_init)).result()
+            actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
         except StoreError as exc:
             # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
             reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
@@ -164,7 +166,7 @@ class Theater:
         """
         key = parse_actor_id(actor_id)
         live = self.router.find(key)
-        if live is not None and live.status in ("running", "starting"):
+        if live is not None and live.status in LIVE:
             return str(key)
         if self.store.log.head(key).hash is None:
             raise NotFoundError("actor", str(key))
@@ -179,7 +181,7 @@ class Theater:
                       parse_actor_id(parent) if parent else None)
         actor.state = state_at(self.store, key)
         self.router.add(actor)
-        actor.submit(lambda: actor.boot("resume", call_init=False)).result()
+        actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
         self._rejoin(actor)
         return str(key)
 
@@ -189,8 +191,8 @@ class Theater:
         Parents and children can be reopened in any order: whichever comes second makes the link.
         """
         parent = self.router.find(actor.parent) if actor.parent else None
-        children = [a for a in self.router.all() if a.parent == actor.id and a.status == "running"]
-        if parent is not None and parent.status == "running":
+        children = [a for a in self.router.all() if a.parent == actor.id and a.status == ActorStatus.RUNNING]
+        if parent is not None and parent.status == ActorStatus.RUNNING:
             self.supervision.adopt(parent, actor)
         for child in children:
             self.supervision.adopt(actor, child)
@@ -230,23 +232,16 @@ class Theater:
         parent: uuid.UUID | None,
     ) -> RecordTape:
         tape = RecordTape(self.store, actor_id, EMPTY)
-        tape.append(
-            "actor/created",
-            {
-                "id": str(actor_id),
-                "name": manifest.name,
-                "component": component_hash,
-                "manifest": self.store.blobs.put_async(manifest.source_text.encode()).value,
-                "engine": self.engine.settings.record(),
-                "parent": str(parent) if parent else None,
-                "init_state": tape.state_ref(state),
-                "limits": {
-                    "fuel_per_call": manifest.limits.fuel_per_call,
-                    "memory_bytes": manifest.limits.memory_bytes,
-                    "deadline_ms": manifest.limits.deadline_ms,
-                },
-            },
-        )
+        tape.record(ActorCreated(
+            id=str(actor_id),
+            name=manifest.name,
+            component=component_hash,
+            manifest=self.store.blobs.put_async(manifest.source_text.encode()).value,
+            engine=self.engine.settings.record(),
+            parent=str(parent) if parent else None,
+            init_state=tape.state_ref(state),
+            limits=manifest.limits.per_call(),
+        ))
         return tape
 
     def stop(self, actor_id: str | uuid.UUID) -> None:
@@ -264,11 +259,11 @@ class Theater:
                 stopping it again records it.
         """
         actor = self.router.get(actor_id)
-        if actor.status in ("stopped", "failed"):
+        if actor.status in ENDED:
             actor.confirm_end()  # an end whose record a failed commit lost is recorded now
             return
         parent = self.supervision.supervising(actor)
-        if parent is not None and parent.actor.status == "running":
+        if parent is not None and parent.actor.status == ActorStatus.RUNNING:
             self.supervision.stop_child(parent.actor, actor.id, "stopped through the runtime")
             return
         actor.interrupt(lambda: self.supervision.shutdown(actor)).result()
@@ -355,7 +350,7 @@ class Theater:
             for a in actors
         ]
 
-    def status(self, actor_id: str | uuid.UUID) -> str:
+    def status(self, actor_id: str | uuid.UUID) -> ActorStatus:
         """The actor's status: ``running``, ``recovering`` (a commit of its events failed; it goes back to its
         last committed state before its next call), ``starting``, ``restarting``, ``stopped`` or ``failed``."""
         return self.router.get(actor_id).reported_status

@@ -41,25 +41,35 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from replay.errors import GuestFault
+from replay.errors import FaultKind, GuestFault
+from replay.schema import (
+    SUPERVISOR_SPAWN,
+    InstantiateReason,
+    Payload,
+    SupervisorGiveUp,
+    SupervisorRestart,
+    SupervisorSpawn,
+    SupervisorStop,
+)
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, SupervisionError
 from theater.host import ActorHost, SupervisedActor
 from theater.manifest import RESTART_FROM, RESTART_TYPES, Manifest, SupervisionSpec, check_permissions
+from theater.status import ENDED, LIVE, ActorStatus
 
 HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
 HANDLE_CHILD_EXIT = "theater:simple/supervisor-handlers.handle-child-exit"
 
 # How a guest failure is reported to a parent's guest (``wit-error-type``).
-ERROR_TYPES = {
-    "trap": "internal",
-    "err": "internal",
-    "fuel": "operation-timeout",
-    "deadline": "operation-timeout",
-    "stopped": "internal",
-    "memory": "internal",
-    "host": "internal",
+ERROR_TYPES: dict[str, str] = {
+    FaultKind.TRAP: "internal",
+    FaultKind.ERR: "internal",
+    FaultKind.FUEL: "operation-timeout",
+    FaultKind.DEADLINE: "operation-timeout",
+    FaultKind.STOPPED: "internal",
+    FaultKind.MEMORY: "internal",
+    FaultKind.HOST: "internal",
 }
 _MISSING_EXPORT = "the component does not export this function"
 
@@ -108,14 +118,15 @@ class Ending:
 
     def record(self) -> dict[str, Any]:
         if self.fault is not None:
-            return {"how": self.how, "kind": self.fault.kind, "export": self.fault.export, "detail": self.fault.detail}
+            return {"how": self.how, "kind": str(self.fault.kind), "export": self.fault.export,
+                    "detail": self.fault.detail}
         return {"how": self.how, "data": self.data}
 
 
 def wit_actor_error(fault: GuestFault) -> dict[str, Any]:
     """A guest failure as the recorded form of ``wit-actor-error``: its kind mapped, the details as JSON data."""
     error_type = "function-not-found" if _MISSING_EXPORT in fault.detail else ERROR_TYPES.get(fault.kind, "internal")
-    data = json.dumps({"kind": fault.kind, "export": fault.export, "detail": fault.detail}, sort_keys=True)
+    data = json.dumps({"kind": str(fault.kind), "export": fault.export, "detail": fault.detail}, sort_keys=True)
     return {"error-type": error_type, "data": {"some": data.encode()}}
 
 
@@ -166,8 +177,8 @@ class Supervisor:
     def spec(self) -> SupervisionSpec:
         return self.actor.manifest.supervision
 
-    def record(self, type_: str, data: dict[str, Any]) -> None:
-        self.actor.tape.append(type_, data)
+    def record(self, payload: Payload) -> None:
+        self.actor.tape.append(payload.TYPE, payload.encode())
 
     def child(self, child_id: str | uuid.UUID) -> Child:
         """One of this supervisor's children.
@@ -284,20 +295,22 @@ class Supervision:
     def _spawn(
         self, parent: SupervisedActor, manifest: Manifest, state: bytes | None, call_init: bool, spec: ChildSpec
     ) -> SupervisedActor:
-        if parent.status not in ("running", "starting"):
+        if parent.status not in LIVE:
             raise ActorNotRunning(str(parent.id), parent.status, "a parent must be running to start children")
         sup = self.supervisor(parent)
         start = state if state is not None else manifest.init_state
-        data: dict[str, Any] = {"name": manifest.name, "restart": spec.restart, "restart_from": spec.restart_from,
-                                "init": call_init}
+        def spawned(child: str | None, error: str | None) -> SupervisorSpawn:
+            return SupervisorSpawn(child=child, name=manifest.name, restart=spec.restart,
+                                   restart_from=spec.restart_from, init=call_init, error=error)
+
         try:
             check_permissions(manifest, parent.manifest)
             child = self.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
         except TheaterError as exc:
-            sup.record("supervisor/spawn", {"child": None, **data, "error": str(exc)})
+            sup.record(spawned(None, str(exc)))
             raise
         sup.children[child.id] = Child(child, spec, start, call_init)
-        sup.record("supervisor/spawn", {"child": str(child.id), **data, "error": None})
+        sup.record(spawned(str(child.id), None))
         return child
 
     def adopt(self, parent: SupervisedActor, child: SupervisedActor) -> None:
@@ -325,14 +338,14 @@ class Supervision:
 
     def _spawn_record(self, parent: SupervisedActor, child_id: uuid.UUID) -> dict[str, Any]:
         for event in self.store.log.events(parent.id):
-            if event.type == "supervisor/spawn" and event.data.get("child") == str(child_id):
+            if event.type == SUPERVISOR_SPAWN and event.data.get("child") == str(child_id):
                 return dict(event.data)
         return {}
 
     def _spawn_order(self, parent: SupervisedActor) -> dict[uuid.UUID, int]:
         order: dict[uuid.UUID, int] = {}
         for event in self.store.log.events(parent.id):
-            if event.type == "supervisor/spawn" and event.data.get("child"):
+            if event.type == SUPERVISOR_SPAWN and event.data.get("child"):
                 order.setdefault(uuid.UUID(event.data["child"]), len(order))
         return order
 
@@ -367,14 +380,14 @@ class Supervision:
             del sup.children[child.actor.id]
             child.restart_pending = False
         outcome = self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
-        sup.record("supervisor/stop", {"child": str(child.actor.id), "reason": reason, "outcome": outcome})
+        sup.record(SupervisorStop(child=str(child.actor.id), reason=reason, outcome=outcome))
 
     def _stop_actor(self, child: Child, timeout: float) -> str:
         actor = child.actor
-        if actor.status == "restarting":
-            actor.status = "stopped"  # no instance to stop: it was waiting for its restart
+        if actor.status == ActorStatus.RESTARTING:
+            actor.status = ActorStatus.STOPPED  # no instance to stop: it was waiting for its restart
             return "stopped"
-        if actor.status not in ("running", "starting"):
+        if actor.status not in LIVE:
             return f"already {actor.status}"
         stopping = actor.interrupt(lambda: self.shutdown(actor))  # ahead of its messages; ends a running call
         try:
@@ -399,15 +412,18 @@ class Supervision:
 
     def _restart_now(self, sup: Supervisor, child: Child, reason: str) -> None:
         child.watched = None
-        if child.actor.status in ("running", "starting"):
+        if child.actor.status in LIVE:
             self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
-        sup.record("supervisor/restart", {**self._restart_data(sup, child, reason), "delay_ms": 0})
-        child.actor.status = "restarting"
+        sup.record(self._restart_record(sup, child, reason, delay_ms=0))
+        child.actor.status = ActorStatus.RESTARTING
         self._reboot(child)
 
-    def _restart_data(self, sup: Supervisor, child: Child, reason: str) -> dict[str, Any]:
-        return {"child": str(child.actor.id), "reason": reason, "strategy": sup.spec.strategy,
-                "restart_from": child.spec.restart_from, "incarnation": child.actor.incarnation + 1}
+    def _restart_record(self, sup: Supervisor, child: Child, reason: str, *, delay_ms: int,
+                        cause: dict[str, Any] | None = None) -> SupervisorRestart:
+        extra = {} if cause is None else {"cause": cause}  # a requested restart records no cause
+        return SupervisorRestart(child=str(child.actor.id), reason=reason, strategy=sup.spec.strategy,
+                                 restart_from=child.spec.restart_from, incarnation=child.actor.incarnation + 1,
+                                 delay_ms=delay_ms, **extra)
 
     def _reboot(self, child: Child) -> None:
         """A new instance for the child, on its thread; a failure reaches the parent as the child's end."""
@@ -428,8 +444,8 @@ class Supervision:
             actor.failure = None
             actor.shutdown_data = None
             actor.state = state
-            actor.status = "starting"
-            actor.boot("restart", call_init=call_init)
+            actor.status = ActorStatus.STARTING
+            actor.boot(InstantiateReason.RESTART, call_init=call_init)
 
         try:
             actor.control(boot).result()
@@ -467,13 +483,13 @@ class Supervision:
 
     def _heard(self, sup: Supervisor, child_id: uuid.UUID, incarnation: int, ending: Ending) -> None:
         child = sup.children.get(child_id)
-        if self._closed or child is None or child.watched != incarnation or sup.actor.status != "running":
+        if self._closed or child is None or child.watched != incarnation or sup.actor.status != ActorStatus.RUNNING:
             return
         child.watched = None
         if not self._tell(sup.actor, child_id, ending):
             return
         untouched = sup.children.get(child_id) is child and child.watched is None  # the guest did not act itself
-        if untouched and child.actor.status in ("failed", "stopped"):
+        if untouched and child.actor.status in ENDED:
             self._apply(sup, child, ending)
 
     def _tell(self, parent: SupervisedActor, child_id: uuid.UUID, ending: Ending) -> bool:
@@ -488,7 +504,7 @@ class Supervision:
             parent.call(export, params)
         except (GuestFault, ActorNotRunning):
             return False
-        return parent.status == "running"
+        return parent.status == ActorStatus.RUNNING
 
     def _apply(self, sup: Supervisor, child: Child, ending: Ending) -> None:
         """The declared policy for a child that ended on its own."""
@@ -507,9 +523,9 @@ class Supervision:
         delay = self._delay(sup, child, now)
         for member in group:
             reason = ending.how if member is child else "sibling"
-            data = {**self._restart_data(sup, member, reason), "delay_ms": delay}
-            sup.record("supervisor/restart", {**data, "cause": {"child": str(child.actor.id), **ending.record()}})
-            member.actor.status = "restarting"
+            cause = {"child": str(child.actor.id), **ending.record()}
+            sup.record(self._restart_record(sup, member, reason, delay_ms=delay, cause=cause))
+            member.actor.status = ActorStatus.RESTARTING
             member.restart_pending = True
         ids = [m.actor.id for m in group]
         if delay == 0:
@@ -533,7 +549,7 @@ class Supervision:
     def _restart_group(self, sup: Supervisor, ids: list[uuid.UUID]) -> None:
         for child_id in ids:
             child = sup.children.get(child_id)
-            if child is not None and child.restart_pending and sup.actor.status == "running":
+            if child is not None and child.restart_pending and sup.actor.status == ActorStatus.RUNNING:
                 self._reboot(child)
 
     def _later(self, sup: Supervisor, delay_ms: int, op: Callable[[], None]) -> None:
@@ -553,11 +569,11 @@ class Supervision:
     def _give_up(self, sup: Supervisor, child: Child, ending: Ending) -> None:
         spec = sup.spec
         reason = f"more than {spec.intensity} restarts within {spec.period_s:g} s"
-        sup.record("supervisor/give-up", {"child": str(child.actor.id), "reason": reason, "cause": ending.record(),
-                                          "intensity": spec.intensity, "period_s": spec.period_s})
+        sup.record(SupervisorGiveUp(child=str(child.actor.id), reason=reason, cause=ending.record(),
+                                    intensity=spec.intensity, period_s=spec.period_s))
         self.stop_children(sup.actor, "supervisor gave up")
         detail = f"{reason}; the last: child {child.actor.id} ({ending.how})"
-        sup.actor.fail(GuestFault("host", "supervision", f"gave up: {detail}"))
+        sup.actor.fail(GuestFault(FaultKind.HOST, "supervision", f"gave up: {detail}"))
 
     def of(self, actor: SupervisedActor) -> ChildrenOf:
         """``actor``'s children, as its ``supervisor`` handler sees them (``theater.host.Children``)."""

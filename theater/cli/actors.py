@@ -21,9 +21,10 @@ from theater.cli.completion import ACTOR_ID
 from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 from theater.porcelain import actor_rows
 from theater.porcelain.forms import from_jsonable, text_of
+from theater.status import ActorStatus
 
-STATUS_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "starting": "yellow", "interrupted": "yellow",
-                "recovering": "yellow"}
+STATUS_STYLE = {ActorStatus.RUNNING: "green", ActorStatus.FAILED: "red", ActorStatus.STOPPED: "dim",
+                ActorStatus.STARTING: "yellow", ActorStatus.INTERRUPTED: "yellow", ActorStatus.RECOVERING: "yellow"}
 
 
 emit = emit_json

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from replay.schema import WASM_RESULT
 from theater.build import BuildResult, build_project
 from theater.build import precompile as precompile_component
 from theater.cli._context import Context, emit_json
@@ -150,7 +151,7 @@ def _show_record(theater: Theater, actor: str, say: Callable[[str], None]) -> di
         kind = event.type.replace("theater:simple/", "")
         data = summary(event, 200).replace("theater:simple/", "")[:90]
         say(f"  {event.seq:>3}  {short(event.hash)}  {kind:<18} {data}")
-    earlier = [e for e in events if e.type == "wasm/result"][1]
+    earlier = [e for e in events if e.type == WASM_RESULT][1]
     point = state_point(store, actor_id, seq=earlier.seq)
     say(f"\n4. state right after event {earlier.seq}: {(point.state or b'').decode()}  (from the record, no re-run)")
     report = verify_actor(store, actor_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from replay.schema import WASM_RESULT
 from theater.cli._context import Context, emit_json
 from theater.cli._maximums import max_option
 from theater.cli._render import short
@@ -94,7 +95,7 @@ def demo(ctx: Context, as_json: bool) -> None:
     say(f"\nits chain: {len(events)} events")
     for e in events:
         say(f"  {e.seq:>3}  {short(e.hash)}  {e.type}")
-    earlier = next(e for e in events if e.type == "wasm/result" and e.seq > 4)
+    earlier = next(e for e in events if e.type == WASM_RESULT and e.seq > 4)
     point = state_point(st, actor_id, seq=earlier.seq)
     say(f"\nstate after event {earlier.seq}: count = {int.from_bytes(point.state or b'', 'little')}  "
         "(time travel, no re-execution)")

@@ -11,28 +11,30 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from replay import state_event_at
+from replay.schema import ACTOR_EXIT, ACTOR_FAILED, ACTOR_STOP, STATE_FIELDS, WASM_ERROR
 from store import EMPTY, Event, Store, parse_actor_id
 from store.errors import AmbiguousPrefixError, InvalidInputError
 from theater.errors import ActorNotFound, ActorNotRunning
 from theater.porcelain.records import recorded_head
+from theater.status import LIVE, ActorStatus
 
 if TYPE_CHECKING:
     from theater.actor import Actor
     from theater.runtime import Theater
 
-STOPPED, FAILED, INTERRUPTED = "stopped", "failed", "interrupted"
+STOPPED, FAILED, INTERRUPTED = ActorStatus.STOPPED, ActorStatus.FAILED, ActorStatus.INTERRUPTED
 ENDED = frozenset({STOPPED, FAILED})
-TERMINAL_EVENTS = {"actor/stop": STOPPED, "actor/exit": STOPPED, "actor/failed": FAILED, "wasm/error": FAILED}
+TERMINAL_EVENTS = {ACTOR_STOP: STOPPED, ACTOR_EXIT: STOPPED, ACTOR_FAILED: FAILED, WASM_ERROR: FAILED}
 MIN_PREFIX = 4
 ID_CHARS = frozenset("0123456789abcdef-")
 
 
-def last_status(event_type: str) -> str:
+def last_status(event_type: str) -> ActorStatus:
     """What a chain that ends in an event of this type says about its actor: stopped, failed or interrupted."""
     return TERMINAL_EVENTS.get(event_type, INTERRUPTED)
 
 
-def chain_status(store: Store, actor: uuid.UUID) -> str:
+def chain_status(store: Store, actor: uuid.UUID) -> ActorStatus:
     """The actor's status read from its chain (``last_status`` of its last event).
 
     Raises:
@@ -136,7 +138,7 @@ def _summary(actor: Actor) -> dict[str, Any]:
 def _state(store: Store, source: Event | None) -> dict[str, Any] | None:
     if source is None:
         return None
-    digest = source.data.get("state" if source.type == "wasm/result" else "init_state")
+    digest = source.data.get(STATE_FIELDS.get(source.type, "state"))
     if digest is None:
         return None
     return {"hash": digest.hex(), "size": store.blobs.size(digest), "seq": source.seq}
@@ -189,10 +191,10 @@ def restart(theater: Theater, actor: uuid.UUID) -> None:
     if live is None:
         recorded_head(theater.store, actor)
     supervisor = theater.supervision.supervising(live) if live is not None else None
-    if supervisor is not None and supervisor.actor.status == "running":
+    if supervisor is not None and supervisor.actor.status == ActorStatus.RUNNING:
         theater.supervision.restart_child(supervisor.actor, actor, "requested")
         return
-    if live is not None and live.status in ("running", "starting"):
+    if live is not None and live.status in LIVE:
         theater.stop(actor)
     theater.reopen(actor)
 

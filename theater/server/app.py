@@ -25,6 +25,7 @@ from theater.server.origin import origin_middleware
 from theater.server.routes import ROUTE_TABLES
 from theater.server.service import SERVICE, ServerConfig, Service, service
 from theater.server.wire import json_response
+from theater.status import ActorStatus
 
 log = logging.getLogger("theater.server")
 RETRY_AFTER_S = "1"  # seconds a client refused for a full mailbox is told to wait
@@ -83,7 +84,7 @@ async def server_info(request: web.Request) -> web.Response:
         "version": __version__,
         "home": str(svc.config.home),
         "actors": len(actors),
-        "running": sum(a["status"] == "running" for a in actors),
+        "running": sum(a["status"] == ActorStatus.RUNNING for a in actors),
         "auth": svc.config.token is not None,
         "started_ms": svc.started_ms,
         "resumed": svc.resumed,
