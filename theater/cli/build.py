@@ -111,7 +111,7 @@ def quickstart(ctx: Context, directory: str | None, cache_dir: str | None) -> No
         for message in (b"+1", b"+2", b"+3"):
             theater.send(actor, message)
         click.echo(f"  actor {actor}\n  sent +1 +2 +3; request get -> {theater.request(actor, b'get').decode()}")
-        click.echo(f"  its log: {theater.actor(actor).logs}")
+        click.echo(f"  its log: {list(theater.actor(actor).logs)}")
         theater.stop(actor)
         _show_record(theater, actor)
     click.echo(f"\nnext:\n  theater --home {ctx.home} events {actor}\n  theater --home {ctx.home} state {actor} --seq 7"
