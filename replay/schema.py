@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from replay.derived import RESULT_REF, check_ref
 from replay.errors import MalformedRecord, RecordIncomplete
 from store import Event
 
@@ -194,9 +195,12 @@ def check_event(event: Event) -> None:
         fields.text("reason", INSTANTIATE_REASONS)
         fields.uint("fuel", optional=True)
         fields.digest("state", nullable=True, optional=True)
-    else:  # a host call: its parameters and its result
+    else:  # a host call: its parameters and its result, whole or by reference (``replay.derived``)
         fields.array("params")
-        fields.get("result")
+        if RESULT_REF in fields.data:
+            check_ref(event, fields.data[RESULT_REF])
+        else:
+            fields.get("result")
 
 
 def recorded_state(event: Event) -> bytes | None | object:
