@@ -1,6 +1,6 @@
 """Every function of every implemented handler, called by a guest through the runtime and found in its chain.
 
-``runtime.get-chain`` is not covered: the test-component kit has no behaviour that calls it.
+``runtime.get-chain`` is covered in ``test_chain_reads.py`` (with ``supervisor.get-child-events``).
 """
 
 from __future__ import annotations
