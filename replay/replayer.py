@@ -26,6 +26,7 @@ import cbor2
 
 from replay.boundary import INTERRUPTS, Boundary, CallResult, Limits, RecordedHostFault
 from replay.continuity import ContinuityCheck, InterruptedCall
+from replay.derived import RESULT_REF, RefMismatch, expand
 from replay.engine import EPOCH_TICK_S, Engine, check_recorded
 from replay.errors import (
     ContinuityBreak,
@@ -195,9 +196,10 @@ class ReplayTape:
 
     replaying = True
 
-    def __init__(self, cursor: Cursor, *, hint: str | None = None) -> None:
+    def __init__(self, cursor: Cursor, *, hint: str | None = None, store: Store | None = None) -> None:
         self.cursor = cursor
         self.hint = hint
+        self.store = store  # where results recorded by reference are read back from (``replay.derived``)
         self.calls = 0
         self.host_calls = 0
         self.cut: int | None = None
@@ -230,12 +232,25 @@ class ReplayTape:
                                 {"import": name, "params": params})
         if not _same(event.data.get("params"), params):
             raise self._diverge(event, f"parameters of {name}", event.data.get("params"), params)
+        result = self._expand(event, name) if RESULT_REF in event.data else event.data.get("result")
         self.host_calls += 1
         if self.cut is not None:
             self.cut -= 1
             if not self.cut:  # every recorded host call of the interrupted call is checked: nothing more to see
                 raise _CallCut("the record of the interrupted call ends here")
-        return event.data.get("result")
+        return result
+
+    def _expand(self, event: Event, name: str) -> Any:
+        """The result a host call recorded by reference (``replay.derived``), read back from the store; the
+        store's chain must end at the recorded head."""
+        if self.store is None:
+            raise RecordIncomplete(f"event {event.seq} ({name}) records its result by reference: replay needs "
+                                   "the store")
+        try:
+            return expand(self.store, event.data[RESULT_REF])
+        except RefMismatch as exc:
+            raise self._diverge(event, f"chain of actor {exc.actor} up to seq {exc.to_seq} (the result of {name})",
+                                exc.expected, exc.actual) from None
 
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
         event = self._next("export call", {"export": export, "params": params})
@@ -377,7 +392,7 @@ class Replayer:
         stop = None if to_seq is None else to_seq + 1
         # Events before from_seq are read too: continuity is checked from genesis whatever replay starts from.
         checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
-        tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None)
+        tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None, store=self.store)
         run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
         run.progress = progress
         divergence: Divergence | None = None

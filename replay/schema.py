@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
+from replay.derived import RESULT_REF, check_ref
 from replay.errors import MalformedRecord, RecordIncomplete
 from store import Event
 
@@ -462,7 +463,10 @@ def check_event(event: Event) -> None:
     else:  # a host call: its parameters and its result
         fields = _Fields(event)
         fields.array("params")
-        fields.get("result")
+        if RESULT_REF in fields.data:
+            check_ref(event, fields.data[RESULT_REF])
+        else:
+            fields.get("result")
 
 
 def recorded_state(event: Event) -> bytes | None | object:

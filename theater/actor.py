@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-clos
 
 # Events that end a chain: after one of them the actor does not run until it is restarted.
 ENDS = CHAIN_ENDS
+# How many of its latest ``runtime.log`` lines an actor keeps in memory (``Actor.logs``); the chain holds them all.
+LOG_LINES = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +99,7 @@ class Actor:
         self.boundary: Boundary | None = None
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
-        self.logs: list[str] = []
+        self.logs: deque[str] = deque(maxlen=LOG_LINES)  # the latest lines only: the chain holds every one
         self.incarnation = 0  # how many times a supervisor restarted it
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from replay.boundary import CallResult
+from replay.derived import RESULT_REF, Derived
 from replay.errors import GuestFault
 from replay.schema import STATE_FIELDS, Payload, WasmCall, WasmFailure, WasmResult
 from store import Event, Head, PendingAppend, Store
@@ -208,6 +209,9 @@ class RecordTape:
 
     def host_call(self, name: str, params: list[Any], call: Callable[[], Any]) -> Any:
         result = call()
+        if isinstance(result, Derived):  # the chain already holds it: record the reference (replay.derived)
+            self.append(name, {"params": params, RESULT_REF: result.ref})
+            return result.value
         self.append(name, {"params": params, "result": result})
         return result
 

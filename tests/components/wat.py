@@ -58,7 +58,7 @@ Imports and exports
 -------------------
 Imported interfaces are derived from the behaviours used (plus
 ``actor_wat(imports=...)``) and are declared whole, as in the repo's WIT
-(``runtime`` includes ``get-chain``, which no behaviour calls), unless
+(``runtime`` includes every function, whether a behaviour calls it or not), unless
 ``minimal_imports=True``.  As wit-component would for the repo's WIT, the
 interfaces that ``use types.{...}`` re-export those types from a
 ``theater:simple/types`` import; that import holds only types, so a linker
@@ -118,6 +118,7 @@ __all__ = [
     "grow_memory",
     # behaviours: imports
     "log",
+    "get_chain",
     "get_state",
     "shutdown",
     "store_now",
@@ -544,6 +545,12 @@ def get_state() -> Behaviour:
     (call $set_resp (i32.load8_u (local.get $ret)) (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret)))
     """
     return _call("get_state", (), RUNTIME, "get-state", "", handle)
+
+
+def get_chain() -> Behaviour:
+    """``runtime.get-chain()``; R = the number of events, 8 bytes LE."""
+    handle = "(call $set_both (call $u64_bytes (i64.extend_i32_u (i32.load offset=4 (local.get $ret)))) (i32.const 8))"
+    return _call("get_chain", (), RUNTIME, "get-chain", "", handle)
 
 
 def shutdown(data: Source | None = None) -> Behaviour:

@@ -216,9 +216,13 @@ def test_blobs_and_labels(http):
     assert http.get("/v1/blobs/mine").status == 404
 
 
-def test_server_info(http):
-    info = http.ok("GET", "/v1/server")
-    assert info["auth"] is False and info["actors"] >= 0 and info["resumed"] == []
+def test_server_info_counts_the_actors_it_runs(http, start_actor):
+    before = http.ok("GET", "/v1/server")
+    assert before["auth"] is False and before["resumed"] == []
+    assert before["actors"] == len(http.ok("GET", "/v1/actors")["actors"])
+    start_actor(http, "counted", wat.echo_actor())
+    after = http.ok("GET", "/v1/server")
+    assert (after["actors"], after["running"]) == (before["actors"] + 1, before["running"] + 1)
 
 
 def test_malformed_requests_get_a_json_4xx(http, start_actor):

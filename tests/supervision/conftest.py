@@ -3,64 +3,16 @@ table, waiting on commits (never sleeping), and the check that every chain verif
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from store import Event
-from theater.errors import ActorNotRunning
-from theater.runtime import Theater
 from tests._chains import CommitWaiter
-from tests._chains import chain_problems as store_chain_problems
-
-WAIT = 10.0  # seconds any single wait may take before the test fails
-MAX_DRAIN_ROUNDS = 50
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-class ManifestWriter:
-    """Writes a component and its manifest into a directory and returns the manifest's path."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def text(
-        self, name: str, component: str, handlers: Iterable[str] = (), *, supervision: Mapping[str, Any] | None = None,
-        limits: Mapping[str, int] | None = None, init_state: str | None = None,
-    ) -> str:
-        """The manifest's TOML (the component is written next to where the manifest would be, and named by a
-        path relative to it: a supervisor's guest may name only files in its manifest's directory)."""
-        path = self.directory / f"{name}.wat"
-        path.write_text(component)
-        lines = [f"name = {toml_value(name)}", f"component = {toml_value(path.name)}"]  # beside the manifest
-        if init_state is not None:
-            lines.append(f"init_state = {toml_value(init_state)}")
-        for handler in handlers:
-            lines += ["", "[[handlers]]", f"type = {toml_value(handler)}"]
-        for table, values in (("limits", limits), ("supervision", supervision)):
-            if values:
-                lines += ["", f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-        return "\n".join(lines) + "\n"
-
-    def __call__(self, name: str, component: str, handlers: Iterable[str] = (), **options: Any) -> Path:
-        manifest = self.directory / f"{name}.toml"
-        manifest.write_text(self.text(name, component, handlers, **options))
-        return manifest
-
+from tests._fixtures import WAIT, ManifestWriter, chain_problems, drain, of_type
+from theater.runtime import Theater
 
 class FakeClock:
     """Seconds that move only when a test says so."""
@@ -92,34 +44,6 @@ class Watch:
             events = of_type(self.theater, actor_id, type_, **match)
             return events if len(events) >= count else []
         return self.until(found, f"{count} x {type_} {match or ''} in the chain of {actor_id}")
-
-
-def of_type(theater: Theater, actor_id: str, type_: str, **match: Any) -> list[Event]:
-    """The actor's events of that type whose data has the given values, in chain order."""
-    return [e for e in theater.events(actor_id)
-            if e.type == type_ and all(e.data.get(k) == v for k, v in match.items())]
-
-
-def drain(theater: Theater) -> None:
-    """Wait until every actor has handled what was sent to it and nothing more is being recorded."""
-    for _ in range(MAX_DRAIN_ROUNDS):
-        before = theater.store.log.feed_end()
-        for listed in theater.actors():
-            actor = theater.actor(listed["id"])
-            try:
-                actor.submit(lambda: None).result(WAIT)
-            except ActorNotRunning:
-                pass
-            actor.tape.wait_durable(WAIT)
-        if theater.store.log.feed_end() == before:
-            return
-    raise AssertionError(f"the actors were still busy after {MAX_DRAIN_ROUNDS} rounds")
-
-
-def chain_problems(theater: Theater) -> list[str]:
-    """Every reason a chain of this runtime's store fails verification or replay, once the actors are idle."""
-    drain(theater)
-    return store_chain_problems(theater.store)
 
 
 class Rig:

@@ -1,6 +1,6 @@
 """Every function of every implemented handler, called by a guest through the runtime and found in its chain.
 
-``runtime.get-chain`` is not covered: the test-component kit has no behaviour that calls it.
+``runtime.get-chain`` is covered in ``test_chain_reads.py`` (with ``supervisor.get-child-events``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def le64(raw: bytes) -> int:
 def test_log_appends_to_the_actor_logs_and_records_the_call(theater, manifest, events_of):
     actor = theater.start(manifest("logger", wat.logger_actor(), MSG))
     theater.send(actor, b"hello from the guest")
-    assert theater.actor(actor).logs == [actor, "hello from the guest"]
+    assert list(theater.actor(actor).logs) == [actor, "hello from the guest"]
     logged = events_of(theater, actor, "theater:simple/runtime/log")
     assert [e.data for e in logged] == [
         {"params": [actor], "result": None},

@@ -442,7 +442,7 @@ def test_channel_between_actors_is_opened_used_both_ways_and_closed(theater, sta
     assert theater.state(opener) == b""  # send-on-channel returned ok
     settle(theater, acceptor, opener, acceptor)
     # acceptor stored and echoed ping; the opener logged it and closed; the acceptor saw the close.
-    assert theater.actor(opener).logs == ["ping"]
+    assert list(theater.actor(opener).logs) == ["ping"]
     assert theater.state(acceptor) == b"closed"
     exports = [e.data["export"] for e in theater.events(acceptor) if e.type == "wasm/call"][1:]
     assert exports == [HANDLE_CHANNEL_OPEN, HANDLE_CHANNEL_MESSAGE, HANDLE_CHANNEL_CLOSE]

@@ -120,7 +120,7 @@ def quickstart(ctx: Context, directory: str | None, cache_dir: str | None, as_js
             theater.send(actor, message)
         response = theater.request(actor, b"get")
         say(f"  actor {actor}\n  sent +1 +2 +3; request get -> {response.decode()}")
-        say(f"  its log: {theater.actor(actor).logs}")
+        say(f"  its log: {list(theater.actor(actor).logs)}")
         theater.stop(actor)
         report = _show_record(theater, actor, say)
     say(f"\nnext:\n  theater --home {ctx.home} events {actor}\n  theater --home {ctx.home} state {actor} --seq 7"

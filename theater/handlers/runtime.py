@@ -6,8 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import cbor2
-
+from replay.derived import Derived, chain_result
 from theater.handlers._base import Handler
 
 log = logging.getLogger("theater.actor")
@@ -30,20 +29,11 @@ class RuntimeHandler(Handler):
         state = self.actor.state
         return None if state is None else {"some": state}
 
-    def get_chain(self) -> list[dict[str, Any]]:
-        # The chain as committed so far: events of the running call are not durable yet and are left out.
+    def get_chain(self) -> Derived | list[dict[str, Any]]:
+        # The chain as committed so far, recorded by reference to its head (replay.derived): the chain holds it.
         self.actor.flush()
         store = self.actor.store
-        return [
-            {
-                "hash": e.hash,
-                "parent-hash": None if e.parent is None else {"some": e.parent},
-                "event-type": e.type,
-                "data": cbor2.dumps(e.data, canonical=True),
-                "timestamp": e.timestamp_ms,
-            }
-            for e in store.log.events(self.actor.id)
-        ]
+        return chain_result(store.log.events(self.actor.id), actor=self.actor.id)
 
     def shutdown(self, data: dict[str, Any] | None) -> dict[str, Any]:
         self.actor.shutdown_data = (None if data is None else data["some"],)

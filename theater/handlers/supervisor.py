@@ -27,8 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import cbor2
-
+from replay.derived import Derived, chain_result
 from store.errors import NotFoundError, TheaterError
 from theater.errors import ManifestError
 from theater.handlers._base import Handler
@@ -121,20 +120,11 @@ class SupervisorHandler(Handler):
             return {"err": str(exc)}
         return {"ok": None if state is None else {"some": state}}
 
-    def get_child_events(self, child_id: str) -> dict[str, Any]:
+    def get_child_events(self, child_id: str) -> Derived | dict[str, Any]:
         try:
             child = self.actor.children.get(child_id)
             child.tape.wait_durable()  # what the child has recorded so far, committed
         except TheaterError as exc:
             return {"err": str(exc)}
-        return {"ok": [_chain_event(e) for e in self.actor.store.log.events(child.id)]}
-
-
-def _chain_event(event: Any) -> dict[str, Any]:
-    return {
-        "hash": event.hash,
-        "parent-hash": None if event.parent is None else {"some": event.parent},
-        "event-type": event.type,
-        "data": cbor2.dumps(event.data, canonical=True),
-        "timestamp": event.timestamp_ms,
-    }
+        # Recorded by reference to the child's head (replay.derived): the child's chain holds the events.
+        return chain_result(self.actor.store.log.events(child.id), actor=child.id, ok=True)

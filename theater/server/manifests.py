@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime
-import json
-import math
 from typing import Any
+
+import tomli_w
 
 from theater.errors import ManifestError
 from theater.files import FileAccess
@@ -51,31 +50,14 @@ def client_manifest(
 
 
 def _with_inline_state(data: dict[str, Any], state: bytes) -> str:
-    """The manifest as TOML again, with ``init_state`` replaced by the given bytes in base64."""
+    """The manifest as TOML again, with ``init_state`` replaced by the given bytes in base64.
+
+    Written by ``tomli_w``, which writes every value ``tomllib`` reads (any Unicode, nested and array tables,
+    dates and times, inf and nan), so the text reads back as the same table.
+    """
     data = dict(data)
     data["init_state"] = {"base64": base64.b64encode(state).decode("ascii")}
-    return "".join(f"{_key(key)} = {_value(value)}\n" for key, value in data.items())
-
-
-def _key(key: str) -> str:
-    return json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    """A TOML value as inline TOML (strings as JSON strings, which TOML reads the same)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return ("-inf" if value < 0 else "inf") if math.isinf(value) else "nan" if math.isnan(value) else repr(value)
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+    return tomli_w.dumps(data)
 
 
 __all__ = ["client_manifest"]
