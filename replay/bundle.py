@@ -3,12 +3,15 @@
 A bundle is canonical CBOR of the map::
 
     {"format": "theater-bundle/1", "actor": bytes(16), "from_seq": uint, "to_seq": uint,
-     "events": [stored event (hash || body), ...], "blobs": {digest: bytes, ...}}
+     "events": [stored event (hash || body), ...], "blobs": {digest: bytes, ...},
+     "chains": {bytes(16): [stored event, ...], ...}}     # only when the chain refers to other chains
 
 Events always start at genesis, so the chain's integrity is provable from the bundle alone; ``from_seq`` is where
 re-execution starts by default (``theater chain export --from``). ``blobs`` holds the component, the manifest,
-every state and every spilled payload the events reference. A bundle verifies on a machine with no Theater home:
-it is loaded into a temporary store first.
+every state and every spilled payload the events reference. ``chains`` holds, from genesis, the other actors'
+chains a host result refers to (``supervisor.get-child-events`` is recorded by reference to the child's chain,
+``replay.derived``), with their blobs, so re-execution can hand the guest the same value. A bundle verifies on a
+machine with no Theater home: it is loaded into a temporary store first.
 
 A bundle comes from anyone: its header is checked against its events (``to_seq`` is the seq of the last event,
 ``from_seq`` lies within them, every field has its type) before anything is imported.
@@ -25,6 +28,7 @@ from typing import Any
 
 import cbor2
 
+from replay.derived import referenced_chains
 from replay.errors import RecordIncomplete
 from store import EMPTY, Head, Store
 from store.codec import DIGEST_SIZE, BlobRef, collect_blob_refs, decode_stored
@@ -47,13 +51,13 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
     last = head.seq if to_seq is None else min(to_seq, head.seq)
     if type(from_seq) is not int or not 0 <= from_seq <= last:
         raise InvalidInputError("from_seq", from_seq, f"a sequence number within the events exported (0..{last})")
-    events: list[bytes] = []
     digests: list[bytes] = []
-    for seq, value in store.log.raw_events(actor, 0, last + 1):
-        events.append(bytes(value))
-        _, fields = decode_stored(value, where=f"actor {actor} seq {seq}")
-        collect_blob_refs(fields[6], digests)
-        digests.extend(digest for _, digest in named_blobs(fields[5], fields[6]))
+    wanted: dict[uuid.UUID, int] = {}
+    events = _export_chain(store, actor, last, digests, wanted)
+    chains: dict[bytes, list[bytes]] = {}
+    while pending := [(other, seq) for other, seq in wanted.items() if other != actor and other.bytes not in chains]:
+        for other, seq in pending:  # chains referred to, and those they refer to in turn
+            chains[other.bytes] = _export_chain(store, other, seq, digests, wanted)
     blobs: dict[bytes, bytes] = {}
     for digest in digests:
         if digest not in blobs:
@@ -61,11 +65,32 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
                 blobs[digest] = store.blobs.get(digest)
             except NotFoundError:
                 raise RecordIncomplete(f"blob {digest.hex()} referenced by the chain is not in the store") from None
-    return cbor2.dumps(
-        {"format": BUNDLE_FORMAT, "actor": actor.bytes, "from_seq": from_seq, "to_seq": last, "events": events,
-         "blobs": blobs},
-        canonical=True,
-    )
+    bundle = {"format": BUNDLE_FORMAT, "actor": actor.bytes, "from_seq": from_seq, "to_seq": last, "events": events,
+              "blobs": blobs}
+    if chains:
+        bundle["chains"] = chains
+    return cbor2.dumps(bundle, canonical=True)
+
+
+def _export_chain(store: Store, actor: uuid.UUID, last: int, digests: list[bytes],
+                  wanted: dict[uuid.UUID, int]) -> list[bytes]:
+    """Events ``0..last`` of ``actor`` as stored; the blobs they name go to ``digests``, the chains their host
+    results refer to (and up to which seq) to ``wanted``.
+
+    Raises:
+        RecordIncomplete: the store holds fewer events of ``actor``.
+    """
+    events: list[bytes] = []
+    for seq, value in store.log.raw_events(actor, 0, last + 1):
+        events.append(bytes(value))
+        _, fields = decode_stored(value, where=f"actor {actor} seq {seq}")
+        collect_blob_refs(fields[6], digests)
+        digests.extend(digest for _, digest in named_blobs(fields[5], fields[6]))
+        for other, to_seq in referenced_chains(fields[6]):
+            wanted[other] = max(to_seq, wanted.get(other, -1))
+    if len(events) != last + 1:
+        raise RecordIncomplete(f"events 0..{last} of actor {actor} are referred to; the store holds {len(events)}")
+    return events
 
 
 def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
@@ -94,6 +119,15 @@ def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
     for digest, blob in blobs.items():
         if not (isinstance(digest, bytes) and len(digest) == DIGEST_SIZE) or not isinstance(blob, bytes):
             raise CorruptRecordError(source, "every blob must be keyed by its 32-byte digest and hold bytes")
+    # Check the chains referred to are stored events keyed by 16-byte actor ids.
+    chains = bundle.get("chains", {})
+    if not isinstance(chains, dict):
+        raise CorruptRecordError(source, f"the bundle's chains must be a map, got {_kind(chains)}")
+    for other, chain in chains.items():
+        if not (isinstance(other, bytes) and len(other) == 16) or other == actor or not isinstance(chain, list) \
+                or not chain or not all(isinstance(v, bytes) and len(v) > DIGEST_SIZE for v in chain):
+            raise CorruptRecordError(source, "every referred chain must be keyed by another 16-byte actor id and "
+                                             "hold stored events")
     # Check the header matches the events: to_seq is the last event, from_seq lies within them.
     if not events:
         raise CorruptRecordError(source, "the bundle holds no events")
@@ -128,10 +162,17 @@ def import_bundle(store: Store, data: bytes, *, source: str = "bundle") -> uuid.
     for digest, blob in bundle["blobs"].items():
         if store.blobs.put_async(blob).value != digest:
             raise CorruptRecordError(f"{source}: blob {bytes(digest).hex()}", "its bytes do not hash to its key")
+    for other, chain in bundle.get("chains", {}).items():
+        _import_chain(store, uuid.UUID(bytes=other), chain, f"{source}: chain of actor {uuid.UUID(bytes=other)}")
+    _import_chain(store, actor, bundle["events"], source)
+    return actor
+
+
+def _import_chain(store: Store, actor: uuid.UUID, events: list[bytes], source: str) -> None:
     head = store.log.head(actor)
     pending = None
     expected = EMPTY
-    for value in bundle["events"]:
+    for value in events:
         if expected.seq < head.seq:
             existing = store.log.at(actor, expected.seq + 1)
             if existing.hash != bytes(value[:DIGEST_SIZE]):
@@ -145,7 +186,6 @@ def import_bundle(store: Store, data: bytes, *, source: str = "bundle") -> uuid.
         expected = Head(pending.event.seq, pending.event.hash)
     if pending is not None:
         pending.wait()
-    return actor
 
 
 @contextmanager

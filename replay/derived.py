@@ -17,7 +17,7 @@ the value: replay (``expand``) reads the events back from the store and refuses 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,18 @@ def check_ref(event: Event, ref: Any, field: str = RESULT_REF) -> None:
         raise bad(f"{where}.head", "must be a 32-byte event hash")
 
 
+def referenced_chains(data: Any) -> Iterator[tuple[uuid.UUID, int]]:
+    """The chains (actor, last seq) a host call's data refers to through its ``result_ref``, if any; a shape
+    that is not a reference yields nothing (``check_ref`` judges it)."""
+    ref = data.get(RESULT_REF) if isinstance(data, dict) else None
+    while isinstance(ref, dict) and OK in ref:
+        ref = ref[OK]
+    spec = ref.get(CHAIN) if isinstance(ref, dict) else None
+    if isinstance(spec, dict) and isinstance(spec.get("actor"), bytes) and len(spec["actor"]) == 16 \
+            and type(spec.get("to_seq")) is int and spec["to_seq"] >= 0:
+        yield uuid.UUID(bytes=spec["actor"]), spec["to_seq"]
+
+
 def expand(store: Store, ref: dict[str, Any]) -> Any:
     """The value a (checked) reference stands for, read from the store.
 
@@ -127,4 +139,4 @@ def expand(store: Store, ref: dict[str, Any]) -> Any:
 
 
 __all__ = ["CHAIN", "OK", "RESULT_REF", "Derived", "RefMismatch", "chain_event", "chain_result", "check_ref",
-           "expand"]
+           "expand", "referenced_chains"]

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import uuid
 
+import cbor2
+import pytest
+
 from replay import Replayer
+from replay.bundle import export_bundle, opened_bundle
 from replay.derived import RESULT_REF
 from store import Store
+from store.errors import CorruptRecordError
 from tests._forge import forge
 from tests.components import supervisor_wat as sw
 from tests.components import wat
@@ -96,3 +101,45 @@ def test_get_child_events_records_a_reference_to_the_childs_head(theater, manife
                                                       "head": child_events[count - 1].hash}}}
     report = Replayer(theater.store).replay(uuid.UUID(parent))
     assert report.ok, report.divergence
+
+
+def test_bundle_of_a_parent_that_read_its_childs_events_carries_the_child_chain_and_verifies(
+    theater, manifest, settle, tmp_path
+):
+    child = manifest("child", wat.echo_actor(), MSG)
+    parent_wat = sw.supervisor_wat(request=sw.match_head({b"spawn": sw.spawn(), b"events": sw.get_child_events()}))
+    parent = theater.start(manifest("parent", parent_wat, ["supervisor", *MSG]))
+    child_id = theater.request(parent, b"spawn\0" + child.name.encode()).decode()
+    assert theater.request(child_id, b"hi") == b"hi"
+    settle(theater, child_id)
+    count = le64(theater.request(parent, b"events\0" + child_id.encode()))
+    settle(theater, parent)
+
+    data = export_bundle(theater.store, uuid.UUID(parent))
+    chains = cbor2.loads(data)["chains"]
+    assert list(chains) == [uuid.UUID(child_id).bytes]
+    assert len(chains[uuid.UUID(child_id).bytes]) >= count  # the child's events 0..count-1, from genesis
+    path = tmp_path / "parent.bundle"
+    path.write_bytes(data)
+    with opened_bundle(path) as (store, actor, _):
+        assert actor == uuid.UUID(parent)
+        report = Replayer(store).replay(actor)
+    assert report.ok, report.divergence
+
+
+def test_a_bundle_whose_referred_chain_was_changed_is_refused(theater, manifest, settle, tmp_path):
+    child = manifest("child", wat.echo_actor(), MSG)
+    parent_wat = sw.supervisor_wat(request=sw.match_head({b"spawn": sw.spawn(), b"events": sw.get_child_events()}))
+    parent = theater.start(manifest("parent", parent_wat, ["supervisor", *MSG]))
+    child_id = theater.request(parent, b"spawn\0" + child.name.encode()).decode()
+    settle(theater, child_id)
+    theater.request(parent, b"events\0" + child_id.encode())
+    settle(theater, parent)
+    bundle = cbor2.loads(export_bundle(theater.store, uuid.UUID(parent)))
+    chain = bundle["chains"][uuid.UUID(child_id).bytes]
+    chain[-1] = chain[-1][:-1] + bytes([chain[-1][-1] ^ 1])  # one flipped byte in the child's last event
+    path = tmp_path / "forged.bundle"
+    path.write_bytes(cbor2.dumps(bundle, canonical=True))
+    with pytest.raises(CorruptRecordError, match=rf"chain of actor {child_id}: event \d+"):
+        with opened_bundle(path):
+            pass
