@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import blake3
 import pytest
 
 from replay import ContinuityBreak, Divergence, Replayer, ReplayReport, state_at
@@ -18,28 +17,11 @@ from replay.bundle import opened_bundle
 from store import Store, verify_chain
 from tests._forge import Draft, Forged, forge
 from tests.components import wat
+from tests.replay._support import CLOCK_GRANTS, NOW, digest, le64, sends
 from theater.actor import HANDLE_SEND
 from theater.runtime import Theater
 
-NOW = "theater:simple/timing/now"
 SEND = "theater:simple/message-server-host/send"
-CLOCK_GRANTS = ("message-server", "timing")
-
-
-def le64(n: int) -> bytes:
-    return n.to_bytes(8, "little")
-
-
-def digest(state: bytes) -> bytes:
-    return blake3.blake3(state).digest()
-
-
-def sends(count: int, message: bytes = b"tick"):
-    def workload(theater, actor):
-        for _ in range(count):
-            theater.send(actor, message)
-
-    return workload
 
 
 def verified(forged: Forged) -> ReplayReport:

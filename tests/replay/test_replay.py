@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import blake3
 import pytest
 
 from replay.errors import Divergence
@@ -17,26 +16,9 @@ from store import verify_chain, verify_store
 from store.chain import event_key
 from store.codec import encode_event
 from tests.components import wat
+from tests.replay._support import CLOCK_GRANTS, NOW, digest, le64, sends
 from theater.actor import HANDLE_REQUEST, HANDLE_SEND
 
-NOW = "theater:simple/timing/now"
-CLOCK_GRANTS = ("message-server", "timing")
-
-
-def le64(n: int) -> bytes:
-    return n.to_bytes(8, "little")
-
-
-def digest(state: bytes) -> bytes:
-    return blake3.blake3(state).digest()
-
-
-def sends(count: int, message: bytes = b"tick"):
-    def workload(theater, actor):
-        for _ in range(count):
-            theater.send(actor, message)
-
-    return workload
 
 
 def requests(count: int, message: bytes = b"now?"):
