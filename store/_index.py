@@ -210,7 +210,11 @@ def advance_tail(
 
 
 def _start_merge(
-    txn: lmdb.Transaction[bytes], dbs: dict[str, Any], watermark: int, feed_next: int, tail: list[tuple[bytes, bytes]] | None
+    txn: lmdb.Transaction[bytes],
+    dbs: dict[str, Any],
+    watermark: int,
+    feed_next: int,
+    tail: list[tuple[bytes, bytes]] | None,
 ) -> Merge:
     """A merge of every tail entry up to ``feed_next``, sorted by hash."""
     if tail is None or len(tail) != feed_next - watermark:
