@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import blake3
 import lmdb
 
-from store._commit import CommitContext, Pending, Writer
+from store._commit import CommitContext, Pending, ReadOnlyWriter, Writer
 from store._env import Environment
 from store._prefix import resolve_prefix
 from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, ReservedLabelError
@@ -120,7 +120,7 @@ class SetLabel(Pending[str]):
 class BlobStore:
     """Content-addressed blobs and labels in one LMDB environment."""
 
-    def __init__(self, env: Environment, writer: Writer) -> None:
+    def __init__(self, env: Environment, writer: Writer | ReadOnlyWriter) -> None:
         self._env = env
         self._writer = writer
         self._db = env.dbs["blobs"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import lmdb
 
-from store._commit import CommitContext, Pending, Writer
+from store._commit import CommitContext, Pending, ReadOnlyWriter, Writer
 from store._env import Environment
 from store._index import FEED_VALUE_SIZE, TailIndex, feed_end
 from store._prefix import resolve_prefix
@@ -99,7 +99,12 @@ class EventLog:
     """Every actor's chain in one home, in LMDB: a ``store.recorder.Recorder``."""
 
     def __init__(
-        self, env: Environment, writer: Writer, blobs: BlobStore, *, spill_threshold: int = DEFAULT_SPILL_THRESHOLD
+        self,
+        env: Environment,
+        writer: Writer | ReadOnlyWriter,
+        blobs: BlobStore,
+        *,
+        spill_threshold: int = DEFAULT_SPILL_THRESHOLD,
     ) -> None:
         self._env = env
         self._writer = writer
