@@ -7,7 +7,7 @@ The wasmtime engine settings that make execution deterministic (``engine``), the
 alone, with no running runtime, no handlers and no network.
 """
 
-from replay.boundary import Boundary, CallResult, Limits, export_functions, import_functions
+from replay.boundary import Boundary, CallResult, export_functions, import_functions
 from replay.engine import DETERMINISTIC, WASMTIME_VERSION, Engine, EngineSettings
 from replay.continuity import Continuity, InterruptedCall, check_continuity
 from replay.errors import (
@@ -27,6 +27,7 @@ from replay.errors import (
 )
 from replay.history import CallView, call_around, state_at, state_event_at
 from replay.replayer import Replayer, ReplayLimits, ReplayReport
+from replay.schema import Limits
 
 __all__ = [
     "DETERMINISTIC",

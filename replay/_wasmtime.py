@@ -112,7 +112,7 @@ def _install_type_caches() -> None:
         cls = getattr(_types, class_name)
         for name in names:
             current = cls.__dict__.get(name)
-            if isinstance(current, property):
+            if isinstance(current, property) and current.fget is not None:
                 cached = functools.cached_property(current.fget)
                 cached.__set_name__(cls, name)
                 setattr(cls, name, cached)
@@ -195,7 +195,7 @@ class FastFunc:
                 )
 
             enter_wasm(run)
-            if result_space is None:
+            if result_space is None or self._result is None:
                 return None
             return self._result.convert_from_c(result_space)
         finally:

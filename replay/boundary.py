@@ -38,7 +38,7 @@ STOPPED = FaultKind.STOPPED
 # Faults caused by the wall clock or by a request from outside, not by the guest: where they strike is not
 # deterministic, so the fuel the call consumed is recorded and replay runs the call with exactly that much fuel.
 INTERRUPTS = (DEADLINE, STOPPED)
-_INTERRUPT_DETAILS = {
+_INTERRUPT_DETAILS: dict[str, str] = {  # keyed by the epoch watch's reason
     DEADLINE: "passed its wall-clock deadline",
     STOPPED: "stopped while running: the actor was asked to stop",
 }
@@ -237,6 +237,8 @@ class Boundary:
         index = self.component.get_export_index(fn, parent) if parent is not None else None
         if index is None:
             index = self.component.get_export_index(export)
+        if index is None:
+            raise GuestFault(FaultKind.TRAP, export, "the component does not export this function")
         params = [t for _, t in ty.params]
         if len(params) != 2 or not isinstance(params[0], wc.OptionType):
             raise GuestFault(FaultKind.TRAP, export, "not a theater:simple export: expected (state, params)")
@@ -258,23 +260,25 @@ class Boundary:
         if self.poisoned is not None:
             raise GuestFault(self.poisoned.kind, export, f"the instance failed earlier ({self.poisoned.detail})")
         try:
-            spec: _Export | None = self._export(export)
+            spec: _Export | GuestFault = self._export(export)
         except GuestFault as missing:
-            spec, fault, out = None, missing, None
+            spec = missing
         self.tape.begin_call(export, state, params)
-        if spec is not None:
+        fault: GuestFault | None
+        if isinstance(spec, GuestFault):
+            fault, fuel = spec, 0
+        else:
             fault, out = self._invoke(export, spec, state, params)
-        fuel = 0 if spec is None else self.limits.fuel_per_call - self.store.get_fuel()
-        if fault is None and spec is not None:
-            result = spec.lift_result(out)
-            if "err" in result:
+            fuel = self.limits.fuel_per_call - self.store.get_fuel()
+            if fault is None:
+                result = spec.lift_result(out)
+                if "err" not in result:
+                    ok = result["ok"]
+                    new_state = ok[0]["some"] if ok[0] is not None else None
+                    done = CallResult(export=export, state=new_state, output=ok[1:], fuel=fuel)
+                    self.tape.end_call(export, done)
+                    return done
                 fault = GuestFault(FaultKind.ERR, export, str(result["err"]))
-            else:
-                ok = result["ok"]
-                new_state = ok[0]["some"] if ok[0] is not None else None
-                done = CallResult(export=export, state=new_state, output=ok[1:], fuel=fuel)
-                self.tape.end_call(export, done)
-                return done
         fault.fuel = fuel
         if fault.poisoned:
             self.poisoned = fault

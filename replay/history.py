@@ -30,7 +30,8 @@ def _sets_state(event: Event) -> bool:
 
 
 def _state_digest(event: Event) -> bytes | None:
-    return event.data.get(STATE_FIELDS[event.type])
+    digest: bytes | None = event.data.get(STATE_FIELDS[event.type])  # checked by the event's schema
+    return digest
 
 
 def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Event | None:

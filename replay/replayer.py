@@ -24,7 +24,7 @@ from typing import Any
 import blake3
 import cbor2
 
-from replay.boundary import INTERRUPTS, Boundary, CallResult, Limits, RecordedHostFault
+from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault
 from replay.continuity import ContinuityCheck, InterruptedCall
 from replay.derived import RESULT_REF, RefMismatch, expand
 from replay.engine import EPOCH_TICK_S, Engine, check_recorded
@@ -47,6 +47,7 @@ from replay.schema import (
     WASM_INSTANTIATE,
     WASM_RESULT,
     Genesis,
+    Limits,
     is_boundary,
     read_genesis,
 )

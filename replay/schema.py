@@ -236,8 +236,8 @@ class ActorCreated(Payload):
         limits = fields_.nested("limits")
         recorded = {name: limits.uint(name, positive=True) for name in LIMIT_FIELDS}
         return cls(
-            id=fields_.data.get("id"),  # type: ignore[arg-type]
-            name=fields_.data.get("name"),  # type: ignore[arg-type]
+            id=fields_.data.get("id"),
+            name=fields_.data.get("name"),
             component=fields_.digest("component"),  # type: ignore[arg-type]
             manifest=fields_.digest("manifest"),  # type: ignore[arg-type]
             engine=dict(engine.data),
@@ -472,7 +472,8 @@ def check_event(event: Event) -> None:
 def recorded_state(event: Event) -> bytes | None | object:
     """The state a ``wasm/instantiate`` event says the instance starts from; ``MISSING`` in chains recorded before
     the runtime wrote it (the state is then implied by the reason)."""
-    return event.data.get("state", MISSING)
+    state: bytes | None | object = event.data.get("state", MISSING)
+    return state
 
 
 MISSING = _MISSING

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import lmdb
 
@@ -34,6 +34,8 @@ MERGE_RETRY_S = 1.0
 
 # A filesystem with less free space than this after an I/O error of a commit is taken to be full (see write_error).
 FULL_BELOW_BYTES = 1 << 20
+
+_V = TypeVar("_V")
 
 
 def write_error(path: Path, exc: lmdb.Error) -> StoreWriteError:
@@ -65,18 +67,18 @@ def _free_bytes(path: Path) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-class Pending:
+class Pending(Generic[_V]):
     """A write handed to the writer; ``wait()`` blocks until it is committed and returns its value."""
 
     __slots__ = ("_done", "_error", "_writer", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: _V) -> None:
         self.value = value
         self._error: BaseException | None = None
         self._done = False
         self._writer: Writer | None = None
 
-    def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
+    def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         """Write this record inside ``txn``; raise a ``StoreError`` to fail this write alone."""
         raise NotImplementedError
 
@@ -87,7 +89,7 @@ class Pending:
         """True once the write is committed or has failed."""
         return self._done
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> _V:
         """Block until committed and return the value.
 
         Raises:
@@ -101,6 +103,9 @@ class Pending:
         if self._error is not None:
             raise self._error
         return self.value
+
+
+_P = TypeVar("_P", bound=Pending[Any])
 
 
 class CommitContext:
@@ -138,7 +143,7 @@ class CommitContext:
         self.txn_id = -1
         self.wrote = False
 
-    def head(self, txn: lmdb.Transaction, actor: bytes) -> tuple[int, bytes | None]:
+    def head(self, txn: lmdb.Transaction[bytes], actor: bytes) -> tuple[int, bytes | None]:
         """The actor's head as of this batch so far."""
         current = self.heads.get(actor) or self.known_heads.get(actor)
         if current is None:
@@ -146,10 +151,10 @@ class CommitContext:
             current = (-1, None) if raw is None else (int.from_bytes(raw[:8], "big"), bytes(raw[8:]))
         return current
 
-    def has_blob(self, txn: lmdb.Transaction, digest: bytes) -> bool:
+    def has_blob(self, txn: lmdb.Transaction[bytes], digest: bytes) -> bool:
         return digest in self.new_blobs or txn.get(digest, db=self.dbs["blobs"]) is not None
 
-    def write(self, txn: lmdb.Transaction) -> None:
+    def write(self, txn: lmdb.Transaction[bytes]) -> None:
         """Write every queued record."""
         dbs = self.dbs
         self.wrote = self.wrote or bool(self.new_blobs or self.heads or any(self.puts.values()))
@@ -178,7 +183,7 @@ class Writer:
 
     def __init__(self, env: Environment) -> None:
         self._env = env
-        self._queue: deque[Pending] = deque()
+        self._queue: deque[Pending[Any]] = deque()
         self._wake = threading.Event()
         self._gate = threading.Event()  # clear while the writer fills a transaction
         self._gate.set()
@@ -201,11 +206,11 @@ class Writer:
         with self._env.read() as txn:
             return TailState.read(txn, self._env.dbs)
 
-    def _read_feed_next_in(self, txn: lmdb.Transaction) -> int:
+    def _read_feed_next_in(self, txn: lmdb.Transaction[bytes]) -> int:
         cursor = txn.cursor(db=self._env.dbs["feed"])
         return int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 0
 
-    def submit(self, op: Pending) -> Pending:
+    def submit(self, op: _P) -> _P:
         """Queue ``op`` for the next batch and return it.
 
         Raises:
@@ -228,7 +233,7 @@ class Writer:
             self._reap()  # the writer finished between our check and our append: nobody else will take it
         return op
 
-    def wait_for(self, op: Pending, timeout: float | None) -> None:
+    def wait_for(self, op: Pending[Any], timeout: float | None) -> None:
         """Block until ``op`` is committed or has failed.
 
         Raises:
@@ -279,7 +284,7 @@ class Writer:
         if failed:
             self._finish(failed, StoreClosedError())
 
-    def _commit(self, ops: list[Pending], *, merge: bool = False) -> bool:
+    def _commit(self, ops: list[Pending[Any]], *, merge: bool = False) -> bool:
         """Commit ``ops`` (and a chunk of the index merge when ``merge``); False when the commit failed."""
         while True:
             errors: dict[int, BaseException] = {}
@@ -300,8 +305,8 @@ class Writer:
             self._heads.update(ctx.heads)
             # LMDB numbers write transactions that change something consecutively; a gap means another process.
             self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
-            for index, exc in errors.items():
-                ops[index]._error = exc
+            for index, error in errors.items():
+                ops[index]._error = error
             for op in ops:
                 op.committed()
             self._finish(ops, None)
@@ -312,7 +317,7 @@ class Writer:
                     log.exception("a commit listener failed")
             return True
 
-    def _failed(self, ops: list[Pending], exc: StoreError) -> bool:
+    def _failed(self, ops: list[Pending[Any]], exc: StoreError) -> bool:
         self._finish(ops, exc)
         if self._index_tail.merge is not None or self._index_tail.watermark is not None:
             log.warning("a commit failed while the hash index has a tail: %s", exc)
@@ -320,7 +325,7 @@ class Writer:
         self._next_txn = -1  # start again from what the database says
         return False
 
-    def _apply(self, ops: list[Pending], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
+    def _apply(self, ops: list[Pending[Any]], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
         dbs = self._env.dbs
         txn = self._env.env.begin(write=True)
         try:
@@ -358,7 +363,7 @@ class Writer:
         txn.commit()
         return ctx
 
-    def _finish(self, ops: list[Pending], exc: BaseException | None) -> None:
+    def _finish(self, ops: list[Pending[Any]], exc: BaseException | None) -> None:
         """Mark ``ops`` done (failed with ``exc`` unless it is None) and wake their waiters."""
         for op in ops:
             if exc is not None:
@@ -380,7 +385,7 @@ class ReadOnlyWriter:
     def __init__(self, env: Environment) -> None:
         self._path = str(env.path)
 
-    def submit(self, op: Pending) -> Pending:
+    def submit(self, op: _P) -> _P:
         raise ReadOnlyError(self._path)
 
     def close(self) -> None:

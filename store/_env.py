@@ -113,7 +113,7 @@ class Environment:
             raise StoreOpenError(str(self.path), f"store format {fmt!r} is not supported (this build reads 1)")
 
     @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
+    def read(self) -> Iterator[lmdb.Transaction[bytes]]:
         """A consistent read snapshot; it never blocks writers."""
         self._enter()
         try:

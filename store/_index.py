@@ -33,25 +33,25 @@ MERGE_AT = 50_000  # a tail this long is merged into the hash index even under l
 MERGE_CHUNK = 8_192  # index entries merged per commit (sorted: one key range, so each page is touched once)
 
 
-def feed_end(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
+def feed_end(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> int:
     """The position the next append takes in the feed, as of ``txn``."""
     cursor = txn.cursor(db=dbs["feed"])
     return int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 0
 
 
-def read_watermark_or_none(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int | None:
+def read_watermark_or_none(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> int | None:
     """The feed position below which every event is in ``event_index`` as of ``txn``; None when it is all of it."""
     raw = txn.get(WATERMARK_KEY, db=dbs["meta"])
     return None if raw is None else int.from_bytes(raw, "big")
 
 
-def read_tail(txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int) -> list[tuple[bytes, bytes]]:
+def read_tail(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], start: int, stop: int) -> list[tuple[bytes, bytes]]:
     """(hash, actor || seq) of the feed entries at positions ``start <= p < stop``, in feed order."""
     return [(digest, key) for _, digest, key in read_tail_at(txn, dbs, start, stop)]
 
 
 def read_tail_at(
-    txn: lmdb.Transaction, dbs: dict[str, Any], start: int, stop: int
+    txn: lmdb.Transaction[bytes], dbs: dict[str, Any], start: int, stop: int
 ) -> list[tuple[int, bytes, bytes]]:
     """(position, hash, actor || seq) of the feed entries at positions ``start <= p < stop``, in feed order.
 
@@ -87,7 +87,7 @@ class TailIndex:
         self._end = -1
         self._map: dict[bytes, tuple[int, bytes]] = {}
 
-    def _view(self, txn: lmdb.Transaction) -> tuple[dict[bytes, tuple[int, bytes]], int] | None:
+    def _view(self, txn: lmdb.Transaction[bytes]) -> tuple[dict[bytes, tuple[int, bytes]], int] | None:
         """The tail as of ``txn``: a mapping that may hold newer entries, and the snapshot's feed end.
 
         Call with the lock held; the mapping is only valid while it is.
@@ -109,11 +109,11 @@ class TailIndex:
             self._end = end
         return self._map, end
 
-    def lookup(self, txn: lmdb.Transaction, digest: bytes) -> bytes | None:
+    def lookup(self, txn: lmdb.Transaction[bytes], digest: bytes) -> bytes | None:
         """The actor || seq of the event with this hash if it is in the snapshot's tail."""
         return self.lookup_many(txn, [digest]).get(digest)
 
-    def lookup_many(self, txn: lmdb.Transaction, digests: list[bytes]) -> dict[bytes, bytes]:
+    def lookup_many(self, txn: lmdb.Transaction[bytes], digests: list[bytes]) -> dict[bytes, bytes]:
         """``lookup`` for many hashes at once; absent ones are left out."""
         out: dict[bytes, bytes] = {}
         with self._lock:
@@ -127,7 +127,7 @@ class TailIndex:
                     out[digest] = found[1]
         return out
 
-    def hashes_starting_with(self, txn: lmdb.Transaction, start: bytes) -> list[bytes]:
+    def hashes_starting_with(self, txn: lmdb.Transaction[bytes], start: bytes) -> list[bytes]:
         """The tail's hashes (in the snapshot) whose bytes start with ``start``."""
         with self._lock:
             view = self._view(txn)
@@ -164,7 +164,7 @@ class TailState(NamedTuple):
     tail: list[tuple[bytes, bytes]] | None
 
     @classmethod
-    def read(cls, txn: lmdb.Transaction, dbs: dict[str, Any]) -> TailState:
+    def read(cls, txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> TailState:
         """The state as the database alone tells it (on opening, or after another process wrote)."""
         watermark = read_watermark_or_none(txn, dbs)
         return cls(watermark, None, [] if watermark is None else None)
@@ -174,7 +174,7 @@ NO_TAIL = TailState(None, None, [])
 
 
 def advance_tail(
-    txn: lmdb.Transaction,
+    txn: lmdb.Transaction[bytes],
     dbs: dict[str, Any],
     state: TailState,
     *,
@@ -210,7 +210,11 @@ def advance_tail(
 
 
 def _start_merge(
-    txn: lmdb.Transaction, dbs: dict[str, Any], watermark: int, feed_next: int, tail: list[tuple[bytes, bytes]] | None
+    txn: lmdb.Transaction[bytes],
+    dbs: dict[str, Any],
+    watermark: int,
+    feed_next: int,
+    tail: list[tuple[bytes, bytes]] | None,
 ) -> Merge:
     """A merge of every tail entry up to ``feed_next``, sorted by hash."""
     if tail is None or len(tail) != feed_next - watermark:
@@ -220,7 +224,7 @@ def _start_merge(
 
 
 def _merge_step(
-    txn: lmdb.Transaction, dbs: dict[str, Any], watermark: int, feed_next: int, merge: Merge
+    txn: lmdb.Transaction[bytes], dbs: dict[str, Any], watermark: int, feed_next: int, merge: Merge
 ) -> tuple[int | None, Merge | None]:
     """Write the next sorted chunk of the tail into the hash index; return the new (watermark, merge)."""
     chunk = merge.entries[merge.done : merge.done + MERGE_CHUNK]

@@ -28,7 +28,7 @@ def parse_hex_prefix(text: str, kind: str) -> tuple[bytes, str]:
 
 
 def resolve_prefix(
-    txn: lmdb.Transaction,
+    txn: lmdb.Transaction[bytes],
     db: lmdb._Database,
     text: str,
     kind: str,

@@ -90,7 +90,7 @@ class ArtifactCache:
             raise ArtifactRejected(str(path), "its seal was not made with this home's key")
         return artifact
 
-    def put(self, name: str, artifact: bytes) -> None:
+    def put(self, name: str, artifact: bytes | bytearray) -> None:
         """Seal ``artifact`` with the home's key and keep it as ``name`` (replacing what was there), atomically.
 
         Does nothing on a read-only cache.
@@ -172,7 +172,7 @@ def _create_key(directory: Path) -> None:
             pass
 
 
-def _mac(key: bytes, name: str, artifact: bytes) -> bytes:
+def _mac(key: bytes, name: str, artifact: bytes | bytearray) -> bytes:
     """The keyed blake3 of an artifact and the name it is kept under."""
     threads = blake3.blake3.AUTO if len(artifact) >= _PARALLEL_MAC_FROM else 1
     mac = blake3.blake3(_MAC_DOMAIN + name.encode() + b"\0", key=key, max_threads=threads)

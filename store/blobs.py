@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import blake3
 import lmdb
 
-from store._commit import CommitContext, Pending, Writer
+from store._commit import CommitContext, Pending, ReadOnlyWriter, Writer
 from store._env import Environment
 from store._prefix import resolve_prefix
 from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, ReservedLabelError
@@ -79,7 +79,7 @@ def check_client_label(name: str) -> bytes:
     return key
 
 
-class PutBlob(Pending):
+class PutBlob(Pending[bytes]):
     """Write a blob unless it is already there. ``value`` is its digest."""
 
     __slots__ = ("data",)
@@ -88,14 +88,14 @@ class PutBlob(Pending):
         super().__init__(digest)
         self.data = data
 
-    def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
+    def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         ctx.new_blobs[self.value] = self.data
 
     def committed(self) -> None:
         self.data = b""
 
 
-class SetLabel(Pending):
+class SetLabel(Pending[str]):
     """Point a label at a blob, or remove it when the digest is None. ``value`` is the label's name."""
 
     __slots__ = ("key", "digest")
@@ -105,7 +105,7 @@ class SetLabel(Pending):
         self.key = key
         self.digest = digest
 
-    def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
+    def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         ctx.write(txn)  # labels are rare: write what is queued so far, then act directly
         ctx.wrote = True
         if self.digest is None:
@@ -120,7 +120,7 @@ class SetLabel(Pending):
 class BlobStore:
     """Content-addressed blobs and labels in one LMDB environment."""
 
-    def __init__(self, env: Environment, writer: Writer) -> None:
+    def __init__(self, env: Environment, writer: Writer | ReadOnlyWriter) -> None:
         self._env = env
         self._writer = writer
         self._db = env.dbs["blobs"]
@@ -130,7 +130,7 @@ class BlobStore:
         """Store ``data`` (once, however often it is put) and return its digest when it is durable."""
         return self.put_async(data).wait()
 
-    def put_async(self, data: bytes | bytearray | memoryview) -> Pending:
+    def put_async(self, data: bytes | bytearray | memoryview) -> Pending[bytes]:
         """Queue ``data`` for the next commit; ``wait()`` on the result returns the digest."""
         data = bytes(data)
         digest = blob_digest(data)

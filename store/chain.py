@@ -20,7 +20,7 @@ from typing import Any
 
 import lmdb
 
-from store._commit import CommitContext, Pending, Writer
+from store._commit import CommitContext, Pending, ReadOnlyWriter, Writer
 from store._env import Environment
 from store._index import FEED_VALUE_SIZE, TailIndex, feed_end
 from store._prefix import resolve_prefix
@@ -48,7 +48,7 @@ def _decode_head(raw: bytes | None) -> Head:
     return Head(int.from_bytes(raw[:8], "big"), bytes(raw[8:]))
 
 
-class PendingAppend(Pending):
+class PendingAppend(Pending[Event]):
     """An append handed to the writer. ``event`` is known at once; ``wait()`` returns it once durable."""
 
     __slots__ = ("actor_key", "expected", "encoded", "actor")
@@ -68,7 +68,7 @@ class PendingAppend(Pending):
     def event(self) -> Event:
         return self.value
 
-    def apply(self, txn: lmdb.Transaction, ctx: CommitContext) -> None:
+    def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         # The writer runs this once per append, holding the GIL that every appending thread needs: keep it lean.
         actor_key, expected, encoded = self.actor_key, self.expected, self.encoded
         # Check the parent is the current head (compare-and-append).
@@ -99,7 +99,12 @@ class EventLog:
     """Every actor's chain in one home, in LMDB: a ``store.recorder.Recorder``."""
 
     def __init__(
-        self, env: Environment, writer: Writer, blobs: BlobStore, *, spill_threshold: int = DEFAULT_SPILL_THRESHOLD
+        self,
+        env: Environment,
+        writer: Writer | ReadOnlyWriter,
+        blobs: BlobStore,
+        *,
+        spill_threshold: int = DEFAULT_SPILL_THRESHOLD,
     ) -> None:
         self._env = env
         self._writer = writer
@@ -133,7 +138,7 @@ class EventLog:
         can chain the next append on it before this one is durable; if this one fails, that one fails too.
         """
         event, encoded = build_event(actor, type, data, expected, timestamp_ms, self._spill_threshold)
-        return self._writer.submit(PendingAppend(event, encoded, expected, actor.bytes))  # type: ignore[return-value]
+        return self._writer.submit(PendingAppend(event, encoded, expected, actor.bytes))
 
     def append_stored(self, actor: uuid.UUID, value: bytes, *, expected: Head) -> PendingAppend:
         """Queue an event exactly as stored elsewhere (``hash || body``), e.g. from a bundle.
@@ -145,7 +150,7 @@ class EventLog:
             CorruptRecordError: the body does not decode, or names another actor, seq or parent.
         """
         event, encoded = accept_stored(actor, value, expected)
-        return self._writer.submit(PendingAppend(event, encoded, expected))  # type: ignore[return-value]
+        return self._writer.submit(PendingAppend(event, encoded, expected))
 
     # Reading.
 
@@ -291,7 +296,7 @@ class _Snapshot:
 
     __slots__ = ("_txn", "_dbs", "_tail")
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], tail: TailIndex) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any], tail: TailIndex) -> None:
         self._txn = txn
         self._dbs = dbs
         self._tail = tail

@@ -55,9 +55,10 @@ class Store:
                 raise StoreOpenError(str(self.path), f"cannot create the directory: {exc.strerror}") from None
         self.env = Environment(self.path, sync=durability == "sync", map_size=map_size, readonly=readonly)
         self.readonly = readonly
-        self._writer: Writer | ReadOnlyWriter | None = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
-        self.blobs = BlobStore(self.env, self._writer)  # type: ignore[arg-type]
-        self.log = EventLog(self.env, self._writer, self.blobs, spill_threshold=spill_threshold)  # type: ignore[arg-type]
+        writer = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
+        self._writer: Writer | ReadOnlyWriter | None = writer
+        self.blobs = BlobStore(self.env, writer)
+        self.log = EventLog(self.env, writer, self.blobs, spill_threshold=spill_threshold)
         self.artifacts = ArtifactCache(self.path / ARTIFACT_DIR, readonly=readonly)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:

@@ -235,7 +235,8 @@ def _verify_parallel(
     indexes: bool,
     seen: set[bytes] | None,
 ) -> ChainReport:
-    bounds = [events * i // workers for i in range(workers)] + [None]
+    starts = [events * i // workers for i in range(workers)]
+    bounds: list[int | None] = [*starts, None]
     blobs = seen is not None  # each worker keeps its own set of blobs checked
     try:
         pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"))
@@ -243,7 +244,7 @@ def _verify_parallel(
         return _verify_range(recorder, actor, 0, None, None, progress, indexes, seen)[0]
     with pool:
         futures = [
-            pool.submit(_range_in_worker, str(recorder.path), actor.bytes, bounds[i], bounds[i + 1], indexes, blobs)
+            pool.submit(_range_in_worker, str(recorder.path), actor.bytes, starts[i], bounds[i + 1], indexes, blobs)
             for i in range(1, workers)
         ]
         report, end = _verify_range(recorder, actor, 0, bounds[1], None, progress, indexes, seen)
@@ -255,13 +256,13 @@ def _verify_parallel(
             try:
                 report, started, next_end = future.result()
             except Exception:  # a worker that could not run (no processes here): check its range in this process
-                log.warning("verify worker failed; checking seq %d on in this process", bounds[i], exc_info=True)
-                report, next_end = _verify_range(recorder, actor, bounds[i], bounds[i + 1], end, None, indexes, seen)
+                log.warning("verify worker failed; checking seq %d on in this process", starts[i], exc_info=True)
+                report, next_end = _verify_range(recorder, actor, starts[i], bounds[i + 1], end, None, indexes, seen)
                 started = end
             if report.ok and started != end:
-                problem = Problem(actor=actor, seq=bounds[i] - 1, hash=started, kind="hash mismatch",
+                problem = Problem(actor=actor, seq=starts[i] - 1, hash=started, kind="hash mismatch",
                                   detail="the event changed while it was being verified")
-                report = ChainReport(actor=actor, events=bounds[i] - 1, head=report.head, problem=problem)
+                report = ChainReport(actor=actor, events=starts[i] - 1, head=report.head, problem=problem)
             end = next_end
             done = report.events
             if progress is not None:
@@ -340,7 +341,7 @@ class _ChainChecker:
         prefix, domain, head = self.actor_bytes, EVENT_DOMAIN, self._prefix_head
         append, blake, tag, indexes = page.append, blake3.blake3, BLOB_TAG_BYTES, self.indexes
         tag_first = tag[0]
-        names, naming, int_width, seen = self.seen is not None, _NAMING_BY_HEAD, INT_WIDTH, self.seen
+        naming, int_width, seen = _NAMING_BY_HEAD, INT_WIDTH, self.seen
         expected, prev, count, read = self.expected_seq, self.prev_hash, self.count, 0
         try:
             for key, value in stored:
@@ -360,7 +361,7 @@ class _ChainChecker:
                     self.check(snap, int.from_bytes(key[16:], "big"), value)
                     expected, prev, count = self.expected_seq, self.prev_hash, self.count
                 else:
-                    if names:
+                    if seen is not None:
                         # Find the type past the timestamp without decoding: only blob-naming types go further.
                         at = len(link)
                         try:

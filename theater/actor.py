@@ -22,12 +22,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from replay.boundary import STOPPED, Boundary, CallResult, Limits, import_functions
+from replay.boundary import STOPPED, Boundary, CallResult, import_functions
 from replay.engine import MAX_MESSAGE_BYTES, Engine
 from replay.errors import FaultKind, GuestFault
-from replay.schema import CHAIN_ENDS, ActorExit, ActorFailed, ActorStop, InstantiateReason, WasmInstantiate
+from replay.schema import CHAIN_ENDS, ActorExit, ActorFailed, ActorStop, InstantiateReason, Limits, WasmInstantiate
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
@@ -492,7 +493,7 @@ class Actor:
         outstanding, self.outstanding = self.outstanding, {}
         error = ActorNotRunning(str(self.id), self.status, reason)
         for reply in outstanding.values():
-            self.defer(lambda failed, r=reply: settle(r, None, error, failed))
+            self.defer(partial(settle, reply, None, error))  # settle(reply, None, error, failed)
 
     def close(self) -> None:
         """End the thread without recording anything (the runtime is closing). A call still running is not

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -114,14 +115,14 @@ class ActorHost(Protocol):
         state: the state of its latest successful call (read it; the boundary sets it).
         outstanding: requests it deferred, by request id, with the future their sender waits on.
         shutdown_data: set (a 1-tuple) by ``runtime.shutdown``: the actor exits after the current call.
-        logs: what it logged through ``runtime.log``.
+        logs: the latest lines it logged through ``runtime.log`` (bounded; the chain holds every one).
         stop_requested: set when a stop is on its way: a host function that waits must end early.
     """
 
     state: bytes | None
     outstanding: dict[str, Future[bytes]]
     shutdown_data: tuple[bytes | None] | None
-    logs: list[str]
+    logs: deque[str]
     stop_requested: threading.Event
 
     @property

@@ -105,10 +105,39 @@ class ComponentRef:
         value: for ``path`` a Path: for the operator's manifests absolute when the manifest's directory was
             known, else as written; for any other manifest as written, to be resolved by its ``files`` access
             when read; for ``hash`` the 32-byte blake3 digest; for ``label`` the store label (without ``store:``).
+            ``path``, ``digest`` and ``label`` give it typed, for the kind it is.
     """
 
     kind: Literal["path", "hash", "label"]
     value: Path | bytes | str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, _COMPONENT_VALUE_TYPES[self.kind]):
+            raise TypeError(f"a {self.kind} component reference holds a {type(self.value).__name__}")
+
+    @property
+    def path(self) -> Path:
+        """The component file of a ``path`` reference."""
+        if not isinstance(self.value, Path):
+            raise TypeError(f"a {self.kind} component reference has no path")
+        return self.value
+
+    @property
+    def digest(self) -> bytes:
+        """The blob hash of a ``hash`` reference."""
+        if not isinstance(self.value, bytes):
+            raise TypeError(f"a {self.kind} component reference has no digest")
+        return self.value
+
+    @property
+    def label(self) -> str:
+        """The store label of a ``label`` reference."""
+        if not isinstance(self.value, str):
+            raise TypeError(f"a {self.kind} component reference has no label")
+        return self.value
+
+
+_COMPONENT_VALUE_TYPES: dict[str, type] = {"path": Path, "hash": bytes, "label": str}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -395,7 +424,7 @@ class _Table:
             raise self.error(key, f"expected {expected}, got {_show(value)}")
         return float(value)
 
-    def choice(self, key: str, options: Iterable[str], default: str) -> str:
+    def choice(self, key: str, options: Iterable[str], default: str | None) -> str:
         value = self.get(key, default, "")
         if not isinstance(value, str) or value not in options:
             listed = ", ".join(repr(o) for o in options)
@@ -451,8 +480,8 @@ def _component(top: _Table, files: FileAccess) -> ComponentRef:
     return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
 
 
-def _check_init_state(top: _Table) -> None:
-    """Check the shape of ``init_state`` without reading any file."""
+def _check_init_state(top: _Table) -> bytes | None:
+    """Check the shape of ``init_state`` without reading any file; the state is None (the record holds it)."""
     value = top.data.get("init_state")
     if value is not None and not isinstance(value, (str, dict)):
         raise top.error("init_state", f"expected a string or a table, got {_show(value)}")

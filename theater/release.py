@@ -96,6 +96,6 @@ def settle(future: Future[Any], value: Any, error: BaseException | None, failed:
     if future.done():
         return
     if failed is not None or error is not None:
-        future.set_exception(failed or error)  # type: ignore[arg-type]
+        future.set_exception(failed or error)
     else:
         future.set_result(value)

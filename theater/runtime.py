@@ -213,18 +213,18 @@ class Theater:
         """
         ref: ComponentRef = manifest.component
         if ref.kind == "path":
-            data = manifest.files.read(ref.value, limit=self.maximums.component_file_bytes, what="component",
+            data = manifest.files.read(ref.path, limit=self.maximums.component_file_bytes, what="component",
                                        source=manifest.source, field="component")
-            return components.load_new(self.engine, self.store, data, what=f"component {str(ref.value)!r}")
+            return components.load_new(self.engine, self.store, data, what=f"component {str(ref.path)!r}")
         if ref.kind == "hash":
-            if not self.store.blobs.has(ref.value):
-                raise ManifestError(manifest.source, "component", f"no blob {ref.value.hex()} in the store")
-            digest = ref.value
+            if not self.store.blobs.has(ref.digest):
+                raise ManifestError(manifest.source, "component", f"no blob {ref.digest.hex()} in the store")
+            digest = ref.digest
         else:
             try:
-                digest = self.store.blobs.get_label(ref.value)
+                digest = self.store.blobs.get_label(ref.label)
             except NotFoundError:
-                raise ManifestError(manifest.source, "component", f"no label {ref.value!r} in the store") from None
+                raise ManifestError(manifest.source, "component", f"no label {ref.label!r} in the store") from None
         return digest, components.load(self.engine, self.store, digest, what=f"component {digest.hex()[:16]}")
 
     def _genesis(

@@ -494,6 +494,7 @@ class Supervision:
 
     def _tell(self, parent: SupervisedActor, child_id: uuid.UUID, ending: Ending) -> bool:
         """Call the parent's ``supervisor-handlers`` export, if any; False when the parent failed doing so."""
+        params: list[Any]
         if ending.fault is not None:
             export, params = HANDLE_CHILD_ERROR, [str(child_id), wit_actor_error(ending.fault)]
         else:

@@ -271,6 +271,21 @@ def test_component_label_is_parsed() -> None:
     assert manifest.component == ComponentRef(kind="label", value="counter-v2")
 
 
+def test_component_ref_gives_its_value_typed_for_its_kind() -> None:
+    assert ComponentRef(kind="path", value=Path("a.wasm")).path == Path("a.wasm")
+    assert ComponentRef(kind="hash", value=bytes.fromhex(HASH)).digest == bytes.fromhex(HASH)
+    assert ComponentRef(kind="label", value="counter-v2").label == "counter-v2"
+    with pytest.raises(TypeError, match="a label component reference has no digest"):
+        _ = ComponentRef(kind="label", value="counter-v2").digest
+
+
+def test_component_ref_refuses_a_value_of_another_kind() -> None:
+    with pytest.raises(TypeError, match="a hash component reference holds a str"):
+        ComponentRef(kind="hash", value=HASH)
+    with pytest.raises(TypeError, match="a path component reference holds a bytes"):
+        ComponentRef(kind="path", value=bytes.fromhex(HASH))
+
+
 def test_empty_component_label_is_rejected() -> None:
     with pytest.raises(ManifestError, match=r"^actor.toml: component: expected a label after 'store:', got 'store:'$"):
         parse('name = "a"\ncomponent = "store:"')

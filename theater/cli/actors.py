@@ -64,7 +64,7 @@ def start_body(path: Path, initial_state: str | None, parent: str | None) -> dic
     body: dict[str, Any] = {"manifest": manifest.source_text, "source": str(path), "parent": parent}
     if manifest.component.kind == "path":  # read here, as a regular file of bounded size: the server reads none
         body["component"] = encode_bytes(manifest.files.read(
-            manifest.component.value, limit=DEFAULT_MAXIMUMS.component_file_bytes, what="component",
+            manifest.component.path, limit=DEFAULT_MAXIMUMS.component_file_bytes, what="component",
             source=str(path), field="component"))
     state = parse_state(initial_state) if initial_state is not None else manifest.init_state
     if state is not None:

@@ -124,7 +124,7 @@ class ApiClient:
 
 def parse_sse(lines: Any) -> Iterator[tuple[str, Any]]:
     """(event, JSON data) pairs from an iterable of SSE lines (bytes)."""
-    kind, data = "message", []
+    kind, data = "message", list[str]()
     for raw in lines:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:

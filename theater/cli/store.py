@@ -6,6 +6,7 @@ Labels the runtime reserves (``build/``, ``compiled/``, ``theater/``) cannot be 
 from __future__ import annotations
 
 import sys
+from typing import IO, Any
 
 import click
 
@@ -26,7 +27,7 @@ def store() -> None:
 @click.option("--label", help="Also point this label at the blob.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"hash", "size", "label"} as JSON.')
 @pass_context
-def put(ctx: Context, file: click.utils.LazyFile, label: str | None, as_json: bool) -> None:
+def put(ctx: Context, file: IO[bytes], label: str | None, as_json: bool) -> None:
     """Store FILE (or - for stdin) and print its blake3 hash."""
     stored = put_blob(ctx.store(), file.read(), label)
     if as_json:
@@ -39,7 +40,7 @@ def put(ctx: Context, file: click.utils.LazyFile, label: str | None, as_json: bo
 @click.argument("hash")
 @click.option("-o", "--output", type=click.File("wb"), help="Write to this file instead of stdout.")
 @pass_context
-def get(ctx: Context, hash: str, output: click.utils.LazyFile | None) -> None:
+def get(ctx: Context, hash: str, output: IO[bytes] | None) -> None:
     """Write the blob HASH (a unique hex prefix, store:LABEL or a label name) to stdout or a file."""
     st = ctx.store(readonly=True)
     data = st.blobs.get(resolve_blob(st, hash))
@@ -64,11 +65,11 @@ def ls(ctx: Context, labels: bool, as_json: bool) -> None:
         for row in [] if as_json else rows:
             click.echo(f"{row['label']}\t{row['hash']}")
         return
-    rows = [{"hash": d.hex(), "size": st.blobs.size(d)} for d in st.blobs]
+    sizes: list[dict[str, Any]] = [{"hash": d.hex(), "size": st.blobs.size(d)} for d in st.blobs]
     if as_json:
-        emit_json(rows)
+        emit_json(sizes)
         return
-    for row in rows:
+    for row in sizes:
         click.echo(f"{row['hash']}\t{row['size']}")
 
 

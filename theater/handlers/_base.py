@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,7 @@ class Handler:
 
     type: str = ""
     interface: str = ""
-    config_keys: dict[str, type] = {}
+    config_keys: dict[str, builtins.type] = {}  # builtins: ``type`` here is the class attribute above
 
     def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         self.actor = actor

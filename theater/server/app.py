@@ -9,9 +9,9 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from store.errors import TheaterError
 from theater import __version__
@@ -56,7 +56,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return json_response({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}, status=500)
 
 
-def body_deadline(timeout: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def body_deadline(timeout: float) -> Middleware:
     """A middleware that reads a request's body before its handler runs, within ``timeout`` seconds: a client
     that trickles a body (or announces one and never sends it) is answered 408 and its connection closed."""
 

@@ -9,13 +9,14 @@ import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from theater.server.errors import ApiError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def token_middleware(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def token_middleware(token: str | None) -> Middleware:
     """A middleware that refuses (401) every request without ``Authorization: Bearer <token>``."""
     expected = None if token is None else token.encode("utf-8")
 

@@ -20,9 +20,9 @@ Non-browser clients (the CLI, curl, scripts) send none of the browser headers an
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from theater.server.auth import Handler
 from theater.server.errors import ApiError
@@ -34,8 +34,7 @@ BINARY_UPLOADS = frozenset({("POST", "/v1/blobs")})
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
-def origin_middleware(*, check_host: bool, listen_host: str = "") -> Callable[
-        [web.Request, Handler], Awaitable[web.StreamResponse]]:
+def origin_middleware(*, check_host: bool, listen_host: str = "") -> Middleware:
     """A middleware that refuses cross-origin browser requests (403) and writes of the wrong content type (415).
 
     Args:

@@ -81,6 +81,8 @@ class SseSink(Sink):
 class WebSocketSink(Sink):
     """A WebSocket; frames the client sends are read and ignored, a close from the client ends the stream."""
 
+    response: web.WebSocketResponse
+
     def __init__(self, response: web.WebSocketResponse) -> None:
         self.response = response
 
