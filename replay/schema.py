@@ -222,6 +222,9 @@ class ActorCreated(Payload):
     parent: str | None
     init_state: bytes | None
     limits: Limits
+    # The files a tree started on a server may name (``theater.files.FileAccess.recorded_map``): ``{"base": text,
+    # "names": {name: blob hash}}``; absent for every other actor (and in chains written before it was recorded).
+    files: dict[str, Any] | object = _MISSING
 
     @classmethod
     def decode(cls, event: Event) -> Self:
@@ -244,7 +247,20 @@ class ActorCreated(Payload):
             parent=fields_.data.get("parent"),
             init_state=fields_.digest("init_state", nullable=True),  # type: ignore[arg-type]
             limits=Limits(**recorded),  # type: ignore[arg-type]
+            files=_files(fields_) if "files" in fields_.data else _MISSING,
         )
+
+
+def _files(fields_: _Fields) -> dict[str, Any]:
+    """``files`` of ``actor/created``: a base (text) and a map of names (text) to blob hashes."""
+    files = fields_.nested("files")
+    base = files.text("base")
+    names = files.nested("names")
+    for name in names.data:
+        if not isinstance(name, str):
+            raise names.bad("files.names", f"must map names (strings) to blob hashes, got a key of {_kind(name)}")
+        names.digest(name)
+    return {"base": base, "names": dict(names.data)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

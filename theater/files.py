@@ -8,28 +8,41 @@ wrote it:
   path it names, relative ones against ``base`` (the current directory when None);
 * ``FileAccess.confined(root)``: a manifest a guest hands to its supervisor: only relative paths, with no ``..``,
   resolving (symlinks included) inside ``root``, the directory of the operator's manifest the tree started from;
+* ``FileAccess.stored(names, blobs)``: a manifest whose tree was started through the server's API with the files of
+  the operator's project uploaded as blobs (``theater start`` does it): only the names of that map, relative, without
+  ``..``, each read from the blob store (never from the server's disk); a guest in such a tree keeps the map, so it
+  spawns ``worker.toml`` on a server as it would embedded, and its ``actor/created`` records the map so that a
+  reopened actor keeps it too;
 * ``FileAccess.none(origin)``: a manifest from an API client, or from a guest whose tree did not start from a file
-  on disk: no file at all; components and state come inline, as a blob hash or as a store label;
+  on disk or from an uploaded map: no file at all; components and state come inline, as a blob hash or as a store
+  label;
 * ``FileAccess.recorded()``: a manifest re-read from an actor's record, whose component and state are in the chain:
   file names are checked in shape and never opened.
 
-Whatever the access, only regular files are read (never a device, a fifo or a directory), and never more than the
-runtime's maximum for what is being read (see ``theater.manifest.Maximums``): at most that many bytes plus one are
+Whatever the access, only regular files (or, for ``stored``, blobs) are read (never a device, a fifo or a directory),
+and never more than the runtime's maximum for what is being read (see ``theater.manifest.Maximums``): at most that many bytes plus one are
 read, so a file that grows while it is read, or a ``/proc`` file that claims size 0, cannot go past the bound.
 Error messages name the path as the manifest gave it and never quote what a file holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePath
-from typing import Literal
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any, Literal, Protocol
 
+from store.errors import InvalidInputError, NotFoundError
 from theater.errors import ManifestError
 
-Mode = Literal["trusted", "confined", "none", "recorded"]
+Mode = Literal["trusted", "confined", "stored", "none", "recorded"]
+
+MAX_STORED_FILES = 1024  # the most names one uploaded map may hold
+MAX_NAME_BYTES = 1024  # the longest name in it (UTF-8)
+DIGEST_SIZE = 32
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -41,16 +54,21 @@ class FileAccess:
     """Which files a manifest may make the host read.
 
     Attributes:
-        mode: ``trusted``, ``confined``, ``none`` or ``recorded`` (see the module's docstring).
-        base: the directory relative paths resolve against (None: the current directory, trusted only).
+        mode: ``trusted``, ``confined``, ``stored``, ``none`` or ``recorded`` (see the module's docstring).
+        base: the directory relative paths resolve against (None: the current directory, trusted only; for
+            ``stored`` the folder of the map, relative, None at its top).
         root: for ``confined``, the directory no path may leave (``base`` is inside it).
         origin: who wrote the manifest, for error messages (``an API client``, ``actor <id>``).
+        names: for ``stored``, the uploaded map as sorted (name, 32-byte blob hash) pairs.
+        blobs: for ``stored``, the blob store the map's hashes are read from.
     """
 
     mode: Mode
     base: Path | None = None
     root: Path | None = None
     origin: str = "the operator"
+    names: tuple[tuple[str, bytes], ...] = ()
+    blobs: Blobs | None = None
 
     @classmethod
     def trusted(cls, base: Path | None = None) -> FileAccess:
@@ -62,6 +80,37 @@ class FileAccess:
         """Only regular files inside ``root``, named by relative paths against ``base`` (default ``root``)."""
         real = Path(root).resolve()
         return cls(mode="confined", root=real, base=real if base is None else Path(base).resolve(), origin=origin)
+
+    @classmethod
+    def stored(cls, names: Mapping[str, bytes], blobs: Blobs, *, base: str | None = None,
+               origin: str = "an API client") -> FileAccess:
+        """Only the names of ``names`` (an uploaded map: relative name -> blob hash), read from ``blobs``.
+
+        Args:
+            names: the map; checked here (``check_names``).
+            blobs: the blob store holding its blobs.
+            base: the folder (a name in the map's form, or None for its top) relative names resolve against.
+            origin: who wrote the manifest, for error messages.
+
+        Raises:
+            InvalidInputError: the map or ``base`` is not well formed.
+        """
+        folder = None if not base else Path(check_name(base))
+        return cls(mode="stored", names=tuple(sorted(check_names(names).items())), blobs=blobs, base=folder,
+                   origin=origin)
+
+    @classmethod
+    def from_record(cls, recorded: object, blobs: Blobs, *, origin: str) -> FileAccess:
+        """The ``stored`` access an actor's ``actor/created`` recorded (``recorded_map``), for a reopened actor.
+
+        Raises:
+            InvalidInputError: the recorded value is not a ``{"base": str, "names": {str: hash}}`` map of names in
+                plain relative form (a chain may come from anyone).
+        """
+        if not (isinstance(recorded, dict) and set(recorded) == {"base", "names"}
+                and isinstance(recorded["base"], str) and isinstance(recorded["names"], dict)):
+            raise InvalidInputError("recorded files", type(recorded).__name__, 'a map {"base": text, "names": map}')
+        return cls.stored(recorded["names"], blobs, base=recorded["base"] or None, origin=origin)
 
     @classmethod
     def none(cls, origin: str) -> FileAccess:
@@ -76,46 +125,74 @@ class FileAccess:
     @property
     def reads(self) -> bool:
         """Whether a file named by the manifest is read at all (False for ``none`` and ``recorded``)."""
-        return self.mode in ("trusted", "confined")
+        return self.mode in ("trusted", "confined", "stored")
+
+    @property
+    def folder(self) -> str:
+        """For ``stored``: the folder relative names resolve against, in the map's form (``""`` at its top)."""
+        return "" if self.base is None else self.base.as_posix()
+
+    def recorded_map(self) -> dict[str, Any] | None:
+        """What ``actor/created`` records of this access (``files``): for ``stored`` its folder and its map,
+        so a reopened actor gets the same access (``from_record``); None for any other access."""
+        if self.mode != "stored":
+            return None
+        return {"base": self.folder, "names": dict(self.names)}
 
     def for_child(self, origin: str) -> FileAccess:
         """The access of a manifest that an actor whose manifest had this access hands to its supervisor.
 
-        A tree started by the operator from a file on disk stays inside that file's directory; any other tree
-        names no files.
+        A tree started by the operator from a file on disk stays inside that file's directory; a tree started
+        with an uploaded map keeps that map; any other tree names no files.
         """
         if self.mode == "trusted" and self.base is not None:
             return FileAccess.confined(self.base, origin=origin)
-        if self.mode == "confined":
-            return FileAccess(mode="confined", root=self.root, base=self.base, origin=origin)
+        if self.mode in ("confined", "stored"):
+            return dataclasses.replace(self, origin=origin)
         return FileAccess.none(origin)
 
     def within(self, directory: Path) -> FileAccess:
         """The same access for a manifest file in ``directory``: its relative paths resolve against it."""
         if self.mode == "trusted":
             return FileAccess.trusted(directory)
-        if self.mode == "confined":
-            return FileAccess(mode="confined", root=self.root, base=Path(directory), origin=self.origin)
+        if self.mode in ("confined", "stored"):
+            return dataclasses.replace(self, base=Path(directory))
         return self
+
+    def beside(self, name: str | PurePath, *, source: str, field: str) -> FileAccess:
+        """The access of the manifest file ``name`` (checked as ``resolve`` does): relative paths in it resolve
+        against its directory (for ``stored``, its folder in the map)."""
+        path = self.resolve(name, source=source, field=field)
+        if self.mode == "stored":
+            folder = path.parent
+            return dataclasses.replace(self, base=None if folder == Path(".") else folder)
+        return self.within(path.absolute().parent)
 
     def resolve(self, name: str | PurePath, *, source: str, field: str) -> Path:
         """The path a manifest's file name stands for, once it is checked against this access.
 
+        For ``stored`` the path is the name's key in the map (relative, never a file on the host).
+
         Raises:
-            ManifestError: this access names no files, or (confined) the name is absolute, has a ``..``
-                component, or leads (through a symlink) out of the root.
+            ManifestError: this access names no files, or (confined, stored) the name is absolute or has a ``..``
+                component, or (confined) leads (through a symlink) out of the root, or (stored) is not in the map.
         """
         if "\0" in str(name):
             raise ManifestError(source, field, f"a file name cannot hold a NUL character (got {str(name)!r})")
         path = Path(name)
         if self.mode == "trusted":
             return path if path.is_absolute() or self.base is None else self.base / path
-        if self.mode != "confined":
+        if self.mode not in ("confined", "stored"):
             raise ManifestError(source, field, self._no_files(str(name)))
         if path.is_absolute():
             raise ManifestError(source, field, self._confined(str(name), "is an absolute path"))
         if ".." in path.parts:
             raise ManifestError(source, field, self._confined(str(name), "has a '..' component"))
+        if self.mode == "stored":
+            key = path if self.base is None else self.base / path
+            if self._digest(key.as_posix()) is None:
+                raise ManifestError(source, field, self._confined(str(name), "is not one of them"))
+            return key
         root, base = self._confinement()
         real = (base / path).resolve()
         if not real.is_relative_to(root):
@@ -137,9 +214,27 @@ class FileAccess:
         """
         path = self.resolve(name, source=source, field=field)
         try:
+            if self.mode == "stored":
+                return self._read_blob(path.as_posix(), limit)
             return _read_regular(path, limit, follow=self.mode == "trusted")
         except _Refused as exc:
             raise ManifestError(source, field, f"cannot read the {what} file {str(name)!r}: {exc}") from None
+
+    def _digest(self, key: str) -> bytes | None:
+        return next((digest for name, digest in self.names if name == key), None)
+
+    def _read_blob(self, key: str, limit: int) -> bytes:
+        """The blob the map names ``key`` by, at most ``limit`` bytes (its size is checked before it is read)."""
+        digest = self._digest(key)
+        if digest is None or self.blobs is None:
+            raise _Refused("it is not in the uploaded map")
+        try:
+            size = self.blobs.size(digest)
+            if size > limit:
+                raise _Refused(f"it holds {size} bytes, more than the maximum of {limit}")
+            return self.blobs.get(digest)
+        except NotFoundError:
+            raise _Refused(f"its blob {digest.hex()} is not in the store") from None
 
     def _confinement(self) -> tuple[Path, Path]:
         if self.root is None or self.base is None:
@@ -153,8 +248,73 @@ class FileAccess:
                 "component by blob hash or store:LABEL and the state inline")
 
     def _confined(self, name: str, why: str) -> str:
+        if self.mode == "stored":
+            return (f"a manifest from {self.origin} may name only the files uploaded with its tree (by "
+                    f"`theater start`), by a relative path without '..'; {name!r} {why}")
         return (f"a manifest from {self.origin} may name only files inside its tree's manifest directory, by a "
                 f"relative path without '..'; {name!r} {why}")
+
+
+class Blobs(Protocol):
+    """What a ``stored`` access needs of the blob store (``store.blobs.Blobs`` is one)."""
+
+    def size(self, digest: bytes) -> int: ...
+
+    def get(self, digest: bytes) -> bytes: ...
+
+
+def check_name(name: object) -> str:
+    """A name of an uploaded map, checked to be in its plain relative form, and returned.
+
+    A name is a relative POSIX path (``worker.toml``, ``build/supervisor.wasm``): not empty, not absolute, no
+    ``..``, ``.`` or empty component, no ``\\`` or NUL, no trailing ``/``, at most ``MAX_NAME_BYTES`` bytes.
+
+    Raises:
+        InvalidInputError: it is not such a name (the message says what is wrong with it).
+    """
+    expected = "a relative file name such as 'worker.toml' or 'build/worker.wasm'"
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError("file name", name, expected)
+    problem = _name_problem(name)
+    if problem:
+        raise InvalidInputError("file name", name, f"{expected} (it {problem})")
+    return name
+
+
+def _name_problem(name: str) -> str | None:
+    if "\0" in name or "\\" in name:
+        return "holds a NUL or a backslash"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    if size > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes"
+    path = PurePosixPath(name)
+    if path.is_absolute():
+        return "is an absolute path"
+    if ".." in path.parts:
+        return "has a '..' component"
+    if str(path) != name or "." in name.split("/"):
+        return "is not in plain form: no '.' or empty component, no trailing '/'"
+    return None
+
+
+def check_names(names: Mapping[str, bytes]) -> dict[str, bytes]:
+    """An uploaded map (name -> 32-byte blob hash), every name and hash checked; returned as a plain dict.
+
+    Raises:
+        InvalidInputError: too many names, a name not in plain relative form (``check_name``), or a hash that is
+            not 32 bytes.
+    """
+    if len(names) > MAX_STORED_FILES:
+        raise InvalidInputError("files", f"{len(names)} names", f"at most {MAX_STORED_FILES} names")
+    checked: dict[str, bytes] = {}
+    for name, digest in names.items():
+        if not (isinstance(digest, bytes) and len(digest) == DIGEST_SIZE):
+            raise InvalidInputError(f"blob hash of file {name!r}", digest, "a 32-byte blake3 digest")
+        checked[check_name(name)] = digest
+    return checked
 
 
 class _Refused(Exception):
@@ -220,4 +380,4 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-__all__ = ["FileAccess"]
+__all__ = ["MAX_NAME_BYTES", "MAX_STORED_FILES", "Blobs", "FileAccess", "check_name", "check_names"]

@@ -51,9 +51,11 @@ errors, so a typo never silently drops a setting. Handler indexes in error messa
 Files. Which files a manifest may name depends on who wrote it, and is decided by the ``FileAccess`` it is parsed
 with (``theater.files``): the operator's manifests may name any regular file; a manifest a guest hands to its
 supervisor only files inside the directory of the operator's manifest its tree started from, by relative paths
-without ``..`` (symlinks must not lead out); a manifest from an API client, or from a guest whose tree did not
-start from a file, none at all (its component comes as a blob hash or ``store:LABEL``, its state inline). Every file
-is read only if it is a regular file no larger than the runtime's maximum (``Maximums``).
+without ``..`` (symlinks must not lead out); in a tree started on a server by ``theater start``, only the files
+it uploaded with it, read from the blob store; a manifest from an API client, or from a guest whose tree did not
+start from a file or an upload, none at all (its component comes as a blob hash or ``store:LABEL``, its state
+inline). Every file is read only if it is a regular file (or blob) no larger than the runtime's maximum
+(``Maximums``).
 
 Limits. A child's ``[limits]`` lie within its parent's, and every manifest's within the runtime's ``Maximums``
 (``check_limits``, ``check_permissions``).
@@ -272,8 +274,7 @@ def load_manifest(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
-    directory = access.resolve(path, source=source, field="").absolute().parent
-    return parse_manifest(text, source=source, files=access.within(directory), maximums=maximums)
+    return parse_manifest(text, source=source, files=access.beside(path, source=source, field=""), maximums=maximums)
 
 
 def parse_manifest(
@@ -475,7 +476,7 @@ def _component(top: _Table, files: FileAccess) -> ComponentRef:
     if files.mode == "trusted":
         path = files.resolve(value, source=top.source, field=key)
         return ComponentRef(kind="path", value=path.resolve() if path.is_absolute() else path)
-    if files.mode == "confined":
+    if files.mode in ("confined", "stored"):
         files.resolve(value, source=top.source, field=key)  # refused now rather than when it is read
     return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
 

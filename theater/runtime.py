@@ -15,6 +15,7 @@ actor sees the runtime through its ``theater.actor.Stage``, handlers and supervi
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +23,12 @@ from typing import Any
 
 from replay.boundary import import_functions
 from replay.engine import Engine
+from replay.errors import MalformedRecord
 from replay.history import state_at
 from replay.replayer import Replayer
 from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
-from store.errors import NotFoundError, StoreError
+from store.errors import InvalidInputError, NotFoundError, StoreError
 from theater import components
 from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
@@ -174,6 +176,7 @@ class Theater:
         source = f"store:{genesis.data['manifest'].hex()}"
         text = self.store.blobs.get(genesis.data["manifest"]).decode()
         manifest = parse_manifest(text, source=source, files=FileAccess.recorded())
+        manifest = dataclasses.replace(manifest, files=self._recorded_files(genesis))
         check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
@@ -184,6 +187,21 @@ class Theater:
         actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
         self._rejoin(actor)
         return str(key)
+
+    def _recorded_files(self, genesis: Event) -> FileAccess:
+        """The file access a reopened actor keeps: the uploaded map its creation recorded (``files``), if any;
+        else none (its manifest's own names are in the chain, and its children name no files).
+
+        Raises:
+            MalformedRecord: the recorded map is not well formed.
+        """
+        created = ActorCreated.decode(genesis)
+        if not isinstance(created.files, dict):
+            return FileAccess.recorded()
+        try:
+            return FileAccess.from_record(created.files, self.store.blobs, origin="the record")
+        except InvalidInputError as exc:
+            raise MalformedRecord(seq=0, type=genesis.type, field="files", problem=str(exc)) from None
 
     def _rejoin(self, actor: Actor) -> None:
         """Put a reopened actor back into its supervision tree: under its parent, over its children.
@@ -232,6 +250,7 @@ class Theater:
         parent: uuid.UUID | None,
     ) -> RecordTape:
         tape = RecordTape(self.store, actor_id, EMPTY)
+        files = manifest.files.recorded_map()  # the uploaded map a tree started on a server keeps
         tape.record(ActorCreated(
             id=str(actor_id),
             name=manifest.name,
@@ -241,6 +260,7 @@ class Theater:
             parent=str(parent) if parent else None,
             init_state=tape.state_ref(state),
             limits=manifest.limits.per_call(),
+            **({} if files is None else {"files": files}),
         ))
         return tape
 

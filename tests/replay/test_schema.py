@@ -46,6 +46,12 @@ SAMPLES: list[tuple[Payload, dict[str, Any]]] = [
      {"id": str(ACTOR), "name": "counter", "component": H1, "manifest": H2,
       "engine": {"consume_fuel": True, "wasmtime": "50.0.0"}, "parent": None, "init_state": H3,
       "limits": {"fuel_per_call": 5, "memory_bytes": 6, "deadline_ms": 7}}),
+    (ActorCreated(id=str(ACTOR), name="sup", component=H1, manifest=H2, engine={"wasmtime": "50.0.0"},
+                  parent=None, init_state=None, limits=Limits(fuel_per_call=5, memory_bytes=6, deadline_ms=7),
+                  files={"base": "", "names": {"worker.toml": H3, "build/w.wasm": H1}}),
+     {"id": str(ACTOR), "name": "sup", "component": H1, "manifest": H2, "engine": {"wasmtime": "50.0.0"},
+      "parent": None, "init_state": None, "limits": {"fuel_per_call": 5, "memory_bytes": 6, "deadline_ms": 7},
+      "files": {"base": "", "names": {"worker.toml": H3, "build/w.wasm": H1}}}),
     (WasmInstantiate(fuel=12, state=H1, reason=InstantiateReason.RECOVER),
      {"fuel": 12, "state": H1, "reason": "recover"}),
     (WasmCall(state=None, export="theater:simple/actor.init", params=[str(ACTOR)]),
@@ -110,6 +116,19 @@ def test_decoding_a_bad_field_names_the_event_and_the_field() -> None:
     with pytest.raises(MalformedRecord) as caught:
         WasmResult.decode(event)
     assert (caught.value.seq, caught.value.field) == (3, "fuel")
+
+
+@pytest.mark.parametrize(("files", "field"), [
+    ({"base": "", "names": {"worker.toml": b"short"}}, "files.names.worker.toml"),
+    ({"base": 1, "names": {}}, "files.base"),
+    ({"base": ""}, "files.names"),
+    ([], "files"),
+])
+def test_a_malformed_uploaded_files_map_in_actor_created_names_the_field(files: Any, field: str) -> None:
+    payload, written = SAMPLES[0]
+    with pytest.raises(MalformedRecord) as caught:
+        ActorCreated.decode(_event(payload, {**written, "files": files}))
+    assert caught.value.field == field
 
 
 def test_decoding_an_event_of_another_type_is_refused() -> None:

@@ -16,6 +16,8 @@ from store import parse_actor_id
 from theater.cli import cli
 from theater.errors import GuestFault
 
+from tests.server._harness import ServerProcess
+
 from ._support import CACHE, Stage, build, seed_compiled, seed_home
 
 pytestmark = [pytest.mark.integration]
@@ -90,6 +92,22 @@ def test_supervisor_hears_a_crashing_worker_which_is_restarted(example: Callable
     assert report == {"failures": [[worker, "internal"]], "exits": []}
     stage.until(lambda: theater.status(worker) == "running", "the worker's restart")
     assert theater.request(worker, b"work") == b"done by worker 1"
+
+
+@pytest.mark.slow
+def test_the_supervisor_example_runs_on_a_server_as_it_does_embedded(example: Callable[[str], Path],
+                                                                     tmp_path: Path) -> None:
+    result = build(example("supervisor"))
+    home = tmp_path / "server-home"
+    seed_home(home, result)  # its compiled form, so the server does not compile the component again
+    server = ServerProcess(home).start()
+    try:
+        boss = server.cli("start", str(result.project.manifest), "--id-only").stdout.strip()
+        worker = server.cli("message", boss, "start", "--request").stdout.strip()
+        assert server.cli("message", worker, "work", "--request").stdout.strip() == "done by worker 1"
+        assert server.http().ok("GET", f"/v1/actors/{boss}")["status"] == "running"
+    finally:
+        assert server.stop() == 0, server.stderr()
 
 
 def test_quickstart_builds_runs_and_verifies_the_counter(example: Callable[[str], Path], tmp_path: Path) -> None:

@@ -14,12 +14,15 @@ from typing import Any
 import click
 from rich.table import Table
 
+from store import blob_digest
+
 from theater.cli._context import Context, emit_json
 from theater.cli._render import ago, console, data_summary
 from theater.cli.client import ApiClient, RemoteError, ServerNotRunning, client_for, decode_bytes, encode_bytes
 from theater.cli.completion import ACTOR_ID
 from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 from theater.porcelain import actor_rows
+from theater.project import project_files
 from theater.porcelain.forms import from_jsonable, text_of
 from theater.status import ActorStatus
 
@@ -44,10 +47,12 @@ def start(manifest: Path, initial_state: str | None, parent: str | None, id_only
           as_json: bool) -> None:
     """Start the actor of MANIFEST on the server.
 
-    The manifest and its component are read here and sent to the server (the server reads no files).
+    The manifest, its component and its project's files are read here and uploaded to the server (which reads no
+    files): every *.toml in MANIFEST's directory and the component and init_state files they name inside it, so a
+    supervisor spawns worker.toml on the server as it does embedded.
     """
     api = client_for()
-    answer = api.post("/v1/actors", start_body(manifest, initial_state, parent))
+    answer = api.post("/v1/actors", start_body(api, manifest, initial_state, parent))
     if as_json:
         emit(answer)
     elif id_only:
@@ -58,18 +63,35 @@ def start(manifest: Path, initial_state: str | None, parent: str | None, id_only
         follow(api, answer["id"], {"history": True}, as_json)
 
 
-def start_body(path: Path, initial_state: str | None, parent: str | None) -> dict[str, Any]:
-    """The ``POST /v1/actors`` body for a local manifest: its text, its component's bytes, its initial state."""
+def start_body(api: ApiClient, path: Path, initial_state: str | None, parent: str | None) -> dict[str, Any]:
+    """The ``POST /v1/actors`` body for a local manifest: its text, its initial state, and (uploaded first, as
+    blobs) its component and its project's files (``theater.project``)."""
     manifest = load_manifest(path)
     body: dict[str, Any] = {"manifest": manifest.source_text, "source": str(path), "parent": parent}
     if manifest.component.kind == "path":  # read here, as a regular file of bounded size: the server reads none
-        body["component"] = encode_bytes(manifest.files.read(
+        body["component_hash"] = upload(api, manifest.files.read(
             manifest.component.path, limit=DEFAULT_MAXIMUMS.component_file_bytes, what="component",
             source=str(path), field="component"))
+    body["files"] = {name: upload(api, data) for name, data in project_files(path).items()}
     state = parse_state(initial_state) if initial_state is not None else manifest.init_state
     if state is not None:
         body["init_state"] = encode_bytes(state)
     return body
+
+
+def upload(api: ApiClient, data: bytes) -> str:
+    """Put ``data`` in the server's blob store unless it holds it already; its hash (hex)."""
+    digest = blob_digest(data).hex()
+    try:
+        api.get(f"/v1/blobs/{digest}/info")
+        return digest
+    except RemoteError as exc:
+        if exc.status != 404:
+            raise
+    stored = json.loads(api.raw("POST", "/v1/blobs", data))["hash"]
+    if stored != digest:
+        raise RemoteError("UploadError", f"the server stored a blob as {stored}, expected {digest}", 0)
+    return digest
 
 
 def parse_state(text: str) -> bytes:

@@ -13,9 +13,11 @@ The ``manifest`` argument of ``spawn`` and ``resume`` is one of:
 The guest chose every byte of it, so the manifest never makes the host open a file by a name the guest chose
 (``theater.files``): when the tree was started by the operator from a manifest file on disk, a path (the argument
 itself, the component's, an ``init_state`` file's) may name a regular file inside that file's directory, relative,
-without ``..``, not leading out through a symlink, within the runtime's size maximums; otherwise no path is accepted
-and the component comes by hash or ``store:LABEL``, the state inline or as ``init-bytes``. Errors returned to the
-guest never quote a file's content.
+without ``..``, not leading out through a symlink, within the runtime's size maximums; when it was started on a
+server with its project uploaded (``theater start``), a path may name one of the uploaded files (the same rules,
+read from the blob store, never from the server's disk); otherwise no path is accepted and the component comes by
+hash or ``store:LABEL``, the state inline or as ``init-bytes``. Errors returned to the guest never quote a file's
+content.
 
 A child's handlers must be a subset of its parent's and its limits within its parent's
 (``theater.manifest.check_permissions``).

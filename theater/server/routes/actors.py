@@ -14,7 +14,7 @@ from theater.porcelain import actor_rows, describe, running
 from theater.porcelain.forms import bytes_json
 from theater.runtime import Theater
 from theater.server.errors import bad_request
-from theater.server.manifests import client_manifest
+from theater.server.manifests import CLIENT, client_manifest, uploaded_files
 from theater.server.service import Service, service
 from theater.server.wire import (
     actor_id,
@@ -34,7 +34,11 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/actors")
 async def start(request: web.Request) -> web.Response:
-    """Start an actor from a manifest's TOML and its component (bytes or a blob hash)."""
+    """Start an actor from a manifest's TOML and its component (bytes, a blob hash, or a file of ``files``).
+
+    ``files`` (optional) maps relative names to the hashes of blobs uploaded first: the files of the project the
+    manifest comes from, which the manifest and its actor's children may name (``theater.files``).
+    """
     svc = service(request)
     body = await read_json(request)
     text = field(body, "manifest", str)
@@ -45,7 +49,8 @@ async def start(request: web.Request) -> web.Response:
         raise bad_request("give component or component_hash, not both")
     init_state = parse_bytes(body["init_state"], "init_state") if body.get("init_state") is not None else None
     parent = field(body, "parent", str, None)
-    actor = await svc.run(_start, svc.theater, text, source, component, digest, init_state, parent)
+    files = field(body, "files", dict, None)
+    actor = await svc.run(_start, svc.theater, text, source, component, digest, init_state, parent, files)
     return json_response(await svc.run(describe, svc.theater.store, parse_actor_id(actor), svc.theater), status=201)
 
 
@@ -63,12 +68,14 @@ def _hash_field(body: dict[str, Any], name: str) -> bytes | None:
 
 
 def _start(theater: Theater, text: str, source: str, component: bytes | None, digest: bytes | None,
-           init_state: bytes | None, parent: str | None) -> str:
+           init_state: bytes | None, parent: str | None, files: dict[str, Any] | None) -> str:
     if parent is not None:
         theater.running(parent)  # a child is supervised by its parent: the parent must be running
+    access = CLIENT if files is None else uploaded_files(files, theater.store.blobs, source=source)
     if component is not None:  # stored only once it compiles, as every component from outside
         digest, _ = components.load_new(theater.engine, theater.store, component, what=f"{source}: component")
-    manifest = client_manifest(text, source=source, component=digest, init_state=init_state)
+    manifest = client_manifest(text, source=source, component=digest, init_state=init_state, files=access,
+                               maximums=theater.maximums)
     return theater.start(manifest, init_state=init_state, parent=parent)
 
 
