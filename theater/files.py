@@ -20,8 +20,9 @@ wrote it:
   file names are checked in shape and never opened.
 
 Whatever the access, only regular files (or, for ``stored``, blobs) are read (never a device, a fifo or a directory),
-and never more than the runtime's maximum for what is being read (see ``theater.manifest.Maximums``): at most that many bytes plus one are
-read, so a file that grows while it is read, or a ``/proc`` file that claims size 0, cannot go past the bound.
+and never more than the runtime's maximum for what is being read (see ``theater.manifest.Maximums``): at most that
+many bytes plus one are read, so a file that grows while it is read, or a ``/proc`` file that claims size 0, cannot
+go past the bound.
 Error messages name the path as the manifest gave it and never quote what a file holds.
 """
 

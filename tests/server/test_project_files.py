@@ -87,7 +87,7 @@ def test_a_supervisor_started_by_the_cli_spawns_its_projects_manifest_by_name(se
     assert (worker["name"], worker["status"], worker["parent"]) == ("worker", "running", sup)
     assert request(http, child, b"hello") == b"hello"
     assert payload(http.ok("GET", f"/v1/actors/{child}/state")["state"]) == STATE
-    inline = f'name = "inline"\ncomponent = "build/worker.wat"\ninit_state = {{ file = "state.bin" }}\n'
+    inline = 'name = "inline"\ncomponent = "build/worker.wat"\ninit_state = { file = "state.bin" }\n'
     assert not spawn(http, sup, inline).startswith(ERR_MARKER)
     no_secret_anywhere(server, http)
 
