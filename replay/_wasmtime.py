@@ -73,12 +73,18 @@ def install() -> None:
     ]
     if missing:
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, f"missing internals: {', '.join(missing)}")
+    check_val_layout()
     _install_type_caches()
+    _install_bulk_bytes()
 
 
 def is_installed() -> bool:
     """True once ``install()`` has patched wasmtime-py in this process."""
-    return _types is not None and getattr(_types.VariantLikeType.__dict__.get("_tagged"), "_theater_cached", False)
+    return (
+        _types is not None
+        and getattr(_types.VariantLikeType.__dict__.get("_tagged"), "_theater_cached", False)
+        and getattr(_types.ListType.__dict__.get("convert_to_c"), "_theater_original", None) is not None
+    )
 
 
 def is_tagged(ty: Any) -> bool:
@@ -161,6 +167,188 @@ def _memoized(name: str, method: Any) -> Any:
     wrapper._theater_cached = True  # type: ignore[attr-defined]
     return wrapper
 
+
+
+# Bulk list<u8> ----------------------------------------------------------------------------------------------------
+#
+# wasmtime's C API passes a list as an array of ``wasmtime_component_val_t``, one per element (``_VAL_STRIDE``
+# bytes each: a kind byte and a union holding the u8). wasmtime-py builds and reads that array one element at a time
+# in Python; the bulk path writes the kind and the payload byte of every element with one strided slice assignment
+# each, and reads the payloads back with one strided slice. The layout is checked against the C library by
+# ``check_val_layout`` when the patches are installed.
+
+_U8_KIND = ffi.WASMTIME_COMPONENT_U8.value if ffi is not None else 2
+_POOLED_ELEMENTS = 65536  # lists up to this length are built in a reused buffer (2 MiB each, kinds pre-filled)
+_POOL_SIZE = 4
+_pool: list[bytearray] = []
+
+
+def _val_layout() -> tuple[int, int, int]:
+    """(size of a ``wasmtime_component_val_t``, offset of its kind byte, offset of its u8 payload) as wasmtime-py's
+    ctypes definitions give them."""
+    val = ffi.wasmtime_component_val_t
+    return ctypes.sizeof(val), val.kind.offset, val.of.offset + ffi.wasmtime_component_valunion_t.u8.offset
+
+
+_VAL_STRIDE, _KIND_AT, _U8_AT = _val_layout() if ffi is not None else (0, 0, 0)
+
+
+def _u8_vals(data: bytes) -> bytearray:
+    """A buffer holding ``len(data)`` u8 values laid out as ``wasmtime_component_val_t`` (maybe longer; a pooled
+    buffer goes back with ``_release``)."""
+    n = len(data)
+    if n <= _POOLED_ELEMENTS:
+        try:
+            buf = _pool.pop()
+        except IndexError:
+            buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
+            buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+    else:
+        buf = bytearray(n * _VAL_STRIDE)
+        buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * n
+    buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+    return buf
+
+
+def _release(buf: bytearray) -> None:
+    if len(buf) == _POOLED_ELEMENTS * _VAL_STRIDE and len(_pool) < _POOL_SIZE:
+        _pool.append(buf)
+
+
+def _new_u8_list(data: bytes) -> Any:
+    """A fresh ``wasmtime_component_vallist_t`` (owned by the caller) holding the bytes ``data`` as u8 values."""
+    raw = ffi.wasmtime_component_vallist_t()
+    n = len(data)
+    if n == 0:
+        ffi.wasmtime_component_vallist_new_uninit(raw, 0)
+        return raw
+    buf = _u8_vals(data)
+    try:
+        first = ctypes.c_char.from_buffer(buf)
+        # vallist_new moves the values out of ``buf`` (a bitwise copy: u8 values own nothing).
+        ffi.wasmtime_component_vallist_new(raw, n, ctypes.cast(ctypes.addressof(first), _VAL_POINTER))
+        del first
+    finally:
+        _release(buf)
+    return raw
+
+
+@functools.lru_cache(maxsize=None)
+def _byte_array_type(size_class: int) -> Any:
+    return ctypes.c_uint8 * (1 << size_class)
+
+
+def _c_bytes(pointer_: Any, size: int) -> memoryview:
+    """The ``size`` bytes at ``pointer_`` as a memoryview (a view, not a copy; its array type spans the next power of
+    two so ctypes does not cache one array type per size; only ``[:size]`` is ever read)."""
+    address = ctypes.cast(pointer_, ctypes.c_void_p).value
+    return memoryview(_byte_array_type((size - 1).bit_length()).from_address(address)).cast("B")[:size]
+
+
+def _read_u8_list(raw: Any) -> bytes:
+    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here)."""
+    n = raw.size
+    if n == 0:
+        return b""
+    view = _c_bytes(raw.data, n * _VAL_STRIDE)
+    if view[_KIND_AT::_VAL_STRIDE] != bytes((_U8_KIND,)) * n:
+        raise AssertionError("a list<u8> value holds an element that is not a u8")
+    return bytes(view[_U8_AT::_VAL_STRIDE])
+
+
+def _bulk_list_to_c(original: Any) -> Any:
+    def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+        if not self._is_bytes():
+            return original(self, store, val, ptr)
+        if not isinstance(val, bytes):
+            raise TypeError("expected bytes value")
+        raw = _new_u8_list(val)
+        ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
+        ptr.contents.of.list = raw
+        return None
+
+    convert_to_c._theater_original = original  # type: ignore[attr-defined]
+    return functools.wraps(original)(convert_to_c)
+
+
+def _bulk_list_from_c(original: Any) -> Any:
+    def convert_from_c(self: Any, c: Any) -> Any:
+        if not self._is_bytes():
+            return original(self, c)
+        if c.kind != ffi.WASMTIME_COMPONENT_LIST.value:
+            raise AssertionError("a list<u8> value is not a list")
+        try:
+            return _read_u8_list(c.of.list)
+        finally:
+            ffi.wasmtime_component_vallist_delete(byref(c.of.list))
+
+    convert_from_c._theater_original = original  # type: ignore[attr-defined]
+    return functools.wraps(original)(convert_from_c)
+
+
+def _install_bulk_bytes() -> None:
+    """Make wasmtime-py convert every ``list<u8>`` in bulk (idempotent: a patched method carries
+    ``_theater_original``, wasmtime-py's own method, which ``unpatched_lists`` puts back)."""
+    cls = _types.ListType
+    for name, wrap in (("convert_to_c", _bulk_list_to_c), ("convert_from_c", _bulk_list_from_c)):
+        current = cls.__dict__[name]
+        if getattr(current, "_theater_original", None) is None:
+            setattr(cls, name, wrap(current))
+    if not getattr(cls.__dict__.get("_is_bytes"), "_theater_cached", False):
+        setattr(cls, "_is_bytes", _memoized("_is_bytes", cls.__dict__["_is_bytes"]))
+
+
+def list_conversions_unpatched() -> dict[str, Any]:
+    """wasmtime-py's own ``ListType`` conversion methods (to compare the bulk path with), by name."""
+    return {
+        name: getattr(_types.ListType.__dict__[name], "_theater_original", _types.ListType.__dict__[name])
+        for name in ("convert_to_c", "convert_from_c")
+    }
+
+
+_VAL_POINTER = ctypes.POINTER(ffi.wasmtime_component_val_t) if ffi is not None else None
+_LAYOUT_PROBE = bytes((0, 1, 2, 127, 128, 254, 255))
+
+
+def check_val_layout() -> None:
+    """Check that the bulk ``list<u8>`` path agrees with wasmtime's ``wasmtime_component_val_t`` layout: wasmtime-py's
+    ctypes definitions give a one-byte kind and a one-byte u8 payload inside each value, and the C library, copying
+    a list built with that layout, gives back the same u8 values.
+
+    Raises:
+        UnsupportedWasmtime: the layout differs (naming what differs) or the functions the path calls are missing.
+    """
+    names = ("wasmtime_component_vallist_new", "wasmtime_component_vallist_new_uninit",
+             "wasmtime_component_vallist_copy", "wasmtime_component_vallist_delete", "wasmtime_component_val_t",
+             "wasmtime_component_valunion_t", "WASMTIME_COMPONENT_U8", "WASMTIME_COMPONENT_LIST")
+    missing = [name for name in names if not hasattr(ffi, name)]
+    if missing:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, f"missing internals: {', '.join(missing)}")
+    val = ffi.wasmtime_component_val_t
+    fields = dict(val._fields_)
+    union_fields = dict(ffi.wasmtime_component_valunion_t._fields_)
+    if fields.get("kind") is not ctypes.c_uint8 or union_fields.get("u8") is not ctypes.c_uint8:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's kind or u8 is not one byte")
+    if (_VAL_STRIDE, _KIND_AT, _U8_AT) != _val_layout():
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's layout changed after import")
+    raw = _new_u8_list(_LAYOUT_PROBE)
+    copy = ffi.wasmtime_component_vallist_t()
+    try:
+        by_fields = bytes(raw.data[i].of.u8 for i in range(raw.size) if raw.data[i].kind == _U8_KIND)
+        ffi.wasmtime_component_vallist_copy(byref(copy), byref(raw))
+        by_c = _read_u8_list(copy) if copy.size == len(_LAYOUT_PROBE) else b""
+    except AssertionError:
+        by_c = b""
+    finally:
+        ffi.wasmtime_component_vallist_delete(byref(raw))
+        ffi.wasmtime_component_vallist_delete(byref(copy))
+    if by_fields != _LAYOUT_PROBE or by_c != _LAYOUT_PROBE:
+        raise UnsupportedWasmtime(
+            INSTALLED, SUPPORTED,
+            f"wasmtime_component_val_t layout (size {_VAL_STRIDE}, kind at {_KIND_AT}, u8 at {_U8_AT}) does not "
+            f"match the library: wrote {_LAYOUT_PROBE.hex()}, read {by_fields.hex()} by field and {by_c.hex()} "
+            "through a C copy",
+        )
 
 
 class FastFunc:
