@@ -193,67 +193,74 @@ def _val_layout() -> tuple[int, int, int]:
 _VAL_STRIDE, _KIND_AT, _U8_AT = _val_layout() if ffi is not None else (0, 0, 0)
 
 
-def _u8_vals(data: bytes) -> bytearray:
-    """A buffer holding ``len(data)`` u8 values laid out as ``wasmtime_component_val_t`` (maybe longer; a pooled
-    buffer goes back with ``_release``)."""
-    n = len(data)
-    if n <= _POOLED_ELEMENTS:
-        try:
-            buf = _pool.pop()
-        except IndexError:
-            buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
-            buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
-    else:
-        buf = bytearray(n * _VAL_STRIDE)
-        buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * n
-    buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
-    return buf
+def _pooled_vals() -> bytearray:
+    """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set (give it
+    back with ``_release``)."""
+    try:
+        return _pool.pop()
+    except IndexError:
+        buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
+        buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+        return buf
 
 
 def _release(buf: bytearray) -> None:
-    if len(buf) == _POOLED_ELEMENTS * _VAL_STRIDE and len(_pool) < _POOL_SIZE:
+    if len(_pool) < _POOL_SIZE:
         _pool.append(buf)
 
 
 def _new_u8_list(data: bytes) -> Any:
-    """A fresh ``wasmtime_component_vallist_t`` (owned by the caller) holding the bytes ``data`` as u8 values."""
+    """A fresh ``wasmtime_component_vallist_t`` (owned by the caller) holding the bytes ``data`` as u8 values.
+
+    The values are written into a reused buffer whose kinds are already set, one payload byte per value with a
+    strided slice assignment, then handed to wasmtime: moved by ``vallist_new`` for a list that fits the buffer,
+    copied chunk by chunk into the array of ``vallist_new_uninit`` for a longer one.
+    """
     raw = ffi.wasmtime_component_vallist_t()
     n = len(data)
     if n == 0:
         ffi.wasmtime_component_vallist_new_uninit(raw, 0)
         return raw
-    buf = _u8_vals(data)
+    buf = _pooled_vals()
     try:
         first = ctypes.c_char.from_buffer(buf)
-        # vallist_new moves the values out of ``buf`` (a bitwise copy: u8 values own nothing).
-        ffi.wasmtime_component_vallist_new(raw, n, ctypes.cast(ctypes.addressof(first), _VAL_POINTER))
+        if n <= _POOLED_ELEMENTS:
+            buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+            # vallist_new moves the values out of ``buf`` (a bitwise copy: u8 values own nothing).
+            ffi.wasmtime_component_vallist_new(raw, n, ctypes.cast(ctypes.addressof(first), _VAL_POINTER))
+        else:
+            ffi.wasmtime_component_vallist_new_uninit(raw, n)  # wasmtime initialises the values: safe to delete
+            try:
+                target = ctypes.cast(raw.data, ctypes.c_void_p).value
+                for start in range(0, n, _POOLED_ELEMENTS):
+                    chunk = data[start : start + _POOLED_ELEMENTS]
+                    size = len(chunk) * _VAL_STRIDE
+                    buf[_U8_AT:size:_VAL_STRIDE] = chunk
+                    ctypes.memmove(target + start * _VAL_STRIDE, ctypes.addressof(first), size)
+            except BaseException:
+                ffi.wasmtime_component_vallist_delete(byref(raw))
+                raise
         del first
     finally:
         _release(buf)
     return raw
 
 
-@functools.lru_cache(maxsize=None)
-def _byte_array_type(size_class: int) -> Any:
-    return ctypes.c_uint8 * (1 << size_class)
-
-
-def _c_bytes(pointer_: Any, size: int) -> memoryview:
-    """The ``size`` bytes at ``pointer_`` as a memoryview (a view, not a copy; its array type spans the next power of
-    two so ctypes does not cache one array type per size; only ``[:size]`` is ever read)."""
-    address = ctypes.cast(pointer_, ctypes.c_void_p).value
-    return memoryview(_byte_array_type((size - 1).bit_length()).from_address(address)).cast("B")[:size]
-
-
 def _read_u8_list(raw: Any) -> bytes:
-    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here)."""
+    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here): each chunk of
+    values is copied out whole (a memcpy) and its payload bytes taken with one strided slice."""
     n = raw.size
     if n == 0:
         return b""
-    view = _c_bytes(raw.data, n * _VAL_STRIDE)
-    if view[_KIND_AT::_VAL_STRIDE] != bytes((_U8_KIND,)) * n:
-        raise AssertionError("a list<u8> value holds an element that is not a u8")
-    return bytes(view[_U8_AT::_VAL_STRIDE])
+    address = ctypes.cast(raw.data, ctypes.c_void_p).value
+    parts = []
+    for start in range(0, n, _POOLED_ELEMENTS):
+        count = min(_POOLED_ELEMENTS, n - start)
+        values = ctypes.string_at(address + start * _VAL_STRIDE, count * _VAL_STRIDE)
+        if values[_KIND_AT::_VAL_STRIDE] != bytes((_U8_KIND,)) * count:
+            raise AssertionError("a list<u8> value holds an element that is not a u8")
+        parts.append(values[_U8_AT::_VAL_STRIDE])
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _bulk_list_to_c(original: Any) -> Any:
