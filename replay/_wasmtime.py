@@ -3,7 +3,8 @@
 Theater relies on internals of wasmtime-py 50.x (``SUPPORTED``): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
 and the component type classes of ``wasmtime.component._types`` (their properties, ``_tagged``, ``_cases`` and
 ``add_classes``). Importing this module changes nothing; ``install()`` (called by ``replay.engine.make_engine``)
-checks the version and the internals, raising ``UnsupportedWasmtime`` naming both versions otherwise, and patches:
+checks the version, the internals and the layout of wasmtime's values, raising ``UnsupportedWasmtime`` naming both
+versions (and what differs) otherwise, and patches:
 
 - Type caches: wasmtime-py's type objects ask wasmtime for their element, field and case types every time a value
   is converted; the patch makes each object remember what it asked. A type never changes, so this changes no
@@ -15,6 +16,18 @@ checks the version and the internals, raising ``UnsupportedWasmtime`` naming bot
   ways. This *does* change results, on purpose: ``result<option<T>, E>`` is lowered and lifted tagged, where
   unpatched wasmtime-py refuses the err. Options themselves keep wasmtime-py's rule.
   ``tests/replay/test_fastcall.py`` shows both behaviours.
+- Bulk ``list<u8>``: wasmtime's C API passes a list as an array of ``wasmtime_component_val_t`` (32 bytes per
+  element); wasmtime-py 50 builds and reads it one element at a time in Python (about 1 MB/s). The patched
+  ``ListType.convert_to_c``/``convert_from_c`` fill a ``list<u8>``'s array with one strided slice assignment of
+  its bytes into a reused buffer whose kinds are set, and read it back with one copy and one strided slice per
+  chunk of 65,536 elements, wherever the list sits (a parameter,
+  a result, inside an option, result, tuple, record or list, an import's arguments or result). The values are the
+  same; ``check_val_layout`` verifies the layout against the C library at install, and the tests compare every
+  shape and size with wasmtime-py's own methods (``list_conversions_unpatched``). Other lists keep wasmtime-py's
+  path; strings already cross as one buffer. What remains per element is wasmtime's own: it converts each C value
+  to a Rust ``Val`` and lowers or lifts it one by one (about 16 ns per element in, 30 ns out: some 60 and 30 MB/s),
+  and charges 48 bytes of hostcall fuel per lifted element (``replay.engine.MAX_MESSAGE_BYTES``). wasmtime-py 50's
+  C API offers no path around ``Val`` for a component (no typed calls, no access to a component's memory).
 
 It also holds what builds on the internals: ``FastFunc`` (an export call with its types resolved once; wasmtime-py's
 ``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call),
