@@ -6,7 +6,9 @@ same bytes, and the cost of an echo request by payload size next to a 64-byte on
 
 "into guest" lowers the value as an export's parameter (the guest answers its length); "out of guest" lifts it
 as an export's result (the guest hands out that many bytes of its memory); "echo" does both in one call. Calls go
-through ``FastFunc``, the runtime's export path. The request figures go through the embedded runtime
+through ``FastFunc``, the runtime's export path. "wasmtime's share alone" times the same call with the values
+already converted: wasmtime converts a list to and from its own ``Val`` one element at a time, and that share is
+the ceiling of anything done on the Python side. The request figures go through the embedded runtime
 (``Theater.request`` on the echo actor, every event durable). Ratios hold on a noisy machine; times do not.
 Nothing here is asserted by the tests.
 """
@@ -69,6 +71,29 @@ def report(name: str, n: int, seconds: float, floor: float) -> None:
           f"ratio {rate / mb_s(n, floor):.4f}   target >= {TARGET_MB_S:.0f} MB/s  {met}", flush=True)
 
 
+def wasmtime_alone(func: wc.Func, store: wasmtime.Store, value: object) -> float:
+    """Seconds for one call of ``func(value)`` with its parameter already in C form and its result freed, not
+    converted: wasmtime's own share (its per-element ``Val`` conversion and the guest), which no Python-side path
+    can go below."""
+    from ctypes import byref, pointer
+
+    ffi = _wasmtime.ffi
+    fty = func.type(store)
+    params = (ffi.wasmtime_component_val_t * 1)()
+    fty.params[0][1].convert_to_c(store, value, pointer(params[0]))
+    result = ffi.wasmtime_component_val_t()
+
+    def call() -> None:
+        _wasmtime.enter_wasm(lambda: ffi.wasmtime_component_func_call(
+            byref(func._func), store._context(), params, 1, byref(result), 1))
+        ffi.wasmtime_component_val_delete(byref(result))
+
+    try:
+        return best_per_call(call)
+    finally:
+        ffi.wasmtime_component_val_delete(byref(params[0]))
+
+
 def boundary(engine: Engine) -> None:
     component = engine.compile(wat.echo_component({"echo": ("(list u8)", 2), "echo-string": ("string", 2)}))
     store = wasmtime.Store(engine.wasmtime)
@@ -82,6 +107,7 @@ def boundary(engine: Engine) -> None:
         return FastFunc(func, store)
 
     echo, echo_string, take, give = (export(n) for n in ("echo", "echo-string", "take", "give"))
+    funcs = {name: instance.get_func(store, name) for name in ("echo", "take", "give")}
     print("== list<u8> and string across the boundary ==")
     for label, n in SIZES[1:]:
         data = bytes(range(256)) * (n // 256)
@@ -92,6 +118,10 @@ def boundary(engine: Engine) -> None:
         report(f"list<u8> out of guest, {label}", n, best_per_call(lambda: give(n)), floor)
         report(f"list<u8> echo (in + out), {label}", 2 * n, best_per_call(lambda: echo(data)), floor * 2)
         report(f"string echo (in + out), {label}", 2 * n, best_per_call(lambda: echo_string(text)), floor * 2)
+        for name, arg, moved in (("take", data, n), ("give", n, n), ("echo", data, 2 * n)):
+            alone = wasmtime_alone(funcs[name], store, arg)  # type: ignore[arg-type]
+            print(f"  wasmtime's share alone, {name} {label:<7} {mb_s(moved, alone):>10,.1f} MB/s "
+                  "(the ceiling of any host-side conversion)", flush=True)
 
 
 def unpatch() -> None:
