@@ -1196,3 +1196,105 @@ def importing_actor(*interfaces: str) -> str:
     instantiating it needs a linker that provides them."""
     return actor_wat(send=store_msg(), request=echo(), channel_message=store_msg(),
                      imports=interfaces)
+
+
+# ---- echo components for value shapes ----------------------------------------------------------------------------
+
+_ECHO_RET_AREA = 16  # results are stored here (up to 16 slots of 4 bytes, below the heap at 1024)
+
+
+def echo_component(types: Mapping[str, tuple[str, int]], *, type_defs: str = "",
+                   through_host: bool = False) -> str:
+    """A component exporting ``name: func(v: T) -> T`` for each ``name: (T, slots)`` of ``types``, returning its
+    argument unchanged.
+
+    ``T`` is component type text (``"(option (list u8))"``, ``"$rec"`` for a type of ``type_defs``). The guest copies
+    the flat values of its argument to its return area, so ``T`` must be a type whose flat form is ``slots`` i32s
+    (2 to 16) laid out in memory as consecutive 4-byte slots: lists and strings, and options, results, tuples and
+    records of them (a discriminant takes a slot). A wrong ``slots`` fails to compile. ``type_defs`` is component
+    text placed before the exports; a record must be exported there to be used, e.g.
+    ``(type $r0 (record (field "a" (list u8)))) (export $rec "rec" (type $r0))`` (with ``through_host``, imported:
+    ``(import "rec" (type $rec (eq $r0)))``). An export's name must differ from the names of the types.
+
+    With ``through_host`` the component also imports each ``name: func(v: T) -> T`` and its export calls that import
+    with its argument and returns the import's result: the value crosses into the host and back on its way.
+
+    The component also exports ``take: func(b: list<u8>) -> u32`` (the length of what it was given) and
+    ``give: func(n: u32) -> list<u8>`` (``n`` bytes of its memory: a run of 0x5a bytes), to time each direction.
+    """
+    w: list[str] = []
+    a = w.append
+    a("(component")
+    if type_defs:
+        a(f"  {type_defs}")
+    for name, (ty, slots) in types.items():
+        if not 2 <= slots <= 16:
+            raise ValueError(f"{name}: slots must be 2 to 16, got {slots}")
+        if through_host:
+            a(f'  (import "{name}" (func $host-{name} (param "v" {ty}) (result {ty})))')
+    a(f"""  (core module $Mem
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "post-return") (param i32) (global.set $bump (i32.const 1024)))
+    (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+      (local $ptr i32) (local $end i32) (local $have i32)
+      (local.set $ptr (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+                               (i32.sub (i32.const 0) (local.get $align))))
+      (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+      (local.set $have (i32.shl (memory.size) (i32.const 16)))
+      (if (i32.gt_u (local.get $end) (local.get $have))
+        (then
+          (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 0xffff))
+                                              (i32.const 16)))
+                      (i32.const -1))
+            (then unreachable))))
+      (global.set $bump (local.get $end))
+      (local.get $ptr))
+  )
+  (core instance $mem (instantiate $Mem))
+  (alias core export $mem "memory" (core memory $memory))
+  (alias core export $mem "cabi_realloc" (core func $realloc))
+  (alias core export $mem "post-return" (core func $post))""")
+    if through_host:
+        for name in types:
+            a(f"  (core func $lowered-{name} (canon lower (func $host-{name}) (memory $memory) (realloc $realloc)))")
+    a("  (core module $Echo")
+    a('    (import "env" "memory" (memory 1))')
+    a('    (import "env" "cabi_realloc" (func $realloc (param i32 i32 i32 i32) (result i32)))')
+    for name, (_, slots) in types.items():
+        params = " ".join(["i32"] * slots)
+        if through_host:
+            a(f'    (import "host" "{name}" (func $host-{name} (param {params} i32)))')
+    for name, (_, slots) in types.items():
+        params = " ".join(["i32"] * slots)
+        a(f'    (func (export "{name}") (param {params}) (result i32)')
+        if through_host:
+            args = " ".join(f"(local.get {i})" for i in range(slots))
+            a(f"      (call $host-{name} {args} (i32.const {_ECHO_RET_AREA}))")
+        else:
+            for i in range(slots):
+                a(f"      (i32.store offset={4 * i} (i32.const {_ECHO_RET_AREA}) (local.get {i}))")
+        a(f"      (i32.const {_ECHO_RET_AREA}))")
+    a(f"""    (func (export "take") (param i32 i32) (result i32) (local.get 1))
+    (func (export "give") (param $n i32) (result i32)
+      (local $ptr i32)
+      (local.set $ptr (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (local.get $n)))
+      (memory.fill (local.get $ptr) (i32.const 0x5a) (local.get $n))
+      (i32.store (i32.const {_ECHO_RET_AREA}) (local.get $ptr))
+      (i32.store offset=4 (i32.const {_ECHO_RET_AREA}) (local.get $n))
+      (i32.const {_ECHO_RET_AREA}))
+  )""")
+    host_instance = ""
+    if through_host:
+        exports = " ".join(f'(export "{name}" (func $lowered-{name}))' for name in types)
+        a(f"  (core instance $host {exports})")
+        host_instance = ' (with "host" (instance $host))'
+    a(f'  (core instance $env (export "memory" (memory $memory)) (export "cabi_realloc" (func $realloc)))')
+    a(f'  (core instance $echo (instantiate $Echo (with "env" (instance $env)){host_instance}))')
+    opts = "(memory $memory) (realloc $realloc) (post-return $post)"
+    for name, (ty, _) in types.items():
+        a(f'  (func (export "{name}") (param "v" {ty}) (result {ty}) (canon lift (core func $echo "{name}") {opts}))')
+    a(f'  (func (export "take") (param "b" (list u8)) (result u32) (canon lift (core func $echo "take") {opts}))')
+    a(f'  (func (export "give") (param "n" u32) (result (list u8)) (canon lift (core func $echo "give") {opts}))')
+    a(")")
+    return "\n".join(w)

@@ -2,10 +2,13 @@
 Func.__call__, the patches are installed by the engine and not on import, an unsupported wasmtime-py is refused
 by name, and the tagging fix changes what it says it changes (shown against unpatched wasmtime-py)."""
 
+import contextlib
+import hashlib
 import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +176,159 @@ def test_the_engine_refuses_an_unsupported_wasmtime(monkeypatch: pytest.MonkeyPa
 
 def test_the_supported_versions_include_the_installed_one():
     _wasmtime.check_version()
+
+
+# Bulk list<u8> ---------------------------------------------------------------------------------------------------
+
+SIZES = [0, 1, 4096, 65536, 1 << 20]
+BYTE_SHAPES = {
+    "bytes": ("(list u8)", 2),
+    "text": ("string", 2),
+    "maybe": ("(option (list u8))", 3),
+    "outcome": ("(result (tuple (option (list u8)) (option (list u8))) (error string))", 7),
+    "either": ("(result (list u8) (error (list u8)))", 3),
+    "record": ("$blob", 4),
+    "records": ("(list $blob)", 2),
+    "triple": ("(tuple u32 (list u8) string)", 5),
+}
+BLOB = '(type $blob0 (record (field "data" (list u8)) (field "name" string)))'
+BLOB_EXPORTED = BLOB + ' (export $blob "blob" (type $blob0))'
+BLOB_IMPORTED = BLOB + ' (import "blob" (type $blob (eq $blob0)))'
+
+
+def payload(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+def blob(data: bytes, name: str) -> wc.Record:
+    record = wc.Record()
+    record.data = data
+    record.name = name
+    return record
+
+
+def values(shape: str, data: bytes) -> list[Any]:
+    """Values of the shape carrying ``data`` (every case that can carry it)."""
+    third = len(data) // 3
+    return {
+        "bytes": [data],
+        "text": [data.decode("latin-1")],
+        "maybe": [data, None],
+        "outcome": [(data, None), (None, data), data.decode("latin-1")],
+        "either": [wc.Variant("ok", data), wc.Variant("err", data)],
+        "record": [blob(data, "n")],
+        "records": [[blob(data[:third], "a"), blob(data[third:], "b"), blob(b"", "")], []],
+        "triple": [(len(data), data, "t")],
+    }[shape]
+
+
+# The 1 MiB cases through wasmtime-py's own per-element path take seconds each: only the contract's shapes.
+CASES = [(shape, size) for shape in BYTE_SHAPES for size in SIZES
+         if size < 1 << 20 or shape in ("bytes", "text", "outcome", "records")]
+
+
+@contextlib.contextmanager
+def wasmtime_py_own_lists(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A context in which wasmtime-py converts lists its own way, element by element."""
+    with monkeypatch.context() as patch:
+        for name, method in _wasmtime.list_conversions_unpatched().items():
+            patch.setattr(_wasmtime._types.ListType, name, method)
+        yield
+
+
+def echo_instance(engine: Engine, text: str, host: dict[str, Any] | None = None):
+    component = engine.compile(text)
+    store = wasmtime.Store(engine.wasmtime)
+    store.set_fuel(10**12)
+    store.set_epoch_deadline(10**9)
+    linker = wc.Linker(engine.wasmtime)
+    if host:
+        with linker.root() as root:
+            for name, fn in host.items():
+                root.add_func(name, fn)
+    inst = linker.instantiate(store, component)
+    return store, lambda name: inst.get_func(store, name)
+
+
+@pytest.mark.parametrize("shape, size", CASES)
+def test_a_fast_call_carries_bytes_exactly_as_func_call_does(shape: str, size: int, monkeypatch: pytest.MonkeyPatch):
+    engine = Engine()
+    text = wat.echo_component({shape: BYTE_SHAPES[shape]}, type_defs=BLOB_EXPORTED)
+    slow_store, slow = echo_instance(engine, text)
+    fast_store, fast = echo_instance(engine, text)
+    func = FastFunc(fast(shape), fast_store)
+    for value in values(shape, payload(size)):
+        with wasmtime_py_own_lists(monkeypatch):
+            expected = slow(shape)(slow_store, value)
+        actual = func(value)
+
+        assert shape_of(actual) == shape_of(expected) == shape_of(value)
+        assert slow_store.get_fuel() == fast_store.get_fuel()
+
+
+@pytest.mark.parametrize("shape, size", [(s, n) for s, n in CASES if n < 1 << 20 or s == "bytes"])
+def test_a_host_function_receives_and_returns_bytes_exactly_as_wasmtime_py_does(
+    shape: str, size: int, monkeypatch: pytest.MonkeyPatch
+):
+    engine = Engine()
+    text = wat.echo_component({shape: BYTE_SHAPES[shape]}, type_defs=BLOB_IMPORTED, through_host=True)
+    received: dict[str, list[Any]] = {"slow": [], "fast": []}
+
+    def host(key: str):
+        def echo(store: Any, value: Any) -> Any:
+            received[key].append(value)
+            return value
+        return echo
+
+    slow_store, slow = echo_instance(engine, text, {shape: host("slow")})
+    fast_store, fast = echo_instance(engine, text, {shape: host("fast")})
+    for value in values(shape, payload(size)):
+        with wasmtime_py_own_lists(monkeypatch):
+            expected = slow(shape)(slow_store, value)
+        actual = FastFunc(fast(shape), fast_store)(value)
+
+        assert shape_of(actual) == shape_of(expected) == shape_of(value)
+    assert [shape_of(v) for v in received["fast"]] == [shape_of(v) for v in received["slow"]]
+    assert len(received["fast"]) == len(values(shape, b""))
+
+
+def shape_of(value: Any) -> Any:
+    """``shape`` with the bytes and strings inside replaced by their digest (a megabyte repr is slow to diff)."""
+    if isinstance(value, (bytes, str)):
+        raw = value if isinstance(value, bytes) else value.encode()
+        return type(value).__name__, len(raw), hashlib.blake2b(raw).hexdigest()
+    if isinstance(value, (tuple, list)):
+        return type(value).__name__, [shape_of(v) for v in value]
+    if isinstance(value, wc.Record):
+        return "Record", {k: shape_of(v) for k, v in sorted(vars(value).items())}
+    if isinstance(value, wc.Variant):
+        return "Variant", value.tag, shape_of(value.payload)
+    return type(value).__name__, value
+
+
+def test_a_list_of_bytes_refuses_what_is_not_bytes_as_wasmtime_py_does(monkeypatch: pytest.MonkeyPatch):
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({"bytes": ("(list u8)", 2)}))
+    with pytest.raises(TypeError, match="^expected bytes value$"):
+        FastFunc(func("bytes"), store)(bytearray(b"abc"))
+    with wasmtime_py_own_lists(monkeypatch), pytest.raises(TypeError, match="^expected bytes value$"):
+        func("bytes")(store, bytearray(b"abc"))
+
+
+def test_the_engine_installs_the_bulk_list_path():
+    make_engine()
+
+    assert _wasmtime._types.ListType.convert_to_c is not _wasmtime.list_conversions_unpatched()["convert_to_c"]
+    assert _wasmtime._types.ListType.convert_from_c is not _wasmtime.list_conversions_unpatched()["convert_from_c"]
+
+
+@pytest.mark.parametrize("field, wrong", [("_U8_AT", 9), ("_KIND_AT", 1), ("_VAL_STRIDE", 24)])
+def test_install_refuses_a_val_layout_the_bulk_path_does_not_match(field: str, wrong: int,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_wasmtime, "_pool", [])  # buffers laid out wrongly must not outlive the test
+    monkeypatch.setattr(_wasmtime, field, wrong)
+
+    with pytest.raises(UnsupportedWasmtime, match=r"wasmtime_component_val_t('s)? layout") as info:
+        _wasmtime.install()
+
+    assert info.value.installed == _wasmtime.INSTALLED
