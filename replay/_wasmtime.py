@@ -199,8 +199,9 @@ _pool: list[bytearray] = []
 def _val_layout() -> tuple[int, int, int]:
     """(size of a ``wasmtime_component_val_t``, offset of its kind byte, offset of its u8 payload) as wasmtime-py's
     ctypes definitions give them."""
-    val = ffi.wasmtime_component_val_t
-    return ctypes.sizeof(val), val.kind.offset, val.of.offset + ffi.wasmtime_component_valunion_t.u8.offset
+    val: Any = ffi.wasmtime_component_val_t  # ctypes field descriptors carry their offsets
+    union: Any = ffi.wasmtime_component_valunion_t
+    return ctypes.sizeof(val), val.kind.offset, val.of.offset + union.u8.offset
 
 
 _VAL_STRIDE, _KIND_AT, _U8_AT = _val_layout() if ffi is not None else (0, 0, 0)
@@ -244,7 +245,7 @@ def _new_u8_list(data: bytes) -> Any:
         else:
             ffi.wasmtime_component_vallist_new_uninit(raw, n)  # wasmtime initialises the values: safe to delete
             try:
-                target = ctypes.cast(raw.data, ctypes.c_void_p).value
+                target = _address(raw)
                 for start in range(0, n, _POOLED_ELEMENTS):
                     chunk = data[start : start + _POOLED_ELEMENTS]
                     size = len(chunk) * _VAL_STRIDE
@@ -259,13 +260,21 @@ def _new_u8_list(data: bytes) -> Any:
     return raw
 
 
+def _address(raw: Any) -> int:
+    """The address of the values of a non-empty ``wasmtime_component_vallist_t``."""
+    address = ctypes.cast(raw.data, ctypes.c_void_p).value
+    if address is None:
+        raise AssertionError("a non-empty list<u8> value has no data")
+    return address
+
+
 def _read_u8_list(raw: Any) -> bytes:
     """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here): each chunk of
     values is copied out whole (a memcpy) and its payload bytes taken with one strided slice."""
     n = raw.size
     if n == 0:
         return b""
-    address = ctypes.cast(raw.data, ctypes.c_void_p).value
+    address = _address(raw)
     parts = []
     for start in range(0, n, _POOLED_ELEMENTS):
         count = min(_POOLED_ELEMENTS, n - start)
@@ -279,7 +288,8 @@ def _read_u8_list(raw: Any) -> bytes:
 def _bulk_list_to_c(original: Any) -> Any:
     def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
         if not self._is_bytes():
-            return original(self, store, val, ptr)
+            original(self, store, val, ptr)
+            return None
         if not isinstance(val, bytes):
             raise TypeError("expected bytes value")
         raw = _new_u8_list(val)
@@ -315,7 +325,7 @@ def _install_bulk_bytes() -> None:
         if getattr(current, "_theater_original", None) is None:
             setattr(cls, name, wrap(current))
     if not getattr(cls.__dict__.get("_is_bytes"), "_theater_cached", False):
-        setattr(cls, "_is_bytes", _memoized("_is_bytes", cls.__dict__["_is_bytes"]))
+        cls._is_bytes = _memoized("_is_bytes", cls.__dict__["_is_bytes"])  # type: ignore[method-assign]
 
 
 def list_conversions_unpatched() -> dict[str, Any]:
@@ -345,8 +355,8 @@ def check_val_layout() -> None:
     if missing:
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, f"missing internals: {', '.join(missing)}")
     val = ffi.wasmtime_component_val_t
-    fields = dict(val._fields_)
-    union_fields = dict(ffi.wasmtime_component_valunion_t._fields_)
+    fields = {field[0]: field[1] for field in val._fields_}
+    union_fields = {field[0]: field[1] for field in ffi.wasmtime_component_valunion_t._fields_}
     if fields.get("kind") is not ctypes.c_uint8 or union_fields.get("u8") is not ctypes.c_uint8:
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's kind or u8 is not one byte")
     if (_VAL_STRIDE, _KIND_AT, _U8_AT) != _val_layout():

@@ -114,10 +114,10 @@ def boundary(engine: Engine) -> None:
         text = "a" * n
         floor = memmove_seconds(n)
         assert take(data) == n and len(give(n)) == n and echo(data) == data and echo_string(text) == text
-        report(f"list<u8> into guest, {label}", n, best_per_call(lambda: take(data)), floor)
-        report(f"list<u8> out of guest, {label}", n, best_per_call(lambda: give(n)), floor)
-        report(f"list<u8> echo (in + out), {label}", 2 * n, best_per_call(lambda: echo(data)), floor * 2)
-        report(f"string echo (in + out), {label}", 2 * n, best_per_call(lambda: echo_string(text)), floor * 2)
+        report(f"list<u8> into guest, {label}", n, best_per_call(lambda data=data: take(data)), floor)
+        report(f"list<u8> out of guest, {label}", n, best_per_call(lambda n=n: give(n)), floor)
+        report(f"list<u8> echo (in + out), {label}", 2 * n, best_per_call(lambda data=data: echo(data)), floor * 2)
+        report(f"string echo (in + out), {label}", 2 * n, best_per_call(lambda text=text: echo_string(text)), floor * 2)
         for name, arg, moved in (("take", data, n), ("give", n, n), ("echo", data, 2 * n)):
             alone = wasmtime_alone(funcs[name], store, arg)  # type: ignore[arg-type]
             print(f"  wasmtime's share alone, {name} {label:<7} {mb_s(moved, alone):>10,.1f} MB/s "
@@ -144,7 +144,7 @@ def requests(tmp: Path, unpatched: bool) -> None:
         for label, n in SIZES:
             payload = b"x" * n
             assert theater.request(actor, payload) == payload
-            costs[label] = best_per_call(lambda: theater.request(actor, payload), budget=1.0)
+            costs[label] = best_per_call(lambda payload=payload: theater.request(actor, payload), budget=1.0)
         base = costs["64 B"]
         for label, _ in SIZES:
             ratio = costs[label] / base

@@ -1232,7 +1232,7 @@ def echo_component(types: Mapping[str, tuple[str, int]], *, type_defs: str = "",
             raise ValueError(f"{name}: slots must be 2 to 16, got {slots}")
         if through_host:
             a(f'  (import "{name}" (func $host-{name} (param "v" {ty}) (result {ty})))')
-    a(f"""  (core module $Mem
+    a("""  (core module $Mem
     (memory (export "memory") 1)
     (global $bump (mut i32) (i32.const 1024))
     (func (export "post-return") (param i32) (global.set $bump (i32.const 1024)))
@@ -1289,7 +1289,7 @@ def echo_component(types: Mapping[str, tuple[str, int]], *, type_defs: str = "",
         exports = " ".join(f'(export "{name}" (func $lowered-{name}))' for name in types)
         a(f"  (core instance $host {exports})")
         host_instance = ' (with "host" (instance $host))'
-    a(f'  (core instance $env (export "memory" (memory $memory)) (export "cabi_realloc" (func $realloc)))')
+    a('  (core instance $env (export "memory" (memory $memory)) (export "cabi_realloc" (func $realloc)))')
     a(f'  (core instance $echo (instantiate $Echo (with "env" (instance $env)){host_instance}))')
     opts = "(memory $memory) (realloc $realloc) (post-return $post)"
     for name, (ty, _) in types.items():
