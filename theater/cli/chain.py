@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from replay.bundle import export_bundle, import_bundle
+from replay.bundle import export_bundle
 from store import verify_chain, verify_store
 from theater.cli._context import Context, emit_json
 from theater.porcelain import event_seq, recorded_head
 from theater.porcelain.forms import chain_report_json
+from theater.porcelain.resume import import_chain
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -79,10 +80,11 @@ def export(ctx: Context, actor: str, from_event: str | None, to_event: str | Non
 def import_(ctx: Context, file: str, as_json: bool) -> None:
     """Import a bundle into the home (its blobs and events, checked on the way in); prints the actor id.
 
-    Importing the same bundle again changes nothing; a bundle whose chain disagrees with the home's is refused.
+    Importing the same bundle again changes nothing; a bundle whose chain disagrees with the home's is refused. An
+    imported actor is never brought back by a server's durable resume: a bundle is anyone's code.
     """
     st = ctx.store()
-    actor_id = import_bundle(st, Path(file).read_bytes(), source=file)
+    actor_id = import_chain(st, Path(file).read_bytes(), source=file)
     if as_json:
         emit_json({"actor": str(actor_id), "events": recorded_head(st, actor_id).seq + 1})
     else:

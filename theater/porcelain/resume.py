@@ -2,7 +2,9 @@
 home's last runtime stopped (cleanly or not) are brought back from their last committed state, without ``init``.
 
 An actor was running if its chain does not end in ``actor/stop``, ``actor/exit``, ``actor/failed`` or
-``wasm/error``. It is left alone if its recorded manifest says ``durable = false``.
+``wasm/error``. It is left alone if its recorded manifest says ``durable = false``, and if its chain came into the
+home from a bundle (``theater chain import``, ``import_chain``): a bundle is anyone's, and importing one to look
+at it must not make the next server run its code with the grants its manifest claims.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from replay.bundle import import_bundle, read_bundle
 from store import Store
 from store.errors import TheaterError
 from theater.porcelain.actors import TERMINAL_EVENTS
@@ -41,9 +44,31 @@ class Resumed:
     detail: str = ""
 
 
+IMPORTED_LABEL = "theater/imported/"  # + actor id: a chain that came from a bundle (a runtime label)
+
+
 def interrupted_actors(store: Store) -> list[uuid.UUID]:
-    """Every actor of the home whose chain does not end in a terminal event, in id order."""
-    return [actor for actor, head in store.log.actors() if store.log.at(actor, head.seq).type not in TERMINAL_EVENTS]
+    """Every actor of the home whose chain does not end in a terminal event, in id order; imported ones excluded."""
+    imported = {name.removeprefix(IMPORTED_LABEL) for name, _ in store.blobs.labels(IMPORTED_LABEL)}
+    return [actor for actor, head in store.log.actors()
+            if str(actor) not in imported and store.log.at(actor, head.seq).type not in TERMINAL_EVENTS]
+
+
+def import_chain(store: Store, data: bytes, *, source: str) -> uuid.UUID:
+    """Import a bundle (``replay.bundle.import_bundle``) and mark its actor as imported, unless the home already
+    held that chain (a chain this home recorded stays resumable when its own bundle comes back).
+
+    The mark is a runtime label pointing at the chain's manifest blob (any stored blob would do: the name is it).
+
+    Raises:
+        CorruptRecordError, ChecksumMismatch, StaleHeadError: as ``import_bundle``.
+    """
+    actor = uuid.UUID(bytes=read_bundle(data, source=source)["actor"])
+    known = store.log.head(actor).hash is not None
+    import_bundle(store, data, source=source)
+    if not known:
+        store.blobs.set_runtime_label(f"{IMPORTED_LABEL}{actor}", store.log.at(actor, 0).data["manifest"])
+    return actor
 
 
 def is_durable(store: Store, actor: uuid.UUID) -> bool:
@@ -75,4 +100,4 @@ def _resume(theater: Theater, actor: uuid.UUID) -> Resumed:
     return Resumed(actor=str(actor), outcome="resumed")
 
 
-__all__ = ["Resumed", "interrupted_actors", "is_durable", "resume_actors"]
+__all__ = ["IMPORTED_LABEL", "Resumed", "import_chain", "interrupted_actors", "is_durable", "resume_actors"]
