@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,7 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.components import wat
-from tests.server._harness import WAIT, ServerProcess, start_body
+from replay.errors import GuestFault
+from store import Store
+from tests._forge import forge
+from tests.server._harness import CLI, WAIT, ServerProcess, cli_env, start_body
+from theater.runtime import Theater
 
 HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 1.0
@@ -279,3 +284,31 @@ def raw_request(address: str, method: str, path: str, body: bytes | None = None)
         return response.status, response.read()
     finally:
         conn.close()
+
+
+
+def test_a_verify_that_re_executes_too_long_is_answered_504_and_the_server_goes_on(servers, tmp_path):
+    # A chain in the home may come from a bundle. This forged one names a fuel limit a verifier accepts but that
+    # would let its spinning call run for many minutes when re-executed; the server bounds the request instead.
+    source = tmp_path / "source"
+    (tmp_path / "spin.wat").write_text(wat.faulty_actor())
+    (tmp_path / "spin.toml").write_text('name = "spin"\ncomponent = "spin.wat"\n[limits]\nfuel_per_call = 200000\n')
+    with Theater(source) as theater:
+        actor = theater.start(tmp_path / "spin.toml")
+        with pytest.raises(GuestFault, match="fuel"):
+            theater.send(actor, b"spin")
+
+    def raise_fuel(drafts):
+        drafts[0].data["limits"]["fuel_per_call"] = 10**12
+
+    with Store(source / "store") as store:
+        forged = forge(store, uuid.UUID(actor), raise_fuel, tmp_path / "forged")
+    home = tmp_path / "home"
+    subprocess.run([*CLI, "--home", str(home), "chain", "import", str(forged.bundle)], check=True,
+                   capture_output=True, env=cli_env(), timeout=WAIT)
+    server = servers(home="home", args=["--verify-timeout", "0.3"])
+    http = server.http()
+    answer = http.post(f"/v1/actors/{actor}/verify")
+    assert answer.status == 504, answer.body
+    assert answer.json["error"] == "ReplayTimeout"
+    assert http.ok("GET", f"/v1/actors/{actor}")["id"] == actor  # the server goes on serving

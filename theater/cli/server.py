@@ -28,6 +28,8 @@ pass_context = click.make_pass_decorator(Context)
               help="Seconds a connection may take to send a request's headers (and may stay idle); then it is closed.")
 @click.option("--body-timeout", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
               help="Seconds a request may take to send its body; then it is answered 408 and closed.")
+@click.option("--verify-timeout", type=click.FloatRange(min=0.001), default=300.0, show_default=True,
+              help="Seconds one verify request may re-execute a chain; then it is answered 504.")
 @click.option("--mailbox-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Messages that may wait in each actor's mailbox; a sender beyond that is refused (429).")
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
@@ -36,8 +38,8 @@ pass_context = click.make_pass_decorator(Context)
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
-           header_timeout: float, body_timeout: float, mailbox_size: int, no_resume: bool, verbose: bool,
-           maximums: Maximums) -> None:
+           header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int, no_resume: bool,
+           verbose: bool, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -64,8 +66,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = ServerConfig(home=home_dir, host=host, port=port, token=token, durability=durability,
                           request_timeout=request_timeout, header_timeout=header_timeout,
-                          body_timeout=body_timeout, mailbox_messages=mailbox_size, resume=not no_resume,
-                          access_log=verbose, maximums=maximums)
+                          body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
+                          resume=not no_resume, access_log=verbose, maximums=maximums)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.errors import ComponentError, GuestFault, RecordIncomplete, ReplayError, SettingsMismatch
+from replay.errors import ComponentError, GuestFault, RecordIncomplete, ReplayError, ReplayTimeout, SettingsMismatch
 from store.errors import (
     AmbiguousPrefixError,
     ChecksumMismatch,
@@ -84,6 +84,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (GuestFault, 422),
     (SettingsMismatch, 409),
     (RecordIncomplete, 422),
+    (ReplayTimeout, 504),
     (ReplayError, 422),
     (TheaterError, 500),
 )

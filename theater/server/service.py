@@ -23,6 +23,7 @@ T = TypeVar("T")
 WORKER_THREADS = 64
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 60.0
+VERIFY_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +41,8 @@ class ServerConfig:
             or from the end of its previous response); then it is closed. Also how long an idle connection is
             kept open.
         body_timeout: seconds a request may take to send its whole body; then it is answered 408 and closed.
+        verify_timeout: seconds one ``verify`` request may re-execute a chain; then it is answered 504
+            ``ReplayTimeout`` (a chain in the home may come from a bundle: its calls must not hold the server).
         mailbox_messages: how many messages may wait in each actor's mailbox (more: 429 ``MailboxFull``).
         resume: reopen the actors that were running when the home's last server stopped.
         access_log: log every request (logger ``aiohttp.access``).
@@ -55,6 +58,7 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     header_timeout: float = HEADER_TIMEOUT_S
     body_timeout: float = BODY_TIMEOUT_S
+    verify_timeout: float = VERIFY_TIMEOUT_S
     mailbox_messages: int = DEFAULT_MAILBOX_MESSAGES
     resume: bool = True
     access_log: bool = False

@@ -9,6 +9,7 @@ import uuid
 from aiohttp import web
 
 from replay.bundle import export_bundle
+from replay.replayer import ReplayLimits
 from store import Store
 from theater.porcelain import recorded_head, select_events, state_point, verify_actor
 from theater.porcelain.forms import page_json, state_json, verify_json
@@ -73,7 +74,9 @@ async def verify(request: web.Request) -> web.Response:
     actor = actor_id(request, store)
     start = query_int(request, "from", 0) or 0
     to = query_int(request, "to")
-    return json_response(verify_json(await svc.run(lambda: verify_actor(store, actor, start=start, to=to))))
+    limits = ReplayLimits(timeout_s=svc.config.verify_timeout)  # bounded: the chain may have come from a bundle
+    return json_response(verify_json(await svc.run(lambda: verify_actor(store, actor, start=start, to=to,
+                                                                        limits=limits))))
 
 
 @routes.get("/v1/actors/{id}/export")
