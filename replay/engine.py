@@ -3,7 +3,9 @@
 Determinism: NaN canonicalization on, deterministic relaxed SIMD, no wasm threads, fuel metering on (the fuel an
 export call consumes is recorded and compared on replay). Epoch interruption gives wall-clock deadlines and lets
 a ``stop`` end a running call; neither is deterministic, so either is recorded only as a ``deadline`` or
-``stopped`` fault with the exact fuel the call had consumed, and replay runs that call with that much fuel.
+``stopped`` fault with the fuel wasmtime reports in its epoch callback, and replay runs that call with that much
+fuel (in a tight loop without calls wasmtime has not written its counter back, so the figure can be lower than
+what was burned: docs/design.md).
 
 Host-call data: wasmtime lifts every value a guest hands out (an export's result, an import's arguments) into a
 generic value of ``VAL_BYTES`` bytes per element, ``list<u8>`` included, and refuses to lift more than
