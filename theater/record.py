@@ -165,7 +165,8 @@ class RecordTape:
     def failure(self) -> StoreError | None:
         """The error of the first write of this tape that failed since its last ``reset``; None when none is known
         to have failed (writes still in flight may fail later)."""
-        return _first_failure(self._writes())
+        with self._guard:  # no copy: the scan stops at the first write still in flight (called before every op)
+            return _first_failure(self._unconfirmed)
 
     def broken(self) -> bool:
         """True when the latest append is known to have failed; safe to call from any thread."""
