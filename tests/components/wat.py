@@ -380,6 +380,28 @@ class Behaviour:
         return self.code.format(**fill)
 
 
+
+# A bump allocator's cabi_realloc over the module's $bump global, growing memory as needed (new blocks are copied
+# from the old one): the body shared by the kit's components.
+BUMP_REALLOC = """    (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+      (local $ptr i32) (local $end i32) (local $have i32)
+      (local.set $ptr (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+                               (i32.sub (i32.const 0) (local.get $align))))
+      (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+      (local.set $have (i32.shl (memory.size) (i32.const 16)))
+      (if (i32.gt_u (local.get $end) (local.get $have))
+        (then
+          (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 0xffff))
+                                              (i32.const 16)))
+                      (i32.const -1))
+            (then unreachable))))
+      (global.set $bump (local.get $end))
+      (if (local.get $old)
+        (then (memory.copy (local.get $ptr) (local.get $old)
+                (select (local.get $old_size) (local.get $size) (i32.lt_u (local.get $old_size) (local.get $size))))))
+      (local.get $ptr))
+"""
+
 def _ident(iface: str, fn: str) -> str:
     return f"{_SHORT[iface]}_{fn.replace('-', '_')}"
 
@@ -1003,24 +1025,7 @@ def actor_wat(
     (memory (export "memory") {pages})
     (global $bump (mut i32) (i32.const {heap_base}))
     (func (export "heap_reset") (global.set $bump (i32.const {heap_base})))
-    (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
-      (local $ptr i32) (local $end i32) (local $have i32)
-      (local.set $ptr (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
-                               (i32.sub (i32.const 0) (local.get $align))))
-      (local.set $end (i32.add (local.get $ptr) (local.get $size)))
-      (local.set $have (i32.shl (memory.size) (i32.const 16)))
-      (if (i32.gt_u (local.get $end) (local.get $have))
-        (then
-          (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 0xffff))
-                                              (i32.const 16)))
-                      (i32.const -1))
-            (then unreachable))))
-      (global.set $bump (local.get $end))
-      (if (local.get $old)
-        (then (memory.copy (local.get $ptr) (local.get $old)
-                (select (local.get $old_size) (local.get $size) (i32.lt_u (local.get $old_size) (local.get $size))))))
-      (local.get $ptr))
-  )
+{BUMP_REALLOC}  )
   (core instance $mem (instantiate $Mem))
   (alias core export $mem "memory" (core memory $memory))
   (alias core export $mem "cabi_realloc" (core func $realloc))
@@ -1232,25 +1237,11 @@ def echo_component(types: Mapping[str, tuple[str, int]], *, type_defs: str = "",
             raise ValueError(f"{name}: slots must be 2 to 16, got {slots}")
         if through_host:
             a(f'  (import "{name}" (func $host-{name} (param "v" {ty}) (result {ty})))')
-    a("""  (core module $Mem
+    a(f"""  (core module $Mem
     (memory (export "memory") 1)
     (global $bump (mut i32) (i32.const 1024))
     (func (export "post-return") (param i32) (global.set $bump (i32.const 1024)))
-    (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
-      (local $ptr i32) (local $end i32) (local $have i32)
-      (local.set $ptr (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
-                               (i32.sub (i32.const 0) (local.get $align))))
-      (local.set $end (i32.add (local.get $ptr) (local.get $size)))
-      (local.set $have (i32.shl (memory.size) (i32.const 16)))
-      (if (i32.gt_u (local.get $end) (local.get $have))
-        (then
-          (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 0xffff))
-                                              (i32.const 16)))
-                      (i32.const -1))
-            (then unreachable))))
-      (global.set $bump (local.get $end))
-      (local.get $ptr))
-  )
+{BUMP_REALLOC}  )
   (core instance $mem (instantiate $Mem))
   (alias core export $mem "memory" (core memory $memory))
   (alias core export $mem "cabi_realloc" (core func $realloc))
