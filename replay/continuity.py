@@ -14,7 +14,10 @@ executing anything, and checks how the events fit together:
 - a call with no recorded end (the runtime stopped or was killed during it, or a failed commit lost its end) is
   followed by a ``resume`` (or ``recover``) from the state before it, or by the end of the record; such calls are
   reported by seq, since nothing proves or refutes that they ran (none of their effects was released);
-- ``start`` is the first instance only; host calls happen inside calls (or while an instance is being created).
+- ``start`` is the first instance only; host calls happen inside calls (or while an instance is being created);
+- ``actor/passivated`` (an idle actor dropped its instance) comes between calls, on a live instance, and names the
+  state the events before it left; the next instance is an ``activate`` from that state (or a supervisor's
+  ``restart``), and an ``activate`` follows a passivation only (a runtime restart may come between them).
 
 Chains recorded before ``wasm/instantiate`` held its ``state`` are read as the runtime of the time behaved: a
 ``resume`` starts from the state of the last ``wasm/result`` (or the initial state), a ``restart`` from either the
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from replay.errors import ContinuityBreak
 from replay.schema import (
     ACTOR_CREATED,
+    ACTOR_PASSIVATED,
     INSTANCE_ENDS,
     LIFECYCLE_PREFIXES,
     MISSING,
@@ -37,6 +41,7 @@ from replay.schema import (
     WASM_CALL,
     WASM_INSTANTIATE,
     WASM_RESULT,
+    ActorPassivated,
     Genesis,
     InstantiateReason,
     check_event,
@@ -45,7 +50,8 @@ from replay.schema import (
 from store import Event
 
 _STARTS_FROM = {InstantiateReason.START: "the initial state",
-                InstantiateReason.RESTART: "the initial state or the last state"}
+                InstantiateReason.RESTART: "the initial state or the last state",
+                InstantiateReason.ACTIVATE: "the state its passivation held"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +123,7 @@ class ContinuityCheck:
         self.ended_by: Event | None = None  # what ended the last instance
         self.open: Event | None = None  # the call in progress
         self.started = False
+        self.passivated = False  # the last instance ended in ``actor/passivated``: an activate comes next
         self.interrupted: list[InterruptedCall] = []
         self.interrupted_seqs: set[int] = set()
 
@@ -137,6 +144,8 @@ class ContinuityCheck:
             self._outcome(event)
         elif kind == WASM_INSTANTIATE:
             self._instantiate(event)
+        elif kind == ACTOR_PASSIVATED:
+            self._passivated(event)
         elif kind == ACTOR_CREATED:
             raise _break(event, "a second creation event", ACTOR_CREATED, "the creation event is event 0 only")
         elif kind in INSTANCE_ENDS:
@@ -144,7 +153,7 @@ class ContinuityCheck:
             if self.open is not None:
                 raise _break(event, f"{kind} during the call at event {self.open.seq}", kind,
                              f"the outcome of the call at event {self.open.seq}")
-            self.live, self.ended_by = False, event
+            self.live, self.ended_by, self.passivated = False, event, False
         elif kind.startswith(LIFECYCLE_PREFIXES):
             return  # supervision decisions and other runtime events: no part of the instance's state
         elif self.open is None and self.live:
@@ -185,6 +194,22 @@ class ContinuityCheck:
                          hint=f"a call starts from the state left by event {self.source}")
         self.allowed, self.source, self.open = frozenset({state}), event.seq, event
 
+    def _passivated(self, event: Event) -> None:
+        state = ActorPassivated.decode(event).state
+        # Check the actor was passivated between calls, with a live instance.
+        if self.open is not None:
+            raise _break(event, f"passivation during the call at event {self.open.seq}", ACTOR_PASSIVATED,
+                         f"the outcome of the call at event {self.open.seq}")
+        if not self.live:
+            raise _break(event, "passivation with no live instance", ACTOR_PASSIVATED,
+                         "no instance" if self.ended_by is None else f"the instance ended at event {self.ended_by.seq}")
+        # Check it holds the state the events before it left.
+        if state not in self.allowed:
+            raise _break(event, "state the passivation holds", state, _implied(self.allowed),
+                         hint=f"a passivation holds the state left by event {self.source}")
+        self.allowed, self.source = frozenset({state}), event.seq
+        self.live, self.ended_by, self.passivated = False, event, True
+
     def _outcome(self, event: Event) -> None:
         # Check the outcome ends a call of the same export.
         if self.open is None:
@@ -208,6 +233,15 @@ class ContinuityCheck:
                              f"reason {reason}", "reason resume",
                              hint="a call with no recorded end is followed by a resume from the state before it")
             self._interrupted(event.seq)
+        # Check an activation follows a passivation, and a passivation is followed by an activation (or a restart
+        # by the actor's supervisor).
+        if reason == InstantiateReason.ACTIVATE and not self.passivated:
+            raise _break(event, "an activate with no passivation", "reason activate", "a passivation before it",
+                         hint="only an actor/passivated is followed by a wasm/instantiate with reason activate")
+        if self.passivated and reason not in (InstantiateReason.ACTIVATE, InstantiateReason.RESTART):
+            raise _break(event, f"a {reason} after the passivation at event {self.source}", f"reason {reason}",
+                         "reason activate", hint="an actor/passivated is followed by an activate (or a restart)")
+        self.passivated = False
         # Check only the first instance is a start.
         if reason == InstantiateReason.START and self.started:
             raise _break(event, "a second start", "reason start", "restart or resume",

@@ -26,6 +26,7 @@ ACTOR_CREATED = "actor/created"
 ACTOR_STOP = "actor/stop"
 ACTOR_EXIT = "actor/exit"
 ACTOR_FAILED = "actor/failed"
+ACTOR_PASSIVATED = "actor/passivated"
 WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
@@ -34,8 +35,8 @@ SUPERVISOR_SPAWN = "supervisor/spawn"
 SUPERVISOR_RESTART = "supervisor/restart"
 SUPERVISOR_GIVE_UP = "supervisor/give-up"
 SUPERVISOR_STOP = "supervisor/stop"
-EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, WASM_INSTANTIATE, WASM_CALL, WASM_RESULT,
-               WASM_ERROR, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
+EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, WASM_INSTANTIATE, WASM_CALL,
+               WASM_RESULT, WASM_ERROR, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
 OUTCOMES = (WASM_RESULT, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
 LIFECYCLE_PREFIXES = ("actor/", "supervisor/")
@@ -54,6 +55,7 @@ class InstantiateReason(enum.StrEnum):
     RESTART = "restart"  # by a supervisor
     RESUME = "resume"  # after a runtime restart
     RECOVER = "recover"  # after a failed commit
+    ACTIVATE = "activate"  # the first operation after an ``actor/passivated``
 
 
 INSTANTIATE_REASONS = tuple(InstantiateReason)
@@ -355,6 +357,22 @@ class ActorExit(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActorPassivated(Payload):
+    """``actor/passivated``: the actor was idle and dropped its instance, holding ``state`` (the state of its
+    last result); it is not an end: its next operation makes a fresh instance (reason ``activate``) from it."""
+
+    TYPE: ClassVar[str] = ACTOR_PASSIVATED
+    state: bytes | None
+    idle_ms: int
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(state=fields_.digest("state", nullable=True),  # type: ignore[arg-type]
+                   idle_ms=fields_.uint("idle_ms"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActorFailed(Payload):
     """``actor/failed``: the actor could not be brought up, or its supervisor gave up."""
 
@@ -444,8 +462,8 @@ class SupervisorStop(Payload):
 
 
 PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
-    ActorCreated, ActorStop, ActorExit, ActorFailed, WasmInstantiate, WasmCall, WasmResult, WasmFailure,
-    SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
+    ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, WasmInstantiate, WasmCall, WasmResult,
+    WasmFailure, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
 
 
 def read_genesis(event: Event) -> Genesis:
@@ -498,6 +516,7 @@ __all__ = [
     "ACTOR_CREATED",
     "ACTOR_EXIT",
     "ACTOR_FAILED",
+    "ACTOR_PASSIVATED",
     "ACTOR_STOP",
     "CHAIN_ENDS",
     "EVENT_TYPES",
@@ -520,6 +539,7 @@ __all__ = [
     "ActorCreated",
     "ActorExit",
     "ActorFailed",
+    "ActorPassivated",
     "ActorStop",
     "Genesis",
     "InstantiateReason",

@@ -241,6 +241,23 @@ class EventLog:
                 for key, value in txn.cursor(db=self._heads)
             ]
 
+    def actors_page(self, after: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, Head]]:
+        """At most ``limit`` actors with their heads, in id order, from the first id above ``after`` (a page of
+        ``actors`` read with one cursor seek, whatever the number of actors)."""
+        page: list[tuple[uuid.UUID, Head]] = []
+        with self._env.read() as txn:
+            cursor = txn.cursor(db=self._heads)
+            if not (cursor.set_range(after.bytes) if after is not None else cursor.first()):
+                return page
+            for key, value in cursor:
+                actor = uuid.UUID(bytes=bytes(key))
+                if actor == after:
+                    continue
+                if len(page) >= limit:
+                    break
+                page.append((actor, _decode_head(value)))
+        return page
+
     def feed(self, start: int = 0, limit: int | None = None) -> list[FeedEntry]:
         """Feed entries from position ``start`` on, in commit order (at most ``limit``)."""
         out: list[FeedEntry] = []

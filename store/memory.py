@@ -140,6 +140,10 @@ class MemoryLog:
             heads = list(self._heads.items())
         return sorted(heads, key=lambda item: item[0].bytes)
 
+    def actors_page(self, after: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, Head]]:
+        start = b"" if after is None else after.bytes
+        return [item for item in self.actors() if item[0].bytes > start][:limit]
+
     def feed(self, start: int = 0, limit: int | None = None) -> list[FeedEntry]:
         with self._lock:
             end = len(self._feed) if limit is None else min(len(self._feed), start + limit)

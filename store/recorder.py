@@ -197,6 +197,10 @@ class Recorder(Protocol):
         """Every actor with at least one event, with its head, in id order."""
         ...
 
+    def actors_page(self, after: uuid.UUID | None, limit: int) -> list[tuple[uuid.UUID, Head]]:
+        """At most ``limit`` actors with their heads, in id order, from the first id above ``after``."""
+        ...
+
     def feed(self, start: int = 0, limit: int | None = None) -> list[FeedEntry]:
         """Feed entries from position ``start`` on, in commit order (at most ``limit``)."""
         ...

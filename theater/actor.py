@@ -17,6 +17,7 @@ instance's memory may hold what the failed calls did. Until then it reports the 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -28,11 +29,20 @@ from typing import Any
 from replay.boundary import STOPPED, Boundary, CallResult, import_functions
 from replay.engine import MAX_MESSAGE_BYTES, Engine
 from replay.errors import FaultKind, GuestFault
-from replay.schema import CHAIN_ENDS, ActorExit, ActorFailed, ActorStop, InstantiateReason, Limits, WasmInstantiate
+from replay.schema import (
+    CHAIN_ENDS,
+    ActorExit,
+    ActorFailed,
+    ActorPassivated,
+    ActorStop,
+    InstantiateReason,
+    Limits,
+    WasmInstantiate,
+)
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
-from theater.handlers import IMPLEMENTED, check_grants
+from theater.handlers import IMPLEMENTED, Handler, check_grants
 from theater.host import Children, Router
 from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
@@ -78,6 +88,13 @@ class Stage:
 class Actor:
     """One actor of a ``Theater`` (it satisfies ``theater.host.SupervisedActor``). Created by ``Theater.start``;
     use the Theater's methods to talk to it."""
+
+    # Passivation (see ``theater.passivation``); class defaults, set on the actor's thread.
+    last_active = 0.0  # ``time.monotonic()`` when its latest call or instance began or ended
+    handlers: tuple[Handler, ...] = ()  # the handlers bound to its current instance
+    passivated = False  # it has no instance; its next call makes one (reason ``activation``)
+    activation = InstantiateReason.ACTIVATE  # how that instance is recorded (``resume``: brought back lazily)
+    evicted = False  # it left the router while passivated: a new object stands for it (set under the router lock)
 
     def __init__(
         self,
@@ -307,6 +324,8 @@ class Actor:
         re-instantiated from its committed state (it does so before its next call), else ``status``."""
         if self.status == ActorStatus.RUNNING and (self._recovering or self.tape.broken()):
             return ActorStatus.RECOVERING
+        if self.status == ActorStatus.RUNNING and self.passivated:
+            return ActorStatus.PASSIVATED
         return self.status
 
     def current_state(self) -> bytes | None:
@@ -416,6 +435,8 @@ class Actor:
         host = self._host_functions()
         self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
         self._recovering = False
+        self.passivated = False
+        self.last_active = time.monotonic()
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
         self.tape.record(WasmInstantiate(fuel=self.boundary.instantiate_fuel, state=self.tape.state_ref(self.state),
                                          reason=InstantiateReason(reason)))
@@ -424,9 +445,12 @@ class Actor:
         granted: dict[str, dict[str, Any]] = {"runtime": {}}
         granted.update({h.type: h.config for h in self.manifest.handlers})
         host: dict[str, dict[str, Callable[..., Any]]] = {}
+        handlers = []
         for type_, config in granted.items():
             handler = IMPLEMENTED[type_](self, config)
             host[handler.interface] = handler.functions()
+            handlers.append(handler)
+        self.handlers = tuple(handlers)
         return host
 
     def call(self, export: str, params: list[Any]) -> CallResult:
@@ -439,6 +463,8 @@ class Actor:
         """
         if self._recovering and self.status in LIVE:
             self._reinstantiate()
+        if self.passivated and self.status in LIVE:
+            self.activate()
         if self.status not in LIVE or self.boundary is None:
             raise ActorNotRunning(str(self.id), self.status, self.failure.detail if self.failure else None)
         if not self.boundary.has_export(export):
@@ -451,12 +477,57 @@ class Actor:
                 self._fail(fault)
             raise
         self.state = result.state
+        self.last_active = time.monotonic()
         if self.shutdown_data is not None:
             self.finish("exit", self.shutdown_data[0])
         return result
 
     def has_export(self, export: str) -> bool:
+        """Whether its component exports ``export`` (on its thread: a passivated actor is activated to tell)."""
+        if self.passivated and self.status in LIVE:
+            self.activate()
         return self.boundary is not None and self.boundary.has_export(export)
+
+    # Passivation (on the actor's thread; see ``theater.passivation``).
+
+    def holds_live(self) -> bool:
+        """True while it holds something its instance must keep: an outstanding request, an open channel, a
+        child in this runtime, or a handler that says so (``Handler.holds_live``)."""
+        return (bool(self.outstanding) or self.router.channels.holds(self) or bool(self.children.ids())
+                or any(handler.holds_live() for handler in self.handlers))
+
+    def passivate(self, idle_after: float) -> bool:
+        """Drop the instance of a running actor idle for ``idle_after`` seconds that holds nothing live, recorded
+        as ``actor/passivated`` with the state it holds; True when it did (once the event is durable).
+
+        Does nothing (False) for an actor that is not running, already passivated, recovering, has operations
+        waiting, or ran a call within ``idle_after`` seconds.
+
+        Raises:
+            StoreError: the passivation could not be committed; the actor keeps its instance (``recover`` makes
+                a fresh one before its next call).
+        """
+        idle = time.monotonic() - self.last_active
+        if (self.status != ActorStatus.RUNNING or self.boundary is None or self._recovering or self.tape.broken()
+                or idle < idle_after or self.mailbox.waiting or self.holds_live()):
+            return False
+        self.tape.record(ActorPassivated(state=self.tape.state_ref(self.state), idle_ms=int(idle * 1000)))
+        self.tape.wait_durable()
+        self.boundary, self.handlers = None, ()
+        self.passivated, self.activation = True, InstantiateReason.ACTIVATE
+        return True
+
+    def activate(self) -> None:
+        """A fresh instance from the state its passivation held, recorded as ``wasm/instantiate`` with reason
+        ``activation`` (``activate``; ``resume`` for an actor a runtime restart left running).
+
+        Raises:
+            ActorNotRunning: this object was evicted (``evicted``): the router's new one stands for the actor.
+            TheaterError: no instance could be made; the actor stays passivated and the next call tries again.
+        """
+        if self.evicted:
+            raise ActorNotRunning(str(self.id), ActorStatus.PASSIVATED, "it was evicted; address it by its id")
+        self.instantiate(self.activation, self._limits())
 
     def _fail(self, fault: GuestFault) -> None:
         self.status = ActorStatus.FAILED

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import queue
 import threading
+import uuid
 
 from theater.errors import ChannelClosed, ReceiveTimeout
 from theater.host import Endpoint, Router
 
 _CLOSED = object()
+
+
+def _same(a: Endpoint, b: Endpoint) -> bool:
+    """The same end: the same object, or two objects of the same actor (a passivated actor evicted from the router
+    comes back as a new object, see ``theater.router``)."""
+    if a is b:
+        return True
+    key = getattr(a, "id", None)
+    return isinstance(key, uuid.UUID) and key == getattr(b, "id", None)
 
 
 class QueueEnd:
@@ -56,9 +66,14 @@ class ChannelRegistry:
         """
         with self._lock:
             ends = self._ends.get(channel_id)
-        if ends is None or not any(end is me for end in ends):
+        if ends is None or not any(_same(end, me) for end in ends):
             raise ChannelClosed(channel_id)
-        return ends[1] if ends[0] is me else ends[0]
+        return ends[1] if _same(ends[0], me) else ends[0]
+
+    def holds(self, end: Endpoint) -> bool:
+        """True while ``end`` is an end of an open channel."""
+        with self._lock:
+            return any(_same(e, end) for ends in self._ends.values() for e in ends)
 
     def close(self, channel_id: str) -> None:
         with self._lock:
@@ -67,10 +82,10 @@ class ChannelRegistry:
     def drop(self, end: Endpoint) -> list[Endpoint]:
         """Forget every channel ``end`` is an end of (its actor ended) and return their other ends."""
         with self._lock:
-            dropped = [(cid, ends) for cid, ends in self._ends.items() if any(e is end for e in ends)]
+            dropped = [(cid, ends) for cid, ends in self._ends.items() if any(_same(e, end) for e in ends)]
             for cid, _ in dropped:
                 del self._ends[cid]
-        return [ends[1] if ends[0] is end else ends[0] for _, ends in dropped]
+        return [ends[1] if _same(ends[0], end) else ends[0] for _, ends in dropped]
 
 
 class Channel:

@@ -268,6 +268,10 @@ class Channels(Protocol):
         """
         ...
 
+    def holds(self, end: Endpoint) -> bool:
+        """True while ``end`` is an end of an open channel."""
+        ...
+
     def close(self, channel_id: str) -> None: ...
 
 

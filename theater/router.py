@@ -7,14 +7,22 @@ to hold a delivery's future (to see a message wait in a mailbox, say); embedders
 Each message takes a place in the receiver's bounded message lane: the one ``reservation`` kept for it (a
 message from another actor, reserved before the sender's call answered ``ok``), else a new one, and the future
 fails with ``MailboxFull`` when there is none.
+
+Passivated actors may leave the router entirely (``evict``); ``get`` brings one back through the runtime's
+``loader`` (see ``theater.passivation``), and a delivery to an evicted object goes to the object that now stands for
+its actor. Eviction and every delivery hold the router's lock, so an actor is never evicted with a message on its
+way, and two deliveries to an evicted actor load one object, hence one instance.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from functools import partial
 from typing import Any, cast
 
 from store import parse_actor_id
@@ -31,7 +39,7 @@ from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAb
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
 from theater.release import settle
-from theater.status import ActorStatus
+from theater.status import LIVE, ActorStatus
 
 
 def _actor(end: Endpoint) -> Actor:
@@ -51,8 +59,10 @@ class Router:
     def __init__(self, request_timeout: float) -> None:
         self.request_timeout = request_timeout
         self.channels = ChannelRegistry()
+        # Brings back an actor that is not in the router (evicted, or left by an earlier runtime), or None.
+        self.loader: Callable[[uuid.UUID], Actor | None] | None = None
         self._actors: dict[uuid.UUID, Actor] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # The actors.
 
@@ -60,6 +70,15 @@ class Router:
         """Register an actor (a new one, or a reopened one in place of its old object)."""
         with self._lock:
             self._actors[actor.id] = actor
+
+    def add_unless_live(self, actor: Actor) -> Actor:
+        """Register ``actor`` unless a live object of its actor is registered (then return that one)."""
+        with self._lock:
+            found = self._actors.get(actor.id)
+            if found is not None and found.status in LIVE:
+                return found
+            self._actors[actor.id] = actor
+            return actor
 
     def find(self, actor_id: uuid.UUID) -> Actor | None:
         with self._lock:
@@ -70,16 +89,54 @@ class Router:
         with self._lock:
             return list(self._actors.values())
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._actors)
+
     def get(self, actor_id: str | uuid.UUID) -> Actor:
-        """The actor, whatever its status.
+        """The actor, whatever its status; one the router does not hold is brought back by ``loader`` if it can.
 
         Raises:
             InvalidInputError: not an actor id. ActorNotFound: no such actor.
+            TheaterError: the loader found the actor but could not bring it back (its record is unreadable).
         """
-        actor = self.find(parse_actor_id(actor_id))
+        key = parse_actor_id(actor_id)
+        with self._lock:
+            actor = self._actors.get(key)
+            if actor is None and self.loader is not None:
+                actor = self.loader(key)
+                if actor is not None:
+                    self._actors[key] = actor
         if actor is None:
             raise ActorNotFound(str(actor_id))
         return actor
+
+    def evict(self, actor: Actor) -> bool:
+        """Take a passivated actor out of the router and end its mailbox, unless something waits in it (or a
+        place is kept for a message); True when it did. Called on the actor's thread."""
+        with self._lock:
+            if self._actors.get(actor.id) is not actor or not actor.passivated or actor.mailbox.waiting:
+                return False
+            del self._actors[actor.id]
+            actor.evicted = True
+            actor._close_mailbox()  # the thread ends after this operation
+            return True
+
+    @contextmanager
+    def holding(self, actor_id: str | uuid.UUID) -> Iterator[Actor]:
+        """The actor (as ``get``), not evicted while the block runs: queue an operation on it there."""
+        with self._lock:
+            yield self.get(actor_id)
+
+    def current(self, target: Actor) -> Actor:
+        """The object that stands for ``target``'s actor now (``target`` itself unless it was evicted)."""
+        return self.get(target.id) if target.evicted else target
+
+    def _submit(self, target: Actor, op: Callable[[Actor], Any], **options: Any) -> Future[Any]:
+        """``submit`` ``op(actor)`` to the object that stands for ``target``'s actor now (under the lock)."""
+        with self._lock:
+            actor = self.current(target)
+            return actor.submit(partial(op, actor), **options)
 
     def running(self, actor_id: str | uuid.UUID) -> Actor:
         """The actor, if it is running.
@@ -118,14 +175,15 @@ class Router:
         if not isinstance(target, Actor):
             return None
         self.check_message(target, message)
-        return target.reserve(len(message))
+        with self._lock:
+            return self.current(target).reserve(len(message))
 
     # Delivery.
 
     def deliver_send(self, target: ActorHost, message: bytes, reservation: Reservation | None = None) -> Future[None]:
         actor = _actor(target)
         self.check_message(actor, message, reservation)
-        return actor.submit(lambda: actor.call(HANDLE_SEND, [message]) and None, size=len(message),
+        return self._submit(actor, lambda a: a.call(HANDLE_SEND, [message]) and None, size=len(message),
                             reservation=reservation)
 
     def deliver_request(self, target: ActorHost, message: bytes) -> Future[bytes]:
@@ -133,7 +191,7 @@ class Router:
         self.check_message(actor, message)
         reply: Future[bytes] = Future()
 
-        def handle() -> None:
+        def handle(actor: Actor) -> None:
             request_id = str(uuid.uuid4())
             try:
                 result = actor.call(HANDLE_REQUEST, [request_id, message])
@@ -153,20 +211,20 @@ class Router:
             if error is not None:
                 settle(reply, None, error, None)
 
-        actor.submit(handle, size=len(message)).add_done_callback(refused)
+        self._submit(actor, handle, size=len(message)).add_done_callback(refused)
         return reply
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]:
         actor = _actor(target)
         self.check_message(actor, initial)
 
-        def handle() -> ChannelAnswer:
+        def handle(actor: Actor) -> ChannelAnswer:
             result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial])
             accept = result.output[0][0]
             message = accept["message"]
             return ChannelAnswer(accepted=accept["accepted"], message=None if message is None else message["some"])
 
-        return actor.submit(handle, size=len(initial))
+        return self._submit(actor, handle, size=len(initial))
 
     def deliver_channel_message(
         self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
@@ -175,15 +233,15 @@ class Router:
             cast(ChannelEnd, peer).on_message(message)
             return _done()
         self.check_message(peer, message, reservation)
-        return peer.submit(lambda: peer.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
-                           size=len(message), reservation=reservation)
+        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
+                            size=len(message), reservation=reservation)
 
     def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]:
         if not isinstance(peer, Actor):
             cast(ChannelEnd, peer).on_close()
             return _done()
         # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
-        return peer.submit(lambda: peer.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
+        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
 
     def wait_reply(self, reply: Future[Any], timeout: float | None, what: str, *, waiter: ActorHost | None = None
                    ) -> Any:

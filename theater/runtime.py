@@ -16,6 +16,7 @@ actor sees the runtime through its ``theater.actor.Stage``, handlers and supervi
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +27,7 @@ from replay.engine import Engine
 from replay.errors import MalformedRecord
 from replay.history import state_at
 from replay.replayer import Replayer
-from replay.schema import ActorCreated, InstantiateReason
+from replay.schema import ACTOR_PASSIVATED, CHAIN_ENDS, ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
 from theater import components
@@ -38,6 +39,7 @@ from theater.handlers import check_grants
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
+from theater.passivation import Passivation, resume_reason
 from theater.release import Releaser
 from theater.manifest import (
     DEFAULT_MAXIMUMS,
@@ -53,6 +55,7 @@ from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
 
 
 class Theater:
@@ -67,6 +70,9 @@ class Theater:
             is read (see ``theater.manifest.Maximums``).
         mailbox: how many messages (and bytes) may wait in each actor's mailbox; a sender beyond that is refused
             with ``MailboxFull`` (see ``theater.mailbox``).
+        passivate_after: seconds an actor may sit idle, holding nothing live, before it drops its instance (and,
+            top-level and without children, leaves memory); its next operation brings it back from its last state.
+            None (default): never (see ``theater.passivation``).
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class Theater:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         maximums: Maximums = DEFAULT_MAXIMUMS,
         mailbox: MailboxLimits = MailboxLimits(),
+        passivate_after: float | None = None,
     ) -> None:
         self.home = Path(home).expanduser()
         self.maximums = maximums
@@ -92,6 +99,11 @@ class Theater:
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
         )
+        if passivate_after is not None and passivate_after < 0:
+            raise InvalidInputError("passivate_after", f"must be a number of seconds >= 0, got {passivate_after!r}")
+        self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
+                                       restore=self._restore_passivated, after=passivate_after)
+        self.passivation.start()
         self._closed = False
 
     # Starting and stopping.
@@ -161,7 +173,8 @@ class Theater:
         """Bring an actor recorded in this home back to life after a restart of the runtime.
 
         A fresh instance starts from the state of the actor's last successful call, without ``init``; the chain
-        continues where it ended (``wasm/instantiate`` with reason ``resume``).
+        continues where it ended (``wasm/instantiate`` with reason ``resume``; ``activate`` when the chain ends in
+        ``actor/passivated``). Does nothing for an actor this runtime runs (passivated included).
 
         Raises:
             NotFoundError: no such actor in the store; RecordIncomplete: its creation event is missing.
@@ -170,8 +183,26 @@ class Theater:
         live = self.router.find(key)
         if live is not None and live.status in LIVE:
             return str(key)
-        if self.store.log.head(key).hash is None:
+        head = self.store.log.head(key)
+        if head.hash is None:
             raise NotFoundError("actor", str(key))
+        reason = resume_reason(self.store.log.at(key, head.seq).type)
+        actor = self._restore(key)
+        if self.router.add_unless_live(actor) is not actor:
+            actor.close()  # brought back meanwhile (by a message): that one stands
+            return str(key)
+        actor.submit(lambda: actor.boot(reason, call_init=False)).result()
+        self._rejoin(actor)
+        return str(key)
+
+    def _restore(self, key: uuid.UUID) -> Actor:
+        """An actor object read from its chain: its manifest, parent and last state, registered nowhere, with no
+        instance yet.
+
+        Raises:
+            RecordIncomplete: its creation event is missing. MalformedRecord, ManifestError: its record is not
+                well formed, or asks for more than this runtime's maximums.
+        """
         genesis = Replayer(self.store).genesis(key)
         source = f"store:{genesis.data['manifest'].hex()}"
         text = self.store.blobs.get(genesis.data["manifest"]).decode()
@@ -183,10 +214,14 @@ class Theater:
         actor = Actor(self._stage, key, manifest, genesis.data["component"], tape,
                       parse_actor_id(parent) if parent else None)
         actor.state = state_at(self.store, key)
-        self.router.add(actor)
-        actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
-        self._rejoin(actor)
-        return str(key)
+        return actor
+
+    def _restore_passivated(self, key: uuid.UUID, reason: InstantiateReason) -> Actor:
+        """``_restore``, as a running actor without an instance: its first call makes one (``reason``)."""
+        actor = self._restore(key)
+        actor.status = ActorStatus.RUNNING
+        actor.passivated, actor.activation, actor.last_active = True, reason, time.monotonic()
+        return actor
 
     def _recorded_files(self, genesis: Event) -> FileAccess:
         """The file access a reopened actor keeps: the uploaded map its creation recorded (``files``), if any;
@@ -286,7 +321,18 @@ class Theater:
         if parent is not None and parent.actor.status == ActorStatus.RUNNING:
             self.supervision.stop_child(parent.actor, actor.id, "stopped through the runtime")
             return
-        actor.interrupt(lambda: self.supervision.shutdown(actor)).result()
+        with self.router.holding(actor_id) as held:  # not evicted until the stop is queued
+            stopping = held.interrupt(lambda: self.supervision.shutdown(held))
+        stopping.result()
+
+    def passivate(self, actor_id: str | uuid.UUID, *, idle_for: float = 0.0) -> bool:
+        """Passivate an actor now, if it ran no call for ``idle_for`` seconds and holds nothing live (see
+        ``theater.passivation``); True when it is passivated after this.
+
+        Raises:
+            ActorNotFound: no such actor. StoreError: the passivation could not be committed.
+        """
+        return self.passivation.passivate(self.router.get(actor_id), idle_for)
 
     def _on_actor_ended(self, actor: Actor, how: str, data: bytes | None) -> None:
         """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
@@ -355,20 +401,65 @@ class Theater:
         """
         return self.router.running(actor_id)
 
-    def actors(self) -> list[dict[str, Any]]:
-        """Every actor this runtime started: id, name, status, parent, failure."""
-        actors = self.router.all()
-        return [
-            {
-                "id": str(a.id),
-                "name": a.name,
-                "status": a.reported_status,
-                "parent": str(a.parent) if a.parent else None,
-                "children": [str(c) for c in self.supervision.children(a.id)],
-                "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
-            }
-            for a in actors
-        ]
+    def actors(self, *, after: str | uuid.UUID | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The actors of this runtime: those it holds (running, passivated, ended), then those it brings back when
+        addressed (evicted passivated actors: their chains end in ``actor/passivated``; with lazy resume, the
+        interrupted ones), each with id, name, status, parent, children, failure and ``idle_ms`` (ms since its
+        last call began or ended, for a running actor with an instance; else None).
+
+        With ``after`` or ``limit``: one page in id order, the ids above ``after``, at most ``limit`` (default
+        ``PAGE``), read with one seek in the home's index whatever its size.
+
+        Raises:
+            InvalidInputError: ``after`` is not an actor id, or ``limit`` is not positive.
+        """
+        if after is None and limit is None:
+            held = self.router.all()
+            known = {actor.id for actor in held}
+            rows = [self.summary(actor) for actor in held]
+            rows += [row for key, head in self.store.log.actors()
+                     if key not in known and (row := self._chain_row(key, head)) is not None]
+            return rows
+        return self._page(parse_actor_id(after) if after is not None else None, PAGE if limit is None else limit)
+
+    def _page(self, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+        if limit < 1:
+            raise InvalidInputError("limit", f"must be a positive number of actors, got {limit!r}")
+        rows: list[dict[str, Any]] = []
+        while len(rows) < limit:
+            batch = self.store.log.actors_page(after, limit)
+            for key, head in batch:
+                actor = self.router.find(key)
+                row = self.summary(actor) if actor is not None else self._chain_row(key, head)
+                if row is not None and len(rows) < limit:
+                    rows.append(row)
+            if len(batch) < limit:
+                break
+            after = batch[-1][0]
+        return rows
+
+    def summary(self, a: Actor) -> dict[str, Any]:
+        """One actor's row of ``actors``."""
+        idle = a.status == ActorStatus.RUNNING and not a.passivated and a.boundary is not None
+        return {
+            "id": str(a.id),
+            "name": a.name,
+            "status": a.reported_status,
+            "parent": str(a.parent) if a.parent else None,
+            "children": [str(c) for c in self.supervision.children(a.id)],
+            "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
+            "idle_ms": int((time.monotonic() - a.last_active) * 1000) if idle else None,
+        }
+
+    def _chain_row(self, key: uuid.UUID, head: Any) -> dict[str, Any] | None:
+        """The row of an actor this runtime does not hold but brings back when addressed; None for any other."""
+        last = self.store.log.at(key, head.seq).type
+        if last != ACTOR_PASSIVATED and (last in CHAIN_ENDS or not self.passivation.lazy_resume):
+            return None
+        genesis = self.store.log.at(key, 0).data
+        data = genesis if isinstance(genesis, dict) else {}
+        return {"id": str(key), "name": data.get("name"), "status": ActorStatus.PASSIVATED,
+                "parent": data.get("parent"), "children": [], "failure": None, "idle_ms": None}
 
     def status(self, actor_id: str | uuid.UUID) -> ActorStatus:
         """The actor's status: ``running``, ``recovering`` (a commit of its events failed; it goes back to its
@@ -388,6 +479,7 @@ class Theater:
         if self._closed:
             return
         self._closed = True
+        self.passivation.close()
         self.supervision.close()
         for actor in self.router.all():
             actor.close()

@@ -19,6 +19,8 @@ class ActorStatus(enum.StrEnum):
     FAILED = "failed"  # a call failed, it could not be brought up, or its supervisor gave up
     # Reported for a running actor whose commit failed, until its next call re-instantiates it.
     RECOVERING = "recovering"
+    # Idle long enough, it dropped its instance (``actor/passivated``); its next operation brings it back.
+    PASSIVATED = "passivated"
     # Read from a chain only: it ends in no stop, exit or failure (the runtime that ran it ended first).
     INTERRUPTED = "interrupted"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from theater.porcelain.forms import from_jsonable, text_of
 from theater.status import ActorStatus
 
 STATUS_STYLE = {ActorStatus.RUNNING: "green", ActorStatus.FAILED: "red", ActorStatus.STOPPED: "dim",
-                ActorStatus.STARTING: "yellow", ActorStatus.INTERRUPTED: "yellow", ActorStatus.RECOVERING: "yellow"}
+                ActorStatus.STARTING: "yellow", ActorStatus.INTERRUPTED: "yellow", ActorStatus.RECOVERING: "yellow",
+                ActorStatus.PASSIVATED: "cyan"}
 
 
 emit = emit_json
@@ -113,33 +115,44 @@ def parse_state(text: str) -> bytes:
 
 @click.command("list")
 @click.option("--all", "everything", is_flag=True, help="Also the home's actors this server does not run.")
+@click.option("--limit", type=click.IntRange(min=1, max=10_000), help="One page of at most this many actors, in id "
+                                                                      "order (the last line says how to go on).")
+@click.option("--after", type=click.UUID, help="The page after this actor id (a full id; with or without --limit).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def list_(ctx: click.Context, everything: bool, as_json: bool) -> None:
-    """List the server's actors with their status and parent.
+def list_(ctx: click.Context, everything: bool, limit: int | None, after: uuid.UUID | None, as_json: bool) -> None:
+    """List the server's actors with their status (running, idle for how long, passivated, stopped, failed) and
+    parent. Passivated actors hold no instance; their next message brings them back.
 
     With no server running, lists every actor of the home (--home) with the status its chain ends in
-    (stopped, failed, or interrupted: it was running when its server went away), and says so on stderr.
+    (stopped, failed, passivated, or interrupted: it was running when its server went away), and says so on
+    stderr. --limit and --after page through a large home in id order.
     """
+    paged = limit is not None or after is not None
     try:
-        actors = client_for().get("/v1/actors", all=everything)["actors"]
+        actors = client_for().get("/v1/actors", all=everything, limit=limit,
+                                  after=None if after is None else str(after))["actors"]
     except ServerNotRunning as exc:
         home = ctx.find_object(Context)
         assert home is not None  # the root command always sets it
         click.echo(f"{exc.message}; the actors of {home.home}, with the status their chains end in:", err=True)
-        actors = actor_rows(home.store(readonly=True)) if (home.home / "store").exists() else []
+        store = home.store(readonly=True) if (home.home / "store").exists() else None
+        actors = [] if store is None else actor_rows(store, after=after, limit=limit) if paged else actor_rows(store)
     if as_json:
         emit(actors)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("id", "name", "status", "parent", "events", "last event"):
         table.add_column(column, no_wrap=True)
-    for a in sorted(actors, key=lambda a: (a["name"] or "", a["id"])):
+    for a in actors if paged else sorted(actors, key=lambda a: (a["name"] or "", a["id"])):
         status = a["status"]
-        table.add_row(a["id"], a["name"] or "-", f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+        shown = f"{status} (idle {a['idle_ms'] // 1000}s)" if a.get("idle_ms") is not None else status
+        table.add_row(a["id"], a["name"] or "-", f"[{STATUS_STYLE.get(status, '')}]{shown}[/]",
                       (a["parent"] or "-")[:8], str(a["events"]),
                       ago(a["last_event_ms"]) if a.get("last_event_ms") else "-")
     console().print(table)
+    if paged and limit is not None and len(actors) == limit:
+        click.echo(f"more: --after {actors[-1]['id']}", err=True)
 
 
 @click.command()

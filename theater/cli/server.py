@@ -32,14 +32,18 @@ pass_context = click.make_pass_decorator(Context)
               help="Seconds one verify request may re-execute a chain; then it is answered 504.")
 @click.option("--mailbox-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Messages that may wait in each actor's mailbox; a sender beyond that is refused (429).")
+@click.option("--passivate-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Passivate an actor idle this long that holds nothing live: it drops its instance and comes back "
+                   "on its next message. Durable resume then brings top-level actors back when first addressed. "
+                   "Default: never.")
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
-           header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int, no_resume: bool,
-           verbose: bool, maximums: Maximums) -> None:
+           header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
+           passivate_after: float | None, no_resume: bool, verbose: bool, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -67,7 +71,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     config = ServerConfig(home=home_dir, host=host, port=port, token=token, durability=durability,
                           request_timeout=request_timeout, header_timeout=header_timeout,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
-                          resume=not no_resume, access_log=verbose, maximums=maximums)
+                          resume=not no_resume, access_log=verbose, maximums=maximums,
+                          passivate_after=passivate_after)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
@@ -91,7 +96,7 @@ def _ready(home: Path, protection: str) -> Any:
         from theater.server.service import SERVICE
 
         resumed = app[SERVICE].resumed
-        counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "failed", "not durable")}
+        counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "lazy", "failed", "not durable")}
         details = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no actors to resume"
         click.echo(f"theater server listening on {url} (home {home}; {details}; {protection})")
 

@@ -63,3 +63,9 @@ class Handler:
     def functions(self) -> dict[str, Callable[..., Any]]:
         """The host functions of ``interface``, by WIT function name."""
         raise NotImplementedError
+
+    def holds_live(self) -> bool:
+        """True while this handler holds something live for its actor that dropping the instance would lose (a
+        served socket, a child process, a pending timer): the actor is then never passivated. Read on the actor's
+        thread between operations. Default: False (every call of the handler is over when it returns)."""
+        return False

@@ -10,7 +10,6 @@ at it must not make the next server run its code with the grants its manifest cl
 from __future__ import annotations
 
 import logging
-import tomllib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from replay.bundle import import_bundle, read_bundle
 from store import Store
 from store.errors import TheaterError
+from theater.passivation import IMPORTED_LABEL, is_durable
 from theater.porcelain.actors import TERMINAL_EVENTS
 
 if TYPE_CHECKING:
@@ -35,16 +35,13 @@ class Resumed:
 
     Attributes:
         actor: its id.
-        outcome: ``resumed``, ``not durable`` or ``failed``.
+        outcome: ``resumed``, ``lazy`` (it comes back when first addressed), ``not durable`` or ``failed``.
         detail: the error, when it failed.
     """
 
     actor: str
     outcome: str
     detail: str = ""
-
-
-IMPORTED_LABEL = "theater/imported/"  # + actor id: a chain that came from a bundle (a runtime label)
 
 
 def interrupted_actors(store: Store) -> list[uuid.UUID]:
@@ -71,27 +68,36 @@ def import_chain(store: Store, data: bytes, *, source: str) -> uuid.UUID:
     return actor
 
 
-def is_durable(store: Store, actor: uuid.UUID) -> bool:
-    """The ``durable`` setting of the actor's recorded manifest (default true; true if it cannot be read)."""
-    try:
-        genesis = store.log.at(actor, 0)
-        text = store.blobs.get(genesis.data["manifest"]).decode("utf-8")
-        value = tomllib.loads(text).get("durable", True)
-    except (TheaterError, KeyError, TypeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return True
-    return value is not False
-
-
 def resume_actors(theater: Theater) -> list[Resumed]:
-    """Reopen every interrupted durable actor of the home (a few at a time); never raises for one actor."""
+    """Reopen every interrupted durable actor of the home (a few at a time); never raises for one actor. With
+    passivation on, top-level actors with no interrupted child are left to come back when first addressed."""
     candidates = interrupted_actors(theater.store)
+    lazy: set[uuid.UUID] = set()
+    if theater.passivation.after is not None:
+        theater.passivation.lazy_resume = True
+        lazy = _outside_trees(theater.store, candidates)
     with ThreadPoolExecutor(RESUME_THREADS, thread_name_prefix="theater-resume") as pool:
-        return list(pool.map(lambda actor: _resume(theater, actor), candidates))
+        return list(pool.map(lambda actor: _resume(theater, actor, actor in lazy), candidates))
 
 
-def _resume(theater: Theater, actor: uuid.UUID) -> Resumed:
+def _outside_trees(store: Store, candidates: list[uuid.UUID]) -> set[uuid.UUID]:
+    """The candidates with no parent that no other candidate names as its parent (one read of each creation)."""
+    parents: dict[uuid.UUID, str | None] = {}
+    for actor in candidates:
+        try:
+            data = store.log.at(actor, 0).data
+        except TheaterError:
+            continue  # unreadable: reopened at start, where the error is reported
+        parents[actor] = data.get("parent") if isinstance(data, dict) else "?"
+    named = {parent for parent in parents.values() if parent is not None}
+    return {actor for actor, parent in parents.items() if parent is None and str(actor) not in named}
+
+
+def _resume(theater: Theater, actor: uuid.UUID, lazy: bool = False) -> Resumed:
     if not is_durable(theater.store, actor):
         return Resumed(actor=str(actor), outcome="not durable")
+    if lazy:
+        return Resumed(actor=str(actor), outcome="lazy")
     try:
         theater.reopen(actor)
     except TheaterError as exc:

@@ -47,6 +47,8 @@ class ServerConfig:
         resume: reopen the actors that were running when the home's last server stopped.
         access_log: log every request (logger ``aiohttp.access``).
         maximums: what manifests are held to (``theater.manifest.Maximums``).
+        passivate_after: seconds idle before an actor drops its instance (``Theater(passivate_after=...)``);
+            None: never. When set, durable resume is lazy for top-level actors (``theater.porcelain.resume``).
     """
 
     home: Path
@@ -63,6 +65,7 @@ class ServerConfig:
     resume: bool = True
     access_log: bool = False
     maximums: Maximums = DEFAULT_MAXIMUMS
+    passivate_after: float | None = None
 
 
 class Service:

@@ -7,10 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from store import parse_actor_id
+from store.errors import InvalidInputError
 from theater import components, porcelain
 from theater.actor import Actor
 from theater.errors import ReplyTimeout
 from theater.porcelain import actor_rows, describe, running
+from theater.porcelain.actors import PAGE
 from theater.porcelain.forms import bytes_json
 from theater.runtime import Theater
 from theater.server.errors import bad_request
@@ -23,6 +25,7 @@ from theater.server.wire import (
     json_response,
     parse_bytes,
     query_flag,
+    query_int,
     read_json,
 )
 
@@ -82,12 +85,29 @@ def _start(theater: Theater, text: str, source: str, component: bytes | None, di
 # Reading.
 
 
+MAX_PAGE = 10_000  # actors in one page of the listing
+
+
 @routes.get("/v1/actors")
 async def list_actors(request: web.Request) -> web.Response:
-    """The actors of this server (with ``all``: every actor recorded in the home)."""
+    """The actors of this server, running, idle (``idle_ms``) and passivated (with ``all``: every actor recorded in
+    the home). ``limit`` and ``after`` (an actor id) page through them in id order; ``next`` is the ``after`` of
+    the next page (null on the last). Without either: every one, at once."""
     svc = service(request)
-    rows = await svc.run(lambda: actor_rows(svc.theater.store, svc.theater, everything=query_flag(request, "all")))
-    return json_response({"actors": rows})
+    everything = query_flag(request, "all")
+    limit = query_int(request, "limit", None, minimum=1, maximum=MAX_PAGE)
+    text = request.query.get("after")
+    if limit is None and not text:
+        rows = await svc.run(lambda: actor_rows(svc.theater.store, svc.theater, everything=everything))
+        return json_response({"actors": rows})
+    try:
+        after = parse_actor_id(text) if text else None
+    except InvalidInputError:
+        raise bad_request(f"the query parameter 'after' must be an actor id, got {text[:40]!r}") from None
+    size = limit or PAGE
+    rows = await svc.run(lambda: actor_rows(svc.theater.store, svc.theater, everything=everything, after=after,
+                                            limit=size))
+    return json_response({"actors": rows, "next": rows[-1]["id"] if len(rows) == size else None})
 
 
 @routes.get("/v1/actors/{id}")
