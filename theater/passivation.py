@@ -97,6 +97,7 @@ class Passivation:
         self.evicted = 0  # of which the actor also left the router
         self._pending: set[uuid.UUID] = set()  # passivations queued, not yet run
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         router.loader = self.load
@@ -126,8 +127,8 @@ class Passivation:
         now = time.monotonic()
         queued = 0
         for actor in self.router.all():
-            if (actor.status != ActorStatus.RUNNING or actor.passivated or now - actor.last_active < after
-                    or not self._claim(actor.id)):
+            if (actor.status != ActorStatus.RUNNING or now - actor.last_active < after
+                    or (actor.passivated and not self.evictable(actor)) or not self._claim(actor.id)):
                 continue
             actor.control(partial(self._passivate, actor, after)).add_done_callback(
                 partial(self._done, actor.id))
@@ -151,12 +152,26 @@ class Passivation:
 
     def _passivate(self, actor: Actor, after: float) -> bool:
         """On the actor's thread: passivate it, then evict it if nothing keeps it in memory."""
+        if actor.passivated:  # no instance already (a status query brought it back, say): evict it if it may go
+            if self.evictable(actor) and time.monotonic() - actor.last_active >= after:
+                self._count(evicted=self.router.evict(actor))
+            return True
         if not actor.passivate(after):
-            return actor.passivated
-        self.passivated += 1
-        if self.evictable(actor) and self.router.evict(actor):
-            self.evicted += 1
+            return False
+        self._count(passivated=True, evicted=self.evictable(actor) and self.router.evict(actor))
         return True
+
+    def _count(self, *, passivated: bool = False, evicted: bool = False) -> None:
+        with self._changed:
+            self.passivated += passivated
+            self.evicted += evicted
+            self._changed.notify_all()
+
+    def wait(self, *, passivated: int = 0, evicted: int = 0, timeout: float) -> bool:
+        """Wait until this runtime has passivated (and evicted) at least that many actors; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.passivated >= passivated and self.evicted >= evicted,
+                                          timeout)
 
     def evictable(self, actor: Actor) -> bool:
         """A passivated actor may leave memory: top-level, no children here, durable manifest."""
