@@ -58,6 +58,21 @@ DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
 
 
+def actor_summary(a: Actor, supervision: Supervision) -> dict[str, Any]:
+    """One actor's row of ``Theater.actors``: id, name, status, parent, children, failure, and ``idle_ms`` (ms since
+    its last call began or ended, for a running actor with an instance; else None)."""
+    idle = a.status == ActorStatus.RUNNING and not a.passivated and a.boundary is not None
+    return {
+        "id": str(a.id),
+        "name": a.name,
+        "status": a.reported_status,
+        "parent": str(a.parent) if a.parent else None,
+        "children": [str(c) for c in supervision.children(a.id)],
+        "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
+        "idle_ms": int((time.monotonic() - a.last_active) * 1000) if idle else None,
+    }
+
+
 class Theater:
     """A runtime over one home directory.
 
@@ -100,7 +115,7 @@ class Theater:
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
         )
         if passivate_after is not None and passivate_after < 0:
-            raise InvalidInputError("passivate_after", f"must be a number of seconds >= 0, got {passivate_after!r}")
+            raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
         self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
                                        restore=self._restore_passivated, after=passivate_after)
         self.passivation.start()
@@ -416,7 +431,7 @@ class Theater:
         if after is None and limit is None:
             held = self.router.all()
             known = {actor.id for actor in held}
-            rows = [self.summary(actor) for actor in held]
+            rows = [actor_summary(actor, self.supervision) for actor in held]
             rows += [row for key, head in self.store.log.actors()
                      if key not in known and (row := self._chain_row(key, head)) is not None]
             return rows
@@ -424,32 +439,19 @@ class Theater:
 
     def _page(self, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
         if limit < 1:
-            raise InvalidInputError("limit", f"must be a positive number of actors, got {limit!r}")
+            raise InvalidInputError("limit", limit, "a positive number of actors")
         rows: list[dict[str, Any]] = []
         while len(rows) < limit:
             batch = self.store.log.actors_page(after, limit)
             for key, head in batch:
                 actor = self.router.find(key)
-                row = self.summary(actor) if actor is not None else self._chain_row(key, head)
+                row = actor_summary(actor, self.supervision) if actor is not None else self._chain_row(key, head)
                 if row is not None and len(rows) < limit:
                     rows.append(row)
             if len(batch) < limit:
                 break
             after = batch[-1][0]
         return rows
-
-    def summary(self, a: Actor) -> dict[str, Any]:
-        """One actor's row of ``actors``."""
-        idle = a.status == ActorStatus.RUNNING and not a.passivated and a.boundary is not None
-        return {
-            "id": str(a.id),
-            "name": a.name,
-            "status": a.reported_status,
-            "parent": str(a.parent) if a.parent else None,
-            "children": [str(c) for c in self.supervision.children(a.id)],
-            "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
-            "idle_ms": int((time.monotonic() - a.last_active) * 1000) if idle else None,
-        }
 
     def _chain_row(self, key: uuid.UUID, head: Any) -> dict[str, Any] | None:
         """The row of an actor this runtime does not hold but brings back when addressed; None for any other."""

@@ -16,6 +16,7 @@ from store import EMPTY, Event, Store, parse_actor_id
 from store.errors import AmbiguousPrefixError, InvalidInputError
 from theater.errors import ActorNotFound, ActorNotRunning
 from theater.porcelain.records import recorded_head
+from theater.runtime import actor_summary
 from theater.status import LIVE, ActorStatus
 
 if TYPE_CHECKING:
@@ -103,12 +104,14 @@ def _page(store: Store, theater: Theater | None, everything: bool, after: uuid.U
     if theater is not None and not everything:
         return [_live_row(store, row) for row in theater.actors(after=after, limit=limit)]
     if limit < 1:
-        raise InvalidInputError("limit", f"must be a positive number of actors, got {limit!r}")
+        raise InvalidInputError("limit", limit, "a positive number of actors")
     rows = []
     for actor, _ in store.log.actors_page(after, limit):
         held = theater.router.find(actor) if theater is not None else None
-        rows.append(_live_row(store, theater.summary(held)) if theater is not None and held is not None
-                    else _recorded_row(store, actor))
+        if theater is not None and held is not None:
+            rows.append(_live_row(store, actor_summary(held, theater.supervision)))
+        else:
+            rows.append(_recorded_row(store, actor))
     return rows
 
 
@@ -142,7 +145,7 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
     head = recorded_head(store, actor)
     genesis, last = store.log.at(actor, 0), store.log.at(actor, head.seq)
     live = live_actor(theater, actor)
-    row = _live_row(store, theater.summary(live)) if live is not None and theater is not None \
+    row = _live_row(store, actor_summary(live, theater.supervision)) if live is not None and theater is not None \
         else _recorded_row(store, actor)
     data = genesis.data
     return {

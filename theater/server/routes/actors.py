@@ -96,7 +96,7 @@ async def list_actors(request: web.Request) -> web.Response:
     svc = service(request)
     everything = query_flag(request, "all")
     limit = query_int(request, "limit", None, minimum=1, maximum=MAX_PAGE)
-    text = request.query.get("after")
+    text = request.query.get("after", "")
     if limit is None and not text:
         rows = await svc.run(lambda: actor_rows(svc.theater.store, svc.theater, everything=everything))
         return json_response({"actors": rows})
