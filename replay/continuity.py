@@ -17,7 +17,8 @@ executing anything, and checks how the events fit together:
 - ``start`` is the first instance only; host calls happen inside calls (or while an instance is being created);
 - ``actor/passivated`` (an idle actor dropped its instance) comes between calls, on a live instance, and names the
   state the events before it left; the next instance is an ``activate`` from that state (or a supervisor's
-  ``restart``), and an ``activate`` follows a passivation only (a runtime restart may come between them).
+  ``restart``, or a ``recover`` when the activation's commit failed), and an ``activate`` follows a passivation
+  only (a runtime restart may come between them).
 
 Chains recorded before ``wasm/instantiate`` held its ``state`` are read as the runtime of the time behaved: a
 ``resume`` starts from the state of the last ``wasm/result`` (or the initial state), a ``restart`` from either the
@@ -49,6 +50,9 @@ from replay.schema import (
 )
 from store import Event
 
+# What may follow a passivation: its activation, a supervisor's restart, or a recovery (the activation's commit
+# failed: the runtime goes back to the passivation's state).
+_AFTER_PASSIVATION = (InstantiateReason.ACTIVATE, InstantiateReason.RESTART, InstantiateReason.RECOVER)
 _STARTS_FROM = {InstantiateReason.START: "the initial state",
                 InstantiateReason.RESTART: "the initial state or the last state",
                 InstantiateReason.ACTIVATE: "the state its passivation held"}
@@ -238,7 +242,7 @@ class ContinuityCheck:
         if reason == InstantiateReason.ACTIVATE and not self.passivated:
             raise _break(event, "an activate with no passivation", "reason activate", "a passivation before it",
                          hint="only an actor/passivated is followed by a wasm/instantiate with reason activate")
-        if self.passivated and reason not in (InstantiateReason.ACTIVATE, InstantiateReason.RESTART):
+        if self.passivated and reason not in _AFTER_PASSIVATION:
             raise _break(event, f"a {reason} after the passivation at event {self.source}", f"reason {reason}",
                          "reason activate", hint="an actor/passivated is followed by an activate (or a restart)")
         self.passivated = False

@@ -180,7 +180,7 @@ class Passivation:
     # Bringing back (the router's loader, under its lock).
 
     def load(self, key: uuid.UUID) -> Actor | None:
-        """The actor ``key`` from its chain, if it may be brought back (see the module docstring), else None.
+        """The actor ``key`` from its chain, if it may be brought back (``comes_back``), else None.
 
         Raises:
             TheaterError: its chain says it may come back but its record cannot be read (a clear error for the
@@ -190,14 +190,21 @@ class Passivation:
         if head.hash is None:
             return None
         last = self.store.log.at(key, head.seq).type
-        if last in CHAIN_ENDS or (last != ACTOR_PASSIVATED and not self.lazy_resume):
+        if not self.comes_back(key, last):
             return None
-        if is_imported(self.store, key) or not is_durable(self.store, key):
-            return None
-        if self.store.log.at(key, 0).data.get("parent") is not None:
-            return None  # an actor of a supervision tree comes back with its tree (``Theater.reopen``)
         log.debug("bringing back actor %s (%s)", key, resume_reason(last))
         return self.restore(key, resume_reason(last))
+
+    def comes_back(self, key: uuid.UUID, last: str) -> bool:
+        """Whether the loader brings back the actor whose chain ends in an event of type ``last``: passivated (or,
+        with lazy resume, interrupted), durable, not imported, and not part of a supervision tree (such actors come
+        back with their tree, ``Theater.reopen``)."""
+        if last in CHAIN_ENDS or (last != ACTOR_PASSIVATED and not self.lazy_resume):
+            return False
+        if is_imported(self.store, key) or not is_durable(self.store, key):
+            return False
+        genesis = self.store.log.at(key, 0).data
+        return isinstance(genesis, dict) and genesis.get("parent") is None
 
 
 __all__ = ["IMPORTED_LABEL", "Passivation", "is_durable", "is_imported", "resume_reason"]

@@ -27,7 +27,7 @@ from replay.engine import Engine
 from replay.errors import MalformedRecord
 from replay.history import state_at
 from replay.replayer import Replayer
-from replay.schema import ACTOR_PASSIVATED, CHAIN_ENDS, ActorCreated, InstantiateReason
+from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
 from theater import components
@@ -455,8 +455,7 @@ class Theater:
 
     def _chain_row(self, key: uuid.UUID, head: Any) -> dict[str, Any] | None:
         """The row of an actor this runtime does not hold but brings back when addressed; None for any other."""
-        last = self.store.log.at(key, head.seq).type
-        if last != ACTOR_PASSIVATED and (last in CHAIN_ENDS or not self.passivation.lazy_resume):
+        if not self.passivation.comes_back(key, self.store.log.at(key, head.seq).type):
             return None
         genesis = self.store.log.at(key, 0).data
         data = genesis if isinstance(genesis, dict) else {}

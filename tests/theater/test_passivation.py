@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from replay import Replayer
+from replay.bundle import export_bundle
 from tests.components import wat
 from tests.theater.test_messaging import le64, to
 from theater.errors import ActorNotFound
+from theater.porcelain.resume import import_chain, resume_actors
 from theater.runtime import Theater
 from theater.status import ActorStatus
 
@@ -195,3 +197,40 @@ def test_listing_pages_through_actors_in_id_order(theater, counter):
     statuses = {r["id"]: r["status"] for r in first + second + third}
     assert [statuses[a] for a in actors] == ["passivated"] * 3 + ["running"] * 2
     assert all(r["idle_ms"] is not None for r in first + second + third if r["status"] == "running")
+
+
+def test_an_imported_passivated_chain_is_never_loaded(tmp_path, theaters, manifest):
+    with Theater(tmp_path / "origin", durability="buffered") as origin:
+        actor = origin.start(manifest("counter", wat.counter_actor(), MSG))
+        assert origin.passivate(actor)
+        data = export_bundle(origin.store, uuid.UUID(actor))
+    victim = theaters(home=tmp_path / "victim", passivate_after=300)
+    import_chain(victim.store, data, source="hostile.bundle")
+    victim.passivation.lazy_resume = True
+    with pytest.raises(ActorNotFound):
+        victim.send(actor, b"+")
+    assert victim.actors() == []
+
+
+def test_lazy_resume_reopens_trees_at_start_and_leaves_lone_actors_for_later(tmp_path, theaters, manifest):
+    with Theater(tmp_path / "home", durability="buffered") as first:
+        parent = first.start(manifest("parent", wat.counter_actor(), [*MSG, "supervisor"]))
+        child = first.start(manifest("child", wat.counter_actor(), MSG), parent=parent)
+        lone = first.start(manifest("lone", wat.counter_actor(), MSG))
+        first.send(lone, b"+")
+    second = theaters(home=tmp_path / "home", passivate_after=300)
+    outcomes = {r.actor: r.outcome for r in resume_actors(second)}
+    assert outcomes == {parent: "resumed", child: "resumed", lone: "lazy"}
+    assert second.router.find(uuid.UUID(lone)) is None
+    assert {r["id"]: r["status"] for r in second.actors()}[lone] == ActorStatus.PASSIVATED
+    assert second.request(lone, b"+") == le64(2)
+    assert reasons(second, lone) == ["start", "resume"]
+    assert second.actors(after=None, limit=10)[0]["id"] == min(parent, child, lone)
+
+
+def test_without_passivation_resume_reopens_every_actor_at_start(tmp_path, theaters, manifest):
+    with Theater(tmp_path / "home", durability="buffered") as first:
+        lone = first.start(manifest("lone", wat.counter_actor(), MSG))
+    second = theaters(home=tmp_path / "home")
+    assert [(r.actor, r.outcome) for r in resume_actors(second)] == [(lone, "resumed")]
+    assert second.status(lone) == ActorStatus.RUNNING
