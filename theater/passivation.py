@@ -153,12 +153,12 @@ class Passivation:
     def _passivate(self, actor: Actor, after: float) -> bool:
         """On the actor's thread: passivate it, then evict it if nothing keeps it in memory."""
         if actor.passivated:  # no instance already (a status query brought it back, say): evict it if it may go
-            if self.evictable(actor) and time.monotonic() - actor.last_active >= after:
-                self._count(evicted=self.router.evict(actor))
+            if time.monotonic() - actor.last_active >= after:
+                self._count(evicted=self._evict(actor))
             return True
         if not actor.passivate(after):
             return False
-        self._count(passivated=True, evicted=self.evictable(actor) and self.router.evict(actor))
+        self._count(passivated=True, evicted=self._evict(actor))
         return True
 
     def _count(self, *, passivated: bool = False, evicted: bool = False) -> None:
@@ -176,6 +176,10 @@ class Passivation:
     def evictable(self, actor: Actor) -> bool:
         """A passivated actor may leave memory: top-level, no children here, durable manifest."""
         return actor.parent is None and not self.supervision.children(actor.id) and actor.manifest.durable
+
+    def _evict(self, actor: Actor) -> bool:
+        """Take an evictable passivated actor out of memory (its supervision record, then the router)."""
+        return self.evictable(actor) and self.supervision.forget(actor) and self.router.evict(actor)
 
     # Bringing back (the router's loader, under its lock).
 

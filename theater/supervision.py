@@ -576,6 +576,16 @@ class Supervision:
         detail = f"{reason}; the last: child {child.actor.id} ({ending.how})"
         sup.actor.fail(GuestFault(FaultKind.HOST, "supervision", f"gave up: {detail}"))
 
+    def forget(self, actor: SupervisedActor) -> bool:
+        """Drop what is known of ``actor`` as a supervisor, before it leaves memory (a passivated actor evicted,
+        see ``theater.passivation``): True, unless it has children (then nothing changes)."""
+        with self._lock:
+            found = self._supervisors.get(actor.id)
+            if found is not None and found.children:
+                return False
+            self._supervisors.pop(actor.id, None)
+            return True
+
     def of(self, actor: SupervisedActor) -> ChildrenOf:
         """``actor``'s children, as its ``supervisor`` handler sees them (``theater.host.Children``)."""
         return ChildrenOf(self, actor)
