@@ -170,8 +170,8 @@ def _state(store: Store, source: Event | None) -> dict[str, Any] | None:
 
 
 def _children(store: Store, actor: uuid.UUID, theater: Theater | None) -> list[str]:
-    if theater is not None:
-        return [a["id"] for a in theater.actors() if a["parent"] == str(actor)]
+    if theater is not None:  # children are never evicted: the runtime holds every one of them
+        return [str(a.id) for a in theater.router.all() if a.parent == actor]
     found = []
     for other, _ in store.log.actors():
         data = store.log.at(other, 0).data

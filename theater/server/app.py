@@ -79,12 +79,12 @@ def body_deadline(timeout: float) -> Middleware:
 async def server_info(request: web.Request) -> web.Response:
     """``GET /v1/server``: what this server is and runs."""
     svc = service(request)
-    actors = svc.theater.actors()
+    actors = svc.theater.router.all()  # those it holds: not the evicted passivated ones (a scan of the home)
     return json_response({
         "version": __version__,
         "home": str(svc.config.home),
         "actors": len(actors),
-        "running": sum(a["status"] == ActorStatus.RUNNING for a in actors),
+        "running": sum(a.reported_status == ActorStatus.RUNNING for a in actors),
         "auth": svc.config.token is not None,
         "started_ms": svc.started_ms,
         "resumed": svc.resumed,
