@@ -9,6 +9,7 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
                                       # or "store:LABEL"; ``component_path`` is an alias
                                       # (paths: see "Files" below)
     durable = true                    # default true: a server restart resumes the actor
+    passivate_after_ms = 500          # passivate it sooner than the runtime's passivate_after (never later)
     init_state = { json = { count = 0 } }
 
     [[handlers]]
@@ -90,7 +91,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _LABEL_PREFIX = "store:"
 _TOP_KEYS = frozenset(
-    {"name", "version", "description", "component", "component_path", "init_state", "durable"}
+    {"name", "version", "description", "component", "component_path", "init_state", "durable", "passivate_after_ms"}
     | {"handlers", "limits", "supervision"}
 )
 _MISSING: Any = object()
@@ -239,6 +240,7 @@ class Manifest:
     description: str = ""
     init_state: bytes | None = None
     durable: bool = True
+    passivate_after_ms: int | None = None
     handlers: tuple[HandlerSpec, ...] = ()
     limits: Limits = field(default_factory=Limits)
     supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
@@ -306,6 +308,8 @@ def parse_manifest(
         description=top.string("description", "", allow_empty=True),
         init_state=_check_init_state(top) if access.mode == "recorded" else _init_state(top, access, maximums),
         durable=top.boolean("durable", True),
+        passivate_after_ms=(top.integer("passivate_after_ms", 0, 0, _MAX_DURATION_MS)
+                            if "passivate_after_ms" in top.data else None),
         handlers=_handlers(top),
         limits=_limits(top.table("limits")),
         supervision=_supervision(top.table("supervision")),

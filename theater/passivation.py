@@ -1,6 +1,7 @@
 """Passivation: idle actors drop their instance, and come back on their next operation.
 
-An actor is idle when no call of it began or ended for ``passivate_after`` seconds (a runtime option) and it holds
+An actor is idle when no call of it began or ended for ``passivate_after`` seconds (a runtime option; a manifest's
+``passivate_after_ms`` may ask for less, never more, and is honoured to within the sweeper's period) and it holds
 nothing live (``Actor.holds_live``): no outstanding request, no open channel, no child in this runtime, nothing a
 handler holds open (``Handler.holds_live``). One sweeper thread per runtime finds such actors and queues a
 passivation on each one's mailbox, as a control operation, so it runs between two of the actor's operations
@@ -127,13 +128,21 @@ class Passivation:
         now = time.monotonic()
         queued = 0
         for actor in self.router.all():
-            if (actor.status != ActorStatus.RUNNING or now - actor.last_active < after
+            idle_after = self.idle_after(actor, after)
+            if (actor.status != ActorStatus.RUNNING or now - actor.last_active < idle_after
                     or (actor.passivated and not self.evictable(actor)) or not self._claim(actor.id)):
                 continue
-            actor.control(partial(self._passivate, actor, after)).add_done_callback(
+            actor.control(partial(self._passivate, actor, idle_after)).add_done_callback(
                 partial(self._done, actor.id))
             queued += 1
         return queued
+
+    @staticmethod
+    def idle_after(actor: Actor, after: float) -> float:
+        """The seconds idle after which ``actor`` is passivated: ``after``, or sooner if its manifest's
+        ``passivate_after_ms`` says so (a manifest never keeps an actor in memory longer)."""
+        asked = actor.manifest.passivate_after_ms
+        return after if asked is None else min(after, asked / 1000)
 
     def passivate(self, actor: Actor, after: float = 0.0) -> bool:
         """Passivate one actor now (if idle ``after`` seconds and holding nothing live); True when it did."""

@@ -100,6 +100,8 @@ class Theater:
         mailbox: MailboxLimits = MailboxLimits(),
         passivate_after: float | None = None,
     ) -> None:
+        if passivate_after is not None and passivate_after < 0:
+            raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
         self.home = Path(home).expanduser()
         self.maximums = maximums
         self.store = Store(self.home / "store", durability=durability)
@@ -114,8 +116,6 @@ class Theater:
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
         )
-        if passivate_after is not None and passivate_after < 0:
-            raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
         self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
                                        restore=self._restore_passivated, after=passivate_after)
         self.passivation.start()

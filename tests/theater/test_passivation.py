@@ -12,6 +12,7 @@ import pytest
 
 from replay import Replayer
 from replay.bundle import export_bundle
+from store.errors import InvalidInputError
 from tests.components import wat
 from tests.theater.test_messaging import le64, to
 from theater.errors import ActorNotFound
@@ -234,3 +235,28 @@ def test_without_passivation_resume_reopens_every_actor_at_start(tmp_path, theat
     second = theaters(home=tmp_path / "home")
     assert [(r.actor, r.outcome) for r in resume_actors(second)] == [(lone, "resumed")]
     assert second.status(lone) == ActorStatus.RUNNING
+
+
+def test_a_manifest_may_ask_to_be_passivated_sooner_than_the_runtime(theaters, manifest):
+    theater = theaters(passivate_after=3600)
+    path = manifest("eager", wat.counter_actor(), MSG)
+    path.write_text("passivate_after_ms = 0\n" + path.read_text())
+    eager = theater.start(path)
+    lazy = theater.start(manifest("lazy", wat.counter_actor(), MSG))
+    assert theater.passivation.wait(passivated=1, timeout=WAIT)
+    assert theater.status(eager) == ActorStatus.PASSIVATED
+    assert theater.status(lazy) == ActorStatus.RUNNING
+
+
+def test_a_manifest_cannot_keep_its_actor_from_passivation(theaters, manifest):
+    theater = theaters(passivate_after=0)
+    path = manifest("clingy", wat.counter_actor(), MSG)
+    path.write_text("passivate_after_ms = 86400000\n" + path.read_text())
+    clingy = theater.start(path)
+    assert theater.passivation.wait(passivated=1, timeout=WAIT)
+    assert theater.status(clingy) == ActorStatus.PASSIVATED
+
+
+def test_a_negative_passivate_after_is_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match="passivate_after"):
+        Theater(tmp_path / "home", passivate_after=-1)
