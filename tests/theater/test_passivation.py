@@ -47,8 +47,10 @@ def test_an_idle_actor_is_passivated_and_its_next_message_answers_from_its_last_
     assert theater.router.find(uuid.UUID(actor)) is None
     assert theater.status(actor) == ActorStatus.PASSIVATED  # addressing it brought it back, without an instance
     assert theater.request(actor, b"+") == le64(4)
-    assert reasons(theater, actor) == ["start", "activate"]
-    assert types(theater, actor).count("actor/passivated") == 1
+    # The sweeper may have passivated it between messages too: each passivation is followed by an activation.
+    found = reasons(theater, actor)
+    assert found[0] == "start" and set(found[1:]) == {"activate"}
+    assert types(theater, actor).count("actor/passivated") in (len(found) - 1, len(found))
 
 
 def test_a_passivated_actor_leaves_the_router_and_comes_back_by_id(theater, counter):
