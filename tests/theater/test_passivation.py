@@ -16,6 +16,7 @@ from store.errors import InvalidInputError
 from tests.components import wat
 from tests.theater.test_messaging import le64, to
 from theater.errors import ActorNotFound
+from theater.porcelain import actor_rows
 from theater.porcelain.resume import import_chain, resume_actors
 from theater.runtime import Theater
 from theater.status import ActorStatus
@@ -262,3 +263,29 @@ def test_a_manifest_cannot_keep_its_actor_from_passivation(theaters, manifest):
 def test_a_negative_passivate_after_is_refused(tmp_path):
     with pytest.raises(InvalidInputError, match="passivate_after"):
         Theater(tmp_path / "home", passivate_after=-1)
+
+
+def test_a_passivated_child_comes_back_only_with_its_tree(tmp_path, theaters, manifest):
+    with Theater(tmp_path / "home", durability="buffered") as first:
+        parent = first.start(manifest("parent", wat.counter_actor(), [*MSG, "supervisor"]))
+        child = first.start(manifest("child", wat.counter_actor(), MSG), parent=parent)
+        assert first.passivate(child)
+    second = theaters(home=tmp_path / "home")
+    with pytest.raises(ActorNotFound):
+        second.send(child, b"+")  # not loaded alone: its supervisor would not know it
+    second.reopen(parent)
+    second.reopen(child)
+    assert second.request(child, b"+") == le64(1)
+    assert reasons(second, child) == ["start", "activate"]
+
+
+def test_the_home_listing_without_a_runtime_reads_passivated_from_the_chain(tmp_path, manifest):
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        actor = theater.start(manifest("counter", wat.counter_actor(), MSG))
+        assert theater.passivate(actor)
+        other = theater.start(manifest("other", wat.counter_actor(), MSG))
+        store = theater.store
+        rows = {row["id"]: row["status"] for row in actor_rows(store)}
+        assert rows == {actor: ActorStatus.PASSIVATED, other: ActorStatus.INTERRUPTED}
+        [page] = actor_rows(store, after=uuid.UUID(min(actor, other)), limit=5)
+        assert page["id"] == max(actor, other)
