@@ -46,6 +46,7 @@ log = logging.getLogger("theater.passivation")
 IMPORTED_LABEL = "theater/imported/"  # + actor id: a chain that came from a bundle (a runtime label)
 # The sweeper looks for idle actors this often (a fraction of ``passivate_after``, within these bounds).
 MIN_SWEEP_S, MAX_SWEEP_S = 0.02, 1.0
+DURABLE_CACHE = 4096  # manifests whose ``durable`` setting is remembered
 
 
 def is_imported(store: Store, actor: uuid.UUID) -> bool:
@@ -97,6 +98,7 @@ class Passivation:
         self.passivated = 0  # passivations done by this runtime
         self.evicted = 0  # of which the actor also left the router
         self._pending: set[uuid.UUID] = set()  # passivations queued, not yet run
+        self._durable: dict[bytes, bool] = {}  # manifest blob -> its ``durable`` (stored blobs never change)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._closed = threading.Event()
@@ -214,10 +216,18 @@ class Passivation:
         back with their tree, ``Theater.reopen``)."""
         if last in CHAIN_ENDS or (last != ACTOR_PASSIVATED and not self.lazy_resume):
             return False
-        if is_imported(self.store, key) or not is_durable(self.store, key):
+        if is_imported(self.store, key):
             return False
         genesis = self.store.log.at(key, 0).data
-        return isinstance(genesis, dict) and genesis.get("parent") is None
+        if not isinstance(genesis, dict) or genesis.get("parent") is not None:
+            return False
+        manifest = genesis.get("manifest")
+        durable = self._durable.get(manifest) if isinstance(manifest, bytes) else None
+        if durable is None:
+            durable = is_durable(self.store, key)
+            if isinstance(manifest, bytes) and len(self._durable) < DURABLE_CACHE:
+                self._durable[manifest] = durable  # many actors share a manifest: parse it once
+        return durable
 
 
 __all__ = ["IMPORTED_LABEL", "Passivation", "is_durable", "is_imported", "resume_reason"]
