@@ -255,7 +255,7 @@ class Theater:
             id=str(actor_id),
             name=manifest.name,
             component=component_hash,
-            manifest=self.store.blobs.put_async(manifest.source_text.encode()).value,
+            manifest=tape.put_blob(manifest.source_text.encode()),  # held: committed with the start's events
             engine=self.engine.settings.record(),
             parent=str(parent) if parent else None,
             init_state=tape.state_ref(state),
