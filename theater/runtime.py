@@ -92,6 +92,7 @@ class Theater:
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
         )
+        self._component_files = components.FileDigests()  # component files read before, unchanged since
         self._closed = False
 
     # Starting and stopping.
@@ -231,9 +232,9 @@ class Theater:
         """
         ref: ComponentRef = manifest.component
         if ref.kind == "path":
-            data = manifest.files.read(ref.path, limit=self.maximums.component_file_bytes, what="component",
-                                       source=manifest.source, field="component")
-            return components.load_new(self.engine, self.store, data, what=f"component {str(ref.path)!r}")
+            return components.load_file(self.engine, self.store, manifest.files, ref.path,
+                                        limit=self.maximums.component_file_bytes, source=manifest.source,
+                                        field="component", known=self._component_files)
         if ref.kind == "hash":
             if not self.store.blobs.has(ref.digest):
                 raise ManifestError(manifest.source, "component", f"no blob {ref.digest.hex()} in the store")
