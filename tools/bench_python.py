@@ -286,6 +286,10 @@ def main() -> None:
         print(f"\nresident memory per actor ({args.actors} actors)")
         line("Theater actor (instance, thread, mailbox)", theater_rss(work / "h-rss", args.actors), "MB",
              bare_rss(engine.wasmtime, component, args.actors), "bare instance")
+        (work / "counter.cwasm").write_bytes(artifact)  # the compiled image as a file, mapped by wasmtime
+        mapped = wc.Component.deserialize_file(engine.wasmtime, str(work / "counter.cwasm"))
+        line("bare instance, compiled image mapped from a file", bare_rss(engine.wasmtime, mapped, args.actors),
+             "MB", bare_rss(engine.wasmtime, component, args.actors), "bare instance, image deserialized from bytes")
         engine.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
