@@ -382,16 +382,29 @@ def check_val_layout() -> None:
 
 
 class FastFunc:
-    """A component function bound to its store, with its parameter and result types resolved once."""
+    """A component function bound to its store, with its parameter and result types resolved once.
+
+    ``types`` (parameter types, result type) may come from another instance of the same component's function
+    (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
+    """
 
     __slots__ = ("_func", "_store", "_params", "_result")
 
-    def __init__(self, func: wasmtime.component.Func, store: wasmtime.Store) -> None:
-        fty = func.type(store)
+    def __init__(
+        self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
+    ) -> None:
+        if types is None:
+            fty = func.type(store)
+            types = ([ty for _, ty in fty.params], fty.result)
         self._func = func._func
         self._store = store
-        self._params = [ty for _, ty in fty.params]
-        self._result = fty.result
+        self._params: list[Any] = types[0]
+        self._result: Any = types[1]
+
+    @property
+    def types(self) -> tuple[list[Any], Any]:
+        """(parameter types, result type), to hand to the next instance's ``FastFunc``."""
+        return self._params, self._result
 
     def __call__(self, *params: Any) -> Any:
         store = self._store

@@ -16,8 +16,10 @@ conversion serves both modes and a handler never sees wasmtime-py's untagged var
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -76,6 +78,27 @@ class _Export:
     lift_result: Converter
 
 
+@dataclass(frozen=True, slots=True)
+class _ExportShape:
+    """What every instance of a component shares about one export: where it is and how its values convert."""
+
+    index: Any  # the component's ``ExportIndex``
+    lower_params: Converter
+    lift_result: Converter
+    types: tuple[list[Any], Any] | None = None  # (parameter types, result type) once an instance has asked
+
+
+class _Import:
+    """One import of a component: its recorded name and how its values convert."""
+
+    __slots__ = ("name", "lift_params", "lower_result")
+
+    def __init__(self, name: str, ty: wc.FuncType) -> None:
+        self.name = name
+        self.lift_params = [lifter(t) for _, t in ty.params]
+        self.lower_result = lowerer(ty.result)
+
+
 class HostAbort(Exception):
     """Raised inside a host function wrapper to unwind the guest; the reason is kept on the boundary."""
 
@@ -97,7 +120,14 @@ class ImportNotGranted(Exception):
 
 
 def import_functions(engine: Engine, component: wc.Component) -> dict[str, dict[str, Any]]:
-    """The functions the component imports: ``{interface: {function: FuncType}}``; root functions under ``""``."""
+    """The functions the component imports: ``{interface: {function: FuncType}}``; root functions under ``""``.
+
+    Read once per engine and component (``shape``); do not change the mapping.
+    """
+    return shape(engine, component).imports
+
+
+def _import_functions(engine: Engine, component: wc.Component) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, ext in component.type.imports(engine.wasmtime).items():
         ty = ext.ty
@@ -112,7 +142,10 @@ def import_functions(engine: Engine, component: wc.Component) -> dict[str, dict[
 
 
 def export_functions(engine: Engine, component: wc.Component) -> dict[str, Any]:
-    """The functions the component exports, named ``interface.function`` (or ``function`` at the root)."""
+    """The functions the component exports, named ``interface.function`` (or ``function`` at the root).
+
+    ``shape(engine, component).export_types`` holds the same, read once.
+    """
     out: dict[str, Any] = {}
     for name, ext in component.type.exports(engine.wasmtime).items():
         ty = ext.ty
@@ -123,6 +156,103 @@ def export_functions(engine: Engine, component: wc.Component) -> dict[str, Any]:
         elif isinstance(ty, wc.FuncType):
             out[name] = ty
     return out
+
+
+def _context_address(store: Any) -> int:
+    """The address of the wasmtime context of a store (or of the context a host function is called with): the
+    same for a store and for every call into it."""
+    return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+
+
+class Shape:
+    """What every instance of one compiled component shares, made once per engine and component (``shape``): its
+    imports and exports, how each export's values convert, and one linker.
+
+    The linker's host functions are defined once for the component, not per instance: each finds the boundary it
+    belongs to through the store that calls it (every boundary registers its store here), so an instance costs no
+    linking. Holds no reference to the component itself (the engine's cache is keyed by it).
+    """
+
+    def __init__(self, engine: Engine, component: wc.Component) -> None:
+        self.imports = _import_functions(engine, component)
+        self.export_types = export_functions(engine, component)
+        self.boundaries: weakref.WeakValueDictionary[int, Boundary] = weakref.WeakValueDictionary()
+        self._exports: dict[str, _ExportShape | GuestFault] = {}
+        self._lock = threading.Lock()
+        self.linker = self._link(engine)
+
+    def _link(self, engine: Engine) -> wc.Linker:
+        linker = wc.Linker(engine.wasmtime)
+        with linker.root() as root:
+            for interface, funcs in self.imports.items():
+                if interface == "":
+                    for fn, ty in funcs.items():
+                        root.add_func(fn, self._host(_Import(fn, ty)))
+                    continue
+                if not funcs:
+                    continue  # an interface of types only
+                with root.add_instance(interface) as inst:
+                    for fn, ty in funcs.items():
+                        inst.add_func(fn, self._host(_Import(f"{interface}/{fn}", ty)))
+        return linker
+
+    def import_names(self) -> list[str]:
+        """Every imported function, as recorded (``interface/function``, or ``function`` at the root)."""
+        return [f"{interface}/{fn}" if interface else fn for interface, funcs in self.imports.items() for fn in funcs]
+
+    def _host(self, spec: _Import) -> Callable[..., Any]:
+        boundaries = self.boundaries
+
+        def host(store: Any, *args: Any) -> Any:
+            boundary = boundaries.get(_context_address(store))
+            if boundary is None:  # cannot happen: every instance of this linker is made by a registered boundary
+                raise HostAbort(spec.name)
+            return boundary._host_call(spec, args)
+
+        return host
+
+    def export(self, component: wc.Component, export: str) -> _ExportShape:
+        """Where ``export`` is and how its values convert.
+
+        Raises:
+            GuestFault: the component does not export it, or not as a ``theater:simple`` export.
+        """
+        found = self._exports.get(export)
+        if found is None:
+            found = self._find_export(component, export)
+            with self._lock:
+                self._exports[export] = found
+        if isinstance(found, GuestFault):
+            raise GuestFault(found.kind, found.export, found.detail)
+        return found
+
+    def _find_export(self, component: wc.Component, export: str) -> _ExportShape | GuestFault:
+        ty = self.export_types.get(export)
+        if ty is None:
+            return GuestFault(FaultKind.TRAP, export, "the component does not export this function")
+        interface, _, fn = export.rpartition(".")
+        parent = component.get_export_index(interface) if interface else None
+        index = component.get_export_index(fn, parent) if parent is not None else None
+        if index is None:
+            index = component.get_export_index(export)
+        if index is None:
+            return GuestFault(FaultKind.TRAP, export, "the component does not export this function")
+        params = [t for _, t in ty.params]
+        if len(params) != 2 or not isinstance(params[0], wc.OptionType):
+            return GuestFault(FaultKind.TRAP, export, "not a theater:simple export: expected (state, params)")
+        return _ExportShape(index, lowerer(params[1]), lifter(ty.result))
+
+    def keep_types(self, export: str, types: tuple[list[Any], Any]) -> None:
+        """Remember the types an instance gave for ``export``'s function, for the next instances."""
+        found = self._exports.get(export)
+        if isinstance(found, _ExportShape) and found.types is None:
+            with self._lock:
+                self._exports[export] = _ExportShape(found.index, found.lower_params, found.lift_result, types)
+
+
+def shape(engine: Engine, component: wc.Component) -> Shape:
+    """The ``Shape`` of a compiled component, made on first use and kept by the engine as long as the component."""
+    return engine.derived(component, "boundary", lambda: Shape(engine, component))
 
 
 class Boundary:
@@ -162,52 +292,57 @@ class Boundary:
         self.poisoned: GuestFault | None = None
         self._exports: dict[str, _Export] = {}
         self._deadline_at = 0.0
-        linker = self._link(host or {})
+        self._shape = shape(engine, component)
+        # Record mode: a tape that holds writes until an operation ends (``theater.record``) gets them handed to
+        # the store before every host call and at every epoch tick of a running call, so the start of a call that
+        # runs long or waits in a host function (a sleep, a request) is in the store within a tick.
+        self._tick: Callable[[], Any] | None = getattr(tape, "submit", None)
+        self._host_impls = self._implementations(host or {})
         self.store = wasmtime.Store(engine.wasmtime)
         self.store.set_limits(memory_size=limits.memory_bytes)
         self._watch = EpochWatch(self.store, self._check_epoch)
+        self._shape.boundaries[_context_address(self.store)] = self  # how the shared host functions find us
         self._arm()
         try:
-            self.instance = linker.instantiate(self.store, component)
+            self.instance = self._shape.linker.instantiate(self.store, component)
         except HostAbort:
             raise self._take_abort("instantiate") from None
         except wasmtime.WasmtimeError as exc:
             raise ComponentError("component", map_wasm_error(exc, "instantiate", fuel_left=None).detail) from None
         self.instantiate_fuel = limits.fuel_per_call - self.store.get_fuel()
-        self._export_types = export_functions(engine, component)
+        self._export_types = self._shape.export_types
 
-    def _link(self, host: Mapping[str, Mapping[str, HostFunction]]) -> wc.Linker:
-        linker = wc.Linker(self.engine.wasmtime)
-        with linker.root() as root:
-            for interface, funcs in import_functions(self.engine, self.component).items():
-                if interface == "":
-                    for fn, ty in funcs.items():
-                        root.add_func(fn, self._wrap(fn, ty, host.get("", {}).get(fn)))
-                    continue
-                if not funcs:
-                    continue  # an interface of types only
-                with root.add_instance(interface) as inst:
-                    for fn, ty in funcs.items():
-                        inst.add_func(fn, self._wrap(f"{interface}/{fn}", ty, host.get(interface, {}).get(fn)))
-        return linker
+    def _implementations(self, host: Mapping[str, Mapping[str, HostFunction]]) -> dict[str, HostFunction]:
+        """Each import's implementation by recorded name; none in replay mode (no host code runs there).
 
-    def _wrap(self, name: str, ty: wc.FuncType, impl: HostFunction | None) -> Callable[..., Any]:
-        if impl is None and not self.tape.replaying:
-            raise ImportNotGranted(name)
-        lift_params = [lifter(t) for _, t in ty.params]
-        lower_result = lowerer(ty.result)
-        tape = self.tape
+        Raises:
+            ImportNotGranted: record mode, an import has none (the first such import, in import order).
+        """
+        if self.tape.replaying:
+            return {}
+        impls: dict[str, HostFunction] = {}
+        for interface, funcs in self._shape.imports.items():
+            granted = host.get(interface, {})
+            for fn in funcs:
+                impl = granted.get(fn)
+                name = f"{interface}/{fn}" if interface else fn
+                if impl is None:
+                    raise ImportNotGranted(name)
+                impls[name] = impl
+        return impls
 
-        def host(store: Any, *args: Any) -> Any:
-            try:
-                params = [f(a) for f, a in zip(lift_params, args)]
-                result = tape.host_call(name, params, lambda: impl(*params))  # type: ignore[misc]
-                return lower_result(result)
-            except BaseException as exc:  # never let anything escape into wasmtime-py: unwind deliberately
-                self.abort_reason = exc
-                raise HostAbort(name) from None
-
-        return host
+    def _host_call(self, spec: _Import, args: tuple[Any, ...]) -> Any:
+        """A call of an import by the guest (the shared linker's host function hands it here)."""
+        try:
+            if self._tick is not None:
+                self._tick()
+            params = [f(a) for f, a in zip(spec.lift_params, args)]
+            impl = self._host_impls.get(spec.name)
+            result = self.tape.host_call(spec.name, params, lambda: impl(*params))  # type: ignore[misc]
+            return spec.lower_result(result)
+        except BaseException as exc:  # never let anything escape into wasmtime-py: unwind deliberately
+            self.abort_reason = exc
+            raise HostAbort(spec.name) from None
 
     def _arm(self) -> None:
         """Fill the fuel and start the wall-clock deadline for the next call."""
@@ -218,7 +353,10 @@ class Boundary:
 
     def _check_epoch(self) -> str | None:
         """At every epoch tick of a running call (see ``EpochWatch``): end it when asked to stop or past its
-        deadline. Runs on the calling thread inside wasmtime; reads only a flag and the clock."""
+        deadline. Runs on the calling thread inside wasmtime; reads only a flag and the clock, and hands the
+        tape's held writes to the store (record mode)."""
+        if self._tick is not None:
+            self._tick()
         if self.interrupt is not None and self.interrupt.is_set():
             return STOPPED
         if time.monotonic() >= self._deadline_at:
@@ -229,22 +367,14 @@ class Boundary:
         found = self._exports.get(export)
         if found is not None:
             return found
-        ty = self._export_types.get(export)
-        if ty is None:
-            raise GuestFault(FaultKind.TRAP, export, "the component does not export this function")
-        interface, _, fn = export.rpartition(".")
-        parent = self.component.get_export_index(interface) if interface else None
-        index = self.component.get_export_index(fn, parent) if parent is not None else None
-        if index is None:
-            index = self.component.get_export_index(export)
-        if index is None:
-            raise GuestFault(FaultKind.TRAP, export, "the component does not export this function")
-        params = [t for _, t in ty.params]
-        if len(params) != 2 or not isinstance(params[0], wc.OptionType):
-            raise GuestFault(FaultKind.TRAP, export, "not a theater:simple export: expected (state, params)")
-        func = self.instance.get_func(self.store, index)
-        found = _Export(FastFunc(func, self.store) if func is not None else None, lowerer(params[1]),
-                        lifter(ty.result))
+        spec = self._shape.export(self.component, export)
+        func = self.instance.get_func(self.store, spec.index)
+        fast = None
+        if func is not None:
+            fast = FastFunc(func, self.store, spec.types)
+            if spec.types is None:
+                self._shape.keep_types(export, fast.types)
+        found = _Export(fast, spec.lower_params, spec.lift_result)
         self._exports[export] = found
         return found
 

@@ -26,8 +26,10 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import blake3
 import cbor2
@@ -48,6 +50,8 @@ MAX_MESSAGE_BYTES = 5 * 512 * 1024  # 2.5 MiB: one message, its state or respons
 _HOSTCALL_FUEL_TEXT = "too much data is being copied between the host and the guest"
 
 log = logging.getLogger("replay.engine")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +123,9 @@ class Engine:
         self.settings = settings
         self.wasmtime = make_engine(settings)
         self._components: dict[bytes, wc.Component] = {}
+        # What callers derive from a compiled component once (its types, a linker: ``replay.boundary.shape``),
+        # kept as long as the component object lives.
+        self._derived: weakref.WeakKeyDictionary[wc.Component, dict[str, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -138,6 +145,17 @@ class Engine:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
+
+    def derived(self, component: wc.Component, what: str, make: Callable[[], _T]) -> _T:
+        """The value ``make()`` derives from ``component`` under the name ``what``, made on first use and kept as
+        long as the component; ``make`` must not keep a reference to the component. Any thread may call it."""
+        with self._lock:
+            found = self._derived.get(component, {}).get(what)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        value = make()  # outside the lock: two threads may both make it; the first one kept wins
+        with self._lock:
+            return self._derived.setdefault(component, {}).setdefault(what, value)  # type: ignore[no-any-return]
 
     def artifact_name(self, component_hash: bytes) -> str:
         """The name under which the compiled form of a component is cached (component, wasmtime, settings)."""

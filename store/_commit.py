@@ -233,6 +233,25 @@ class Writer:
             self._reap()  # the writer finished between our check and our append: nobody else will take it
         return op
 
+    def submit_many(self, ops: list[Pending[Any]]) -> None:
+        """Queue ``ops`` together, in order, for the next batch (one commit, unless they outgrow a batch).
+
+        Unlike ``submit`` it never raises: on a closing store every op fails with ``StoreClosedError`` (its
+        ``wait`` raises it), so an appender that queued them earlier learns it where it waits.
+        """
+        if self._closing:
+            self._finish(ops, StoreClosedError())
+            return
+        if not self._gate.is_set():
+            self._gate.wait()  # see ``submit``
+        for op in ops:
+            op._writer = self
+        self._queue.extend(ops)  # one step for the writer thread: it sees all of them or none
+        if not self._wake.is_set():
+            self._wake.set()
+        if self._stopped:
+            self._reap()
+
     def wait_for(self, op: Pending[Any], timeout: float | None) -> None:
         """Block until ``op`` is committed or has failed.
 
@@ -386,6 +405,9 @@ class ReadOnlyWriter:
         self._path = str(env.path)
 
     def submit(self, op: _P) -> _P:
+        raise ReadOnlyError(self._path)
+
+    def submit_many(self, ops: list[Pending[Any]]) -> None:
         raise ReadOnlyError(self._path)
 
     def close(self) -> None:

@@ -132,9 +132,12 @@ class BlobStore:
 
     def put_async(self, data: bytes | bytearray | memoryview) -> Pending[bytes]:
         """Queue ``data`` for the next commit; ``wait()`` on the result returns the digest."""
+        return self._writer.submit(self.prepare(data))
+
+    def prepare(self, data: bytes | bytearray | memoryview) -> PutBlob:
+        """The put of ``data``, hashed now and not yet queued: ``Store.submit`` queues it (``value`` is the digest)."""
         data = bytes(data)
-        digest = blob_digest(data)
-        return self._writer.submit(PutBlob(digest, data))
+        return PutBlob(blob_digest(data), data)
 
     def get(self, digest: bytes) -> bytes:
         """Return the blob's bytes, checked against its digest.

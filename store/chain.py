@@ -137,8 +137,18 @@ class EventLog:
         The returned ``PendingAppend.event`` is the event as it will be stored (its hash is final), so a caller
         can chain the next append on it before this one is durable; if this one fails, that one fails too.
         """
+        return self._writer.submit(self.prepare(actor, type, data, expected=expected, timestamp_ms=timestamp_ms))
+
+    def prepare(
+        self, actor: uuid.UUID, type: str, data: Any, *, expected: Head, timestamp_ms: int | None = None
+    ) -> PendingAppend:
+        """``append_async`` without queueing: the event is built and hashed now, ``Store.submit`` queues it.
+
+        Raises:
+            InvalidInputError: ``type`` is not a non-empty string. TypeError: ``data`` cannot be encoded.
+        """
         event, encoded = build_event(actor, type, data, expected, timestamp_ms, self._spill_threshold)
-        return self._writer.submit(PendingAppend(event, encoded, expected, actor.bytes))
+        return PendingAppend(event, encoded, expected, actor.bytes)
 
     def append_stored(self, actor: uuid.UUID, value: bytes, *, expected: Head) -> PendingAppend:
         """Queue an event exactly as stored elsewhere (``hash || body``), e.g. from a bundle.

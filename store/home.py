@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from store._commit import ReadOnlyWriter, Writer
+from store._commit import Pending, ReadOnlyWriter, Writer
 from store._env import DEFAULT_MAP_SIZE, Environment
 from store.artifacts import ARTIFACT_DIR, ArtifactCache
 from store.blobs import BlobStore
@@ -57,9 +58,21 @@ class Store:
         self.readonly = readonly
         writer = ReadOnlyWriter(self.env) if readonly else Writer(self.env)
         self._writer: Writer | ReadOnlyWriter | None = writer
+        self._submit = writer.submit_many
         self.blobs = BlobStore(self.env, writer)
         self.log = EventLog(self.env, writer, self.blobs, spill_threshold=spill_threshold)
         self.artifacts = ArtifactCache(self.path / ARTIFACT_DIR, readonly=readonly)
+
+    def submit(self, writes: list[Pending[Any]]) -> None:
+        """Hand writes prepared by ``log.prepare`` and ``blobs.prepare`` to the writer together, in order: they are
+        committed in one batch (unless they outgrow one), so holding an operation's writes and submitting them at
+        its end costs one commit, not one per write. A closed store fails them (``wait`` raises
+        ``StoreClosedError``).
+
+        Raises:
+            ReadOnlyError: the store is open read-only.
+        """
+        self._submit(writes)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every commit (on the writer thread: keep it short, e.g. set an event).

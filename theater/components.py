@@ -1,19 +1,28 @@
 """Loading an actor's component for the runtime: from the store, or from bytes read from a file.
 
 Bytes read from a file go into the store only once the engine has compiled them, so a file that is not a
-component (a text file, a device's output) never becomes a blob. When compiling fails, the error says what is
-wrong and where, but never quotes the bytes: wasmtime's messages echo the offending source line of component text
-and the first bytes of a bad binary, and the bytes may be a file the manifest's author should not see.
+component (a text file, a device's output) never becomes a blob. A file read before and unchanged since (by what
+``os.stat`` says: device, inode, size, modification and change times) is not read and hashed again
+(``FileDigests``): a Python actor's component is 18 MB, and reading and hashing it was most of a start.
+
+When compiling fails, the error says what is wrong and where, but never quotes the bytes: wasmtime's messages echo
+the offending source line of component text and the first bytes of a bad binary, and the bytes may be a file the
+manifest's author should not see.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import threading
+from pathlib import Path, PurePath
 from typing import Any
 
 from replay.engine import Engine
 from replay.errors import ComponentError
 from store import Store, blob_digest
+from theater.files import FileAccess
 
 _EXCERPT = re.compile(r"^(\d+\s*)?\|")  # the source lines wasmtime quotes under a text error ("1 | ...", "|")
 _NAMED = re.compile(r"`[^`]*[^`()\[\]{},;:=\s][^`]*`")  # a quoted name (`$secret`), not a quoted token (`(`)
@@ -52,6 +61,73 @@ def load_new(engine: Engine, store: Store, data: bytes, *, what: str) -> tuple[b
     return digest, component
 
 
+_StatKey = tuple[str, int, int, int, int, int]
+
+
+class FileDigests:
+    """The blob digests of component files read before, keyed by what ``os.stat`` says of each file.
+
+    A key holds the path, device, inode, size, and modification and change times (ns); writing to a file changes
+    its change time, which no one can set back, so a changed file is read again. A digest is kept only when the
+    file's key was the same before and after it was read. At most ``capacity`` files are kept (oldest dropped).
+    Thread-safe.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._known: dict[_StatKey, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: _StatKey) -> bytes | None:
+        with self._lock:
+            return self._known.get(key)
+
+    def put(self, key: _StatKey, digest: bytes) -> None:
+        with self._lock:
+            self._known[key] = digest
+            while len(self._known) > self.capacity:
+                del self._known[next(iter(self._known))]
+
+
+def _stat_key(path: Path, limit: int, *, follow: bool) -> _StatKey | None:
+    """The ``FileDigests`` key of a regular file of at most ``limit`` bytes; None for anything else (the read
+    then says what is wrong)."""
+    try:
+        st = os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        return None
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def load_file(
+    engine: Engine, store: Store, files: FileAccess, name: str | PurePath, *, limit: int, source: str, field: str,
+    known: FileDigests,
+) -> tuple[bytes, Any]:
+    """The component file a manifest names (read as ``files`` allows, at most ``limit`` bytes): its digest and
+    compiled form, stored once it compiles (``load_new``). A file ``known`` holds, unchanged and whose blob is
+    stored, is not read again: its name is still checked against ``files``.
+
+    Raises:
+        ManifestError: the name is refused or the file cannot be read (see ``FileAccess.read``).
+        ComponentError: the bytes are not a usable component; nothing is stored.
+    """
+    what = f"component {str(name)!r}"
+    key = None
+    if files.mode in ("trusted", "confined"):
+        path = files.resolve(name, source=source, field=field)
+        key = _stat_key(path, limit, follow=files.mode == "trusted")
+        digest = known.get(key) if key is not None else None
+        if digest is not None and store.blobs.has(digest):
+            return digest, load(engine, store, digest, what=what)
+    data = files.read(name, limit=limit, what="component", source=source, field=field)
+    digest, component = load_new(engine, store, data, what=what)
+    if key is not None and _stat_key(path, limit, follow=files.mode == "trusted") == key:
+        known.put(key, digest)  # the file did not change while it was read
+    return digest, component
+
+
 def quiet_reason(reason: str, data: bytes) -> str:
     """wasmtime's reason why ``data`` does not compile, without anything it quotes from ``data``.
 
@@ -76,4 +152,4 @@ def _opens_like_text(data: bytes) -> bool:
     return data[leading.end() if leading else 0:].startswith(b"(")
 
 
-__all__ = ["load", "load_new", "quiet_reason"]
+__all__ = ["FileDigests", "load", "load_file", "load_new", "quiet_reason"]

@@ -1,7 +1,11 @@
 """The record side of the boundary: a tape that appends every crossing to the actor's chain.
 
-Appends are pipelined (group commit); ``wait_durable`` blocks until everything appended so far is durable, which
-the actor does before it releases any effect of a call (a message delivered, a response released).
+Appends are pipelined (group commit). The tape holds an operation's writes (events and state blobs, each built
+and hashed at once) and hands them to the store together when the actor asks for its latest append (``last``, at
+the end of every operation and before anything waits on durability): one commit per operation instead of a
+commit racing each write, and a start's creation, instance and ``init`` share one. ``wait_durable`` blocks until
+everything appended so far is durable, which the actor does before it releases any effect of a call (a message
+delivered, a response released).
 
 A commit can fail (the disk is full). Every append chains on the one before it, so once one of a tape's appends
 fails, every later one fails too (``StaleHeadError``: its parent was never written). The tape keeps the writes it
@@ -101,36 +105,62 @@ class RecordTape:
     replaying = False
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
+        self._store = store
         self._log = store.log
         self._blobs = store.blobs
         self.actor = actor
         self.head = head
         self._last: PendingAppend | None = None
         self._state: tuple[bytes, bytes] | None = None  # the last state blob put: (bytes, hash)
-        # Writes not yet seen committed, in submission order: (write, the blob's bytes for a blob put, else None).
-        # The appending thread adds, the releaser drops the committed ones at the front (``committed``).
+        # Writes held until ``submit`` and writes not yet seen committed, in order: (write, the blob's bytes for a
+        # blob put, else None). The appending thread adds, the releaser drops the committed ones at the front of
+        # ``_unconfirmed`` (``committed``); both only under ``_guard``.
+        self._held: list[tuple[Write, bytes | None]] = []
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
         self._guard = threading.Lock()
 
     def append(self, type: str, data: Any) -> Event:
-        """Queue one event after the current head; it is durable after ``wait_durable``."""
-        pending = self._log.append_async(self.actor, type, data, expected=self.head)
+        """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
+        is durable after ``wait_durable``."""
+        pending = self._log.prepare(self.actor, type, data, expected=self.head)
         event = pending.event
         self.head = Head(event.seq, event.hash)
-        self._last = pending
         with self._guard:
-            self._unconfirmed.append((pending, None))
+            self._held.append((pending, None))
+            self._last = pending
         return event
+
+    def submit(self) -> PendingAppend | None:
+        """Hand the held writes to the store, together and in order (one commit), and return the latest append.
+
+        Any thread may call it; the writes keep their order whoever submits them.
+        """
+        with self._guard:
+            held = self._held
+            if held:
+                self._held = []
+                self._unconfirmed.extend(held)
+                self._store.submit([write for write, _ in held])  # type: ignore[misc]
+            return self._last
 
     @property
     def last(self) -> PendingAppend | None:
-        """The latest append handed to the store."""
-        return self._last
+        """The latest append, handed to the store now with every write held before it (``submit``)."""
+        return self.submit()
 
     def wait_durable(self, timeout: float | None = None) -> None:
         """Block until every event appended so far is durable (raises the store's error if one failed)."""
-        if self._last is not None:
-            self._last.wait(timeout)
+        last = self.submit()
+        if last is not None:
+            last.wait(timeout)
+
+    def put_blob(self, data: bytes) -> bytes:
+        """Hold a blob put with the events (``submit`` hands it over) and return its hash; a failed put is
+        repaired as a state blob's is (``reset``)."""
+        put = self._blobs.prepare(data)
+        with self._guard:
+            self._held.append((put, put.data))
+        return put.value
 
     def record(self, payload: Payload) -> Event:
         """Queue one event of the payload's kind (``append`` of its type and encoded data)."""
@@ -140,13 +170,11 @@ class RecordTape:
         """Put ``state`` in the blob store (queued with the events) and return its hash."""
         if state is None:
             return None
-        if self._state is not None and self._state[0] is state:
-            return self._state[1]
-        put = self._blobs.put_async(state)
-        self._state = (state, put.value)
-        with self._guard:
-            self._unconfirmed.append((put, state))
-        return put.value
+        if self._state is not None and (self._state[0] is state or self._state[0] == state):
+            return self._state[1]  # the same bytes as the last state: hashed and put already
+        digest = self.put_blob(state)
+        self._state = (state, digest)
+        return digest
 
     # Commit failures.
 
@@ -192,6 +220,8 @@ class RecordTape:
         Raises:
             StoreError: a blob that the chain needs could not be put again (the disk is still full).
         """
+        with self._guard:
+            self._held.clear()  # never handed over: they chain on what failed, so they would fail too
         writes = self._writes()
         for write, _ in writes:
             try:

@@ -119,6 +119,7 @@ class Theater:
         self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
                                        restore=self._restore_passivated, after=passivate_after)
         self.passivation.start()
+        self._component_files = components.FileDigests()  # component files read before, unchanged since
         self._closed = False
 
     # Starting and stopping.
@@ -281,9 +282,9 @@ class Theater:
         """
         ref: ComponentRef = manifest.component
         if ref.kind == "path":
-            data = manifest.files.read(ref.path, limit=self.maximums.component_file_bytes, what="component",
-                                       source=manifest.source, field="component")
-            return components.load_new(self.engine, self.store, data, what=f"component {str(ref.path)!r}")
+            return components.load_file(self.engine, self.store, manifest.files, ref.path,
+                                        limit=self.maximums.component_file_bytes, source=manifest.source,
+                                        field="component", known=self._component_files)
         if ref.kind == "hash":
             if not self.store.blobs.has(ref.digest):
                 raise ManifestError(manifest.source, "component", f"no blob {ref.digest.hex()} in the store")
@@ -305,7 +306,7 @@ class Theater:
             id=str(actor_id),
             name=manifest.name,
             component=component_hash,
-            manifest=self.store.blobs.put_async(manifest.source_text.encode()).value,
+            manifest=tape.put_blob(manifest.source_text.encode()),  # held: committed with the start's events
             engine=self.engine.settings.record(),
             parent=str(parent) if parent else None,
             init_state=tape.state_ref(state),

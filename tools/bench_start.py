@@ -1,0 +1,174 @@
+"""Actor start: one at a time, 32 concurrent starters, and a supervisor guest spawning children; every figure next
+to its floor or target, measured in the same run.
+
+    .venv/bin/python tools/bench_start.py              # 300 sequential starts, 2,000 concurrent, 1,000 spawned
+    .venv/bin/python tools/bench_start.py --quick      # a tenth of each
+
+The component is the WAT kit's echo actor (``init`` keeps its state), compiled once and cached: a start reads the
+manifest, records the creation, instantiates, runs ``init`` and returns once its events are durable (sync mode).
+The floor of one start is what it cannot do without: deserialize the compiled component, instantiate it with
+wasmtime-py, call ``init``, and one durable LMDB commit (sync) of a record about the creation event's size.
+Ratios hold on a noisy machine; absolute times do not. Nothing here is asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import lmdb
+import wasmtime
+import wasmtime.component as wc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from replay.engine import Engine  # noqa: E402
+from tests.components import supervisor_wat as sw  # noqa: E402
+from tests.components import wat  # noqa: E402
+from theater.manifest import load_manifest  # noqa: E402
+from theater.runtime import Theater  # noqa: E402
+
+TARGET_START_RATIO = 1.5  # a start at most 1.5x its floor
+TARGET_STARTS_PER_S = 5000  # concurrent starters and a spawning supervisor
+
+
+def line(name: str, value: float, unit: str, floor: float | None = None, floor_name: str = "",
+         target: str | None = None, met: bool | None = None) -> None:
+    text = f"{name:<62} {value:>10,.2f} {unit}"
+    if floor is not None:
+        text += f"   floor ({floor_name}) {floor:,.2f} {unit}   ratio {value / floor:.2f}"
+    if target is not None:
+        text += f"   target {target}  {'MET' if met else 'NOT MET'}"
+    print(text, flush=True)
+
+
+def start_floor(tmp: Path, n: int) -> float:
+    """ms per bare deserialize + instantiate + init + one durable LMDB commit."""
+    engine = Engine()
+    serialized = engine.compile(wat.echo_actor()).serialize()
+    env = lmdb.open(str(tmp / "floor"), map_size=1 << 30)  # sync: every commit is fsynced
+    record = os.urandom(400)  # about a creation event with its manifest and engine settings
+    start = time.perf_counter()
+    for i in range(n):
+        component = wc.Component.deserialize(engine.wasmtime, serialized)
+        store = wasmtime.Store(engine.wasmtime)
+        store.set_fuel(1 << 30)
+        store.set_epoch_deadline(1 << 30)
+        instance = wc.Linker(engine.wasmtime).instantiate(store, component)
+        init = instance.get_func(store, component.get_export_index(
+            "init", component.get_export_index("theater:simple/actor")))
+        assert init is not None
+        init(store, None, (str(i),))
+        with env.begin(write=True) as txn:
+            txn.put(i.to_bytes(8, "big"), record)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return elapsed / n * 1000
+
+
+def sequential(tmp: Path, n: int, floor: float) -> None:
+    manifest_path = tmp / "echo.toml"
+    with Theater(tmp / "seq") as theater:
+        theater.start(manifest_path)  # compiles and caches the component
+        start = time.perf_counter()
+        for _ in range(n):
+            theater.start(manifest_path)
+        per_path = (time.perf_counter() - start) / n * 1000
+        manifest = load_manifest(manifest_path)
+        start = time.perf_counter()
+        for _ in range(n):
+            theater.start(manifest)
+        per_parsed = (time.perf_counter() - start) / n * 1000
+    target = f"<= {TARGET_START_RATIO}x"
+    line("actor start from a manifest file (cached component, init, durable)", per_path, "ms", floor,
+         "deserialize+instantiate+init+1 durable commit", target, per_path / floor <= TARGET_START_RATIO)
+    line("actor start from a parsed manifest (the same, without the file)", per_parsed, "ms", floor,
+         "deserialize+instantiate+init+1 durable commit", target, per_parsed / floor <= TARGET_START_RATIO)
+
+
+def concurrent(tmp: Path, n: int, floor: float, threads: int = 32) -> None:
+    manifest = load_manifest(tmp / "echo.toml")
+    with Theater(tmp / "conc") as theater:
+        theater.start(manifest)
+        count = n // threads
+        errors: list[BaseException] = []
+
+        def starter() -> None:
+            try:
+                for _ in range(count):
+                    theater.start(manifest)
+            except BaseException as exc:  # reported below: a failed start must not look fast
+                errors.append(exc)
+
+        workers = [threading.Thread(target=starter) for _ in range(threads)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        rate = count * threads / (time.perf_counter() - start)
+        if errors:
+            raise errors[0]
+    line(f"actors started per second, {threads} concurrent starters (durable)", rate, "actors/s", 1000 / floor,
+         "1 / sequential floor", f">= {TARGET_STARTS_PER_S:,}/s", rate >= TARGET_STARTS_PER_S)
+
+
+def spawn_many(times: int) -> wat.Behaviour:
+    """``spawn(tail)`` ``times`` times in one call; R = the last child's id."""
+    code = f"""
+    (local.set $i (i32.const {times}))
+    (block $done (loop $again
+      (br_if $done (i32.eqz (local.get $i)))
+      (call {{c0}})
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br $again)))
+    """
+    return wat.Behaviour("spawn_many", (times,), code, locals=(("i", "i32"),), children=(sw.spawn(wat.TAIL),))
+
+
+def supervisor(tmp: Path, n: int, floor: float) -> None:
+    (tmp / "sup.wat").write_text(sw.supervisor_wat(request=spawn_many(n)))
+    (tmp / "sup.toml").write_text(
+        'name = "sup"\ncomponent = "sup.wat"\n\n[limits]\ndeadline_ms = 600000\n\n'
+        '[[handlers]]\ntype = "message-server"\n\n[[handlers]]\ntype = "supervisor"\n'
+    )
+    with Theater(tmp / "sup") as theater:
+        parent = theater.start(tmp / "sup.toml")
+        theater.start(tmp / "echo.toml")  # compiles and caches the child's component
+        start = time.perf_counter()
+        answer = theater.request(parent, b"\0echo.toml", timeout=600)
+        rate = n / (time.perf_counter() - start)
+        assert not answer.startswith(wat.ERR_MARKER), answer
+        spawned = len(theater.actors()) - 2
+        assert spawned == n, f"{spawned} children, expected {n}"
+    line(f"actors started per second, one supervisor guest spawning {n:,}", rate, "actors/s", 1000 / floor,
+         "1 / sequential floor", f">= {TARGET_STARTS_PER_S:,}/s", rate >= TARGET_STARTS_PER_S)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the starts")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    tmp = Path(tempfile.mkdtemp(prefix="theater-bench-start-"))
+    try:
+        (tmp / "echo.wat").write_text(wat.echo_actor())
+        (tmp / "echo.toml").write_text('name = "echo"\ncomponent = "echo.wat"\n')
+        floor = start_floor(tmp, 300 // scale)
+        print("== actor start ==")
+        sequential(tmp, 300 // scale, floor)
+        concurrent(tmp, 2048 // scale, floor)
+        supervisor(tmp, 1000 // scale, floor)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
