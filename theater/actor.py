@@ -32,7 +32,7 @@ from replay.schema import CHAIN_ENDS, ActorExit, ActorFailed, ActorStop, Instant
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
-from theater.handlers import IMPLEMENTED, check_grants
+from theater.handlers import IMPLEMENTED, Handler, check_grants, configs
 from theater.host import Children, Router
 from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
@@ -98,6 +98,7 @@ class Actor:
         self.failure: GuestFault | None = None
         self.state: bytes | None = None
         self.boundary: Boundary | None = None
+        self.handlers: list[Handler] = []  # the handlers of the current instance (closed with it)
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
         self.logs: deque[str] = deque(maxlen=LOG_LINES)  # the latest lines only: the chain holds every one
@@ -421,13 +422,19 @@ class Actor:
                                          reason=InstantiateReason(reason)))
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
-        granted: dict[str, dict[str, Any]] = {"runtime": {}}
-        granted.update({h.type: h.config for h in self.manifest.handlers})
+        self.close_handlers()
         host: dict[str, dict[str, Callable[..., Any]]] = {}
-        for type_, config in granted.items():
+        for type_, config in configs(self.manifest).items():
             handler = IMPLEMENTED[type_](self, config)
+            self.handlers.append(handler)
             host[handler.interface] = handler.functions()
         return host
+
+    def close_handlers(self) -> None:
+        """Let the handlers of the instance that is going release what they hold (e.g. kill its processes)."""
+        handlers, self.handlers = self.handlers, []
+        for handler in handlers:
+            handler.close()
 
     def call(self, export: str, params: list[Any]) -> CallResult:
         """Call an export with the current state; on success the result's state becomes the actor's state.
@@ -462,6 +469,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = fault
         self._drop_outstanding(f"actor {self.id} failed: {fault.detail}")
+        self.close_handlers()
         self.stage.on_ended(self, "fail", None)
 
     def fail(self, fault: GuestFault) -> None:
@@ -478,6 +486,7 @@ class Actor:
         self.status = ActorStatus.STOPPED
         self.tape.record(ActorStop(data=data) if how == "stop" else ActorExit(data=data))
         self._drop_outstanding(f"actor {self.id} stopped")
+        self.close_handlers()
         self.stage.on_ended(self, how, data)
         self._close_mailbox()
 
@@ -486,6 +495,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
         self.tape.record(ActorFailed(reason=reason))
+        self.close_handlers()
         self.stage.on_ended(self, "fail", None)
         self._close_mailbox()
 
@@ -500,6 +510,7 @@ class Actor:
         interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
         if self.status in LIVE:
             self.status = ActorStatus.STOPPED
+        self.close_handlers()
         self._close_mailbox()
         if not self.on_thread():
             self._thread.join(timeout=5)

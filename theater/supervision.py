@@ -233,13 +233,17 @@ class Supervision:
         launch: creates, records and boots an actor (the runtime's).
         clock: seconds, for restart intensity and backoff (a fake in tests).
         seed: mixed into the jitter of every backoff.
+        permits: checks that a child's manifest grants no more than its parent's (raises ``ManifestError``); the
+            runtime passes ``theater.handlers.check_permissions``, which also compares each handler's config.
     """
 
     def __init__(
-        self, store: Store, launch: Launch, *, clock: Callable[[], float] = time.monotonic, seed: str = ""
+        self, store: Store, launch: Launch, *, clock: Callable[[], float] = time.monotonic, seed: str = "",
+        permits: Callable[[Manifest, Manifest], None] = check_permissions,
     ) -> None:
         self.store = store
         self.launch = launch
+        self.permits = permits
         self.clock = clock
         self.seed = seed
         self._supervisors: dict[uuid.UUID, Supervisor] = {}
@@ -280,7 +284,8 @@ class Supervision:
         """Start a child of ``parent`` and record ``supervisor/spawn`` in the parent's chain.
 
         Raises:
-            ManifestError: the child asks for a handler its parent was not granted (or its manifest is bad).
+            ManifestError: the child asks for a handler, a handler's grant or a limit beyond its parent's (or its
+                manifest is bad).
             ActorNotRunning: the parent is not running.
             SupervisionError: ``restart`` or ``restart_from`` is not a known value.
             LinkError, ComponentError, GuestFault: the child could not be started (its ``init`` failed).
@@ -304,7 +309,7 @@ class Supervision:
                                    restart_from=spec.restart_from, init=call_init, error=error)
 
         try:
-            check_permissions(manifest, parent.manifest)
+            self.permits(manifest, parent.manifest)
             child = self.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
         except TheaterError as exc:
             sup.record(spawned(None, str(exc)))

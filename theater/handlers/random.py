@@ -30,6 +30,10 @@ class RandomHandler(Handler):
         seed = config.get("seed")
         self._rng: random.Random = random.Random(seed) if seed is not None else secrets.SystemRandom()
 
+    @classmethod
+    def config_within(cls, parent_config: dict[str, Any], child_config: dict[str, Any]) -> str | None:
+        return None  # a seed grants nothing: it only makes the sequence reproducible
+
     def functions(self) -> dict[str, Callable[..., Any]]:
         return {
             "random-bytes": self.random_bytes,

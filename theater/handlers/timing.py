@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from theater.handlers._base import Handler
+from theater.handlers._base import Handler, at_most
 
 MAX_SLEEP_MS = 24 * 3600 * 1000
 
@@ -21,6 +21,11 @@ class TimingHandler(Handler):
     type = "timing"
     interface = "theater:simple/timing"
     config_keys = {"max_sleep_ms": int}
+
+    @classmethod
+    def config_within(cls, parent_config: dict[str, Any], child_config: dict[str, Any]) -> str | None:
+        parent = parent_config.get("max_sleep_ms", MAX_SLEEP_MS)
+        return at_most("max_sleep_ms", parent, child_config.get("max_sleep_ms", MAX_SLEEP_MS))
 
     @property
     def max_sleep_ms(self) -> int:
