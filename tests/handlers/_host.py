@@ -29,7 +29,7 @@ class FakeActor:
 
     def call(self, export: str, params: list[Any]) -> None:
         with self.changed:
-            self.calls.append((export, params[0]))
+            self.calls.append((export, list(params)))
             self.changed.notify_all()
 
     def control(self, op: Callable[[], Any]) -> Future[Any]:

@@ -282,7 +282,7 @@ class ProcessHandler(Handler):
 
         def call() -> None:
             if actor.has_export(export):
-                actor.call(export, [[pid, value]])
+                actor.call(export, [pid, value])  # the export's params tuple
 
         actor.control(call)  # an ended actor refuses it (its future fails): nobody to deliver to
 
