@@ -54,7 +54,11 @@ def run_program(
                for stream, buffer in zip((proc.stdout, proc.stderr), outputs)]
     for reader in readers:
         reader.start()
-    waiter = threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True)
+    def wait_end() -> None:
+        proc.wait()
+        done.set()
+
+    waiter = threading.Thread(target=wait_end, daemon=True)
     waiter.start()
     problem = None
     # One wait for whichever comes first: the end, too much output, a stop (each sets ``done``), or the timeout.

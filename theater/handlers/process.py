@@ -127,7 +127,8 @@ class ProcessHandler(Handler):
         return None
 
     def functions(self) -> dict[str, Callable[..., Any]]:
-        table = {"os-spawn": self.os_spawn, "os-write-stdin": self.os_write_stdin, "os-status": self.os_status,
+        table: dict[str, Callable[..., Any]] = {
+                 "os-spawn": self.os_spawn, "os-write-stdin": self.os_write_stdin, "os-status": self.os_status,
                  "os-signal": self.os_signal, "os-kill": self.os_kill}
         return {name: self._guard(function) for name, function in table.items()}
 

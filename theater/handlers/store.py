@@ -101,7 +101,7 @@ class StoreHandler(Handler):
         return None
 
     def functions(self) -> dict[str, Callable[..., Any]]:
-        table = {
+        table: dict[str, Callable[..., Any]] = {
             "new": self.new, "store": self.store, "get": self.get, "exists": self.exists, "label": self.label,
             "get-by-label": self.get_by_label, "remove-label": self.remove_label,
             "remove-from-label": self.remove_from_label, "store-at-label": self.store_at_label,
