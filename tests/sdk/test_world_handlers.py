@@ -59,7 +59,8 @@ class World(Actor):
             if op == "new":
                 return store.new()
             if op == "spawn":
-                return str(process.run(cmd["program"], cmd["args"], cwd=cmd.get("cwd"), env=cmd.get("env")))
+                return str(process.run(cmd["program"], cmd["args"], cwd=cmd.get("cwd"), env=cmd.get("env"),
+                                       stdout=cmd.get("mode", "line-by-line"), timeout_s=cmd.get("timeout")))
             if op == "seen":
                 return json.dumps(self.state)
         except HostError as exc:
@@ -124,13 +125,20 @@ config = {{ store_ids = ["notes"] }}
 
 [[handlers]]
 type = "process"
-config = {{ allowed_programs = ["echo"], allowed_paths = ["{files}"] }}
+config = {{ allowed_programs = ["echo", "yes", "sleep"], allowed_paths = ["{files}"], max_output_buffer = 100_000 }}
 {extra}''')
     return path
 
 
 def ask(stage: Stage, actor: str, **cmd: object) -> bytes:
     return stage.theater.request(actor, json.dumps(cmd).encode())
+
+
+def seen_after_exit(stage: Stage, actor: str) -> dict:
+    """What the actor saw of its processes, once a process's exit was delivered to it (waited on in the record)."""
+    stage.until(lambda: any(e.data.get("export") == "theater:simple/process-handlers.handle-exit"
+                            for e in stage.events(actor, "wasm/call")), "a process's exit delivered")
+    return json.loads(ask(stage, actor, op="seen"))
 
 
 def test_every_handler_answers_refuses_escapes_and_replays_with_the_world_gone(
@@ -168,7 +176,7 @@ def test_every_handler_answers_refuses_escapes_and_replays_with_the_world_gone(
     assert b"not granted" in ask(stage, actor, op="labels", store="someone-elses")
     # process
     pid = int(ask(stage, actor, op="spawn", program="echo", args=["hello", "|", "world"], cwd=str(files)))
-    seen = stage.until(lambda: (s := json.loads(ask(stage, actor, op="seen")))["exit"] and s, "the process's exit")
+    seen = seen_after_exit(stage, actor)
     assert seen == {"out": ["hello | world"], "exit": [0]}
     assert pid > 0
     assert b"not in allowed_programs" in ask(stage, actor, op="spawn", program="sh", args=["-c", "id"])
@@ -213,3 +221,29 @@ def test_a_manifest_from_an_api_client_cannot_grant_the_hosts_files(
         stage.theater.start(hostile)
     assert "only the operator's own manifests may grant it" in str(caught.value)
     assert os.listdir(tmp_path).count("world.toml") == 1
+
+
+def test_a_runaway_process_is_killed_and_the_actor_goes_on(stage: Stage, world: BuildResult, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    actor = stage.start(world, manifest(tmp_path / "world.toml", world, files))
+    ask(stage, actor, op="spawn", program="yes", args=[], mode="raw")  # endless output, never exits on its own
+    seen = seen_after_exit(stage, actor)
+    assert seen["exit"] == [-9]
+    assert sum(len(chunk) for chunk in seen["out"]) == 100_000  # max_output_buffer
+    ask(stage, actor, op="spawn", program="sleep", args=["600"], timeout=1)  # silent, never exits on its own
+    stage.until(lambda: sum(e.data.get("export") == "theater:simple/process-handlers.handle-exit"
+                            for e in stage.events(actor, "wasm/call")) == 2, "the sleeper's exit")
+    assert json.loads(ask(stage, actor, op="seen"))["exit"] == [-9, -9]
+    assert ask(stage, actor, op="list") == b"[]"  # the actor goes on
+
+
+def test_processes_die_with_their_actor(stage: Stage, world: BuildResult, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    actor = stage.start(world, manifest(tmp_path / "world.toml", world, files))
+    pid = int(ask(stage, actor, op="spawn", program="sleep", args=["600"]))
+    os.kill(pid, 0)  # it runs
+    stage.theater.stop(actor)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

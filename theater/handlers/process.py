@@ -144,6 +144,11 @@ class ProcessHandler(Handler):
             running = list(self.processes.values())
         for r in running:
             self._kill(r, "the actor ended")
+        for r in running:
+            try:
+                r.proc.wait(5)  # reaped before the actor is reported ended: no process of it is left behind
+            except subprocess.TimeoutExpired:
+                pass
 
     @staticmethod
     def _guard(function: Callable[..., Any]) -> Callable[..., Any]:
