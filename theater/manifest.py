@@ -45,6 +45,9 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
 * ``{ json = <any TOML value> }``: that value as compact JSON with sorted keys;
 * ``{ base64 = "..." }``: the decoded bytes, for binary state inline.
 
+The original Theater's ``save_chain = true`` is accepted (every chain is kept); ``save_chain = false`` and
+``permission_policy`` are refused with an error saying why (docs/original.md lists every difference).
+
 The ``runtime`` handler is always granted; listing it is allowed but not needed. Unknown keys at any level are
 errors, so a typo never silently drops a setting. Handler indexes in error messages count from 0.
 
@@ -91,7 +94,7 @@ _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _LABEL_PREFIX = "store:"
 _TOP_KEYS = frozenset(
     {"name", "version", "description", "component", "component_path", "init_state", "durable"}
-    | {"handlers", "limits", "supervision"}
+    | {"handlers", "limits", "supervision", "save_chain", "permission_policy"}
 )
 _MISSING: Any = object()
 _MAX_DURATION_MS = 86_400_000  # one day: no supervision delay may be longer (Python's timers overflow far beyond)
@@ -299,6 +302,7 @@ def parse_manifest(
     _check_unicode(text, source)
     top = _Table(parse_toml(text, source), "", source)
     top.check_keys(_TOP_KEYS)
+    _check_original_keys(top)
     return Manifest(
         name=_name(top),
         component=_component(top, access),
@@ -313,6 +317,21 @@ def parse_manifest(
         source_text=text,
         files=access,
     )
+
+
+def _check_original_keys(top: _Table) -> None:
+    """The original Theater's top-level keys this runtime takes only where they mean what they meant there.
+
+    ``save_chain = true`` is accepted (every chain is kept); ``save_chain = false`` and ``permission_policy`` are
+    refused, saying why.
+    """
+    if "save_chain" in top.data:
+        if not top.boolean("save_chain", True):
+            raise top.error("save_chain", "every actor's chain is recorded (replay and verify need it); "
+                                          "save_chain = false cannot be honoured: remove the key")
+    if "permission_policy" in top.data:
+        raise top.error("permission_policy", "not supported: a child's grants are its own [[handlers]] entries, "
+                                             "refused when they exceed its parent's (docs/original.md)")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:

@@ -164,9 +164,23 @@ def test_unknown_top_level_key_is_rejected() -> None:
     with pytest.raises(
         ManifestError,
         match=r"^actor.toml: colour: unknown key 'colour'; allowed keys: component, component_path, description, "
-        r"durable, handlers, init_state, limits, name, supervision, version$",
+        r"durable, handlers, init_state, limits, name, permission_policy, save_chain, supervision, version$",
     ):
         parse(with_extra('colour = "red"\n'))
+
+
+def test_the_originals_save_chain_true_is_accepted() -> None:
+    assert parse(with_extra("save_chain = true\n")).name == "counter"
+
+
+def test_the_originals_save_chain_false_is_refused_saying_why() -> None:
+    with pytest.raises(ManifestError, match=r"^actor.toml: save_chain: every actor's chain is recorded"):
+        parse(with_extra("save_chain = false\n"))
+
+
+def test_the_originals_permission_policy_is_refused_saying_why() -> None:
+    with pytest.raises(ManifestError, match=r"^actor.toml: permission_policy: not supported: a child's grants"):
+        parse(with_extra('[permission_policy]\nhandlers = "inherit"\n'))
 
 
 def test_missing_name_is_rejected() -> None:
