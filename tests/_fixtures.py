@@ -19,7 +19,7 @@ MAX_DRAIN_ROUNDS = 50
 
 
 def toml_value(value: Any) -> str:
-    """A TOML value for what the fixtures write: booleans, numbers, strings and inline tables."""
+    """A TOML value for what the fixtures write: booleans, numbers, strings, lists and inline tables."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -28,6 +28,8 @@ def toml_value(value: Any) -> str:
         return json.dumps(value)  # a TOML basic string for everything the tests use
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {value!r} in these tests")
 
 
