@@ -17,7 +17,7 @@ class FakeActor:
         self.id = uuid.uuid4()
         self.name = "fake"
         self.source = "fake.toml"
-        self.store = store
+        self.store = store if store is not None else _NoChain()
         self.stop_requested = threading.Event()
         self.exports = exports
         self.calls: list[tuple[str, Any]] = []
@@ -44,3 +44,12 @@ class FakeActor:
             if not self.changed.wait_for(lambda: predicate(self.calls), timeout):
                 raise AssertionError(f"calls never matched; got {self.calls!r}")
             return list(self.calls)
+
+
+class _NoChain:
+    """A store whose chains are all empty (for handlers that read their actor's chain)."""
+
+    class log:  # stands in for Store.log
+        @staticmethod
+        def events(actor: Any) -> list[Any]:
+            return []

@@ -128,8 +128,10 @@ def test_processes_die_with_the_actor(work):
     actor, handler, p = make(work, allowed_programs=["sleep"])
     pid = p["os-spawn"](spawn_config("sleep", ["60"]))["ok"]
     handler.close()
-    assert exited(actor)[-1] == (HANDLE_EXIT, [pid, -9])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped before close returns
     assert "actor is ending" in p["os-spawn"](spawn_config("sleep", ["60"]))["err"]
+    assert handler.holds_live() is False
 
 
 def test_a_pid_the_actor_did_not_start_is_refused(work):

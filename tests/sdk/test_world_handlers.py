@@ -247,3 +247,16 @@ def test_processes_die_with_their_actor(stage: Stage, world: BuildResult, tmp_pa
     stage.theater.stop(actor)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_reopened_actor_is_told_its_processes_are_gone(stage: Stage, world: BuildResult, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    actor = stage.start(world, manifest(tmp_path / "world.toml", world, files))
+    pid = int(ask(stage, actor, op="spawn", program="sleep", args=["600"]))
+    stage.theater.stop(actor)
+    stage.theater.reopen(actor)
+    assert seen_after_exit(stage, actor) == {"out": [], "exit": [-9]}
+    exits = [e for e in stage.events(actor, "wasm/call")
+             if e.data.get("export") == "theater:simple/process-handlers.handle-exit"]
+    assert [e.data["params"] for e in exits] == [[pid, -9]]

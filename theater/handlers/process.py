@@ -23,7 +23,9 @@ from the record without any process. ``os-write-stdin``, ``os-status``, ``os-sig
 calls, recorded whole.
 
 Processes an actor started die with it: when it stops, fails, is restarted or the runtime closes, every process
-it still runs is killed (with the processes they started).
+it still runs is killed (with the processes they started), and nothing more of them is delivered to that instance.
+A new instance (a restart, a reopen after the runtime stopped) never inherits a process: its handler finds in the
+chain every process spawned whose exit was never delivered and delivers ``handle-exit`` with ``-9`` for each.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ HANDLERS = "theater:simple/process-handlers"
 HANDLE_STDOUT = f"{HANDLERS}.handle-stdout"
 HANDLE_STDERR = f"{HANDLERS}.handle-stderr"
 HANDLE_EXIT = f"{HANDLERS}.handle-exit"
+SPAWN_EVENT = "theater:simple/process/os-spawn"
+LOST_EXIT = -9  # the exit delivered for a process an earlier instance started and never saw end
 
 
 class Refused(Exception):
@@ -93,6 +97,7 @@ class ProcessHandler(Handler):
         self.processes: dict[int, Running] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._tell_lost()
 
     @classmethod
     def check_config(cls, source: str, config: dict[str, Any]) -> None:
@@ -149,6 +154,26 @@ class ProcessHandler(Handler):
                 r.proc.wait(5)  # reaped before the actor is reported ended: no process of it is left behind
             except subprocess.TimeoutExpired:
                 pass
+
+    def _tell_lost(self) -> None:
+        """Deliver ``handle-exit`` with ``LOST_EXIT`` for every process an earlier instance of this actor started
+        whose exit it was never told (it was killed when that instance ended, or the runtime stopped meanwhile):
+        a new instance never inherits a process, and the actor learns so through a recorded call."""
+        spawned: dict[int, None] = {}
+        exited: set[int] = set()
+        for event in self.actor.store.log.events(self.actor.id):
+            data = event.data if isinstance(event.data, dict) else {}
+            if event.type == SPAWN_EVENT:
+                result = data.get("result")
+                if isinstance(result, dict) and type(result.get("ok")) is int:
+                    spawned[result["ok"]] = None
+            elif event.type == "wasm/call" and data.get("export") == HANDLE_EXIT:
+                pid = _first_int(data.get("params"))
+                if pid is not None:
+                    exited.add(pid)
+        for pid in spawned:
+            if pid not in exited:
+                self._deliver(pid, HANDLE_EXIT, LOST_EXIT)
 
     @staticmethod
     def _guard(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -243,24 +268,24 @@ class ProcessHandler(Handler):
                     data = data[:allowed]
                     self._kill(r, f"it wrote more than max_output_buffer = {self.max_output} bytes")
                 if mode == "raw":
-                    self._deliver(r, export, data)
+                    self._deliver(r.proc.pid, export, data)
                 else:
                     pending += data
                     pending = self._split(r, export, mode, pending, chunk_size)
                 if r.killed:
                     break
         if pending:
-            self._deliver(r, export, pending)
+            self._deliver(r.proc.pid, export, pending)
 
     def _split(self, r: Running, export: str, mode: str, pending: bytes, chunk_size: int) -> bytes:
         if mode == "chunked":
             while len(pending) >= chunk_size:
-                self._deliver(r, export, pending[:chunk_size])
+                self._deliver(r.proc.pid, export, pending[:chunk_size])
                 pending = pending[chunk_size:]
             return pending
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
-            self._deliver(r, export, line)
+            self._deliver(r.proc.pid, export, line)
         return pending
 
     def _watch(self, r: Running, readers: list[threading.Thread], timeout: float) -> None:
@@ -279,15 +304,15 @@ class ProcessHandler(Handler):
                 pass
         r.exit_code = r.proc.returncode
         r.done.set()
-        self._deliver(r, HANDLE_EXIT, r.exit_code)
+        self._deliver(r.proc.pid, HANDLE_EXIT, r.exit_code)
 
-    def _deliver(self, r: Running, export: str, value: Any) -> None:
-        """Call the actor's export with (pid, value) on its thread: a recorded call, like a message."""
+    def _deliver(self, pid: int, export: str, value: Any) -> None:
+        """Call the actor's export with (pid, value) on its thread: a recorded call, like a message. Once this
+        handler is closed nothing more is delivered (the next instance's handler tells what was lost)."""
         actor = cast(SupervisedActor, self.actor)  # the runtime's actor: it runs control operations and calls
-        pid = r.proc.pid
 
         def call() -> None:
-            if actor.has_export(export):
+            if not self._closed and actor.has_export(export):
                 actor.call(export, [pid, value])  # the export's params tuple
 
         actor.control(call)  # an ended actor refuses it (its future fails): nobody to deliver to
@@ -343,6 +368,15 @@ class ProcessHandler(Handler):
         if r.proc.poll() is not None:
             raise Refused(f"process {pid} has ended")
         self._kill(r, "os-kill")
+
+
+def _first_int(params: Any) -> int | None:
+    """The pid of a recorded ``handle-exit`` call's params (``[pid, code]``, or that pair inside a list)."""
+    while isinstance(params, list) and params:
+        if type(params[0]) is int:
+            return params[0]
+        params = params[0]
+    return None
 
 
 def _mode(mode: Any) -> str:
