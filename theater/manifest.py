@@ -40,7 +40,8 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
 
 ``init_state`` is the actor's initial state, kept as raw bytes. It is one of:
 
-* a string: its UTF-8 bytes, verbatim (``init_state = '{"count": 0}'``);
+* a string: as in the original Theater, the name of a file relative to the manifest's directory
+  (``init_state = "state.json"``), read as ``{ file = ... }`` is; literal state takes one of the table forms;
 * ``{ file = "state.bin" }``: the bytes of that file, relative to the manifest's directory;
 * ``{ json = <any TOML value> }``: that value as compact JSON with sorted keys;
 * ``{ base64 = "..." }``: the decoded bytes, for binary state inline.
@@ -512,8 +513,16 @@ def _init_state(top: _Table, files: FileAccess, maximums: Maximums) -> bytes | N
     value = top.data.get("init_state")
     if value is None:
         return None
-    if isinstance(value, str):
-        return value.encode("utf-8")
+    if isinstance(value, str):  # the original Theater's form: a file next to the manifest
+        if value.startswith(_LABEL_PREFIX):
+            raise top.error("init_state", f"{value!r}: a state from a store label is not supported; give the file "
+                                          "next to the manifest, or { json = ... } / { base64 = ... } inline")
+        hint = "init_state names a file, as in the original Theater (literal state: { json = ... } or { base64 = ... })"
+        try:
+            return files.read(value, limit=maximums.state_file_bytes, what="state", source=top.source,
+                              field="init_state")
+        except ManifestError as exc:
+            raise ManifestError(exc.source, exc.field, f"{exc.problem}; {hint}") from None
     if not isinstance(value, dict):
         expected = "a string or a table with one of 'file', 'json' or 'base64'"
         raise top.error("init_state", f"expected {expected}, got {_show(value)}")
@@ -529,6 +538,29 @@ def _init_state(top: _Table, files: FileAccess, maximums: Maximums) -> bytes | N
     if "json" in value:
         return _encode_json(table)
     return _decode_base64(table)
+
+
+def merge_state(manifest_state: bytes | None, caller_state: bytes | None) -> bytes | None:
+    """The state an actor starts with when its manifest and its caller both give one: as in the original Theater,
+    two JSON objects are merged (the caller's keys win), compact with sorted keys; otherwise the caller's state
+    replaces the manifest's."""
+    if caller_state is None or manifest_state is None:
+        return manifest_state if caller_state is None else caller_state
+    try:
+        ours, theirs = json.loads(manifest_state), json.loads(caller_state)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return caller_state
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return caller_state
+    return json.dumps({**ours, **theirs}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def start_state(manifest: Manifest, caller_state: bytes | None, call_init: bool) -> bytes | None:
+    """The state an actor starts from: for a start (``call_init``) the manifest's merged with the caller's
+    (``merge_state``); for a resume, the caller's snapshot as it is (the manifest's when there is none)."""
+    if not call_init:
+        return manifest.init_state if caller_state is None else caller_state
+    return merge_state(manifest.init_state, caller_state)
 
 
 def _encode_json(table: _Table) -> bytes:

@@ -47,6 +47,7 @@ from theater.manifest import (
     check_limits,
     load_manifest,
     parse_manifest,
+    start_state,
 )
 from theater.router import Router
 from theater.status import ENDED, LIVE, ActorStatus
@@ -145,7 +146,7 @@ class Theater:
         component_hash, component = self._component(manifest)
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
-        state = init_state if init_state is not None else manifest.init_state
+        state = start_state(manifest, init_state, call_init)
         tape = self._genesis(actor_id, manifest, component_hash, state, parent)
         actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
         actor.state = state

@@ -55,7 +55,14 @@ from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, SupervisionError
 from theater.host import ActorHost, SupervisedActor
-from theater.manifest import RESTART_FROM, RESTART_TYPES, Manifest, SupervisionSpec, check_permissions
+from theater.manifest import (
+    RESTART_FROM,
+    RESTART_TYPES,
+    Manifest,
+    SupervisionSpec,
+    check_permissions,
+    start_state,
+)
 from theater.status import ENDED, LIVE, ActorStatus
 
 HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
@@ -303,7 +310,7 @@ class Supervision:
         if parent.status not in LIVE:
             raise ActorNotRunning(str(parent.id), parent.status, "a parent must be running to start children")
         sup = self.supervisor(parent)
-        start = state if state is not None else manifest.init_state
+        start = start_state(manifest, state, call_init)
         def spawned(child: str | None, error: str | None) -> SupervisorSpawn:
             return SupervisorSpawn(child=child, name=manifest.name, restart=spec.restart,
                                    restart_from=spec.restart_from, init=call_init, error=error)
