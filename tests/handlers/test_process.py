@@ -175,3 +175,12 @@ def test_a_child_within_its_parents_process_grant_is_accepted(work):
     parent = {"allowed_programs": ["echo", "sleep"], "allowed_paths": [str(work)]}
     child = {"allowed_programs": ["echo"], "allowed_paths": [str(work / "inner")], "max_processes": 1}
     assert ProcessHandler.config_within(parent, child) is None
+
+
+def test_endless_short_lines_are_cut_at_the_most_output_calls(work, monkeypatch):
+    monkeypatch.setattr("theater.handlers.process.MAX_DELIVERIES", 50)
+    actor, _, p = make(work, allowed_programs=["yes"])
+    pid = p["os-spawn"](spawn_config("yes"))["ok"]  # "y\n" forever: one call per line
+    calls = exited(actor)
+    assert calls[-1] == (HANDLE_EXIT, [pid, -9])
+    assert len(outputs(calls, HANDLE_STDOUT)) <= 50

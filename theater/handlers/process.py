@@ -8,7 +8,7 @@ Config (``[[handlers]] type = "process"``):
   resolved before the check); without ``cwd`` it runs in the first; with none listed nothing can be spawned;
 - ``max_processes`` (default 4): processes running at once;
 - ``max_output_buffer`` (default 1 MiB): the most output (stdout and stderr together) one process may deliver;
-  past it the process is killed;
+  past it, or past ``MAX_DELIVERIES`` output calls (10 000: short lines), the process is killed;
 - ``execution_timeout`` (seconds, default 60): the longest a process runs (``process-config.execution-timeout``
   may ask for less); past it the process is killed.
 
@@ -51,6 +51,8 @@ MAX_OUTPUT_BUFFER = 1024 * 1024
 EXECUTION_TIMEOUT = 60
 DEFAULT_CHUNK = 4096
 MAX_READ = 1 << 16
+MAX_DELIVERIES = 10_000  # output calls per process: one line per call must not flood the actor with calls
+KEPT_ENDED = 256  # ended processes remembered for os-status
 
 HANDLERS = "theater:simple/process-handlers"
 HANDLE_STDOUT = f"{HANDLERS}.handle-stdout"
@@ -73,6 +75,7 @@ class Running:
     budget: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     delivered: int = 0
+    calls: int = 0
     killed: str | None = None  # why we killed it, if we did
     exit_code: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -222,6 +225,9 @@ class ProcessHandler(Handler):
         with self._lock:
             if self._closed:
                 raise Refused("the actor is ending")
+            ended = [pid for pid, r in self.processes.items() if r.done.is_set()]
+            for pid in ended[:max(0, len(ended) - KEPT_ENDED)]:
+                del self.processes[pid]
             running = sum(1 for r in self.processes.values() if r.proc.poll() is None)
             if running >= self.max_processes:
                 raise Refused(f"already {running} processes running, the most max_processes = {self.max_processes} "
@@ -268,24 +274,34 @@ class ProcessHandler(Handler):
                     data = data[:allowed]
                     self._kill(r, f"it wrote more than max_output_buffer = {self.max_output} bytes")
                 if mode == "raw":
-                    self._deliver(r.proc.pid, export, data)
+                    self._output(r, export, data)
                 else:
                     pending += data
                     pending = self._split(r, export, mode, pending, chunk_size)
                 if r.killed:
                     break
         if pending:
-            self._deliver(r.proc.pid, export, pending)
+            self._output(r, export, pending)
+
+    def _output(self, r: Running, export: str, data: bytes) -> None:
+        """Deliver one piece of output, unless the process already had its ``MAX_DELIVERIES`` (then kill it)."""
+        with r.lock:
+            r.calls += 1
+            over = r.calls > MAX_DELIVERIES
+        if over:
+            self._kill(r, f"it produced more than {MAX_DELIVERIES} output calls")
+            return
+        self._deliver(r.proc.pid, export, data)
 
     def _split(self, r: Running, export: str, mode: str, pending: bytes, chunk_size: int) -> bytes:
         if mode == "chunked":
             while len(pending) >= chunk_size:
-                self._deliver(r.proc.pid, export, pending[:chunk_size])
+                self._output(r, export, pending[:chunk_size])
                 pending = pending[chunk_size:]
             return pending
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
-            self._deliver(r.proc.pid, export, line)
+            self._output(r, export, line)
         return pending
 
     def _watch(self, r: Running, readers: list[threading.Thread], timeout: float) -> None:
