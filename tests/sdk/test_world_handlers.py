@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 from store.blobs import blob_digest
+from store.codec import collect_blob_refs, decode_stored
 from theater.build import BuildResult
 from theater.errors import ManifestError
 
@@ -172,6 +174,11 @@ def test_every_handler_answers_refuses_escapes_and_replays_with_the_world_gone(
     blobs_before = sorted(stage.theater.store.blobs)
     assert ask(stage, actor, op="get", store="notes", label="big") == b"0123456789" * 10_000
     assert sorted(stage.theater.store.blobs) == blobs_before  # the recorded get added no blob: it names this one
+    [got] = stage.events(actor, "theater:simple/store/get")
+    [(_, stored)] = stage.theater.store.log.raw_events(uuid.UUID(actor), got.seq, got.seq + 1)
+    refs: list[bytes] = []
+    collect_blob_refs(decode_stored(stored, where="get")[1][6], refs)
+    assert refs == [bytes.fromhex(digest)] and len(stored) < 1024  # by hash, not a copy
     assert json.loads(ask(stage, actor, op="labels", store="notes")) == [["big"], 100_000]
     assert b"not granted" in ask(stage, actor, op="labels", store="someone-elses")
     # process
