@@ -197,6 +197,10 @@ def test_a_shell_metacharacter_in_an_argument_is_not_interpreted(root):
     assert sorted(os.listdir(root)) == ["hello.txt", "sub"]
 
 
+def test_a_nul_in_an_argument_is_refused_not_a_host_fault(root):
+    is_err(fs(root, allowed_commands=["echo"])["execute-command"]("", "echo", ["a\0b"]), "NUL")
+
+
 def test_a_command_runs_in_the_directory_inside_the_root(root):
     answer = fs(root, allowed_commands=["pwd"])["execute-command"]("sub", "pwd", [])
     assert answer["ok"]["success"]["stdout"] == f"{(root / 'sub').resolve()}\n"

@@ -318,6 +318,8 @@ class FilesystemHandler(Handler):
     def execute_command(self, dir: str, command: str, args: list[str]) -> dict[str, Any]:
         if command not in self.commands:
             raise Refused(f"command {command!r} is not in allowed_commands {list(self.commands)!r}")
+        if any("\0" in arg for arg in args):
+            raise Refused("an argument holds a NUL")
         program = command if os.path.isabs(command) else shutil.which(command)
         if program is None:
             raise Refused(f"command {command!r} is allowed but not found on the runtime's PATH")
