@@ -209,6 +209,18 @@ class BlobStore:
             raise InvalidInputError("runtime label", name, f"a name starting with one of {RESERVED_LABEL_PREFIXES}")
         self._writer.submit(SetLabel(name, key, check_digest(digest))).wait()
 
+    def remove_runtime_label(self, name: str) -> None:
+        """Delete a reserved label (one of ``RESERVED_LABEL_PREFIXES``): the runtime's own path.
+
+        Raises:
+            InvalidInputError: the name is not reserved (clients' labels go through ``remove_label``).
+            NotFoundError: there is no such label.
+        """
+        key = check_label(name)
+        if reserved_prefix(name) is None:
+            raise InvalidInputError("runtime label", name, f"a name starting with one of {RESERVED_LABEL_PREFIXES}")
+        self._writer.submit(SetLabel(name, key, None)).wait()
+
     def remove_label(self, name: str) -> None:
         """Delete label ``name``.
 

@@ -4,6 +4,8 @@ are idle (never sleeping), and the reasons a runtime's chains fail verification 
 
 from __future__ import annotations
 
+import base64
+
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,7 +21,7 @@ MAX_DRAIN_ROUNDS = 50
 
 
 def toml_value(value: Any) -> str:
-    """A TOML value for what the fixtures write: booleans, numbers, strings and inline tables."""
+    """A TOML value for what the fixtures write: booleans, numbers, strings, lists and inline tables."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -28,6 +30,8 @@ def toml_value(value: Any) -> str:
         return json.dumps(value)  # a TOML basic string for everything the tests use
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"no TOML form for {value!r} in these tests")
 
 
@@ -66,8 +70,9 @@ class ManifestWriter:
         else:
             path.write_bytes(component)
         lines = [f"name = {toml_value(name)}", f"component = {toml_value(path.name)}"]
-        if init_state is not None:
-            lines.append(f"init_state = {toml_value(init_state)}")
+        if init_state is not None:  # inline (a bare string names a file, as in the original Theater)
+            encoded = base64.b64encode(init_state.encode()).decode()
+            lines.append(f"init_state = {{ base64 = {toml_value(encoded)} }}")
         for handler in handlers:
             lines += ["", "[[handlers]]", f"type = {toml_value(handler)}"]
             if config and handler in config:

@@ -42,7 +42,7 @@ from replay.schema import (
 from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
-from theater.handlers import IMPLEMENTED, Handler, check_grants
+from theater.handlers import IMPLEMENTED, Handler, check_grants, configs
 from theater.host import Children, Router
 from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
@@ -91,7 +91,6 @@ class Actor:
 
     # Passivation (see ``theater.passivation``); class defaults, set on the actor's thread.
     last_active = 0.0  # ``time.monotonic()`` when its latest call or instance began or ended
-    handlers: tuple[Handler, ...] = ()  # the handlers bound to its current instance
     passivated = False  # it has no instance; its next call makes one (reason ``activation``)
     activation = InstantiateReason.ACTIVATE  # how that instance is recorded (``resume``: brought back lazily)
     evicted = False  # it left the router while passivated: a new object stands for it (set under the router lock)
@@ -115,6 +114,7 @@ class Actor:
         self.failure: GuestFault | None = None
         self.state: bytes | None = None
         self.boundary: Boundary | None = None
+        self.handlers: list[Handler] = []  # the handlers of the current instance (closed with it)
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
         self.logs: deque[str] = deque(maxlen=LOG_LINES)  # the latest lines only: the chain holds every one
@@ -442,16 +442,19 @@ class Actor:
                                          reason=InstantiateReason(reason)))
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
-        granted: dict[str, dict[str, Any]] = {"runtime": {}}
-        granted.update({h.type: h.config for h in self.manifest.handlers})
+        self.close_handlers()
         host: dict[str, dict[str, Callable[..., Any]]] = {}
-        handlers = []
-        for type_, config in granted.items():
+        for type_, config in configs(self.manifest).items():
             handler = IMPLEMENTED[type_](self, config)
+            self.handlers.append(handler)
             host[handler.interface] = handler.functions()
-            handlers.append(handler)
-        self.handlers = tuple(handlers)
         return host
+
+    def close_handlers(self) -> None:
+        """Let the handlers of the instance that is going release what they hold (e.g. kill its processes)."""
+        handlers, self.handlers = self.handlers, []
+        for handler in handlers:
+            handler.close()
 
     def call(self, export: str, params: list[Any]) -> CallResult:
         """Call an export with the current state; on success the result's state becomes the actor's state.
@@ -513,7 +516,8 @@ class Actor:
             return False
         self.tape.record(ActorPassivated(state=self.tape.state_ref(self.state), idle_ms=int(idle * 1000)))
         self.tape.wait_durable()
-        self.boundary, self.handlers = None, ()
+        self.close_handlers()
+        self.boundary = None
         self.passivated, self.activation = True, InstantiateReason.ACTIVATE
         return True
 
@@ -533,6 +537,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = fault
         self._drop_outstanding(f"actor {self.id} failed: {fault.detail}")
+        self.close_handlers()
         self.stage.on_ended(self, "fail", None)
 
     def fail(self, fault: GuestFault) -> None:
@@ -549,6 +554,7 @@ class Actor:
         self.status = ActorStatus.STOPPED
         self.tape.record(ActorStop(data=data) if how == "stop" else ActorExit(data=data))
         self._drop_outstanding(f"actor {self.id} stopped")
+        self.close_handlers()
         self.stage.on_ended(self, how, data)
         self._close_mailbox()
 
@@ -557,6 +563,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
         self.tape.record(ActorFailed(reason=reason))
+        self.close_handlers()
         self.stage.on_ended(self, "fail", None)
         self._close_mailbox()
 
@@ -571,6 +578,7 @@ class Actor:
         interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
         if self.status in LIVE:
             self.status = ActorStatus.STOPPED
+        self.close_handlers()
         self._close_mailbox()
         if not self.on_thread():
             self._thread.join(timeout=5)

@@ -41,10 +41,14 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
 
 ``init_state`` is the actor's initial state, kept as raw bytes. It is one of:
 
-* a string: its UTF-8 bytes, verbatim (``init_state = '{"count": 0}'``);
+* a string: as in the original Theater, the name of a file relative to the manifest's directory
+  (``init_state = "state.json"``), read as ``{ file = ... }`` is; literal state takes one of the table forms;
 * ``{ file = "state.bin" }``: the bytes of that file, relative to the manifest's directory;
 * ``{ json = <any TOML value> }``: that value as compact JSON with sorted keys;
 * ``{ base64 = "..." }``: the decoded bytes, for binary state inline.
+
+The original Theater's ``save_chain = true`` is accepted (every chain is kept); ``save_chain = false`` and
+``permission_policy`` are refused with an error saying why (docs/original.md lists every difference).
 
 The ``runtime`` handler is always granted; listing it is allowed but not needed. Unknown keys at any level are
 errors, so a typo never silently drops a setting. Handler indexes in error messages count from 0.
@@ -92,7 +96,7 @@ _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _LABEL_PREFIX = "store:"
 _TOP_KEYS = frozenset(
     {"name", "version", "description", "component", "component_path", "init_state", "durable", "passivate_after_ms"}
-    | {"handlers", "limits", "supervision"}
+    | {"handlers", "limits", "supervision", "save_chain", "permission_policy"}
 )
 _MISSING: Any = object()
 _MAX_DURATION_MS = 86_400_000  # one day: no supervision delay may be longer (Python's timers overflow far beyond)
@@ -301,6 +305,7 @@ def parse_manifest(
     _check_unicode(text, source)
     top = _Table(parse_toml(text, source), "", source)
     top.check_keys(_TOP_KEYS)
+    _check_original_keys(top)
     return Manifest(
         name=_name(top),
         component=_component(top, access),
@@ -317,6 +322,21 @@ def parse_manifest(
         source_text=text,
         files=access,
     )
+
+
+def _check_original_keys(top: _Table) -> None:
+    """The original Theater's top-level keys this runtime takes only where they mean what they meant there.
+
+    ``save_chain = true`` is accepted (every chain is kept); ``save_chain = false`` and ``permission_policy`` are
+    refused, saying why.
+    """
+    if "save_chain" in top.data:
+        if not top.boolean("save_chain", True):
+            raise top.error("save_chain", "every actor's chain is recorded (replay and verify need it); "
+                                          "save_chain = false cannot be honoured: remove the key")
+    if "permission_policy" in top.data:
+        raise top.error("permission_policy", "not supported: a child's grants are its own [[handlers]] entries, "
+                                             "refused when they exceed its parent's (docs/original.md)")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -497,8 +517,16 @@ def _init_state(top: _Table, files: FileAccess, maximums: Maximums) -> bytes | N
     value = top.data.get("init_state")
     if value is None:
         return None
-    if isinstance(value, str):
-        return value.encode("utf-8")
+    if isinstance(value, str):  # the original Theater's form: a file next to the manifest
+        if value.startswith(_LABEL_PREFIX):
+            raise top.error("init_state", f"{value!r}: a state from a store label is not supported; give the file "
+                                          "next to the manifest, or { json = ... } / { base64 = ... } inline")
+        hint = "init_state names a file, as in the original Theater (literal state: { json = ... } or { base64 = ... })"
+        try:
+            return files.read(value, limit=maximums.state_file_bytes, what="state", source=top.source,
+                              field="init_state")
+        except ManifestError as exc:
+            raise ManifestError(exc.source, exc.field, f"{exc.problem}; {hint}") from None
     if not isinstance(value, dict):
         expected = "a string or a table with one of 'file', 'json' or 'base64'"
         raise top.error("init_state", f"expected {expected}, got {_show(value)}")
@@ -514,6 +542,29 @@ def _init_state(top: _Table, files: FileAccess, maximums: Maximums) -> bytes | N
     if "json" in value:
         return _encode_json(table)
     return _decode_base64(table)
+
+
+def merge_state(manifest_state: bytes | None, caller_state: bytes | None) -> bytes | None:
+    """The state an actor starts with when its manifest and its caller both give one: as in the original Theater,
+    two JSON objects are merged (the caller's keys win), compact with sorted keys; otherwise the caller's state
+    replaces the manifest's."""
+    if caller_state is None or manifest_state is None:
+        return manifest_state if caller_state is None else caller_state
+    try:
+        ours, theirs = json.loads(manifest_state), json.loads(caller_state)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return caller_state
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return caller_state
+    return json.dumps({**ours, **theirs}, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def start_state(manifest: Manifest, caller_state: bytes | None, call_init: bool) -> bytes | None:
+    """The state an actor starts from: for a start (``call_init``) the manifest's merged with the caller's
+    (``merge_state``); for a resume, the caller's snapshot as it is (the manifest's when there is none)."""
+    if not call_init:
+        return manifest.init_state if caller_state is None else caller_state
+    return merge_state(manifest.init_state, caller_state)
 
 
 def _encode_json(table: _Table) -> bytes:

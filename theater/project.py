@@ -76,7 +76,9 @@ def _named(data: bytes, maximums: Maximums) -> list[tuple[str, int, str]]:
     if isinstance(component, str):
         found.append((component, maximums.component_file_bytes, "component"))
     state = table.get("init_state")
-    if isinstance(state, dict) and isinstance(state.get("file"), str):
+    if isinstance(state, str):  # the original Theater's form: a file next to the manifest
+        found.append((state, maximums.state_file_bytes, "state"))
+    elif isinstance(state, dict) and isinstance(state.get("file"), str):
         found.append((state["file"], maximums.state_file_bytes, "state"))
     return [(key, limit, what) for name, limit, what in found if (key := _key(name)) is not None]
 

@@ -35,7 +35,7 @@ from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import check_grants
+from theater.handlers import check_grants, check_origin, check_permissions
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
@@ -49,6 +49,7 @@ from theater.manifest import (
     check_limits,
     load_manifest,
     parse_manifest,
+    start_state,
 )
 from theater.router import Router
 from theater.status import ENDED, LIVE, ActorStatus
@@ -111,7 +112,7 @@ class Theater:
         self.mailbox_limits = mailbox
         self.releaser = Releaser()
         self.router = Router(request_timeout)  # internal: the live actors and delivery into their mailboxes
-        self.supervision = Supervision(self.store, self._launch)
+        self.supervision = Supervision(self.store, self._launch, permits=check_permissions)
         self._stage = Stage(
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
@@ -168,10 +169,12 @@ class Theater:
     ) -> Actor:
         """Create, record and boot an actor (``start`` without the supervision; supervision's ``launch``)."""
         check_limits(manifest, self.maximums)
+        if parent is None:
+            check_origin(manifest)  # a child's grants are checked against its parent's instead
         component_hash, component = self._component(manifest)
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
-        state = init_state if init_state is not None else manifest.init_state
+        state = start_state(manifest, init_state, call_init)
         tape = self._genesis(actor_id, manifest, component_hash, state, parent)
         actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
         actor.state = state

@@ -55,7 +55,14 @@ from store import Store
 from store.errors import TheaterError
 from theater.errors import ActorNotRunning, SupervisionError
 from theater.host import ActorHost, SupervisedActor
-from theater.manifest import RESTART_FROM, RESTART_TYPES, Manifest, SupervisionSpec, check_permissions
+from theater.manifest import (
+    RESTART_FROM,
+    RESTART_TYPES,
+    Manifest,
+    SupervisionSpec,
+    check_permissions,
+    start_state,
+)
 from theater.status import ENDED, LIVE, ActorStatus
 
 HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
@@ -233,13 +240,17 @@ class Supervision:
         launch: creates, records and boots an actor (the runtime's).
         clock: seconds, for restart intensity and backoff (a fake in tests).
         seed: mixed into the jitter of every backoff.
+        permits: checks that a child's manifest grants no more than its parent's (raises ``ManifestError``); the
+            runtime passes ``theater.handlers.check_permissions``, which also compares each handler's config.
     """
 
     def __init__(
-        self, store: Store, launch: Launch, *, clock: Callable[[], float] = time.monotonic, seed: str = ""
+        self, store: Store, launch: Launch, *, clock: Callable[[], float] = time.monotonic, seed: str = "",
+        permits: Callable[[Manifest, Manifest], None] = check_permissions,
     ) -> None:
         self.store = store
         self.launch = launch
+        self.permits = permits
         self.clock = clock
         self.seed = seed
         self._supervisors: dict[uuid.UUID, Supervisor] = {}
@@ -280,7 +291,8 @@ class Supervision:
         """Start a child of ``parent`` and record ``supervisor/spawn`` in the parent's chain.
 
         Raises:
-            ManifestError: the child asks for a handler its parent was not granted (or its manifest is bad).
+            ManifestError: the child asks for a handler, a handler's grant or a limit beyond its parent's (or its
+                manifest is bad).
             ActorNotRunning: the parent is not running.
             SupervisionError: ``restart`` or ``restart_from`` is not a known value.
             LinkError, ComponentError, GuestFault: the child could not be started (its ``init`` failed).
@@ -298,13 +310,13 @@ class Supervision:
         if parent.status not in LIVE:
             raise ActorNotRunning(str(parent.id), parent.status, "a parent must be running to start children")
         sup = self.supervisor(parent)
-        start = state if state is not None else manifest.init_state
+        start = start_state(manifest, state, call_init)
         def spawned(child: str | None, error: str | None) -> SupervisorSpawn:
             return SupervisorSpawn(child=child, name=manifest.name, restart=spec.restart,
                                    restart_from=spec.restart_from, init=call_init, error=error)
 
         try:
-            check_permissions(manifest, parent.manifest)
+            self.permits(manifest, parent.manifest)
             child = self.launch(manifest, init_state=state, parent=parent.id, call_init=call_init)
         except TheaterError as exc:
             sup.record(spawned(None, str(exc)))

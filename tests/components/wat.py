@@ -152,6 +152,11 @@ __all__ = [
     "shutdown_actor",
     "faulty_actor",
     "importing_actor",
+    # the host's world
+    "ENVIRONMENT",
+    "FILESYSTEM",
+    "STORE",
+    "host_call",
 ]
 
 #: Prefix of the bytes an import-calling behaviour stores when the host
@@ -271,6 +276,64 @@ _SHORT = {
     MESSAGE_SERVER_HOST: "msh",
 }
 
+
+# The interfaces of the handlers that reach the host's world (``environment``, ``filesystem``, ``store``).
+# ``filesystem``'s ``execute-command`` and ``execute-nix-command`` are left out: their result is a variant of
+# records, which this kit does not read (the handler's own tests and the Python SDK test call them).
+ENVIRONMENT = f"{PKG}/environment"
+FILESYSTEM = f"{PKG}/filesystem"
+STORE = f"{PKG}/store"
+_STR = '(param "path" string)'
+_S2 = '(param "store-id" string) (param "label" string)'
+INTERFACES.update({
+    ENVIRONMENT: {
+        "get-var": ('(func (param "name" string) (result (option string)))', "(param i32 i32 i32)"),
+        "list-vars": ("(func (result (list (tuple string string))))", "(param i32)"),
+        "exists": ('(func (param "name" string) (result bool))', "(param i32 i32) (result i32)"),
+    },
+    FILESYSTEM: {
+        "read-file": (f"(func {_STR} (result (result (list u8) (error string))))", "(param i32 i32 i32)"),
+        "write-file": (f'(func {_STR} (param "content" string) {_UNIT_RES})', "(param i32 i32 i32 i32 i32)"),
+        "list-files": (f"(func {_STR} (result (result (list string) (error string))))", "(param i32 i32 i32)"),
+        "delete-file": (f"(func {_STR} {_UNIT_RES})", "(param i32 i32 i32)"),
+        "create-dir": (f"(func {_STR} {_UNIT_RES})", "(param i32 i32 i32)"),
+        "delete-dir": (f"(func {_STR} {_UNIT_RES})", "(param i32 i32 i32)"),
+        "path-exists": (f"(func {_STR} (result (result bool (error string))))", "(param i32 i32 i32)"),
+    },
+    STORE: {
+        "new": ("(func (result (result string (error string))))", "(param i32)"),
+        "store": ('(func (param "store-id" string) (param "content" (list u8))'
+                  " (result (result $content-ref (error string))))", "(param i32 i32 i32 i32 i32)"),
+        "get": ('(func (param "store-id" string) (param "content-ref" $content-ref)'
+                " (result (result (list u8) (error string))))", "(param i32 i32 i32 i32 i32)"),
+        "exists": ('(func (param "store-id" string) (param "content-ref" $content-ref)'
+                   " (result (result bool (error string))))", "(param i32 i32 i32 i32 i32)"),
+        "label": (f'(func {_S2} (param "content-ref" $content-ref) {_UNIT_RES})', "(param i32 i32 i32 i32 i32 i32 i32)"),
+        "get-by-label": (f"(func {_S2} (result (result (option $content-ref) (error string))))",
+                         "(param i32 i32 i32 i32 i32)"),
+        "remove-label": (f"(func {_S2} {_UNIT_RES})", "(param i32 i32 i32 i32 i32)"),
+        "remove-from-label": (f'(func {_S2} (param "content-ref" $content-ref) {_UNIT_RES})',
+                              "(param i32 i32 i32 i32 i32 i32 i32)"),
+        "store-at-label": (f'(func {_S2} (param "content" (list u8)) (result (result $content-ref (error string))))',
+                           "(param i32 i32 i32 i32 i32 i32 i32)"),
+        "replace-content-at-label": (f'(func {_S2} (param "content" (list u8))'
+                                     " (result (result $content-ref (error string))))",
+                                     "(param i32 i32 i32 i32 i32 i32 i32)"),
+        "replace-at-label": (f'(func {_S2} (param "content-ref" $content-ref) {_UNIT_RES})',
+                             "(param i32 i32 i32 i32 i32 i32 i32)"),
+        "list-labels": ('(func (param "store-id" string) (result (result (list string) (error string))))',
+                        "(param i32 i32 i32)"),
+        "list-all-content": ('(func (param "store-id" string) (result (result (list $content-ref) (error string))))',
+                             "(param i32 i32 i32)"),
+        "calculate-total-size": ('(func (param "store-id" string) (result (result u64 (error string))))',
+                                 "(param i32 i32 i32)"),
+    },
+})
+_SHORT.update({ENVIRONMENT: "env", FILESYSTEM: "fs", STORE: "store"})
+# Named types an interface defines itself (instance-type items, before its functions).
+_DEFS = {
+    STORE: ('(type $cr (record (field "hash" string)))', '(export "content-ref" (type $content-ref (eq $cr)))'),
+}
 _DATA_BASE = 1024
 
 
@@ -684,6 +747,48 @@ def list_outstanding() -> Behaviour:
                  size=8)
 
 
+# --- the host's world: environment, filesystem, store --------------------------
+#
+# ``host_call(iface, fn, *args, result=...)`` calls any function of these interfaces with sources as arguments
+# (a ``content-ref`` is its hash string) and turns the answer into R by the shape of its result:
+# ``ptrlen`` (list<u8>, string or content-ref), ``unit``, ``u64`` (8 bytes LE), ``bool`` (result<bool>: 8 bytes
+# LE 0/1), ``strings`` (a list of strings or content-refs joined with "\n"), ``option`` (option<string>: the
+# string, or b"" for none), ``optref`` (result<option<content-ref>>: the hash, or b"" for none), ``flag`` (a
+# bare bool: 8 bytes LE), ``count`` (a bare list: its length, 8 bytes LE).
+
+_WORLD_HANDLES = {
+    "ptrlen": "(call $result_ptrlen (local.get $ret))",
+    "unit": "(call $result_unit (local.get $ret))",
+    "u64": "(call $result_64 (local.get $ret))",
+    "bool": """(if (i32.load8_u (local.get $ret))
+      (then (call $import_err (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret))))
+      (else (call $set_both (call $u64_bytes (i64.extend_i32_u (i32.load8_u offset=4 (local.get $ret))))
+                            (i32.const 8))))""",
+    "strings": """(if (i32.load8_u (local.get $ret))
+      (then (call $import_err (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret))))
+      (else (call $join_strings (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret)))))""",
+    "option": """(if (i32.load8_u (local.get $ret))
+      (then (call $set_both (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret))))
+      (else (call $set_both (i32.const 0) (i32.const 0))))""",
+    "optref": """(if (i32.load8_u (local.get $ret))
+      (then (call $import_err (i32.load offset=4 (local.get $ret)) (i32.load offset=8 (local.get $ret))))
+      (else (if (i32.load8_u offset=4 (local.get $ret))
+        (then (call $set_both (i32.load offset=8 (local.get $ret)) (i32.load offset=12 (local.get $ret))))
+        (else (call $set_both (i32.const 0) (i32.const 0))))))""",
+    "count": "(call $set_both (call $u64_bytes (i64.extend_i32_u (i32.load offset=4 (local.get $ret)))) (i32.const 8))",
+}
+
+
+def host_call(iface: str, fn: str, *args: Source, result: str = "ptrlen") -> Behaviour:
+    """Call ``iface.fn`` with ``args`` (sources) and set R from its answer (see above)."""
+    keys = {f"a{i}": arg for i, arg in enumerate(args)}
+    pre = " ".join(f"{{{k}}}" for k in keys)
+    if result == "flag":
+        code = f"(call $set_both (call $u64_bytes (i64.extend_i32_u (call {{{_ident(iface, fn)}}} {pre}))) (i32.const 8))"
+        return Behaviour(f"{_SHORT[iface]}.{fn}", args, code, sources=keys, imports=((iface, fn),))
+    return _call(f"{_SHORT[iface]}.{fn}", args, iface, fn, pre, _WORLD_HANDLES[result], keys)
+
+
 # --- combinators -----------------------------------------------------------
 
 
@@ -1013,6 +1118,8 @@ def actor_wat(
         for t in uses[iface]:
             w(f"    (alias outer 1 ${t} (type ${t}-outer))")
             w(f'    (export "{t}" (type ${t} (eq ${t}-outer)))')
+        for line in _DEFS.get(iface, ()):
+            w(f"    {line}")
         for fn in declared[iface]:
             w(f'    (export "{fn}" {INTERFACES[iface][fn][0]})')
         w("  ))")

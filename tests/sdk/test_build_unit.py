@@ -59,7 +59,8 @@ def test_create_makes_a_project_with_vendored_wit(tmp_path: Path, template: str)
 
 def test_each_template_grants_exactly_the_handlers_its_world_imports(tmp_path: Path) -> None:
     handler_of = {"message-server-host": "message-server", "timing": "timing", "random": "random",
-                  "supervisor": "supervisor"}
+                  "supervisor": "supervisor", "store": "store", "filesystem": "filesystem",
+                  "environment": "environment", "process": "process"}
     for template in TEMPLATES:
         root = create_project(f"t-{template}", template=template, parent=tmp_path)
         world = (root / "wit" / "world.wit").read_text()

@@ -77,3 +77,17 @@ def test_dates_and_times_survive_an_inline_state(value):
     seed = _recorded(text)["handlers"][0]["config"]["seed"]
     assert seed == tomllib.loads(text)["handlers"][0]["config"]["seed"]
     assert isinstance(seed, (datetime.date, datetime.time))
+
+
+def test_an_original_style_state_file_is_recorded_inline_too():
+    recorded = _recorded('name = "a"\ncomponent = "a.wasm"\ninit_state = "seed.json"\n')
+    assert recorded["init_state"] == {"base64": base64.b64encode(STATE).decode()}
+
+
+def test_an_original_style_state_file_without_its_bytes_is_refused_naming_the_field():
+    from theater.errors import ManifestError
+
+    with pytest.raises(ManifestError) as caught:
+        client_manifest('name = "a"\ncomponent = "a.wasm"\ninit_state = "/etc/hostname"\n', source="m.toml",
+                        component=DIGEST, init_state=None)
+    assert caught.value.field == "init_state" and "does not read files" in caught.value.problem

@@ -128,7 +128,7 @@ def test_max_sleep_ms_config_caps_sleep_and_deadline(theater, manifest):
 def test_timing_config_is_validated(theater, manifest):
     path = manifest("capped", wat.clock_actor(), [*MSG, "timing"], config={"timing": {"max_sleep": 5}})
     with pytest.raises(ManifestError, match=r"handlers\.timing\.config\.max_sleep: unknown key 'max_sleep'; "
-                                            r"allowed keys: max_sleep_ms$"):
+                                            r"allowed keys: max_sleep_duration, max_sleep_ms, min_sleep_duration$"):
         theater.start(path)
 
 
@@ -251,7 +251,8 @@ def test_unseeded_random_differs_between_actors(theater, manifest):
     [
         ({"seed": "seven"}, r"handlers\.random\.config\.seed: expected an integer, got 'seven'"),
         ({"seed": True}, r"handlers\.random\.config\.seed: expected an integer, got True"),
-        ({"sead": 7}, r"handlers\.random\.config\.sead: unknown key 'sead'; allowed keys: seed$"),
+        ({"sead": 7}, r"handlers\.random\.config\.sead: unknown key 'sead'; "
+                      r"allowed keys: allow_crypto_secure, max_bytes, max_int, seed$"),
     ],
     ids=["string", "bool", "typo"],
 )

@@ -17,6 +17,7 @@ from theater.manifest import (
     SupervisionSpec,
     check_permissions,
     load_manifest,
+    merge_state,
     parse_manifest,
 )
 
@@ -164,9 +165,24 @@ def test_unknown_top_level_key_is_rejected() -> None:
     with pytest.raises(
         ManifestError,
         match=r"^actor.toml: colour: unknown key 'colour'; allowed keys: component, component_path, description, "
-        r"durable, handlers, init_state, limits, name, passivate_after_ms, supervision, version$",
+        r"durable, handlers, init_state, limits, name, passivate_after_ms, permission_policy, save_chain, "
+        r"supervision, version$",
     ):
         parse(with_extra('colour = "red"\n'))
+
+
+def test_the_originals_save_chain_true_is_accepted() -> None:
+    assert parse(with_extra("save_chain = true\n")).name == "counter"
+
+
+def test_the_originals_save_chain_false_is_refused_saying_why() -> None:
+    with pytest.raises(ManifestError, match=r"^actor.toml: save_chain: every actor's chain is recorded"):
+        parse(with_extra("save_chain = false\n"))
+
+
+def test_the_originals_permission_policy_is_refused_saying_why() -> None:
+    with pytest.raises(ManifestError, match=r"^actor.toml: permission_policy: not supported: a child's grants"):
+        parse(with_extra('[permission_policy]\nhandlers = "inherit"\n'))
 
 
 def test_missing_name_is_rejected() -> None:
@@ -294,8 +310,39 @@ def test_empty_component_label_is_rejected() -> None:
 # init_state.
 
 
-def test_init_state_string_is_kept_as_utf8_bytes() -> None:
-    assert parse(with_extra("init_state = '{\"n\": \"é\"}'\n")).init_state == '{"n": "é"}'.encode()
+def test_init_state_string_names_a_file_next_to_the_manifest_as_in_the_original(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_bytes(b'{"count": 3}')
+    manifest = parse(with_extra('init_state = "state.json"\n'), files=FileAccess.trusted(tmp_path))
+    assert manifest.init_state == b'{"count": 3}'
+
+
+def test_init_state_literal_string_is_refused_saying_how_to_inline_it(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse(with_extra("init_state = '{\"n\": 1}'\n"), files=FileAccess.trusted(tmp_path))
+    assert caught.value.field == "init_state"
+    assert "names a file, as in the original Theater (literal state: { json = ... }" in caught.value.problem
+
+
+def test_init_state_string_from_a_store_label_is_refused_saying_so(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="a state from a store label is not supported"):
+        parse(with_extra('init_state = "store:seed"\n'), files=FileAccess.trusted(tmp_path))
+
+
+def test_init_state_string_naming_a_file_is_refused_without_file_access() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse(with_extra('init_state = "/etc/hostname"\n'))
+    assert caught.value.field == "init_state"
+
+
+@pytest.mark.parametrize(("ours", "theirs", "started"), [
+    (b'{"a": 1, "b": 2}', b'{"b": 3, "c": 4}', b'{"a":1,"b":3,"c":4}'),
+    (b'{"a": 1}', b"not json", b"not json"),
+    (b"[1]", b'{"a": 1}', b'{"a": 1}'),
+    (None, b'{"a": 1}', b'{"a": 1}'),
+    (b'{"a": 1}', None, b'{"a": 1}'),
+])
+def test_a_callers_state_is_merged_into_the_manifests_when_both_are_json_objects(ours, theirs, started) -> None:
+    assert merge_state(ours, theirs) == started
 
 
 def test_init_state_json_table_is_encoded_compactly_with_sorted_keys() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from store import blob_digest
@@ -181,6 +182,17 @@ def restart(actor: str, as_json: bool) -> None:
     emit(answer) if as_json else click.echo(f"{answer['id']} {answer['status']}")
 
 
+def _grants_text(grants: list[dict[str, Any]] | None) -> str:
+    """One line per granted handler, with its config as compact JSON (what the chain's manifest grants)."""
+    if grants is None:
+        return "unknown (the manifest is not in this home)"
+    lines = []
+    for grant in grants:
+        config = json.dumps(grant["config"], sort_keys=True, separators=(",", ":"), default=str)
+        lines.append(grant["type"] if config == "{}" else f"{grant['type']} {config}")
+    return escape("\n".join(lines))
+
+
 def show_actor(a: dict[str, Any], as_json: bool) -> None:
     """Render an ``inspect`` answer."""
     if as_json:
@@ -196,6 +208,7 @@ def show_actor(a: dict[str, Any], as_json: bool) -> None:
         ("created", ago(a["created_ms"])), ("events", str(a["events"])),
         ("head", f"#{head['seq']} {head['hash'][:12]} {head['type']} ({ago(head['timestamp_ms'])})"),
         ("state", f"{state['size']} bytes, {state['hash'][:12]} (event #{state['seq']})" if state else "none"),
+        ("grants", _grants_text(a.get("grants"))),
     ]
     table = Table(box=None, pad_edge=False, show_header=False)
     table.add_column(style="bold")

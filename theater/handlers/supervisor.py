@@ -19,8 +19,9 @@ read from the blob store, never from the server's disk); otherwise no path is ac
 hash or ``store:LABEL``, the state inline or as ``init-bytes``. Errors returned to the guest never quote a file's
 content.
 
-A child's handlers must be a subset of its parent's and its limits within its parent's
-(``theater.manifest.check_permissions``).
+A child's handlers must be a subset of its parent's, each handler's config within its parent's (paths inside paths,
+variables, programs, store ids, limits no larger) and its limits within its parent's
+(``theater.handlers.check_permissions``, which supervision is given).
 """
 
 from __future__ import annotations

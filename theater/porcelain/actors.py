@@ -7,13 +7,15 @@ is read from the chains, so ``theater list`` works with no server.
 
 from __future__ import annotations
 
+import json
+import tomllib
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from replay import state_event_at
 from replay.schema import ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, ACTOR_STOP, STATE_FIELDS, WASM_ERROR
 from store import EMPTY, Event, Store, parse_actor_id
-from store.errors import AmbiguousPrefixError, InvalidInputError
+from store.errors import AmbiguousPrefixError, InvalidInputError, StoreError
 from theater.errors import ActorNotFound, ActorNotRunning
 from theater.porcelain.records import recorded_head
 from theater.runtime import actor_summary
@@ -153,11 +155,31 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
         "component": data["component"].hex(),
         "manifest": data["manifest"].hex(),
         "limits": data.get("limits"),
+        "grants": _grants(store, data["manifest"]),
         "created_ms": genesis.timestamp_ms,
         "head": {"seq": head.seq, "hash": last.hash.hex(), "type": last.type, "timestamp_ms": last.timestamp_ms},
         "state": _state(store, state_event_at(store, actor)),
         "children": _children(store, actor, theater),
     }
+
+
+def _grants(store: Store, manifest: bytes) -> list[dict[str, Any]] | None:
+    """The handlers the recorded manifest grants (type and config; ``runtime`` always), or None when the manifest
+    blob is missing or not a manifest (a chain may come from anyone: this is shown, never trusted)."""
+    try:
+        data = tomllib.loads(store.blobs.get(manifest).decode("utf-8"))
+    except (StoreError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None
+    entries = data.get("handlers", [])
+    if not isinstance(entries, list):
+        return None
+    grants: dict[str, Any] = {"runtime": {}}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("type"), str):
+            config = entry.get("config", {})
+            # As JSON can carry it (a TOML date in a hostile chain's manifest becomes its text).
+            grants[entry["type"]] = json.loads(json.dumps(config, default=str)) if isinstance(config, dict) else {}
+    return [{"type": type_, "config": config} for type_, config in grants.items()]
 
 
 def _state(store: Store, source: Event | None) -> dict[str, Any] | None:

@@ -117,6 +117,15 @@ class Actor:
     def on_child_exit(self, child_id: str, data: bytes | None) -> None:
         """A child actor exited normally (supervisor actors only)."""
 
+    def on_process_stdout(self, pid: int, data: bytes) -> None:
+        """Output of a process this actor started (``theater_sdk.process``), in the mode it asked for."""
+
+    def on_process_stderr(self, pid: int, data: bytes) -> None:
+        """Error output of a process this actor started."""
+
+    def on_process_exit(self, pid: int, code: int) -> None:
+        """A process this actor started ended (``code`` is minus the signal when one ended it: -9 when killed)."""
+
 
 _registry: dict[str, type[Actor]] = {}
 

@@ -122,3 +122,19 @@ class SupervisorHandlersExport:
     def handle_child_exit(self, state: bytes | None, params: tuple[str, bytes | None]) -> tuple[bytes | None]:
         new_state, _ = dispatch(state, "on_child_exit", params)
         return (new_state,)
+
+
+class ProcessHandlersExport:
+    """``theater:simple/process-handlers``."""
+
+    def handle_stdout(self, state: bytes | None, params: tuple[int, bytes]) -> tuple[bytes | None]:
+        new_state, _ = dispatch(state, "on_process_stdout", params)
+        return (new_state,)
+
+    def handle_stderr(self, state: bytes | None, params: tuple[int, bytes]) -> tuple[bytes | None]:
+        new_state, _ = dispatch(state, "on_process_stderr", params)
+        return (new_state,)
+
+    def handle_exit(self, state: bytes | None, params: tuple[int, int]) -> tuple[bytes | None]:
+        new_state, _ = dispatch(state, "on_process_exit", params)
+        return (new_state,)

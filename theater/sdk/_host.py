@@ -31,6 +31,10 @@ INTERFACES = {
     "timing": "timing",
     "random": "random",
     "supervisor": "supervisor",
+    "store": "store",
+    "environment": "environment",
+    "filesystem": "filesystem",
+    "process": "process",
 }
 
 

@@ -47,10 +47,11 @@ def client_manifest(
     """
     data = parse_toml(text, source)
     state = data.get("init_state")
-    if isinstance(state, dict) and "file" in state and (init_state is not None or not files.reads):
+    names_file = isinstance(state, str) or (isinstance(state, dict) and "file" in state)
+    if names_file and (init_state is not None or not files.reads):
         if init_state is None:
             problem = "the server does not read files: send the state's bytes as init_state (the CLI does)"
-            raise ManifestError(source, "init_state.file", problem)
+            raise ManifestError(source, "init_state" if isinstance(state, str) else "init_state.file", problem)
         text = _with_inline_state(data, init_state)
     manifest = parse_manifest(text, source=source, files=files, maximums=maximums)
     if component is not None:
