@@ -29,7 +29,7 @@ from replay.replayer import Replayer
 from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
-from theater import components
+from theater import components, netloop
 from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
@@ -392,6 +392,7 @@ class Theater:
         for actor in self.router.all():
             actor.close()
         self.releaser.close()
+        netloop.close(self.store)  # the network handlers' loop: their servers and connection pools
         self.engine.close()
         self.store.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from theater.errors import LinkError, ManifestError
 from theater.handlers._base import HANDLER_FOR_INTERFACE, Handler, handler_for_import
+from theater.handlers.http_client import HttpClientHandler
 from theater.handlers.message_server import MessageServerHandler
 from theater.handlers.random import RandomHandler
 from theater.handlers.runtime import RuntimeHandler
@@ -21,6 +22,7 @@ from theater.handlers.timing import TimingHandler
 from theater.manifest import Manifest
 
 IMPLEMENTED: dict[str, type[Handler]] = {
+    "http-client": HttpClientHandler,
     "message-server": MessageServerHandler,
     "random": RandomHandler,
     "runtime": RuntimeHandler,
@@ -56,6 +58,7 @@ __all__ = [
     "HANDLER_FOR_INTERFACE",
     "IMPLEMENTED",
     "Handler",
+    "HttpClientHandler",
     "MessageServerHandler",
     "RandomHandler",
     "RuntimeHandler",

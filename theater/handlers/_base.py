@@ -24,7 +24,8 @@ HANDLER_FOR_INTERFACE = {
 }
 
 
-_TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", float: "a number", dict: "a table"}
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", float: "a number", dict: "a table",
+               list: "a list"}
 
 
 def handler_for_import(interface: str) -> str | None:

@@ -20,11 +20,12 @@ Inside a component this package is importable as ``theater_sdk`` (``theater buil
 name next to the generated entry module); on the host it is ``theater.sdk``. It imports only the standard library,
 the bindings componentize-py generates for the actor's world (``wit_world``) and ``componentize_py_types``, and
 only relatively among its own modules, so it works under both names. Host capabilities are small typed wrappers:
-``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging`` and ``supervisor``. A wrapper whose
+``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging``, ``supervisor`` and ``http`` (the
+``http-client`` interface). A wrapper whose
 interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the manifest handler.
 """
 
-from . import messaging, random, runtime, supervisor, timing
+from . import http, messaging, random, runtime, supervisor, timing
 from ._actor import DEFER, Actor, ChannelAnswer, ChildError, accept, reject, run
 from ._host import CapabilityError, HostError, SandboxError
 
@@ -35,6 +36,7 @@ __all__ = [
     "ChannelAnswer",
     "ChildError",
     "HostError",
+    "http",
     "SandboxError",
     "accept",
     "messaging",

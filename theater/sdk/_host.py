@@ -31,6 +31,8 @@ INTERFACES = {
     "timing": "timing",
     "random": "random",
     "supervisor": "supervisor",
+    "http_types": None,
+    "http_client": "http-client",
 }
 
 
