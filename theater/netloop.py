@@ -28,12 +28,13 @@ class NetLoop:
 
     def __init__(self, name: str = "theater-net") -> None:
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # ``shared``'s make may register with ``when_ended``
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
         self._shared: dict[Any, Any] = {}
+        self._on_end: dict[Any, list[Callable[[], None]]] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -74,12 +75,30 @@ class NetLoop:
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def shared(self, key: Any, make: Callable[[], Any]) -> Any:
-        """The object kept under ``key``, made by ``make()`` on first use. Call on the loop's thread (``make`` may
-        build objects that belong to the loop, such as a client session)."""
-        value = self._shared.get(key)
-        if value is None:
-            value = self._shared[key] = make()
-        return value
+        """The object kept under ``key``, made by ``make()`` on first use (under a lock: any thread may ask; a
+        ``make`` that builds objects belonging to the loop, such as a client session, must run on it)."""
+        with self._lock:
+            value = self._shared.get(key)
+            if value is None:
+                value = self._shared[key] = make()
+            return value
+
+    def forget(self, key: Any) -> None:
+        """Drop the object kept under ``key``."""
+        with self._lock:
+            self._shared.pop(key, None)
+
+    def when_ended(self, actor_id: Any, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on the ending actor's thread) once when the actor stops, exits or fails."""
+        with self._lock:
+            self._on_end.setdefault(actor_id, []).append(callback)
+
+    def actor_ended(self, actor_id: Any) -> None:
+        """The actor ended: run what was registered with ``when_ended`` for it."""
+        with self._lock:
+            callbacks = self._on_end.pop(actor_id, [])
+        for callback in callbacks:
+            callback()
 
     def close_with(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Await ``closer()`` on the loop when it closes (call on the loop's thread)."""
@@ -130,6 +149,14 @@ def of(owner: Any) -> NetLoop:
         return loop
 
 
+def actor_ended(owner: Any, actor_id: Any) -> None:
+    """An actor of ``owner``'s runtime ended (``Theater``, on the actor's thread): stop what it served."""
+    with _LOOPS_LOCK:
+        loop = _LOOPS.get(owner)
+    if loop is not None:
+        loop.actor_ended(actor_id)
+
+
 def close(owner: Any) -> None:
     """Close the network loop of ``owner``'s runtime, if it has one (``Theater.close``)."""
     with _LOOPS_LOCK:
@@ -138,4 +165,4 @@ def close(owner: Any) -> None:
         loop.close()
 
 
-__all__ = ["NetLoop", "close", "of"]
+__all__ = ["NetLoop", "actor_ended", "close", "of"]

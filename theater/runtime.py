@@ -292,6 +292,7 @@ class Theater:
         """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
         children and tells its supervisor."""
         self.router.drop_actor(actor)
+        netloop.actor_ended(self.store, actor.id)  # its HTTP servers stop
         self.supervision.actor_ended(actor, how, data)
 
     # Messages from outside.

@@ -14,6 +14,7 @@ from typing import Any
 from theater.errors import LinkError, ManifestError
 from theater.handlers._base import HANDLER_FOR_INTERFACE, Handler, handler_for_import
 from theater.handlers.http_client import HttpClientHandler
+from theater.handlers.http_framework import HttpFrameworkHandler
 from theater.handlers.message_server import MessageServerHandler
 from theater.handlers.random import RandomHandler
 from theater.handlers.runtime import RuntimeHandler
@@ -23,6 +24,7 @@ from theater.manifest import Manifest
 
 IMPLEMENTED: dict[str, type[Handler]] = {
     "http-client": HttpClientHandler,
+    "http-framework": HttpFrameworkHandler,
     "message-server": MessageServerHandler,
     "random": RandomHandler,
     "runtime": RuntimeHandler,
@@ -59,6 +61,7 @@ __all__ = [
     "IMPLEMENTED",
     "Handler",
     "HttpClientHandler",
+    "HttpFrameworkHandler",
     "MessageServerHandler",
     "RandomHandler",
     "RuntimeHandler",

@@ -20,14 +20,16 @@ Inside a component this package is importable as ``theater_sdk`` (``theater buil
 name next to the generated entry module); on the host it is ``theater.sdk``. It imports only the standard library,
 the bindings componentize-py generates for the actor's world (``wit_world``) and ``componentize_py_types``, and
 only relatively among its own modules, so it works under both names. Host capabilities are small typed wrappers:
-``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging``, ``supervisor`` and ``http`` (the
-``http-client`` interface). A wrapper whose
-interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the manifest handler.
+``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging``, ``supervisor``, ``http`` (the
+``http-client`` interface) and ``web`` (serving: ``@route``, ``Request``, ``Response``; ``http-framework``).
+A wrapper whose interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the
+manifest handler.
 """
 
-from . import http, messaging, random, runtime, supervisor, timing
+from . import http, messaging, random, runtime, supervisor, timing, web
 from ._actor import DEFER, Actor, ChannelAnswer, ChildError, accept, reject, run
 from ._host import CapabilityError, HostError, SandboxError
+from .web import Request, Response, route
 
 __all__ = [
     "DEFER",
@@ -36,7 +38,11 @@ __all__ = [
     "ChannelAnswer",
     "ChildError",
     "HostError",
+    "Request",
+    "Response",
     "http",
+    "route",
+    "web",
     "SandboxError",
     "accept",
     "messaging",

@@ -33,6 +33,7 @@ INTERFACES = {
     "supervisor": "supervisor",
     "http_types": None,
     "http_client": "http-client",
+    "http_framework": "http-framework",
 }
 
 
