@@ -16,6 +16,7 @@ actor sees the runtime through its ``theater.actor.Stage``, handlers and supervi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +35,7 @@ from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import check_grants
+from theater.handlers import IMPLEMENTED, check_grants
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
@@ -53,6 +54,7 @@ from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+log = logging.getLogger("theater.runtime")
 
 
 class Theater:
@@ -184,9 +186,19 @@ class Theater:
                       parse_actor_id(parent) if parent else None)
         actor.state = state_at(self.store, key)
         self.router.add(actor)
-        actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
+        actor.submit(lambda: self._resume(actor)).result()
         self._rejoin(actor)
         return str(key)
+
+    def _resume(self, actor: Actor) -> None:
+        """On the actor's thread: a fresh instance from its last state, then what its handlers held outside it
+        (the servers of ``http-framework``: each handler class with a ``resume`` brings its part back)."""
+        actor.boot(InstantiateReason.RESUME, call_init=False)
+        for spec in actor.manifest.handlers:
+            resume = getattr(IMPLEMENTED.get(spec.type), "resume", None)
+            if resume is not None:
+                for problem in resume(actor, spec.config):
+                    log.warning("actor %s could not take back %s", actor.id, problem)
 
     def _recorded_files(self, genesis: Event) -> FileAccess:
         """The file access a reopened actor keeps: the uploaded map its creation recorded (``files``), if any;

@@ -341,3 +341,26 @@ def test_route_patterns_match_whole_segments():
     assert check_pattern("items") and check_pattern("/a/*/b") and check_pattern("/a/{x")
     assert check_pattern("/a/{id}/*") is None
 
+
+
+def test_a_reopened_actor_serves_again_on_the_same_port_with_its_state(api, tmp_path):
+    home = tmp_path / "home"
+    with Theater(home) as first:
+        first.store.blobs.put(api.wasm.read_bytes())
+        seed_compiled(first.store, first.engine, api.digest)
+        manifest = tmp_path / "manifest.toml"
+        manifest.write_text(MANIFEST.format(config=DEFAULT_CONFIG).replace("build/api.wasm", api.digest.hex()))
+        actor = first.start(manifest)
+        [started] = [e for e in first.events(actor) if e.type == START_SERVER]
+        port = started.data["result"]["ok"]
+        put = urllib.request.Request(f"http://127.0.0.1:{port}/items/tea", data=b'"green"', method="PUT")
+        with urllib.request.urlopen(put, timeout=WAIT) as response:
+            assert response.status == 200
+    # The runtime closed without stopping the actor (as after a crash): its socket is gone with it.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+    with Theater(home) as second:
+        second.reopen(actor)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/tea", timeout=WAIT) as response:
+            assert response.read() == b"green"  # a str item is sent as text
+        assert chain_problems(second) == []

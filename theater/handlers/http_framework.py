@@ -18,8 +18,9 @@ Config (checked at start):
 
 A full mailbox answers 503; an actor that is not running (stopped, failed) answers 503; a handler that fails
 answers 500 (the actor is then failed, as for any message). Servers stop when the actor stops, exits or fails, and
-when the runtime closes. Not built yet: TLS (``tls-config`` is refused), websockets (``enable-websocket`` and the
-websocket functions answer ``err``), and bringing servers back when a runtime reopens the actor.
+when the runtime closes. When a runtime reopens the actor, ``resume`` brings its servers back from the record, on the
+same ports. Not built yet: TLS (``tls-config`` is refused) and websockets (``enable-websocket`` and the websocket
+functions answer ``err``).
 """
 
 from __future__ import annotations
@@ -299,6 +300,67 @@ class HttpFrameworkHandler(Handler):
             return state
 
         return cast(_Actor, loop.shared(("http-framework", actor.id), make))
+
+    @classmethod
+    def resume(cls, actor: ActorHost, config: dict[str, Any]) -> list[str]:
+        """Bring back the servers an actor had when its runtime stopped (the runtime calls this on the actor's
+        thread after reopening it): the framework's host calls since its last start or restart are read from its
+        chain and applied again with their recorded results (the same ids), and each server that was listening
+        listens again on the port it had. Returns a text per server that could not listen again (the actor is not
+        told: its chain already says the server runs).
+        """
+        handler = cls(actor, config)
+        state = handler._state
+        calls: list[tuple[str, list[Any], Any]] = []
+        prefix = handler.interface + "/"
+        for event in actor.store.log.events(actor.id):
+            if event.type == "wasm/instantiate" and event.data.get("reason") in ("start", "restart"):
+                calls = []
+            elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
+                result = event.data["result"]
+                if "ok" in result:
+                    calls.append((event.type[len(prefix):], event.data["params"], result["ok"]))
+        highest = 0
+        listening: dict[int, int] = {}
+        with state.lock:
+            for function, params, value in calls:
+                if function in ("create-server", "register-handler", "add-route", "add-middleware"):
+                    highest = max(highest, value)
+                if function == "create-server":
+                    asked = params[0]
+                    host = "127.0.0.1" if asked["host"] is None else str(ipaddress.ip_address(asked["host"]["some"]))
+                    port = 0 if asked["port"] is None else asked["port"]["some"]
+                    state.servers[value] = _Server(id=value, host=host, port=port)
+                elif function == "register-handler":
+                    state.handlers[value] = params[0]
+                elif function == "add-route" and params[0] in state.servers:
+                    state.servers[params[0]].routes[value] = (params[2].upper(), params[1], params[3])
+                elif function == "add-middleware" and params[0] in state.servers:
+                    state.servers[params[0]].middleware[value] = (params[1], params[2])
+                elif function == "remove-route":
+                    for server in state.servers.values():
+                        server.routes.pop(params[0], None)
+                elif function == "remove-middleware":
+                    for server in state.servers.values():
+                        server.middleware.pop(params[0], None)
+                elif function == "start-server":
+                    listening[params[0]] = value
+                elif function == "stop-server":
+                    listening.pop(params[0], None)
+                elif function == "destroy-server":
+                    listening.pop(params[0], None)
+                    state.servers.pop(params[0], None)
+            state.ids = itertools.count(highest + 1)
+        problems = []
+        for server_id, port in listening.items():
+            again = state.servers.get(server_id)
+            if again is None:
+                continue
+            again.port = port
+            outcome = handler.start_server(server_id)
+            if "err" in outcome:
+                problems.append(f"server {server_id} on {again.host}:{port}: {outcome['err']}")
+        return problems
 
     def holds_live(self) -> bool:
         """True while one of the actor's servers is listening (passivating it would drop the sockets)."""
