@@ -364,3 +364,38 @@ def test_a_reopened_actor_serves_again_on_the_same_port_with_its_state(api, tmp_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/tea", timeout=WAIT) as response:
             assert response.read() == b"green"  # a str item is sent as text
         assert chain_problems(second) == []
+
+
+class _Calls:
+    """An actor whose export calls answer from a script, recording what they were asked."""
+
+    def __init__(self, middleware: list[dict[str, Any]]) -> None:
+        self.asked: list[tuple[str, list[Any]]] = []
+        self._middleware = iter(middleware)
+
+    def call(self, export: str, params: list[Any]) -> Any:
+        self.asked.append((export, params))
+        if export.endswith("handle-middleware"):
+            return _Result([[next(self._middleware)]])
+        return _Result([[{"body": None, "status": 204, "headers": []}]])
+
+
+class _Result:
+    def __init__(self, output: list[Any]) -> None:
+        self.output = output
+
+
+def test_middleware_runs_in_order_as_its_own_call_and_can_refuse_or_rewrite():
+    from theater.handlers.http_framework import _handle
+
+    request = {"uri": "/a", "body": None, "method": "GET", "headers": []}
+    rewritten = {**request, "headers": [["X-User", "ann"]]}
+    actor = _Calls([{"proceed": True, "request": rewritten}, {"proceed": True, "request": rewritten}])
+    assert _handle(actor, [1, 2], 3, request)["status"] == 204  # type: ignore[arg-type]
+    assert [(e.rsplit(".", 1)[1], p[0]) for e, p in actor.asked] == [
+        ("handle-middleware", 1), ("handle-middleware", 2), ("handle-request", 3)]
+    assert actor.asked[2][1][1] == rewritten  # the route sees the request as the middleware left it
+
+    refusing = _Calls([{"proceed": False, "request": request}])
+    assert _handle(refusing, [1, 2], 3, request)["status"] == 403  # type: ignore[arg-type]
+    assert len(refusing.asked) == 1  # neither the next middleware nor the route ran
