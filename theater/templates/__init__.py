@@ -10,6 +10,7 @@ every project. The ``theater:simple`` WIT package is vendored into ``wit/deps/th
 | ``request`` | a key-value store answering requests, some deferred | ``timing``, ``message-server`` |
 | ``channels`` | accepts channels and answers on them | ``message-server`` |
 | ``supervisor`` | starts workers and hears about their failures | ``supervisor`` |
+| ``http-server`` | a small JSON API served with ``@route`` methods | ``http-framework`` |
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from theater.build import package_wit
 from theater.errors import BuildError
 
-TEMPLATES = ("basic", "request", "channels", "supervisor")
+TEMPLATES = ("basic", "request", "channels", "supervisor", "http-server")
 HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _DESTINATIONS = {
