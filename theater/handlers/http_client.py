@@ -30,6 +30,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
@@ -374,7 +375,7 @@ class HttpClientHandler(Handler):
             return {"err": f"timed out after {self.grant.timeout_ms} ms"}
         try:
             return future.result()
-        except asyncio.CancelledError:
+        except CancelledError:
             return {"err": "the request was cancelled: the runtime is closing"}
 
 

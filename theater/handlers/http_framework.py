@@ -30,7 +30,7 @@ import ipaddress
 import itertools
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -440,6 +440,8 @@ class HttpFrameworkHandler(Handler):
                 "the actor is stopping" if self.actor.stop_requested.is_set() else "the network loop is busy")}
         try:
             bound, stop = future.result()
+        except CancelledError:
+            return {"err": "the server could not be started: the runtime is closing"}
         except OSError as exc:
             return {"err": f"cannot bind {server.host}:{server.port}: {exc.strerror or exc}"}
         with state.lock:
