@@ -56,7 +56,7 @@ import sys
 sys.dont_write_bytecode = True  # importing the project at build time must not write __pycache__ into it
 import {module}
 from theater_sdk._entry import finish
-Actor, MessageServerClient, SupervisorHandlers, ProcessHandlers = finish({module})
+Actor, MessageServerClient, SupervisorHandlers, ProcessHandlers, HttpHandlers = finish({module})
 '''
 
 

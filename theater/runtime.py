@@ -16,6 +16,7 @@ actor sees the runtime through its ``theater.actor.Stage``, handlers and supervi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -30,12 +31,12 @@ from replay.replayer import Replayer
 from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
-from theater import components
+from theater import components, netloop
 from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import check_grants, check_origin, check_permissions
+from theater.handlers import IMPLEMENTED, check_grants, check_origin, check_permissions
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
@@ -72,6 +73,7 @@ def actor_summary(a: Actor, supervision: Supervision) -> dict[str, Any]:
         "failure": None if a.failure is None else {"kind": a.failure.kind, "detail": a.failure.detail},
         "idle_ms": int((time.monotonic() - a.last_active) * 1000) if idle else None,
     }
+log = logging.getLogger("theater.runtime")
 
 
 class Theater:
@@ -210,7 +212,7 @@ class Theater:
         if self.router.add_unless_live(actor) is not actor:
             actor.close()  # brought back meanwhile (by a message): that one stands
             return str(key)
-        actor.submit(lambda: actor.boot(reason, call_init=False)).result()
+        actor.submit(lambda: self._resume(actor, reason)).result()
         self._rejoin(actor)
         return str(key)
 
@@ -241,6 +243,16 @@ class Theater:
         actor.status = ActorStatus.RUNNING
         actor.passivated, actor.activation, actor.last_active = True, reason, time.monotonic()
         return actor
+
+    def _resume(self, actor: Actor, reason: InstantiateReason) -> None:
+        """On the actor's thread: a fresh instance from its last state, then what its handlers held outside it
+        (the servers of ``http-framework``: each handler class with a ``resume`` brings its part back)."""
+        actor.boot(reason, call_init=False)
+        for spec in actor.manifest.handlers:
+            resume = getattr(IMPLEMENTED.get(spec.type), "resume", None)
+            if resume is not None:
+                for problem in resume(actor, spec.config):
+                    log.warning("actor %s could not take back %s", actor.id, problem)
 
     def _recorded_files(self, genesis: Event) -> FileAccess:
         """The file access a reopened actor keeps: the uploaded map its creation recorded (``files``), if any;
@@ -357,6 +369,7 @@ class Theater:
         """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
         children and tells its supervisor."""
         self.router.drop_actor(actor)
+        netloop.actor_ended(self.store, actor.id)  # its HTTP servers stop
         self.supervision.actor_ended(actor, how, data)
 
     # Messages from outside.
@@ -489,6 +502,7 @@ class Theater:
         for actor in self.router.all():
             actor.close()
         self.releaser.close()
+        netloop.close(self.store)  # the network handlers' loop: their servers and connection pools
         self.engine.close()
         self.store.close()
 

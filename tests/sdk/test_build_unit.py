@@ -60,7 +60,8 @@ def test_create_makes_a_project_with_vendored_wit(tmp_path: Path, template: str)
 def test_each_template_grants_exactly_the_handlers_its_world_imports(tmp_path: Path) -> None:
     handler_of = {"message-server-host": "message-server", "timing": "timing", "random": "random",
                   "supervisor": "supervisor", "store": "store", "filesystem": "filesystem",
-                  "environment": "environment", "process": "process"}
+                  "environment": "environment", "process": "process", "http-framework": "http-framework",
+                  "http-client": "http-client"}
     for template in TEMPLATES:
         root = create_project(f"t-{template}", template=template, parent=tmp_path)
         world = (root / "wit" / "world.wit").read_text()
@@ -74,7 +75,8 @@ def test_create_refuses_a_non_empty_directory_and_unknown_templates(tmp_path: Pa
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(BuildError, match="already exists and is not empty"):
         create_project("taken", parent=tmp_path)
-    with pytest.raises(BuildError, match="unknown template; choose one of basic, request, channels, supervisor"):
+    with pytest.raises(BuildError,
+                       match="unknown template; choose one of basic, request, channels, supervisor, http-server"):
         create_project("fresh", template="web", parent=tmp_path)
 
 

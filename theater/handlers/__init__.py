@@ -15,6 +15,8 @@ from theater.errors import LinkError, ManifestError
 from theater.handlers._base import HANDLER_FOR_INTERFACE, Handler, handler_for_import
 from theater.handlers.environment import EnvironmentHandler
 from theater.handlers.filesystem import FilesystemHandler
+from theater.handlers.http_client import HttpClientHandler
+from theater.handlers.http_framework import HttpFrameworkHandler
 from theater.handlers.message_server import MessageServerHandler
 from theater.handlers.process import ProcessHandler
 from theater.handlers.random import RandomHandler
@@ -28,6 +30,8 @@ from theater.manifest import check_permissions as check_types_and_limits
 IMPLEMENTED: dict[str, type[Handler]] = {
     "environment": EnvironmentHandler,
     "filesystem": FilesystemHandler,
+    "http-client": HttpClientHandler,
+    "http-framework": HttpFrameworkHandler,
     "message-server": MessageServerHandler,
     "process": ProcessHandler,
     "random": RandomHandler,
@@ -114,6 +118,8 @@ __all__ = [
     "EnvironmentHandler",
     "FilesystemHandler",
     "Handler",
+    "HttpClientHandler",
+    "HttpFrameworkHandler",
     "MessageServerHandler",
     "ProcessHandler",
     "RandomHandler",

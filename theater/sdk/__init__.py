@@ -21,13 +21,15 @@ name next to the generated entry module); on the host it is ``theater.sdk``. It 
 the bindings componentize-py generates for the actor's world (``wit_world``) and ``componentize_py_types``, and
 only relatively among its own modules, so it works under both names. Host capabilities are small typed wrappers:
 ``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging``, ``supervisor``, ``store``, ``fs``
-(filesystem), ``env`` (environment variables) and ``process``. A wrapper whose
+(filesystem), ``env`` (environment variables), ``process``, ``http`` (the ``http-client`` interface) and ``web``
+(serving: ``@route``, ``Request``, ``Response``; ``http-framework``). A wrapper whose
 interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the manifest handler.
 """
 
-from . import env, fs, messaging, process, random, runtime, store, supervisor, timing
+from . import env, fs, http, messaging, process, random, runtime, store, supervisor, timing, web
 from ._actor import DEFER, Actor, ChannelAnswer, ChildError, accept, reject, run
 from ._host import CapabilityError, HostError, SandboxError
+from .web import Request, Response, route
 
 __all__ = [
     "DEFER",
@@ -36,6 +38,11 @@ __all__ = [
     "ChannelAnswer",
     "ChildError",
     "HostError",
+    "Request",
+    "Response",
+    "http",
+    "route",
+    "web",
     "SandboxError",
     "accept",
     "env",

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import web
+
 
 class _Defer:
     """The type of ``DEFER``."""
@@ -70,6 +72,9 @@ class Actor:
         request_id: during ``on_request``, the id to pass to ``messaging.respond`` when deferring.
     """
 
+    http_host: str | None = None  # where the routes (``@route``) are served: the address and port asked for
+    http_port: int = 0  # 0: an ephemeral port (the chain records the one bound)
+
     def __init__(self) -> None:
         self.state: Any = None
         self.raw_state: bytes | None = None
@@ -125,6 +130,17 @@ class Actor:
 
     def on_process_exit(self, pid: int, code: int) -> None:
         """A process this actor started ended (``code`` is minus the signal when one ended it: -9 when killed)."""
+    # What the SDK runs around the handlers.
+
+    def _theater_init(self) -> None:
+        """``init``, then serve the class's routes (``@route``) if it has any."""
+        self.init()
+        if web.routes(type(self)):
+            web.serve(self, host=self.http_host, port=self.http_port)
+
+    def _theater_http(self, request: "web.Request") -> "web.Response":
+        """An HTTP request to one of the routes."""
+        return web.dispatch(self, request)
 
 
 _registry: dict[str, type[Actor]] = {}

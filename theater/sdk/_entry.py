@@ -5,7 +5,7 @@ classes under the names componentize-py looks for::
 
     import app
     from theater_sdk._entry import finish
-    Actor, MessageServerClient, SupervisorHandlers, ProcessHandlers = finish(app)
+    Actor, MessageServerClient, SupervisorHandlers, ProcessHandlers, HttpHandlers = finish(app)
 """
 
 from types import ModuleType
@@ -13,15 +13,20 @@ from typing import Any
 
 from . import _output, _sandbox
 from ._actor import registered
-from ._exports import ActorExport, MessageServerClientExport, ProcessHandlersExport, SupervisorHandlersExport
+from ._exports import (
+    ActorExport,
+    HttpHandlersExport,
+    MessageServerClientExport,
+    ProcessHandlersExport,
+    SupervisorHandlersExport,
+)
 
 
-def finish(module: ModuleType) -> tuple[Any, Any, Any, Any]:
+def finish(module: ModuleType) -> tuple[Any, Any, Any, Any, Any]:
     """Check that ``module`` registered an actor, route output to the runtime, keep sources for tracebacks.
 
     Returns the export classes for ``actor``, ``message-server-client``, ``supervisor-handlers`` and
-    ``process-handlers``; those the
-    world does not export are ignored by componentize-py.
+    ``process-handlers`` and ``http-handlers``; those the world does not export are ignored by componentize-py.
 
     Raises:
         RuntimeError: the module did not call ``run`` (so the build fails with that message).
@@ -35,4 +40,4 @@ def finish(module: ModuleType) -> tuple[Any, Any, Any, Any]:
         ) from None
     _output.install()
     _sandbox.preload_sources()
-    return ActorExport, MessageServerClientExport, SupervisorHandlersExport, ProcessHandlersExport
+    return ActorExport, MessageServerClientExport, SupervisorHandlersExport, ProcessHandlersExport, HttpHandlersExport

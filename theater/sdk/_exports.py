@@ -10,7 +10,7 @@ carrying the traceback, recorded in the actor's chain as ``wasm/error`` with kin
 from collections.abc import Callable
 from typing import Any
 
-from . import _output, _sandbox
+from . import _output, _sandbox, web
 from ._actor import DEFER, Actor, ChannelAnswer, ChildError, registered
 from ._host import BINDINGS, Err
 from ._trace import format_error
@@ -82,7 +82,7 @@ class ActorExport:
     """``theater:simple/actor``."""
 
     def init(self, state: bytes | None, params: tuple[str]) -> tuple[bytes | None]:
-        new_state, _ = dispatch(state, "init", (), id=params[0])
+        new_state, _ = dispatch(state, "_theater_init", (), id=params[0])
         return (new_state,)
 
 
@@ -138,3 +138,34 @@ class ProcessHandlersExport:
     def handle_exit(self, state: bytes | None, params: tuple[int, int]) -> tuple[bytes | None]:
         new_state, _ = dispatch(state, "on_process_exit", params)
         return (new_state,)
+def _http_request(request: Any) -> tuple[web.Request]:
+    return (web.Request(request.method, request.uri, [(k, v) for k, v in request.headers], request.body or b""),)
+
+
+def _http_response(value: Any) -> Any:
+    if not isinstance(value, web.Response):
+        raise TypeError(f"a route must give a theater_sdk.Response, got {type(value).__name__}")
+    return BINDINGS["http_types"].HttpResponse(status=value.status, headers=value.headers, body=value.body or None)
+
+
+class HttpHandlersExport:
+    """``theater:simple/http-handlers``: requests go to the actor's routes (``@route``); middleware lets every
+    request through; websockets are not supported by the SDK yet (the call answers ``err``)."""
+
+    def handle_request(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
+        _, request = params
+        new_state, response = dispatch(state, "_theater_http", lambda: _http_request(request), _http_response)
+        return (new_state, (response,))
+
+    def handle_middleware(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
+        _, request = params
+        return (state, (BINDINGS["http_types"].MiddlewareResult(proceed=True, request=request),))
+
+    def handle_websocket_connect(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None]:
+        raise Err("websockets are not supported by the Python SDK yet")
+
+    def handle_websocket_message(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None, Any]:
+        raise Err("websockets are not supported by the Python SDK yet")
+
+    def handle_websocket_disconnect(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None]:
+        raise Err("websockets are not supported by the Python SDK yet")

@@ -35,6 +35,9 @@ INTERFACES = {
     "environment": "environment",
     "filesystem": "filesystem",
     "process": "process",
+    "http_types": None,
+    "http_client": "http-client",
+    "http_framework": "http-framework",
 }
 
 

@@ -11,6 +11,7 @@ every project. The ``theater:simple`` WIT package is vendored into ``wit/deps/th
 | ``channels`` | accepts channels and answers on them | ``message-server`` |
 | ``supervisor`` | starts workers and hears about their failures | ``supervisor`` |
 | ``documents`` | keeps documents in the content-addressed store by name | ``store`` (its own store id only) |
+| ``http-server`` | a small JSON API served with ``@route`` methods | ``http-framework`` |
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from theater.build import package_wit
 from theater.errors import BuildError
 
-TEMPLATES = ("basic", "request", "channels", "supervisor", "documents")
+TEMPLATES = ("basic", "request", "channels", "supervisor", "documents", "http-server")
 HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _DESTINATIONS = {

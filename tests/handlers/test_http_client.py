@@ -1,0 +1,355 @@
+"""The ``http-client`` handler against real servers on 127.0.0.1: what it refuses (and never sends), what it answers,
+and how its config is checked. The actor is a stand-in with just what ``theater.host.ActorHost`` promises that the
+handler uses; tests/handlers/test_http_actor.py runs a real component through it and replays the chain."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from theater import netloop
+from theater.errors import ManifestError
+from theater.handlers import IMPLEMENTED
+from theater.handlers import http_client
+from theater.handlers.http_client import Allowances, HttpClientHandler, address_kind
+from tests.handlers._servers import MIB, TestServer, echoed, pattern, self_signed
+
+LOCAL = {"allow_loopback": ["127.0.0.1"]}
+
+
+class FakeStore:
+    """Stands for the home's store: the key of the runtime's network loop."""
+
+
+class FakeActor:
+    """What the handler uses of an actor: its store (to find the runtime's loop), source, stop and wait."""
+
+    def __init__(self) -> None:
+        self.store = FakeStore()
+        self.source = "fake.toml"
+        self.stop_requested = threading.Event()
+        self._wake: threading.Event | None = None
+
+    def wait_for(self, future: Future[Any], timeout: float) -> bool:
+        wake = threading.Event()
+        future.add_done_callback(lambda _: wake.set())
+        self._wake = wake
+        if not self.stop_requested.is_set():
+            wake.wait(timeout)
+        return future.done()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+        if self._wake is not None:
+            self._wake.set()
+
+
+@pytest.fixture
+def actor() -> Iterator[FakeActor]:
+    fake = FakeActor()
+    yield fake
+    netloop.close(fake.store)
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    served = TestServer()
+    yield served
+    served.close()
+
+
+def send(actor: FakeActor, config: dict[str, Any], uri: str, *, method: str = "GET",
+         headers: list[list[str]] | None = None, body: bytes | None = None) -> dict[str, Any]:
+    handler = HttpClientHandler(actor, config)  # type: ignore[arg-type]
+    request = {"method": method, "uri": uri, "headers": headers or [],
+               "body": None if body is None else {"some": body}}
+    return handler.functions()["send-http"](request)
+
+
+def err(result: dict[str, Any]) -> str:
+    assert "err" in result, result
+    return result["err"]
+
+
+# What is answered.
+
+
+def test_a_get_to_an_allowed_loopback_server_answers_status_headers_and_body(actor, server):
+    result = send(actor, LOCAL, server.url("/hello"))
+    response = result["ok"]
+    assert response["status"] == 200
+    assert response["body"] == {"some": b"hello from the test server"}
+    assert ["X-Test", "yes"] in response["headers"]
+    assert server.requests == ["GET /hello"]
+
+
+def test_a_post_sends_the_actors_method_headers_and_body(actor, server):
+    result = send(actor, LOCAL, server.url("/echo"), method="post", headers=[["X-Mine", "1"]], body=b"payload")
+    seen = echoed(result)
+    assert seen["method"] == "POST" and seen["body"] == "payload" and seen["headers"]["X-Mine"] == "1"
+    assert "Accept-Encoding" not in seen["headers"]  # bodies are not decompressed, so none is asked for
+
+
+def test_a_one_mib_body_comes_back_whole(actor, server):
+    result = send(actor, LOCAL, server.url(f"/bytes?n={MIB}"))
+    assert result["ok"]["body"]["some"] == pattern(MIB)
+
+
+def test_a_redirect_is_followed_when_allowed_and_returned_when_not(actor, server):
+    target = server.url("/hello")
+    followed = send(actor, LOCAL, server.url(f"/redirect?to={target}"))
+    assert followed["ok"]["status"] == 200
+    kept = send(actor, {**LOCAL, "follow_redirects": False}, server.url(f"/redirect?to={target}"))
+    assert kept["ok"]["status"] == 302
+    assert server.requests == [f"GET /redirect?to={target}", "GET /hello", f"GET /redirect?to={target}"]
+
+
+# What is refused, and never sent.
+
+
+def test_loopback_without_an_allowance_is_refused_and_never_sent(actor, server):
+    message = err(send(actor, {}, server.url("/hello")))
+    assert message.startswith("refused: 127.0.0.1 is a loopback address") and "allow_loopback" in message
+    assert server.requests == []
+
+
+def test_a_name_resolving_to_loopback_is_refused_and_never_sent(actor, server):
+    message = err(send(actor, LOCAL, f"http://localhost:{server.port}/hello"))
+    assert message.startswith("refused: localhost is a loopback address") and "allow_loopback" in message
+    assert server.requests == []
+
+
+def test_a_loopback_address_in_another_spelling_is_refused(actor, server):
+    for host in ("127.0.0.2", "[::ffff:127.0.0.1]", "2130706433", "127.1", "0.0.0.0"):
+        result = send(actor, LOCAL, f"http://{host}:{server.port}/hello")
+        assert "err" in result, (host, result)
+    assert server.requests == []
+
+
+def test_a_redirect_to_a_loopback_address_is_refused_and_never_sent(actor, server):
+    # The first hop is allowed by name (127.0.0.1); the redirect goes to a name that resolves to loopback.
+    target = f"http://localhost:{server.port}/hello"
+    message = err(send(actor, LOCAL, server.url(f"/redirect?to={target}")))
+    assert "refused: localhost is a loopback address" in message
+    assert server.requests == [f"GET /redirect?to={target}"]
+
+
+def test_a_redirect_to_a_private_or_metadata_address_is_refused(actor, server):
+    for target in ("http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data/", "http://[fd00::1]/x"):
+        message = err(send(actor, LOCAL, server.url(f"/redirect?to={target}")))
+        assert message.startswith("refused: redirect to "), message
+    assert len(server.requests) == 3  # only the first hops reached the server
+
+
+def test_a_redirect_outside_the_allowed_urls_is_refused(actor, server):
+    config = {**LOCAL, "allowed_urls": [f"http://127.0.0.1:{server.port}/redirect"]}
+    message = err(send(actor, config, server.url(f"/redirect?to={server.url('/hello')}")))
+    assert "is not in the allowed URLs" in message
+    assert len(server.requests) == 1
+
+
+def test_a_url_outside_the_allowed_urls_is_refused_and_never_sent(actor, server):
+    config = {**LOCAL, "allowed_urls": [f"http://127.0.0.1:{server.port}/api/"]}
+    for path in ("/hello", "/api", "/apiary", "/api/../hello"):
+        message = err(send(actor, config, server.url(path)))
+        assert message.startswith("refused: "), message
+    assert server.requests == []
+    assert send(actor, config, server.url("/api/items"))["ok"]["status"] == 200
+    assert server.requests == ["GET /api/items"]
+
+
+def test_a_host_pattern_allows_only_its_host(actor, server):
+    assert "ok" in send(actor, {**LOCAL, "allowed_urls": ["127.0.0.1"]}, server.url("/hello"))
+    message = err(send(actor, {**LOCAL, "allowed_urls": ["*.example.com"]}, server.url("/hello")))
+    assert "is not in the allowed URLs (*.example.com)" in message
+    assert server.requests == ["GET /hello"]
+
+
+def test_a_scheme_other_than_http_is_refused(actor):
+    for uri in ("file:///etc/passwd", "ftp://127.0.0.1/", "/relative"):
+        assert "err" in send(actor, LOCAL, uri)
+
+
+def test_header_injection_is_refused(actor, server):
+    message = err(send(actor, LOCAL, server.url("/hello"), headers=[["X-A", "1\r\nX-B: 2"]]))
+    assert message.startswith("invalid request: header 'X-A'")
+    assert server.requests == []
+
+
+# Network errors.
+
+
+def test_a_body_over_the_limit_is_an_err(actor, server):
+    config = {**LOCAL, "max_response_bytes": 1000}
+    assert "larger than max_response_bytes (1000)" in err(send(actor, config, server.url("/bytes?n=1001")))
+    assert "it was cut off" in err(send(actor, config, server.url("/stream?n=300000")))
+    assert send(actor, config, server.url("/bytes?n=1000"))["ok"]["body"]["some"] == pattern(1000)
+
+
+def test_a_server_that_does_not_answer_times_out(actor, server):
+    message = err(send(actor, {**LOCAL, "timeout_ms": 200}, server.url("/hang")))
+    assert message.startswith("timed out after 200 ms")
+
+
+def test_a_refused_connection_is_an_err(actor):
+    with socket.socket() as probe:  # a port nobody listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        message = err(send(actor, LOCAL, f"http://127.0.0.1:{port}/"))
+    assert message.startswith(f"could not connect to http://127.0.0.1:{port}")
+
+
+class FakeDns:
+    """Stands for the system resolver (tests talk to 127.0.0.1 only): names map to addresses, others fail."""
+
+    names: dict[str, list[str]] = {}
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        if host not in self.names:
+            raise OSError(-2, "Name or service not known")
+        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST} for address in self.names[host]]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+    monkeypatch.setattr(FakeDns, "names", names)
+    monkeypatch.setattr(http_client, "ThreadedResolver", FakeDns)
+    return names
+
+
+def test_an_unknown_name_is_a_dns_err(actor, dns):
+    message = err(send(actor, {}, "http://no-such-host.invalid/"))
+    assert message == "DNS lookup of no-such-host.invalid failed: Name or service not known"
+
+
+def test_a_public_name_rebound_to_a_private_address_is_refused(actor, dns, server):
+    dns["api.example.com"] = ["10.0.0.7"]
+    dns["rebind.example.com"] = ["127.0.0.1"]
+    message = err(send(actor, {"allow_loopback": ["127.0.0.1"]}, "http://api.example.com/"))
+    assert message.startswith("refused: api.example.com is a private address (10.0.0.7)")
+    message = err(send(actor, {"allow_loopback": ["127.0.0.1"]}, f"http://rebind.example.com:{server.port}/"))
+    assert message.startswith("refused: rebind.example.com is a loopback address (127.0.0.1)")
+    assert server.requests == []
+
+
+def test_a_name_allowed_to_reach_loopback_connects_only_to_the_addresses_kept(actor, dns, server):
+    # One name, a refused address first and an allowed one after: the connection goes to the allowed one only.
+    dns["app.test"] = ["10.0.0.9", "127.0.0.1"]
+    result = send(actor, {"allow_loopback": ["app.test"]}, f"http://app.test:{server.port}/hello")
+    assert result["ok"]["status"] == 200
+    assert server.requests == ["GET /hello"]
+
+
+def test_a_self_signed_certificate_fails_verification(actor, tmp_path: Path):
+    served = TestServer(tls=self_signed(tmp_path))
+    try:
+        message = err(send(actor, LOCAL, served.url("/hello")))
+        assert message.startswith(f"TLS certificate verification failed for https://127.0.0.1:{served.port}")
+        assert served.requests == []
+    finally:
+        served.close()
+
+
+def test_a_stop_ends_the_wait_for_a_response(actor, server):
+    handler = HttpClientHandler(actor, {**LOCAL, "timeout_ms": 60_000})  # type: ignore[arg-type]
+    answer: list[dict[str, Any]] = []
+    request = {"method": "GET", "uri": server.url("/hang"), "headers": [], "body": None}
+    worker = threading.Thread(target=lambda: answer.append(handler.send_http(request)))
+    worker.start()
+    assert server.hits.wait(10)
+    actor.stop()
+    worker.join(10)
+    assert answer == [{"err": "the request was cut short: the actor is stopping"}]
+
+
+# The config.
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "problem"),
+    [
+        ({"allowed_urls": "example.com"}, "allowed_urls", "expected a list"),
+        ({"allowed_urls": [3]}, "allowed_urls", "expected a list of non-empty strings"),
+        ({"allowed_urls": ["ftp://example.com/"]}, "allowed_urls", "must start with http:// or https://"),
+        ({"allowed_urls": ["exa mple.com"]}, "allowed_urls", "a host pattern is"),
+        ({"max_response_bytes": -1}, "max_response_bytes", "expected an integer from 0"),
+        ({"timeout_ms": 0}, "timeout_ms", "expected an integer from 1"),
+        ({"max_redirects": 1000}, "max_redirects", "expected an integer from 0 to 50"),
+        ({"follow_redirects": "yes"}, "follow_redirects", "expected a boolean"),
+        ({"allow_loopback": "127.0.0.1"}, "allow_loopback", "expected a list"),
+        ({"proxy": "x"}, "proxy", "unknown key"),
+    ],
+)
+def test_a_bad_config_is_refused_at_start_naming_the_key(actor, config, field, problem):
+    with pytest.raises(ManifestError) as caught:
+        HttpClientHandler(actor, config)  # type: ignore[arg-type]
+    assert caught.value.field == f"handlers.http-client.config.{field}"
+    assert problem in caught.value.problem
+
+
+def test_the_handler_is_registered():
+    assert IMPLEMENTED["http-client"] is HttpClientHandler
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "more"),
+    [
+        ({}, {}, None),
+        ({}, {"allowed_urls": ["api.example.com"]}, None),
+        ({"allowed_urls": ["api.example.com"]}, {}, "allowed_urls is empty"),
+        ({"allowed_urls": ["*.example.com"]}, {"allowed_urls": ["api.example.com", "*.a.example.com"]}, None),
+        ({"allowed_urls": ["*.example.com"]}, {"allowed_urls": ["example.com"]}, "'example.com' is not within"),
+        ({"allowed_urls": ["api.example.com"]}, {"allowed_urls": ["*.api.example.com"]}, "is not within"),
+        ({"allowed_urls": ["api.example.com"]}, {"allowed_urls": ["https://api.example.com/v1/"]}, None),
+        ({"allowed_urls": ["https://api.example.com/v1"]}, {"allowed_urls": ["https://api.example.com/v1/x"]}, None),
+        ({"allowed_urls": ["https://api.example.com/v1"]}, {"allowed_urls": ["https://api.example.com/v10"]},
+         "is not within"),
+        ({"allowed_urls": ["https://api.example.com/v1"]}, {"allowed_urls": ["http://api.example.com/v1"]},
+         "is not within"),
+        ({"allowed_urls": ["https://api.example.com/v1"]}, {"allowed_urls": ["api.example.com"]}, "is not within"),
+        ({"allow_loopback": ["127.0.0.1"]}, {"allow_loopback": ["127.0.0.1"]}, None),
+        ({}, {"allow_private": ["db.internal"]}, "allow_private names db.internal"),
+        ({"max_response_bytes": 10}, {"max_response_bytes": 11}, "max_response_bytes 11 is more"),
+        ({}, {"timeout_ms": 30_001}, "timeout_ms 30001 is more"),
+        ({"follow_redirects": False}, {}, "follow_redirects is on"),
+    ],
+)
+def test_a_childs_grant_must_lie_within_its_parents(parent, child, more):
+    found = HttpClientHandler.config_within(parent, child)
+    if more is None:
+        assert found is None
+    else:
+        assert found is not None and more in found, found
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("8.8.8.8", "public"), ("2606:4700:4700::1111", "public"), ("127.0.0.1", "loopback"), ("::1", "loopback"),
+        ("10.1.2.3", "private"), ("192.168.0.1", "private"), ("172.16.0.1", "private"), ("100.64.0.1", "private"),
+        ("fd00::1", "private"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"),
+        ("169.254.169.254", "cloud metadata"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+        ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("240.0.0.1", "reserved"),
+        ("::ffff:127.0.0.1", "IPv4-mapped IPv6"), ("::ffff:8.8.8.8", "IPv4-mapped IPv6"),
+    ],
+)
+def test_addresses_are_classified(address, kind):
+    import ipaddress
+
+    assert address_kind(ipaddress.ip_address(address)) == kind
+
+
+def test_the_metadata_address_is_refused_even_when_link_local_is_allowed():
+    allowances = Allowances(link_local=frozenset({"169.254.169.254"}))
+    assert "never reachable" in (allowances.refusal("169.254.169.254", "169.254.169.254") or "")

@@ -1,0 +1,688 @@
+"""Handler ``http-framework``: an actor serves HTTP. Its servers run on the runtime's network loop
+(``theater.netloop``) with aiohttp's low-level server; each incoming request is queued to the actor like any
+message (its mailbox bounds apply) and becomes recorded export calls: ``handle-middleware`` for each middleware
+whose path covers the request, then ``handle-request`` of the matched route. The response is released only once
+those events are durable.
+
+Config (checked at start):
+
+- ``bind_hosts``: the addresses a server may bind (default ``["127.0.0.1"]``);
+- ``ports``: the ports it may bind, integers or ``"first-last"`` ranges (default: any; port 0, an ephemeral port,
+  is allowed only when ``ports`` is not given or lists 0);
+- ``max_servers`` (default 4), ``max_routes`` (default 256) per actor;
+- ``max_request_bytes``: the largest request body (default and ceiling: the actor's message limit); larger gets
+  413;
+- ``request_timeout_ms`` (default 30 s): an actor that does not answer in time gives 504;
+- ``header_timeout_ms`` (default 10 s): a connection that has not sent a whole request head in time is closed;
+  ``body_timeout_ms`` (default 10 s): a body not received in time gives 408 (slow clients cannot hold the actor).
+
+A full mailbox answers 503; an actor that is not running (stopped, failed) answers 503; a handler that fails
+answers 500 (the actor is then failed, as for any message). Servers stop when the actor stops, exits or fails, and
+when the runtime closes. When a runtime reopens the actor, ``resume`` brings its servers back from the record, on the
+same ports. Not built yet: TLS (``tls-config`` is refused) and websockets (``enable-websocket`` and the websocket
+functions answer ``err``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from aiohttp import web
+
+from replay.boundary import CallResult
+from replay.errors import GuestFault
+from store.errors import TheaterError
+from theater import netloop
+from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, ManifestError, MessageTooLarge
+from theater.handlers._base import Handler
+from theater.host import ActorHost
+
+HANDLE_REQUEST = "theater:simple/http-handlers.handle-request"
+HANDLE_MIDDLEWARE = "theater:simple/http-handlers.handle-middleware"
+
+DEFAULT_MAX_SERVERS = 4
+DEFAULT_MAX_ROUTES = 256
+DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+DEFAULT_HEADER_TIMEOUT_MS = 10_000
+DEFAULT_BODY_TIMEOUT_MS = 10_000
+MAX_TIMEOUT_MS = 10 * 60_000
+KEEPALIVE_S = 15.0
+DRAIN_S = 5.0  # how long a stopped server's open connections may take to get their answers
+LOOP_WAIT_S = 10.0  # how long a host function waits for the loop to bind or stop a server
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"})
+# Response headers aiohttp sets itself from the body (an actor's own would contradict it).
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+class _Serving(ActorHost, Protocol):
+    """What the framework needs of the runtime's actor beyond ``ActorHost``: queueing an operation on its mailbox
+    and calling an export (``theater.actor.Actor`` has both)."""
+
+    def submit(self, op: Callable[[], Any], *, size: int = 0) -> Future[Any]: ...
+
+    def call(self, export: str, params: list[Any]) -> CallResult: ...
+
+
+# Paths.
+
+
+def _segments(path: str) -> list[str]:
+    return [s for s in path.split("/") if s]
+
+
+def check_pattern(path: str) -> str | None:
+    """Why ``path`` is not a route pattern (``/items/{id}``, ``/static/*``), or None."""
+    if not path.startswith("/"):
+        return f"path {path!r} must start with /"
+    segments = _segments(path)
+    for i, segment in enumerate(segments):
+        if segment == "*" and i != len(segments) - 1:
+            return f"path {path!r}: * may only be the last segment"
+        if ("{" in segment or "}" in segment) and not (segment.startswith("{") and segment.endswith("}")
+                                                       and segment[1:-1].isidentifier()):
+            return f"path {path!r}: a parameter is a whole segment {{name}}"
+    return None
+
+
+def matches(pattern: str, path: str) -> bool:
+    """Whether the request path ``path`` matches the route ``pattern`` (``{name}`` one segment, ``*`` the rest)."""
+    want, have = _segments(pattern), _segments(path)
+    if want and want[-1] == "*":
+        return len(have) >= len(want) - 1 and all(_segment(w, h) for w, h in zip(want[:-1], have))
+    return len(want) == len(have) and all(_segment(w, h) for w, h in zip(want, have))
+
+
+def _segment(want: str, have: str) -> bool:
+    return want == have or (want.startswith("{") and want.endswith("}"))
+
+
+def _under(prefix: str, path: str) -> bool:
+    prefix = prefix.rstrip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+# The config.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameworkGrant:
+    """What an ``http-framework`` config grants, as comparable values."""
+
+    bind_hosts: frozenset[str]
+    ports: tuple[tuple[int, int], ...] | None  # None: any port
+    max_servers: int
+    max_routes: int
+    max_request_bytes: int | None  # None: the actor's message limit
+    request_timeout_ms: int
+    header_timeout_ms: int
+    body_timeout_ms: int
+
+    @classmethod
+    def parse(cls, config: dict[str, Any], source: str) -> FrameworkGrant:
+        """Raises ManifestError naming the key."""
+
+        def field_(key: str) -> str:
+            return f"handlers.http-framework.config.{key}"
+
+        def bounded(key: str, default: int | None, low: int, high: int) -> int | None:
+            value = config.get(key, default)
+            if value is None:
+                return None
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ManifestError(source, field_(key), f"expected an integer from {low} to {high}, got {value!r}")
+            return value
+
+        hosts = config.get("bind_hosts", ["127.0.0.1"])
+        if not isinstance(hosts, list) or not hosts:
+            raise ManifestError(source, field_("bind_hosts"), f"expected a non-empty list of addresses, got {hosts!r}")
+        for host in hosts:
+            try:
+                ipaddress.ip_address(host)
+            except (ValueError, TypeError):
+                raise ManifestError(source, field_("bind_hosts"), f"{host!r} is not an IP address") from None
+        ports: list[tuple[int, int]] | None = None
+        if "ports" in config:
+            ports = []
+            for entry in config["ports"]:
+                low, high = _port_range(entry)
+                if low is None or high is None or not 0 <= low <= high <= 65535:
+                    raise ManifestError(source, field_("ports"),
+                                        f"{entry!r} is not a port (0-65535) or a range \"first-last\"")
+                ports.append((low, high))
+        return cls(
+            bind_hosts=frozenset(str(ipaddress.ip_address(h)) for h in hosts),
+            ports=None if ports is None else tuple(ports),
+            max_servers=cast(int, bounded("max_servers", DEFAULT_MAX_SERVERS, 0, 64)),
+            max_routes=cast(int, bounded("max_routes", DEFAULT_MAX_ROUTES, 0, 4096)),
+            max_request_bytes=bounded("max_request_bytes", None, 0, 1 << 30),
+            request_timeout_ms=cast(int, bounded("request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
+            header_timeout_ms=cast(int, bounded("header_timeout_ms", DEFAULT_HEADER_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
+            body_timeout_ms=cast(int, bounded("body_timeout_ms", DEFAULT_BODY_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
+        )
+
+    def port_refusal(self, port: int) -> str | None:
+        if self.ports is None or any(low <= port <= high for low, high in self.ports):
+            return None
+        allowed = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ports)
+        what = "an ephemeral port (0)" if port == 0 else f"port {port}"
+        return f"{what} is not among the ports this actor may bind ({allowed})"
+
+    def within(self, parent: FrameworkGrant) -> str | None:
+        """What this grant allows beyond ``parent``'s, or None."""
+        more_hosts = self.bind_hosts - parent.bind_hosts
+        if more_hosts:
+            return f"bind_hosts names {', '.join(sorted(more_hosts))}, which the parent may not bind"
+        if parent.ports is not None:
+            if self.ports is None:
+                return "ports is not limited, the parent's is"
+            for low, high in self.ports:
+                if not any(pl <= low and high <= ph for pl, ph in parent.ports):
+                    return f"ports {low}-{high} are not within the parent's"
+        for key in ("max_servers", "max_routes", "request_timeout_ms", "header_timeout_ms", "body_timeout_ms"):
+            if getattr(self, key) > getattr(parent, key):
+                return f"{key} {getattr(self, key)} is more than the parent's {getattr(parent, key)}"
+        if parent.max_request_bytes is not None and (self.max_request_bytes is None
+                                                     or self.max_request_bytes > parent.max_request_bytes):
+            return f"max_request_bytes is more than the parent's {parent.max_request_bytes}"
+        return None
+
+
+def _port_range(entry: Any) -> tuple[int | None, int | None]:
+    if isinstance(entry, int) and not isinstance(entry, bool):
+        return entry, entry
+    if isinstance(entry, str) and entry.count("-") == 1:
+        low, high = entry.split("-")
+        if low.strip().isdigit() and high.strip().isdigit():
+            return int(low), int(high)
+    return None, None
+
+
+# What an actor serves (kept per actor on the runtime's loop, across its instances).
+
+
+@dataclass(slots=True, kw_only=True)
+class _Server:
+    id: int
+    host: str
+    port: int
+    bound: int = 0
+    running: bool = False
+    routes: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # route id: (method, path, handler)
+    middleware: dict[int, tuple[str, int]] = field(default_factory=dict)  # middleware id: (path, handler)
+    stop: Callable[[], Any] | None = None  # a coroutine function that stops the listening server
+
+
+class _Actor:
+    """One actor's servers, handlers, routes and middleware; ids count up per actor."""
+
+    def __init__(self, actor: _Serving, grant: FrameworkGrant, loop: netloop.NetLoop) -> None:
+        self.actor = actor
+        self.grant = grant
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.servers: dict[int, _Server] = {}
+        self.handlers: dict[int, str] = {}
+        self.ended = False
+
+    def live(self) -> bool:
+        return any(server.running for server in self.servers.values())
+
+    def end(self) -> None:
+        """Stop every server: they stop listening at once; requests in flight still get their answers (the
+        connections are drained on the loop, without the actor waiting for them)."""
+        with self.lock:
+            self.ended = True
+            stops = [s.stop for s in self.servers.values() if s.stop is not None]
+            for server in self.servers.values():
+                server.running, server.stop = False, None
+        for stop in stops:
+            _stop_now(self.loop, stop)
+
+
+def _stop_now(loop: netloop.NetLoop, stop: Callable[[], Any]) -> None:
+    """Close a server's listening socket now (waiting for the loop to do it) and drain its connections later."""
+    try:
+        loop.submit(stop()).result(LOOP_WAIT_S)
+    except (RuntimeError, TimeoutError):
+        pass  # the loop is closing: it closes the servers itself
+
+
+class HttpFrameworkHandler(Handler):
+    """The ``http-framework`` interface (see the module's docstring for its config)."""
+
+    type = "http-framework"
+    interface = "theater:simple/http-framework"
+    config_keys = {
+        "bind_hosts": list,
+        "ports": list,
+        "max_servers": int,
+        "max_routes": int,
+        "max_request_bytes": int,
+        "request_timeout_ms": int,
+        "header_timeout_ms": int,
+        "body_timeout_ms": int,
+    }
+
+    def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
+        super().__init__(actor, config)
+        self.grant = FrameworkGrant.parse(config, actor.source)
+
+    @classmethod
+    def config_within(cls, parent_config: dict[str, Any], child_config: dict[str, Any]) -> str | None:
+        """What a child's config grants beyond its parent's (a text naming it), or None.
+
+        Raises:
+            ManifestError: either config is malformed.
+        """
+        return FrameworkGrant.parse(child_config, "<child>").within(FrameworkGrant.parse(parent_config, "<parent>"))
+
+    @property
+    def _state(self) -> _Actor:
+        loop = netloop.of(self.actor.store)
+        actor = cast(_Serving, self.actor)
+
+        def make() -> _Actor:
+            state = _Actor(actor, self.grant, loop)
+
+            def ended() -> None:
+                state.end()
+                loop.forget(("http-framework", actor.id))
+
+            loop.when_ended(actor.id, ended)
+            return state
+
+        return cast(_Actor, loop.shared(("http-framework", actor.id), make))
+
+    @classmethod
+    def resume(cls, actor: ActorHost, config: dict[str, Any]) -> list[str]:
+        """Bring back the servers an actor had when its runtime stopped (the runtime calls this on the actor's
+        thread after reopening it): the framework's host calls since its last start or restart are read from its
+        chain and applied again with their recorded results (the same ids), and each server that was listening
+        listens again on the port it had. Returns a text per server that could not listen again (the actor is not
+        told: its chain already says the server runs).
+        """
+        handler = cls(actor, config)
+        state = handler._state
+        calls: list[tuple[str, list[Any], Any]] = []
+        prefix = handler.interface + "/"
+        for event in actor.store.log.events(actor.id):
+            if event.type == "wasm/instantiate" and event.data.get("reason") in ("start", "restart"):
+                calls = []
+            elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
+                result = event.data["result"]
+                if "ok" in result:
+                    calls.append((event.type[len(prefix):], event.data["params"], result["ok"]))
+        highest = 0
+        listening: dict[int, int] = {}
+        with state.lock:
+            for function, params, value in calls:
+                if function in ("create-server", "register-handler", "add-route", "add-middleware"):
+                    highest = max(highest, value)
+                if function == "create-server":
+                    asked = params[0]
+                    host = "127.0.0.1" if asked["host"] is None else str(ipaddress.ip_address(asked["host"]["some"]))
+                    port = 0 if asked["port"] is None else asked["port"]["some"]
+                    state.servers[value] = _Server(id=value, host=host, port=port)
+                elif function == "register-handler":
+                    state.handlers[value] = params[0]
+                elif function == "add-route" and params[0] in state.servers:
+                    state.servers[params[0]].routes[value] = (params[2].upper(), params[1], params[3])
+                elif function == "add-middleware" and params[0] in state.servers:
+                    state.servers[params[0]].middleware[value] = (params[1], params[2])
+                elif function == "remove-route":
+                    for server in state.servers.values():
+                        server.routes.pop(params[0], None)
+                elif function == "remove-middleware":
+                    for server in state.servers.values():
+                        server.middleware.pop(params[0], None)
+                elif function == "start-server":
+                    listening[params[0]] = value
+                elif function == "stop-server":
+                    listening.pop(params[0], None)
+                elif function == "destroy-server":
+                    listening.pop(params[0], None)
+                    state.servers.pop(params[0], None)
+            state.ids = itertools.count(highest + 1)
+        problems = []
+        for server_id, port in listening.items():
+            again = state.servers.get(server_id)
+            if again is None:
+                continue
+            again.port = port
+            outcome = handler.start_server(server_id)
+            if "err" in outcome:
+                problems.append(f"server {server_id} on {again.host}:{port}: {outcome['err']}")
+        return problems
+
+    def holds_live(self) -> bool:
+        """True while one of the actor's servers is listening (passivating it would drop the sockets)."""
+        return self._state.live()
+
+    def functions(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "create-server": self.create_server,
+            "get-server-info": self.get_server_info,
+            "start-server": self.start_server,
+            "stop-server": self.stop_server,
+            "destroy-server": self.destroy_server,
+            "register-handler": self.register_handler,
+            "add-route": self.add_route,
+            "remove-route": self.remove_route,
+            "add-middleware": self.add_middleware,
+            "remove-middleware": self.remove_middleware,
+            "enable-websocket": self.enable_websocket,
+            "send-websocket-message": self.send_websocket_message,
+            "close-websocket": self.close_websocket,
+        }
+
+    # Servers.
+
+    def create_server(self, config: dict[str, Any]) -> dict[str, Any]:
+        state = self._state
+        if config["tls-config"] is not None:
+            return {"err": "TLS servers are not supported yet: serve plain HTTP behind a TLS proxy"}
+        host = "127.0.0.1" if config["host"] is None else config["host"]["some"]
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            return {"err": f"host {host!r} is not an IP address"}
+        if host not in self.grant.bind_hosts:
+            allowed = ", ".join(sorted(self.grant.bind_hosts))
+            return {"err": f"refused: this actor may not bind {host} (it may bind {allowed})"}
+        port = 0 if config["port"] is None else config["port"]["some"]
+        refusal = self.grant.port_refusal(port)
+        if refusal is not None:
+            return {"err": f"refused: {refusal}"}
+        with state.lock:
+            if len(state.servers) >= self.grant.max_servers:
+                return {"err": f"refused: this actor may have at most {self.grant.max_servers} servers"}
+            server = _Server(id=next(state.ids), host=host, port=port)
+            state.servers[server.id] = server
+        return {"ok": server.id}
+
+    def _server(self, server_id: int) -> _Server:
+        server = self._state.servers.get(server_id)
+        if server is None:
+            raise _NoSuch(f"no server {server_id}")
+        return server
+
+    def get_server_info(self, server_id: int) -> dict[str, Any]:
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        return {"ok": {
+            "id": server.id, "host": server.host, "port": server.bound or server.port, "running": server.running,
+            "routes-count": len(server.routes), "middleware-count": len(server.middleware),
+            "websocket-enabled": False,
+        }}
+
+    def start_server(self, server_id: int) -> dict[str, Any]:
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        if server.running:
+            return {"ok": server.bound}
+        state = self._state
+        future = state.loop.submit(_listen(state, server))
+        if not self.actor.wait_for(future, LOOP_WAIT_S):
+            future.cancel()
+            return {"err": "the server could not be started: " + (
+                "the actor is stopping" if self.actor.stop_requested.is_set() else "the network loop is busy")}
+        try:
+            bound, stop = future.result()
+        except CancelledError:
+            return {"err": "the server could not be started: the runtime is closing"}
+        except OSError as exc:
+            return {"err": f"cannot bind {server.host}:{server.port}: {exc.strerror or exc}"}
+        with state.lock:
+            ended = state.ended
+            if not ended:
+                server.bound, server.stop, server.running = bound, stop, True
+        if ended:
+            _stop_now(state.loop, stop)
+            return {"err": "the actor has ended"}
+        return {"ok": bound}
+
+    def stop_server(self, server_id: int) -> dict[str, Any]:
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        stop, server.stop, server.running = server.stop, None, False
+        if stop is not None:
+            _stop_now(self._state.loop, stop)
+        return {"ok": None}
+
+    def destroy_server(self, server_id: int) -> dict[str, Any]:
+        stopped = self.stop_server(server_id)
+        if "err" in stopped:
+            return stopped
+        self._state.servers.pop(server_id, None)
+        return {"ok": None}
+
+    # Handlers, routes and middleware.
+
+    def register_handler(self, name: str) -> dict[str, Any]:
+        state = self._state
+        with state.lock:
+            if len(state.handlers) >= self.grant.max_routes:
+                return {"err": f"refused: this actor may register at most {self.grant.max_routes} handlers"}
+            handler_id = next(state.ids)
+            state.handlers[handler_id] = name
+        return {"ok": handler_id}
+
+    def add_route(self, server_id: int, path: str, method: str, handler_id: int) -> dict[str, Any]:
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        method = method.upper()
+        problem = check_pattern(path)
+        if problem is None and method not in METHODS:
+            problem = f"method {method!r} is not one of {', '.join(sorted(METHODS))}"
+        if problem is None and handler_id not in self._state.handlers:
+            problem = f"no handler {handler_id} (register it first)"
+        if problem is None and sum(len(s.routes) for s in self._state.servers.values()) >= self.grant.max_routes:
+            problem = f"refused: this actor may have at most {self.grant.max_routes} routes"
+        if problem is not None:
+            return {"err": problem}
+        with self._state.lock:
+            route_id = next(self._state.ids)
+            server.routes[route_id] = (method, path, handler_id)
+        return {"ok": route_id}
+
+    def remove_route(self, route_id: int) -> dict[str, Any]:
+        for server in self._state.servers.values():
+            if server.routes.pop(route_id, None) is not None:
+                return {"ok": None}
+        return {"err": f"no route {route_id}"}
+
+    def add_middleware(self, server_id: int, path: str, handler_id: int) -> dict[str, Any]:
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        problem = check_pattern(path)
+        if problem is None and handler_id not in self._state.handlers:
+            problem = f"no handler {handler_id} (register it first)"
+        if problem is not None:
+            return {"err": problem}
+        with self._state.lock:
+            middleware_id = next(self._state.ids)
+            server.middleware[middleware_id] = (path, handler_id)
+        return {"ok": middleware_id}
+
+    def remove_middleware(self, middleware_id: int) -> dict[str, Any]:
+        for server in self._state.servers.values():
+            if server.middleware.pop(middleware_id, None) is not None:
+                return {"ok": None}
+        return {"err": f"no middleware {middleware_id}"}
+
+    # Websockets: not built yet.
+
+    def enable_websocket(
+        self, server_id: int, path: str, connect: Any, message: int, disconnect: Any
+    ) -> dict[str, Any]:
+        return {"err": "websockets are not supported yet"}
+
+    def send_websocket_message(self, server_id: int, connection_id: int, message: Any) -> dict[str, Any]:
+        return {"err": "websockets are not supported yet"}
+
+    def close_websocket(self, server_id: int, connection_id: int) -> dict[str, Any]:
+        return {"err": "websockets are not supported yet"}
+
+
+class _NoSuch(Exception):
+    pass
+
+
+# Serving (on the runtime's loop).
+
+
+async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any]]:
+    """Bind and serve ``server``; the bound port and a coroutine function that stops it."""
+    loop = asyncio.get_running_loop()
+    heads: set[int] = set()  # connections (by id of their protocol) whose first request head has arrived
+    factory = web.Server(lambda request: _dispatch(state, server, request, heads), keepalive_timeout=KEEPALIVE_S,
+                         handler_cancellation=True)
+
+    def protocol() -> Any:
+        proto = factory()
+        loop.call_later(state.grant.header_timeout_ms / 1000, _close_unless_started, proto, heads)
+        return proto
+
+    listening = await loop.create_server(protocol, server.host, server.port, reuse_address=True)
+    bound = int(listening.sockets[0].getsockname()[1])
+
+    async def stop() -> None:
+        """Stop listening now; drain the open connections in the background (in-flight answers still go out)."""
+        if not listening.is_serving():
+            return
+        listening.close()
+
+        async def drain() -> None:
+            await factory.shutdown(DRAIN_S)
+            await listening.wait_closed()
+
+        drains.add(task := asyncio.ensure_future(drain()))
+        task.add_done_callback(drains.discard)
+
+    async def close() -> None:
+        await stop()
+        await asyncio.gather(*drains, return_exceptions=True)
+
+    drains: set[asyncio.Future[None]] = set()
+    state.loop.close_with(close)
+    return bound, stop
+
+
+def _close_unless_started(proto: Any, heads: set[int]) -> None:
+    """The header timeout of a connection: close it unless a whole request head arrived (slowloris)."""
+    if id(proto) in heads:
+        heads.discard(id(proto))
+        return
+    transport = getattr(proto, "transport", None)
+    if transport is not None:
+        transport.close()
+
+
+async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, heads: set[int]) -> web.StreamResponse:
+    heads.add(id(request.protocol))
+    path = request.rel_url.path
+    method = request.method.upper()
+    route = None
+    for route_method, pattern, handler_id in list(server.routes.values()):
+        if route_method in (method, "*") and matches(pattern, path):
+            route = handler_id
+            break
+    if route is None:
+        known = any(matches(pattern, path) for _, pattern, _ in server.routes.values())
+        return web.Response(status=405 if known else 404, text="method not allowed" if known else "not found")
+    grant = state.grant
+    actor = state.actor
+    limit = grant.max_request_bytes
+    try:
+        body = await asyncio.wait_for(_read_body(request, actor, limit), grant.body_timeout_ms / 1000)
+    except MessageTooLarge as exc:
+        return web.Response(status=413, text=f"request body too large: {exc}")
+    except TimeoutError:
+        return web.Response(status=408, text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
+    wire = {
+        "uri": str(request.rel_url),
+        "body": {"some": body} if body else None,
+        "method": method,
+        "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
+    }
+    middlewares = [h for prefix, h in list(server.middleware.values()) if _under(prefix, path)]
+    answer = actor.submit(lambda: _handle(actor, middlewares, route, wire), size=len(body))
+    try:
+        response = await asyncio.wait_for(asyncio.wrap_future(answer), grant.request_timeout_ms / 1000)
+    except TimeoutError:
+        return web.Response(status=504, text=f"the actor did not answer within {grant.request_timeout_ms} ms")
+    except (MailboxFull, ActorNotRunning) as exc:
+        return web.Response(status=503, text=f"the actor cannot take the request: {exc}",
+                            headers={"Retry-After": "1"})
+    except ExportMissing as exc:
+        return web.Response(status=500, text=str(exc))
+    except GuestFault as exc:
+        return web.Response(status=500, text=f"the actor's handler failed ({exc.kind})")
+    except TheaterError as exc:
+        return web.Response(status=500, text=f"{type(exc).__name__}: {exc}")
+    return _to_web(response)
+
+
+async def _read_body(request: web.BaseRequest, actor: _Serving, limit: int | None) -> bytes:
+    declared = request.content_length
+    if declared is not None:
+        _check_size(actor, declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        _check_size(actor, size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_size(actor: _Serving, size: int, limit: int | None) -> None:
+    if limit is not None and size > limit:
+        raise MessageTooLarge(str(actor.id), size=size, limit=limit, declared=limit, call_limit=limit)
+    actor.check_message(size)
+
+
+def _handle(actor: _Serving, middlewares: list[int], handler_id: int, request: dict[str, Any]) -> dict[str, Any]:
+    """On the actor's thread: the middleware calls, then the route's; the response (recorded form)."""
+    for middleware in middlewares:
+        result = actor.call(HANDLE_MIDDLEWARE, [middleware, request])
+        outcome = result.output[0][0]
+        if not outcome["proceed"]:
+            return {"body": {"some": b"refused by middleware"}, "status": 403, "headers": []}
+        request = outcome["request"]
+    return cast(dict[str, Any], actor.call(HANDLE_REQUEST, [handler_id, request]).output[0][0])
+
+
+def _to_web(response: dict[str, Any]) -> web.Response:
+    status = response["status"]
+    if not 100 <= status <= 599:
+        return web.Response(status=500, text=f"the actor answered with an invalid status {status}")
+    body = response["body"]
+    out = web.Response(status=status, body=None if body is None else body["some"])
+    for name, value in response["headers"]:
+        if not name or any(c in name for c in "\r\n:\0 ") or any(c in value for c in "\r\n\0"):
+            return web.Response(status=500, text=f"the actor answered with an invalid header {name!r}")
+        if name.lower() not in _FRAMING:
+            out.headers.add(name, value)
+    return out
+
+
+__all__ = ["FrameworkGrant", "HttpFrameworkHandler", "check_pattern", "matches"]

@@ -1,0 +1,183 @@
+"""HTTP: client calls/s through ``send-http`` and requests/s served by an actor's route, each next to a floor
+measured in the same run.
+
+    .venv/bin/python tools/bench_http.py
+    .venv/bin/python tools/bench_http.py --calls 500 --requests 2000 --concurrency 10
+
+Client: a Python actor makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp server inside one
+request (each a recorded host call through the runtime's loop); the floor is aiohttp's own client on its own loop
+making the same GETs to the same server. Server: a Python actor's ``@route`` answering 1 KiB (each request a
+recorded export call) under ``--concurrency`` clients; the floor is a bare aiohttp handler returning the same bytes
+to the same clients. Nothing here is asserted by the tests. The actors are built with the SDK (componentize-py,
+cached under ``$THEATER_TEST_BUILD_CACHE`` or ``.cache/theater-build``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from theater.build import build_project  # noqa: E402
+from theater.netloop import NetLoop  # noqa: E402
+from theater.runtime import Theater  # noqa: E402
+
+CACHE = Path(os.environ.get("THEATER_TEST_BUILD_CACHE") or ROOT / ".cache" / "theater-build")
+BODY = bytes(range(256)) * 4
+
+CLIENT_APP = '''
+import json
+from theater_sdk import Actor, http, run
+
+class Client(Actor):
+    def on_request(self, message):
+        ask = json.loads(message)
+        total = 0
+        for _ in range(ask["n"]):
+            total += len(http.get(ask["url"]).content)
+        return str(total)
+
+run(Client)
+'''
+CLIENT_WORLD = '''package bench:client;
+world client {
+    import theater:simple/runtime;
+    import theater:simple/http-client;
+    export theater:simple/actor;
+    export theater:simple/message-server-client;
+}
+'''
+CLIENT_MANIFEST = '''name = "client"
+component = "build/client.wasm"
+[[handlers]]
+type = "http-client"
+config = { allow_loopback = ["127.0.0.1"] }
+'''
+SERVER_APP = '''
+from theater_sdk import Actor, Response, route, run
+
+BODY = bytes(range(256)) * 4
+
+class Server(Actor):
+    @route("GET", "/bytes")
+    def body(self, request):
+        return Response(BODY)
+
+run(Server)
+'''
+SERVER_WORLD = '''package bench:server;
+world server {
+    import theater:simple/runtime;
+    import theater:simple/http-framework;
+    export theater:simple/actor;
+    export theater:simple/http-handlers;
+}
+'''
+SERVER_MANIFEST = '''name = "server"
+component = "build/server.wasm"
+[[handlers]]
+type = "http-framework"
+'''
+
+
+def line(name: str, value: float, unit: str, floor: float, floor_name: str) -> None:
+    print(f"{name:<44} {value:>10,.1f} {unit:<6}  floor ({floor_name}) {floor:,.1f} {unit}  x{value / floor:.2f}")
+
+
+def project(root: Path, name: str, app: str, world: str, manifest: str) -> Path:
+    (root / name / "wit").mkdir(parents=True)
+    (root / name / "app.py").write_text(app)
+    (root / name / "wit" / "world.wit").write_text(world)
+    (root / name / "manifest.toml").write_text(manifest)
+    build_project(root / name, cache_dir=CACHE)
+    return root / name / "manifest.toml"
+
+
+async def _bare_server() -> tuple[web.AppRunner, int]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=BODY)
+
+    app = web.Application()
+    app.router.add_get("/bytes", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+async def _gets(url: str, n: int) -> float:
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        for _ in range(n):
+            async with session.get(url) as response:
+                await response.read()
+        return n / (time.perf_counter() - started)
+
+
+async def _load(url: str, n: int, concurrency: int) -> float:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def one() -> None:
+            async with session.get(url) as response:
+                await response.read()
+                assert response.status == 200, response.status
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                await one()
+
+        await one()  # warm the connection pool
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
+        return (n // concurrency * concurrency) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    loop = NetLoop("bench-server")
+    runner, port = loop.submit(_bare_server()).result(10)
+    url = f"http://127.0.0.1:{port}/bytes"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        client_manifest = project(root, "client", CLIENT_APP, CLIENT_WORLD, CLIENT_MANIFEST)
+        server_manifest = project(root, "server", SERVER_APP, SERVER_WORLD, SERVER_MANIFEST)
+        with Theater(root / "home", durability="buffered") as theater:
+            client = theater.start(client_manifest)
+            ask = json.dumps({"url": url, "n": 10}).encode()
+            theater.request(client, ask, timeout=60)  # warm
+            ask = json.dumps({"url": url, "n": args.calls}).encode()
+            started = time.perf_counter()
+            theater.request(client, ask, timeout=600)
+            through = args.calls / (time.perf_counter() - started)
+            floor = asyncio.run(_gets(url, args.calls))
+            line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
+
+            server = theater.start(server_manifest)
+            [started_event] = [e for e in theater.events(server)
+                               if e.type == "theater:simple/http-framework/start-server"]
+            actor_url = f"http://127.0.0.1:{started_event.data['result']['ok']}/bytes"
+            served = asyncio.run(_load(actor_url, args.requests, args.concurrency))
+            bare = asyncio.run(_load(url, args.requests, args.concurrency))
+            line(f"requests/s served by an actor route (x{args.concurrency})", served, "/s", bare,
+                 "bare aiohttp handler")
+    loop.submit(runner.cleanup()).result(10)
+    loop.close()
+
+
+if __name__ == "__main__":
+    main()
