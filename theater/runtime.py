@@ -246,12 +246,12 @@ class Theater:
 
     def _resume(self, actor: Actor, reason: InstantiateReason) -> None:
         """On the actor's thread: a fresh instance from its last state, then what its handlers held outside it
-        (the servers of ``http-framework``: each handler class with a ``resume`` brings its part back)."""
+        (the servers of ``http-framework``: each handler class with a ``reattach`` brings its part back)."""
         actor.boot(reason, call_init=False)
         for spec in actor.manifest.handlers:
-            resume = getattr(IMPLEMENTED.get(spec.type), "resume", None)
-            if resume is not None:
-                for problem in resume(actor, spec.config):
+            reattach = getattr(IMPLEMENTED.get(spec.type), "reattach", None)
+            if reattach is not None:
+                for problem in reattach(actor, spec.config):
                     log.warning("actor %s could not take back %s", actor.id, problem)
 
     def _recorded_files(self, genesis: Event) -> FileAccess:

@@ -302,7 +302,7 @@ class HttpFrameworkHandler(Handler):
         return cast(_Actor, loop.shared(("http-framework", actor.id), make))
 
     @classmethod
-    def resume(cls, actor: ActorHost, config: dict[str, Any]) -> list[str]:
+    def reattach(cls, actor: ActorHost, config: dict[str, Any]) -> list[str]:
         """Bring back the servers an actor had when its runtime stopped (the runtime calls this on the actor's
         thread after reopening it): the framework's host calls since its last start or restart are read from its
         chain and applied again with their recorded results (the same ids), and each server that was listening
