@@ -49,6 +49,7 @@ from theater.manifest import (
     parse_manifest,
 )
 from theater.router import Router
+from theater.scheduler import Scheduler, blocking
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 
@@ -67,6 +68,13 @@ class Theater:
             is read (see ``theater.manifest.Maximums``).
         mailbox: how many messages (and bytes) may wait in each actor's mailbox; a sender beyond that is refused
             with ``MailboxFull`` (see ``theater.mailbox``).
+        workers: worker threads kept running actors' operations (default: twice the cores; see
+            ``theater.scheduler``). Actors have no threads of their own.
+        max_threads: the most worker threads at once, those of actors waiting in a host call (a request to another
+            actor, a sleep) included; a wait beyond it is refused with ``ResourceExhausted``.
+
+    Raises:
+        ResourceExhausted: not even one worker thread could be started.
     """
 
     def __init__(
@@ -77,10 +85,17 @@ class Theater:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         maximums: Maximums = DEFAULT_MAXIMUMS,
         mailbox: MailboxLimits = MailboxLimits(),
+        workers: int | None = None,
+        max_threads: int | None = None,
     ) -> None:
         self.home = Path(home).expanduser()
         self.maximums = maximums
-        self.store = Store(self.home / "store", durability=durability)
+        self.scheduler = Scheduler(workers=workers, max_threads=max_threads)
+        try:
+            self.store = Store(self.home / "store", durability=durability)
+        except BaseException:
+            self.scheduler.close()
+            raise
         self.engine = Engine()
         self.engine.start_ticker()
         self.request_timeout = request_timeout
@@ -91,6 +106,7 @@ class Theater:
         self._stage = Stage(
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
+            scheduler=self.scheduler,
         )
         self._closed = False
 
@@ -122,6 +138,8 @@ class Theater:
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
+            ResourceExhausted: the system refused memory for its instance (the actor is recorded as failed), or
+                (from a parent's host call) no thread was left to wait for the child's start.
             StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
                 failed, and recorded so once the store takes it (see ``stop``).
             ActorNotFound, ActorNotRunning: the parent is unknown or not running.
@@ -144,17 +162,18 @@ class Theater:
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
         state = init_state if init_state is not None else manifest.init_state
-        tape = self._genesis(actor_id, manifest, component_hash, state, parent)
-        actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
-        actor.state = state
-        self.router.add(actor)
-        try:
-            actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
-        except StoreError as exc:
-            # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
-            reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-            actor.submit(lambda: actor.abandon(reason))
-            raise
+        with blocking():  # on a parent's worker (a spawn), waiting for the child's first operation
+            tape = self._genesis(actor_id, manifest, component_hash, state, parent)
+            actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
+            actor.state = state
+            self.router.add(actor)
+            try:
+                actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
+            except StoreError as exc:
+                # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
+                reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+                actor.submit(lambda: actor.abandon(reason))
+                raise
         return actor
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:
@@ -184,7 +203,8 @@ class Theater:
                       parse_actor_id(parent) if parent else None)
         actor.state = state_at(self.store, key)
         self.router.add(actor)
-        actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
+        with blocking():
+            actor.submit(lambda: actor.boot(InstantiateReason.RESUME, call_init=False)).result()
         self._rejoin(actor)
         return str(key)
 
@@ -286,10 +306,12 @@ class Theater:
         if parent is not None and parent.actor.status == ActorStatus.RUNNING:
             self.supervision.stop_child(parent.actor, actor.id, "stopped through the runtime")
             return
-        actor.interrupt(lambda: self.supervision.shutdown(actor)).result()
+        stopping = actor.interrupt(lambda: self.supervision.shutdown(actor))
+        with blocking():
+            stopping.result()
 
     def _on_actor_ended(self, actor: Actor, how: str, data: bytes | None) -> None:
-        """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
+        """Called in the actor's operation when it stops, exits (``how``) or fails: drops its channels, stops its
         children and tells its supervisor."""
         self.router.drop_actor(actor)
         self.supervision.actor_ended(actor, how, data)
@@ -307,7 +329,9 @@ class Theater:
             ExportMissing: the actor does not export ``handle-send``.
             GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
-        self.router.deliver_send(self.router.get(actor_id), message).result()
+        delivery = self.router.deliver_send(self.router.get(actor_id), message)
+        with blocking():
+            delivery.result()
 
     def request(self, actor_id: str | uuid.UUID, message: bytes, *, timeout: float | None = None) -> bytes:
         """Send a request and wait for the response (which may be deferred by the actor).
@@ -384,13 +408,15 @@ class Theater:
         return list(self.store.log.events(parse_actor_id(actor_id)))
 
     def close(self) -> None:
-        """Stop every actor's thread (without recording a stop: they were not asked to stop) and close the store."""
+        """End every actor's mailbox (without recording a stop: they were not asked to stop), stop the workers and
+        close the store."""
         if self._closed:
             return
         self._closed = True
         self.supervision.close()
         for actor in self.router.all():
             actor.close()
+        self.scheduler.close()
         self.releaser.close()
         self.engine.close()
         self.store.close()
