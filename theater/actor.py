@@ -121,7 +121,7 @@ class Actor:
         self.boundary: Boundary | None = None
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
-        self.logs: deque[str] = deque(maxlen=LOG_LINES)  # the latest lines only: the chain holds every one
+        self._logs: deque[str] | None = None  # made on the first line: an idle actor keeps no buffer
         self.incarnation = 0  # how many times a supervisor restarted it
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
@@ -129,8 +129,19 @@ class Actor:
         self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits, partial(stage.scheduler.ready, self))
         self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
         self._closing = False  # the mailbox is ending: no operation runs after the current one
-        self._ended = threading.Event()  # the mailbox has ended and what was left in it has been answered
+        self._ended: threading.Event | None = None  # set once the mailbox has ended and its leftovers are answered
         self._wake: threading.Event | None = None  # set by ``interrupt`` to end a ``wait_for``
+
+    @property
+    def logs(self) -> deque[str]:
+        """The latest lines it logged through ``runtime.log`` (``LOG_LINES`` at most; the chain holds every one)."""
+        if self._logs is None:
+            self._logs = deque(maxlen=LOG_LINES)
+        return self._logs
+
+    @logs.setter
+    def logs(self, lines: deque[str]) -> None:
+        self._logs = lines
 
     @property
     def source(self) -> str:
@@ -273,7 +284,7 @@ class Actor:
                 # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not running.
                 for left in self.mailbox.close():
                     left()
-                self._ended.set()
+                self._ended_event().set()
                 return False
             op()
         return self.mailbox.keep_turn()
@@ -285,13 +296,20 @@ class Actor:
     def _close_mailbox(self) -> None:
         self._closing = True
         if self.mailbox.end():
-            self._ended.set()  # no worker held it: nothing was left to answer
+            self._ended_event().set()  # no worker held it: nothing was left to answer
+
+    def _ended_event(self) -> threading.Event:
+        with self._end_lock:
+            if self._ended is None:
+                self._ended = threading.Event()
+            return self._ended
 
     def wait_ended(self, timeout: float | None = None) -> bool:
         """Wait until the actor's mailbox has ended (it stopped, exited, failed for good or is closing) and what
         was left in it has been answered; True when it has. Never call it in one of the actor's own operations."""
+        ended = self._ended_event()
         with blocking():
-            return self._ended.wait(timeout)
+            return ended.wait(timeout)
 
     def revive(self) -> None:
         """Let an actor whose mailbox has ended (stopped, exited, abandoned) take operations again, so it can be
@@ -303,7 +321,7 @@ class Actor:
         if not self._closing:
             return
         self.wait_ended()
-        self._ended.clear()
+        self._ended = None
         self._closing = False
         self.stop_requested.clear()
         self.mailbox.reopen()

@@ -91,8 +91,9 @@ class Mailbox:
         self.accepted = 0  # messages ever accepted into the message lane
         self.flushed = 0  # messages still waiting when the actor ended (each then answered ``ActorNotRunning``)
         self._lock = threading.Lock()
-        self._control: deque[Op] = deque()
-        self._messages: deque[tuple[Op, int]] = deque()
+        # The lanes exist only while something waits in them: an idle actor's mailbox holds no queue at all.
+        self._control: deque[Op] | None = None
+        self._messages: deque[tuple[Op, int]] | None = None
         self._count = 0  # messages waiting plus places kept
         self._bytes = 0
         self._ending = False
@@ -134,6 +135,8 @@ class Mailbox:
                 size = reservation.size
             else:
                 self._take_room(size, force=force)
+            if self._messages is None:
+                self._messages = deque()
             self._messages.append((op, size))
             self.accepted += 1
             wake = self._schedule_locked()
@@ -148,6 +151,8 @@ class Mailbox:
         """
         with self._lock:
             self._check_open()
+            if self._control is None:
+                self._control = deque()
             self._control.append(op)
             wake = self._schedule_locked()
         if wake:
@@ -161,11 +166,16 @@ class Mailbox:
             if self._ending:
                 return END
             if self._control:
-                return self._control.popleft()
+                control = self._control.popleft()
+                if not self._control:
+                    self._control = None
+                return control
             if not self._messages:
                 self._scheduled = False
                 return None
             op, size = self._messages.popleft()
+            if not self._messages:
+                self._messages = None
             self._count -= 1
             self._bytes -= size
             return op
@@ -193,12 +203,12 @@ class Mailbox:
         """Refuse everything from now on and hand back what is still waiting, control operations first."""
         with self._lock:
             self._closed = True
-            ops = list(self._control) + [op for op, _ in self._messages]
-            self._count -= len(self._messages)
-            self.flushed += len(self._messages)
-            self._bytes -= sum(size for _, size in self._messages)
-            self._control.clear()
-            self._messages.clear()
+            control, messages = self._control or deque(), self._messages or deque()
+            ops = list(control) + [op for op, _ in messages]
+            self._count -= len(messages)
+            self.flushed += len(messages)
+            self._bytes -= sum(size for _, size in messages)
+            self._control = self._messages = None
             return ops
 
     def reopen(self) -> None:
