@@ -480,8 +480,9 @@ class Actor:
         try:
             self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
         except ComponentError as exc:
-            if any(words in str(exc).lower() for words in _OUT_OF_MEMORY):
-                raise ResourceExhausted("memory", str(self.id), f"wasmtime could not make an instance: {exc}") from None
+            if any(words in exc.reason.lower() for words in _OUT_OF_MEMORY):
+                detail = f"the system refused memory for its instance ({exc.reason})"
+                raise ResourceExhausted("memory", str(self.id), detail) from None
             raise
         self._recovering = False
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
