@@ -105,7 +105,7 @@ class Scheduler:
     """The worker pool and ready queue of one runtime.
 
     Args:
-        workers: threads kept runnable (default ``DEFAULT_WORKERS``, twice the cores).
+        workers: threads kept runnable (default ``DEFAULT_WORKERS``, twice the cores, at most ``max_threads``).
         max_threads: the most threads at once, waiting ones included (at least ``workers``).
         quantum: operations of one actor per turn.
         idle_s: seconds a thread beyond ``workers`` waits for work before it retires.
@@ -119,8 +119,10 @@ class Scheduler:
         self, *, workers: int | None = None, max_threads: int | None = None, quantum: int = QUANTUM,
         idle_s: float = IDLE_S,
     ) -> None:
-        self.workers = DEFAULT_WORKERS if workers is None else workers
-        self.max_threads = max(DEFAULT_MAX_THREADS, self.workers) if max_threads is None else max_threads
+        if workers is None:
+            workers = DEFAULT_WORKERS if max_threads is None else max(1, min(DEFAULT_WORKERS, max_threads))
+        self.workers = workers
+        self.max_threads = max(DEFAULT_MAX_THREADS, workers) if max_threads is None else max_threads
         if self.workers < 1 or quantum < 1:
             raise ValueError(f"workers and quantum must be at least 1, got {self.workers} and {quantum}")
         if self.max_threads < self.workers:
