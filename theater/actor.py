@@ -81,7 +81,7 @@ class Stage:
         mailbox_limits: the bounds of every actor's mailbox. maximums: the runtime's maximums.
         router: delivery between actors (``theater.host.Router``).
         children_of: an actor's children as its ``supervisor`` handler sees them.
-        on_ended: called on an actor's thread when it stops, exits (``how``, with its data) or fails.
+        on_ended: called in an actor's operation when it stops, exits (``how``, with its data) or fails.
         scheduler: the worker pool that runs every actor's operations.
     """
 
@@ -361,7 +361,7 @@ class Actor:
         effects, self._effects = self._effects, []
         self.stage.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
 
-    # Recovery after a failed commit (on the actor's thread).
+    # Recovery after a failed commit (in the actor's operations).
 
     @property
     def reported_status(self) -> ActorStatus:
@@ -410,7 +410,7 @@ class Actor:
 
     def confirm_end(self) -> None:
         """Make sure the chain of an actor that has ended records its end; called by ``Theater.stop`` for an actor
-        that is stopped or failed already, never on the actor's own thread.
+        that is stopped or failed already, never in one of the actor's own operations.
 
         An end (stop, exit, being given up) takes effect at once: the mailbox ends, the children are stopped. When
         the commit that held its record failed, the chain does not say so (a runtime started on the home later
@@ -445,7 +445,7 @@ class Actor:
         """A fresh instance from the committed state, recorded as ``wasm/instantiate`` with reason ``recover``."""
         self.instantiate(InstantiateReason.RECOVER, self._limits())
 
-    # Life cycle (on the actor's thread).
+    # Life cycle (in the actor's operations).
 
     def boot(self, reason: InstantiateReason, *, call_init: bool = True) -> None:
         """Bring the actor up from ``state``: a fresh instance (``wasm/instantiate`` with ``reason``), then

@@ -12,7 +12,10 @@ another actor, a sleep, a child's start) holds its worker until the wait ends. E
 ``workers`` threads are runnable, the scheduler starts a spare one (Java's ``ForkJoinPool.managedBlock``, Go's
 hand-off of a processor on a blocking system call). Spare threads retire after ``idle_s`` without work while more
 than ``workers`` are runnable. So thousands of actors can each wait on another actor at the same moment without
-deadlocking the pool, at the price of one thread per actor waiting.
+deadlocking the pool, at the price of one thread per actor waiting. A worker that waits hands its turn on: an
+actor it queues from inside ``blocking`` (the target of its request, the child it starts) goes to the head of the
+ready queue, not the tail (Go's ``runnext``), so a wait lasts as long as the answer takes, not as long as the queue
+is. Each waiting worker jumps one actor ahead at a time, so the others' turns are delayed, never lost.
 
 Threads are capped at ``max_threads`` (and by the system). A wait that would leave no thread runnable, when no
 thread can be started, is refused with ``ResourceExhausted`` (the host call answers ``err``): the pool always keeps
@@ -149,9 +152,15 @@ class Scheduler:
             return len(self._threads)
 
     def ready(self, item: Runnable) -> None:
-        """Queue an actor that has work (its mailbox calls this once per idle-to-busy change)."""
+        """Queue an actor that has work (its mailbox calls this once per idle-to-busy change): at the tail, or at
+        the head when a worker inside ``blocking`` queues it (the actor it is about to wait on)."""
+        worker = _worker()
+        waiting = worker is not None and worker.blocked and worker.scheduler is self
         with self._cond:
-            self._ready.append(item)
+            if waiting:
+                self._ready.appendleft(item)
+            else:
+                self._ready.append(item)
             self._wake_or_start_locked()
 
     def close(self) -> None:
