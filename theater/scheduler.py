@@ -37,8 +37,10 @@ from theater.errors import ResourceExhausted
 
 # Runnable threads: wasm calls release the GIL, so a small multiple of the cores keeps them busy.
 DEFAULT_WORKERS = 2 * (os.cpu_count() or 1)
-# Every thread, runnable or waiting; one per actor waiting in a host call beyond ``workers``.
-DEFAULT_MAX_THREADS = 16_384
+# Every thread, runnable or waiting; one per actor waiting in a host call beyond ``workers``. Each thread costs about
+# four memory mappings (its stack and wasmtime's signal stack, each with a guard page) and Linux allows 65,530 per
+# process by default: past that, wasmtime cannot set up a thread's signal stack and aborts the process.
+DEFAULT_MAX_THREADS = 12_000
 QUANTUM = 4  # operations of one actor per turn before the others get theirs
 IDLE_S = 2.0  # seconds a thread waits for work before it retires (while more than ``workers`` are runnable)
 CLOSE_WAIT_S = 5.0

@@ -36,7 +36,7 @@ pass_context = click.make_pass_decorator(Context)
               help="Worker threads kept running actors' operations (default: twice the cores).")
 @click.option("--max-threads", type=click.IntRange(min=1), default=None,
               help="The most worker threads at once, those of actors waiting in a request or a sleep included; "
-                   "a wait beyond it answers the actor err (ResourceExhausted). Default 16384.")
+                   "a wait beyond it answers the actor err (ResourceExhausted). Default 12000.")
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
