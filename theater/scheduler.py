@@ -181,7 +181,8 @@ class Scheduler:
     def _work(self, worker: _Worker) -> None:
         _local.worker = worker
         try:
-            while (item := self._next()) is not None:
+            item = self._next()
+            while item is not None:
                 worker.running = item
                 try:
                     more = item.run_slice(self.quantum)
@@ -190,11 +191,19 @@ class Scheduler:
                     more = True
                 finally:
                     worker.running = None
-                if more:
-                    self.ready(item)
+                item = self._turn_over(item) if more else self._next()
         finally:
             with self._cond:
                 self._threads.discard(threading.current_thread())
+
+    def _turn_over(self, item: Runnable) -> Runnable:
+        """After a turn of an actor with more waiting: it goes to the tail and the head is next; with nobody else
+        waiting it simply goes on (no other worker is woken for it)."""
+        with self._cond:
+            if not self._ready:
+                return item
+            self._ready.append(item)
+            return self._ready.popleft()
 
     def _next(self) -> Runnable | None:
         """The next actor to run, waiting for one; None when this thread is to end."""
