@@ -47,6 +47,7 @@ HOSTCALL_FUEL_BYTES = 128 * 1024 * 1024  # wasmtime's default hostcall fuel per 
 VAL_BYTES = 48  # what wasmtime charges for each lifted element (``size_of::<component::Val>()``)
 MAX_LIFTED_ELEMENTS = HOSTCALL_FUEL_BYTES // VAL_BYTES  # 2,796,202
 MAX_MESSAGE_BYTES = 5 * 512 * 1024  # 2.5 MiB: one message, its state or response, fits in one crossing
+MEMORY_GROWTH_RESERVE = 0  # bytes reserved beyond a linear memory's size when it grows (see ``make_engine``)
 _HOSTCALL_FUEL_TEXT = "too much data is being copied between the host and the guest"
 
 log = logging.getLogger("replay.engine")
@@ -113,6 +114,17 @@ def make_engine(settings: EngineSettings = DETERMINISTIC) -> wasmtime.Engine:
     config.consume_fuel = settings.consume_fuel
     config.cranelift_opt_level = settings.cranelift_opt_level
     config.epoch_interruption = True
+    # Memory for many small instances as well as a few large ones: each linear memory is mapped at its size, with
+    # no reservation beyond it and no guard pages, so an idle instance costs the pages it touched, not gigabytes of
+    # address space (by default 4 GiB + guards each: ``Cannot allocate memory`` after ~30,000 instances), and its
+    # mapping can merge with its neighbours' (the system allows 65,530 mappings per process). Bounds are checked
+    # by the compiled code instead of guard pages; a memory that grows moves, ``MEMORY_GROWTH_RESERVE`` at a time
+    # beyond what it asked for. Neither changes what a guest computes or the fuel it burns, so they are not part of
+    # the recorded ``EngineSettings``; wasmtime refuses an artifact compiled with other memory settings, and the
+    # cache then compiles it again (``Engine._from_cache``).
+    config.memory_reservation = 0
+    config.memory_guard_size = 0
+    config.memory_reservation_for_growth = MEMORY_GROWTH_RESERVE
     return wasmtime.Engine(config)
 
 

@@ -1,17 +1,25 @@
-"""A running actor: one instance, one store, one thread, one operation at a time.
+"""A running actor: one instance, one store, a mailbox, one operation at a time.
 
-Every operation (init, a message, a request, a channel event, stop) is queued on the actor's mailbox and run on
-its own thread, so an actor blocked in a ``request`` blocks nobody else. Messages wait in a bounded lane in arrival
-order; control operations (stop, supervision) wait in a lane served first (see ``theater.mailbox``). A stop also
-ends the call that is running, at the next epoch tick (``replay.boundary``): it is recorded as a ``stopped`` fault.
-After each export call the actor waits until the call's events are durable and only then releases its effects:
-messages it sent, responses it gave.
+Every operation (init, a message, a request, a channel event, stop) is queued on the actor's mailbox. An actor has
+no thread of its own: the runtime's scheduler (``theater.scheduler``) runs the operations of actors with queued work
+on a bounded pool of worker threads, a few operations per turn, never two of one actor at once. Messages wait in a
+bounded lane in arrival order; control operations (stop, supervision) wait in a lane served first (see
+``theater.mailbox``). A host function that waits (a ``request``, ``open-channel``, a sleep) keeps its worker, since
+the guest's stack is on it, and tells the scheduler so (``blocking``), which keeps other workers running: an actor
+blocked in a ``request`` blocks nobody else. ``on_thread`` is true on the worker running one of its operations now.
+A stop also ends the call that is running, at the next epoch tick (``replay.boundary``): it is recorded as a
+``stopped`` fault. After each export call the actor waits until the call's events are durable and only then
+releases its effects: messages it sent, responses it gave.
 
 When a commit fails (the disk is full), the operations whose events it held get the store's error and none of
 their effects is released. Before its next operation the actor goes back to its chain, the truth (``recover``):
 its tape is reset to the committed head, its state to the state of its last committed result, and before its next
 call it gets a fresh instance started from that state (``wasm/instantiate`` with reason ``recover``), since the old
 instance's memory may hold what the failed calls did. Until then it reports the status ``recovering``.
+
+Running out of a resource is a ``ResourceExhausted`` to whoever needed it, never a raw exception: no thread for
+a host call to wait on (``theater.scheduler``), no memory for an instance (wasmtime's ``Cannot allocate memory``
+when the actor starts). The other actors keep running.
 """
 
 from __future__ import annotations
@@ -41,13 +49,22 @@ from replay.schema import (
 )
 from store import Store
 from store.errors import TheaterError
-from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, MessageError, MessageTooLarge
+from replay.errors import ComponentError
+from theater.errors import (
+    ActorNotRunning,
+    ExportMissing,
+    MailboxFull,
+    MessageError,
+    MessageTooLarge,
+    ResourceExhausted,
+)
 from theater.handlers import IMPLEMENTED, Handler, check_grants, configs
 from theater.host import Children, Router
-from theater.mailbox import Mailbox, MailboxClosed, MailboxLimits, Reservation
+from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, committed_state
 from theater.release import Effect, Releaser, settle
+from theater.scheduler import Scheduler, blocking, current
 from theater.status import ENDED, LIVE, ActorStatus
 
 ACTOR_INIT = "theater:simple/actor.init"
@@ -61,6 +78,8 @@ HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-clos
 ENDS = CHAIN_ENDS
 # How many of its latest ``runtime.log`` lines an actor keeps in memory (``Actor.logs``); the chain holds them all.
 LOG_LINES = 1000
+# What wasmtime says when the system refuses it memory for an instance (ENOMEM).
+_OUT_OF_MEMORY = ("cannot allocate memory", "os error 12")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +91,8 @@ class Stage:
         mailbox_limits: the bounds of every actor's mailbox. maximums: the runtime's maximums.
         router: delivery between actors (``theater.host.Router``).
         children_of: an actor's children as its ``supervisor`` handler sees them.
-        on_ended: called on an actor's thread when it stops, exits (``how``, with its data) or fails.
+        on_ended: called in an actor's operation when it stops, exits (``how``, with its data) or fails.
+        scheduler: the worker pool that runs every actor's operations.
     """
 
     store: Store
@@ -83,6 +103,7 @@ class Stage:
     router: Router
     children_of: Callable[[Actor], Children]
     on_ended: Callable[[Actor, str, bytes | None], None]
+    scheduler: Scheduler
 
 
 class Actor:
@@ -117,17 +138,27 @@ class Actor:
         self.handlers: list[Handler] = []  # the handlers of the current instance (closed with it)
         self.outstanding: dict[str, Future[bytes]] = {}
         self.shutdown_data: tuple[bytes | None] | None = None
-        self.logs: deque[str] = deque(maxlen=LOG_LINES)  # the latest lines only: the chain holds every one
+        self._logs: deque[str] | None = None  # made on the first line: an idle actor keeps no buffer
         self.incarnation = 0  # how many times a supervisor restarted it
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
         self._effects: list[Effect] = []
-        self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits)
+        self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits, partial(stage.scheduler.ready, self))
         self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
-        self._closing = False  # the mailbox is ending: the thread stops after this operation
+        self._closing = False  # the mailbox is ending: no operation runs after the current one
+        self._ended: threading.Event | None = None  # set once the mailbox has ended and its leftovers are answered
         self._wake: threading.Event | None = None  # set by ``interrupt`` to end a ``wait_for``
-        self._thread = threading.Thread(target=self._loop, name=f"actor:{actor_id}", daemon=True)
-        self._thread.start()
+
+    @property
+    def logs(self) -> deque[str]:
+        """The latest lines it logged through ``runtime.log`` (``LOG_LINES`` at most; the chain holds every one)."""
+        if self._logs is None:
+            self._logs = deque(maxlen=LOG_LINES)
+        return self._logs
+
+    @logs.setter
+    def logs(self, lines: deque[str]) -> None:
+        self._logs = lines
 
     @property
     def source(self) -> str:
@@ -175,7 +206,7 @@ class Actor:
     def submit(
         self, op: Callable[[], Any], *, size: int = 0, reservation: Reservation | None = None, force: bool = False
     ) -> Future[Any]:
-        """Run ``op`` on the actor's thread after the messages queued before it; the future holds its outcome.
+        """Run ``op`` as the actor's operation after the messages queued before it; the future holds its outcome.
 
         ``op`` takes a place in the bounded message lane (``size`` bytes, or the place ``reservation`` kept;
         ``force`` skips the bounds). A full mailbox fails the future with ``MailboxFull``, an ended actor with
@@ -191,8 +222,8 @@ class Actor:
         return future
 
     def control(self, op: Callable[[], Any]) -> Future[Any]:
-        """Run ``op`` on the actor's thread before every waiting message (stop, supervision); never refused for a
-        full mailbox. An ended actor fails the future with ``ActorNotRunning``."""
+        """Run ``op`` as the actor's operation before every waiting message (stop, supervision); never refused for
+        a full mailbox. An ended actor fails the future with ``ActorNotRunning``."""
         future, run = self._operation(op)
         try:
             self.mailbox.put_control(run)
@@ -212,14 +243,20 @@ class Actor:
         return future
 
     def wait_for(self, future: Future[Any], timeout: float) -> bool:
-        """On the actor's thread, in a host function: wait until ``future`` is done, ``timeout`` s pass, or a stop
-        is requested (``interrupt``); True when the future is done."""
+        """In a host function of this actor: wait until ``future`` is done, ``timeout`` s pass, or a stop is
+        requested (``interrupt``); True when the future is done. The scheduler keeps other workers running
+        meanwhile (``theater.scheduler.blocking``).
+
+        Raises:
+            ResourceExhausted: no thread is left to run other actors while this one waits; nothing was waited for.
+        """
         wake = threading.Event()
         future.add_done_callback(lambda _: wake.set())
         self._wake = wake
         try:
-            if not self.stop_requested.is_set():
-                wake.wait(timeout)
+            if not self.stop_requested.is_set() and not future.done():
+                with blocking():
+                    wake.wait(timeout)
         finally:
             self._wake = None
         return future.done()
@@ -253,33 +290,58 @@ class Actor:
 
         return future, run
 
-    def _loop(self) -> None:
-        while (op := self.mailbox.get()) is not None:
+    def run_slice(self, quantum: int) -> bool:
+        """For the scheduler's worker holding this actor: run up to ``quantum`` operations in mailbox order; True
+        when more is waiting (the worker queues the actor again)."""
+        for _ in range(quantum):
+            op = self.mailbox.take()
+            if op is None:
+                return False
+            if op is END:
+                # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not running.
+                for left in self.mailbox.close():
+                    left()
+                self._ended_event().set()
+                return False
             op()
-        # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not running.
-        for op in self.mailbox.close():
-            op()
+        return self.mailbox.keep_turn()
 
     def on_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        """True on the worker running one of this actor's operations now."""
+        return current() is self
 
     def _close_mailbox(self) -> None:
         self._closing = True
-        self.mailbox.end()
+        if self.mailbox.end():
+            self._ended_event().set()  # no worker held it: nothing was left to answer
+
+    def _ended_event(self) -> threading.Event:
+        with self._end_lock:
+            if self._ended is None:
+                self._ended = threading.Event()
+            return self._ended
+
+    def wait_ended(self, timeout: float | None = None) -> bool:
+        """Wait until the actor's mailbox has ended (it stopped, exited, failed for good or is closing) and what
+        was left in it has been answered; True when it has. Never call it in one of the actor's own operations."""
+        ended = self._ended_event()
+        with blocking():
+            return ended.wait(timeout)
 
     def revive(self) -> None:
-        """Give an actor whose thread has ended (stopped, exited, abandoned) a new thread, so it can be restarted.
+        """Let an actor whose mailbox has ended (stopped, exited, abandoned) take operations again, so it can be
+        restarted.
 
-        Called by its supervisor, never on the actor's own thread; does nothing while the thread is running.
+        Called by its supervisor, never in one of the actor's own operations; waits for the operation that ended
+        it to finish; does nothing while its mailbox is open.
         """
         if not self._closing:
             return
-        self._thread.join()
-        self.mailbox.reopen()
+        self.wait_ended()
+        self._ended = None
         self._closing = False
         self.stop_requested.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"actor:{self.id}", daemon=True)
-        self._thread.start()
+        self.mailbox.reopen()
 
     # Effects, released once the events that produced them are durable.
 
@@ -316,7 +378,7 @@ class Actor:
         effects, self._effects = self._effects, []
         self.stage.releaser.hand_over(self.tape.last, effects, wait=True, watch=self.tape)
 
-    # Recovery after a failed commit (on the actor's thread).
+    # Recovery after a failed commit (in the actor's operations).
 
     @property
     def reported_status(self) -> ActorStatus:
@@ -367,19 +429,19 @@ class Actor:
 
     def confirm_end(self) -> None:
         """Make sure the chain of an actor that has ended records its end; called by ``Theater.stop`` for an actor
-        that is stopped or failed already, never on the actor's own thread.
+        that is stopped or failed already, never in one of the actor's own operations.
 
-        An end (stop, exit, being given up) takes effect at once: the thread ends, the children are stopped. When
+        An end (stop, exit, being given up) takes effect at once: the mailbox ends, the children are stopped. When
         the commit that held its record failed, the chain does not say so (a runtime started on the home later
         would resume the actor), so the end is recorded again, now that the store may take it. Does nothing for an
-        actor whose thread still runs (a failed actor waiting for its supervisor) or whose end is in its chain.
+        actor whose mailbox is still open (a failed actor waiting for its supervisor) or whose end is in its chain.
 
         Raises:
             StoreError: the record could not be committed (the disk is still full); call again later.
         """
         if not self._closing or self.on_thread():
             return
-        self._thread.join()
+        self.wait_ended()
         with self._end_lock:
             if self.tape.failure() is not None or self.tape.broken():
                 self.tape.reset()
@@ -402,7 +464,7 @@ class Actor:
         """A fresh instance from the committed state, recorded as ``wasm/instantiate`` with reason ``recover``."""
         self.instantiate(InstantiateReason.RECOVER, self._limits())
 
-    # Life cycle (on the actor's thread).
+    # Life cycle (in the actor's operations).
 
     def boot(self, reason: InstantiateReason, *, call_init: bool = True) -> None:
         """Bring the actor up from ``state``: a fresh instance (``wasm/instantiate`` with ``reason``), then
@@ -428,12 +490,19 @@ class Actor:
         Raises:
             LinkError: the component imports an interface its manifest does not grant (``check_grants``).
             ManifestError: a handler's config is invalid, or a handler type is not in this build.
+            ResourceExhausted: the system refused the memory for the instance.
         """
         engine = self.stage.engine
         component = engine.load(self.stage.store, self.component_hash)
         check_grants(self.manifest, import_functions(engine, component))
         host = self._host_functions()
-        self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
+        try:
+            self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
+        except ComponentError as exc:
+            if any(words in exc.reason.lower() for words in _OUT_OF_MEMORY):
+                detail = f"the system refused memory for its instance ({exc.reason})"
+                raise ResourceExhausted("memory", str(self.id), detail) from None
+            raise
         self._recovering = False
         self.passivated = False
         self.last_active = time.monotonic()
@@ -548,7 +617,7 @@ class Actor:
         self._fail(fault)
 
     def finish(self, how: str, data: bytes | None = None) -> None:
-        """Stop the actor (``how`` is ``stop`` or ``exit``), record it, and end its thread after this op."""
+        """Stop the actor (``how`` is ``stop`` or ``exit``), record it, and end its mailbox after this op."""
         if self.status in ENDED:
             return
         self.status = ActorStatus.STOPPED
@@ -559,7 +628,7 @@ class Actor:
         self._close_mailbox()
 
     def abandon(self, reason: str) -> None:
-        """The actor could not be brought up (no instance): record why, mark it failed, end its thread."""
+        """The actor could not be brought up (no instance): record why, mark it failed, end its mailbox."""
         self.status = ActorStatus.FAILED
         self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
         self.tape.record(ActorFailed(reason=reason))
@@ -574,12 +643,12 @@ class Actor:
             self.defer(partial(settle, reply, None, error))  # settle(reply, None, error, failed)
 
     def close(self) -> None:
-        """End the thread without recording anything (the runtime is closing). A call still running is not
+        """End the mailbox without recording anything (the runtime is closing). A call still running is not
         interrupted: a chain that ends in a recorded failure would not be resumed by the next runtime."""
         if self.status in LIVE:
             self.status = ActorStatus.STOPPED
         self.close_handlers()
         self._close_mailbox()
         if not self.on_thread():
-            self._thread.join(timeout=5)
+            self.wait_ended(timeout=5)
 

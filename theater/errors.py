@@ -23,6 +23,7 @@ beside this subtree)::
         │   ├── ChannelClosed         the channel is closed (or never was open)
         │   ├── ChannelNotFound       no open channel with this id (a server's client channels)
         │   └── ReceiveTimeout        nothing arrived on a channel within the timeout
+        ├── ResourceExhausted         the machine ran out of something (threads, memory): names it and the actor
         ├── SupervisionError          a supervision request was refused
         ├── ServerError               a server cannot start
         │   ├── HomeLocked            another server runs on the home
@@ -219,6 +220,25 @@ class ReceiveTimeout(MessageError):
         super().__init__(f"no message on channel {channel_id} within {seconds} s")
 
 
+class ResourceExhausted(RuntimeFault):
+    """The runtime could not get a resource the machine ran out of: a thread to wait on, memory for an instance.
+
+    Only the operation that needed it fails; the other actors keep running. Free some (stop actors, raise the
+    limit named in ``detail``) and try again.
+
+    Attributes:
+        resource: what ran out: ``threads`` or ``memory``.
+        actor_id: the actor whose operation needed it.
+        detail: what was asked for and the limit or the system's words.
+    """
+
+    def __init__(self, resource: str, actor_id: str, detail: str) -> None:
+        self.resource = resource
+        self.actor_id = actor_id
+        self.detail = detail
+        super().__init__(f"out of {resource} for actor {actor_id}: {detail}")
+
+
 class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
 
@@ -288,6 +308,7 @@ __all__ = [
     "ReplyAbandoned",
     "ReplyTimeout",
     "RequestCancelled",
+    "ResourceExhausted",
     "RuntimeFault",
     "ServerError",
     "SupervisionError",

@@ -69,7 +69,7 @@ class ChannelEnd(Protocol):
 
 
 class Children(Protocol):
-    """One actor's children, as its ``supervisor`` handler manages them (on the actor's own thread)."""
+    """One actor's children, as its ``supervisor`` handler manages them (in the actor's own operations)."""
 
     def spawn(self, manifest: Manifest, *, init_state: bytes | None, call_init: bool) -> uuid.UUID:
         """Start a child from ``manifest`` (its grants within the parent's) and return its id.
@@ -109,7 +109,8 @@ class Children(Protocol):
 
 
 class ActorHost(Protocol):
-    """The actor a handler serves. Host functions run on the actor's own thread, one call at a time.
+    """The actor a handler serves. Host functions run in the actor's operations, one call at a time, on the
+    scheduler's worker that holds it; a host function that waits wraps the wait in ``theater.scheduler.blocking``.
 
     Attributes:
         state: the state of its latest successful call (read it; the boundary sets it).
@@ -214,11 +215,11 @@ class SupervisedActor(ActorHost, Protocol):
     incarnation: int
 
     def on_thread(self) -> bool:
-        """True on the actor's own thread."""
+        """True on the worker running one of this actor's operations now."""
         ...
 
     def control(self, op: Callable[[], Any]) -> Future[Any]:
-        """Run ``op`` on the actor's thread before every waiting message."""
+        """Run ``op`` as the actor's operation before every waiting message."""
         ...
 
     def interrupt(self, op: Callable[[], Any]) -> Future[Any]:
@@ -226,13 +227,13 @@ class SupervisedActor(ActorHost, Protocol):
         ...
 
     def call(self, export: str, params: list[Any]) -> CallResult:
-        """Call an export with the current state (on the actor's thread)."""
+        """Call an export with the current state (in one of the actor's operations)."""
         ...
 
     def has_export(self, export: str) -> bool: ...
 
     def finish(self, how: str, data: bytes | None = None) -> None:
-        """Stop (``how``: ``stop`` or ``exit``), recorded; its thread ends after this operation."""
+        """Stop (``how``: ``stop`` or ``exit``), recorded; its mailbox ends after this operation."""
         ...
 
     def fail(self, fault: GuestFault) -> None:
@@ -240,11 +241,11 @@ class SupervisedActor(ActorHost, Protocol):
         ...
 
     def revive(self) -> None:
-        """Give an ended actor a new thread, so it can be restarted (never on its own thread)."""
+        """Let an ended actor take operations again, so it can be restarted (never in its own operations)."""
         ...
 
     def boot(self, reason: InstantiateReason, *, call_init: bool = True) -> None:
-        """On its thread: a fresh instance from ``state`` (recorded with ``reason``), then ``init`` if asked.
+        """In its operation: a fresh instance from ``state`` (recorded with ``reason``), then ``init`` if asked.
 
         Raises:
             TheaterError: it could not be brought up (recorded; it is failed).

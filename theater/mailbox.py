@@ -11,6 +11,11 @@ sender's events are durable (see ``theater.release``), into the place kept for i
 
 Control operations (stop, and what supervisors do: spawn, stop, restart, hearing of a child's end) are never
 refused for a full mailbox and run before any waiting message: a flood of messages cannot delay a stop.
+
+A mailbox has no thread: when work arrives in an idle mailbox it calls ``on_ready`` once, and the scheduler's
+worker that then holds the actor takes operations (``take``) until the mailbox is empty or its turn is over
+(``keep_turn``). The mailbox keeps the flag that says a worker holds it or will, so its actor is in the scheduler's
+ready queue at most once (``theater.scheduler``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from dataclasses import dataclass
 from theater.errors import MailboxFull
 
 Op = Callable[[], None]
+
+
+def END() -> None:
+    """What ``take`` hands out once the mailbox is ending: answer what is left (``close``), then stop."""
 
 DEFAULT_MAILBOX_MESSAGES = 1024
 DEFAULT_MAILBOX_BYTES = 64 * 1024 * 1024
@@ -66,26 +75,35 @@ class Reservation:
 
 
 class Mailbox:
-    """The two lanes of one actor's mailbox. Thread-safe; only the actor's thread takes from it."""
+    """The two lanes of one actor's mailbox. Thread-safe; only the worker that holds the actor takes from it.
 
-    def __init__(self, owner: str, limits: MailboxLimits) -> None:
+    Args:
+        owner: the actor's id (for errors).
+        limits: the message lane's bounds.
+        on_ready: called (outside the lock) when work arrives and no worker holds or will hold the mailbox.
+    """
+
+    def __init__(self, owner: str, limits: MailboxLimits, on_ready: Callable[[], None]) -> None:
         self.owner = owner
         self.limits = limits
+        self._on_ready = on_ready
         self.peak = 0  # the most messages that ever waited (or had a place kept) at once
         self.accepted = 0  # messages ever accepted into the message lane
         self.flushed = 0  # messages still waiting when the actor ended (each then answered ``ActorNotRunning``)
-        self._cond = threading.Condition()
-        self._control: deque[Op] = deque()
-        self._messages: deque[tuple[Op, int]] = deque()
+        self._lock = threading.Lock()
+        # The lanes exist only while something waits in them: an idle actor's mailbox holds no queue at all.
+        self._control: deque[Op] | None = None
+        self._messages: deque[tuple[Op, int]] | None = None
         self._count = 0  # messages waiting plus places kept
         self._bytes = 0
         self._ending = False
         self._closed = False
+        self._scheduled = False  # a worker holds the mailbox, or it waits in the ready queue
 
     @property
     def waiting(self) -> int:
         """Messages waiting or with a place kept for them."""
-        with self._cond:
+        with self._lock:
             return self._count
 
     def reserve(self, size: int) -> Reservation:
@@ -94,7 +112,7 @@ class Mailbox:
         Raises:
             MailboxFull: no room. MailboxClosed: the actor has ended.
         """
-        with self._cond:
+        with self._lock:
             self._check_open()
             self._take_room(size, force=False)
             return Reservation(self, size)
@@ -107,7 +125,7 @@ class Mailbox:
             MailboxFull: no room (never with a reservation or ``force``). MailboxClosed: the actor has ended (a
                 reservation is given back).
         """
-        with self._cond:
+        with self._lock:
             if self._closed or self._ending:
                 if reservation is not None:
                     self._release_locked(reservation)
@@ -117,9 +135,13 @@ class Mailbox:
                 size = reservation.size
             else:
                 self._take_room(size, force=force)
+            if self._messages is None:
+                self._messages = deque()
             self._messages.append((op, size))
             self.accepted += 1
-            self._cond.notify()
+            wake = self._schedule_locked()
+        if wake:
+            self._on_ready()
 
     def put_control(self, op: Op) -> None:
         """Queue a control operation ahead of every message, behind earlier control operations.
@@ -127,48 +149,83 @@ class Mailbox:
         Raises:
             MailboxClosed: the actor has ended.
         """
-        with self._cond:
+        with self._lock:
             self._check_open()
+            if self._control is None:
+                self._control = deque()
             self._control.append(op)
-            self._cond.notify()
+            wake = self._schedule_locked()
+        if wake:
+            self._on_ready()
 
-    def get(self) -> Op | None:
-        """The next operation (control first), waiting for one; None once ``end`` was called."""
-        with self._cond:
-            while not self._ending and not self._control and not self._messages:
-                self._cond.wait()
+    def take(self) -> Op | None:
+        """For the worker holding the mailbox: the next operation (control first); ``END`` once ``end`` was
+        called; None when both lanes are empty, and then the worker no longer holds it (the next ``put`` calls
+        ``on_ready`` again)."""
+        with self._lock:
             if self._ending:
-                return None
+                return END
             if self._control:
-                return self._control.popleft()
+                control = self._control.popleft()
+                if not self._control:
+                    self._control = None
+                return control
+            if not self._messages:
+                self._scheduled = False
+                return None
             op, size = self._messages.popleft()
+            if not self._messages:
+                self._messages = None
             self._count -= 1
             self._bytes -= size
             return op
 
-    def end(self) -> None:
-        """Make ``get`` return None: the actor's loop ends (any thread)."""
-        with self._cond:
+    def keep_turn(self) -> bool:
+        """For the worker holding the mailbox, at the end of its turn: True when more is waiting (the worker queues
+        the actor again); otherwise the worker no longer holds it."""
+        with self._lock:
+            if self._ending or self._control or self._messages:
+                return True
+            self._scheduled = False
+            return False
+
+    def end(self) -> bool:
+        """Refuse everything from now on (any thread). True when the mailbox is closed at once (no worker holds it:
+        nothing waits in it); False when the worker holding it will get ``END`` after the operation it runs."""
+        with self._lock:
             self._ending = True
-            self._cond.notify()
+            if self._scheduled:
+                return False
+        self.close()
+        return True
 
     def close(self) -> list[Op]:
         """Refuse everything from now on and hand back what is still waiting, control operations first."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            ops = list(self._control) + [op for op, _ in self._messages]
-            self._count -= len(self._messages)
-            self.flushed += len(self._messages)
-            self._bytes -= sum(size for _, size in self._messages)
-            self._control.clear()
-            self._messages.clear()
+            control, messages = self._control or deque(), self._messages or deque()
+            ops = list(control) + [op for op, _ in messages]
+            self._count -= len(messages)
+            self.flushed += len(messages)
+            self._bytes -= sum(size for _, size in messages)
+            self._control = self._messages = None
             return ops
 
     def reopen(self) -> None:
-        """Accept operations again (the actor is being restarted)."""
-        with self._cond:
+        """Accept operations again (the actor is being restarted; its mailbox has ended and is closed)."""
+        with self._lock:
             self._ending = False
             self._closed = False
+            self._scheduled = False
+
+    # Scheduling (with the lock held).
+
+    def _schedule_locked(self) -> bool:
+        """Mark the mailbox held; True when it was not (the caller then calls ``on_ready``)."""
+        if self._scheduled:
+            return False
+        self._scheduled = True
+        return True
 
     # Accounting (with the lock held).
 
@@ -187,7 +244,7 @@ class Mailbox:
         self.peak = max(self.peak, self._count)
 
     def _give_back(self, reservation: Reservation) -> None:
-        with self._cond:
+        with self._lock:
             self._release_locked(reservation)
 
     def _release_locked(self, reservation: Reservation) -> None:

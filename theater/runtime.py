@@ -53,6 +53,7 @@ from theater.manifest import (
     start_state,
 )
 from theater.router import Router
+from theater.scheduler import Scheduler, blocking
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 
@@ -91,6 +92,13 @@ class Theater:
         passivate_after: seconds an actor may sit idle, holding nothing live, before it drops its instance (and,
             top-level and without children, leaves memory); its next operation brings it back from its last state.
             None (default): never (see ``theater.passivation``).
+        workers: worker threads kept running actors' operations (default: twice the cores; see
+            ``theater.scheduler``). Actors have no threads of their own.
+        max_threads: the most worker threads at once, those of actors waiting in a host call (a request to another
+            actor, a sleep) included; a wait beyond it is refused with ``ResourceExhausted``.
+
+    Raises:
+        ResourceExhausted: not even one worker thread could be started.
     """
 
     def __init__(
@@ -102,12 +110,19 @@ class Theater:
         maximums: Maximums = DEFAULT_MAXIMUMS,
         mailbox: MailboxLimits = MailboxLimits(),
         passivate_after: float | None = None,
+        workers: int | None = None,
+        max_threads: int | None = None,
     ) -> None:
         if passivate_after is not None and passivate_after < 0:
             raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
         self.home = Path(home).expanduser()
         self.maximums = maximums
-        self.store = Store(self.home / "store", durability=durability)
+        self.scheduler = Scheduler(workers=workers, max_threads=max_threads)
+        try:
+            self.store = Store(self.home / "store", durability=durability)
+        except BaseException:
+            self.scheduler.close()
+            raise
         self.engine = Engine()
         self.engine.start_ticker()
         self.request_timeout = request_timeout
@@ -118,6 +133,7 @@ class Theater:
         self._stage = Stage(
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
+            scheduler=self.scheduler,
         )
         self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
                                        restore=self._restore_passivated, after=passivate_after)
@@ -153,6 +169,8 @@ class Theater:
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
             GuestFault: ``init`` failed; the actor is recorded as failed.
+            ResourceExhausted: the system refused memory for its instance (the actor is recorded as failed), or
+                (from a parent's host call) no thread was left to wait for the child's start.
             StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
                 failed, and recorded so once the store takes it (see ``stop``).
             ActorNotFound, ActorNotRunning: the parent is unknown or not running.
@@ -177,17 +195,18 @@ class Theater:
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
         state = start_state(manifest, init_state, call_init)
-        tape = self._genesis(actor_id, manifest, component_hash, state, parent)
-        actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
-        actor.state = state
-        self.router.add(actor)
-        try:
-            actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
-        except StoreError as exc:
-            # The start was refused, so the actor must not live on: it fails (recorded when the store can take it).
-            reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-            actor.submit(lambda: actor.abandon(reason))
-            raise
+        with blocking():  # on a parent's worker (a spawn), waiting for the child's first operation
+            tape = self._genesis(actor_id, manifest, component_hash, state, parent)
+            actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
+            actor.state = state
+            self.router.add(actor)
+            try:
+                actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
+            except StoreError as exc:
+                # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
+                reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+                actor.submit(lambda: actor.abandon(reason))
+                raise
         return actor
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:
@@ -212,7 +231,8 @@ class Theater:
         if self.router.add_unless_live(actor) is not actor:
             actor.close()  # brought back meanwhile (by a message): that one stands
             return str(key)
-        actor.submit(lambda: self._resume(actor, reason)).result()
+        with blocking():  # on a worker (a parent's resume), waiting for the actor's first operation
+            actor.submit(lambda: self._resume(actor, reason)).result()
         self._rejoin(actor)
         return str(key)
 
@@ -354,7 +374,8 @@ class Theater:
             return
         with self.router.holding(actor_id) as held:  # not evicted until the stop is queued
             stopping = held.interrupt(lambda: self.supervision.shutdown(held))
-        stopping.result()
+        with blocking():
+            stopping.result()
 
     def passivate(self, actor_id: str | uuid.UUID, *, idle_for: float = 0.0) -> bool:
         """Passivate an actor now, if it ran no call for ``idle_for`` seconds and holds nothing live (see
@@ -366,7 +387,7 @@ class Theater:
         return self.passivation.passivate(self.router.get(actor_id), idle_for)
 
     def _on_actor_ended(self, actor: Actor, how: str, data: bytes | None) -> None:
-        """Called on the actor's thread when it stops, exits (``how``) or fails: drops its channels, stops its
+        """Called in the actor's operation when it stops, exits (``how``) or fails: drops its channels, stops its
         children and tells its supervisor."""
         self.router.drop_actor(actor)
         netloop.actor_ended(self.store, actor.id)  # its HTTP servers stop
@@ -385,7 +406,9 @@ class Theater:
             ExportMissing: the actor does not export ``handle-send``.
             GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
-        self.router.deliver_send(self.router.get(actor_id), message).result()
+        delivery = self.router.deliver_send(self.router.get(actor_id), message)
+        with blocking():
+            delivery.result()
 
     def request(self, actor_id: str | uuid.UUID, message: bytes, *, timeout: float | None = None) -> bytes:
         """Send a request and wait for the response (which may be deferred by the actor).
@@ -493,7 +516,8 @@ class Theater:
         return list(self.store.log.events(parse_actor_id(actor_id)))
 
     def close(self) -> None:
-        """Stop every actor's thread (without recording a stop: they were not asked to stop) and close the store."""
+        """End every actor's mailbox (without recording a stop: they were not asked to stop), stop the workers and
+        close the store."""
         if self._closed:
             return
         self._closed = True
@@ -501,6 +525,7 @@ class Theater:
         self.supervision.close()
         for actor in self.router.all():
             actor.close()
+        self.scheduler.close()
         self.releaser.close()
         netloop.close(self.store)  # the network handlers' loop: their servers and connection pools
         self.engine.close()

@@ -20,10 +20,12 @@ A restart keeps the actor id and gives it a new instance and store (wasmtime poi
 child's chain shows ``wasm/instantiate`` with reason ``restart``. Every decision is an event in the supervisor's
 chain: ``supervisor/spawn``, ``supervisor/restart``, ``supervisor/give-up``, ``supervisor/stop``.
 
-Threads: a supervisor's children and decisions belong to its own thread. A child's end reaches its parent as an
-operation queued on the parent's mailbox once the child's last events are durable, never inline; there the parent
-first tells its guest (``handle-child-error`` / ``handle-child-exit``, when exported) and then applies the policy.
-A parent waits on its children's threads (to start, stop or restart them), never the other way round.
+Threads: a supervisor's children and decisions belong to its own operations ("its thread": the scheduler's worker
+running one of its operations, ``theater.scheduler``). A child's end reaches its parent as an operation queued on
+the parent's mailbox once the child's last events are durable, never inline; there the parent first tells its guest
+(``handle-child-error`` / ``handle-child-exit``, when exported) and then applies the policy. A parent waits on its
+children's operations (to start, stop or restart them), never the other way round; every such wait is a
+``blocking`` section, so the scheduler runs the children on other workers meanwhile.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from replay.schema import (
 )
 from store import Store
 from store.errors import TheaterError
-from theater.errors import ActorNotRunning, SupervisionError
+from theater.errors import ActorNotRunning, ResourceExhausted, SupervisionError
 from theater.host import ActorHost, SupervisedActor
 from theater.manifest import (
     RESTART_FROM,
@@ -63,6 +65,7 @@ from theater.manifest import (
     check_permissions,
     start_state,
 )
+from theater.scheduler import blocking
 from theater.status import ENDED, LIVE, ActorStatus
 
 HANDLE_CHILD_ERROR = "theater:simple/supervisor-handlers.handle-child-error"
@@ -227,7 +230,9 @@ def on_thread(actor: SupervisedActor, fn: Callable[[], T]) -> T:
     """
     if actor.on_thread():
         return fn()
-    return actor.control(fn).result()
+    future = actor.control(fn)
+    with blocking():
+        return future.result()
 
 
 class Supervision:
@@ -403,9 +408,12 @@ class Supervision:
             return f"already {actor.status}"
         stopping = actor.interrupt(lambda: self.shutdown(actor))  # ahead of its messages; ends a running call
         try:
-            stopping.result(timeout)
-        except FutureTimeout:
-            child.stopping = stopping  # the child is in a host call a stop cannot end; it stops when that returns
+            with blocking():
+                stopping.result(timeout)
+        except (FutureTimeout, ResourceExhausted):
+            # The child is in a host call a stop cannot end (or no thread was left to wait on): it stops when that
+            # returns; a restart waits for it.
+            child.stopping = stopping
             return "timeout"
         except ActorNotRunning:
             return f"already {actor.status}"
@@ -445,7 +453,8 @@ class Supervision:
         else:
             state, call_init = actor.state, False
         if child.stopping is not None:
-            wait([child.stopping])
+            with blocking():
+                wait([child.stopping])
             child.stopping = None
         child.restart_pending = False
         actor.incarnation += 1
@@ -459,8 +468,10 @@ class Supervision:
             actor.status = ActorStatus.STARTING
             actor.boot(InstantiateReason.RESTART, call_init=call_init)
 
+        booting = actor.control(boot)
         try:
-            actor.control(boot).result()
+            with blocking():
+                booting.result()
         except TheaterError:
             pass  # recorded in the child's chain; its end is on its way to us
 

@@ -24,6 +24,7 @@ from theater.errors import (
     ReplyAbandoned,
     ReplyTimeout,
     RequestCancelled,
+    ResourceExhausted,
 )
 from theater.server import is_loopback, parse_address
 from theater.porcelain import last_status, type_matches
@@ -77,6 +78,7 @@ def test_a_state_file_is_never_read_and_is_recorded_inline():
     (RequestCancelled("r", "x"), 409),
     (ExportMissing("x", "n", "e"), 409),
     (ReplyAbandoned("request to y", "x"), 409),
+    (ResourceExhausted("memory", "x", "the system refused memory"), 503),
     (GuestFault("trap", "e", "d"), 422),
     (AmbiguousPrefixError("blob", "abcd", ["ab", "cd"]), 400),
     (NotFoundError("blob", "x"), 404),
@@ -94,6 +96,8 @@ def test_error_bodies_carry_structured_fields():
     assert error_body(GuestFault("fuel", "x.y", "out of fuel"))["kind"] == "fuel"
     assert error_body(ActorNotRunning("a", "failed", "trap"))["status"] == "failed"
     assert error_body(ManifestError("m", "limits.x", "bad"))["field"] == "limits.x"
+    exhausted = error_body(ResourceExhausted("threads", "a", "max_threads=1 reached"))
+    assert (exhausted["resource"], exhausted["actor"]) == ("threads", "a")
 
 
 def test_payloads_round_trip():

@@ -225,8 +225,8 @@ def test_stop_whose_record_a_full_disk_lost_is_recorded_by_the_next_stop(theater
         # (A stop jumps the queue; this one is queued behind the send in the message lane to run after it.)
         lost = theater.router.deliver_send(handle, big(b"lost"))
         stopping = pool.submit(lambda: handle.submit(lambda: theater.supervision.shutdown(handle)).result())
-        handle._thread.join(WAIT)  # the stop has run (it ends the actor's thread) and its record is queued
-        assert not handle._thread.is_alive()
+        # The stop has run (it ends the actor's mailbox) and its record is queued.
+        assert handle.wait_ended(WAIT)
     with pytest.raises(StoreFullError):
         lost.result(WAIT)
     with pytest.raises(StoreFullError):
@@ -274,7 +274,7 @@ def test_start_refused_by_a_full_disk_leaves_no_running_actor(theater, full_disk
     with pytest.raises(StoreFullError):
         theater.start(counter, init_state=big(b"state"))
     [refused] = [a["id"] for a in theater.actors() if a["id"] != first]
-    theater.actor(refused)._thread.join(WAIT)  # it is failed on its own thread, which then ends
+    assert theater.actor(refused).wait_ended(WAIT)  # it is failed in its own operation, which ends its mailbox
     assert theater.status(refused) == "failed"
     assert "could not be committed" in theater.actor(refused).failure.detail
 

@@ -36,6 +36,11 @@ pass_context = click.make_pass_decorator(Context)
               help="Passivate an actor idle this long that holds nothing live: it drops its instance and comes back "
                    "on its next message. Durable resume then brings top-level actors back when first addressed. "
                    "Default: never.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker threads kept running actors' operations (default: twice the cores).")
+@click.option("--max-threads", type=click.IntRange(min=1), default=None,
+              help="The most worker threads at once, those of actors waiting in a request or a sleep included; "
+                   "a wait beyond it answers the actor err (ResourceExhausted). Default 12000.")
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
@@ -43,7 +48,8 @@ pass_context = click.make_pass_decorator(Context)
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
            header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
-           passivate_after: float | None, no_resume: bool, verbose: bool, maximums: Maximums) -> None:
+           passivate_after: float | None, workers: int | None, max_threads: int | None, no_resume: bool,
+           verbose: bool, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -61,6 +67,9 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
         host, port = parse_address(where)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--address") from None
+    if workers is not None and max_threads is not None and workers > max_threads:
+        raise click.BadParameter(f"--workers {workers} is more than --max-threads {max_threads}",
+                                 param_hint="--workers")
     home_dir = Path(home).expanduser() if home else ctx.home
     token = token_for(home_dir)
     if not is_loopback(host) and token is None:
@@ -71,8 +80,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     config = ServerConfig(home=home_dir, host=host, port=port, token=token, durability=durability,
                           request_timeout=request_timeout, header_timeout=header_timeout,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
-                          resume=not no_resume, access_log=verbose, maximums=maximums,
-                          passivate_after=passivate_after)
+                          workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
+                          maximums=maximums, passivate_after=passivate_after)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:

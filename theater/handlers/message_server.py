@@ -4,6 +4,10 @@ Ordering: effects of a call (a message sent, a response given, a channel message
 events that produced them are durable. A ``request`` or ``open-channel`` first releases what the caller did so far,
 so a message sent before a request to the same actor arrives before it.
 
+Waiting: ``request`` and ``open-channel`` wait for the other actor's answer holding the caller's worker thread (the
+guest's stack is on it); the scheduler keeps other workers running meanwhile (``theater.scheduler.blocking``), or
+answers ``err`` (``ResourceExhausted``) before sending anything when no thread is left to wait on.
+
 Bounds: ``send`` and ``send-on-channel`` keep a place in the receiver's mailbox before they answer ``ok``; when
 the mailbox is full they answer ``err`` ("mailbox of actor ... is full ...") and nothing is sent. A message
 accepted this way is never refused later for lack of room.
@@ -22,6 +26,7 @@ from theater.handlers._base import Handler
 from theater.host import ActorHost, Router
 from theater.mailbox import Reservation
 from theater.release import settle
+from theater.scheduler import blocking
 
 
 class MessageServerHandler(Handler):
@@ -75,8 +80,9 @@ class MessageServerHandler(Handler):
             if target is self.actor:
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
             self.actor.flush_committed()
-            reply = self.router.deliver_request(target, msg)
-            return {"ok": self.router.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
+            with blocking():  # with no thread left to wait on: ResourceExhausted before anything is sent
+                reply = self.router.deliver_request(target, msg)
+                return {"ok": self.router.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
 
@@ -87,10 +93,11 @@ class MessageServerHandler(Handler):
                 return {"err": "an actor cannot open a channel to itself"}
             self.actor.flush_committed()
             channel_id = str(uuid.uuid4())
-            answer = self.router.wait_reply(
-                self.router.deliver_channel_open(target, channel_id, initial), None, f"open-channel to {actor_id}",
-                waiter=self.actor,
-            )
+            with blocking():  # with no thread left to wait on: ResourceExhausted before anything is sent
+                answer = self.router.wait_reply(
+                    self.router.deliver_channel_open(target, channel_id, initial), None,
+                    f"open-channel to {actor_id}", waiter=self.actor,
+                )
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
         if not answer.accepted:

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from theater.errors import ManifestError
+from theater.errors import ManifestError, ResourceExhausted
 from theater.handlers._base import Handler, at_most
+from theater.scheduler import blocking
 
 MAX_SLEEP_MS = 24 * 3600 * 1000
 
@@ -71,6 +72,11 @@ class TimingHandler(Handler):
         return self._sleep(wait_ms) if wait_ms > 0 else {"ok": None}
 
     def _sleep(self, ms: int) -> dict[str, Any]:
-        if self.actor.stop_requested.wait(ms / 1000):
+        try:
+            with blocking():  # the sleeping actor keeps its worker; the scheduler keeps the others running
+                stopping = self.actor.stop_requested.wait(ms / 1000)
+        except ResourceExhausted as exc:
+            return {"err": str(exc)}
+        if stopping:
             return {"err": "the sleep was cut short: the actor is stopping"}
         return {"ok": None}

@@ -101,7 +101,8 @@ async def create_app(config: ServerConfig) -> web.Application:
     mailbox = MailboxLimits(messages=config.mailbox_messages)
     theater = await loop.run_in_executor(
         None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
-                              maximums=config.maximums, mailbox=mailbox, passivate_after=config.passivate_after)
+                              maximums=config.maximums, mailbox=mailbox, passivate_after=config.passivate_after,
+                              workers=config.workers, max_threads=config.max_threads)
     )
     svc = Service(config, theater, loop)
     if config.resume:

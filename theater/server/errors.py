@@ -33,6 +33,7 @@ from theater.errors import (
     MessageTooLarge,
     ReceiveTimeout,
     ReplyTimeout,
+    ResourceExhausted,
     SupervisionError,
 )
 
@@ -71,6 +72,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (ChannelNotFound, 404),
     (MessageError, 409),  # ChannelRejected, ChannelClosed, RequestCancelled, ExportMissing, ReplyAbandoned
     (SupervisionError, 409),
+    (ResourceExhausted, 503),
     (AmbiguousPrefixError, 400),
     (NotFoundError, 404),
     (InvalidInputError, 400),
@@ -117,6 +119,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
         body.update(actor=exc.actor_id, size=exc.size, limit=exc.limit)
     elif isinstance(exc, ReplyTimeout):
         body.update(timeout=exc.seconds)
+    elif isinstance(exc, ResourceExhausted):
+        body.update(resource=exc.resource, actor=exc.actor_id)
     elif isinstance(exc, ManifestError):
         body.update(field=exc.field, problem=exc.problem)
     return body

@@ -44,6 +44,7 @@ class ServerConfig:
         verify_timeout: seconds one ``verify`` request may re-execute a chain; then it is answered 504
             ``ReplayTimeout`` (a chain in the home may come from a bundle: its calls must not hold the server).
         mailbox_messages: how many messages may wait in each actor's mailbox (more: 429 ``MailboxFull``).
+        workers, max_threads: the runtime's worker threads (None: the defaults; see ``theater.scheduler``).
         resume: reopen the actors that were running when the home's last server stopped.
         access_log: log every request (logger ``aiohttp.access``).
         maximums: what manifests are held to (``theater.manifest.Maximums``).
@@ -62,6 +63,8 @@ class ServerConfig:
     body_timeout: float = BODY_TIMEOUT_S
     verify_timeout: float = VERIFY_TIMEOUT_S
     mailbox_messages: int = DEFAULT_MAILBOX_MESSAGES
+    workers: int | None = None
+    max_threads: int | None = None
     resume: bool = True
     access_log: bool = False
     maximums: Maximums = DEFAULT_MAXIMUMS
