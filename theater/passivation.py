@@ -69,6 +69,25 @@ def is_durable(store: Store, actor: uuid.UUID) -> bool:
     return value is not False
 
 
+# Handlers whose grant brings something back outside the instance when the actor resumes (``http-framework``: its
+# servers listen again): an actor granted one is resumed at start, never left to come back when first addressed
+# (nothing would address it: its sockets are closed until it is back).
+RESUMED_AT_START = frozenset({"http-framework"})
+
+
+def resumes_at_start(store: Store, actor: uuid.UUID) -> bool:
+    """Whether the actor's recorded manifest grants a handler of ``RESUMED_AT_START`` (true if it cannot be read:
+    it is then reopened at start, where the error is reported)."""
+    try:
+        genesis = store.log.at(actor, 0)
+        handlers = tomllib.loads(store.blobs.get(genesis.data["manifest"]).decode("utf-8")).get("handlers", [])
+    except (TheaterError, KeyError, TypeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    if not isinstance(handlers, list):
+        return True
+    return any(isinstance(h, dict) and h.get("type") in RESUMED_AT_START for h in handlers)
+
+
 def resume_reason(last_event_type: str) -> InstantiateReason:
     """How an actor brought back from its chain is recorded: ``activate`` after a passivation, else ``resume``."""
     return InstantiateReason.ACTIVATE if last_event_type == ACTOR_PASSIVATED else InstantiateReason.RESUME

@@ -232,6 +232,17 @@ def test_lazy_resume_reopens_trees_at_start_and_leaves_lone_actors_for_later(tmp
     assert second.actors(after=None, limit=10)[0]["id"] == min(parent, child, lone)
 
 
+def test_lazy_resume_still_reopens_an_actor_granted_http_framework_at_start(tmp_path, theaters, manifest):
+    # Nothing could address it while its servers are closed: it must be back (and listening) at start.
+    with Theater(tmp_path / "home", durability="buffered") as first:
+        server = first.start(manifest("server", wat.counter_actor(), [*MSG, "http-framework"]))
+        lone = first.start(manifest("lone", wat.counter_actor(), MSG))
+    second = theaters(home=tmp_path / "home", passivate_after=300)
+    outcomes = {r.actor: r.outcome for r in resume_actors(second)}
+    assert outcomes == {server: "resumed", lone: "lazy"}
+    assert second.router.find(uuid.UUID(server)) is not None
+
+
 def test_without_passivation_resume_reopens_every_actor_at_start(tmp_path, theaters, manifest):
     with Theater(tmp_path / "home", durability="buffered") as first:
         lone = first.start(manifest("lone", wat.counter_actor(), MSG))

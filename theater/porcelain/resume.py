@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from replay.bundle import import_bundle, read_bundle
 from store import Store
 from store.errors import TheaterError
-from theater.passivation import IMPORTED_LABEL, is_durable
+from theater.passivation import IMPORTED_LABEL, is_durable, resumes_at_start
 from theater.porcelain.actors import TERMINAL_EVENTS
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ def import_chain(store: Store, data: bytes, *, source: str) -> uuid.UUID:
 
 def resume_actors(theater: Theater) -> list[Resumed]:
     """Reopen every interrupted durable actor of the home (a few at a time); never raises for one actor. With
-    passivation on, top-level actors with no interrupted child are left to come back when first addressed."""
+    passivation on, top-level actors with no interrupted child are left to come back when first addressed (not those
+    serving HTTP: their servers must listen again)."""
     candidates = interrupted_actors(theater.store)
     lazy: set[uuid.UUID] = set()
     if theater.passivation.after is not None:
@@ -81,7 +82,8 @@ def resume_actors(theater: Theater) -> list[Resumed]:
 
 
 def _outside_trees(store: Store, candidates: list[uuid.UUID]) -> set[uuid.UUID]:
-    """The candidates with no parent that no other candidate names as its parent (one read of each creation)."""
+    """The candidates with no parent that no other candidate names as its parent (one read of each creation),
+    and whose manifest grants no handler that must be back at start (``theater.passivation.RESUMED_AT_START``)."""
     parents: dict[uuid.UUID, str | None] = {}
     for actor in candidates:
         try:
@@ -90,7 +92,8 @@ def _outside_trees(store: Store, candidates: list[uuid.UUID]) -> set[uuid.UUID]:
             continue  # unreadable: reopened at start, where the error is reported
         parents[actor] = data.get("parent") if isinstance(data, dict) else "?"
     named = {parent for parent in parents.values() if parent is not None}
-    return {actor for actor, parent in parents.items() if parent is None and str(actor) not in named}
+    return {actor for actor, parent in parents.items()
+            if parent is None and str(actor) not in named and not resumes_at_start(store, actor)}
 
 
 def _resume(theater: Theater, actor: uuid.UUID, lazy: bool = False) -> Resumed:
