@@ -57,7 +57,8 @@ class Recorder:
 
 @pytest.fixture
 def record(tmp_path: Path) -> Recorder:
-    """``record(wat_text, workload, handlers, on_err=...)``: a ``Recording`` of one actor after ``workload(theater, id)``."""
+    """``record(wat_text, workload, handlers, on_err=...)``: a ``Recording`` of one actor after
+    ``workload(theater, id)``."""
     return Recorder(tmp_path)
 
 
