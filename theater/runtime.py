@@ -176,7 +176,8 @@ class Theater:
                 runtime's maximum, or it asks for a handler or a limit beyond its parent's.
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
-            GuestFault: ``init`` failed; the actor is recorded as failed.
+            GuestFault: ``init`` failed (an ``err`` from ``init`` too, whatever ``on_err`` says); the actor is
+                recorded as failed.
             ResourceExhausted: the system refused memory for its instance (the actor is recorded as failed), or
                 (from a parent's host call) no thread was left to wait for the child's start.
             StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
@@ -417,6 +418,8 @@ class Theater:
             MailboxFull: the actor's mailbox is full; nothing was delivered, try again later.
             MessageTooLarge: the message is larger than the actor's ``max_message_bytes``.
             ExportMissing: the actor does not export ``handle-send``.
+            ErrAnswered: the actor answered it with its ``err`` (``on_err = "answer"``): it keeps running, its
+                state unchanged.
             GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
         delivery = self.router.deliver_send(self.router.get(actor_id), message)
@@ -429,7 +432,8 @@ class Theater:
         Raises:
             ReplyTimeout: no response within ``timeout`` (default: the runtime's request timeout).
             RequestCancelled: the actor cancelled the request.
-            MessageError: as for ``send``.
+            ErrAnswered: the actor answered with its ``err``, naming the actor and the guest's text; it keeps running.
+            MessageError, GuestFault: as for ``send``.
         """
         reply = self.router.deliver_request(self.router.get(actor_id), message)
         return self.router.wait_reply(reply, timeout, f"request to {actor_id}")

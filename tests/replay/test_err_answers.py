@@ -21,6 +21,7 @@ from tests.components import wat
 from tests.replay._support import digest, le64
 from theater.actor import HANDLE_SEND
 from theater.errors import ErrAnswered
+from theater.runtime import Theater
 
 # A counter whose ``fail`` message counts, then returns err: the count it reached is what an answered err discards.
 COUNT_THEN_FAIL = wat.actor_wat(send=wat.match_msg({b"fail": wat.seq(wat.count(), wat.fail("bad input"))},
@@ -191,4 +192,27 @@ def test_chain_recorded_before_on_err_still_verifies_with_its_err_a_failure(reco
         del drafts[0].data["grants"]
 
     report = verified(forged_from(store, recording.actor, as_before))
+    assert report.ok, report.divergence
+
+
+def test_an_actor_reopened_from_a_chain_recorded_before_on_err_still_fails_on_err(record, open_store, rewrite):
+    """A chain from before ``on_err`` (its creation event has none) goes on as it began: its manifest's default
+    (``answer``) does not apply, its err fails it, and the chain still verifies."""
+    recording = record(COUNT_THEN_FAIL, lambda theater, actor: theater.send(actor, b"tick"))
+    store = open_store(recording)
+
+    def as_before(data):
+        return {key: value for key, value in data.items() if key not in ("on_err", "grants")}
+
+    rewrite(store, recording.actor, 0, as_before)
+    store.close()
+    with Theater(recording.home, durability="buffered") as theater:
+        actor = str(recording.actor)
+        theater.reopen(actor)
+        with pytest.raises(GuestFault, match=r"failed \(err\): bad input") as raised:
+            theater.send(actor, b"fail")
+        assert not isinstance(raised.value, ErrAnswered)
+        assert theater.status(actor) == "failed"
+        assert theater.events(actor)[-1].type == "wasm/error"
+        report = Replayer(theater.store).replay(recording.actor)
     assert report.ok, report.divergence
