@@ -20,7 +20,7 @@ from tests.components.wat import ERR_MARKER
 from theater.actor import ACTOR_INIT, HANDLE_REQUEST, HANDLE_SEND
 from theater.errors import ErrAnswered, ManifestError
 from theater.manifest import parse_manifest
-from theater.porcelain import describe
+from theater.porcelain import describe, last_status
 from theater.porcelain.actors import _grants
 from theater.runtime import Theater
 
@@ -208,3 +208,13 @@ def test_inspect_shows_the_recorded_grants_not_the_manifests(theater, manifest):
     del data["grants"]  # a chain recorded before grants were: they come from its manifest
     assert _grants(theater.store, data) == [{"type": "runtime", "config": {}},
                                                                     {"type": "timing", "config": {}}]
+
+
+def test_a_chain_that_ends_in_an_answered_err_is_not_an_ended_actor(theater, counter):
+    """An answered err is no end: a home whose runtime stopped after one resumes the actor (``interrupted``), where
+    a chain that ends in ``wasm/error`` is a failed actor."""
+    with pytest.raises(ErrAnswered):
+        theater.send(counter, b"fail")
+    assert theater.events(counter)[-1].type == "wasm/err-answer"
+    assert last_status("wasm/err-answer") == "interrupted"
+    assert last_status("wasm/error") == "failed"
