@@ -30,7 +30,7 @@ import wasmtime.component as wc
 from replay._wasmtime import EpochWatch, FastFunc
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
-from replay.schema import Limits
+from replay.schema import Limits, OnErr, answers_err
 from replay.values import Converter, lifter, lowerer
 
 HostFunction = Callable[..., Any]
@@ -268,6 +268,9 @@ class Boundary:
         interrupt: record mode: once set, the running call (and every later one) ends with a ``stopped`` fault
             at the next epoch tick; set from any thread. The store itself is only ever used by the thread that
             calls the boundary.
+        on_err: what an export's ``err`` does (``replay.schema.OnErr``): under ``answer`` the fault is marked
+            ``answered`` before the tape sees it (recorded as ``wasm/err-answer``); the runtime passes the
+            manifest's, replay the one ``actor/created`` records.
 
     Raises:
         ImportNotGranted: record mode, an import has no implementation in ``host``.
@@ -282,8 +285,10 @@ class Boundary:
         host: Mapping[str, Mapping[str, HostFunction]] | None = None,
         limits: Limits = Limits(),
         interrupt: threading.Event | None = None,
+        on_err: OnErr = OnErr.FAIL,
     ) -> None:
         self.engine = engine
+        self.on_err = on_err
         self.component = component
         self.tape = tape
         self.limits = limits
@@ -409,6 +414,7 @@ class Boundary:
                     self.tape.end_call(export, done)
                     return done
                 fault = GuestFault(FaultKind.ERR, export, str(result["err"]))
+                fault.answered = answers_err(self.on_err, export)
         fault.fuel = fuel
         if fault.poisoned:
             self.poisoned = fault

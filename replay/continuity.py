@@ -8,7 +8,12 @@ executing anything, and checks how the events fit together:
 - every ``wasm/call`` starts from the state the events before it left: the previous ``wasm/result``, or the
   creation event's ``init_state``, or the state the last ``wasm/instantiate`` started from (``start``: the
   initial state; ``restart``: the initial state or the last state; ``resume`` and ``recover``: the last state);
-- an outcome (``wasm/result``, ``wasm/error``) ends the call before it, with the same export;
+- an outcome (``wasm/result``, ``wasm/err-answer``, ``wasm/error``) ends the call before it, with the same export;
+- an err follows the actor's ``on_err`` (recorded in the creation event; chains without it: ``fail``): under
+  ``answer`` an err (of any export but ``init``) is a ``wasm/err-answer``, never a ``wasm/error`` of kind ``err``,
+  and under ``fail`` (or from ``init``) never a ``wasm/err-answer``;
+- after a ``wasm/err-answer`` the actor goes on: the next call starts from the state the answered call started
+  from (its state change is discarded);
 - a call needs a live instance: after a ``wasm/error`` (of any kind: the actor is failed after it),
   ``actor/stop``, ``actor/exit`` or ``actor/failed``, only a new ``wasm/instantiate`` takes calls again;
 - a call with no recorded end (the runtime stopped or was killed during it, or a failed commit lost its end) is
@@ -30,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from replay.errors import ContinuityBreak
+from replay.errors import ContinuityBreak, FaultKind
 from replay.schema import (
     ACTOR_CREATED,
     ACTOR_PASSIVATED,
@@ -40,11 +45,14 @@ from replay.schema import (
     OUTCOMES,
     RESUMING,
     WASM_CALL,
+    WASM_ERR_ANSWER,
     WASM_INSTANTIATE,
     WASM_RESULT,
     ActorPassivated,
     Genesis,
     InstantiateReason,
+    OnErr,
+    answers_err,
     check_event,
     recorded_state,
 )
@@ -120,6 +128,7 @@ class ContinuityCheck:
 
     def __init__(self, genesis: Genesis) -> None:
         self.init = genesis.init_state
+        self.on_err = genesis.on_err
         self.allowed: frozenset[bytes | None] = frozenset({self.init})  # what the next call may start from
         self.source = 0  # the event that set ``allowed``
         self.projection = self.init  # the state of the last result (or the initial state)
@@ -222,10 +231,23 @@ class ContinuityCheck:
             raise _break(event, f"export of the outcome of the call at event {self.open.seq}",
                          event.data["export"], self.open.data["export"])
         self.open = None
+        export = event.data["export"]
+        answered = answers_err(self.on_err, export)
         if event.type == WASM_RESULT:
             self.projection = event.data["state"]
             self.allowed, self.source = frozenset({self.projection}), event.seq
+        elif event.type == WASM_ERR_ANSWER:
+            # Check the actor's on_err answers this err: otherwise the err failed it.
+            if not answered:
+                why = "init's err fails the actor" if self.on_err == OnErr.ANSWER else "its on_err is fail"
+                raise _break(event, f"an answered err of {export}", WASM_ERR_ANSWER, "wasm/error kind err",
+                             hint=f"{why}: the actor does not go on after it")
+            # The actor goes on from the state the call started from (``allowed``, set by the call).
         else:
+            # Check an err the actor answers is not recorded as a failure.
+            if event.data["kind"] == FaultKind.ERR and answered:
+                raise _break(event, f"a failure on the err of {export}", "wasm/error kind err", WASM_ERR_ANSWER,
+                             hint="the actor's on_err is answer: an err is answered and the actor goes on")
             self.live, self.ended_by = False, event  # a failed actor is never called again on this instance
 
     def _instantiate(self, event: Event) -> None:

@@ -67,6 +67,8 @@ class GuestFault(WasmError):
         detail: the trap message or the err string.
         poisoned: true when the instance can no longer be called (everything but ``err``).
         fuel: the fuel the call consumed before it failed, when known.
+        answered: an ``err`` the actor answered (its ``on_err`` is ``answer``, see ``replay.schema.answers_err``):
+            recorded as ``wasm/err-answer``, the call's state change discarded, the actor going on.
     """
 
     def __init__(self, kind: str, export: str, detail: str, *, fuel: int | None = None) -> None:
@@ -75,6 +77,7 @@ class GuestFault(WasmError):
         self.detail = detail
         self.fuel = fuel
         self.poisoned = kind != FaultKind.ERR
+        self.answered = False
         super().__init__(f"{export} failed ({kind}): {detail}")
 
 

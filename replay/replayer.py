@@ -43,11 +43,13 @@ from replay.schema import (
     LIFECYCLE_PREFIXES,
     OUTCOMES,
     WASM_CALL,
+    WASM_ERR_ANSWER,
     WASM_ERROR,
     WASM_INSTANTIATE,
     WASM_RESULT,
     Genesis,
     Limits,
+    OnErr,
     is_boundary,
     read_genesis,
 )
@@ -285,12 +287,16 @@ class ReplayTape:
 
 
 def _event_of(result: CallResult | GuestFault) -> str:
-    return WASM_RESULT if isinstance(result, CallResult) else WASM_ERROR
+    if isinstance(result, CallResult):
+        return WASM_RESULT
+    return WASM_ERR_ANSWER if result.answered else WASM_ERROR
 
 
 def _outcome(result: CallResult | GuestFault) -> dict[str, Any]:
     if isinstance(result, CallResult):
         return {"state": _digest(result.state), "output": result.output, "fuel": result.fuel}
+    if result.answered:
+        return {"detail": result.detail, "fuel": result.fuel}
     outcome: dict[str, Any] = {"kind": str(result.kind), "fuel": result.fuel}
     if result.kind == FaultKind.ERR:
         outcome["detail"] = result.detail
@@ -395,6 +401,7 @@ class Replayer:
         checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
         tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None, store=self.store)
         run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
+        run.on_err = created.on_err
         run.progress = progress
         divergence: Divergence | None = None
         try:
@@ -454,6 +461,7 @@ class _Run:
         self.checked = checked
         self.state: bytes | None = None
         self.progress: Callable[[int], None] | None = None
+        self.on_err = OnErr.FAIL  # what an err does, as the creation event records it
         timeout = replayer.limits.timeout_s
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -492,7 +500,8 @@ class _Run:
         return replace(limits, deadline_ms=max(1, int(seconds * 1000)))
 
     def _new_boundary(self, event: Event) -> Boundary:
-        return Boundary(self.engine, self.component, self.tape, None, self._bounded(self.limits, event))
+        return Boundary(self.engine, self.component, self.tape, None, self._bounded(self.limits, event),
+                        on_err=self.on_err)
 
     def _instantiate(self, event: Event) -> Boundary:
         boundary = self._new_boundary(event)

@@ -31,21 +31,44 @@ WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
 WASM_ERROR = "wasm/error"
+WASM_ERR_ANSWER = "wasm/err-answer"
 SUPERVISOR_SPAWN = "supervisor/spawn"
 SUPERVISOR_RESTART = "supervisor/restart"
 SUPERVISOR_GIVE_UP = "supervisor/give-up"
 SUPERVISOR_STOP = "supervisor/stop"
 EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, WASM_INSTANTIATE, WASM_CALL,
-               WASM_RESULT, WASM_ERROR, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
-OUTCOMES = (WASM_RESULT, WASM_ERROR)
+               WASM_RESULT, WASM_ERROR, WASM_ERR_ANSWER, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP,
+               SUPERVISOR_STOP)
+# How an export call ends: ok, an err the actor answered (it goes on, its state unchanged), or a failure.
+OUTCOMES = (WASM_RESULT, WASM_ERR_ANSWER, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
 LIFECYCLE_PREFIXES = ("actor/", "supervisor/")
 # After one of these the actor's instance takes no more calls until a new ``wasm/instantiate``.
 INSTANCE_ENDS = (ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED)
 # Events that say which state the actor holds after them, and the field (a blob hash) that names it.
 STATE_FIELDS = {WASM_RESULT: "state", WASM_CALL: "state", WASM_INSTANTIATE: "state", ACTOR_CREATED: "init_state"}
-# Events after which an actor does not run until it is restarted (a failed call fails the actor).
+# Events after which an actor does not run until it is restarted (a failed call fails the actor; an answered err,
+# ``wasm/err-answer``, does not).
 CHAIN_ENDS = frozenset({*INSTANCE_ENDS, WASM_ERROR})
+# The export every actor may have that starts it: its err is never answered (the actor could not start).
+INIT_EXPORT = "theater:simple/actor.init"
+
+
+class OnErr(enum.StrEnum):
+    """What an export call that returns the WIT ``err`` does to its actor (the manifest's ``on_err``, recorded in
+    ``actor/created``)."""
+
+    ANSWER = "answer"  # the err is the call's answer: its state change is discarded, the actor goes on
+    FAIL = "fail"  # the actor fails, as a trap does (the only behaviour before ``on_err`` existed)
+
+
+ON_ERR_CHOICES = tuple(OnErr)
+
+
+def answers_err(on_err: OnErr, export: str) -> bool:
+    """Whether an ``err`` returned by ``export`` is answered (the actor goes on) under ``on_err``: always under
+    ``answer``, except from ``init`` (an actor whose ``init`` returns err could not start: it fails)."""
+    return on_err == OnErr.ANSWER and export != INIT_EXPORT
 
 
 class InstantiateReason(enum.StrEnum):
@@ -104,6 +127,7 @@ class Genesis:
     engine: dict[str, Any]
     limits: Limits
     init_state: bytes | None
+    on_err: OnErr = OnErr.FAIL  # chains recorded before ``on_err`` existed: an err failed the actor
 
 
 class _Fields:
@@ -227,6 +251,12 @@ class ActorCreated(Payload):
     # The files a tree started on a server may name (``theater.files.FileAccess.recorded_map``): ``{"base": text,
     # "names": {name: blob hash}}``; absent for every other actor (and in chains written before it was recorded).
     files: dict[str, Any] | object = _MISSING
+    # What the manifest's ``on_err`` says an err does (``OnErr``); absent in chains recorded before it existed,
+    # whose errs failed the actor (read as ``fail``).
+    on_err: OnErr | object = _MISSING
+    # The effective grants: ``[{"type": ..., "config": {...}}]``, one per handler, ``runtime`` included, each config
+    # as its handler validated it; absent in chains recorded before (the manifest blob holds them then).
+    grants: list[dict[str, Any]] | object = _MISSING
 
     @classmethod
     def decode(cls, event: Event) -> Self:
@@ -250,7 +280,24 @@ class ActorCreated(Payload):
             init_state=fields_.digest("init_state", nullable=True),  # type: ignore[arg-type]
             limits=Limits(**recorded),  # type: ignore[arg-type]
             files=_files(fields_) if "files" in fields_.data else _MISSING,
+            on_err=OnErr(fields_.text("on_err", ON_ERR_CHOICES)) if "on_err" in fields_.data else _MISSING,
+            grants=_grants(fields_) if "grants" in fields_.data else _MISSING,
         )
+
+    @property
+    def err_policy(self) -> OnErr:
+        """``on_err`` as recorded, ``fail`` in chains recorded before it existed."""
+        return self.on_err if isinstance(self.on_err, OnErr) else OnErr.FAIL
+
+
+def _grants(fields_: _Fields) -> list[dict[str, Any]]:
+    """``grants`` of ``actor/created``: an array of maps, each with a ``type`` (text) and a ``config`` (a map)."""
+    grants = fields_.array("grants")
+    for index, entry in enumerate(grants):
+        item = _Fields(fields_.event, entry, prefix=f"grants[{index}].")
+        item.text("type")
+        item.nested("config")
+    return grants
 
 
 def _files(fields_: _Fields) -> dict[str, Any]:
@@ -330,6 +377,24 @@ class WasmFailure(Payload):
         fields_ = cls._fields(event)
         return cls(fuel=fields_.uint("fuel", optional=True), kind=fields_.text("kind"),
                    detail=fields_.text("detail"), export=fields_.text("export"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WasmErrAnswer(Payload):
+    """``wasm/err-answer``: the call returned the WIT ``err`` (``detail``) and the actor answered it: the call's
+    state change is discarded (the actor keeps the state the call started from) and it goes on, on the same
+    instance. Written only for an actor whose ``on_err`` is ``answer`` (``answers_err``)."""
+
+    TYPE: ClassVar[str] = WASM_ERR_ANSWER
+    fuel: int
+    detail: str
+    export: str
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(fuel=fields_.uint("fuel"), detail=fields_.text("detail"),  # type: ignore[arg-type]
+                   export=fields_.text("export"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -463,7 +528,7 @@ class SupervisorStop(Payload):
 
 PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
     ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, WasmInstantiate, WasmCall, WasmResult,
-    WasmFailure, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
+    WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
 
 
 def read_genesis(event: Event) -> Genesis:
@@ -477,7 +542,7 @@ def read_genesis(event: Event) -> Genesis:
         raise RecordIncomplete(f"event {event.seq} is {event.type!r}, not the creation event ('actor/created')")
     created = ActorCreated.decode(event)
     return Genesis(event=event, component=created.component, manifest=created.manifest, engine=created.engine,
-                   limits=created.limits, init_state=created.init_state)
+                   limits=created.limits, init_state=created.init_state, on_err=created.err_policy)
 
 
 def check_event(event: Event) -> None:
@@ -520,10 +585,12 @@ __all__ = [
     "ACTOR_STOP",
     "CHAIN_ENDS",
     "EVENT_TYPES",
+    "INIT_EXPORT",
     "INSTANCE_ENDS",
     "INSTANTIATE_REASONS",
     "LIFECYCLE_PREFIXES",
     "MISSING",
+    "ON_ERR_CHOICES",
     "OUTCOMES",
     "PAYLOADS",
     "RESUMING",
@@ -534,6 +601,7 @@ __all__ = [
     "SUPERVISOR_STOP",
     "WASM_CALL",
     "WASM_ERROR",
+    "WASM_ERR_ANSWER",
     "WASM_INSTANTIATE",
     "WASM_RESULT",
     "ActorCreated",
@@ -544,6 +612,7 @@ __all__ = [
     "Genesis",
     "InstantiateReason",
     "Limits",
+    "OnErr",
     "Payload",
     "RecordedLimits",
     "SupervisorGiveUp",
@@ -551,9 +620,11 @@ __all__ = [
     "SupervisorSpawn",
     "SupervisorStop",
     "WasmCall",
+    "WasmErrAnswer",
     "WasmFailure",
     "WasmInstantiate",
     "WasmResult",
+    "answers_err",
     "check_event",
     "is_boundary",
     "read_genesis",

@@ -51,6 +51,7 @@ class ManifestWriter:
         limits: Mapping[str, int] | None = None,
         supervision: Mapping[str, Any] | None = None,
         init_state: str | None = None,
+        on_err: str | None = None,
     ) -> str:
         """The manifest's TOML. The component (WAT text or raw bytes) is written into the directory and named by
         a path relative to the manifest (a supervisor's guest may name only files in its manifest's directory).
@@ -62,6 +63,7 @@ class ManifestWriter:
             config: handler type -> its config table.
             limits, supervision: the ``[limits]`` and ``[supervision]`` tables.
             init_state: the initial state as a string.
+            on_err: the top-level ``on_err`` (``answer`` or ``fail``); left out when None.
         """
         suffix = "wat" if isinstance(component, str) else "wasm"
         path = self.directory / f"{name}.{suffix}"
@@ -70,6 +72,8 @@ class ManifestWriter:
         else:
             path.write_bytes(component)
         lines = [f"name = {toml_value(name)}", f"component = {toml_value(path.name)}"]
+        if on_err is not None:
+            lines.append(f"on_err = {toml_value(on_err)}")
         if init_state is not None:  # inline (a bare string names a file, as in the original Theater)
             encoded = base64.b64encode(init_state.encode()).decode()
             lines.append(f"init_state = {{ base64 = {toml_value(encoded)} }}")

@@ -24,6 +24,7 @@ when the actor starts). The other actors keep running.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -52,6 +53,7 @@ from store.errors import TheaterError
 from replay.errors import ComponentError
 from theater.errors import (
     ActorNotRunning,
+    ErrAnswered,
     ExportMissing,
     MailboxFull,
     MessageError,
@@ -78,6 +80,7 @@ HANDLE_CHANNEL_CLOSE = "theater:simple/message-server-client.handle-channel-clos
 ENDS = CHAIN_ENDS
 # How many of its latest ``runtime.log`` lines an actor keeps in memory (``Actor.logs``); the chain holds them all.
 LOG_LINES = 1000
+log = logging.getLogger("theater.actor")
 # What wasmtime says when the system refuses it memory for an instance (ENOMEM).
 _OUT_OF_MEMORY = ("cannot allocate memory", "os error 12")
 
@@ -497,7 +500,8 @@ class Actor:
         check_grants(self.manifest, import_functions(engine, component))
         host = self._host_functions()
         try:
-            self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested)
+            self.boundary = Boundary(engine, component, self.tape, host, limits, interrupt=self.stop_requested,
+                                     on_err=self.manifest.on_err)
         except ComponentError as exc:
             if any(words in exc.reason.lower() for words in _OUT_OF_MEMORY):
                 detail = f"the system refused memory for its instance ({exc.reason})"
@@ -528,8 +532,13 @@ class Actor:
     def call(self, export: str, params: list[Any]) -> CallResult:
         """Call an export with the current state; on success the result's state becomes the actor's state.
 
+        An ``err`` the actor answers (its manifest's ``on_err`` is ``answer``, the default; never ``init``'s) is
+        recorded as ``wasm/err-answer`` and logged; the call's state change is discarded and the actor goes on.
+
         Raises:
             ActorNotRunning: the actor has stopped or failed.
+            ErrAnswered: the export returned ``err`` and the actor answered it: it keeps running, its state as
+                before the call.
             GuestFault: the call failed; the actor is now failed, unless the fault is ``stopped`` (a stop ended
                 the call: the stop itself, queued ahead of everything else, stops the actor next).
         """
@@ -545,6 +554,8 @@ class Actor:
         try:
             result = self.boundary.call(export, self.state, params)
         except GuestFault as fault:
+            if fault.answered:
+                self._answered(fault)
             if fault.kind != STOPPED:
                 self._fail(fault)
             raise
@@ -553,6 +564,18 @@ class Actor:
         if self.shutdown_data is not None:
             self.finish("exit", self.shutdown_data[0])
         return result
+
+    def _answered(self, fault: GuestFault) -> None:
+        """An err the actor answered: its state stays, it goes on (exiting if the call asked to shut down).
+
+        Raises:
+            ErrAnswered: always, for whoever made the call.
+        """
+        self.last_active = time.monotonic()
+        log.warning("actor %s (%s) answered %s with err: %s", self.id, self.name, fault.export, fault.detail[:500])
+        if self.shutdown_data is not None:
+            self.finish("exit", self.shutdown_data[0])
+        raise ErrAnswered(str(self.id), self.name, fault) from None
 
     def has_export(self, export: str) -> bool:
         """Whether its component exports ``export`` (on its thread: a passivated actor is activated to tell)."""

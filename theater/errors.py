@@ -6,6 +6,7 @@ beside this subtree)::
     TheaterError
     ├── StoreError ...                see store.errors
     ├── WasmError ...                 see replay.errors: ComponentError (bad wasm), GuestFault (a failed call)
+    │   └── ErrAnswered               (a GuestFault) the actor answered a call with its err: it keeps running
     ├── ReplayError ...               see replay.errors
     └── RuntimeFault                  the live system
         ├── ManifestError             a manifest is malformed: names the file, the field and what was expected
@@ -37,8 +38,27 @@ system (store, replay and live).
 
 from __future__ import annotations
 
-from replay.errors import ComponentError, GuestFault
+from replay.errors import ComponentError, FaultKind, GuestFault
 from store.errors import TheaterError
+
+
+class ErrAnswered(GuestFault):
+    """An actor's export returned the WIT ``err`` and the actor answered it (its ``on_err`` is ``answer``): the
+    call's state change was discarded and the actor keeps running. A ``GuestFault`` of kind ``err`` that is not
+    ``poisoned``, so whoever handles guest failures handles it too.
+
+    Attributes:
+        actor_id, name: the actor that answered.
+        export, detail, fuel: the export called, the guest's error text, the fuel the call consumed.
+    """
+
+    def __init__(self, actor_id: str, name: str, fault: GuestFault) -> None:
+        super().__init__(FaultKind.ERR, fault.export, fault.detail, fuel=fault.fuel)
+        self.actor_id = actor_id
+        self.name = name
+        self.answered = True
+        short = fault.export.rpartition("/")[2]
+        self.args = (f"actor {actor_id} ({name}) answered {short} with err: {fault.detail}",)
 
 
 class RuntimeFault(TheaterError):
@@ -296,6 +316,7 @@ __all__ = [
     "ChannelNotFound",
     "ChannelRejected",
     "ComponentError",
+    "ErrAnswered",
     "ExportMissing",
     "GuestFault",
     "HomeLocked",

@@ -10,6 +10,8 @@ A complete manifest, with every key (only ``name`` and ``component`` are require
                                       # (paths: see "Files" below)
     durable = true                    # default true: a server restart resumes the actor
     passivate_after_ms = 500          # passivate it sooner than the runtime's passivate_after (never later)
+    on_err = "answer"                 # default: an export's err is its answer (state unchanged, the actor goes
+                                      # on); "fail": an err fails the actor, as a trap does
     init_state = { json = { count = 0 } }
 
     [[handlers]]
@@ -79,6 +81,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from replay.schema import ON_ERR_CHOICES, OnErr
 from replay.schema import Limits as CallLimits
 from theater.errors import ManifestError
 from theater.files import FileAccess
@@ -96,7 +99,7 @@ _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _LABEL_PREFIX = "store:"
 _TOP_KEYS = frozenset(
     {"name", "version", "description", "component", "component_path", "init_state", "durable", "passivate_after_ms"}
-    | {"handlers", "limits", "supervision", "save_chain", "permission_policy"}
+    | {"on_err", "handlers", "limits", "supervision", "save_chain", "permission_policy"}
 )
 _MISSING: Any = object()
 _MAX_DURATION_MS = 86_400_000  # one day: no supervision delay may be longer (Python's timers overflow far beyond)
@@ -245,6 +248,7 @@ class Manifest:
     init_state: bytes | None = None
     durable: bool = True
     passivate_after_ms: int | None = None
+    on_err: OnErr = OnErr.ANSWER
     handlers: tuple[HandlerSpec, ...] = ()
     limits: Limits = field(default_factory=Limits)
     supervision: SupervisionSpec = field(default_factory=SupervisionSpec)
@@ -315,6 +319,7 @@ def parse_manifest(
         durable=top.boolean("durable", True),
         passivate_after_ms=(top.integer("passivate_after_ms", 0, 0, _MAX_DURATION_MS)
                             if "passivate_after_ms" in top.data else None),
+        on_err=_on_err(top),
         handlers=_handlers(top),
         limits=_limits(top.table("limits")),
         supervision=_supervision(top.table("supervision")),
@@ -322,6 +327,15 @@ def parse_manifest(
         source_text=text,
         files=access,
     )
+
+
+def _on_err(top: _Table) -> OnErr:
+    """``on_err``: what an export's ``err`` does to the actor (default ``answer``)."""
+    value = top.string("on_err", OnErr.ANSWER.value)
+    if value not in ON_ERR_CHOICES:
+        raise top.error("on_err", f'expected "answer" (an err is the call\'s answer: its state change is discarded '
+                                  f'and the actor goes on) or "fail" (an err fails the actor), got {value!r}')
+    return OnErr(value)
 
 
 def _check_original_keys(top: _Table) -> None:

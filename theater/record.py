@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from replay.boundary import CallResult
 from replay.derived import RESULT_REF, Derived
 from replay.errors import GuestFault
-from replay.schema import STATE_FIELDS, Payload, WasmCall, WasmFailure, WasmResult
+from replay.schema import STATE_FIELDS, Payload, WasmCall, WasmErrAnswer, WasmFailure, WasmResult
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
 
@@ -255,6 +255,8 @@ class RecordTape:
         if isinstance(result, CallResult):
             state = self.state_ref(result.state)
             self.record(WasmResult(fuel=result.fuel, state=state, export=export, output=result.output))
+        elif result.answered:
+            self.record(WasmErrAnswer(fuel=result.fuel or 0, detail=result.detail, export=export))
         else:
             self.record(WasmFailure(fuel=result.fuel, kind=str(result.kind), detail=result.detail, export=export))
 

@@ -16,6 +16,7 @@ actor sees the runtime through its ``theater.actor.Stage``, handlers and supervi
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -36,7 +37,7 @@ from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import IMPLEMENTED, check_grants, check_origin, check_permissions
+from theater.handlers import IMPLEMENTED, check_grants, check_origin, check_permissions, configs
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
@@ -75,6 +76,13 @@ def actor_summary(a: Actor, supervision: Supervision) -> dict[str, Any]:
         "idle_ms": int((time.monotonic() - a.last_active) * 1000) if idle else None,
     }
 log = logging.getLogger("theater.runtime")
+
+
+def recorded_grants(manifest: Manifest) -> list[dict[str, Any]]:
+    """The effective grants ``actor/created`` records: each handler's type and config (``runtime`` first, always),
+    in a form CBOR and JSON both carry (a TOML date becomes its text)."""
+    return [{"type": type_, "config": json.loads(json.dumps(config, default=str))}
+            for type_, config in configs(manifest).items()]
 
 
 class Theater:
@@ -168,7 +176,8 @@ class Theater:
                 runtime's maximum, or it asks for a handler or a limit beyond its parent's.
             ComponentError: the component is not valid wasm.
             LinkError: the component imports an interface the manifest does not grant.
-            GuestFault: ``init`` failed; the actor is recorded as failed.
+            GuestFault: ``init`` failed (an ``err`` from ``init`` too, whatever ``on_err`` says); the actor is
+                recorded as failed.
             ResourceExhausted: the system refused memory for its instance (the actor is recorded as failed), or
                 (from a parent's host call) no thread was left to wait for the child's start.
             StoreError: its start could not be committed (``StoreFullError``: the disk is full); the actor is
@@ -248,7 +257,10 @@ class Theater:
         source = f"store:{genesis.data['manifest'].hex()}"
         text = self.store.blobs.get(genesis.data["manifest"]).decode()
         manifest = parse_manifest(text, source=source, files=FileAccess.recorded())
-        manifest = dataclasses.replace(manifest, files=self._recorded_files(genesis))
+        # What an err does is what the creation recorded (chains from before ``on_err``: an err fails the actor),
+        # so the chain goes on as it began whatever the manifest's default is now.
+        on_err = ActorCreated.decode(genesis).err_policy
+        manifest = dataclasses.replace(manifest, files=self._recorded_files(genesis), on_err=on_err)
         check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
@@ -347,6 +359,8 @@ class Theater:
             init_state=tape.state_ref(state),
             limits=manifest.limits.per_call(),
             **({} if files is None else {"files": files}),
+            on_err=manifest.on_err,
+            grants=recorded_grants(manifest),
         ))
         return tape
 
@@ -404,6 +418,8 @@ class Theater:
             MailboxFull: the actor's mailbox is full; nothing was delivered, try again later.
             MessageTooLarge: the message is larger than the actor's ``max_message_bytes``.
             ExportMissing: the actor does not export ``handle-send``.
+            ErrAnswered: the actor answered it with its ``err`` (``on_err = "answer"``): it keeps running, its
+                state unchanged.
             GuestFault: the actor failed handling it (kind ``stopped``: it was stopped while handling it).
         """
         delivery = self.router.deliver_send(self.router.get(actor_id), message)
@@ -416,7 +432,8 @@ class Theater:
         Raises:
             ReplyTimeout: no response within ``timeout`` (default: the runtime's request timeout).
             RequestCancelled: the actor cancelled the request.
-            MessageError: as for ``send``.
+            ErrAnswered: the actor answered with its ``err``, naming the actor and the guest's text; it keeps running.
+            MessageError, GuestFault: as for ``send``.
         """
         reply = self.router.deliver_request(self.router.get(actor_id), message)
         return self.router.wait_reply(reply, timeout, f"request to {actor_id}")

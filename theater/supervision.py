@@ -55,7 +55,7 @@ from replay.schema import (
 )
 from store import Store
 from store.errors import TheaterError
-from theater.errors import ActorNotRunning, ResourceExhausted, SupervisionError
+from theater.errors import ActorNotRunning, ErrAnswered, ResourceExhausted, SupervisionError
 from theater.host import ActorHost, SupervisedActor
 from theater.manifest import (
     RESTART_FROM,
@@ -526,6 +526,8 @@ class Supervision:
             return True
         try:
             parent.call(export, params)
+        except ErrAnswered:
+            pass  # the parent's guest answered err: it goes on, and so does its declared policy
         except (GuestFault, ActorNotRunning):
             return False
         return parent.status == ActorStatus.RUNNING

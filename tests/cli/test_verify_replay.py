@@ -5,10 +5,14 @@ import json
 import uuid
 
 import lmdb
+import pytest
 
 from store import Store
 from store.codec import encode_event
 from tests.cli.conftest import run_cli
+from tests.components import wat
+from theater.errors import ErrAnswered
+from theater.runtime import Theater
 
 
 def test_verify_of_an_intact_chain_exits_zero_and_says_why(recorded):
@@ -144,3 +148,26 @@ def test_events_filters_by_type_and_range(recorded):
                                 home=home).stdout)
     assert [e["seq"] for e in events] == [2, 3, 4]
     assert all(e["type"].startswith("wasm/") for e in events)
+
+
+def test_replay_verify_and_state_of_an_answered_err_from_the_cli(tmp_path):
+    component = wat.actor_wat(send=wat.match_msg({b"fail": wat.seq(wat.count(), wat.fail("bad input"))},
+                                                 wat.count()))
+    (tmp_path / "c.wat").write_text(component)
+    (tmp_path / "c.toml").write_text('name = "c"\ncomponent = "c.wat"\n')
+    home = tmp_path / "home"
+    with Theater(home) as theater:
+        actor = theater.start(tmp_path / "c.toml")
+        theater.send(actor, b"tick")
+        with pytest.raises(ErrAnswered):
+            theater.send(actor, b"fail")
+        theater.send(actor, b"tick")
+        theater.stop(actor)
+    events = json.loads(run_cli("events", actor, "--json", home=home).stdout)
+    answer = next(e for e in events if e["type"] == "wasm/err-answer")
+    done = run_cli("replay", answer["hash"], home=home)
+    assert f"err     {answer['seq']:>5}  answered: bad input  (the actor went on, its state unchanged)" in done.stdout
+    assert "the record is reproduced" in done.stdout
+    assert "replay: ok" in run_cli("verify", actor, home=home).stdout
+    state = json.loads(run_cli("state", actor, "--seq", str(answer["seq"]), "--json", home=home).stdout)
+    assert base64.b64decode(state["state"]["base64"]) == (1).to_bytes(8, "little")

@@ -119,7 +119,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 class Served:
     """A runtime serving one actor of ``api``: its id, the port it serves on, and requests to it."""
 
-    def __init__(self, home: Path, result: BuildResult, config: str, mailbox: MailboxLimits | None) -> None:
+    def __init__(self, home: Path, result: BuildResult, config: str, mailbox: MailboxLimits | None,
+                 on_err: str | None = None) -> None:
         self.stage = Stage.__new__(Stage)  # a Stage around a runtime with the options this test needs
         theater = Theater(home, mailbox=mailbox) if mailbox is not None else Theater(home)
         self.stage.theater = theater
@@ -129,7 +130,10 @@ class Served:
         theater.store.blobs.put(result.wasm.read_bytes())
         seed_compiled(theater.store, theater.engine, result.digest)
         manifest = home.parent / "manifest.toml"
-        manifest.write_text(MANIFEST.format(config=config).replace("build/api.wasm", result.digest.hex()))
+        text = MANIFEST.format(config=config).replace("build/api.wasm", result.digest.hex())
+        if on_err is not None:
+            text = f'on_err = "{on_err}"\n' + text
+        manifest.write_text(text)
         self.theater = theater
         self.actor = theater.start(manifest)
         [started] = [e for e in theater.events(self.actor) if e.type == START_SERVER]
@@ -155,8 +159,8 @@ class Served:
 def serve(tmp_path: Path, api: BuildResult) -> Iterator[Callable[..., Served]]:
     opened: list[Served] = []
 
-    def open_(config: str = DEFAULT_CONFIG, mailbox: MailboxLimits | None = None) -> Served:
-        served = Served(tmp_path / f"home-{len(opened)}" / "home", api, config, mailbox)
+    def open_(config: str = DEFAULT_CONFIG, mailbox: MailboxLimits | None = None, on_err: str | None = None) -> Served:
+        served = Served(tmp_path / f"home-{len(opened)}" / "home", api, config, mailbox, on_err)
         opened.append(served)
         return served
 
@@ -220,8 +224,18 @@ def test_a_slow_actor_gets_504_while_another_actor_keeps_answering(serve):
     assert answers == [504]
 
 
-def test_a_failing_handler_gives_500_and_then_the_failed_actor_503(serve):
+def test_a_handler_that_answers_err_gives_500_and_the_actor_keeps_serving(serve):
     served = serve()
+    status, _, body = served.fetch("/fail")
+    assert (status, body) == (500, b"the actor's handler answered err")  # the traceback stays in the chain
+    assert served.theater.status(served.actor) == "running"
+    assert served.fetch("/hello")[::2] == (200, b"hello 1")
+    [answer] = [e for e in served.theater.events(served.actor) if e.type == "wasm/err-answer"]
+    assert answer.data["detail"].endswith("ValueError: boom")
+
+
+def test_a_failing_handler_gives_500_and_then_the_failed_actor_503(serve):
+    served = serve(on_err="fail")  # its err fails it
     status, _, body = served.fetch("/fail")
     assert status == 500 and b"the actor's handler failed (err)" in body
     assert served.theater.status(served.actor) == "failed"

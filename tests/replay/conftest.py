@@ -40,13 +40,15 @@ class Recorder:
         self.root = root
         self.count = 0
 
-    def __call__(self, component: str, workload: Workload, handlers: Iterable[str] = ("message-server",)) -> Recording:
+    def __call__(self, component: str, workload: Workload, handlers: Iterable[str] = ("message-server",), *,
+                 on_err: str | None = None) -> Recording:
         self.count += 1
         work = self.root / f"recording-{self.count}"
         work.mkdir()
         (work / "actor.wat").write_text(component)
         grants = "".join(f'\n[[handlers]]\ntype = "{h}"\n' for h in handlers)
-        (work / "actor.toml").write_text(f'name = "recorded"\ncomponent = "actor.wat"\n{grants}')
+        top = "" if on_err is None else f'on_err = "{on_err}"\n'
+        (work / "actor.toml").write_text(f'name = "recorded"\ncomponent = "actor.wat"\n{top}{grants}')
         with Theater(work / "home", durability="buffered", request_timeout=2.0) as theater:
             actor = theater.start(work / "actor.toml")
             workload(theater, actor)
@@ -55,7 +57,8 @@ class Recorder:
 
 @pytest.fixture
 def record(tmp_path: Path) -> Recorder:
-    """``record(wat_text, workload, handlers)``: a ``Recording`` of one actor after ``workload(theater, id)``."""
+    """``record(wat_text, workload, handlers, on_err=...)``: a ``Recording`` of one actor after
+    ``workload(theater, id)``."""
     return Recorder(tmp_path)
 
 

@@ -153,7 +153,7 @@ def test_verify_detects_call_after_a_failure_without_a_new_instance(record, open
         with pytest.raises(GuestFault, match="err"):
             theater.send(actor, b"fail")
 
-    recording = record(wat.faulty_actor(), workload)
+    recording = record(wat.faulty_actor(), workload, on_err="fail")  # its err fails it
     store = open_store(recording)
 
     def call_again(drafts):

@@ -1,4 +1,5 @@
-"""The SDK inside a real component: exceptions become ``err`` with their traceback in the chain, output becomes
+"""The SDK inside a real component: exceptions become an ``err`` the actor answers (``wasm/err-answer``, the
+actor going on) with their traceback in the chain, output becomes
 log events, and what would trap under ``--stub-wasi`` raises a Python error instead."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from theater.build import BuildResult
-from theater.errors import GuestFault
+from theater.errors import ErrAnswered, GuestFault
 
 from ._support import Stage, build
 
@@ -117,7 +118,7 @@ def fails(stage: Stage, actor: str, request: bytes) -> GuestFault:
     return caught.value
 
 
-def test_an_exception_is_an_err_with_its_traceback_and_the_actor_can_be_reopened(
+def test_an_exception_is_an_err_answer_with_its_traceback_and_the_actor_goes_on(
     stage: Stage, probe: BuildResult
 ) -> None:
     theater = stage.theater
@@ -125,15 +126,16 @@ def test_an_exception_is_an_err_with_its_traceback_and_the_actor_can_be_reopened
     theater.send(actor, b"one")
     theater.send(actor, b"two")
     fault = fails(stage, actor, b"raise")
-    assert fault.kind == "err"
-    [error] = stage.events(actor, "wasm/error")
-    assert error.data["kind"] == "err"
-    detail = error.data["detail"]
+    assert isinstance(fault, ErrAnswered) and fault.kind == "err"
+    assert str(fault).startswith(f"actor {actor} (probe) answered message-server-client.handle-request with err: ")
+    [answer] = stage.events(actor, "wasm/err-answer")
+    assert not stage.events(actor, "wasm/error")
+    detail = answer.data["detail"]
+    assert detail == fault.detail
     assert detail.startswith("Traceback (most recent call last):")
     assert 'File "app.py", line 11, in inner' in detail and 'raise ValueError(f"bad value {n}")' in detail
     assert detail.endswith("ValueError: bad value 2")
-    assert theater.status(actor) == "failed"
-    theater.reopen(actor)
+    assert theater.status(actor) == "running"
     theater.send(actor, b"three")
     assert theater.request(actor, b"count") == b"3"
 

@@ -148,6 +148,19 @@ def test_a_guest_failure_is_422_with_its_kind(http, start_actor):
     assert http.ok("GET", f"/v1/actors/{actor}")["status"] == "failed"
 
 
+def test_a_request_answered_with_err_is_422_naming_the_actor_and_the_actor_goes_on(http, start_actor):
+    actor = start_actor(http, "faulty", wat.faulty_actor())
+    reply = http.post(f"/v1/actors/{actor}/request", {"message": {"text": "fail"}})
+    assert reply.status == 422
+    assert (reply.json["error"], reply.json["kind"], reply.json["answered"]) == ("ErrAnswered", "err", True)
+    assert reply.json["actor"] == actor and reply.json["detail"] == "failure requested"
+    assert reply.json["message"] == (f"actor {actor} (faulty) answered message-server-client.handle-request with "
+                                     "err: failure requested")
+    assert http.ok("GET", f"/v1/actors/{actor}")["status"] == "running"
+    answered = http.ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "again"}})
+    assert text(answered["response"]) == b"again"
+
+
 def test_a_request_without_an_answer_times_out_with_504(http, start_actor):
     actor = start_actor(http, "deferred", wat.deferred_actor(), handlers=("message-server",))
     reply = http.post(f"/v1/actors/{actor}/request", {"message": {"text": "?"}, "timeout": 0.2})

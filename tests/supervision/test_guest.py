@@ -172,7 +172,7 @@ def test_get_child_state_of_a_stranger_is_an_err_for_the_guest(rig):
 )
 def test_the_parent_is_told_of_a_childs_failure(rig, command_, limits, error_type, kind):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG, limits=limits).name)
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG, limits=limits, on_err="fail").name)
     with pytest.raises(GuestFault):
         rig.theater.send(child, command_)
     rig.watch.events(child, "wasm/instantiate", reason="restart")
@@ -197,7 +197,7 @@ def test_the_parent_is_told_of_a_childs_exit_with_its_data(rig):
 
 def test_the_parent_hears_of_every_end_in_order(rig):
     parent = start_supervisor(rig)
-    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG).name)
+    child = spawn(rig, parent, rig.manifest("worker", worker(), MSG, on_err="fail").name)
     for n, how in enumerate((b"trap", b"exit", b"fail"), start=1):
         try:
             rig.theater.send(child, how)

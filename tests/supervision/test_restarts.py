@@ -40,7 +40,7 @@ def end(rig, child: str, how: bytes) -> None:
 )
 def test_restart_type_decides_whether_an_ended_child_comes_back(rig, restart, how, expected):
     parent = start_parent(rig, restart=restart)
-    path = rig.manifest("worker", worker(), MSG, limits={"fuel_per_call": 1_000_000})
+    path = rig.manifest("worker", worker(), MSG, limits={"fuel_per_call": 1_000_000}, on_err="fail")
     child = rig.theater.start(path, parent=parent)
     end(rig, child, how)
     if expected:

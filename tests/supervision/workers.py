@@ -30,6 +30,7 @@ def start_parent(rig: Any, name: str = "parent", handlers=MSG, **supervision: An
 
 
 def start_workers(rig: Any, parent: str, count: int, **options: Any) -> list[str]:
-    """``count`` workers started as children of ``parent``, in order."""
-    path = rig.manifest("worker", worker(), MSG)
+    """``count`` workers started as children of ``parent``, in order. Their manifest says ``on_err = "fail"``:
+    their ``b"fail"`` is a failure their supervisor hears of, as a trap is."""
+    path = rig.manifest("worker", worker(), MSG, on_err="fail")
     return [rig.theater.start(path, parent=parent, **options) for _ in range(count)]

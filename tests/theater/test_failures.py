@@ -1,7 +1,9 @@
 """Guest failures (trap, err, fuel, deadline, memory), start-up failures (links, manifests, wasm) and what they leave.
 
 Each guest failure marks only its actor failed, with the reason, records a ``wasm/error`` event, refuses further
-messages with ``ActorNotRunning``, and its chain replays (re-execution reproduces the failure).
+messages with ``ActorNotRunning``, and its chain replays (re-execution reproduces the failure). The faulty actor's
+manifest says ``on_err = "fail"``, so its ``err`` is one of these failures; by default an err is the call's answer
+and the actor goes on (``test_err_answers.py``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def failure(request):
 
 
 def start_faulty(theater, manifest, limits):
-    return theater.start(manifest("faulty", wat.faulty_actor(), MSG, limits=limits))
+    return theater.start(manifest("faulty", wat.faulty_actor(), MSG, limits=limits, on_err="fail"))
 
 
 def test_guest_failure_raises_guest_fault_with_its_kind(theater, manifest, failure):

@@ -165,7 +165,7 @@ def test_unknown_top_level_key_is_rejected() -> None:
     with pytest.raises(
         ManifestError,
         match=r"^actor.toml: colour: unknown key 'colour'; allowed keys: component, component_path, description, "
-        r"durable, handlers, init_state, limits, name, passivate_after_ms, permission_policy, save_chain, "
+        r"durable, handlers, init_state, limits, name, on_err, passivate_after_ms, permission_policy, save_chain, "
         r"supervision, version$",
     ):
         parse(with_extra('colour = "red"\n'))

@@ -9,7 +9,7 @@ import uuid
 import click
 
 from replay import CallView, Replayer, call_around, state_at
-from replay.schema import WASM_ERROR
+from replay.schema import WASM_ERR_ANSWER, WASM_ERROR
 from store import Event, Store
 from theater.cli._context import Context, emit_json
 from theater.cli._render import short, summary
@@ -62,6 +62,9 @@ def _show(actor: uuid.UUID, seq: int, view: CallView | None) -> None:
                    f"{readable_text(host.data.get('result'))}")
     if view.outcome is None:
         click.echo("        (the call has no recorded end: the actor stopped or crashed during it)")
+    elif view.outcome.type == WASM_ERR_ANSWER:
+        click.echo(f"err     {view.outcome.seq:>5}  answered: {view.outcome.data['detail']}  (the actor went on, "
+                   "its state unchanged)")
     elif view.outcome.type == WASM_ERROR:
         click.echo(f"error   {view.outcome.seq:>5}  {view.outcome.data['kind']}: {view.outcome.data['detail']}")
     else:

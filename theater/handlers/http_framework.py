@@ -40,7 +40,7 @@ from replay.boundary import CallResult
 from replay.errors import GuestFault
 from store.errors import TheaterError
 from theater import netloop
-from theater.errors import ActorNotRunning, ExportMissing, MailboxFull, ManifestError, MessageTooLarge
+from theater.errors import ActorNotRunning, ErrAnswered, ExportMissing, MailboxFull, ManifestError, MessageTooLarge
 from theater.handlers._base import Handler
 from theater.host import ActorHost
 
@@ -634,6 +634,8 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
                             headers={"Retry-After": "1"})
     except ExportMissing as exc:
         return web.Response(status=500, text=str(exc))
+    except ErrAnswered:  # the actor answered err and keeps serving; its text (a traceback, say) stays in its chain
+        return web.Response(status=500, text="the actor's handler answered err")
     except GuestFault as exc:
         return web.Response(status=500, text=f"the actor's handler failed ({exc.kind})")
     except TheaterError as exc:

@@ -155,7 +155,7 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
         "component": data["component"].hex(),
         "manifest": data["manifest"].hex(),
         "limits": data.get("limits"),
-        "grants": _grants(store, data["manifest"]),
+        "grants": _grants(store, data),
         "created_ms": genesis.timestamp_ms,
         "head": {"seq": head.seq, "hash": last.hash.hex(), "type": last.type, "timestamp_ms": last.timestamp_ms},
         "state": _state(store, state_event_at(store, actor)),
@@ -163,9 +163,22 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
     }
 
 
-def _grants(store: Store, manifest: bytes) -> list[dict[str, Any]] | None:
-    """The handlers the recorded manifest grants (type and config; ``runtime`` always), or None when the manifest
-    blob is missing or not a manifest (a chain may come from anyone: this is shown, never trusted)."""
+def _grants(store: Store, created: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The actor's effective grants (type and config; ``runtime`` always) as ``actor/created`` records them; for a
+    chain recorded before it did, those of the recorded manifest. None when neither can be read (a chain may come
+    from anyone: this is shown, never trusted)."""
+    recorded = created.get("grants")
+    if isinstance(recorded, list) and all(isinstance(g, dict) and isinstance(g.get("type"), str)
+                                          and isinstance(g.get("config"), dict) for g in recorded):
+        try:  # as JSON can carry it (a hostile chain may hold bytes, tags or odd keys in a config)
+            return [{"type": g["type"], "config": json.loads(json.dumps(g["config"], default=str))} for g in recorded]
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return _manifest_grants(store, created["manifest"])
+
+
+def _manifest_grants(store: Store, manifest: bytes) -> list[dict[str, Any]] | None:
+    """The handlers the recorded manifest grants, or None when its blob is missing or not a manifest."""
     try:
         data = tomllib.loads(store.blobs.get(manifest).decode("utf-8"))
     except (StoreError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):

@@ -26,6 +26,7 @@ from theater.errors import (
     ActorNotFound,
     ActorNotRunning,
     ChannelNotFound,
+    ErrAnswered,
     LinkError,
     MailboxFull,
     ManifestError,
@@ -109,6 +110,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, GuestFault):
         body.update(kind=exc.kind, export=exc.export, detail=exc.detail)
+        if isinstance(exc, ErrAnswered):  # the actor answered err and keeps running
+            body.update(actor=exc.actor_id, answered=True)
     elif isinstance(exc, ActorNotRunning):
         body.update(actor=exc.actor_id, status=exc.status)
     elif isinstance(exc, ActorNotFound):
