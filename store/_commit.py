@@ -21,6 +21,7 @@ import lmdb
 
 from store._env import Environment, is_disk_full
 from store._index import NO_TAIL, TailState, advance_tail
+from store.merkle import extend as extend_merkle
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
 
 log = logging.getLogger("store.commit")
@@ -118,7 +119,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail")
+                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late")
 
     def __init__(
         self,
@@ -142,6 +143,8 @@ class CommitContext:
         self.new_blobs: dict[bytes, bytes] = {}
         self.txn_id = -1
         self.wrote = False
+        # Run after the batch's appends are in the Merkle log (a checkpoint signs the tree as this commit leaves it).
+        self.late: list[Callable[[lmdb.Transaction[bytes]], None]] = []
 
     def head(self, txn: lmdb.Transaction[bytes], actor: bytes) -> tuple[int, bytes | None]:
         """The actor's head as of this batch so far."""
@@ -364,6 +367,10 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
+                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.feed_puts):
+                    ctx.wrote = True
+                for late in ctx.late:
+                    late(txn)
                 ctx.write(txn)
                 ctx.index_tail, wrote = advance_tail(
                     txn, dbs, index_tail, feed_start=self._feed_next, feed_next=ctx.feed_next,
