@@ -1,0 +1,97 @@
+"""``theater audit``: keys, checkpoints and proofs through the real CLI, checked offline with only the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+from store import EMPTY, Store
+from tests.cli.conftest import run_cli
+
+
+def _append(home, count: int) -> None:
+    with Store(home / "store", durability="buffered") as store:
+        actor, head = uuid.uuid4(), EMPTY
+        for n in range(count):
+            event = store.log.append(actor, "test.event", {"n": n}, expected=head)
+            head = type(head)(event.seq, event.hash)
+
+
+def test_prove_an_actor_and_check_it_offline_with_only_the_key(recorded, tmp_path):
+    home, actor = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    made = run_cli("audit", "checkpoint", home=home)
+    assert made.stdout.split("\n")[0].startswith("theater-home/")
+    proof_file = tmp_path / "proof.json"
+    run_cli("audit", "prove", str(actor), "-o", str(proof_file), home=home)
+    proof = json.loads(proof_file.read_text())
+    with Store(home / "store", readonly=True) as store:
+        head = store.log.head(uuid.UUID(str(actor)))
+    assert proof["event"] == head.hash.hex() and proof["actor"] == str(actor) and proof["seq"] == head.seq
+    # The auditor has no home at all: an empty directory, the proof file and the key.
+    done = run_cli("audit", "check", str(proof_file), "--key", key, "--event", head.hash.hex(),
+                   home=tmp_path / "nowhere")
+    assert done.stdout.startswith("ok: event ")
+    assert not (tmp_path / "nowhere").exists()
+    key_file = tmp_path / "home.vkey"
+    key_file.write_text(key + "\n")
+    assert run_cli("audit", "verify-proof", str(proof_file), "--key", str(key_file), home=tmp_path).returncode == 0
+
+
+def test_check_of_a_tampered_proof_exits_non_zero_naming_it(recorded, tmp_path):
+    home, actor = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    run_cli("audit", "checkpoint", home=home)
+    proof_file = tmp_path / "proof.json"
+    run_cli("audit", "prove", str(actor)[:8], "-o", str(proof_file), home=home)
+    proof = json.loads(proof_file.read_text())
+    proof["event"] = "00" * 32
+    proof_file.write_text(json.dumps(proof))
+    done = run_cli("audit", "check", str(proof_file), "--key", key, home=tmp_path, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("ProofError: inclusion proof does not hold")
+    assert "Traceback" not in done.stderr
+
+
+def test_check_with_another_homes_key_is_refused(recorded, tmp_path):
+    home, actor = recorded
+    run_cli("audit", "checkpoint", home=home)
+    proof_file = tmp_path / "proof.json"
+    run_cli("audit", "prove", str(actor), "-o", str(proof_file), home=home)
+    other = run_cli("audit", "key", home=tmp_path / "other").stdout.strip()
+    done = run_cli("audit", "check", str(proof_file), "--key", other, home=tmp_path, check=False)
+    assert done.returncode == 1 and "no signature by" in done.stderr
+
+
+def test_consistency_between_checkpoints_checks_offline(recorded, tmp_path):
+    home, _ = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    run_cli("audit", "checkpoint", home=home)
+    _append(home, 5)
+    run_cli("audit", "checkpoint", home=home)
+    listed = run_cli("audit", "checkpoints", "--json", home=home)
+    sizes = [c["size"] for c in json.loads(listed.stdout)]
+    assert len(sizes) == 2 and sizes[1] == sizes[0] + 5
+    proof_file = tmp_path / "consistency.json"
+    run_cli("audit", "consistency", "1", "2", "-o", str(proof_file), home=home)
+    done = run_cli("audit", "check", str(proof_file), "--key", key, home=tmp_path)
+    assert done.stdout.startswith(f"ok: the log of {sizes[1]} events extends the one of {sizes[0]}")
+
+
+def test_prove_before_any_checkpoint_is_a_clear_error(recorded, tmp_path):
+    home, actor = recorded
+    done = run_cli("audit", "prove", str(actor), "-o", str(tmp_path / "p.json"), home=home, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("NotFoundError: no checkpoint")
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_world_readable_signing_key_is_refused_by_the_cli(recorded):
+    home, _ = recorded
+    run_cli("audit", "key", home=home)
+    os.chmod(home / "store" / "audit" / "ed25519.key", 0o644)
+    done = run_cli("audit", "checkpoint", home=home, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("ProofError: signing key") and "0644" in done.stderr
+    assert "Traceback" not in done.stderr
