@@ -369,9 +369,9 @@ class Writer:
                         errors[index] = exc
                 if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.feed_puts):
                     ctx.wrote = True
-                for late in ctx.late:
-                    late(txn)
                 ctx.write(txn)
+                for late in ctx.late:
+                    late(txn)  # after the write: a checkpoint reads this batch's leaves from the feed
                 ctx.index_tail, wrote = advance_tail(
                     txn, dbs, index_tail, feed_start=self._feed_next, feed_next=ctx.feed_next,
                     deferred=ctx.deferred, merge=merge,

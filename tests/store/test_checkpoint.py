@@ -218,3 +218,22 @@ def test_event_changed_and_everything_after_rehashed_fails_consistency(tmp_path,
     proof["old"] = old.note
     with pytest.raises(ProofError, match="does not extend"):
         check_proof(proof, key)
+
+
+def test_checkpoint_committed_with_appends_signs_them(fast_store, append_chain):
+    from store.checkpoint import PendingCheckpoint, load_or_create_key
+
+    actor = uuid.uuid4()
+    append_chain(fast_store, actor, 2)
+    head = fast_store.log.head(actor)
+    writes = []
+    for n in range(5):
+        p = fast_store.log.prepare(actor, "t", {"n": n}, expected=head, timestamp_ms=1)
+        head = type(head)(p.event.seq, p.event.hash)
+        writes.append(p)
+    cp_write = PendingCheckpoint(load_or_create_key(fast_store.path))
+    fast_store.submit([*writes, cp_write])  # one batch: the appends and the checkpoint
+    cp = cp_write.wait(30)
+    assert cp is not None and cp.size == 7
+    result = check_proof(fast_store.audit.prove(writes[-1].event.hash), fast_store.audit.key())
+    assert result.leaf_index == 6
