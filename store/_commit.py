@@ -119,7 +119,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late")
+                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late", "leaves")
 
     def __init__(
         self,
@@ -139,6 +139,7 @@ class CommitContext:
         self.event_puts: list[tuple[bytes, bytes]] = []
         self.index_puts: list[tuple[bytes, bytes]] = []
         self.feed_puts: list[tuple[bytes, bytes]] = []
+        self.leaves: list[bytes] = []  # the Merkle leaf hash of each feed put, in order (hashed by the appender)
         self.puts = {"events": self.event_puts, "event_index": self.index_puts, "feed": self.feed_puts}
         self.new_blobs: dict[bytes, bytes] = {}
         self.txn_id = -1
@@ -367,7 +368,7 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
-                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.feed_puts):
+                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.leaves, ctx.heads):
                     ctx.wrote = True
                 ctx.write(txn)
                 for late in ctx.late:

@@ -12,10 +12,12 @@ too (their tree is built once from the feed by the first commit that finds it be
 
 Storage (the ``merkle`` database, written by the writer inside the same transaction as the events):
 - ``level (1 byte) || index (8, big-endian)`` -> the 32-byte hash of the perfect subtree of ``2**level`` leaves
-  starting at leaf ``index * 2**level``, for ``level >= 1``, stored once it is complete. Level 0 (the leaf hashes)
-  is not stored: leaf ``i`` is ``SHA-256(0x00 || hash)`` of feed entry ``i``, one read away.
-- ``b"p" || actor (16) || seq (8)`` -> leaf index (8), for the last event of each actor in each commit: the leaf
-  index of any event is found from the next such record by scanning back at most one commit's feed entries.
+  starting at leaf ``index * 2**level``, for ``level >= 4``, stored once it is complete (one put per 8 appends).
+  Smaller subtrees are recomputed when read from at most 8 consecutive feed entries (leaf ``i`` is
+  ``SHA-256(0x00 || hash)`` of feed entry ``i``): a proof needs at most one of them per level.
+- ``b"p" || actor (16) || seq (8)`` -> leaf index (8): for the last event of each actor in each commit, the
+  commit's last leaf. An event's leaf is found from the next such record by scanning the feed back from there, at
+  most one commit's entries.
 - ``meta`` ``merkle-size``: how many leaves the tree holds (equal to the feed's length after every commit).
 
 Every tree of size ``n`` splits into perfect subtrees aligned on their size (RFC 9162's recursion only ever makes
@@ -41,6 +43,8 @@ from store.errors import CorruptRecordError, InvalidInputError, NotFoundError
 HASH_SIZE = 32
 SIZE_KEY = b"merkle-size"
 POSITION_PREFIX = b"p"
+STORED_FROM_LEVEL = 4  # subtrees of fewer leaves (at most 8) are recomputed from the feed when read
+CATCH_UP_RECORDS = 1024  # a catch-up records each actor's last leaf once per this many leaves
 
 # Reads the hash of perfect subtree (level, index); level 0 is a leaf hash.
 NodeReader = Callable[[int, int], bytes]
@@ -190,13 +194,15 @@ def extend(
     txn: lmdb.Transaction[bytes],
     dbs: dict[str, Any],
     feed_start: int,
-    entries: Sequence[tuple[bytes, bytes]],
+    leaves: Sequence[bytes],
+    heads: dict[bytes, tuple[int, bytes | None]],
 ) -> bool:
     """Add this commit's appends to the tree, inside the commit's write transaction; True when it wrote.
 
-    ``entries`` are the commit's new feed entries (position key, actor || hash || seq), at positions from
-    ``feed_start`` on. A tree behind the feed (a home written before the log existed, or by a writer that did not
-    keep it) is first caught up from the stored feed, so the tree is always the feed's leaves in feed order.
+    ``leaves`` are the leaf hashes of the commit's new feed entries, at positions from ``feed_start`` on (hashed
+    by the appenders, in their threads); ``heads`` the last (seq, hash) of each actor appended to in this commit. A
+    tree behind the feed (a home written before the log existed, or by a writer that did not keep it) is first
+    caught up from the stored feed, so the tree is always the feed's leaves in feed order.
 
     Raises:
         CorruptRecordError: the stored tree is longer than the feed.
@@ -204,7 +210,9 @@ def extend(
     size = read_size(txn, dbs)
     if size > feed_start:
         raise CorruptRecordError("merkle log", f"it holds {size} leaves but the feed only {feed_start} entries")
-    leaves: list[tuple[bytes, bytes, int | None]] = []  # (actor, hash, seq or None for the old feed layout)
+    hashes: list[bytes] = []
+    records: dict[bytes, tuple[int, int]] = {}  # actor -> (seq, position): where to look an event's leaf up
+    flushed: list[tuple[bytes, tuple[int, int]]] = []
     if size < feed_start:
         cursor = txn.cursor(db=dbs["feed"])
         if cursor.set_range(size.to_bytes(8, "big")):
@@ -212,57 +220,83 @@ def extend(
             for key, value in cursor:
                 if key >= stop:
                     break
-                leaves.append(_parse_feed(txn, dbs, bytes(value)))
-        if len(leaves) != feed_start - size:
+                full = _full_feed_value(txn, dbs, bytes(value))
+                hashes.append(leaf_hash(full[16:48]))
+                if len(full) == FEED_VALUE_SIZE:
+                    records[full[:16]] = (int.from_bytes(full[48:], "big"), int.from_bytes(key, "big"))
+                if len(hashes) % CATCH_UP_RECORDS == 0:  # keep each lookup's scan short in a long catch-up
+                    flushed.extend(records.items())
+                    records.clear()
+        if len(hashes) != feed_start - size:
             raise CorruptRecordError("feed", f"positions {size}..{feed_start - 1} are not all there")
-    for _, value in entries:
-        leaves.append((value[:16], value[16:48], int.from_bytes(value[48:], "big")))
-    if not leaves:
+    hashes.extend(leaves)
+    if not hashes:
         return False
-    nodes: dict[tuple[int, int], bytes] = {}
+    end = size + len(hashes) - 1
+    for actor, (seq, _) in heads.items():
+        records[actor] = (seq, end)  # the commit's last position: the lookup scans back from there
+    # The frontier: for each set bit of the size, the complete subtree the next leaves' parents combine with.
+    frontier: list[bytes] = [b""] * 64
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            frontier[level] = read_node(txn, dbs, level, start >> level)
+            start += 1 << level
+    # The hot loop (once per append, on the writer thread): half the appends end at once, the rest hash a parent.
+    sha256 = hashlib.sha256
+    puts: list[tuple[bytes, bytes]] = []
+    position = size
+    for h in hashes:
+        index, level = position, 0
+        while index & 1:
+            h = sha256(b"\x01" + frontier[level] + h).digest()
+            level += 1
+            index >>= 1
+            if level >= STORED_FROM_LEVEL:
+                puts.append((bytes((level,)) + index.to_bytes(8, "big"), h))
+        frontier[level] = h
+        position += 1
+    puts.sort()
+    merkle = txn.cursor(db=dbs["merkle"])
+    merkle.putmulti(puts)
+    merkle.putmulti(sorted(
+        (POSITION_PREFIX + actor + seq.to_bytes(8, "big"), at.to_bytes(8, "big"))
+        for actor, (seq, at) in [*flushed, *records.items()]
+    ))
+    txn.put(SIZE_KEY, position.to_bytes(8, "big"), db=dbs["meta"])
+    return True
 
-    def read(level: int, index: int) -> bytes:
-        found = nodes.get((level, index))
-        if found is not None:
-            return found
+
+def _full_feed_value(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], value: bytes) -> bytes:
+    """The feed value with its seq: entries of the old layout (actor || hash) get it from the hash index."""
+    if len(value) == FEED_VALUE_SIZE:
+        return value
+    where = txn.get(value[16:48], db=dbs["event_index"])  # the old layout: every such event is in the index
+    return value if where is None else value + bytes(where[16:])
+
+
+def read_node(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], level: int, index: int) -> bytes:
+    """The hash of the complete perfect subtree (level, index): stored from ``STORED_FROM_LEVEL`` up, computed from
+    the feed's event hashes below it."""
+    if level >= STORED_FROM_LEVEL:
         raw = txn.get(_node_key(level, index), db=dbs["merkle"])
         if raw is None:
             raise CorruptRecordError("merkle log", f"node {level}/{index} is missing")
         return bytes(raw)
-
-    # The frontier: the complete subtrees the next leaf's parents combine with (one per set bit of the size).
-    puts: list[tuple[bytes, bytes]] = []
-    last: dict[bytes, tuple[int, int]] = {}
-    for position, (actor, digest, seq) in enumerate(leaves, start=size):
-        h = leaf_hash(digest)
-        index, level = position, 0
-        while index & 1:
-            left = nodes.pop((level, index - 1), None)
-            if left is None:
-                left = leaf_hash(_feed_hash(txn, dbs, index - 1)) if level == 0 else read(level, index - 1)
-            h = node_hash(left, h)
-            level += 1
-            index >>= 1
-            puts.append((_node_key(level, index), h))
-        nodes[(level, index)] = h
-        if seq is not None:
-            last[actor] = (seq, position)
-    puts.sort()
-    txn.cursor(db=dbs["merkle"]).putmulti(puts)
-    txn.cursor(db=dbs["merkle"]).putmulti(sorted(
-        (POSITION_PREFIX + actor + seq.to_bytes(8, "big"), position.to_bytes(8, "big"))
-        for actor, (seq, position) in last.items()
-    ))
-    txn.put(SIZE_KEY, (size + len(leaves)).to_bytes(8, "big"), db=dbs["meta"])
-    return True
-
-
-def _parse_feed(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], value: bytes) -> tuple[bytes, bytes, int | None]:
-    actor, digest = value[:16], value[16:48]
-    if len(value) == FEED_VALUE_SIZE:
-        return actor, digest, int.from_bytes(value[48:], "big")
-    where = txn.get(digest, db=dbs["event_index"])  # the old layout: every such event is in the index
-    return actor, digest, None if where is None else int.from_bytes(where[16:], "big")
+    width = 1 << level
+    cursor = txn.cursor(db=dbs["feed"])
+    first = index * width
+    hashes = []
+    if cursor.set_key(first.to_bytes(8, "big")):
+        for _, value in cursor:
+            hashes.append(leaf_hash(bytes(value[16:48])))
+            if len(hashes) == width:
+                break
+    if len(hashes) != width:
+        raise CorruptRecordError(f"feed positions {first}..{first + width - 1}", "missing")
+    while len(hashes) > 1:
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    return hashes[0]
 
 
 def _feed_hash(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], position: int) -> bytes:
@@ -284,13 +318,8 @@ class TreeView:
         self.size = read_size(txn, dbs)
 
     def read(self, level: int, index: int) -> bytes:
-        """The stored hash of perfect subtree (level, index); level 0 is computed from the feed."""
-        if level == 0:
-            return leaf_hash(self.leaf(index))
-        raw = self._txn.get(_node_key(level, index), db=self._dbs["merkle"])
-        if raw is None:
-            raise CorruptRecordError("merkle log", f"node {level}/{index} is missing")
-        return bytes(raw)
+        """The hash of perfect subtree (level, index): stored, or computed from the feed below level 4."""
+        return read_node(self._txn, self._dbs, level, index)
 
     def leaf(self, index: int) -> bytes:
         """The data of leaf ``index``: the event hash at that feed position."""
@@ -335,7 +364,10 @@ class TreeView:
                     while True:
                         value = feed.value()
                         if value[16:48] == digest:
-                            return int.from_bytes(feed.key(), "big")
+                            found = int.from_bytes(feed.key(), "big")
+                            if found >= self.size:
+                                break
+                            return found
                         if value[:16] == actor.bytes and len(value) == FEED_VALUE_SIZE:
                             if int.from_bytes(value[48:], "big") < seq:
                                 break

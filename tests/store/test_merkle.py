@@ -239,3 +239,21 @@ def test_home_written_before_the_log_gets_its_tree_from_the_feed(store_path, app
             tree = TreeView(txn, store.env.dbs)
             for entry in store.log.feed():
                 assert tree.position(entry.actor, entry.seq, entry.hash) == entry.position
+
+
+def test_long_catch_up_finds_every_event_of_an_old_home(store_path, append_chain):
+    """A catch-up longer than one lookup chunk: every event's leaf is still found, and the root is the reference."""
+    actors = [uuid.uuid4() for _ in range(3)]
+    with Store(store_path, durability="buffered") as store:
+        for actor in actors:
+            append_chain(store, actor, 1500)
+    _drop_the_tree(store_path)
+    with Store(store_path, durability="buffered") as store:
+        append_chain(store, actors[1], 1)
+        feed = store.log.feed()
+        with store.env.read() as txn:
+            tree = TreeView(txn, store.env.dbs)
+            assert tree.size == len(feed) == 4501
+            assert tree.root() == ref_mth([entry.hash for entry in feed])
+            for entry in feed:
+                assert tree.position(entry.actor, entry.seq, entry.hash) == entry.position
