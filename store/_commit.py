@@ -368,7 +368,7 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
-                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.leaves, ctx.heads):
+                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.leaves):
                     ctx.wrote = True
                 ctx.write(txn)
                 for late in ctx.late:

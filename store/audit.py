@@ -113,11 +113,14 @@ class Audit:
                 number = last_number(txn, self._env.dbs)
             cp = read_checkpoint(txn, self._env.dbs, number)
             tree = TreeView(txn, self._env.dbs)
-            index = tree.position(actor, seq, digest)
+            try:
+                index = tree.position(actor, seq, digest)
+            except NotFoundError:
+                index = cp.size  # committed after the newest checkpoint: its leaf is not indexed yet
             if index >= cp.size:
                 raise ProofError(
-                    f"checkpoint {number}", f"it covers {cp.size} events and this one is leaf {index}: make a newer "
-                    "checkpoint (theater audit checkpoint) and prove against it",
+                    f"checkpoint {number}", f"it covers {cp.size} events and not this one, committed after it: make "
+                    "a newer checkpoint (theater audit checkpoint) and prove against it",
                 )
             path = tree.inclusion(index, cp.size)
         return {

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from store._commit import CommitContext, Pending
 from store.errors import InvalidInputError, NotFoundError, ProofError, TheaterError
-from store.merkle import HASH_SIZE, TreeView, read_size
+from store.merkle import HASH_SIZE, TreeView, index_positions, read_size
 
 KEY_DIR = "audit"
 KEY_FILE = "ed25519.key"
@@ -267,6 +267,7 @@ class PendingCheckpoint(Pending[Checkpoint | None]):
                     "file was replaced; checkpoints signed with it would not verify against the published key",
                 )
             size = read_size(txn, dbs)
+            index_positions(txn, dbs, size)
             root = TreeView(txn, dbs).root(size)
             number = last_number(txn, dbs) + 1
             note = self._signer.sign(size, root)

@@ -15,10 +15,11 @@ Storage (the ``merkle`` database, written by the writer inside the same transact
   starting at leaf ``index * 2**level``, for ``level >= 4``, stored once it is complete (one put per 8 appends).
   Smaller subtrees are recomputed when read from at most 8 consecutive feed entries (leaf ``i`` is
   ``SHA-256(0x00 || hash)`` of feed entry ``i``): a proof needs at most one of them per level.
-- ``b"p" || actor (16) || seq (8)`` -> leaf index (8): for the last event of each actor in each commit, the
-  commit's last leaf. An event's leaf is found from the next such record by scanning the feed back from there, at
-  most one commit's entries.
-- ``meta`` ``merkle-size``: how many leaves the tree holds (equal to the feed's length after every commit).
+- ``b"p" || actor (16) || seq (8)`` -> leaf index (8): the last event of each actor in each run of 1,024 leaves,
+  written when a checkpoint is made (only events in a checkpoint can be proven; ``index_positions``). An event's
+  leaf is found from the next such record by scanning the feed back from there, at most 1,024 entries.
+- ``meta`` ``merkle-size``: how many leaves the tree holds (equal to the feed's length after every commit);
+  ``merkle-indexed``: how many have their lookup records.
 
 Every tree of size ``n`` splits into perfect subtrees aligned on their size (RFC 9162's recursion only ever makes
 such ranges), so the root of any earlier size, inclusion proofs and consistency proofs are computed from stored
@@ -44,7 +45,8 @@ HASH_SIZE = 32
 SIZE_KEY = b"merkle-size"
 POSITION_PREFIX = b"p"
 STORED_FROM_LEVEL = 4  # subtrees of fewer leaves (at most 8) are recomputed from the feed when read
-CATCH_UP_RECORDS = 1024  # a catch-up records each actor's last leaf once per this many leaves
+POSITION_CHUNK = 1024  # the lookup records: each actor's last leaf in each run of this many leaves
+INDEXED_KEY = b"merkle-indexed"  # in meta: the leaves below this have their lookup records
 
 # Reads the hash of perfect subtree (level, index); level 0 is a leaf hash.
 NodeReader = Callable[[int, int], bytes]
@@ -195,14 +197,13 @@ def extend(
     dbs: dict[str, Any],
     feed_start: int,
     leaves: Sequence[bytes],
-    heads: dict[bytes, tuple[int, bytes | None]],
 ) -> bool:
     """Add this commit's appends to the tree, inside the commit's write transaction; True when it wrote.
 
     ``leaves`` are the leaf hashes of the commit's new feed entries, at positions from ``feed_start`` on (hashed
-    by the appenders, in their threads); ``heads`` the last (seq, hash) of each actor appended to in this commit. A
-    tree behind the feed (a home written before the log existed, or by a writer that did not keep it) is first
-    caught up from the stored feed, so the tree is always the feed's leaves in feed order.
+    by the appenders, in their threads). A tree behind the feed (a home written before the log existed, or by a
+    writer that did not keep it) is first caught up from the stored feed, so the tree is always the feed's leaves
+    in feed order.
 
     Raises:
         CorruptRecordError: the stored tree is longer than the feed.
@@ -211,8 +212,6 @@ def extend(
     if size > feed_start:
         raise CorruptRecordError("merkle log", f"it holds {size} leaves but the feed only {feed_start} entries")
     hashes: list[bytes] = []
-    records: dict[bytes, tuple[int, int]] = {}  # actor -> (seq, position): where to look an event's leaf up
-    flushed: list[tuple[bytes, tuple[int, int]]] = []
     if size < feed_start:
         cursor = txn.cursor(db=dbs["feed"])
         if cursor.set_range(size.to_bytes(8, "big")):
@@ -220,21 +219,12 @@ def extend(
             for key, value in cursor:
                 if key >= stop:
                     break
-                full = _full_feed_value(txn, dbs, bytes(value))
-                hashes.append(leaf_hash(full[16:48]))
-                if len(full) == FEED_VALUE_SIZE:
-                    records[full[:16]] = (int.from_bytes(full[48:], "big"), int.from_bytes(key, "big"))
-                if len(hashes) % CATCH_UP_RECORDS == 0:  # keep each lookup's scan short in a long catch-up
-                    flushed.extend(records.items())
-                    records.clear()
+                hashes.append(leaf_hash(bytes(value[16:48])))
         if len(hashes) != feed_start - size:
             raise CorruptRecordError("feed", f"positions {size}..{feed_start - 1} are not all there")
     hashes.extend(leaves)
     if not hashes:
         return False
-    end = size + len(hashes) - 1
-    for actor, (seq, _) in heads.items():
-        records[actor] = (seq, end)  # the commit's last position: the lookup scans back from there
     # The frontier: for each set bit of the size, the complete subtree the next leaves' parents combine with.
     frontier: list[bytes] = [b""] * 64
     start = 0
@@ -257,14 +247,46 @@ def extend(
         frontier[level] = h
         position += 1
     puts.sort()
-    merkle = txn.cursor(db=dbs["merkle"])
-    merkle.putmulti(puts)
-    merkle.putmulti(sorted(
-        (POSITION_PREFIX + actor + seq.to_bytes(8, "big"), at.to_bytes(8, "big"))
-        for actor, (seq, at) in [*flushed, *records.items()]
-    ))
+    txn.cursor(db=dbs["merkle"]).putmulti(puts)
     txn.put(SIZE_KEY, position.to_bytes(8, "big"), db=dbs["meta"])
     return True
+
+
+def index_positions(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], stop: int) -> None:
+    """Record where events are in the tree, for the leaves from the last indexed one up to ``stop``.
+
+    Only events in a checkpoint can be proven, so the lookup records are written when a checkpoint is made, not
+    with every commit (that kept about one B-tree page per actor per commit out of the appends' fsync). For each
+    run of ``POSITION_CHUNK`` leaves, the last event of each actor in it gets ``b"p" || actor || seq`` -> its leaf.
+    """
+    raw = txn.get(INDEXED_KEY, db=dbs["meta"])
+    start = 0 if raw is None else int.from_bytes(raw, "big")
+    if start >= stop:
+        return
+    records: dict[bytes, tuple[int, int]] = {}
+    puts: list[tuple[bytes, bytes]] = []
+    cursor = txn.cursor(db=dbs["feed"])
+    if cursor.set_range(start.to_bytes(8, "big")):
+        end = stop.to_bytes(8, "big")
+        for key, value in cursor:
+            if key >= end:
+                break
+            full = _full_feed_value(txn, dbs, bytes(value))
+            position = int.from_bytes(key, "big")
+            if len(full) == FEED_VALUE_SIZE:
+                records[full[:16]] = (int.from_bytes(full[48:], "big"), position)
+            if position % POSITION_CHUNK == POSITION_CHUNK - 1:
+                puts.extend(_records(records))
+                records.clear()
+    puts.extend(_records(records))
+    puts.sort()
+    txn.cursor(db=dbs["merkle"]).putmulti(puts)
+    txn.put(INDEXED_KEY, stop.to_bytes(8, "big"), db=dbs["meta"])
+
+
+def _records(records: dict[bytes, tuple[int, int]]) -> list[tuple[bytes, bytes]]:
+    return [(POSITION_PREFIX + actor + seq.to_bytes(8, "big"), at.to_bytes(8, "big"))
+            for actor, (seq, at) in records.items()]
 
 
 def _full_feed_value(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], value: bytes) -> bytes:

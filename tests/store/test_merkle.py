@@ -194,6 +194,7 @@ def test_every_committed_event_is_a_leaf_in_feed_order(fast_store, append_chain)
         for p in pending:
             p.wait(30)
     _check_against_reference(fast_store)
+    fast_store.audit.checkpoint()  # writes the records that find an event's leaf
     with fast_store.env.read() as txn:
         tree = TreeView(txn, fast_store.env.dbs)
         for entry in fast_store.log.feed():
@@ -204,8 +205,13 @@ def test_event_not_in_the_log_has_no_position(fast_store, append_chain):
     from store.errors import NotFoundError
 
     actor = uuid.uuid4()
-    append_chain(fast_store, actor, 3)
+    events = append_chain(fast_store, actor, 3)
+    with fast_store.env.read() as txn:  # not in a checkpoint yet: not looked up
+        with pytest.raises(NotFoundError):
+            TreeView(txn, fast_store.env.dbs).position(actor, 1, events[1].hash)
+    fast_store.audit.checkpoint()
     with fast_store.env.read() as txn:
+        assert TreeView(txn, fast_store.env.dbs).position(actor, 1, events[1].hash) == 1
         with pytest.raises(NotFoundError):
             TreeView(txn, fast_store.env.dbs).position(actor, 1, b"\x07" * 32)
         with pytest.raises(NotFoundError):
@@ -235,6 +241,7 @@ def test_home_written_before_the_log_gets_its_tree_from_the_feed(store_path, app
     with Store(store_path, durability="buffered") as store:
         append_chain(store, actors[0], 2)  # the first commit catches the tree up, then adds its own appends
         _check_against_reference(store)
+        store.audit.checkpoint()
         with store.env.read() as txn:
             tree = TreeView(txn, store.env.dbs)
             for entry in store.log.feed():
@@ -242,7 +249,8 @@ def test_home_written_before_the_log_gets_its_tree_from_the_feed(store_path, app
 
 
 def test_long_catch_up_finds_every_event_of_an_old_home(store_path, append_chain):
-    """A catch-up longer than one lookup chunk: every event's leaf is still found, and the root is the reference."""
+    """A catch-up and a first checkpoint longer than one lookup chunk: every event's leaf is found, the root is the
+    reference."""
     actors = [uuid.uuid4() for _ in range(3)]
     with Store(store_path, durability="buffered") as store:
         for actor in actors:
@@ -250,6 +258,7 @@ def test_long_catch_up_finds_every_event_of_an_old_home(store_path, append_chain
     _drop_the_tree(store_path)
     with Store(store_path, durability="buffered") as store:
         append_chain(store, actors[1], 1)
+        store.audit.checkpoint()
         feed = store.log.feed()
         with store.env.read() as txn:
             tree = TreeView(txn, store.env.dbs)
