@@ -30,7 +30,7 @@ from store.checkpoint import (
 )
 from store.chain import EventLog
 from store.errors import InvalidInputError, NotFoundError, ProofError, ReadOnlyError
-from store.merkle import HASH_SIZE, TreeView, leaf_hash, verify_consistency, verify_inclusion
+from store.merkle import HASH_SIZE, TreeView, leaf_hash, read_size, verify_consistency, verify_inclusion
 
 INCLUSION_FORMAT = "theater-inclusion-proof/1"
 CONSISTENCY_FORMAT = "theater-consistency-proof/1"
@@ -84,6 +84,14 @@ class Audit:
         made = op.wait(timeout)
         assert made is not None
         return made
+
+    def checkpoints_behind(self) -> bool:
+        """True when the log holds events the newest checkpoint does not cover (or there is no checkpoint yet and
+        the log is not empty)."""
+        with self._env.read() as txn:
+            size = read_size(txn, self._env.dbs)
+            number = last_number(txn, self._env.dbs)
+            return size > (read_checkpoint(txn, self._env.dbs, number).size if number else 0)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint of the home, oldest first."""

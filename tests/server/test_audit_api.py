@@ -43,3 +43,31 @@ def test_bad_audit_requests_get_clear_errors(servers):
     assert http.get("/v1/audit/checkpoints/nope").status == 400
     assert http.get("/v1/audit/checkpoints/7").status == 404
     assert http.get("/v1/audit/proofs/consistency?old=1").status == 400
+
+
+def _checkpoint_covering(http, size: int, timeout: float = 30.0) -> dict:
+    """The first checkpoint of at least ``size`` events, polled until the deadline (the server signs on its own)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = http.ok("GET", "/v1/audit/checkpoints")["checkpoints"]
+        covering = [c for c in listed if c["size"] >= size]
+        if covering:
+            return covering[0]
+    raise AssertionError(f"no checkpoint of {size} events within {timeout} s")
+
+
+def test_server_signs_checkpoints_at_its_interval_while_the_log_grows(servers, start_actor):
+    server = servers(args=("--checkpoint-every", "0.05"))
+    http = server.http()
+    key = VerifierKey.parse(http.ok("GET", "/v1/audit/key")["key"])
+    actor = start_actor(http, "echo", wat.echo_actor())
+    http.ok("POST", f"/v1/actors/{actor}/send", {"message": {"text": "one"}})
+    head = http.ok("GET", f"/v1/actors/{actor}")["head"]
+    cp = _checkpoint_covering(http, head["seq"] + 1)
+    proof = http.ok("GET", f"/v1/audit/proofs/inclusion?event={head['hash']}&checkpoint={cp['number']}")
+    assert check_proof(proof, key).event.hex() == head["hash"]
+    # While nothing is appended, no new checkpoint is made: sizes only grow, one checkpoint per size at most.
+    sizes = [c["size"] for c in http.ok("GET", "/v1/audit/checkpoints")["checkpoints"]]
+    assert sizes == sorted(set(sizes))
