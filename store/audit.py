@@ -30,7 +30,16 @@ from store.checkpoint import (
 )
 from store.chain import EventLog
 from store.errors import InvalidInputError, NotFoundError, ProofError, ReadOnlyError
-from store.merkle import HASH_SIZE, TreeView, leaf_hash, read_size, verify_consistency, verify_inclusion
+from store.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    TreeView,
+    leaf_hash,
+    node_hash,
+    read_size,
+    verify_consistency,
+    verify_inclusion,
+)
 
 INCLUSION_FORMAT = "theater-inclusion-proof/1"
 CONSISTENCY_FORMAT = "theater-consistency-proof/1"
@@ -167,6 +176,10 @@ class Audit:
             "path": _b64(path),
         }
 
+    def verify(self) -> AuditReport:
+        """Check the audit log against the home's events and its checkpoints (see ``verify_log``)."""
+        return verify_log(self._env)
+
     def event_of_actor(self, actor: uuid.UUID) -> bytes:
         """The hash of the actor's latest event (its head), whose inclusion proves the whole chain.
 
@@ -247,3 +260,96 @@ def check_proof(proof: object, key: VerifierKey) -> ProofResult:
             )
         return ProofResult(kind="consistency", checkpoints=(first, second))
     raise ProofError("proof", f"format {str(kind)[:60]!r} is not {INCLUSION_FORMAT} or {CONSISTENCY_FORMAT}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditReport:
+    """What ``Audit.verify`` found: the leaves and checkpoints checked, and every problem (none: the log holds)."""
+
+    leaves: int
+    checkpoints: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+MAX_PROBLEMS = 50
+
+
+def verify_log(env: Environment) -> AuditReport:
+    """Check the home's audit log against its events, in one snapshot.
+
+    Every leaf must still be the stored event it recorded (an actor's chain truncated and re-appended in place, or an
+    event changed, leaves leaves whose events are gone); the tree rebuilt from the feed must have the stored root
+    and the root every checkpoint signed; every checkpoint's signature must verify with the recorded key.
+    """
+    problems: list[str] = []
+
+    def problem(text: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(text)
+
+    dbs = env.dbs
+    with env.read() as txn:
+        size = read_size(txn, dbs)
+        count = last_number(txn, dbs)
+        kept = [read_checkpoint(txn, dbs, n) for n in range(1, count + 1)]
+        key = read_public_key(txn, dbs)
+        if kept and key is None:
+            problem("the home holds checkpoints but no recorded verifier key")
+        for cp in kept:
+            if key is not None:
+                try:
+                    open_note(cp.note, key)
+                except ProofError as exc:
+                    problem(f"checkpoint {cp.number}: {exc.reason}")
+            if cp.size > size:
+                problem(f"checkpoint {cp.number} signs {cp.size} events but the log holds {size}")
+        for before, after in zip(kept, kept[1:]):
+            if after.size < before.size:
+                problem(f"checkpoint {after.number} signs {after.size} events, fewer than checkpoint {before.number}")
+        wanted: dict[int, list[Checkpoint]] = {}
+        for cp in kept:
+            wanted.setdefault(cp.size, []).append(cp)
+            if cp.size == 0 and cp.root != EMPTY_ROOT:
+                problem(f"checkpoint {cp.number} signs an empty log with a root that is not the empty tree's")
+        stack: list[tuple[int, bytes]] = []  # the compact range: (leaves, hash) of perfect subtrees, left to right
+        events = dbs["events"]
+        position = 0
+        cursor = txn.cursor(db=dbs["feed"])
+        for key_bytes, value in cursor if cursor.first() else ():
+            if position >= size:
+                break
+            if int.from_bytes(key_bytes, "big") != position:
+                problem(f"the feed skips from position {position} to {int.from_bytes(key_bytes, 'big')}")
+                break
+            actor, digest = bytes(value[:16]), bytes(value[16:48])
+            if len(value) == 16 + 32 + 8:
+                stored = txn.get(actor + bytes(value[48:]), db=events)
+                if stored is None or bytes(stored[:32]) != digest:
+                    seq = int.from_bytes(value[48:], "big")
+                    now = "is gone" if stored is None else f"is now {bytes(stored[:32]).hex()}"
+                    problem(f"leaf {position}: event {digest.hex()} of actor {uuid.UUID(bytes=actor)} seq {seq} "
+                            f"{now}: its chain was rewritten after it was logged")
+            stack.append((1, leaf_hash(digest)))
+            while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+                (n, right), (_, left) = stack.pop(), stack.pop()
+                stack.append((2 * n, node_hash(left, right)))
+            position += 1
+            for cp in wanted.get(position, ()):
+                if _fold(stack) != cp.root:
+                    problem(f"checkpoint {cp.number} signs a root the log's first {cp.size} events do not have")
+        if position != size:
+            problem(f"the log holds {size} leaves but the feed {position} entries")
+        elif size and _fold(stack) != TreeView(txn, dbs).root(size):
+            problem("the stored tree's root is not the root of the feed's events")
+    return AuditReport(leaves=size, checkpoints=len(kept), problems=tuple(problems))
+
+
+def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+    root = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        root = node_hash(left, root)
+    return root

@@ -95,3 +95,20 @@ def test_world_readable_signing_key_is_refused_by_the_cli(recorded):
     assert done.returncode == 1
     assert done.stderr.startswith("ProofError: signing key") and "0644" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_audit_verify_exits_non_zero_when_a_logged_event_was_rewritten(recorded):
+    home, actor = recorded
+    run_cli("audit", "checkpoint", home=home)
+    assert run_cli("audit", "verify", home=home).stdout.endswith("checkpoints, ok\n")
+    with Store(home / "store") as store:  # the attacker changes the chain's last event in place
+        actor_id = uuid.UUID(str(actor))
+        head = store.log.head(actor_id)
+        key = actor_id.bytes + head.seq.to_bytes(8, "big")
+        with store.env.env.begin(write=True) as txn:
+            value = bytes(txn.get(key, db=store.env.dbs["events"]))
+            txn.put(key, bytes(32) + value[32:], db=store.env.dbs["events"])
+    done = run_cli("audit", "verify", "--json", home=home, check=False)
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert not report["ok"] and "its chain was rewritten" in report["problems"][0]

@@ -237,3 +237,46 @@ def test_checkpoint_committed_with_appends_signs_them(fast_store, append_chain):
     assert cp is not None and cp.size == 7
     result = check_proof(fast_store.audit.prove(writes[-1].event.hash), fast_store.audit.key())
     assert result.leaf_index == 6
+
+
+def test_intact_home_verifies(fast_store, append_chain):
+    for _ in range(3):
+        append_chain(fast_store, uuid.uuid4(), 11)
+        fast_store.audit.checkpoint()
+    report = fast_store.audit.verify()
+    assert report.ok, report.problems
+    assert (report.leaves, report.checkpoints) == (33, 3)
+
+
+def test_chain_truncated_and_reappended_in_place_is_found_by_verify(fast_store, append_chain, raw):
+    """The attacker holds the home: cuts an actor's chain after seq 3 in LMDB and appends another history through
+    the writer. The log only grew (the next checkpoint is consistent with the last), but its leaves for seq 4..9
+    name events the chain no longer has."""
+    from store.recorder import event_key
+
+    actor = uuid.uuid4()
+    events = append_chain(fast_store, actor, 10)
+    fast_store.audit.checkpoint()
+    for event in events[4:]:
+        raw.delete(fast_store, "events", event_key(actor, event.seq))
+    raw.put(fast_store, "heads", actor.bytes, (3).to_bytes(8, "big") + events[3].hash)
+    append_chain(fast_store, actor, 6, data=lambda seq: {"rewritten": seq})
+    fast_store.audit.checkpoint()
+    report = fast_store.audit.verify()
+    assert not report.ok
+    rewritten = [p for p in report.problems if "its chain was rewritten" in p]
+    assert len(rewritten) == 6 and f"leaf 4: event {events[4].hash.hex()}" in rewritten[0]
+
+
+def test_checkpoint_forged_in_the_home_is_found_by_verify(fast_store, append_chain, raw):
+    from store.checkpoint import CHECKPOINT_PREFIX
+
+    append_chain(fast_store, uuid.uuid4(), 5)
+    cp = fast_store.audit.checkpoint()
+    append_chain(fast_store, uuid.uuid4(), 3)
+    body, _, signature = cp.note.partition("\n\n")
+    forged = checkpoint_body(cp.origin, 6, cp.root) + "\n" + signature  # a size the signature does not cover
+    raw.put(fast_store, "merkle", CHECKPOINT_PREFIX + (1).to_bytes(8, "big"), forged.encode())
+    report = fast_store.audit.verify()
+    assert any(p.startswith("checkpoint 1:") and "does not verify" in p for p in report.problems)
+    assert any("checkpoint 1 signs a root" in p for p in report.problems)

@@ -106,6 +106,28 @@ def consistency(ctx: Context, old: int, new: int, output: str | None) -> None:
         click.echo(f"{output}: checkpoint {new} ({proof['new_size']} events) extends {old} ({proof['old_size']})")
 
 
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@pass_context
+def verify(ctx: Context, as_json: bool) -> None:
+    """Check the home's audit log: every leaf is still the event it logged (no chain rewritten in place), the tree
+    rebuilt from the feed has the stored root and the root each checkpoint signed, every signature verifies.
+
+    Exits 0 only when all of it holds.
+    """
+    report = ctx.store(readonly=True).audit.verify()
+    if as_json:
+        emit_json({"ok": report.ok, "leaves": report.leaves, "checkpoints": report.checkpoints,
+                   "problems": list(report.problems)})
+    else:
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}")
+        status = "ok" if report.ok else f"{len(report.problems)} problems"
+        click.echo(f"audit log: {report.leaves} events, {report.checkpoints} checkpoints, {status}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
 def _read_key(value: str) -> VerifierKey:
     path = Path(value)
     text = path.read_text() if "+" not in value and path.is_file() else value
