@@ -6,6 +6,8 @@ import json
 import os
 import uuid
 
+import cbor2
+
 from store import EMPTY, Store
 from tests.cli.conftest import run_cli
 
@@ -112,3 +114,51 @@ def test_audit_verify_exits_non_zero_when_a_logged_event_was_rewritten(recorded)
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert not report["ok"] and "its chain was rewritten" in report["problems"][0]
+
+
+def _bundle(home, actor, path, *extra):
+    run_cli("chain", "export", str(actor), "-o", str(path), *extra, home=home)
+    return cbor2.loads(path.read_bytes())
+
+
+def test_bundle_with_a_proof_verifies_its_origin_with_only_the_key(recorded, tmp_path):
+    home, actor = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    run_cli("audit", "checkpoint", home=home)
+    bundle = _bundle(home, actor, tmp_path / "a.bundle", "--proof")
+    assert bundle["audit"]["event"] == bundle["events"][-1][:32].hex()
+    done = run_cli("verify", str(tmp_path / "a.bundle"), "--key", key, home=tmp_path / "nowhere")
+    assert done.stdout.startswith("origin: ok (its last event ")
+    assert "replay: ok" in done.stdout
+
+
+def test_bundle_whose_checkpoint_was_forged_is_refused(recorded, tmp_path):
+    home, actor = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    run_cli("audit", "checkpoint", home=home)
+    bundle = _bundle(home, actor, tmp_path / "a.bundle", "--proof")
+    origin, size, root = bundle["audit"]["checkpoint"].split("\n")[:3]
+    bundle["audit"]["checkpoint"] = bundle["audit"]["checkpoint"].replace(f"\n{size}\n", f"\n{int(size) + 1}\n", 1)
+    bundle["audit"]["tree_size"] = int(size) + 1
+    (tmp_path / "forged.bundle").write_bytes(cbor2.dumps(bundle, canonical=True))
+    done = run_cli("verify", str(tmp_path / "forged.bundle"), "--key", key, home=tmp_path, check=False)
+    assert done.returncode == 1 and done.stderr.startswith("ProofError: checkpoint does not hold")
+    assert "does not verify" in done.stderr
+
+
+def test_bundle_without_a_proof_or_with_another_events_proof_is_refused_under_key(recorded, tmp_path):
+    home, actor = recorded
+    key = run_cli("audit", "key", home=home).stdout.strip()
+    run_cli("audit", "checkpoint", home=home)
+    _bundle(home, actor, tmp_path / "plain.bundle")
+    done = run_cli("verify", str(tmp_path / "plain.bundle"), "--key", key, home=tmp_path, check=False)
+    assert done.returncode == 1 and "carries no proof of origin" in done.stderr
+    bundle = _bundle(home, actor, tmp_path / "a.bundle", "--proof")
+    bundle["events"] = bundle["events"][:-1]  # a shorter chain with the proof of the full one
+    bundle["to_seq"] -= 1
+    (tmp_path / "short.bundle").write_bytes(cbor2.dumps(bundle, canonical=True))
+    done = run_cli("verify", str(tmp_path / "short.bundle"), "--key", key, home=tmp_path, check=False)
+    assert done.returncode == 1 and "is not for its last event" in done.stderr
+    other = run_cli("audit", "key", home=tmp_path / "other").stdout.strip()
+    done = run_cli("verify", str(tmp_path / "a.bundle"), "--key", other, home=tmp_path, check=False)
+    assert done.returncode == 1 and "no signature by" in done.stderr

@@ -128,7 +128,8 @@ def verify(ctx: Context, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _read_key(value: str) -> VerifierKey:
+def read_verifier_key(value: str) -> VerifierKey:
+    """A verifier key given as text, or as the path of a file holding it."""
     path = Path(value)
     text = path.read_text() if "+" not in value and path.is_file() else value
     return VerifierKey.parse(text)
@@ -148,7 +149,7 @@ def check(file: str, key_text: str, event: str | None) -> None:
         data: Any = json.loads(Path(file).read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProofError(f"proof file {file}", f"it is not JSON ({exc})") from None
-    result = check_proof(data, _read_key(key_text))
+    result = check_proof(data, read_verifier_key(key_text))
     if event is not None and (result.event is None or result.event.hex() != event.lower()):
         raise ProofError(f"proof file {file}", f"it is not a proof for event {event}")
     if result.kind == "inclusion":
