@@ -4,7 +4,8 @@ A bundle is canonical CBOR of the map::
 
     {"format": "theater-bundle/1", "actor": bytes(16), "from_seq": uint, "to_seq": uint,
      "events": [stored event (hash || body), ...], "blobs": {digest: bytes, ...},
-     "chains": {bytes(16): [stored event, ...], ...}}     # only when the chain refers to other chains
+     "chains": {bytes(16): [stored event, ...], ...},     # only when the chain refers to other chains
+     "audit": {inclusion proof}}                          # only when exported with one (docs/audit.md)
 
 Events always start at genesis, so the chain's integrity is provable from the bundle alone; ``from_seq`` is where
 re-execution starts by default (``theater chain export --from``). ``blobs`` holds the component, the manifest,
@@ -12,6 +13,9 @@ every state and every spilled payload the events reference. ``chains`` holds, fr
 chains a host result refers to (``supervisor.get-child-events`` is recorded by reference to the child's chain,
 ``replay.derived``), with their blobs, so re-execution can hand the guest the same value. A bundle verifies on a
 machine with no Theater home: it is loaded into a temporary store first.
+
+``audit``, when present, is the inclusion proof (``store.audit``, the JSON form as a map) of the bundle's last event
+in a checkpoint its home signed: ``theater verify BUNDLE --key VKEY`` then proves where the chain comes from.
 
 A bundle comes from anyone: its header is checked against its events (``to_seq`` is the seq of the last event,
 ``from_seq`` lies within them, every field has its type) before anything is imported.
@@ -38,8 +42,10 @@ from store.verify import named_blobs
 BUNDLE_FORMAT = "theater-bundle/1"
 
 
-def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: int | None = None) -> bytes:
-    """The bundle of ``actor``'s chain from genesis up to ``to_seq`` (default: its head).
+def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: int | None = None,
+                  audit: dict[str, Any] | None = None) -> bytes:
+    """The bundle of ``actor``'s chain from genesis up to ``to_seq`` (default: its head), with ``audit`` (the
+    inclusion proof of its last event) when given.
 
     Raises:
         NotFoundError: no such actor; RecordIncomplete: a referenced blob is missing from the store.
@@ -69,6 +75,8 @@ def export_bundle(store: Store, actor: uuid.UUID, *, from_seq: int = 0, to_seq: 
               "blobs": blobs}
     if chains:
         bundle["chains"] = chains
+    if audit is not None:
+        bundle["audit"] = audit
     return cbor2.dumps(bundle, canonical=True)
 
 
@@ -128,6 +136,8 @@ def read_bundle(data: bytes, *, source: str = "bundle") -> dict[str, Any]:
                 or not chain or not all(isinstance(v, bytes) and len(v) > DIGEST_SIZE for v in chain):
             raise CorruptRecordError(source, "every referred chain must be keyed by another 16-byte actor id and "
                                              "hold stored events")
+    if "audit" in bundle and not isinstance(bundle["audit"], dict):
+        raise CorruptRecordError(source, f"the bundle's audit proof must be a map, got {_kind(bundle['audit'])}")
     # Check the header matches the events: to_seq is the last event, from_seq lies within them.
     if not events:
         raise CorruptRecordError(source, "the bundle holds no events")

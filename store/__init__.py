@@ -8,8 +8,10 @@ Modules: ``home`` (Store: opens a home), ``blobs`` (content-addressed blobs and 
 components sealed with the home's key, outside LMDB), ``recorder`` (the chain rules and the ``Recorder`` interface
 every event-log backend implements), ``chain`` (the LMDB recorder: event logs and the feed), ``memory`` (the
 in-memory recorder), ``codec`` (canonical encoding and hashing of events), ``verify`` (integrity checks, over any
-recorder), ``ids`` (actor ids), ``errors`` (the error tree and its root). Private: ``_env`` (the LMDB
-environment), ``_commit`` (group commit), ``_index`` (the hash index and its tail), ``_prefix`` (hex prefixes).
+recorder), ``merkle`` (the home's RFC 9162 Merkle log of every event), ``checkpoint`` (its Ed25519 key and signed
+checkpoints), ``audit`` (inclusion and consistency proofs, checked with only the verifier key), ``ids`` (actor
+ids), ``errors`` (the error tree and its root). Private: ``_env`` (the LMDB environment), ``_commit`` (group
+commit), ``_index`` (the hash index and its tail), ``_prefix`` (hex prefixes).
 """
 
 from store.artifacts import ArtifactCache

@@ -21,6 +21,7 @@ import lmdb
 
 from store._env import Environment, is_disk_full
 from store._index import NO_TAIL, TailState, advance_tail
+from store.merkle import extend as extend_merkle
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
 
 log = logging.getLogger("store.commit")
@@ -118,7 +119,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail")
+                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late", "leaves")
 
     def __init__(
         self,
@@ -138,10 +139,13 @@ class CommitContext:
         self.event_puts: list[tuple[bytes, bytes]] = []
         self.index_puts: list[tuple[bytes, bytes]] = []
         self.feed_puts: list[tuple[bytes, bytes]] = []
+        self.leaves: list[bytes] = []  # the Merkle leaf hash of each feed put, in order (hashed by the appender)
         self.puts = {"events": self.event_puts, "event_index": self.index_puts, "feed": self.feed_puts}
         self.new_blobs: dict[bytes, bytes] = {}
         self.txn_id = -1
         self.wrote = False
+        # Run after the batch's appends are in the Merkle log (a checkpoint signs the tree as this commit leaves it).
+        self.late: list[Callable[[lmdb.Transaction[bytes]], None]] = []
 
     def head(self, txn: lmdb.Transaction[bytes], actor: bytes) -> tuple[int, bytes | None]:
         """The actor's head as of this batch so far."""
@@ -364,7 +368,11 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
+                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.leaves):
+                    ctx.wrote = True
                 ctx.write(txn)
+                for late in ctx.late:
+                    late(txn)  # after the write: a checkpoint reads this batch's leaves from the feed
                 ctx.index_tail, wrote = advance_tail(
                     txn, dbs, index_tail, feed_start=self._feed_next, feed_next=ctx.feed_next,
                     deferred=ctx.deferred, merge=merge,

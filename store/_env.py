@@ -17,7 +17,9 @@ import lmdb
 
 from store.errors import StoreClosedError, StoreFullError, StoreOpenError
 
-DB_NAMES = ("meta", "blobs", "labels", "events", "event_index", "heads", "feed")
+DB_NAMES = ("meta", "blobs", "labels", "events", "event_index", "heads", "feed", "merkle")
+# Added after homes existed: a read-only open of a home no writer of this version opened yet goes without it.
+OPTIONAL_DB_NAMES = ("merkle",)
 STORE_MAGIC = b"theater-store"
 STORE_FORMAT = b"1"
 DEFAULT_MAP_SIZE = 1 << 30
@@ -53,7 +55,11 @@ class Environment:
         self.env = self._open(sync=sync, map_size=map_size, create=create)
         try:
             self._check_foreign()
-            self.dbs = {name: self._open_db(name) for name in DB_NAMES}
+            self.dbs = {}
+            for name in DB_NAMES:
+                db = self._open_db(name)
+                if db is not None:
+                    self.dbs[name] = db
             self._check_magic()
         except BaseException:
             self.env.close()  # never leave a second handle on the same file open in this process
@@ -89,10 +95,12 @@ class Environment:
         if names and b"meta" not in names:
             raise StoreOpenError(str(self.path), "not a Theater store (an LMDB environment holding other data)")
 
-    def _open_db(self, name: str) -> lmdb._Database:
+    def _open_db(self, name: str) -> lmdb._Database | None:
         try:
             return self.env.open_db(name.encode(), create=not self.readonly)
         except lmdb.NotFoundError:
+            if name in OPTIONAL_DB_NAMES:
+                return None
             raise StoreOpenError(str(self.path), f"database {name!r} is missing: not a Theater store") from None
         except lmdb.Error as exc:
             raise StoreOpenError(str(self.path), f"database {name!r}: {_describe(exc)}") from None

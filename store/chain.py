@@ -27,6 +27,7 @@ from store._prefix import resolve_prefix
 from store.blobs import BlobStore
 from store.codec import DEFAULT_SPILL_THRESHOLD, EncodedEvent, Event
 from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError
+from store.merkle import leaf_hash
 from store.recorder import (
     EMPTY,
     FeedEntry,
@@ -51,7 +52,7 @@ def _decode_head(raw: bytes | None) -> Head:
 class PendingAppend(Pending[Event]):
     """An append handed to the writer. ``event`` is known at once; ``wait()`` returns it once durable."""
 
-    __slots__ = ("actor_key", "expected", "encoded", "actor")
+    __slots__ = ("actor_key", "expected", "encoded", "actor", "leaf")
 
     def __init__(self, event: Event, encoded: EncodedEvent, expected: Head, actor_key: bytes | None = None) -> None:
         # Pending.__init__ inlined: this runs once per append.
@@ -63,6 +64,7 @@ class PendingAppend(Pending[Event]):
         self.actor_key = event.actor.bytes if actor_key is None else actor_key
         self.expected = expected
         self.encoded = encoded
+        self.leaf = leaf_hash(encoded.hash)  # the Merkle log's leaf, hashed here in the caller's thread
 
     @property
     def event(self) -> Event:
@@ -88,6 +90,7 @@ class PendingAppend(Pending[Event]):
         else:
             ctx.deferred.append((digest, key))
         ctx.feed_puts.append((ctx.feed_next.to_bytes(8, "big"), actor_key + digest + seq_bytes))
+        ctx.leaves.append(self.leaf)
         ctx.feed_next += 1
         ctx.heads[actor_key] = (seq, digest)
 

@@ -16,6 +16,7 @@ The tree (each package adds its own subtree under ``TheaterError``)::
         ├── StaleHeadError            compare-and-append against a head that moved
         ├── CorruptRecordError        a stored record that cannot be decoded
         ├── StoreClosedError          the store was closed by its owner
+        ├── ProofError                a signed checkpoint or Merkle proof that does not hold, or an unsafe key
         └── ReadOnlyError             a write to a store opened read-only
 
 ``replay.errors`` and ``theater.errors`` hang their subtrees off ``TheaterError``.
@@ -160,3 +161,12 @@ class ReadOnlyError(StoreError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"the store at {path} is open read-only; open it for writing to change it")
+
+
+class ProofError(StoreError):
+    """The audit ``what`` (a checkpoint, a proof, a signing key) does not hold: ``reason``."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{what} does not hold: {reason}")

@@ -10,6 +10,7 @@ from typing import Any
 from store._commit import Pending, ReadOnlyWriter, Writer
 from store._env import DEFAULT_MAP_SIZE, Environment
 from store.artifacts import ARTIFACT_DIR, ArtifactCache
+from store.audit import Audit
 from store.blobs import BlobStore
 from store.chain import EventLog
 from store.codec import DEFAULT_SPILL_THRESHOLD
@@ -62,6 +63,7 @@ class Store:
         self.blobs = BlobStore(self.env, writer)
         self.log = EventLog(self.env, writer, self.blobs, spill_threshold=spill_threshold)
         self.artifacts = ArtifactCache(self.path / ARTIFACT_DIR, readonly=readonly)
+        self.audit = Audit(self.env, writer, self.log)  # the Merkle log's key, checkpoints and proofs
 
     def submit(self, writes: list[Pending[Any]]) -> None:
         """Hand writes prepared by ``log.prepare`` and ``blobs.prepare`` to the writer together, in order: they are

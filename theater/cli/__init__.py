@@ -13,6 +13,7 @@ from store.errors import TheaterError
 from theater import __version__
 from theater.cli._context import Context
 from theater.cli.actors import COMMANDS as ACTOR_COMMANDS
+from theater.cli.audit import audit
 from theater.cli.build import build, create, quickstart
 from theater.cli.chain import chain
 from theater.cli.client import DEFAULT_ADDRESS
@@ -48,7 +49,8 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 
 
 for command in (
-    build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store, verify,
+    audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
+    verify,
     *ACTOR_COMMANDS,
 ):
     cli.add_command(command)

@@ -56,8 +56,12 @@ def verify(ctx: Context, actor: str | None, as_json: bool) -> None:
 @click.option("--from", "from_event", help="Where re-execution of the bundle starts (event hash or prefix).")
 @click.option("--to", "to_event", help="The last event to include (hash or prefix); default: the head.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True, help="Bundle file.")
+@click.option("--proof", "with_proof", is_flag=True,
+              help="Carry the inclusion proof of the last event in the newest signed checkpoint (make one first: "
+                   "theater audit checkpoint); `theater verify FILE --key VKEY` then proves the chain's origin.")
 @pass_context
-def export(ctx: Context, actor: str, from_event: str | None, to_event: str | None, output: str) -> None:
+def export(ctx: Context, actor: str, from_event: str | None, to_event: str | None, output: str,
+           with_proof: bool) -> None:
     """Write ACTOR's chain and every blob it references to one portable bundle file.
 
     The bundle holds the chain from genesis (so its integrity is provable) and verifies with
@@ -68,7 +72,11 @@ def export(ctx: Context, actor: str, from_event: str | None, to_event: str | Non
     recorded_head(st, actor_id)
     from_seq = event_seq(st, actor_id, from_event) if from_event else 0
     to_seq = event_seq(st, actor_id, to_event) if to_event else None
-    data = export_bundle(st, actor_id, from_seq=from_seq, to_seq=to_seq)
+    audit = None
+    if with_proof:
+        last = st.log.at(actor_id, recorded_head(st, actor_id).seq if to_seq is None else to_seq)
+        audit = st.audit.prove(last.hash)
+    data = export_bundle(st, actor_id, from_seq=from_seq, to_seq=to_seq, audit=audit)
     Path(output).write_bytes(data)
     click.echo(f"{output}: actor {actor_id}, {len(data):,} bytes")
 

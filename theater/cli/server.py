@@ -36,6 +36,9 @@ pass_context = click.make_pass_decorator(Context)
               help="Passivate an actor idle this long that holds nothing live: it drops its instance and comes back "
                    "on its next message. Durable resume then brings top-level actors back when first addressed. "
                    "Default: never.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
+              help="Sign a checkpoint of the home's audit log this often, when it grew (docs/audit.md). "
+                   "Default: only on request.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker threads kept running actors' operations (default: twice the cores).")
 @click.option("--max-threads", type=click.IntRange(min=1), default=None,
@@ -48,7 +51,8 @@ pass_context = click.make_pass_decorator(Context)
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
            header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
-           passivate_after: float | None, workers: int | None, max_threads: int | None, no_resume: bool,
+           passivate_after: float | None, checkpoint_every: float | None, workers: int | None,
+           max_threads: int | None, no_resume: bool,
            verbose: bool, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
@@ -81,7 +85,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           request_timeout=request_timeout, header_timeout=header_timeout,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
                           workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
-                          maximums=maximums, passivate_after=passivate_after)
+                          maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:

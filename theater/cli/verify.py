@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from replay import ContinuityBreak, InterruptedCall, ReplayLimits, ReplayReport
 from replay.bundle import opened_bundle
 from store import ChainReport, Store
+from store.audit import check_proof
+from store.errors import ProofError
+from theater.cli.audit import read_verifier_key
 from theater.cli._context import Context, emit_json
 from theater.porcelain import event_seq, recorded_head, resolve_actor, verify_actor
 from theater.porcelain.forms import jsonable, verify_json
@@ -37,27 +41,53 @@ INTERRUPTED_SHOWN = 20
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Give up re-execution after this many seconds (each call is bounded anyway, by twice its "
                    "recorded deadline plus 5 s).")
+@click.option("--key", "key_text", help="A bundle's origin too: it must carry the inclusion proof of its last event "
+              "in a checkpoint signed by this verifier key (as `theater audit key` prints it, or a file holding it).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_context
 def verify(ctx: Context, target: str, from_event: str | None, to_event: str | None, max_fuel: int, max_memory: int,
-           max_deadline: int, timeout: float | None, as_json: bool) -> None:
+           max_deadline: int, timeout: float | None, key_text: str | None, as_json: bool) -> None:
     """Check TARGET (an actor id or unique prefix in the home, or a bundle file): every hash, link and referenced
     blob, then re-execute it.
 
     Exits 0 only when the chain is intact, fits together (every call starts from the state the events before it
     left) and re-execution reproduces every recorded result and its fuel. Calls with no recorded end (the runtime
     stopped during them; a resume follows) are listed by event. A bundle needs no home: it is checked in a
-    temporary store.
+    temporary store. With --key, a bundle must also prove its origin: its last event is in a checkpoint signed by
+    that key, so the chain is the one that home published (docs/audit.md).
     """
     limits = ReplayLimits(max_fuel_per_call=max_fuel, max_memory_bytes=max_memory, max_deadline_ms=max_deadline,
                           timeout_s=timeout)
     if Path(target).is_file():
         with opened_bundle(Path(target)) as (st, actor_id, bundle):
+            origin = _origin(bundle, key_text, target) if key_text is not None else None
+            if origin is not None and not as_json:
+                click.echo(origin)
             ok = _verify(st, actor_id, from_event, to_event, as_json, bundle["from_seq"], limits)
+    elif key_text is not None:
+        raise click.BadParameter("--key checks a bundle's origin; TARGET is not a bundle file", param_hint="--key")
     else:
         ok = _verify(ctx.store(readonly=True), target, from_event, to_event, as_json, 0, limits)
     if not ok:
         raise click.exceptions.Exit(1)
+
+
+def _origin(bundle: dict[str, Any], key_text: str, source: str) -> str:
+    """Check the bundle's proof of origin; the line saying what it proved.
+
+    Raises:
+        ProofError: the bundle carries no proof, or it does not hold, or it is for another event.
+    """
+    proof = bundle.get("audit")
+    if proof is None:
+        raise ProofError(f"bundle {source}", "it carries no proof of origin (export it with --proof)")
+    result = check_proof(proof, read_verifier_key(key_text))
+    last = bytes(bundle["events"][-1][:32])
+    if result.kind != "inclusion" or result.event != last:
+        raise ProofError(f"bundle {source}", f"its proof is not for its last event {last.hex()}")
+    cp = result.checkpoints[0]
+    return (f"origin: ok (its last event {last.hex()[:16]} is leaf {result.leaf_index} of the log of {cp.size} "
+            f"events signed by {cp.origin})")
 
 
 def _verify(st: Store, actor: str | uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,

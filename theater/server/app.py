@@ -6,9 +6,11 @@ token is checked (``auth``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -119,7 +121,34 @@ async def create_app(config: ServerConfig) -> web.Application:
         app.add_routes(table)
     app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_close)
+    if config.checkpoint_every is not None:
+        app.cleanup_ctx.append(_checkpoints(config.checkpoint_every))
     return app
+
+
+def _checkpoints(every: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Sign a checkpoint of the home's Merkle log every ``every`` seconds while the log grows, until shutdown."""
+
+    async def loop(app: web.Application) -> None:
+        svc = app[SERVICE]
+        audit = svc.theater.store.audit
+        while True:
+            await asyncio.sleep(every)
+            try:
+                grew = await svc.run(lambda: audit.checkpoints_behind())
+                if grew:
+                    await svc.run(lambda: audit.checkpoint())
+            except TheaterError as exc:  # an unsafe key, a full disk: say so, keep serving, try again next time
+                log.warning("no checkpoint of the audit log: %s: %s", type(exc).__name__, exc)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -16,6 +16,7 @@ from store.errors import (
     CorruptRecordError,
     InvalidInputError,
     NotFoundError,
+    ProofError,
     StaleHeadError,
     StoreClosedError,
     StoreFullError,
@@ -78,6 +79,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (NotFoundError, 404),
     (InvalidInputError, 400),
     (StaleHeadError, 409),
+    (ProofError, 409),  # an event newer than the checkpoint asked for; a signing key that is unsafe or replaced
     (StoreFullError, 507),
     (StoreClosedError, 503),
     (StoreWriteError, 503),

@@ -50,6 +50,8 @@ class ServerConfig:
         maximums: what manifests are held to (``theater.manifest.Maximums``).
         passivate_after: seconds idle before an actor drops its instance (``Theater(passivate_after=...)``);
             None: never. When set, durable resume is lazy for top-level actors (``theater.porcelain.resume``).
+        checkpoint_every: seconds between signed checkpoints of the home's Merkle log (one only when the log
+            grew); None: only on request (``docs/audit.md``).
     """
 
     home: Path
@@ -69,6 +71,7 @@ class ServerConfig:
     access_log: bool = False
     maximums: Maximums = DEFAULT_MAXIMUMS
     passivate_after: float | None = None
+    checkpoint_every: float | None = None
 
 
 class Service:

@@ -1,7 +1,8 @@
-"""The routes of the management API, one module per noun: ``actors``, ``records``, ``channels``, ``blobs``."""
+"""The routes of the management API, one module per noun: ``actors``, ``records``, ``channels``, ``blobs``,
+``audit``."""
 
-from theater.server.routes import actors, blobs, channels, records
+from theater.server.routes import actors, audit, blobs, channels, records
 
-ROUTE_TABLES = (actors.routes, records.routes, channels.routes, blobs.routes)
+ROUTE_TABLES = (actors.routes, records.routes, channels.routes, blobs.routes, audit.routes)
 
 __all__ = ["ROUTE_TABLES"]
