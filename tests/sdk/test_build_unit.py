@@ -75,8 +75,9 @@ def test_create_refuses_a_non_empty_directory_and_unknown_templates(tmp_path: Pa
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(BuildError, match="already exists and is not empty"):
         create_project("taken", parent=tmp_path)
-    with pytest.raises(BuildError,
-                       match="unknown template; choose one of basic, request, channels, supervisor, documents, http-server"):
+    with pytest.raises(
+        BuildError, match="unknown template; choose one of basic, request, channels, supervisor, documents, http-server"
+    ):
         create_project("fresh", template="web", parent=tmp_path)
 
 
