@@ -313,3 +313,26 @@ def test_a_childs_websocket_limits_must_lie_within_its_parents():
         "max_websockets 5 is more than the parent's 4")
     assert "max_websocket_message_bytes" in FrameworkGrant.parse({"max_websockets": 4}, "c").within(parent)
     assert FrameworkGrant.parse({"max_websockets": 2, "max_websocket_message_bytes": 10}, "c").within(parent) is None
+
+
+def test_a_reopened_actor_serves_its_websocket_again_with_new_connection_ids(chat, tmp_path):
+    home = tmp_path / "home"
+    first = Served(home, chat, "", None)
+
+    async def talk(url: str) -> str:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_str("hi")
+            return await ws.receive_str()
+
+    assert run(talk(first.url)) == "echo 1: hi"
+    first.disconnected(1)
+    actor, url = first.actor, first.url
+    first.theater.close()  # as after a crash: the actor is not stopped, its socket goes with the runtime
+    with Theater(home) as second:
+        second.reopen(actor)
+        assert run(talk(url)) == "echo 2: hi"  # the same port and path, the state as it was
+        connects = [e.data["params"][1] for e in second.events(actor) if e.type == "wasm/call"
+                    and e.data["export"] == PREFIX + "connect"]
+        assert connects == [1, 2]  # a new connection never takes the id of one the actor knew
+        second.stop(actor)
+        assert chain_problems(second) == []
