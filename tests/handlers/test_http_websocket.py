@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -336,3 +337,37 @@ def test_a_reopened_actor_serves_its_websocket_again_with_new_connection_ids(cha
         assert connects == [1, 2]  # a new connection never takes the id of one the actor knew
         second.stop(actor)
         assert chain_problems(second) == []
+
+
+class _Home:
+    """Stands for a runtime's store: the key of its network loop."""
+
+
+def test_a_sent_message_goes_out_only_once_its_events_are_durable_and_never_when_they_fail():
+    from theater import netloop
+    from theater.files import FileAccess
+    from theater.handlers.http_framework import _Conn, _Server
+
+    effects: list[Callable[[BaseException | None], None]] = []
+    home = _Home()
+    actor = SimpleNamespace(id=uuid.uuid4(), source="m.toml", store=home,
+                            manifest=SimpleNamespace(files=FileAccess.trusted()), defer=effects.append)
+    handler = HttpFrameworkHandler(actor, {})  # type: ignore[arg-type]
+    conn = _Conn(id=7, ws=None, queue=asyncio.Queue())  # type: ignore[arg-type]
+    handler._state.servers[1] = _Server(id=1, host="127.0.0.1", port=0, connections={7: conn})
+    loop = netloop.of(home)
+    text = {"ty": {"text": None}, "data": None, "text": {"some": "hi"}}
+    try:
+        assert handler.send_websocket_message(1, 7, text) == {"ok": None}
+        assert handler.send_websocket_message(0, 8, text) == {
+            "err": "no open websocket connection 8 on this actor's servers"}
+        assert conn.queue.qsize() == 0 and len(effects) == 1  # recorded, not sent
+        effects[0](OSError("the disk is full"))  # its events could not be committed
+        loop.submit(asyncio.sleep(0)).result(WAIT)
+        assert conn.queue.qsize() == 0
+        assert handler.send_websocket_message(1, 7, text) == {"ok": None}
+        effects[1](None)  # durable
+        loop.submit(asyncio.sleep(0)).result(WAIT)
+        assert conn.queue.get_nowait() == ("text", "hi")
+    finally:
+        netloop.close(home)
