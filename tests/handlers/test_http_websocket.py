@@ -6,6 +6,8 @@ actor each close the connection with a clear code; the chains replay with the se
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +51,17 @@ class Chat(Actor):
 
     def init(self):
         self.state = {"open": [], "seen": 0}
+
+    @web.middleware("/private")
+    def guard(self, request):
+        if request.header("X-Key") != "sesame":
+            return False
+        request.headers = [(k, v) for k, v in request.headers if k.lower() != "x-user"] + [("X-User", "ann")]
+        return request
+
+    @route("GET", "/private/who")
+    def who(self, request):
+        return request.header("X-User") or "nobody"
 
     def on_ws_connect(self, connection, path, query):
         self.state["open"].append(connection)
@@ -371,3 +384,24 @@ def test_a_sent_message_goes_out_only_once_its_events_are_durable_and_never_when
         assert conn.queue.get_nowait() == ("text", "hi")
     finally:
         netloop.close(home)
+
+
+def test_sdk_middleware_refuses_or_rewrites_a_request_before_its_route_in_a_recorded_call(serve):
+    served = serve()
+
+    def who(headers: dict[str, str]) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{served.port}/private/who", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    assert who({})[0] == 403
+    assert who({"X-Key": "sesame"}) == (200, b"ann")
+    assert who({"X-Key": "sesame", "X-User": "mallory"}) == (200, b"ann")  # the route sees the rewritten request
+    guards = [e for e in served.theater.events(served.actor) if e.type == "wasm/call"
+              and e.data["export"] == "theater:simple/http-handlers.handle-middleware"]
+    assert len(guards) == 3
+    served.theater.stop(served.actor)
+    assert chain_problems(served.theater) == []

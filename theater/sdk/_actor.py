@@ -151,6 +151,10 @@ class Actor:
         if web.routes(type(self)) or self.websocket_paths:
             web.serve(self, host=self.http_host, port=self.http_port, tls=self.http_tls)
 
+    def _theater_middleware(self, request: "web.Request") -> "web.Request | None":
+        """A request under the class's middleware (``@middleware``): the request to go on with, or None."""
+        return web.run_middleware(self, request)
+
     def _theater_http(self, request: "web.Request") -> "web.Response":
         """An HTTP request to one of the routes."""
         return web.dispatch(self, request)

@@ -149,8 +149,8 @@ def _http_response(value: Any) -> Any:
 
 
 class HttpHandlersExport:
-    """``theater:simple/http-handlers``: requests go to the actor's routes (``@route``); middleware lets every
-    request through; websocket events go to ``on_ws_connect``, ``on_ws_message`` and ``on_ws_disconnect``."""
+    """``theater:simple/http-handlers``: requests go to the actor's routes (``@route``), through its ``@middleware``
+    methods first; websocket events go to ``on_ws_connect``, ``on_ws_message`` and ``on_ws_disconnect``."""
 
     def handle_request(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
         _, request = params
@@ -159,7 +159,17 @@ class HttpHandlersExport:
 
     def handle_middleware(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
         _, request = params
-        return (state, (BINDINGS["http_types"].MiddlewareResult(proceed=True, request=request),))
+
+        def result(passed: "web.Request | None") -> Any:
+            types = BINDINGS["http_types"]
+            if passed is None:
+                return types.MiddlewareResult(proceed=False, request=request)
+            out = types.HttpRequest(method=passed.method, uri=passed.uri, headers=list(passed.headers),
+                                    body=passed.body or None)
+            return types.MiddlewareResult(proceed=True, request=out)
+
+        new_state, outcome = dispatch(state, "_theater_middleware", lambda: _http_request(request), result)
+        return (new_state, (outcome,))
 
     def handle_websocket_connect(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None]:
         _, connection, path, query = params

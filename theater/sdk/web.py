@@ -25,6 +25,11 @@ gets a ``Request`` and the path parameters by name and returns a dict or list (s
 ``bytes``, None (204) or a ``Response``. The world imports ``theater:simple/http-framework`` and exports
 ``theater:simple/http-handlers``.
 
+Middleware: ``@middleware("/admin")`` marks a method that sees every request under that path before its route
+(in definition order, all of them in one recorded ``handle-middleware`` call); it returns None or True to let the
+request through, a ``Request`` to pass that one on instead (e.g. with a header added), or False to refuse it (the
+host answers 403).
+
 Websockets: the paths in the class attribute ``websocket_paths`` are served on the same server; each connection,
 message and disconnect is a recorded call of ``on_ws_connect(connection, path, query)``,
 ``on_ws_message(connection, message)`` (``str`` for text, ``bytes`` for binary; what it returns, ``str``, ``bytes``
@@ -47,6 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ._host import HostError, binding, call
 
 ROUTE_ATTR = "_theater_route"
+MIDDLEWARE_ATTR = "_theater_middleware"
 
 
 def route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -58,6 +64,44 @@ def route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[...
         return function
 
     return mark
+
+
+def middleware(path: str = "/") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the decorated method on every request whose path is ``path`` or under it, before its route; it returns
+    None or True (go on), a ``Request`` (go on with it) or False (refused: 403)."""
+
+    def mark(function: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(function, MIDDLEWARE_ATTR, path)
+        return function
+
+    return mark
+
+
+def middlewares(actor_class: type) -> list[tuple[str, str]]:
+    """The (path, attribute name) of every middleware of ``actor_class``, in definition order."""
+    found = []
+    for klass in reversed(actor_class.__mro__):
+        for name, value in vars(klass).items():
+            path = getattr(value, MIDDLEWARE_ATTR, None)
+            if path is not None:
+                found.append((path, name))
+    return found
+
+
+def run_middleware(actor: Any, request: "Request") -> "Request | None":
+    """Run ``actor``'s middleware covering ``request``: the request to go on with, or None when one refused it."""
+    for path, name in middlewares(type(actor)):
+        prefix = path.rstrip("/")
+        if prefix and request.path != prefix and not request.path.startswith(prefix + "/"):
+            continue
+        outcome = getattr(actor, name)(request)
+        if outcome is False:
+            return None
+        if isinstance(outcome, Request):
+            request = outcome
+        elif outcome is not None and outcome is not True:
+            raise TypeError(f"middleware {name} must return None, True, False or a Request, got {outcome!r}")
+    return request
 
 
 class Request:
@@ -158,6 +202,9 @@ def serve(actor: Any, *, host: str | None = None, port: int = 0, tls: "tuple[str
     handler = call("http_framework", "register_handler", "routes")
     for method, path, _ in routes(type(actor)):
         call("http_framework", "add_route", server, path, method, handler)
+    if middlewares(type(actor)):
+        guard = call("http_framework", "register_handler", "middleware")
+        call("http_framework", "add_middleware", server, "/", guard)
     paths = tuple(getattr(actor, "websocket_paths", ()))
     if paths:
         sockets = call("http_framework", "register_handler", "websockets")
@@ -232,5 +279,5 @@ def to_response(value: Any) -> Response:
     return Response(value)
 
 
-__all__ = ["HostError", "Request", "Response", "close", "dispatch", "match", "route", "routes", "send", "serve",
-           "to_response", "ws_message", "ws_messages", "ws_payload"]
+__all__ = ["HostError", "Request", "Response", "close", "dispatch", "match", "middleware", "middlewares", "route",
+           "routes", "run_middleware", "send", "serve", "to_response", "ws_message", "ws_messages", "ws_payload"]
