@@ -34,12 +34,12 @@ name exactly those two paths; a server created with it serves HTTPS (and ``wss:/
 is refused.
 
 Websockets (``enable-websocket``): each connect, message and disconnect is queued to the actor like any message
-and becomes a recorded call of ``handle-websocket-connect``/``-message``/``-disconnect``; a message finding the
-mailbox full closes the connection with 1013. What the actor sends (``send-websocket-message``, the messages
-``handle-websocket-message`` returns, ``close-websocket``) goes out in order once the events that produced it are
-durable. Connection ids are unique per actor across its servers; a ``server-id`` of 0 in ``send-websocket-message``
-and ``close-websocket`` means the server holding the connection. Connections close (1001) when their server stops,
-i.e. when the actor stops or fails.
+and becomes a recorded call of ``handle-websocket-connect``/``-message``/``-disconnect`` (the connect before the
+upgrade is answered); a message finding the mailbox full closes the connection with 1013, a connect finding it full
+gets 503. What the actor sends (``send-websocket-message``, the messages ``handle-websocket-message`` returns,
+``close-websocket``) goes out in order once the events that produced it are durable. Connection ids are unique per
+actor across its servers; a ``server-id`` of 0 in ``send-websocket-message`` and ``close-websocket`` means the
+server holding the connection. Connections close (1001) when their server stops, i.e. when the actor stops or fails.
 """
 
 from __future__ import annotations
@@ -864,22 +864,25 @@ async def _websocket(
     if grant.max_websocket_message_bytes is not None:
         limit = min(limit, grant.max_websocket_message_bytes)
     ws = web.WebSocketResponse(max_msg_size=limit + 1, autoping=True)  # aiohttp refuses a message of its max
-    await ws.prepare(request)
     conn = _Conn(id=connection_id, ws=ws, queue=asyncio.Queue())
     server.connections[connection_id] = conn
-    writer = asyncio.ensure_future(_write(conn))
     loop = asyncio.get_running_loop()
     connect, on_message, disconnect = handlers
-    told = False  # whether the actor was told of the connection (then it is told of its end)
+    # The connect is queued before the upgrade is answered: whatever the client does once it sees the upgrade (a
+    # message, a request on another connection) reaches the actor after it.
+    if connect is not None:
+        query = request.rel_url.query_string
+        params = [connect, connection_id, request.rel_url.path, {"some": query} if query else None]
+        if not _queue_call(state, conn, WS_CONNECT, params, 0):
+            server.connections.pop(connection_id, None)
+            return web.Response(status=503, text="the actor cannot take the connection: its mailbox is full",
+                                headers={"Retry-After": "1"})
+    writer: asyncio.Future[None] | None = None
     try:
-        if connect is not None:
-            query = request.rel_url.query_string
-            params = [connect, connection_id, request.rel_url.path, {"some": query} if query else None]
-            told = _queue_call(state, conn, WS_CONNECT, params, 0)
-        else:
-            told = True
+        await ws.prepare(request)
+        writer = asyncio.ensure_future(_write(conn))
         idle = grant.websocket_idle_timeout_ms / 1000
-        while told and not conn.closing:
+        while not conn.closing:
             try:
                 message = await ws.receive(timeout=idle)
             except TimeoutError:
@@ -900,17 +903,18 @@ async def _websocket(
     finally:
         server.connections.pop(connection_id, None)
         conn.closing = True
-        if told and disconnect is not None:
+        if disconnect is not None:  # the actor was told of the connection: it is told of its end
             try:
                 actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
             except TheaterError:
                 pass  # the actor has ended: nobody to tell
         conn.queue.put_nowait(None)
-        try:
-            await asyncio.wait_for(writer, DRAIN_S)
-        except (TimeoutError, asyncio.CancelledError):
-            writer.cancel()
-        if not ws.closed:
+        if writer is not None:
+            try:
+                await asyncio.wait_for(writer, DRAIN_S)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+        if ws.prepared and not ws.closed:
             await ws.close()
     return ws
 
