@@ -83,6 +83,8 @@ class Chat(Actor):
             except HostError as exc:
                 return "refused: " + exc.message
             return None
+        if message == "boom":
+            raise ValueError("boom")
         if message == "bye":
             web.send(connection, "closing")
             web.close(connection)
@@ -404,4 +406,19 @@ def test_sdk_middleware_refuses_or_rewrites_a_request_before_its_route_in_a_reco
               and e.data["export"] == "theater:simple/http-handlers.handle-middleware"]
     assert len(guards) == 3
     served.theater.stop(served.actor)
+    assert chain_problems(served.theater) == []
+
+
+def test_a_failing_websocket_handler_fails_the_actor_and_its_connections_close_with_1001(serve):
+    served = serve()
+
+    async def talk() -> tuple[list[Any], list[Any]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(served.url) as failing, session.ws_connect(served.url) as other:
+                await failing.send_str("boom")
+                return await _receive_until_closed(failing), await _receive_until_closed(other)
+
+    failing, other = run(talk())
+    assert [m.data for m in failing] == [1001] and [m.data for m in other] == [1001]
+    assert served.theater.status(served.actor) == "failed"
     assert chain_problems(served.theater) == []
