@@ -3,6 +3,7 @@ and writes items, and the chain verifies and replays with the server stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from replay import Replayer
@@ -54,6 +56,17 @@ def test_the_http_api_example_serves_items_from_its_state_and_replays(stage: Sta
     assert fetch("/items/tea")[0] == 404
     assert json.loads(fetch("/stats")[1]) == {"items": 0, "writes": 2}
     assert fetch("/items", "POST")[0] == 405
+
+    async def watch() -> list[str]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(base + "/changes") as ws:
+            await ws.send_str("items?")
+            seen = [await ws.receive_str()]
+            put = asyncio.get_running_loop().run_in_executor(None, fetch, "/items/rice", "PUT", b"1")
+            seen.append(await ws.receive_str())
+            await put
+            return seen
+
+    assert asyncio.run(asyncio.wait_for(watch(), 30)) == ["{}", '{"stored": "rice", "value": 1}']
 
     stage.theater.stop(actor)
     assert chain_problems(stage.theater) == []

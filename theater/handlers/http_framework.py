@@ -16,11 +16,30 @@ Config (checked at start):
 - ``header_timeout_ms`` (default 10 s): a connection that has not sent a whole request head in time is closed;
   ``body_timeout_ms`` (default 10 s): a body not received in time gives 408 (slow clients cannot hold the actor).
 
+- ``max_websockets`` (default 64): open websocket connections per actor (more get 503 before the upgrade);
+- ``max_websocket_message_bytes``: the largest incoming websocket message (default and ceiling: the actor's message
+  limit); larger closes the connection with 1009;
+- ``websocket_idle_timeout_ms`` (default 5 min): a connection whose client sends nothing for that long is closed
+  with 1001.
+
 A full mailbox answers 503; an actor that is not running (stopped, failed) answers 503; a handler that fails
 answers 500 (the actor is then failed, as for any message). Servers stop when the actor stops, exits or fails, and
 when the runtime closes. When a runtime reopens the actor, ``resume`` brings its servers back from the record, on the
-same ports. Not built yet: TLS (``tls-config`` is refused) and websockets (``enable-websocket`` and the websocket
-functions answer ``err``).
+same ports.
+
+TLS: ``tls_cert`` and ``tls_key`` name a certificate chain and its private key (PEM, absolute paths). Only the
+operator's own manifests may name them (a manifest from a guest's ``spawn`` or an API client naming them is refused
+with ``ManifestError``: a guest must not make the host read files of its choosing), and a guest's ``tls-config`` must
+name exactly those two paths; a server created with it serves HTTPS (and ``wss://``). Without them, ``tls-config``
+is refused.
+
+Websockets (``enable-websocket``): each connect, message and disconnect is queued to the actor like any message
+and becomes a recorded call of ``handle-websocket-connect``/``-message``/``-disconnect`` (the connect before the
+upgrade is answered); a message finding the mailbox full closes the connection with 1013, a connect finding it full
+gets 503. What the actor sends (``send-websocket-message``, the messages ``handle-websocket-message`` returns,
+``close-websocket``) goes out in order once the events that produced it are durable. Connection ids are unique per
+actor across its servers; a ``server-id`` of 0 in ``send-websocket-message`` and ``close-websocket`` means the
+server holding the connection. Connections close (1001) when their server stops, i.e. when the actor stops or fails.
 """
 
 from __future__ import annotations
@@ -28,13 +47,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
+import os
+import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from replay.boundary import CallResult
 from replay.errors import GuestFault
@@ -46,12 +67,23 @@ from theater.host import ActorHost
 
 HANDLE_REQUEST = "theater:simple/http-handlers.handle-request"
 HANDLE_MIDDLEWARE = "theater:simple/http-handlers.handle-middleware"
+WS_CONNECT = "theater:simple/http-handlers.handle-websocket-connect"
+WS_MESSAGE = "theater:simple/http-handlers.handle-websocket-message"
+WS_DISCONNECT = "theater:simple/http-handlers.handle-websocket-disconnect"
+WS_EXPORTS = frozenset({WS_CONNECT, WS_MESSAGE, WS_DISCONNECT})
 
 DEFAULT_MAX_SERVERS = 4
 DEFAULT_MAX_ROUTES = 256
 DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 DEFAULT_HEADER_TIMEOUT_MS = 10_000
 DEFAULT_BODY_TIMEOUT_MS = 10_000
+DEFAULT_MAX_WEBSOCKETS = 64
+DEFAULT_WS_IDLE_TIMEOUT_MS = 5 * 60_000
+MAX_WS_IDLE_TIMEOUT_MS = 24 * 3600_000
+WS_QUEUE = 1024  # messages waiting to go out on one connection; more: the client does not read, it is closed
+# Close codes (RFC 6455, 7.4.1).
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_ERROR, CLOSE_TRY_LATER = 1000, 1001, 1008, 1009, \
+    1011, 1013
 MAX_TIMEOUT_MS = 10 * 60_000
 KEEPALIVE_S = 15.0
 DRAIN_S = 5.0  # how long a stopped server's open connections may take to get their answers
@@ -65,9 +97,12 @@ class _Serving(ActorHost, Protocol):
     """What the framework needs of the runtime's actor beyond ``ActorHost``: queueing an operation on its mailbox
     and calling an export (``theater.actor.Actor`` has both)."""
 
-    def submit(self, op: Callable[[], Any], *, size: int = 0) -> Future[Any]: ...
+    def submit(self, op: Callable[[], Any], *, size: int = 0, force: bool = False) -> Future[Any]: ...
 
     def call(self, export: str, params: list[Any]) -> CallResult: ...
+
+    @property
+    def max_message_bytes(self) -> int: ...
 
 
 # Paths.
@@ -123,6 +158,10 @@ class FrameworkGrant:
     request_timeout_ms: int
     header_timeout_ms: int
     body_timeout_ms: int
+    max_websockets: int
+    max_websocket_message_bytes: int | None  # None: the actor's message limit
+    websocket_idle_timeout_ms: int
+    tls: tuple[str, str] | None  # (certificate chain, private key), absolute paths the operator named
 
     @classmethod
     def parse(cls, config: dict[str, Any], source: str) -> FrameworkGrant:
@@ -147,6 +186,14 @@ class FrameworkGrant:
                 ipaddress.ip_address(host)
             except (ValueError, TypeError):
                 raise ManifestError(source, field_("bind_hosts"), f"{host!r} is not an IP address") from None
+        tls: tuple[str, str] | None = None
+        if "tls_cert" in config or "tls_key" in config:
+            for key in ("tls_cert", "tls_key"):
+                path = config.get(key)
+                if not isinstance(path, str) or not os.path.isabs(path) or "\0" in path:
+                    raise ManifestError(source, field_(key), f"expected an absolute path (tls_cert and tls_key go "
+                                                             f"together), got {path!r}")
+            tls = (config["tls_cert"], config["tls_key"])
         ports: list[tuple[int, int]] | None = None
         if "ports" in config:
             ports = []
@@ -165,6 +212,11 @@ class FrameworkGrant:
             request_timeout_ms=cast(int, bounded("request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
             header_timeout_ms=cast(int, bounded("header_timeout_ms", DEFAULT_HEADER_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
             body_timeout_ms=cast(int, bounded("body_timeout_ms", DEFAULT_BODY_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)),
+            max_websockets=cast(int, bounded("max_websockets", DEFAULT_MAX_WEBSOCKETS, 0, 100_000)),
+            max_websocket_message_bytes=bounded("max_websocket_message_bytes", None, 1, 1 << 30),
+            websocket_idle_timeout_ms=cast(int, bounded("websocket_idle_timeout_ms", DEFAULT_WS_IDLE_TIMEOUT_MS, 1,
+                                                        MAX_WS_IDLE_TIMEOUT_MS)),
+            tls=tls,
         )
 
     def port_refusal(self, port: int) -> str | None:
@@ -176,6 +228,8 @@ class FrameworkGrant:
 
     def within(self, parent: FrameworkGrant) -> str | None:
         """What this grant allows beyond ``parent``'s, or None."""
+        if self.tls is not None and self.tls != parent.tls:
+            return "tls_cert and tls_key name files the parent's config does not"
         more_hosts = self.bind_hosts - parent.bind_hosts
         if more_hosts:
             return f"bind_hosts names {', '.join(sorted(more_hosts))}, which the parent may not bind"
@@ -185,12 +239,17 @@ class FrameworkGrant:
             for low, high in self.ports:
                 if not any(pl <= low and high <= ph for pl, ph in parent.ports):
                     return f"ports {low}-{high} are not within the parent's"
-        for key in ("max_servers", "max_routes", "request_timeout_ms", "header_timeout_ms", "body_timeout_ms"):
+        for key in ("max_servers", "max_routes", "request_timeout_ms", "header_timeout_ms", "body_timeout_ms",
+                    "max_websockets", "websocket_idle_timeout_ms"):
             if getattr(self, key) > getattr(parent, key):
                 return f"{key} {getattr(self, key)} is more than the parent's {getattr(parent, key)}"
         if parent.max_request_bytes is not None and (self.max_request_bytes is None
                                                      or self.max_request_bytes > parent.max_request_bytes):
             return f"max_request_bytes is more than the parent's {parent.max_request_bytes}"
+        if parent.max_websocket_message_bytes is not None and (
+                self.max_websocket_message_bytes is None
+                or self.max_websocket_message_bytes > parent.max_websocket_message_bytes):
+            return f"max_websocket_message_bytes is more than the parent's {parent.max_websocket_message_bytes}"
         return None
 
 
@@ -216,7 +275,21 @@ class _Server:
     running: bool = False
     routes: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # route id: (method, path, handler)
     middleware: dict[int, tuple[str, int]] = field(default_factory=dict)  # middleware id: (path, handler)
+    # websocket path: (connect handler, message handler, disconnect handler)
+    websockets: dict[str, tuple[int | None, int, int | None]] = field(default_factory=dict)
+    connections: dict[int, _Conn] = field(default_factory=dict)  # open websockets by connection id (loop's)
     stop: Callable[[], Any] | None = None  # a coroutine function that stops the listening server
+    tls: ssl.SSLContext | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class _Conn:
+    """An open websocket connection; its queue (on the loop) holds what goes out, in order."""
+
+    id: int
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[tuple[Any, ...] | None]
+    closing: bool = False
 
 
 class _Actor:
@@ -230,10 +303,26 @@ class _Actor:
         self.ids = itertools.count(1)
         self.servers: dict[int, _Server] = {}
         self.handlers: dict[int, str] = {}
+        self.connection_ids = itertools.count(1)
         self.ended = False
 
     def live(self) -> bool:
-        return any(server.running for server in self.servers.values())
+        return any(server.running or server.connections for server in self.servers.values())
+
+    def connection(self, server_id: int, connection_id: int) -> _Conn:
+        """The open connection ``connection_id`` of server ``server_id`` (0: any of the actor's servers).
+
+        Raises:
+            _NoSuch: there is none.
+        """
+        servers = list(self.servers.values()) if server_id == 0 else [self.servers.get(server_id)]
+        for server in servers:
+            if server is not None:
+                conn = server.connections.get(connection_id)
+                if conn is not None and not conn.closing:
+                    return conn
+        where = "this actor's servers" if server_id == 0 else f"server {server_id}"
+        raise _NoSuch(f"no open websocket connection {connection_id} on {where}")
 
     def end(self) -> None:
         """Stop every server: they stop listening at once; requests in flight still get their answers (the
@@ -269,11 +358,21 @@ class HttpFrameworkHandler(Handler):
         "request_timeout_ms": int,
         "header_timeout_ms": int,
         "body_timeout_ms": int,
+        "max_websockets": int,
+        "max_websocket_message_bytes": int,
+        "websocket_idle_timeout_ms": int,
+        "tls_cert": str,
+        "tls_key": str,
     }
 
     def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         super().__init__(actor, config)
         self.grant = FrameworkGrant.parse(config, actor.source)
+        files = actor.manifest.files
+        if self.grant.tls is not None and files.mode not in ("trusted", "recorded"):
+            raise ManifestError(actor.source, "handlers.http-framework.config.tls_cert",
+                                f"tls_cert and tls_key name host files: only the operator's own manifests may name "
+                                f"them, and this one comes from {files.origin}")
 
     @classmethod
     def config_within(cls, parent_config: dict[str, Any], child_config: dict[str, Any]) -> str | None:
@@ -313,15 +412,19 @@ class HttpFrameworkHandler(Handler):
         state = handler._state
         calls: list[tuple[str, list[Any], Any]] = []
         prefix = handler.interface + "/"
+        connections = 0  # the highest websocket connection id the actor was told of: new ones count on from it
         for event in actor.store.log.events(actor.id):
             if event.type == "wasm/instantiate" and event.data.get("reason") in ("start", "restart"):
                 calls = []
+            elif event.type == "wasm/call" and event.data.get("export") in WS_EXPORTS:
+                connections = max(connections, int(event.data["params"][1]))
             elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
                 result = event.data["result"]
                 if "ok" in result:
                     calls.append((event.type[len(prefix):], event.data["params"], result["ok"]))
         highest = 0
         listening: dict[int, int] = {}
+        problems: list[str] = []
         with state.lock:
             for function, params, value in calls:
                 if function in ("create-server", "register-handler", "add-route", "add-middleware"):
@@ -330,13 +433,19 @@ class HttpFrameworkHandler(Handler):
                     asked = params[0]
                     host = "127.0.0.1" if asked["host"] is None else str(ipaddress.ip_address(asked["host"]["some"]))
                     port = 0 if asked["port"] is None else asked["port"]["some"]
-                    state.servers[value] = _Server(id=value, host=host, port=port)
+                    tls = handler._tls(asked["tls-config"]["some"]) if asked["tls-config"] is not None else None
+                    if isinstance(tls, str):  # never served without the TLS it was created with
+                        problems.append(f"server {value} on {host}:{port}: {tls}")
+                    else:
+                        state.servers[value] = _Server(id=value, host=host, port=port, tls=tls)
                 elif function == "register-handler":
                     state.handlers[value] = params[0]
                 elif function == "add-route" and params[0] in state.servers:
                     state.servers[params[0]].routes[value] = (params[2].upper(), params[1], params[3])
                 elif function == "add-middleware" and params[0] in state.servers:
                     state.servers[params[0]].middleware[value] = (params[1], params[2])
+                elif function == "enable-websocket" and params[0] in state.servers:
+                    state.servers[params[0]].websockets[params[1]] = (_some(params[2]), params[3], _some(params[4]))
                 elif function == "remove-route":
                     for server in state.servers.values():
                         server.routes.pop(params[0], None)
@@ -351,7 +460,7 @@ class HttpFrameworkHandler(Handler):
                     listening.pop(params[0], None)
                     state.servers.pop(params[0], None)
             state.ids = itertools.count(highest + 1)
-        problems = []
+            state.connection_ids = itertools.count(connections + 1)
         for server_id, port in listening.items():
             again = state.servers.get(server_id)
             if again is None:
@@ -387,8 +496,12 @@ class HttpFrameworkHandler(Handler):
 
     def create_server(self, config: dict[str, Any]) -> dict[str, Any]:
         state = self._state
+        tls: ssl.SSLContext | None = None
         if config["tls-config"] is not None:
-            return {"err": "TLS servers are not supported yet: serve plain HTTP behind a TLS proxy"}
+            loaded = self._tls(config["tls-config"]["some"])
+            if isinstance(loaded, str):
+                return {"err": loaded}
+            tls = loaded
         host = "127.0.0.1" if config["host"] is None else config["host"]["some"]
         try:
             host = str(ipaddress.ip_address(host))
@@ -404,9 +517,23 @@ class HttpFrameworkHandler(Handler):
         with state.lock:
             if len(state.servers) >= self.grant.max_servers:
                 return {"err": f"refused: this actor may have at most {self.grant.max_servers} servers"}
-            server = _Server(id=next(state.ids), host=host, port=port)
+            server = _Server(id=next(state.ids), host=host, port=port, tls=tls)
             state.servers[server.id] = server
         return {"ok": server.id}
+
+    def _tls(self, asked: dict[str, str]) -> ssl.SSLContext | str:
+        """The server context for a guest's ``tls-config``, or why it is refused (it must name the very files the
+        operator's config names: a guest never makes the host read a file of its choosing)."""
+        if self.grant.tls is None:
+            return "refused: this actor may not serve TLS (its manifest's config names no tls_cert and tls_key)"
+        if (asked["cert-path"], asked["key-path"]) != self.grant.tls:
+            return "refused: tls-config must name the tls_cert and tls_key of the actor's manifest"
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(*self.grant.tls)
+        except (OSError, ssl.SSLError) as exc:
+            return f"cannot load the TLS certificate and key: {getattr(exc, 'strerror', None) or exc}"
+        return context
 
     def _server(self, server_id: int) -> _Server:
         server = self._state.servers.get(server_id)
@@ -422,7 +549,7 @@ class HttpFrameworkHandler(Handler):
         return {"ok": {
             "id": server.id, "host": server.host, "port": server.bound or server.port, "running": server.running,
             "routes-count": len(server.routes), "middleware-count": len(server.middleware),
-            "websocket-enabled": False,
+            "websocket-enabled": bool(server.websockets),
         }}
 
     def start_server(self, server_id: int) -> dict[str, Any]:
@@ -492,7 +619,7 @@ class HttpFrameworkHandler(Handler):
             problem = f"method {method!r} is not one of {', '.join(sorted(METHODS))}"
         if problem is None and handler_id not in self._state.handlers:
             problem = f"no handler {handler_id} (register it first)"
-        if problem is None and sum(len(s.routes) for s in self._state.servers.values()) >= self.grant.max_routes:
+        if problem is None and self._endpoints() >= self.grant.max_routes:
             problem = f"refused: this actor may have at most {self.grant.max_routes} routes"
         if problem is not None:
             return {"err": problem}
@@ -528,18 +655,57 @@ class HttpFrameworkHandler(Handler):
                 return {"ok": None}
         return {"err": f"no middleware {middleware_id}"}
 
-    # Websockets: not built yet.
+    # Websockets.
+
+    def _endpoints(self) -> int:
+        return sum(len(s.routes) + len(s.websockets) for s in self._state.servers.values())
 
     def enable_websocket(
-        self, server_id: int, path: str, connect: Any, message: int, disconnect: Any
+        self, server_id: int, path: str, connect: dict[str, int] | None, message: int,
+        disconnect: dict[str, int] | None,
     ) -> dict[str, Any]:
-        return {"err": "websockets are not supported yet"}
+        try:
+            server = self._server(server_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        handlers = (_some(connect), message, _some(disconnect))
+        problem = check_pattern(path)
+        for handler_id in handlers:
+            if problem is None and handler_id is not None and handler_id not in self._state.handlers:
+                problem = f"no handler {handler_id} (register it first)"
+        if problem is None and path not in server.websockets and self._endpoints() >= self.grant.max_routes:
+            problem = f"refused: this actor may have at most {self.grant.max_routes} routes and websocket paths"
+        if problem is not None:
+            return {"err": problem}
+        with self._state.lock:
+            server.websockets[path] = handlers
+        return {"ok": None}
 
-    def send_websocket_message(self, server_id: int, connection_id: int, message: Any) -> dict[str, Any]:
-        return {"err": "websockets are not supported yet"}
+    def send_websocket_message(self, server_id: int, connection_id: int, message: dict[str, Any]) -> dict[str, Any]:
+        state = self._state
+        try:
+            conn = state.connection(server_id, connection_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        frame = _frame(message)
+        if isinstance(frame, str):
+            return {"err": frame}
+        self.actor.defer(lambda failed: _enqueue_soon(state.loop, conn, frame, failed))
+        return {"ok": None}
 
     def close_websocket(self, server_id: int, connection_id: int) -> dict[str, Any]:
-        return {"err": "websockets are not supported yet"}
+        state = self._state
+        try:
+            conn = state.connection(server_id, connection_id)
+        except _NoSuch as exc:
+            return {"err": str(exc)}
+        frame = ("close", CLOSE_NORMAL, b"closed by the actor")
+        self.actor.defer(lambda failed: _enqueue_soon(state.loop, conn, frame, failed))
+        return {"ok": None}
+
+
+def _some(option: dict[str, Any] | None) -> Any:
+    return None if option is None else option["some"]
 
 
 class _NoSuch(Exception):
@@ -561,7 +727,7 @@ async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any
         loop.call_later(state.grant.header_timeout_ms / 1000, _close_unless_started, proto, heads)
         return proto
 
-    listening = await loop.create_server(protocol, server.host, server.port, reuse_address=True)
+    listening = await loop.create_server(protocol, server.host, server.port, reuse_address=True, ssl=server.tls)
     bound = int(listening.sockets[0].getsockname()[1])
 
     async def stop() -> None:
@@ -569,6 +735,8 @@ async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any
         if not listening.is_serving():
             return
         listening.close()
+        for conn in list(server.connections.values()):
+            _enqueue(conn, ("close", CLOSE_GOING_AWAY, b"the server stopped"), urgent=True)
 
         async def drain() -> None:
             await factory.shutdown(DRAIN_S)
@@ -600,6 +768,10 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     heads.add(id(request.protocol))
     path = request.rel_url.path
     method = request.method.upper()
+    if method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
+        for pattern, handlers in list(server.websockets.items()):
+            if matches(pattern, path):
+                return await _websocket(state, server, request, handlers)
     route = None
     for route_method, pattern, handler_id in list(server.routes.values()):
         if route_method in (method, "*") and matches(pattern, path):
@@ -671,6 +843,182 @@ def _handle(actor: _Serving, middlewares: list[int], handler_id: int, request: d
             return {"body": {"some": b"refused by middleware"}, "status": 403, "headers": []}
         request = outcome["request"]
     return cast(dict[str, Any], actor.call(HANDLE_REQUEST, [handler_id, request]).output[0][0])
+
+
+# Websockets (on the runtime's loop).
+
+
+async def _websocket(
+    state: _Actor, server: _Server, request: web.BaseRequest, handlers: tuple[int | None, int, int | None]
+) -> web.StreamResponse:
+    """Serve one websocket connection: connect, each message and the disconnect are queued to the actor as calls;
+    what it sends goes out through the connection's queue."""
+    grant, actor = state.grant, state.actor
+    with state.lock:
+        open_ = sum(len(s.connections) for s in state.servers.values())
+        if state.ended or not server.running:
+            return web.Response(status=503, text="the actor cannot take the connection: it is not serving")
+        if open_ >= grant.max_websockets:
+            return web.Response(status=503, text=f"too many websocket connections: this actor may have "
+                                                 f"{grant.max_websockets} open", headers={"Retry-After": "1"})
+        connection_id = next(state.connection_ids)
+    limit = actor.max_message_bytes
+    if grant.max_websocket_message_bytes is not None:
+        limit = min(limit, grant.max_websocket_message_bytes)
+    ws = web.WebSocketResponse(max_msg_size=limit + 1, autoping=True)  # aiohttp refuses a message of its max
+    conn = _Conn(id=connection_id, ws=ws, queue=asyncio.Queue())
+    server.connections[connection_id] = conn
+    loop = asyncio.get_running_loop()
+    connect, on_message, disconnect = handlers
+    # The connect is queued before the upgrade is answered: whatever the client does once it sees the upgrade (a
+    # message, a request on another connection) reaches the actor after it.
+    if connect is not None:
+        query = request.rel_url.query_string
+        params = [connect, connection_id, request.rel_url.path, {"some": query} if query else None]
+        if not _queue_call(state, conn, WS_CONNECT, params, 0):
+            server.connections.pop(connection_id, None)
+            return web.Response(status=503, text="the actor cannot take the connection: its mailbox is full",
+                                headers={"Retry-After": "1"})
+    writer: asyncio.Future[None] | None = None
+    try:
+        await ws.prepare(request)
+        writer = asyncio.ensure_future(_write(conn))
+        idle = grant.websocket_idle_timeout_ms / 1000
+        while not conn.closing:
+            try:
+                message = await ws.receive(timeout=idle)
+            except TimeoutError:
+                _enqueue(conn, ("close", CLOSE_GOING_AWAY, f"idle for {grant.websocket_idle_timeout_ms} ms".encode()),
+                         urgent=True)
+                break
+            if message.type == WSMsgType.TEXT:
+                wire = {"ty": {"text": None}, "data": None, "text": {"some": message.data}}
+                size = len(message.data.encode("utf-8"))
+            elif message.type == WSMsgType.BINARY:
+                wire = {"ty": {"binary": None}, "data": {"some": message.data}, "text": None}
+                size = len(message.data)
+            else:  # CLOSE, CLOSING, CLOSED; ERROR (a message over max_msg_size: aiohttp closes with 1009)
+                break
+            if not _queue_call(state, conn, WS_MESSAGE, [on_message, connection_id, wire], size,
+                               answers=loop):
+                break
+    finally:
+        server.connections.pop(connection_id, None)
+        conn.closing = True
+        if disconnect is not None:  # the actor was told of the connection: it is told of its end
+            try:
+                actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
+            except TheaterError:
+                pass  # the actor has ended: nobody to tell
+        conn.queue.put_nowait(None)
+        if writer is not None:
+            try:
+                await asyncio.wait_for(writer, DRAIN_S)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+        if ws.prepared and not ws.closed:
+            await ws.close()
+    return ws
+
+
+def _queue_call(
+    state: _Actor, conn: _Conn, export: str, params: list[Any], size: int,
+    answers: asyncio.AbstractEventLoop | None = None,
+) -> bool:
+    """Queue a websocket call to the actor; False (and the connection closing with a clear code) when its mailbox
+    refuses it. With ``answers``, the messages the call returns are sent once it is durable."""
+    actor = state.actor
+    future = actor.submit(lambda: actor.call(export, params), size=size)
+    if future.done() and future.exception() is not None:
+        error = future.exception()
+        if isinstance(error, MailboxFull):
+            _enqueue(conn, ("close", CLOSE_TRY_LATER, b"the actor's mailbox is full"), urgent=True)
+        else:
+            _enqueue(conn, ("close", CLOSE_ERROR, b"the actor cannot take the message"), urgent=True)
+        return False
+    if answers is not None:
+        loop = answers
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(_answered, conn, done))
+    return True
+
+
+def _answered(conn: _Conn, future: Future[Any]) -> None:
+    """A ``handle-websocket-message`` call ended (its events are durable): send what it returned."""
+    if future.cancelled() or future.exception() is not None:
+        return  # a failed call failed the actor: its servers stop and close the connection
+    for message in future.result().output[0][0]:
+        frame = _frame(message)
+        if isinstance(frame, str):
+            _enqueue(conn, ("close", CLOSE_ERROR, b"the actor returned an invalid message"), urgent=True)
+            return
+        _enqueue(conn, frame)
+
+
+def _frame(message: dict[str, Any]) -> tuple[Any, ...] | str:
+    """A websocket message (recorded form) as a frame to send, or why it cannot be sent."""
+    ty = message["ty"]
+    kind = ty if isinstance(ty, str) else next(iter(ty))
+    text, data = _some(message["text"]), _some(message["data"])
+    if kind == "text":
+        return ("text", text) if text is not None else "a text message needs its text"
+    if kind == "binary":
+        return ("binary", data) if data is not None else "a binary message needs its data"
+    if kind in ("ping", "pong"):
+        return (kind, data or b"")
+    if kind == "close":
+        return ("close", CLOSE_NORMAL, b"closed by the actor")
+    return f"a message of type {kind} cannot be sent"
+
+
+def _enqueue_soon(loop: netloop.NetLoop, conn: _Conn, frame: tuple[Any, ...], failed: BaseException | None) -> None:
+    """An effect released once the events that produced ``frame`` are durable: queue it on the connection (on the
+    loop); nothing goes out when they could not be committed (``failed``)."""
+    if failed is not None:
+        return
+    try:
+        loop.loop.call_soon_threadsafe(_enqueue, conn, frame)
+    except RuntimeError:
+        pass  # the loop is closed: so is the connection
+
+
+def _enqueue(conn: _Conn, frame: tuple[Any, ...], *, urgent: bool = False) -> None:
+    """On the loop: queue ``frame`` to go out after what is queued; a close ends what may be queued after it. A
+    client that does not read (``WS_QUEUE`` frames waiting) is closed with 1008; ``urgent`` closes go first."""
+    if conn.closing:
+        return
+    if frame[0] == "close":
+        conn.closing = True
+        if urgent:
+            while not conn.queue.empty():
+                conn.queue.get_nowait()
+    elif conn.queue.qsize() >= WS_QUEUE:
+        conn.closing = True
+        frame = ("close", CLOSE_POLICY, b"the client does not read its messages")
+    conn.queue.put_nowait(frame)
+
+
+async def _write(conn: _Conn) -> None:
+    """Send the connection's queued frames in order until a close or the end of the connection."""
+    ws = conn.ws
+    while True:
+        frame = await conn.queue.get()
+        if frame is None:
+            return
+        try:
+            kind = frame[0]
+            if kind == "text":
+                await ws.send_str(frame[1])
+            elif kind == "binary":
+                await ws.send_bytes(frame[1])
+            elif kind == "ping":
+                await ws.ping(frame[1])
+            elif kind == "pong":
+                await ws.pong(frame[1])
+            else:
+                await ws.close(code=frame[1], message=frame[2])
+                return
+        except (ConnectionError, RuntimeError):
+            return  # the client went away
 
 
 def _to_web(response: dict[str, Any]) -> web.Response:

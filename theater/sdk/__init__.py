@@ -22,14 +22,14 @@ the bindings componentize-py generates for the actor's world (``wit_world``) and
 only relatively among its own modules, so it works under both names. Host capabilities are small typed wrappers:
 ``runtime`` (log, chain, shutdown), ``timing``, ``random``, ``messaging``, ``supervisor``, ``store``, ``fs``
 (filesystem), ``env`` (environment variables), ``process``, ``http`` (the ``http-client`` interface) and ``web``
-(serving: ``@route``, ``Request``, ``Response``; ``http-framework``). A wrapper whose
+(serving: ``@route``, ``@middleware``, ``Request``, ``Response``; ``http-framework``). A wrapper whose
 interface is not in the actor's world raises ``CapabilityError`` naming the WIT import and the manifest handler.
 """
 
 from . import env, fs, http, messaging, process, random, runtime, store, supervisor, timing, web
 from ._actor import DEFER, Actor, ChannelAnswer, ChildError, accept, reject, run
 from ._host import CapabilityError, HostError, SandboxError
-from .web import Request, Response, route
+from .web import Request, Response, middleware, route
 
 __all__ = [
     "DEFER",
@@ -41,6 +41,7 @@ __all__ = [
     "Request",
     "Response",
     "http",
+    "middleware",
     "route",
     "web",
     "SandboxError",

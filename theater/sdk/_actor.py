@@ -74,6 +74,8 @@ class Actor:
 
     http_host: str | None = None  # where the routes (``@route``) are served: the address and port asked for
     http_port: int = 0  # 0: an ephemeral port (the chain records the one bound)
+    http_tls: tuple[str, str] | None = None  # (certificate, key): the manifest's tls_cert and tls_key, for HTTPS
+    websocket_paths: tuple[str, ...] = ()  # served as websockets (``on_ws_*``) on the routes' server
 
     def __init__(self) -> None:
         self.state: Any = None
@@ -130,13 +132,28 @@ class Actor:
 
     def on_process_exit(self, pid: int, code: int) -> None:
         """A process this actor started ended (``code`` is minus the signal when one ended it: -9 when killed)."""
+    def on_ws_connect(self, connection: int, path: str, query: str | None) -> None:
+        """A websocket connection opened on one of ``websocket_paths`` (``connection`` is unique per actor)."""
+
+    def on_ws_message(self, connection: int, message: "str | bytes") -> "str | bytes | list[str | bytes] | None":
+        """A websocket message (text as ``str``, binary as ``bytes``); what it returns is sent back on the same
+        connection (``web.send`` and ``web.close`` reach any open connection)."""
+        return None
+
+    def on_ws_disconnect(self, connection: int) -> None:
+        """A websocket connection ended (closed by either side, or idle)."""
+
     # What the SDK runs around the handlers.
 
     def _theater_init(self) -> None:
         """``init``, then serve the class's routes (``@route``) if it has any."""
         self.init()
-        if web.routes(type(self)):
-            web.serve(self, host=self.http_host, port=self.http_port)
+        if web.routes(type(self)) or self.websocket_paths:
+            web.serve(self, host=self.http_host, port=self.http_port, tls=self.http_tls)
+
+    def _theater_middleware(self, request: "web.Request") -> "web.Request | None":
+        """A request under the class's middleware (``@middleware``): the request to go on with, or None."""
+        return web.run_middleware(self, request)
 
     def _theater_http(self, request: "web.Request") -> "web.Response":
         """An HTTP request to one of the routes."""

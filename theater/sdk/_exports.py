@@ -149,8 +149,8 @@ def _http_response(value: Any) -> Any:
 
 
 class HttpHandlersExport:
-    """``theater:simple/http-handlers``: requests go to the actor's routes (``@route``); middleware lets every
-    request through; websockets are not supported by the SDK yet (the call answers ``err``)."""
+    """``theater:simple/http-handlers``: requests go to the actor's routes (``@route``), through its ``@middleware``
+    methods first; websocket events go to ``on_ws_connect``, ``on_ws_message`` and ``on_ws_disconnect``."""
 
     def handle_request(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
         _, request = params
@@ -159,13 +159,30 @@ class HttpHandlersExport:
 
     def handle_middleware(self, state: bytes | None, params: tuple[int, Any]) -> tuple[bytes | None, tuple[Any]]:
         _, request = params
-        return (state, (BINDINGS["http_types"].MiddlewareResult(proceed=True, request=request),))
+
+        def result(passed: "web.Request | None") -> Any:
+            types = BINDINGS["http_types"]
+            if passed is None:
+                return types.MiddlewareResult(proceed=False, request=request)
+            out = types.HttpRequest(method=passed.method, uri=passed.uri, headers=list(passed.headers),
+                                    body=passed.body or None)
+            return types.MiddlewareResult(proceed=True, request=out)
+
+        new_state, outcome = dispatch(state, "_theater_middleware", lambda: _http_request(request), result)
+        return (new_state, (outcome,))
 
     def handle_websocket_connect(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None]:
-        raise Err("websockets are not supported by the Python SDK yet")
+        _, connection, path, query = params
+        new_state, _ = dispatch(state, "on_ws_connect", (connection, path, query))
+        return (new_state,)
 
     def handle_websocket_message(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None, Any]:
-        raise Err("websockets are not supported by the Python SDK yet")
+        _, connection, message = params
+        new_state, out = dispatch(state, "on_ws_message", lambda: (connection, web.ws_payload(message)),
+                                  web.ws_messages)
+        return (new_state, (out,))
 
     def handle_websocket_disconnect(self, state: bytes | None, params: tuple[Any, ...]) -> tuple[bytes | None]:
-        raise Err("websockets are not supported by the Python SDK yet")
+        _, connection = params
+        new_state, _ = dispatch(state, "on_ws_disconnect", (connection,))
+        return (new_state,)

@@ -36,6 +36,7 @@ INTERFACES = {
     "filesystem": "filesystem",
     "process": "process",
     "http_types": None,
+    "websocket_types": None,
     "http_client": "http-client",
     "http_framework": "http-framework",
 }

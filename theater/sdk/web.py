@@ -24,6 +24,24 @@ decorated method and starts it. Each request is a recorded call of the actor wit
 gets a ``Request`` and the path parameters by name and returns a dict or list (sent as JSON), ``str`` (text),
 ``bytes``, None (204) or a ``Response``. The world imports ``theater:simple/http-framework`` and exports
 ``theater:simple/http-handlers``.
+
+Middleware: ``@middleware("/admin")`` marks a method that sees every request under that path before its route
+(in definition order, all of them in one recorded ``handle-middleware`` call); it returns None or True to let the
+request through, a ``Request`` to pass that one on instead (e.g. with a header added), or False to refuse it (the
+host answers 403).
+
+Websockets: the paths in the class attribute ``websocket_paths`` are served on the same server; each connection,
+message and disconnect is a recorded call of ``on_ws_connect(connection, path, query)``,
+``on_ws_message(connection, message)`` (``str`` for text, ``bytes`` for binary; what it returns, ``str``, ``bytes``
+or a list of them, is sent back) and ``on_ws_disconnect(connection)``. ``send(connection, message)`` and
+``close(connection)`` reach any open connection of the actor (e.g. to broadcast); what is sent goes out once the
+call is durable.
+
+    class Chat(Actor):
+        websocket_paths = ("/ws",)
+
+        def on_ws_message(self, connection, message):
+            return "echo: " + message
 """
 
 import json as _json
@@ -34,6 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ._host import HostError, binding, call
 
 ROUTE_ATTR = "_theater_route"
+MIDDLEWARE_ATTR = "_theater_middleware"
 
 
 def route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -45,6 +64,44 @@ def route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[...
         return function
 
     return mark
+
+
+def middleware(path: str = "/") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the decorated method on every request whose path is ``path`` or under it, before its route; it returns
+    None or True (go on), a ``Request`` (go on with it) or False (refused: 403)."""
+
+    def mark(function: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(function, MIDDLEWARE_ATTR, path)
+        return function
+
+    return mark
+
+
+def middlewares(actor_class: type) -> list[tuple[str, str]]:
+    """The (path, attribute name) of every middleware of ``actor_class``, in definition order."""
+    found = []
+    for klass in reversed(actor_class.__mro__):
+        for name, value in vars(klass).items():
+            path = getattr(value, MIDDLEWARE_ATTR, None)
+            if path is not None:
+                found.append((path, name))
+    return found
+
+
+def run_middleware(actor: Any, request: "Request") -> "Request | None":
+    """Run ``actor``'s middleware covering ``request``: the request to go on with, or None when one refused it."""
+    for path, name in middlewares(type(actor)):
+        prefix = path.rstrip("/")
+        if prefix and request.path != prefix and not request.path.startswith(prefix + "/"):
+            continue
+        outcome = getattr(actor, name)(request)
+        if outcome is False:
+            return None
+        if isinstance(outcome, Request):
+            request = outcome
+        elif outcome is not None and outcome is not True:
+            raise TypeError(f"middleware {name} must return None, True, False or a Request, got {outcome!r}")
+    return request
 
 
 class Request:
@@ -130,19 +187,73 @@ def match(pattern: str, path: str) -> dict[str, str] | None:
     return params
 
 
-def serve(actor: Any, *, host: str | None = None, port: int = 0) -> int:
-    """Create a server for ``actor``'s routes, start it and return its port (``init`` does this by itself).
+def serve(actor: Any, *, host: str | None = None, port: int = 0, tls: "tuple[str, str] | None" = None) -> int:
+    """Create a server for ``actor``'s routes and websocket paths, start it and return its port (``init`` does this
+    by itself). ``tls``: (certificate, key) paths, the very ``tls_cert`` and ``tls_key`` of the actor's manifest
+    config, to serve HTTPS.
 
     Raises:
         HostError: the host refused (an address or port the manifest does not allow, a bad route).
     """
     types = binding("http_types")
-    config = types.ServerConfig(port=port, host=host, tls_config=None)
+    tls_config = None if tls is None else types.TlsConfig(cert_path=tls[0], key_path=tls[1])
+    config = types.ServerConfig(port=port, host=host, tls_config=tls_config)
     server = call("http_framework", "create_server", config)
     handler = call("http_framework", "register_handler", "routes")
     for method, path, _ in routes(type(actor)):
         call("http_framework", "add_route", server, path, method, handler)
+    if middlewares(type(actor)):
+        guard = call("http_framework", "register_handler", "middleware")
+        call("http_framework", "add_middleware", server, "/", guard)
+    paths = tuple(getattr(actor, "websocket_paths", ()))
+    if paths:
+        sockets = call("http_framework", "register_handler", "websockets")
+        for path in paths:
+            call("http_framework", "enable_websocket", server, path, sockets, sockets, sockets)
     return call("http_framework", "start_server", server)
+
+
+def send(connection: int, message: "str | bytes") -> None:
+    """Send ``message`` (``str``: text, ``bytes``: binary) on the websocket ``connection`` once this call is durable.
+
+    Raises:
+        HostError: the connection is not open (or the message is too large).
+    """
+    call("http_framework", "send_websocket_message", 0, connection, ws_message(message))
+
+
+def close(connection: int) -> None:
+    """Close the websocket ``connection`` (after what was sent before), once this call is durable.
+
+    Raises:
+        HostError: the connection is not open.
+    """
+    call("http_framework", "close_websocket", 0, connection)
+
+
+def ws_message(message: "str | bytes") -> Any:
+    """``message`` as the binding's ``WebsocketMessage``."""
+    types = binding("websocket_types")
+    if isinstance(message, str):
+        return types.WebsocketMessage(ty=types.MessageType_Text(), data=None, text=message)
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return types.WebsocketMessage(ty=types.MessageType_Binary(), data=bytes(message), text=None)
+    raise TypeError(f"a websocket message is str or bytes, got {type(message).__name__}")
+
+
+def ws_payload(message: Any) -> "str | bytes":
+    """What the actor sees of an incoming ``WebsocketMessage``: its text, or its data."""
+    if message.text is not None:
+        return message.text
+    return bytes(message.data or b"")
+
+
+def ws_messages(value: Any) -> list[Any]:
+    """What ``on_ws_message`` returned, as the messages to send back."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [ws_message(item) for item in items]
 
 
 def dispatch(actor: Any, request: Request) -> Response:
@@ -168,4 +279,5 @@ def to_response(value: Any) -> Response:
     return Response(value)
 
 
-__all__ = ["HostError", "Request", "Response", "dispatch", "match", "route", "routes", "serve", "to_response"]
+__all__ = ["HostError", "Request", "Response", "close", "dispatch", "match", "middleware", "middlewares", "route",
+           "routes", "run_middleware", "send", "serve", "to_response", "ws_message", "ws_messages", "ws_payload"]
