@@ -110,7 +110,7 @@ world chat {
 }
 '''
 
-MANIFEST = '''name = "chat"
+MANIFEST = '''{top}name = "chat"
 component = "{component}"
 
 [[handlers]]
@@ -128,20 +128,21 @@ def chat(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     (root / "wit").mkdir()
     (root / "app.py").write_text(CHAT)
     (root / "wit" / "world.wit").write_text(WORLD)
-    (root / "manifest.toml").write_text(MANIFEST.format(component="build/chat.wasm", config=""))
+    (root / "manifest.toml").write_text(MANIFEST.format(component="build/chat.wasm", config="", top=""))
     return build(root)
 
 
 class Served:
     """A runtime serving one chat actor: its id and the port of its websocket."""
 
-    def __init__(self, home: Path, result: BuildResult, config: str, mailbox: MailboxLimits | None) -> None:
+    def __init__(self, home: Path, result: BuildResult, config: str, mailbox: MailboxLimits | None,
+                 top: str = "") -> None:
         self.theater = Theater(home, mailbox=mailbox) if mailbox is not None else Theater(home)
         self.waiter = CommitWaiter(self.theater.store, WAIT)
         self.theater.store.blobs.put(result.wasm.read_bytes())
         seed_compiled(self.theater.store, self.theater.engine, result.digest)
         manifest = home.parent / "manifest.toml"
-        manifest.write_text(MANIFEST.format(component=result.digest.hex(), config=config))
+        manifest.write_text(MANIFEST.format(component=result.digest.hex(), config=config, top=top))
         self.actor = self.theater.start(manifest)
         [started] = [e for e in self.theater.events(self.actor) if e.type == START_SERVER]
         self.port = started.data["result"]["ok"]
@@ -162,8 +163,8 @@ class Served:
 def serve(tmp_path: Path, chat: BuildResult) -> Iterator[Callable[..., Served]]:
     opened: list[Served] = []
 
-    def open_(config: str = "", mailbox: MailboxLimits | None = None) -> Served:
-        served = Served(tmp_path / f"home-{len(opened)}" / "home", chat, config, mailbox)
+    def open_(config: str = "", mailbox: MailboxLimits | None = None, top: str = "") -> Served:
+        served = Served(tmp_path / f"home-{len(opened)}" / "home", chat, config, mailbox, top)
         opened.append(served)
         return served
 
@@ -410,7 +411,7 @@ def test_sdk_middleware_refuses_or_rewrites_a_request_before_its_route_in_a_reco
 
 
 def test_a_failing_websocket_handler_fails_the_actor_and_its_connections_close_with_1001(serve):
-    served = serve()
+    served = serve(top='on_err = "fail"\n')  # an err fails the actor only when the manifest says so
 
     async def talk() -> tuple[list[Any], list[Any]]:
         async with aiohttp.ClientSession() as session:
@@ -421,4 +422,23 @@ def test_a_failing_websocket_handler_fails_the_actor_and_its_connections_close_w
     failing, other = run(talk())
     assert [m.data for m in failing] == [1001] and [m.data for m in other] == [1001]
     assert served.theater.status(served.actor) == "failed"
+    assert chain_problems(served.theater) == []
+
+
+def test_a_websocket_handler_answering_err_keeps_the_actor_and_its_connections(serve):
+    served = serve()  # on_err defaults to "answer": the err is recorded, the state change dropped, the actor goes on
+
+    async def talk() -> tuple[str, bytes]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(served.url) as first, session.ws_connect(served.url) as second:
+                await first.send_str("boom")
+                await second.send_bytes(b"ab")
+                answer = await second.receive_bytes()
+                await first.send_str("hi")
+                return await first.receive_str(), answer
+
+    echoed, answer = run(talk())
+    assert answer == b"ab" and echoed.endswith(": hi")
+    assert served.theater.status(served.actor) == "running"
+    assert "wasm/err-answer" in [e.type for e in served.theater.events(served.actor)]
     assert chain_problems(served.theater) == []
