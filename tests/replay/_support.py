@@ -7,6 +7,11 @@ from typing import Any
 
 import blake3
 
+from replay import ContinuityBreak, Replayer, ReplayReport
+from replay.bundle import opened_bundle
+from store import verify_chain
+from tests._forge import Forged
+
 NOW = "theater:simple/timing/now"
 CLOCK_GRANTS = ("message-server", "timing")
 
@@ -27,3 +32,16 @@ def sends(count: int, message: bytes = b"tick") -> Callable[[Any, str], None]:
             theater.send(actor, message)
 
     return workload
+
+
+def verified(forged: Forged) -> ReplayReport:
+    """Verify a forged bundle as ``theater verify FILE`` does: integrity first (it must hold), then replay."""
+    with opened_bundle(forged.bundle) as (store, actor, bundle):
+        integrity = verify_chain(store, actor)
+        assert integrity.ok, integrity.problem  # the forgery is a valid chain: only replay can tell
+        return Replayer(store).replay(actor, from_seq=bundle["from_seq"])
+
+
+def only_break(report: ReplayReport) -> ContinuityBreak:
+    assert isinstance(report.divergence, ContinuityBreak), report.divergence
+    return report.divergence

@@ -16,6 +16,7 @@ import pytest
 from store import Event, Store
 from store.chain import event_key
 from store.codec import encode_event
+from tests._forge import Forged, forge
 from theater.runtime import Theater
 
 Workload = Callable[[Theater, str], None]
@@ -122,3 +123,14 @@ def rewrite_chain(store: Store, actor: uuid.UUID, seq: int, change: Callable[[An
 def rewrite() -> Callable[[Store, uuid.UUID, int, Callable[[Any], Any]], list[Event]]:
     """``rewrite(store, actor, seq, change)``: change one event's data and re-hash the rest of the chain."""
     return rewrite_chain
+
+
+@pytest.fixture
+def forged_from(tmp_path: Path) -> Callable[..., Forged]:
+    """``forged_from(store, actor, edit, blobs=())``: a forged bundle of the chain with ``edit`` applied."""
+    made = iter(range(1000))
+
+    def make(store: Store, actor: uuid.UUID, edit: Any, blobs: Iterable[Any] = ()) -> Forged:
+        return forge(store, actor, edit, tmp_path / f"forged-{next(made)}", blobs=blobs)
+
+    return make

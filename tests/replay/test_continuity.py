@@ -7,34 +7,20 @@ intact; only the continuity of the record, or re-execution, can tell.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
-from replay import ContinuityBreak, Divergence, Replayer, ReplayReport, state_at
+from replay import ContinuityBreak, Divergence, Replayer, state_at
 from replay.errors import GuestFault
-from replay.bundle import opened_bundle
-from store import Store, verify_chain
-from tests._forge import Draft, Forged, forge
+from store import Store
+from tests._forge import Draft
 from tests.components import wat
-from tests.replay._support import CLOCK_GRANTS, NOW, digest, le64, sends
+from tests.replay._support import only_break, verified, CLOCK_GRANTS, NOW, digest, le64, sends
 from theater.actor import HANDLE_SEND
 from theater.runtime import Theater
 
 SEND = "theater:simple/message-server-host/send"
 
-
-def verified(forged: Forged) -> ReplayReport:
-    """Verify a forged bundle as ``theater verify FILE`` does: integrity first (it must hold), then replay."""
-    with opened_bundle(forged.bundle) as (store, actor, bundle):
-        integrity = verify_chain(store, actor)
-        assert integrity.ok, integrity.problem  # the forgery is a valid chain: only replay can tell
-        return Replayer(store).replay(actor, from_seq=bundle["from_seq"])
-
-
-def only_break(report: ReplayReport) -> ContinuityBreak:
-    assert isinstance(report.divergence, ContinuityBreak), report.divergence
-    return report.divergence
 
 
 @pytest.fixture
@@ -43,15 +29,6 @@ def counted(record, open_store):
     recording = record(wat.counter_actor(), sends(3))
     return open_store(recording), recording.actor
 
-
-@pytest.fixture
-def forged_from(tmp_path: Path):
-    made = iter(range(1000))
-
-    def make(store: Store, actor: uuid.UUID, edit, blobs=()) -> Forged:
-        return forge(store, actor, edit, tmp_path / f"forged-{next(made)}", blobs=blobs)
-
-    return make
 
 
 def calls(drafts: list[Draft]) -> list[int]:

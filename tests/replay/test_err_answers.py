@@ -7,18 +7,14 @@ against the ``on_err`` its creation event records is what catches them.
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 
 import pytest
 
-from replay import ContinuityBreak, Replayer, ReplayReport, state_at
-from replay.bundle import opened_bundle
+from replay import Replayer, state_at
 from replay.errors import GuestFault
-from store import Store, verify_chain
-from tests._forge import Draft, Forged, forge
+from tests._forge import Draft
 from tests.components import wat
-from tests.replay._support import digest, le64
+from tests.replay._support import only_break, verified, digest, le64
 from theater.actor import HANDLE_SEND
 from theater.errors import ErrAnswered
 from theater.runtime import Theater
@@ -27,17 +23,6 @@ from theater.runtime import Theater
 COUNT_THEN_FAIL = wat.actor_wat(send=wat.match_msg({b"fail": wat.seq(wat.count(), wat.fail("bad input"))},
                                                    wat.count()))
 
-
-def verified(forged: Forged) -> ReplayReport:
-    with opened_bundle(forged.bundle) as (store, actor, bundle):
-        integrity = verify_chain(store, actor)
-        assert integrity.ok, integrity.problem  # the forgery is a valid chain: only replay can tell
-        return Replayer(store).replay(actor, from_seq=bundle["from_seq"])
-
-
-def only_break(report: ReplayReport) -> ContinuityBreak:
-    assert isinstance(report.divergence, ContinuityBreak), report.divergence
-    return report.divergence
 
 
 def tick_fail_tick(theater, actor):
@@ -53,15 +38,6 @@ def answered(record, open_store):
     recording = record(COUNT_THEN_FAIL, tick_fail_tick)
     return open_store(recording), recording.actor
 
-
-@pytest.fixture
-def forged_from(tmp_path: Path):
-    made = iter(range(1000))
-
-    def make(store: Store, actor: uuid.UUID, edit, blobs=()) -> Forged:
-        return forge(store, actor, edit, tmp_path / f"forged-{next(made)}", blobs=blobs)
-
-    return make
 
 
 def index_of(drafts: list[Draft], type_: str) -> int:

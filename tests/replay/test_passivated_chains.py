@@ -5,31 +5,16 @@ forged passivations and activations (a wrong state, an activation out of nowhere
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 
 import pytest
 
-from replay import ContinuityBreak, Replayer, ReplayReport, state_at
-from replay.bundle import opened_bundle
-from store import Store, verify_chain
-from tests._forge import Draft, Forged, forge
+from replay import Replayer, state_at
+from tests._forge import Draft
 from tests.components import wat
-from tests.replay._support import digest, le64
+from tests.replay._support import only_break, verified, digest, le64
 
 PASSIVATED = "actor/passivated"
 
-
-def verified(forged: Forged) -> ReplayReport:
-    with opened_bundle(forged.bundle) as (store, actor, bundle):
-        integrity = verify_chain(store, actor)
-        assert integrity.ok, integrity.problem  # the forgery is a valid chain: only replay can tell
-        return Replayer(store).replay(actor, from_seq=bundle["from_seq"])
-
-
-def only_break(report: ReplayReport) -> ContinuityBreak:
-    assert isinstance(report.divergence, ContinuityBreak), report.divergence
-    return report.divergence
 
 
 def passivating(theater, actor: str) -> None:
@@ -47,15 +32,6 @@ def passivated(record, open_store):
     recording = record(wat.counter_actor(), passivating)
     return open_store(recording), recording.actor
 
-
-@pytest.fixture
-def forged_from(tmp_path: Path):
-    made = iter(range(1000))
-
-    def make(store: Store, actor: uuid.UUID, edit, blobs=()) -> Forged:
-        return forge(store, actor, edit, tmp_path / f"forged-{next(made)}", blobs=blobs)
-
-    return make
 
 
 def index_of(drafts: list[Draft], type_: str, nth: int = 0, **match) -> int:
