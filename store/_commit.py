@@ -21,6 +21,7 @@ import lmdb
 
 from store._env import Environment, is_disk_full
 from store._index import NO_TAIL, TailState, advance_tail
+from store.merkle import Frontier
 from store.merkle import extend as extend_merkle
 from store.errors import ReadOnlyError, StoreClosedError, StoreError, StoreFullError, StoreWriteError, TheaterError
 
@@ -119,7 +120,7 @@ class CommitContext:
     """
 
     __slots__ = ("dbs", "heads", "known_heads", "feed_next", "puts", "new_blobs", "txn_id", "wrote", "index_direct",
-                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late", "leaves")
+                 "event_puts", "index_puts", "feed_puts", "deferred", "index_tail", "late", "leaves", "frontier")
 
     def __init__(
         self,
@@ -140,6 +141,7 @@ class CommitContext:
         self.index_puts: list[tuple[bytes, bytes]] = []
         self.feed_puts: list[tuple[bytes, bytes]] = []
         self.leaves: list[bytes] = []  # the Merkle leaf hash of each feed put, in order (hashed by the appender)
+        self.frontier: Frontier | None = None  # the Merkle tree's frontier after this batch, when it grew
         self.puts = {"events": self.event_puts, "event_index": self.index_puts, "feed": self.feed_puts}
         self.new_blobs: dict[bytes, bytes] = {}
         self.txn_id = -1
@@ -197,6 +199,7 @@ class Writer:
         self._feed_next = self._read_feed_next()
         self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
+        self._frontier: Frontier | None = None  # the Merkle tree's frontier after our last commit, valid as _heads
         self._next_txn = -1
         self._index_tail = self._read_index_tail()  # the hash index's tail (see store._index)
         self._thread = threading.Thread(target=self._run, name=f"theater-writer:{env.path}", daemon=True)
@@ -326,6 +329,8 @@ class Writer:
             self._feed_next = ctx.feed_next
             self._index_tail = ctx.index_tail
             self._heads.update(ctx.heads)
+            if ctx.frontier is not None:
+                self._frontier = ctx.frontier
             # LMDB numbers write transactions that change something consecutively; a gap means another process.
             self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
             for index, error in errors.items():
@@ -346,6 +351,7 @@ class Writer:
             log.warning("a commit failed while the hash index has a tail: %s", exc)
         self._index_tail = TailState(self._index_tail.watermark, None, None)
         self._next_txn = -1  # start again from what the database says
+        self._frontier = None
         return False
 
     def _apply(self, ops: list[Pending[Any]], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
@@ -358,6 +364,7 @@ class Writer:
                 if txn.id() != self._next_txn:
                     # Another process wrote since our last commit (or this is the first): trust only the database.
                     self._heads.clear()
+                    self._frontier = None
                     self._feed_next = self._read_feed_next_in(txn)
                     index_tail = TailState.read(txn, dbs)
                 direct = index_tail.watermark is None and len(ops) < BUSY_FROM_OPS
@@ -368,8 +375,9 @@ class Writer:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
                         errors[index] = exc
-                if "merkle" in dbs and extend_merkle(txn, dbs, self._feed_next, ctx.leaves):
-                    ctx.wrote = True
+                if "merkle" in dbs:
+                    ctx.frontier = extend_merkle(txn, dbs, self._feed_next, ctx.leaves, self._frontier)
+                    ctx.wrote = ctx.wrote or ctx.frontier is not None
                 ctx.write(txn)
                 for late in ctx.late:
                     late(txn)  # after the write: a checkpoint reads this batch's leaves from the feed

@@ -192,18 +192,38 @@ def read_size(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> int:
     return 0 if raw is None else int.from_bytes(raw, "big")
 
 
+class Frontier:
+    """The tree's right edge as a commit left it: its size and, for each set bit of the size, the root of the
+    complete subtree the next leaves' parents combine with (``nodes[level]``; unused levels hold ``b""``).
+
+    The writer keeps the one its last commit made and hands it to the next ``extend``, which then reads no node:
+    without it every commit recomputed the levels below ``STORED_FROM_LEVEL`` from up to 15 feed entries.
+    Never changed once made (``extend`` builds a new one), so a commit that fails leaves the kept one as it was.
+    """
+
+    __slots__ = ("size", "nodes")
+
+    def __init__(self, size: int, nodes: list[bytes]) -> None:
+        self.size = size
+        self.nodes = nodes
+
+
 def extend(
     txn: lmdb.Transaction[bytes],
     dbs: dict[str, Any],
     feed_start: int,
     leaves: Sequence[bytes],
-) -> bool:
-    """Add this commit's appends to the tree, inside the commit's write transaction; True when it wrote.
+    frontier: Frontier | None = None,
+) -> Frontier | None:
+    """Add this commit's appends to the tree, inside the commit's write transaction; the tree's new frontier when
+    it wrote, None when there was nothing to add.
 
     ``leaves`` are the leaf hashes of the commit's new feed entries, at positions from ``feed_start`` on (hashed
     by the appenders, in their threads). A tree behind the feed (a home written before the log existed, or by a
     writer that did not keep it) is first caught up from the stored feed, so the tree is always the feed's leaves
-    in feed order.
+    in feed order. ``frontier`` is the one the previous commit of this transaction's lineage returned (the caller
+    vouches that nothing else wrote since); it is used only when its size is the stored size, else the frontier is
+    read from the stored nodes.
 
     Raises:
         CorruptRecordError: the stored tree is longer than the feed.
@@ -224,14 +244,11 @@ def extend(
             raise CorruptRecordError("feed", f"positions {size}..{feed_start - 1} are not all there")
     hashes.extend(leaves)
     if not hashes:
-        return False
-    # The frontier: for each set bit of the size, the complete subtree the next leaves' parents combine with.
-    frontier: list[bytes] = [b""] * 64
-    start = 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            frontier[level] = read_node(txn, dbs, level, start >> level)
-            start += 1 << level
+        return None
+    if frontier is not None and frontier.size == size:
+        edge = list(frontier.nodes)
+    else:
+        edge = read_frontier(txn, dbs, size)
     # The hot loop (once per append, on the writer thread): half the appends end at once, the rest hash a parent.
     sha256 = hashlib.sha256
     puts: list[tuple[bytes, bytes]] = []
@@ -239,17 +256,29 @@ def extend(
     for h in hashes:
         index, level = position, 0
         while index & 1:
-            h = sha256(b"\x01" + frontier[level] + h).digest()
+            h = sha256(b"\x01" + edge[level] + h).digest()
             level += 1
             index >>= 1
             if level >= STORED_FROM_LEVEL:
                 puts.append((bytes((level,)) + index.to_bytes(8, "big"), h))
-        frontier[level] = h
+        edge[level] = h
         position += 1
-    puts.sort()
-    txn.cursor(db=dbs["merkle"]).putmulti(puts)
+    if puts:
+        puts.sort()
+        txn.cursor(db=dbs["merkle"]).putmulti(puts)
     txn.put(SIZE_KEY, position.to_bytes(8, "big"), db=dbs["meta"])
-    return True
+    return Frontier(position, edge)
+
+
+def read_frontier(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], size: int) -> list[bytes]:
+    """The frontier of the stored tree of ``size`` leaves (see ``Frontier``), read from its nodes."""
+    edge: list[bytes] = [b""] * 64
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            edge[level] = read_node(txn, dbs, level, start >> level)
+            start += 1 << level
+    return edge
 
 
 def index_positions(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], stop: int) -> None:

@@ -266,3 +266,29 @@ def test_long_catch_up_finds_every_event_of_an_old_home(store_path, append_chain
             assert tree.root() == ref_mth([entry.hash for entry in feed])
             for entry in feed:
                 assert tree.position(entry.actor, entry.seq, entry.hash) == entry.position
+
+
+def test_tree_after_a_commit_that_failed_past_the_merkle_step_is_the_feeds(fast_store, append_chain):
+    """The writer keeps the tree's frontier between commits; a batch that fails after extending the tree (its
+    transaction aborted) must not leave the next commit building on the frontier of leaves never stored."""
+    from store._commit import Pending
+    from store.errors import StoreWriteError
+
+    actor = uuid.uuid4()
+    append_chain(fast_store, actor, 3)
+
+    class FailsLate(Pending[None]):
+        def apply(self, txn, ctx) -> None:
+            def boom(txn) -> None:
+                raise RuntimeError("a late step of this commit failed")
+
+            ctx.late.append(boom)
+
+    head = fast_store.log.head(actor)
+    doomed = fast_store.log.prepare(actor, "t", {"n": "lost"}, expected=head, timestamp_ms=1)
+    fast_store.submit([doomed, FailsLate(None)])
+    with pytest.raises(StoreWriteError):
+        doomed.wait(30)
+    assert fast_store.log.head(actor) == head
+    append_chain(fast_store, actor, 20)
+    _check_against_reference(fast_store)
