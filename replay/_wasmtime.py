@@ -381,6 +381,204 @@ def check_val_layout() -> None:
         )
 
 
+# Compiled conversions --------------------------------------------------------------------------------------------
+#
+# wasmtime-py converts a value by walking its type objects at every call (a method call per node, the variant's
+# cases searched by tag, a generator per tuple). ``lifter`` and ``lowerer`` do that walk once per type and return
+# one closure per node that does only the node's own C work, the same calls in the same order as wasmtime-py's
+# methods (``TupleType.convert_from_c``, ``VariantLikeType._lift``/``_lower``, ``String``, the bulk ``list<u8>``
+# path), so values and ownership are unchanged (tests/replay/test_fastcall.py compares them with ``Func.__call__``).
+# Any other type keeps its own ``convert_from_c``/``convert_to_c``.
+
+_Lift = Callable[[Any], Any]
+_Lower = Callable[[Any, Any, Any], None]
+
+
+def _free_payload(ptr: Any) -> None:
+    """What ``VariantLikeType._lift`` does with a case's payload once converted: mark it plain and free the box."""
+    contents = ptr.contents
+    contents.kind = ffi.WASMTIME_COMPONENT_BOOL
+    contents.of.boolean = False
+    ffi.wasmtime_component_val_delete(ptr)
+
+
+def lifter(ty: Any) -> _Lift:
+    """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
+    ``ty.convert_from_c`` does."""
+    if isinstance(ty, _types.TupleType):
+        return _tuple_lifter(ty)
+    if isinstance(ty, (_types.OptionType, _types.ResultType)):
+        return _variant_lifter(ty)
+    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
+        return _bytes_lifter()
+    if type(ty) is _types.String:
+        return _string_lifter()
+    return ty.convert_from_c  # type: ignore[no-any-return]
+
+
+def _bulk_installed() -> bool:
+    """True when ``list<u8>`` values are converted in bulk (``_install_bulk_bytes``, done by the engine)."""
+    return getattr(_types.ListType.__dict__["convert_from_c"], "_theater_original", None) is not None
+
+
+def _tuple_lifter(ty: Any) -> _Lift:
+    items = [lifter(element) for element in ty.elements]
+    kind = ffi.WASMTIME_COMPONENT_TUPLE.value
+    plain = ffi.WASMTIME_COMPONENT_BOOL
+    delete = ffi.wasmtime_component_valtuple_delete
+
+    def lift(c: Any) -> Any:
+        assert c.kind == kind
+        raw = c.of.tuple
+        try:
+            data = raw.data
+            ret = []
+            for i, item in zip(range(raw.size), items):
+                field = data[i]
+                ret.append(item(field))
+                field.kind = plain
+                field.of.boolean = False
+            return tuple(ret)
+        finally:
+            delete(byref(raw))
+
+    return lift
+
+
+def _variant_lifter(ty: Any) -> _Lift:
+    tagged = ty._tagged()
+    cases = {name: (None if case is None else lifter(case)) for name, case in ty._cases()}
+    if isinstance(ty, _types.OptionType):
+        kind = ffi.WASMTIME_COMPONENT_OPTION.value
+        none, some = cases["none"], cases["some"]
+
+        def lift_option(c: Any) -> Any:
+            assert c.kind == kind
+            ptr = c.of.option
+            if ptr:
+                return _lift_case("some", some, ptr, tagged)
+            return _lift_case("none", none, ptr, tagged)
+
+        return lift_option
+    kind = ffi.WASMTIME_COMPONENT_RESULT.value
+    ok, err = cases["ok"], cases["err"]
+
+    def lift_result(c: Any) -> Any:
+        assert c.kind == kind
+        result = c.of.result
+        if result.is_ok:
+            return _lift_case("ok", ok, result.val, tagged)
+        return _lift_case("err", err, result.val, tagged)
+
+    return lift_result
+
+
+def _lift_case(tag: str, lift: _Lift | None, ptr: Any, tagged: bool) -> Any:
+    if lift is None:
+        return _types.Variant(tag) if tagged else None
+    payload = lift(ptr.contents)
+    _free_payload(ptr)
+    return _types.Variant(tag, payload) if tagged else payload
+
+
+def _bytes_lifter() -> _Lift:
+    kind = ffi.WASMTIME_COMPONENT_LIST.value
+    delete = ffi.wasmtime_component_vallist_delete
+
+    def lift(c: Any) -> bytes:
+        if c.kind != kind:
+            raise AssertionError("a list<u8> value is not a list")
+        raw = c.of.list
+        try:
+            return _read_u8_list(raw)
+        finally:
+            delete(byref(raw))
+
+    return lift
+
+
+def _string_lifter() -> _Lift:
+    kind = ffi.WASMTIME_COMPONENT_STRING.value
+    to_str, delete = ffi.to_str, ffi.wasm_byte_vec_delete
+
+    def lift(c: Any) -> str:
+        assert c.kind == kind
+        raw = c.of.string
+        ret = to_str(raw)
+        delete(byref(raw))
+        return ret  # type: ignore[no-any-return]
+
+    return lift
+
+
+def lowerer(ty: Any) -> _Lower:
+    """A function writing the Python value ``val`` of type ``ty`` into ``ptr`` exactly as ``ty.convert_to_c``
+    does (same checks, same errors)."""
+    if isinstance(ty, _types.TupleType):
+        return _tuple_lowerer(ty)
+    if isinstance(ty, _types.OptionType) and not ty._tagged():
+        return _option_lowerer(ty)
+    return ty.convert_to_c  # type: ignore[no-any-return]
+
+
+def _tuple_lowerer(ty: Any) -> _Lower:
+    items = [lowerer(element) for element in ty.elements]
+    count = len(items)
+    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, ffi.WASMTIME_COMPONENT_BOOL
+    new, delete = ffi.wasmtime_component_valtuple_new_uninit, ffi.wasmtime_component_valtuple_delete
+
+    def lower(store: Any, val: Any, ptr: Any) -> None:
+        if not isinstance(val, tuple):
+            raise TypeError("expected tuple type")
+        if len(val) != count:
+            raise TypeError("tuple length mismatch")
+        raw = ffi.wasmtime_component_valtuple_t()
+        new(raw, count)
+        i = 0
+        cleanup = True
+        try:
+            data = raw.data
+            for item, element in zip(items, val):
+                item(store, element, pointer(data[i]))
+                i += 1
+            contents = ptr.contents
+            contents.kind = kind
+            contents.of.tuple = raw
+            cleanup = False
+        finally:
+            if cleanup:
+                for j in range(i, count):
+                    raw.data[j].kind = plain
+                    raw.data[j].of.boolean = False
+                delete(byref(raw))
+
+    return lower
+
+
+def _option_lowerer(ty: Any) -> _Lower:
+    payload = ty.payload
+    lower_payload = lowerer(payload)
+    classes: set[type] = set()
+    payload.add_classes(classes)
+    accepted = tuple(classes)
+    kind = ffi.WASMTIME_COMPONENT_OPTION
+
+    def lower(store: Any, val: Any, ptr: Any) -> None:
+        if val is None:
+            raw = None
+        elif isinstance(val, accepted):
+            value = ffi.wasmtime_component_val_t()
+            lower_payload(store, val, pointer(value))
+            raw = ffi.wasmtime_component_val_new(byref(value))
+        else:
+            raise ValueError("value not valid for this variant")
+        contents = ptr.contents
+        contents.kind = kind
+        contents.of.option = raw
+
+    return lower
+
+
 class FastFunc:
     """A component function bound to its store, with its parameter and result types resolved once.
 
@@ -388,7 +586,7 @@ class FastFunc:
     (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
     """
 
-    __slots__ = ("_func", "_store", "_params", "_result")
+    __slots__ = ("_func", "_store", "_params", "_result", "_lowers", "_lift")
 
     def __init__(
         self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
@@ -400,6 +598,8 @@ class FastFunc:
         self._store = store
         self._params: list[Any] = types[0]
         self._result: Any = types[1]
+        self._lowers = [lowerer(ty) for ty in self._params]
+        self._lift = None if self._result is None else lifter(self._result)
 
     @property
     def types(self) -> tuple[list[Any], Any]:
@@ -413,8 +613,8 @@ class FastFunc:
         param_capi = (ffi.wasmtime_component_val_t * len(params))()
         n = 0
         try:
-            for ty, value in zip(self._params, params):
-                ty.convert_to_c(store, value, pointer(param_capi[n]))
+            for lower, value in zip(self._lowers, params):
+                lower(store, value, pointer(param_capi[n]))
                 n += 1
             result_space = ffi.wasmtime_component_val_t() if self._result is not None else None
             result_ref = byref(result_space) if result_space is not None else None
@@ -426,9 +626,9 @@ class FastFunc:
                 )
 
             enter_wasm(run)
-            if result_space is None or self._result is None:
+            if result_space is None or self._lift is None:
                 return None
-            return self._result.convert_from_c(result_space)
+            return self._lift(result_space)
         finally:
             for i in range(n):
                 ffi.wasmtime_component_val_delete(byref(param_capi[i]))
