@@ -70,15 +70,22 @@ def _free_bytes(path: Path) -> int | None:
 
 
 class Pending(Generic[_V]):
-    """A write handed to the writer; ``wait()`` blocks until it is committed and returns its value."""
+    """A write handed to the writer; ``wait()`` blocks until it is committed and returns its value.
 
-    __slots__ = ("_done", "_error", "_writer", "value")
+    ``after`` (optional) is a write this one depends on, handed to the writer before it: when that write failed
+    (its batch did not commit, or it was refused in this batch), this one fails with its error instead of being
+    written. A parent's record of a spawn depends this way on the child's start, so the parent need not wait for
+    the child's commit and still never records (or releases) a child that was never stored.
+    """
+
+    __slots__ = ("_done", "_error", "_writer", "value", "after")
 
     def __init__(self, value: _V) -> None:
         self.value = value
         self._error: BaseException | None = None
         self._done = False
         self._writer: Writer | None = None
+        self.after: Pending[Any] | None = None
 
     def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         """Write this record inside ``txn``; raise a ``StoreError`` to fail this write alone."""
@@ -371,10 +378,16 @@ class Writer:
                 ctx = CommitContext(dbs, self._feed_next, self._heads, index_direct=direct)
                 ctx.txn_id = txn.id()
                 for index, op in enumerate(ops):
+                    after = getattr(op, "after", None)  # an unset slot (a subclass's own __init__) reads as None
+                    if after is not None and after._error is not None:
+                        # What it depends on failed, in an earlier batch (its error is set before the next batch
+                        # is applied) or earlier in this one (set just below): this one fails with it.
+                        errors[index] = op._error = after._error  # shared, as a failed batch's error is
+                        continue
                     try:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
-                        errors[index] = exc
+                        errors[index] = op._error = exc
                 if "merkle" in dbs:
                     ctx.frontier = extend_merkle(txn, dbs, self._feed_next, ctx.leaves, self._frontier)
                     ctx.wrote = ctx.wrote or ctx.frontier is not None

@@ -48,7 +48,7 @@ from replay.schema import (
     Limits,
     WasmInstantiate,
 )
-from store import Store
+from store import PendingAppend, Store
 from store.errors import TheaterError
 from replay.errors import ComponentError
 from theater.errors import (
@@ -218,6 +218,42 @@ class Actor:
         future, run = self._operation(op)
         try:
             self.mailbox.put(run, size=size, reservation=reservation, force=force)
+        except MailboxClosed:
+            future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
+        except MailboxFull as full:
+            future.set_exception(full)
+        return future
+
+    def submit_queued(
+        self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
+    ) -> Future[PendingAppend | None]:
+        """``submit`` for a start whose caller records what follows on a chain that depends on this one (a parent
+        recording its child's spawn): once ``op`` has run, its writes are handed to the store and the future holds
+        the operation's last append, not yet durable. The caller makes its next append depend on it
+        (``RecordTape.depend_on``): that append, and every later one of its chain, fails if this one does, so
+        nothing the caller releases can outrun this actor's commit. If ``op`` raises, the future fails as
+        ``submit``'s does, once the events recorded so far are durable (or have failed). If the writes of a
+        successful ``op`` fail to commit, ``on_lost`` is called with the error (on the releaser's thread).
+        """
+        future: Future[PendingAppend | None] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                self.recover()
+                op()
+            except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
+                error = exc
+                self.defer(lambda failed: settle(future, None, error, failed))
+                self.release()
+                return
+            self.defer(lambda failed: None if failed is None else on_lost(failed))
+            self.release()  # hands the held writes to the store (effects the op deferred wait for them)
+            future.set_result(self.tape.last)
+
+        try:
+            self.mailbox.put(run, size=0)
         except MailboxClosed:
             future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
         except MailboxFull as full:

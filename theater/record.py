@@ -118,11 +118,14 @@ class RecordTape:
         self._held: list[tuple[Write, bytes | None]] = []
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
         self._guard = threading.Lock()
+        self._after: PendingAppend | None = None  # what the next append depends on (``depend_on``)
 
     def append(self, type: str, data: Any) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
         is durable after ``wait_durable``."""
         pending = self._log.prepare(self.actor, type, data, expected=self.head)
+        if self._after is not None:
+            pending.after, self._after = self._after, None
         event = pending.event
         self.head = Head(event.seq, event.hash)
         with self._guard:
@@ -147,6 +150,14 @@ class RecordTape:
     def last(self) -> PendingAppend | None:
         """The latest append, handed to the store now with every write held before it (``submit``)."""
         return self.submit()
+
+    def depend_on(self, write: PendingAppend) -> None:
+        """Make the next append depend on ``write``, an append of another chain already handed to the store: if
+        ``write`` fails to commit, that append fails too (and every later one of this tape, which chains on it),
+        so what this chain records next is never durable without it (see ``store._commit.Pending``)."""
+        if not write.done() and write._writer is None:
+            raise ValueError("an append can only depend on a write already handed to the store")
+        self._after = write
 
     def wait_durable(self, timeout: float | None = None) -> None:
         """Block until every event appended so far is durable (raises the store's error if one failed)."""
@@ -220,6 +231,7 @@ class RecordTape:
         Raises:
             StoreError: a blob that the chain needs could not be put again (the disk is still full).
         """
+        self._after = None
         with self._guard:
             self._held.clear()  # never handed over: they chain on what failed, so they would fail too
         writes = self._writes()

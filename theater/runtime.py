@@ -210,7 +210,20 @@ class Theater:
             actor.state = state
             self.router.add(actor)
             try:
-                actor.submit(lambda: actor.boot(InstantiateReason.START, call_init=call_init)).result()
+                boot = lambda: actor.boot(InstantiateReason.START, call_init=call_init)  # noqa: E731
+                spawner = None if parent is None else self.router.find(parent)
+                if spawner is not None and spawner.on_thread():
+                    # A spawn, on the parent's worker: the parent's next append (its record of the spawn) depends
+                    # on the child's start instead of waiting for its commit; concurrent spawns share one.
+                    def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
+                        reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+                        actor.submit(lambda: actor.abandon(reason))
+
+                    last = actor.submit_queued(boot, lost).result()
+                    if last is not None:
+                        spawner.tape.depend_on(last)
+                else:
+                    actor.submit(boot).result()
             except StoreError as exc:
                 # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
                 reason = f"its start could not be committed: {type(exc).__name__}: {exc}"

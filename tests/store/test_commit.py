@@ -110,3 +110,50 @@ def test_a_failing_commit_listener_does_not_stop_the_writer(store: Store, caplog
     assert second.seq == 1
     assert [r.getMessage() for r in caplog.records] == ["a commit listener failed"] * 2
     assert all(r.exc_info[1].args == ("listener bug",) for r in caplog.records)
+
+
+B = uuid.UUID(int=0xB)
+
+
+def test_a_write_depending_on_one_whose_batch_failed_is_refused(store: Store, writer_held) -> None:
+    """The attack: a parent's record of a spawn committed while the child's start, in an earlier batch, was lost;
+    the parent would name (and release) a child that was never stored."""
+    with writer_held(store):
+        child = store.log.prepare(A, "created", 0, expected=EMPTY)
+        store.submit([child, Exploding(None)])  # the child's batch fails
+    with pytest.raises(StoreWriteError):
+        child.wait(WAIT)
+    parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
+    parent.after = child
+    store.submit([parent])  # a later batch, which would commit
+    with pytest.raises(StoreWriteError):
+        parent.wait(WAIT)
+    assert store.log.head(A) == EMPTY
+    assert store.log.head(B) == EMPTY
+    assert store.log.append(B, "t", 1, expected=EMPTY).seq == 0  # the writer goes on
+
+
+def test_a_write_depending_on_one_refused_in_the_same_batch_is_refused(store: Store, writer_held) -> None:
+    first = store.log.append(A, "t", 0, expected=EMPTY)
+    with writer_held(store):
+        stale = store.log.prepare(A, "t", 1, expected=EMPTY)  # A's head has moved: refused in this batch
+        parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
+        parent.after = stale
+        store.submit([stale, parent])
+    with pytest.raises(StaleHeadError):
+        stale.wait(WAIT)
+    with pytest.raises(StaleHeadError):
+        parent.wait(WAIT)
+    assert store.log.head(A) == Head(first.seq, first.hash)
+    assert store.log.head(B) == EMPTY
+
+
+def test_a_write_depending_on_a_committed_one_commits(store: Store, writer_held) -> None:
+    with writer_held(store):
+        child = store.log.prepare(A, "created", 0, expected=EMPTY)
+        parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
+        parent.after = child
+        store.submit([child])
+        store.submit([parent])
+    assert parent.wait(WAIT).seq == 0
+    assert child.wait(WAIT).seq == 0

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from store import EMPTY, Store, new_actor_id
+from replay.schema import SupervisorSpawn
 from store.errors import StoreFullError
 from tests._chains import chain_problems
 from tests._full_disk import FullDisk, full_disk_at
+from tests.components import supervisor_wat as sw
 from tests.components import wat
 from theater.actor import HANDLE_SEND
 from theater.errors import MessageError
@@ -328,3 +330,24 @@ def test_request_after_events_a_full_disk_lost_is_not_sent(theater, full_disk, m
     full_disk.free()
     theater.send(actor, b"+1")
     assert "test/lost" not in [e.type for e in theater.events(actor)]
+
+
+def test_spawn_whose_child_start_a_full_disk_lost_is_never_acknowledged(theater, full_disk, manifest):
+    # A spawning parent does not wait for its child's commit: its record of the spawn depends on it instead. The
+    # attack: the child's start is lost to a full disk while the parent's (small) record of the spawn fits; the
+    # parent would then answer with, and record, a child that was never stored.
+    child = manifest("child", wat.echo_actor(), MSG)
+    child.write_text(child.read_text() + "\n# " + "x" * BIG + "\n")  # a large manifest: the start needs new pages
+    parent = theater.start(manifest("parent", sw.supervisor_wat(request=sw.spawn()), ["supervisor", *MSG]))
+    stored = theater.request(parent, b"\0" + child.name.encode()).decode()  # the child's component is stored now
+    full_disk.fill()
+
+    with pytest.raises(StoreFullError):
+        theater.request(parent, b"\0" + child.name.encode(), timeout=WAIT)
+
+    full_disk.free()
+    assert theater.request(parent, b"\0" + child.name.encode(), timeout=WAIT)  # the parent goes on
+    spawned = [event.data["child"] for event in theater.events(parent) if event.type == SupervisorSpawn.TYPE]
+    assert len(spawned) == 2 and spawned[0] == stored
+    for child_id in spawned:  # every child the parent's chain names was stored
+        assert theater.events(child_id)[0].type == "actor/created"
