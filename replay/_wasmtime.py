@@ -506,7 +506,7 @@ def _string_lifter() -> _Lift:
         raw = c.of.string
         ret = to_str(raw)
         delete(byref(raw))
-        return ret  # type: ignore[no-any-return]
+        return ret
 
     return lift
 
