@@ -72,10 +72,10 @@ def _free_bytes(path: Path) -> int | None:
 class Pending(Generic[_V]):
     """A write handed to the writer; ``wait()`` blocks until it is committed and returns its value.
 
-    ``after`` (optional) is a write this one depends on, handed to the writer before it: when that write failed
-    (its batch did not commit, or it was refused in this batch), this one fails with its error instead of being
-    written. A parent's record of a spawn depends this way on the child's start, so the parent need not wait for
-    the child's commit and still never records (or releases) a child that was never stored.
+    ``after`` (optional) are writes this one depends on, handed to the writer before it: when one of them failed
+    (its batch did not commit, or it was refused in this batch), this one fails with the error of the first that
+    did instead of being written. A parent's record of a spawn depends this way on the child's start, so the
+    parent need not wait for the child's commit and still never records (or releases) a child never stored.
     """
 
     __slots__ = ("_done", "_error", "_writer", "value", "after")
@@ -85,7 +85,7 @@ class Pending(Generic[_V]):
         self._error: BaseException | None = None
         self._done = False
         self._writer: Writer | None = None
-        self.after: Pending[Any] | None = None
+        self.after: tuple[Pending[Any], ...] = ()
 
     def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
         """Write this record inside ``txn``; raise a ``StoreError`` to fail this write alone."""
@@ -379,11 +379,13 @@ class Writer:
                 ctx.txn_id = txn.id()
                 for index, op in enumerate(ops):
                     after = getattr(op, "after", None)  # an unset slot (a subclass's own __init__) reads as None
-                    if after is not None and after._error is not None:
+                    if after:
                         # What it depends on failed, in an earlier batch (its error is set before the next batch
-                        # is applied) or earlier in this one (set just below): this one fails with it.
-                        errors[index] = op._error = after._error  # shared, as a failed batch's error is
-                        continue
+                        # is applied) or earlier in this one (set just below): this one fails with the first error.
+                        failed = next((write._error for write in after if write._error is not None), None)
+                        if failed is not None:
+                            errors[index] = op._error = failed  # shared, as a failed batch's error is
+                            continue
                     try:
                         op.apply(txn, ctx)
                     except TheaterError as exc:

@@ -48,7 +48,7 @@ from replay.schema import (
     Limits,
     WasmInstantiate,
 )
-from store import PendingAppend, Store
+from store import Store
 from store.errors import TheaterError
 from replay.errors import ComponentError
 from theater.errors import (
@@ -64,7 +64,7 @@ from theater.handlers import IMPLEMENTED, Handler, check_grants, configs
 from theater.host import Children, Router
 from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
-from theater.record import RecordTape, committed_state
+from theater.record import RecordTape, Write, committed_state
 from theater.release import Effect, Releaser, settle
 from theater.scheduler import Scheduler, blocking, current
 from theater.status import ENDED, LIVE, ActorStatus
@@ -226,16 +226,16 @@ class Actor:
 
     def submit_queued(
         self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
-    ) -> Future[PendingAppend | None]:
+    ) -> Future[tuple[Write, ...]]:
         """``submit`` for a start whose caller records what follows on a chain that depends on this one (a parent
         recording its child's spawn): once ``op`` has run, its writes are handed to the store and the future holds
-        the operation's last append, not yet durable. The caller makes its next append depend on it
-        (``RecordTape.depend_on``): that append, and every later one of its chain, fails if this one does, so
-        nothing the caller releases can outrun this actor's commit. If ``op`` raises, the future fails as
+        the tape's writes not yet seen committed (``RecordTape.handed_over``). The caller makes its next append
+        depend on them (``RecordTape.depend_on``): that append, and every later one of its chain, fails if one of
+        them does, so nothing the caller releases can outrun this actor's commit. If ``op`` raises, the future fails as
         ``submit``'s does, once the events recorded so far are durable (or have failed). If the writes of a
         successful ``op`` fail to commit, ``on_lost`` is called with the error (on the releaser's thread).
         """
-        future: Future[PendingAppend | None] = Future()
+        future: Future[tuple[Write, ...]] = Future()
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():
@@ -250,7 +250,7 @@ class Actor:
                 return
             self.defer(lambda failed: None if failed is None else on_lost(failed))
             self.release()  # hands the held writes to the store (effects the op deferred wait for them)
-            future.set_result(self.tape.last)
+            future.set_result(self.tape.handed_over())
 
         try:
             self.mailbox.put(run, size=0)

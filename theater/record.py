@@ -118,14 +118,14 @@ class RecordTape:
         self._held: list[tuple[Write, bytes | None]] = []
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
         self._guard = threading.Lock()
-        self._after: PendingAppend | None = None  # what the next append depends on (``depend_on``)
+        self._after: tuple[Write, ...] = ()  # what the next append depends on (``depend_on``)
 
     def append(self, type: str, data: Any) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
         is durable after ``wait_durable``."""
         pending = self._log.prepare(self.actor, type, data, expected=self.head)
-        if self._after is not None:
-            pending.after, self._after = self._after, None
+        if self._after:
+            pending.after, self._after = self._after, ()  # type: ignore[assignment]
         event = pending.event
         self.head = Head(event.seq, event.hash)
         with self._guard:
@@ -151,13 +151,17 @@ class RecordTape:
         """The latest append, handed to the store now with every write held before it (``submit``)."""
         return self.submit()
 
-    def depend_on(self, write: PendingAppend) -> None:
-        """Make the next append depend on ``write``, an append of another chain already handed to the store: if
-        ``write`` fails to commit, that append fails too (and every later one of this tape, which chains on it),
-        so what this chain records next is never durable without it (see ``store._commit.Pending``)."""
-        if not write.done() and write._writer is None:
-            raise ValueError("an append can only depend on a write already handed to the store")
-        self._after = write
+    def depend_on(self, writes: tuple[Write, ...]) -> None:
+        """Make the next append depend on ``writes`` (another tape's ``handed_over``), all already handed to the
+        store: if one fails to commit, that append fails too, with the error of the first that failed (and so does
+        every later append of this tape, which chains on it), so what this chain records next is never durable
+        without them (see ``store._commit.Pending``)."""
+        self._after = writes
+
+    def handed_over(self) -> tuple[Write, ...]:
+        """The writes handed to the store and not yet seen committed, in order (after a ``submit``)."""
+        with self._guard:
+            return tuple(write for write, _ in self._unconfirmed)
 
     def wait_durable(self, timeout: float | None = None) -> None:
         """Block until every event appended so far is durable (raises the store's error if one failed)."""
@@ -231,7 +235,7 @@ class RecordTape:
         Raises:
             StoreError: a blob that the chain needs could not be put again (the disk is still full).
         """
-        self._after = None
+        self._after = ()
         with self._guard:
             self._held.clear()  # never handed over: they chain on what failed, so they would fail too
         writes = self._writes()

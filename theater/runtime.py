@@ -218,10 +218,12 @@ class Theater:
                     def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
                         reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
                         actor.submit(lambda: actor.abandon(reason))
+                        # The parent's record of the spawn failed with it: its supervisor forgets the child too
+                        # (in the parent's own operation), as its chain does.
+                        sup = self.supervision.supervisor(spawner)
+                        spawner.control(lambda: sup.children.pop(actor.id, None))
 
-                    last = actor.submit_queued(boot, lost).result()
-                    if last is not None:
-                        spawner.tape.depend_on(last)
+                    spawner.tape.depend_on(actor.submit_queued(boot, lost).result())
                 else:
                     actor.submit(boot).result()
             except StoreError as exc:

@@ -124,7 +124,7 @@ def test_a_write_depending_on_one_whose_batch_failed_is_refused(store: Store, wr
     with pytest.raises(StoreWriteError):
         child.wait(WAIT)
     parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
-    parent.after = child
+    parent.after = (child,)
     store.submit([parent])  # a later batch, which would commit
     with pytest.raises(StoreWriteError):
         parent.wait(WAIT)
@@ -138,7 +138,7 @@ def test_a_write_depending_on_one_refused_in_the_same_batch_is_refused(store: St
     with writer_held(store):
         stale = store.log.prepare(A, "t", 1, expected=EMPTY)  # A's head has moved: refused in this batch
         parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
-        parent.after = stale
+        parent.after = (stale,)
         store.submit([stale, parent])
     with pytest.raises(StaleHeadError):
         stale.wait(WAIT)
@@ -152,7 +152,7 @@ def test_a_write_depending_on_a_committed_one_commits(store: Store, writer_held)
     with writer_held(store):
         child = store.log.prepare(A, "created", 0, expected=EMPTY)
         parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
-        parent.after = child
+        parent.after = (child,)
         store.submit([child])
         store.submit([parent])
     assert parent.wait(WAIT).seq == 0

@@ -11,6 +11,7 @@ verifies and replays from genesis (the ``theaters`` fixture checks it after each
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -351,3 +352,8 @@ def test_spawn_whose_child_start_a_full_disk_lost_is_never_acknowledged(theater,
     assert len(spawned) == 2 and spawned[0] == stored
     for child_id in spawned:  # every child the parent's chain names was stored
         assert theater.events(child_id)[0].type == "actor/created"
+    # Its supervisor knows the children its chain names, not the one whose start was lost (which has failed).
+    assert [str(c) for c in theater.supervision.children(uuid.UUID(parent))] == spawned
+    [lost] = [a for a in theater.actors() if a["id"] not in (parent, *spawned)]
+    assert theater.actor(lost["id"]).wait_ended(WAIT)
+    assert theater.status(lost["id"]) == "failed"
