@@ -157,3 +157,22 @@ def test_a_write_depending_on_a_committed_one_commits(store: Store, writer_held)
         store.submit([parent])
     assert parent.wait(WAIT).seq == 0
     assert child.wait(WAIT).seq == 0
+
+
+def test_a_write_depending_on_a_failed_chain_reports_the_first_failure_not_the_stale_head_after_it(
+    store: Store, writer_held
+) -> None:
+    with writer_held(store):
+        first = store.log.prepare(A, "created", 0, expected=EMPTY)
+        store.submit([first, Exploding(None)])  # the child's first batch fails
+    with pytest.raises(StoreWriteError):
+        first.wait(WAIT)
+    second = store.log.prepare(A, "t", 1, expected=Head(first.event.seq, first.event.hash))
+    store.submit([second])  # chained on what was lost: a stale head
+    with pytest.raises(StaleHeadError):
+        second.wait(WAIT)
+    parent = store.log.prepare(B, "spawned", 0, expected=EMPTY)
+    parent.after = (first, second)
+    store.submit([parent])
+    with pytest.raises(StoreWriteError, match="boom"):
+        parent.wait(WAIT)
