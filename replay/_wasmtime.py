@@ -402,9 +402,25 @@ def _free_payload(ptr: Any) -> None:
     ffi.wasmtime_component_val_delete(ptr)
 
 
+def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
+    """``make(ty)``, kept on the type object: wasmtime-py's type objects are shared by every instance of a component
+    (``replay.boundary.Shape``), so each type's converter is made once, not once per actor (a closure tree per
+    actor cost 3 KiB of each idle actor's memory)."""
+    found = ty.__dict__.get(key)
+    if found is None:
+        found = ty.__dict__[key] = make(ty)
+    return found
+
+
 def lifter(ty: Any) -> _Lift:
     """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
-    ``ty.convert_from_c`` does."""
+    ``ty.convert_from_c`` does (made once per type object)."""
+    if not hasattr(ty, "__dict__"):
+        return _make_lifter(ty)
+    return _cached(ty, "_theater_lift", _make_lifter)  # type: ignore[no-any-return]
+
+
+def _make_lifter(ty: Any) -> _Lift:
     if isinstance(ty, _types.TupleType):
         return _tuple_lifter(ty)
     if isinstance(ty, (_types.OptionType, _types.ResultType)):
@@ -513,7 +529,13 @@ def _string_lifter() -> _Lift:
 
 def lowerer(ty: Any) -> _Lower:
     """A function writing the Python value ``val`` of type ``ty`` into ``ptr`` exactly as ``ty.convert_to_c``
-    does (same checks, same errors)."""
+    does (same checks, same errors; made once per type object)."""
+    if not hasattr(ty, "__dict__"):
+        return _make_lowerer(ty)
+    return _cached(ty, "_theater_lower", _make_lowerer)  # type: ignore[no-any-return]
+
+
+def _make_lowerer(ty: Any) -> _Lower:
     if isinstance(ty, _types.TupleType):
         return _tuple_lowerer(ty)
     if isinstance(ty, _types.OptionType) and not ty._tagged():
@@ -598,7 +620,7 @@ class FastFunc:
         self._store = store
         self._params: list[Any] = types[0]
         self._result: Any = types[1]
-        self._lowers = [lowerer(ty) for ty in self._params]
+        self._lowers = tuple(lowerer(ty) for ty in self._params)
         self._lift = None if self._result is None else lifter(self._result)
 
     @property
