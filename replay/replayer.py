@@ -391,6 +391,10 @@ class Replayer:
         created = read_genesis(genesis)
         self._check_range(actor, from_seq, to_seq)
         limits = self.limits.limits(created)
+        origin = self._check_origin(genesis, created)
+        if origin is not None:  # a fork whose source does not hold: nothing of it is re-executed
+            return ReplayReport(actor=actor, from_seq=from_seq, to_seq=0, calls=0, host_calls=0, state=None,
+                                divergence=origin)
         engine = self._engine(created.engine)
         try:
             component = engine.load(self.store, genesis.data["component"])
@@ -418,6 +422,23 @@ class Replayer:
             host_calls=tape.host_calls, state=run.state, divergence=divergence,
             interrupted=tuple(c for c in checked.check.interrupted if c.seq <= tape.cursor.last_seq),
         )
+
+    def _check_origin(self, genesis: Event, created: Genesis) -> ContinuityBreak | None:
+        """A fork's origin, checked against its source chain (``replay.lineage``); None when it holds or the
+        actor is no fork."""
+        from replay import lineage, whatif  # they re-execute through this replayer
+
+        def reexecute(source: uuid.UUID, to_seq: int) -> ReplayError | None:
+            return self.replay(source, to_seq=to_seq).divergence
+
+        def whatif_state(origin: lineage.ForkOrigin) -> bytes | None:
+            run = whatif.run(self, origin.actor, to_seq=origin.seq, overrides=dict(origin.overrides))
+            if run.stopped is not None:
+                raise run.stopped
+            return run.state
+
+        return lineage.check_origin(self.store, genesis, created.init_state, reexecute=reexecute,
+                                    whatif_state=whatif_state)
 
     def _check_range(self, actor: uuid.UUID, from_seq: Any, to_seq: Any) -> None:
         head = self.store.log.head(actor).seq
