@@ -21,7 +21,8 @@ from typing import Any
 
 import blake3
 
-from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault
+from replay._fit import misfit
+from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault, import_functions
 from replay.derived import RESULT_REF, RefMismatch, expand
 from replay.errors import FaultKind, GuestFault, RecordIncomplete, ReplayError
 from replay.history import state_at
@@ -214,7 +215,8 @@ def run(replayer: Replayer, actor: uuid.UUID, *, to_seq: int | None = None,
     does not fit) is in ``stopped``, not raised. Writes nothing.
 
     Raises:
-        InvalidInputError: ``to_seq`` is not in the chain, or an override's seq is not a host call there.
+        InvalidInputError: ``to_seq`` is not in the chain, an override's seq is not a host call there, or its
+            value does not fit the import's result type.
         NotFoundError, RecordIncomplete, SettingsMismatch, LimitRefused, MalformedRecord: the run cannot start.
     """
     overrides = dict(overrides or {})
@@ -232,6 +234,13 @@ def run(replayer: Replayer, actor: uuid.UUID, *, to_seq: int | None = None,
         component = engine.load(store, created.component)
     except NotFoundError:
         raise RecordIncomplete(f"component {created.component.hex()} is not in the blob store") from None
+    imports = import_functions(engine, component)
+    for seq, value in sorted(overrides.items()):
+        interface, _, fn = events[seq].type.rpartition("/")
+        func = imports.get(interface, {}).get(fn)
+        problem = "the component does not import it" if func is None else misfit(value, func.result, "the result")
+        if problem is not None:
+            raise InvalidInputError("override", seq, f"a result of {events[seq].type}: {problem}")
     walk = _Walk(replayer, engine, component, events, overrides, created)
     with _epoch_ticks(engine):
         walk.go()
