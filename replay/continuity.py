@@ -343,7 +343,7 @@ class ContinuityCheck:
                          hint=f"a {reason} starts from " + _STARTS_FROM.get(reason, "the last state"))
         else:
             implied = frozenset({recorded})
-            self._mark(event.seq, recorded)  # type: ignore[arg-type]
+            self._mark(event.seq, recorded)
         self.allowed, self.source = implied, event.seq
         self.live, self.ended_by = True, None
 

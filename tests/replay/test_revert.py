@@ -171,3 +171,21 @@ def test_revert_of_a_passivated_actor_brings_it_back_at_that_state(tmp_path: Pat
         theater.revert(actor, _count_event(theater, actor, 1).hash)
         assert theater.request(actor, b"+") == le64(2)
         assert verifies(theater.store, actor).ok
+
+
+def test_revert_naming_a_state_blob_the_store_lacks_breaks_integrity(tmp_path: Path) -> None:
+    from store import Head, verify_chain
+
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        actor = _counter(tmp_path, theater, 2)
+        target = _count_event(theater, actor, 1)
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        store = theater.store
+        key = uuid.UUID(actor)
+        head = store.log.head(key)
+        revert = store.log.append(key, ACTOR_REVERT, {"event": target.hash, "state": bytes(32),
+                                                      "to_seq": target.seq}, expected=head)
+        report = verify_chain(store, key)
+        assert not report.ok and report.problem is not None
+        assert "state blob" in report.problem.describe() and revert.seq == head.seq + 1
+        assert Head(revert.seq, revert.hash) == store.log.head(key)

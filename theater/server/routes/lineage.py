@@ -33,7 +33,7 @@ MAX_OVERRIDES = 1024
 @routes.post("/v1/fork")
 async def fork_event(request: web.Request) -> web.Response:
     """``POST /v1/actors/{id}/fork`` for the actor whose chain holds ``event``, whichever that is."""
-    return await fork(request)
+    return await _fork_request(request)
 
 
 @routes.post("/v1/actors/{id}/fork")
@@ -45,6 +45,10 @@ async def fork(request: web.Request) -> web.Response:
     value}``, values in the recorded form with bytes as ``"hex:..."``: the fork starts from the state a what-if run
     with those host results reaches). Answers 201 with the new actor, as ``GET /v1/actors/{id}``.
     """
+    return await _fork_request(request)
+
+
+async def _fork_request(request: web.Request) -> web.Response:
     svc = service(request)
     body = await read_json(request)
     event = field(body, "event", str)
