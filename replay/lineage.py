@@ -31,6 +31,7 @@ from store.errors import NotFoundError
 
 FORK = "fork"
 MAX_OVERRIDES = 1024  # host results one what-if fork may replace
+MAX_FORK_DEPTH = 64  # forks of forks a verification follows (a hostile bundle could nest them to exhaust the stack)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,4 +159,4 @@ def _digest(state: bytes) -> bytes:
     return blake3.blake3(state).digest()
 
 
-__all__ = ["FORK", "MAX_OVERRIDES", "ForkOrigin", "check_origin", "origin_chains"]
+__all__ = ["FORK", "MAX_FORK_DEPTH", "MAX_OVERRIDES", "ForkOrigin", "check_origin", "origin_chains"]

@@ -348,6 +348,7 @@ class Replayer:
         self.store = store
         self.limits = limits
         self._engines: dict[str, Engine] = {}
+        self._forks_followed = 0  # how deep into a line of forks the current replay is
 
     def _engine(self, recorded: dict[str, Any]) -> Engine:
         settings = check_recorded(recorded)
@@ -428,6 +429,11 @@ class Replayer:
         actor is no fork."""
         from replay import lineage, whatif  # they re-execute through this replayer
 
+        if self._forks_followed >= lineage.MAX_FORK_DEPTH and lineage.FORK in genesis.data:
+            return ContinuityBreak(seq=0, hash=genesis.hash, what="the fork's origin: a line of forks deeper than "
+                                   f"{lineage.MAX_FORK_DEPTH}", expected="a shorter line", actual="deeper",
+                                   hint="each fork's verification follows into its source; the line is bounded")
+
         def reexecute(source: uuid.UUID, to_seq: int) -> ReplayError | None:
             return self.replay(source, to_seq=to_seq).divergence
 
@@ -437,8 +443,12 @@ class Replayer:
                 raise run.stopped
             return run.state
 
-        return lineage.check_origin(self.store, genesis, created.init_state, reexecute=reexecute,
-                                    whatif_state=whatif_state)
+        self._forks_followed += 1
+        try:
+            return lineage.check_origin(self.store, genesis, created.init_state, reexecute=reexecute,
+                                        whatif_state=whatif_state)
+        finally:
+            self._forks_followed -= 1
 
     def _check_range(self, actor: uuid.UUID, from_seq: Any, to_seq: Any) -> None:
         head = self.store.log.head(actor).seq

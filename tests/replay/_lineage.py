@@ -38,16 +38,27 @@ def verifies(store: Store, actor: uuid.UUID | str) -> ReplayReport:
 def rewrite(store: Store, actor: uuid.UUID, edit: Callable[[list[Draft]], Any], *,
             new_actor: uuid.UUID | None = None) -> uuid.UUID:
     """Forge: the actor's events edited by ``edit`` (in place) and written as a valid chain of ``new_actor`` (a
-    fresh id by default) in the same store, every hash and link right; the forged actor's id."""
+    fresh id by default) in the same store, every hash and link right; the forged actor's id.
+
+    A revert that named an event of the original chain is pointed at the forged chain's event at that seq, as a
+    forger would (unless the edit pointed it elsewhere), so only what the edit changed can give the forgery away.
+    """
+    original = [e.hash for e in store.log.events(actor)]
     drafts = drafts_of(store, actor)
     edit(drafts)
     target = new_actor or uuid.uuid4()
     head = EMPTY
+    written: list[bytes] = []
     for draft in drafts:
         data = copy.deepcopy(draft.data)
         if draft.type == "actor/created" and isinstance(data, dict):
             data["id"] = str(target)
+        if draft.type == "actor/revert" and isinstance(data, dict) and data.get("event") in original:
+            to_seq = data.get("to_seq")
+            if isinstance(to_seq, int) and 0 <= to_seq < len(written):
+                data["event"] = written[to_seq]
         event = store.log.append(target, draft.type, data, expected=head, timestamp_ms=draft.ts)
+        written.append(event.hash)
         head = Head(event.seq, event.hash)
     assert verify_chain(store, target).ok
     return target

@@ -75,6 +75,15 @@ def test_fork_verification_covers_the_source_prefix(tmp_path: Path) -> None:
         assert verifies(store, fork_id).ok
 
 
+def test_fork_rewritten_unchanged_still_verifies(tmp_path: Path) -> None:
+    # The forging helper itself gives nothing away: the attacks below fail for what they change.
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        source = _counter(tmp_path, theater, 2)
+        fork = theater.fork(_result_events(theater, source)[1].hash)
+        theater.send(fork, b"+")
+        assert verifies(theater.store, rewrite(theater.store, uuid.UUID(fork), lambda drafts: None)).ok
+
+
 def test_fork_naming_a_source_event_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     with Theater(tmp_path / "home", durability="buffered") as theater:
         source = _counter(tmp_path, theater, 2)
@@ -187,3 +196,18 @@ def test_fork_origin_with_a_malformed_field_is_refused_by_name(tmp_path: Path) -
 def test_fork_origin_round_trips() -> None:
     origin = ForkOrigin(actor=uuid.uuid4(), seq=3, event=bytes(range(32)), overrides=((2, {"ok": 5}),))
     assert origin.encode()["overrides"] == [[2, {"ok": 5}]]
+
+
+def test_fork_line_deeper_than_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from replay import lineage
+
+    monkeypatch.setattr(lineage, "MAX_FORK_DEPTH", 2)
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        line = [_counter(tmp_path, theater, 1)]
+        for _ in range(3):  # a fork of a fork of a fork
+            theater.send(line[-1], b"+")
+            line.append(theater.fork(theater.store.log.head(uuid.UUID(line[-1])).hash))
+        assert verifies(theater.store, line[2]).ok
+        report = verifies(theater.store, line[3])
+        assert isinstance(report.divergence, ContinuityBreak)
+        assert "deeper than 2" in str(report.divergence.what) or "deeper than 2" in str(report.divergence)

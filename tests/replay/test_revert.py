@@ -73,6 +73,16 @@ def test_revert_to_an_event_of_another_actor_is_refused(tmp_path: Path) -> None:
         assert theater.state(actor) == le64(2)
 
 
+def test_revert_rewritten_unchanged_still_verifies(tmp_path: Path) -> None:
+    # The forging helper itself gives nothing away: the attacks below fail for what they change.
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        actor = _counter(tmp_path, theater, 3)
+        theater.revert(actor, _count_event(theater, actor, 1).hash)
+        theater.send(actor, b"+")
+        copy = rewrite(theater.store, uuid.UUID(actor), lambda drafts: None)
+        assert verifies(theater.store, copy).ok
+
+
 def test_revert_naming_another_chains_event_is_caught_by_verify(tmp_path: Path) -> None:
     with Theater(tmp_path / "home", durability="buffered") as theater:
         actor = _counter(tmp_path, theater, 3)
@@ -189,3 +199,26 @@ def test_revert_naming_a_state_blob_the_store_lacks_breaks_integrity(tmp_path: P
         assert not report.ok and report.problem is not None
         assert "state blob" in report.problem.describe() and revert.seq == head.seq + 1
         assert Head(revert.seq, revert.hash) == store.log.head(key)
+
+
+@pytest.mark.parametrize("where", ["forward", "during a call"])
+def test_revert_forged_out_of_place_is_caught_by_verify(tmp_path: Path, where: str) -> None:
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        actor = _counter(tmp_path, theater, 3)
+        theater.revert(actor, _count_event(theater, actor, 1).hash)
+        theater.send(actor, b"+")
+
+        def edit(drafts: list) -> None:
+            at = next(i for i, d in enumerate(drafts) if d.type == ACTOR_REVERT)
+            if where == "forward":  # a revert to an event after it: no state of the past to go back to
+                drafts[at].data["to_seq"] = at + 1
+            else:  # moved between a call and its result
+                revert = drafts.pop(at)
+                call = next(i for i, d in enumerate(drafts) if d.type == "wasm/call")
+                drafts.insert(call + 1, revert)
+
+        forged = rewrite(theater.store, uuid.UUID(actor), edit)
+        report = verifies(theater.store, forged)
+        assert isinstance(report.divergence, ContinuityBreak)
+        expected = "the event the revert goes back to" if where == "forward" else "revert during the call"
+        assert expected in report.divergence.what
