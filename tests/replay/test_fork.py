@@ -45,6 +45,11 @@ def test_fork_from_the_middle_of_a_counter_continues_from_the_state_there(tmp_pa
         store = theater.store
         assert verifies(store, source).ok
         assert verifies(store, fork).ok
+        from theater.porcelain import describe
+
+        assert describe(store, uuid.UUID(fork), theater)["fork"] == {
+            "actor": source, "seq": third.seq, "event": third.hash.hex(), "overrides": 0}
+        assert describe(store, uuid.UUID(source), theater)["fork"] is None
 
 
 def test_fork_verification_covers_the_source_prefix(tmp_path: Path) -> None:
