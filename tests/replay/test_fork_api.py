@@ -103,3 +103,28 @@ def test_cli_whatif_shows_the_departure_and_forks_its_result(server: ServerProce
 def test_cli_override_that_is_not_json_is_refused_clearly(server: ServerProcess, home: dict[str, str]) -> None:
     refused = server.cli("replay", home["counter_at_1"], "--override", "3=ok", check=False)
     assert refused.returncode == 2 and "not JSON" in refused.stderr
+
+
+def test_cli_fork_from_an_imported_bundle(tmp_path: Path, home: dict[str, str]) -> None:
+    from replay.bundle import export_bundle
+
+    with Store(tmp_path / "home" / "store") as store:
+        bundle = tmp_path / "counter.bundle"
+        bundle.write_bytes(export_bundle(store, uuid.UUID(home["counter"])))
+    other = ServerProcess(tmp_path / "other").start()
+    try:
+        other.cli("chain", "import", str(bundle))
+        forked = json.loads(other.cli("fork", home["counter_at_1"], "--json").stdout)
+        http = other.http()
+        assert http.ok("POST", f"/v1/actors/{forked['id']}/request", {"message": {"text": "+"}})
+        assert http.ok("POST", f"/v1/actors/{forked['id']}/verify")["ok"]
+    finally:
+        assert other.stop() == 0, other.stderr()
+
+
+def test_api_revert_of_a_stopped_actor_is_refused(server: ServerProcess, home: dict[str, str]) -> None:
+    http = server.http()
+    http.ok("POST", f"/v1/actors/{home['counter']}/stop")
+    refused = http.post(f"/v1/actors/{home['counter']}/revert", {"to": home["counter_at_1"]})
+    assert refused.status == 409, refused.body
+    assert refused.json["error"] == "ActorNotRunning"
