@@ -58,14 +58,16 @@ class _ByHand:
         pass
 
 
-def _by_hand(store: Store, actor: uuid.UUID, value: int) -> bytes | None:
-    """Run the recorded component by hand through the same messages, random-range answering ``value``."""
+def _by_hand(store: Store, actor: uuid.UUID, value: int | dict[str, Any]) -> bytes | None:
+    """Run the recorded component by hand through the same messages, random-range answering ``value`` (a number,
+    or a whole result)."""
+    answer = value if isinstance(value, dict) else {"ok": value}
     engine = Engine()
     component = engine.load(store, store.log.at(actor, 0).data["component"])
     def unused(*args: Any) -> Any:
         raise AssertionError("the guest called a host function the recording did not")
 
-    host = {"theater:simple/random": {"random-range": lambda low, high: {"ok": value}, "random-bytes": unused,
+    host = {"theater:simple/random": {"random-range": lambda low, high: answer, "random-bytes": unused,
                                       "random-float": unused, "generate-uuid": unused},
             "theater:simple/runtime": {name: unused for name in ("log", "get-state", "get-chain", "shutdown")}}
     instance = Boundary(engine, component, _ByHand(), host)
@@ -94,6 +96,17 @@ def test_whatif_with_another_random_number_changes_the_state_as_running_the_gues
         assert departure is not None and departure.seq == seq - 1  # the call that made the random call
         assert departure.recorded_state == le64(recorded) and departure.whatif_state == le64(chosen)
         assert [c.same for c in result.calls] == [True, True, False, False, False]
+
+
+def test_whatif_with_a_failed_random_call_changes_the_state_as_running_the_guest_by_hand(tmp_path: Path) -> None:
+    home, actor = _recorded(tmp_path)
+    with Store(home / "store") as store:
+        seq = _random_seq(store, actor)
+        failed = {"err": "no entropy"}
+        result = run(Replayer(store), actor, overrides={seq: failed})
+        assert result.stopped is None
+        assert result.calls[2].whatif_state == wat.ERR_MARKER + b"no entropy"
+        assert result.state == _by_hand(store, actor, failed)
 
 
 def test_whatif_without_overrides_matches_the_record(tmp_path: Path) -> None:
