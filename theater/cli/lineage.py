@@ -81,7 +81,7 @@ def parse_override(text: str) -> tuple[int, Any]:
         click.BadParameter: naming what is wrong.
     """
     seq, sep, value = text.partition("=")
-    if not sep or not seq.strip().isdigit():
+    if not sep or not (seq.strip().isascii() and seq.strip().isdigit()):
         raise click.BadParameter(f"{text!r} is not SEQ=VALUE (SEQ an event number)", param_hint="--override")
     try:
         parsed = json.loads(value)

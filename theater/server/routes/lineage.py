@@ -115,7 +115,7 @@ def _overrides(raw: dict[str, Any] | None) -> dict[int, Any] | None:
         raise bad_request(f"at most {MAX_OVERRIDES} overrides")
     out: dict[int, Any] = {}
     for key, value in raw.items():
-        if not key.isdigit():
+        if not (key.isascii() and key.isdigit()):
             raise bad_request(f"an override's key must be an event seq, got {key[:40]!r}")
         out[int(key)] = from_jsonable(value)
     return out
