@@ -96,7 +96,8 @@ class CallComparison:
         seq: the ``wasm/call`` event. export: the export called. outcome_seq: the recorded outcome's event.
         recorded, whatif: the outcome each way: ``event`` (``wasm/result``, ``wasm/err-answer``, ``wasm/error``)
             and its ``state`` (digest), ``output``, ``detail`` or ``kind`` (fuel is not compared: a what-if run
-            may burn another amount).
+            may burn another amount); ``skipped_host_calls`` when the what-if call ended without making host
+            calls the record holds for it (their seqs).
         recorded_state, whatif_state: the state after the call, each way.
     """
 
@@ -356,6 +357,9 @@ class _Walk:
         recorded = {"event": outcome.type, **{k: outcome.data.get(k) for k in whatif if k != "event"}}
         if recorded.get("kind") in INTERRUPTS and whatif.get("kind") == FaultKind.FUEL:
             whatif["kind"] = recorded["kind"]
+        if self.tape.pending:  # the guest ended the call without host calls the record holds (a send it skipped)
+            recorded["skipped_host_calls"] = []
+            whatif["skipped_host_calls"] = [e.seq for e in self.tape.pending]
         recorded_after = self._blob(outcome.data.get("state") if outcome.type == OUTCOMES[0] else event.data["state"])
         self.calls.append(CallComparison(seq=event.seq, export=export, outcome_seq=outcome.seq, recorded=recorded,
                                          whatif=whatif, recorded_state=recorded_after, whatif_state=new_state))

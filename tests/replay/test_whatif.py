@@ -109,6 +109,26 @@ def test_whatif_with_a_failed_random_call_changes_the_state_as_running_the_guest
         assert result.state == _by_hand(store, actor, failed)
 
 
+def test_whatif_shows_recorded_host_calls_the_guest_no_longer_makes(tmp_path: Path) -> None:
+    import copy
+
+    from tests.replay._lineage import rewrite
+
+    home, actor = _recorded(tmp_path)
+    with Store(home / "store") as store:
+        seq = _random_seq(store, actor)
+
+        def one_more(drafts: list) -> None:  # the record holds a second random call in the same call
+            drafts.insert(seq + 1, copy.deepcopy(drafts[seq]))
+
+        forged = rewrite(store, actor, one_more)
+        result = run(Replayer(store), forged)
+        departure = result.departure
+        assert departure is not None and departure.seq == seq - 1
+        assert departure.whatif["skipped_host_calls"] == [seq + 1]
+        assert departure.whatif_state == departure.recorded_state  # the same state: only the host calls differ
+
+
 def test_whatif_without_overrides_matches_the_record(tmp_path: Path) -> None:
     home, actor = _recorded(tmp_path)
     with Store(home / "store") as store:

@@ -144,9 +144,16 @@ def _show(store: Store, result: WhatIfRun) -> None:
         if not call.same:
             click.echo(f"     recorded: {_outcome_text(call.recorded, call.recorded_state)}")
             click.echo(f"     what-if:  {_outcome_text(call.whatif, call.whatif_state)}")
+            if call.whatif.get("skipped_host_calls"):
+                skipped = call.whatif["skipped_host_calls"]
+                click.echo(f"     what-if made none of the recorded host calls at events {skipped}")
     departure = result.departure
-    click.echo("first departure: " + ("none: every call ends as recorded" if departure is None else
-                                      f"the call at event {departure.seq} ({departure.export})"))
+    if departure is not None:
+        click.echo(f"first departure: the call at event {departure.seq} ({departure.export})")
+    elif result.stopped is not None:
+        click.echo("first departure: where the run stops (below); every call before it ends as recorded")
+    else:
+        click.echo("first departure: none: every call ends as recorded")
     if result.stopped is not None:
         click.echo(f"stopped: {result.stopped}")
     else:
