@@ -11,7 +11,8 @@ Events always start at genesis, so the chain's integrity is provable from the bu
 re-execution starts by default (``theater chain export --from``). ``blobs`` holds the component, the manifest,
 every state and every spilled payload the events reference. ``chains`` holds, from genesis, the other actors'
 chains a host result refers to (``supervisor.get-child-events`` is recorded by reference to the child's chain,
-``replay.derived``), with their blobs, so re-execution can hand the guest the same value. A bundle verifies on a
+``replay.derived``), with their blobs, so re-execution can hand the guest the same value; for a fork, the source
+chain up to the source event (``replay.lineage``), so its verification can follow into it. A bundle verifies on a
 machine with no Theater home: it is loaded into a temporary store first.
 
 ``audit``, when present, is the inclusion proof (``store.audit``, the JSON form as a map) of the bundle's last event
@@ -34,6 +35,7 @@ import cbor2
 
 from replay.derived import referenced_chains
 from replay.errors import RecordIncomplete
+from replay.lineage import origin_chains
 from store import EMPTY, Head, Store
 from store.codec import DIGEST_SIZE, BlobRef, collect_blob_refs, decode_stored
 from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, NotFoundError
@@ -94,7 +96,7 @@ def _export_chain(store: Store, actor: uuid.UUID, last: int, digests: list[bytes
         _, fields = decode_stored(value, where=f"actor {actor} seq {seq}")
         collect_blob_refs(fields[6], digests)
         digests.extend(digest for _, digest in named_blobs(fields[5], fields[6]))
-        for other, to_seq in referenced_chains(fields[6]):
+        for other, to_seq in (*referenced_chains(fields[6]), *origin_chains(fields[5], fields[6])):
             wanted[other] = max(to_seq, wanted.get(other, -1))
     if len(events) != last + 1:
         raise RecordIncomplete(f"events 0..{last} of actor {actor} are referred to; the store holds {len(events)}")

@@ -32,6 +32,7 @@ initial state or the last state, whichever the next call shows.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from replay.errors import ContinuityBreak, FaultKind
 from replay.schema import (
     ACTOR_CREATED,
     ACTOR_PASSIVATED,
+    ACTOR_REVERT,
     INSTANCE_ENDS,
     LIFECYCLE_PREFIXES,
     MISSING,
@@ -49,6 +51,7 @@ from replay.schema import (
     WASM_INSTANTIATE,
     WASM_RESULT,
     ActorPassivated,
+    ActorRevert,
     Genesis,
     InstantiateReason,
     OnErr,
@@ -61,9 +64,12 @@ from store import Event
 # What may follow a passivation: its activation, a supervisor's restart, or a recovery (the activation's commit
 # failed: the runtime goes back to the passivation's state).
 _AFTER_PASSIVATION = (InstantiateReason.ACTIVATE, InstantiateReason.RESTART, InstantiateReason.RECOVER)
+# What may follow a revert: its instance, or a resume or recovery from the same state (its commit was cut short).
+_AFTER_REVERT = (InstantiateReason.REVERT, *RESUMING)
 _STARTS_FROM = {InstantiateReason.START: "the initial state",
                 InstantiateReason.RESTART: "the initial state or the last state",
-                InstantiateReason.ACTIVATE: "the state its passivation held"}
+                InstantiateReason.ACTIVATE: "the state its passivation held",
+                InstantiateReason.REVERT: "the state its revert names"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +145,21 @@ class ContinuityCheck:
         self.passivated = False  # the last instance ended in ``actor/passivated``: an activate comes next
         self.interrupted: list[InterruptedCall] = []
         self.interrupted_seqs: set[int] = set()
+        self.reverted = False  # the last instance ended in ``actor/revert``: its ``revert`` instance comes next
+        # What a revert is checked against: every event's hash (32 bytes each, by seq), and the state after each
+        # event as ``replay.history.state_at`` reads it (the seqs where it was set, and the state set there).
+        self._hashes = bytearray(genesis.event.hash)
+        self._marks: list[int] = [0]
+        self._states: list[bytes | None] = [self.init]
+
+    def _mark(self, seq: int, state: bytes | None) -> None:
+        if state != self._states[-1]:
+            self._marks.append(seq)
+            self._states.append(state)
+
+    def state_after(self, seq: int) -> bytes | None:
+        """The state the record holds after event ``seq`` (fed already)."""
+        return self._states[bisect_right(self._marks, seq) - 1]
 
     def feed(self, event: Event) -> None:
         """Check the next event (the creation event is passed over).
@@ -147,11 +168,15 @@ class ContinuityCheck:
             MalformedRecord: the event lacks a field or holds one of the wrong type.
             ContinuityBreak: the event does not fit the events before it.
         """
+        if len(self._hashes) == 32 * event.seq:
+            self._hashes += event.hash
         if event.seq == 0:
             return
         check_event(event)
         kind = event.type
-        if kind == WASM_CALL:
+        if kind == ACTOR_REVERT:
+            self._revert(event)
+        elif kind == WASM_CALL:
             self._call(event)
         elif kind in OUTCOMES:
             self._outcome(event)
@@ -223,6 +248,27 @@ class ContinuityCheck:
         self.allowed, self.source = frozenset({state}), event.seq
         self.live, self.ended_by, self.passivated = False, event, True
 
+    def _revert(self, event: Event) -> None:
+        revert = ActorRevert.decode(event)
+        # Check the actor was reverted between calls.
+        if self.open is not None:
+            raise _break(event, f"revert during the call at event {self.open.seq}", ACTOR_REVERT,
+                         f"the outcome of the call at event {self.open.seq}")
+        # Check it goes back to an earlier event of this same chain.
+        target = revert.to_seq
+        own = bytes(self._hashes[32 * target:32 * target + 32]) if target < event.seq else None
+        if own != revert.event:
+            raise _break(event, f"the event the revert goes back to (seq {target})", revert.event, own,
+                         hint="a revert goes back to an earlier event of its own chain")
+        # Check it holds the state the record holds after that event.
+        implied = self.state_after(target)
+        if revert.state != implied:
+            raise _break(event, f"the state the revert to event {target} holds", revert.state, implied,
+                         hint="a revert holds the state its chain had after the event it goes back to")
+        self._mark(event.seq, revert.state)
+        self.allowed, self.source = frozenset({revert.state}), event.seq
+        self.live, self.ended_by, self.passivated, self.reverted = False, event, False, True
+
     def _outcome(self, event: Event) -> None:
         # Check the outcome ends a call of the same export.
         if self.open is None:
@@ -235,6 +281,7 @@ class ContinuityCheck:
         answered = answers_err(self.on_err, export)
         if event.type == WASM_RESULT:
             self.projection = event.data["state"]
+            self._mark(event.seq, self.projection)
             self.allowed, self.source = frozenset({self.projection}), event.seq
         elif event.type == WASM_ERR_ANSWER:
             # Check the actor's on_err answers this err: otherwise the err failed it.
@@ -261,6 +308,14 @@ class ContinuityCheck:
             self._interrupted(event.seq)
         # Check an activation follows a passivation, and a passivation is followed by an activation (or a restart
         # by the actor's supervisor).
+        # Check a revert is followed by its instance, and a revert instance follows a revert.
+        if reason == InstantiateReason.REVERT and not self.reverted:
+            raise _break(event, "a revert instance with no revert", "reason revert", "an actor/revert before it",
+                         hint="only an actor/revert is followed by a wasm/instantiate with reason revert")
+        if self.reverted and reason not in _AFTER_REVERT:
+            raise _break(event, f"a {reason} after the revert at event {self.source}", f"reason {reason}",
+                         "reason revert", hint="an actor/revert is followed by a wasm/instantiate with reason revert")
+        self.reverted = False
         if reason == InstantiateReason.ACTIVATE and not self.passivated:
             raise _break(event, "an activate with no passivation", "reason activate", "a passivation before it",
                          hint="only an actor/passivated is followed by a wasm/instantiate with reason activate")
@@ -288,6 +343,7 @@ class ContinuityCheck:
                          hint=f"a {reason} starts from " + _STARTS_FROM.get(reason, "the last state"))
         else:
             implied = frozenset({recorded})
+            self._mark(event.seq, recorded)
         self.allowed, self.source = implied, event.seq
         self.live, self.ended_by = True, None
 

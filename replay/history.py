@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from replay.schema import (
     ACTOR_CREATED,
+    ACTOR_REVERT,
     LIFECYCLE_PREFIXES,
     OUTCOMES,
     STATE_FIELDS,
@@ -18,7 +19,7 @@ from replay.schema import (
 from store import Event, Store
 from store.errors import NotFoundError
 
-STATE_EVENTS = (WASM_RESULT, WASM_INSTANTIATE, ACTOR_CREATED)
+STATE_EVENTS = (WASM_RESULT, WASM_INSTANTIATE, ACTOR_CREATED, ACTOR_REVERT)
 
 
 def _sets_state(event: Event) -> bool:
@@ -38,7 +39,8 @@ def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Ev
     """The latest event at or before ``seq`` (default: the head) that sets the state, or None.
 
     Walks back from ``seq``: the state changes only at ``wasm/result`` events and at ``wasm/instantiate`` events
-    that record the state the instance starts from (and is set by ``actor/created``).
+    that record the state the instance starts from (and is set by ``actor/created``, and by ``actor/revert``: the
+    state reverted to).
     """
     head = store.log.head(actor)
     if head.hash is None:

@@ -348,6 +348,7 @@ class Replayer:
         self.store = store
         self.limits = limits
         self._engines: dict[str, Engine] = {}
+        self._forks_followed = 0  # how deep into a line of forks the current replay is
 
     def _engine(self, recorded: dict[str, Any]) -> Engine:
         settings = check_recorded(recorded)
@@ -391,6 +392,10 @@ class Replayer:
         created = read_genesis(genesis)
         self._check_range(actor, from_seq, to_seq)
         limits = self.limits.limits(created)
+        origin = self._check_origin(genesis, created)
+        if origin is not None:  # a fork whose source does not hold: nothing of it is re-executed
+            return ReplayReport(actor=actor, from_seq=from_seq, to_seq=0, calls=0, host_calls=0, state=None,
+                                divergence=origin)
         engine = self._engine(created.engine)
         try:
             component = engine.load(self.store, genesis.data["component"])
@@ -418,6 +423,32 @@ class Replayer:
             host_calls=tape.host_calls, state=run.state, divergence=divergence,
             interrupted=tuple(c for c in checked.check.interrupted if c.seq <= tape.cursor.last_seq),
         )
+
+    def _check_origin(self, genesis: Event, created: Genesis) -> ContinuityBreak | None:
+        """A fork's origin, checked against its source chain (``replay.lineage``); None when it holds or the
+        actor is no fork."""
+        from replay import lineage, whatif  # they re-execute through this replayer
+
+        if self._forks_followed >= lineage.MAX_FORK_DEPTH and lineage.FORK in genesis.data:
+            return ContinuityBreak(seq=0, hash=genesis.hash, what="the fork's origin: a line of forks deeper than "
+                                   f"{lineage.MAX_FORK_DEPTH}", expected="a shorter line", actual="deeper",
+                                   hint="each fork's verification follows into its source; the line is bounded")
+
+        def reexecute(source: uuid.UUID, to_seq: int) -> ReplayError | None:
+            return self.replay(source, to_seq=to_seq).divergence
+
+        def whatif_state(origin: lineage.ForkOrigin) -> bytes | None:
+            run = whatif.run(self, origin.actor, to_seq=origin.seq, overrides=dict(origin.overrides))
+            if run.stopped is not None:
+                raise run.stopped
+            return run.state
+
+        self._forks_followed += 1
+        try:
+            return lineage.check_origin(self.store, genesis, created.init_state, reexecute=reexecute,
+                                        whatif_state=whatif_state)
+        finally:
+            self._forks_followed -= 1
 
     def _check_range(self, actor: uuid.UUID, from_seq: Any, to_seq: Any) -> None:
         head = self.store.log.head(actor).seq

@@ -27,6 +27,7 @@ ACTOR_STOP = "actor/stop"
 ACTOR_EXIT = "actor/exit"
 ACTOR_FAILED = "actor/failed"
 ACTOR_PASSIVATED = "actor/passivated"
+ACTOR_REVERT = "actor/revert"
 WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
@@ -36,9 +37,9 @@ SUPERVISOR_SPAWN = "supervisor/spawn"
 SUPERVISOR_RESTART = "supervisor/restart"
 SUPERVISOR_GIVE_UP = "supervisor/give-up"
 SUPERVISOR_STOP = "supervisor/stop"
-EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, WASM_INSTANTIATE, WASM_CALL,
-               WASM_RESULT, WASM_ERROR, WASM_ERR_ANSWER, SUPERVISOR_SPAWN, SUPERVISOR_RESTART, SUPERVISOR_GIVE_UP,
-               SUPERVISOR_STOP)
+EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, ACTOR_REVERT, WASM_INSTANTIATE,
+               WASM_CALL, WASM_RESULT, WASM_ERROR, WASM_ERR_ANSWER, SUPERVISOR_SPAWN, SUPERVISOR_RESTART,
+               SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
 # How an export call ends: ok, an err the actor answered (it goes on, its state unchanged), or a failure.
 OUTCOMES = (WASM_RESULT, WASM_ERR_ANSWER, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
@@ -46,7 +47,8 @@ LIFECYCLE_PREFIXES = ("actor/", "supervisor/")
 # After one of these the actor's instance takes no more calls until a new ``wasm/instantiate``.
 INSTANCE_ENDS = (ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED)
 # Events that say which state the actor holds after them, and the field (a blob hash) that names it.
-STATE_FIELDS = {WASM_RESULT: "state", WASM_CALL: "state", WASM_INSTANTIATE: "state", ACTOR_CREATED: "init_state"}
+STATE_FIELDS = {WASM_RESULT: "state", WASM_CALL: "state", WASM_INSTANTIATE: "state", ACTOR_CREATED: "init_state",
+                ACTOR_REVERT: "state"}
 # Events after which an actor does not run until it is restarted (a failed call fails the actor; an answered err,
 # ``wasm/err-answer``, does not).
 CHAIN_ENDS = frozenset({*INSTANCE_ENDS, WASM_ERROR})
@@ -79,6 +81,7 @@ class InstantiateReason(enum.StrEnum):
     RESUME = "resume"  # after a runtime restart
     RECOVER = "recover"  # after a failed commit
     ACTIVATE = "activate"  # the first operation after an ``actor/passivated``
+    REVERT = "revert"  # right after an ``actor/revert``: a fresh instance from the state reverted to
 
 
 INSTANTIATE_REASONS = tuple(InstantiateReason)
@@ -257,6 +260,9 @@ class ActorCreated(Payload):
     # The effective grants: ``[{"type": ..., "config": {...}}]``, one per handler, ``runtime`` included, each config
     # as its handler validated it; absent in chains recorded before (the manifest blob holds them then).
     grants: list[dict[str, Any]] | object = _MISSING
+    # A fork's origin (``replay.lineage.ForkOrigin``): ``{"actor": bytes(16), "seq": n, "event": hash}`` and, for a
+    # fork of a what-if run, ``overrides``; absent for every actor not forked. Checked by ``replay.lineage``.
+    fork: dict[str, Any] | object = _MISSING
 
     @classmethod
     def decode(cls, event: Event) -> Self:
@@ -282,6 +288,7 @@ class ActorCreated(Payload):
             files=_files(fields_) if "files" in fields_.data else _MISSING,
             on_err=OnErr(fields_.text("on_err", ON_ERR_CHOICES)) if "on_err" in fields_.data else _MISSING,
             grants=_grants(fields_) if "grants" in fields_.data else _MISSING,
+            fork=fields_.nested("fork").data if "fork" in fields_.data else _MISSING,
         )
 
     @property
@@ -438,6 +445,24 @@ class ActorPassivated(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActorRevert(Payload):
+    """``actor/revert``: the actor was brought back to its state after event ``to_seq`` of its own chain (whose
+    hash is ``event``), holding ``state`` (the state there); a ``wasm/instantiate`` with reason ``revert`` from
+    that state follows. Nothing before it is changed: a revert appends."""
+
+    TYPE: ClassVar[str] = ACTOR_REVERT
+    event: bytes
+    state: bytes | None
+    to_seq: int
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(event=fields_.digest("event"), state=fields_.digest("state", nullable=True),  # type: ignore[arg-type]
+                   to_seq=fields_.uint("to_seq"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActorFailed(Payload):
     """``actor/failed``: the actor could not be brought up, or its supervisor gave up."""
 
@@ -527,8 +552,8 @@ class SupervisorStop(Payload):
 
 
 PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
-    ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, WasmInstantiate, WasmCall, WasmResult,
-    WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
+    ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, ActorRevert, WasmInstantiate, WasmCall,
+    WasmResult, WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
 
 
 def read_genesis(event: Event) -> Genesis:
@@ -582,6 +607,7 @@ __all__ = [
     "ACTOR_EXIT",
     "ACTOR_FAILED",
     "ACTOR_PASSIVATED",
+    "ACTOR_REVERT",
     "ACTOR_STOP",
     "CHAIN_ENDS",
     "EVENT_TYPES",
@@ -608,6 +634,7 @@ __all__ = [
     "ActorExit",
     "ActorFailed",
     "ActorPassivated",
+    "ActorRevert",
     "ActorStop",
     "Genesis",
     "InstantiateReason",

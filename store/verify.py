@@ -49,6 +49,7 @@ log = logging.getLogger("store.verify")
 # is not a 32-byte string is not a blob name (replay refuses such a record by its own checks).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "actor/created": ("component", "manifest", "init_state"),
+    "actor/revert": ("state",),
     "wasm/instantiate": ("state",),
     "wasm/call": ("state",),
     "wasm/result": ("state",),

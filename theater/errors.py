@@ -26,6 +26,7 @@ beside this subtree)::
         │   └── ReceiveTimeout        nothing arrived on a channel within the timeout
         ├── ResourceExhausted         the machine ran out of something (threads, memory): names it and the actor
         ├── SupervisionError          a supervision request was refused
+        ├── RevertRefused             an actor cannot be reverted now (it holds requests, channels or children)
         ├── ServerError               a server cannot start
         │   ├── HomeLocked            another server runs on the home
         │   └── AddressUnavailable    the address cannot be bound
@@ -263,6 +264,20 @@ class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
 
 
+class RevertRefused(RuntimeFault):
+    """A revert was refused: the actor holds something its instance keeps (an outstanding request, an open
+    channel, a child), which a fresh instance from an earlier state could not honour.
+
+    Attributes:
+        actor_id: the actor. reason: what it holds.
+    """
+
+    def __init__(self, actor_id: str, reason: str) -> None:
+        self.actor_id = actor_id
+        self.reason = reason
+        super().__init__(f"actor {actor_id} cannot be reverted now: {reason}")
+
+
 class ServerError(RuntimeFault):
     """A server cannot start: the message says why."""
 
@@ -328,6 +343,7 @@ __all__ = [
     "ReceiveTimeout",
     "ReplyAbandoned",
     "ReplyTimeout",
+    "RevertRefused",
     "RequestCancelled",
     "ResourceExhausted",
     "RuntimeFault",

@@ -28,6 +28,7 @@ from replay.boundary import import_functions
 from replay.engine import Engine
 from replay.errors import MalformedRecord
 from replay.history import state_at
+from replay.lineage import ForkOrigin
 from replay.replayer import Replayer
 from replay.schema import ActorCreated, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
@@ -194,7 +195,8 @@ class Theater:
         return str(child.id)
 
     def _launch(
-        self, manifest: Manifest, *, init_state: bytes | None, parent: uuid.UUID | None, call_init: bool
+        self, manifest: Manifest, *, init_state: bytes | None, parent: uuid.UUID | None, call_init: bool,
+        fork: ForkOrigin | None = None,
     ) -> Actor:
         """Create, record and boot an actor (``start`` without the supervision; supervision's ``launch``)."""
         check_limits(manifest, self.maximums)
@@ -205,7 +207,7 @@ class Theater:
         actor_id = new_actor_id()
         state = start_state(manifest, init_state, call_init)
         with blocking():  # on a parent's worker (a spawn), waiting for the child's first operation
-            tape = self._genesis(actor_id, manifest, component_hash, state, parent)
+            tape = self._genesis(actor_id, manifest, component_hash, state, parent, fork)
             actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
             actor.state = state
             self.router.add(actor)
@@ -232,6 +234,28 @@ class Theater:
                 actor.submit(lambda: actor.abandon(reason))
                 raise
         return actor
+
+    def fork(
+        self,
+        event: bytes | str,
+        *,
+        component: bytes | str | Path | None = None,
+        manifest: Manifest | Path | str | None = None,
+        name: str | None = None,
+        overrides: dict[int, Any] | None = None,
+    ) -> str:
+        """Start a new actor whose history begins at ``event`` (a hash or hex prefix) of another actor, from the
+        state there, without ``init``; its id once it runs. See ``theater.lineage.fork``."""
+        from theater import lineage
+
+        return lineage.fork(self, event, component=component, manifest=manifest, name=name, overrides=overrides)
+
+    def revert(self, actor_id: str | uuid.UUID, event: bytes | str) -> int:
+        """Bring a running actor back to its state at ``event`` of its own chain, by appending a revert and a
+        fresh instance; the seq of the ``actor/revert``. See ``theater.lineage.revert``."""
+        from theater import lineage
+
+        return lineage.revert(self, actor_id, event)
 
     def reopen(self, actor_id: str | uuid.UUID) -> str:
         """Bring an actor recorded in this home back to life after a restart of the runtime.
@@ -360,7 +384,7 @@ class Theater:
 
     def _genesis(
         self, actor_id: uuid.UUID, manifest: Manifest, component_hash: bytes, state: bytes | None,
-        parent: uuid.UUID | None,
+        parent: uuid.UUID | None, fork: ForkOrigin | None = None,
     ) -> RecordTape:
         tape = RecordTape(self.store, actor_id, EMPTY)
         files = manifest.files.recorded_map()  # the uploaded map a tree started on a server keeps
@@ -376,6 +400,7 @@ class Theater:
             **({} if files is None else {"files": files}),
             on_err=manifest.on_err,
             grants=recorded_grants(manifest),
+            **({} if fork is None else {"fork": fork.encode()}),
         ))
         return tape
 

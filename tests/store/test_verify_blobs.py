@@ -134,7 +134,7 @@ def test_each_distinct_blob_is_checked_once_per_run(store_path, monkeypatch) -> 
 
 
 def test_named_blobs_follows_the_table_and_skips_what_is_not_a_hash() -> None:
-    assert set(BLOB_FIELDS) == {"actor/created", "wasm/instantiate", "wasm/call", "wasm/result"}
+    assert set(BLOB_FIELDS) == {"actor/created", "actor/revert", "wasm/instantiate", "wasm/call", "wasm/result"}
     assert named_blobs("wasm/call", {"state": DIGESTS["init"]}) == [("state", DIGESTS["init"])]
     assert named_blobs("wasm/call", {"state": "not a hash"}) == []
     assert named_blobs("wasm/call", ["not", "a", "map"]) == []

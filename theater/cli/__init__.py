@@ -19,6 +19,7 @@ from theater.cli.chain import chain
 from theater.cli.client import DEFAULT_ADDRESS
 from theater.cli.completion import completion
 from theater.cli.events import events, state
+from theater.cli.lineage import COMMANDS as LINEAGE_COMMANDS
 from theater.cli.replay import replay_command
 from theater.cli.run import demo, run
 from theater.cli.server import server
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 for command in (
     audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
     verify,
-    *ACTOR_COMMANDS,
+    *ACTOR_COMMANDS, *LINEAGE_COMMANDS,
 ):
     cli.add_command(command)
 

@@ -13,6 +13,7 @@ from replay.schema import WASM_ERR_ANSWER, WASM_ERROR
 from store import Event, Store
 from theater.cli._context import Context, emit_json
 from theater.cli._render import short, summary
+from theater.cli.lineage import whatif
 from theater.porcelain.forms import jsonable, readable_text
 
 pass_context = click.make_pass_decorator(Context)
@@ -21,20 +22,39 @@ pass_context = click.make_pass_decorator(Context)
 @click.command("replay")
 @click.argument("event")
 @click.option("--step", is_flag=True, help="Walk the chain event by event from there: n(ext), p(revious), q(uit).")
+@click.option("--override", "overrides", multiple=True, metavar="SEQ=VALUE",
+              help="What-if: answer the host call at event SEQ with VALUE (JSON in the recorded form, bytes as "
+                   "\"hex:...\"; e.g. '{\"ok\": 7}' or '{\"err\": \"refused\"}'). Repeatable.")
+@click.option("--fork", "make_fork", is_flag=True, help="With --override: start the what-if state as a new actor "
+                                                         "on the server (a fork of EVENT).")
+@click.option("--name", "fork_name", help="With --fork: the new actor's name.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_context
-def replay_command(ctx: Context, event: str, step: bool, as_json: bool) -> None:
+def replay_command(ctx: Context, event: str, step: bool, overrides: tuple[str, ...], make_fork: bool,
+                   fork_name: str | None, as_json: bool) -> None:
     """Re-execute an actor's history up to EVENT (a hash or unique prefix) and show what happened there.
 
     Shows the export call the event belongs to, the host calls it made with their recorded results (bytes that are
     UTF-8 text shown as text; --json keeps them as "hex:..."), the state
     before and after (a diff when the state is JSON), and the error if the call failed. Exit code 1 if
     re-execution does not reproduce the record.
+
+    With --override, a what-if: history is re-executed with those host results replaced, each call starting from
+    the state the what-if run reached, and shown beside the record (the first call that ends differently, states
+    and outputs side by side). It goes on while the record can answer the guest's host calls and stops, saying
+    where, at the first one it cannot (another import, or other parameters, than recorded). Nothing is written;
+    --fork starts the result as a new actor on the server.
     """
     st = ctx.store(readonly=True)
     actor, seq = st.log.locate(st.log.resolve(event))
     view = call_around(st, actor, seq)
     end = view.outcome.seq if view is not None and view.outcome is not None else seq
+    if overrides or make_fork:
+        if not overrides:
+            raise click.BadParameter("--fork needs at least one --override (to fork a recorded event: theater "
+                                     "fork EVENT)", param_hint="--fork")
+        whatif(st, actor, end, list(overrides), as_json=as_json, fork_name=fork_name, make_fork=make_fork)
+        return
     report = Replayer(st).replay(actor, to_seq=end)
     if as_json:
         emit_json({"actor": str(actor), "seq": seq, "reproduced": report.ok, "call": _view_json(view),

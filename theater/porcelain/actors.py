@@ -160,7 +160,18 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
         "head": {"seq": head.seq, "hash": last.hash.hex(), "type": last.type, "timestamp_ms": last.timestamp_ms},
         "state": _state(store, state_event_at(store, actor)),
         "children": _children(store, actor, theater),
+        "fork": _fork(data.get("fork")),
     }
+
+
+def _fork(origin: Any) -> dict[str, Any] | None:
+    """A fork's origin as ``inspect`` shows it (``replay.lineage``): the source actor, event and seq; else None."""
+    if not isinstance(origin, dict) or not isinstance(origin.get("actor"), bytes) or len(origin["actor"]) != 16:
+        return None
+    event = origin.get("event")
+    return {"actor": str(uuid.UUID(bytes=origin["actor"])), "seq": origin.get("seq"),
+            "event": event.hex() if isinstance(event, bytes) else None,
+            "overrides": len(origin.get("overrides") or [])}
 
 
 def _grants(store: Store, created: dict[str, Any]) -> list[dict[str, Any]] | None:
