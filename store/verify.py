@@ -49,7 +49,7 @@ log = logging.getLogger("store.verify")
 # is not a 32-byte string is not a blob name (replay refuses such a record by its own checks).
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "actor/created": ("component", "manifest", "init_state"),
-    "wasm/instantiate": ("state",),
+    "wasm/instantiate": ("state", "component"),
     "wasm/call": ("state",),
     "wasm/result": ("state",),
 }

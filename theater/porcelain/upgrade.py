@@ -12,14 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replay import ReplayLimits
+from replay import ReplayLimits, import_functions
 from replay.bundle import opened_bundle
+from replay.history import component_at
+from replay.schema import WASM_CALL, ActorUpgraded
 from replay.upgrade import DEFAULT_ACCEPTED, ChainCheck, UpgradeChecker, UpgradeReport, Verdict
 from store import Store, blob_digest, verify_chain
 from store.errors import NotFoundError, TheaterError
 from theater.build import build_project, load_project
-from theater.errors import BuildError
+from theater.errors import BuildError, SupervisionError, UpgradeRefused
+from theater.files import FileAccess
+from theater.handlers import check_grants
+from theater.manifest import parse_manifest
+from theater.porcelain.actors import live_actor
 from theater.porcelain.forms import jsonable
+from theater.porcelain.records import recorded_head
+from theater.runtime import Theater
+from theater.status import LIVE
 
 WASM_SUFFIXES = (".wasm", ".wat")
 
@@ -124,6 +133,97 @@ def upgrade_check(
                          accept=frozenset({Verdict.IDENTICAL, *accept}))
 
 
+def upgrade_actor(
+    theater: Theater,
+    actor: uuid.UUID,
+    wasm: bytes,
+    *,
+    force: bool = False,
+    accept: Iterable[Verdict] = DEFAULT_ACCEPTED,
+    limits: ReplayLimits = ReplayLimits(),
+) -> ChainCheck:
+    """Restart ``actor`` with the new component ``wasm``, once the upgrade check over its chain passes.
+
+    The check runs first, over the chain as it stands; refused (a verdict not in ``accept``; ``identical``
+    always passes) and without ``force``, nothing is recorded or stopped. Otherwise the component goes to the blob
+    store, the actor is stopped if it runs, and its chain records ``actor/upgraded`` (old and new component, the
+    verdict, ``forced``) followed by a fresh instance of the new component from the last state (no ``init``).
+    Calls the actor made between the check and its stop are checked again before the upgrade is recorded.
+
+    Raises:
+        ActorNotFound: the home has no chain for it. SupervisionError: it is a supervised child (its supervisor
+            restarts it). ComponentError: ``wasm`` is not a component. LinkError: it imports an interface the
+            actor's manifest does not grant. UpgradeRefused: the check did not pass and ``force`` is false.
+    """
+    store = theater.store
+    recorded_head(store, actor)
+    live = live_actor(theater, actor)
+    if live is not None and theater.supervision.supervising(live) is not None:
+        raise SupervisionError(f"actor {actor} is a supervised child: upgrade its supervisor's spawn instead")
+    passing = frozenset({Verdict.IDENTICAL, *accept})
+    _check_links(theater, actor, wasm)
+    checker = UpgradeChecker(wasm, limits=limits)
+    checked_to = store.log.head(actor).seq
+    check = _gate(checker, store, actor, passing, force)
+    if live is not None and live.status in LIVE:
+        theater.stop(actor)
+        if _calls_after(store, actor, checked_to):
+            check = _gate(checker, store, actor, passing, force, resume=lambda: theater.reopen(actor))
+    old = component_at(store, actor)
+    digest = store.blobs.put(wasm)
+    upgrade = ActorUpgraded(new=digest, old=old, forced=not check.accepted(passing), verdict=str(check.verdict))
+    theater.reopen(actor, upgrade=upgrade)
+    return check
+
+
+def _gate(checker: UpgradeChecker, store: Store, actor: uuid.UUID, passing: frozenset[Verdict], force: bool,
+          resume: Any = None) -> ChainCheck:
+    """The chain's check; raises ``UpgradeRefused`` (after ``resume()``, when given) unless it passes or
+    ``force``."""
+    check = check_actor(checker, store, actor)
+    if not check.accepted(passing) and not force:
+        if resume is not None:
+            resume()
+        detail = check.detail or ""
+        if check.difference is not None:
+            d = check.difference
+            detail = f"event {d.seq} ({d.event}): {d.what}" + (f"; {detail}" if detail else "")
+        raise UpgradeRefused(str(actor), str(check.verdict), detail or "no detail")
+    return check
+
+
+def _calls_after(store: Store, actor: uuid.UUID, seq: int) -> bool:
+    return any(e.type == WASM_CALL for e in store.log.events(actor, seq + 1))
+
+
+def _check_links(theater: Theater, actor: uuid.UUID, wasm: bytes) -> None:
+    """The new component must import nothing the actor's recorded manifest does not grant.
+
+    Raises:
+        ComponentError: it is not a component. LinkError: it imports an interface not granted.
+    """
+    manifest_hash = theater.store.log.at(actor, 0).data["manifest"]
+    text = theater.store.blobs.get(manifest_hash).decode()
+    manifest = parse_manifest(text, source=f"store:{manifest_hash.hex()}", files=FileAccess.recorded())
+    component = theater.engine.compile(wasm, what="the new component")
+    check_grants(manifest, import_functions(theater.engine, component))
+
+
+def chain_check_json(check: ChainCheck, accept: frozenset[Verdict]) -> dict[str, Any]:
+    """The JSON form of one chain's verdict."""
+    d = check.difference
+    return {
+        "actor": str(check.actor), "source": check.source, "verdict": str(check.verdict),
+        "accepted": check.accepted(accept),
+        "old_component": check.old_component.hex() if check.old_component else None,
+        "new_component": check.new_component.hex(),
+        "calls": check.calls, "host_calls": check.host_calls, "detail": check.detail,
+        "difference": None if d is None else {
+            "seq": d.seq, "event": d.event, "what": d.what, "recorded": jsonable(d.recorded), "new": jsonable(d.new),
+        },
+    }
+
+
 def upgrade_json(report: UpgradeReport) -> dict[str, Any]:
     """The JSON form of an upgrade report."""
     return {
@@ -131,21 +231,19 @@ def upgrade_json(report: UpgradeReport) -> dict[str, Any]:
         "accept": sorted(str(v) for v in report.accept),
         "passed": report.passed,
         "exit_code": report.exit_code,
-        "chains": [
-            {
-                "actor": str(c.actor), "source": c.source, "verdict": str(c.verdict),
-                "accepted": c.accepted(report.accept),
-                "old_component": c.old_component.hex() if c.old_component else None,
-                "calls": c.calls, "host_calls": c.host_calls, "detail": c.detail,
-                "difference": None if c.difference is None else {
-                    "seq": c.difference.seq, "event": c.difference.event, "what": c.difference.what,
-                    "recorded": jsonable(c.difference.recorded), "new": jsonable(c.difference.new),
-                },
-            }
-            for c in report.chains
-        ],
+        "chains": [chain_check_json(c, report.accept) for c in report.chains],
     }
 
 
-__all__ = ["NewBuild", "chains_named", "check_actor", "check_bundle", "new_build", "recorded_name", "upgrade_check",
-           "upgrade_json"]
+__all__ = [
+    "NewBuild",
+    "chain_check_json",
+    "chains_named",
+    "check_actor",
+    "check_bundle",
+    "new_build",
+    "recorded_name",
+    "upgrade_actor",
+    "upgrade_check",
+    "upgrade_json",
+]

@@ -37,6 +37,7 @@ from theater.errors import (
     ReplyTimeout,
     ResourceExhausted,
     SupervisionError,
+    UpgradeRefused,
 )
 
 
@@ -74,6 +75,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (ChannelNotFound, 404),
     (MessageError, 409),  # ChannelRejected, ChannelClosed, RequestCancelled, ExportMissing, ReplyAbandoned
     (SupervisionError, 409),
+    (UpgradeRefused, 409),
     (ResourceExhausted, 503),
     (AmbiguousPrefixError, 400),
     (NotFoundError, 404),
