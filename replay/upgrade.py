@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import blake3
@@ -38,6 +38,7 @@ from replay.errors import (
     ReplayError,
     ReplayTimeout,
 )
+from replay.history import component_at
 from replay.replayer import Checked, Cursor, Replayer, ReplayLimits, ReplayTape, _epoch_ticks, _Run, _same
 from replay.schema import WASM_CALL, WASM_ERR_ANSWER, WASM_ERROR, WASM_RESULT, read_genesis
 from store import Event, Store
@@ -267,23 +268,24 @@ class UpgradeChecker:
         Never raises for what the record or the new build holds: a record that cannot be re-executed is
         ``unchecked``, a new build that cannot be compiled or instantiated ``fails``.
         """
-        base = {"actor": actor, "source": source or str(actor), "new_component": self.digest}
+        base = ChainCheck(actor=actor, source=source or str(actor), old_component=None,
+                          new_component=self.digest, verdict=Verdict.UNCHECKED)
         try:
             genesis = read_genesis(store.log.at(actor, 0))
+            base = replace(base, old_component=component_at(store, actor))
         except (TheaterError, KeyError) as exc:
-            return ChainCheck(**base, old_component=None, verdict=Verdict.UNCHECKED, detail=_sentence(exc))
-        base["old_component"] = genesis.component
+            return replace(base, detail=_sentence(exc))
         try:
             self.limits.limits(genesis)
             engine, component = self._component(genesis.engine)
         except ComponentError as exc:
-            return ChainCheck(**base, verdict=Verdict.FAILS, detail=str(exc))
+            return replace(base, verdict=Verdict.FAILS, detail=str(exc))
         except TheaterError as exc:
-            return ChainCheck(**base, verdict=Verdict.UNCHECKED, detail=_sentence(exc))
+            return replace(base, detail=_sentence(exc))
         return self._walk(store, actor, genesis, engine, component, base)
 
     def _walk(self, store: Store, actor: uuid.UUID, genesis: Any, engine: Engine, component: Any,
-              base: dict[str, Any]) -> ChainCheck:
+              base: ChainCheck) -> ChainCheck:
         checked = Checked(store.log.events(actor, 0, None), ContinuityCheck(genesis), 0)
         tape = UpgradeTape(Cursor(iter(checked)), store=store, hint=None)
         run = _UpgradeRun(Replayer(store, limits=self.limits), engine, component, tape, genesis.limits,
@@ -309,8 +311,8 @@ class UpgradeChecker:
             verdict, difference, detail = Verdict.UNCHECKED, None, f"the record breaks continuity: {checked.problem}"
         if verdict == Verdict.IDENTICAL and tape.state_difference is not None:
             verdict, difference = Verdict.STATE_ONLY, tape.state_difference
-        return ChainCheck(**base, verdict=verdict, calls=tape.calls, host_calls=tape.host_calls,
-                          difference=difference, detail=detail)
+        return replace(base, verdict=verdict, calls=tape.calls, host_calls=tape.host_calls, difference=difference,
+                       detail=detail)
 
 
 def _decoded(store: Store, actor: uuid.UUID, found: Divergence) -> Difference:

@@ -329,6 +329,11 @@ def _seed_compiled(theater: Theater, build: BuildResult, cache: Path) -> None:
         partial.replace(cached)
 
 
+def _pump(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
 class TheaterServer:
     """``theater server`` in a subprocess on a free port of 127.0.0.1."""
 
@@ -349,8 +354,7 @@ class TheaterServer:
                                             stdout=subprocess.PIPE, stderr=log, text=True)
         lines: queue.Queue[str] = queue.Queue()
         assert self.process.stdout is not None
-        threading.Thread(target=lambda out: [lines.put(line) for line in out], args=(self.process.stdout,),
-                         daemon=True).start()
+        threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()
         try:
             banner = lines.get(timeout=SERVER_START_S)
         except queue.Empty:

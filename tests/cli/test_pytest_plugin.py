@@ -48,6 +48,29 @@ def record_bundle(root: Path, home: Path) -> bytes:
         return export_bundle(theater.store, parse_actor_id(actor))
 
 
+FIXTURE_TESTS = '''
+import json
+
+from theater.pytest_plugin import assert_chain_verifies
+
+
+def test_state_and_home(theater_actor, theater_home):
+    theater_actor.send(b"+4")
+    assert theater_actor.request(b"get") == b"4"
+    assert json.loads(theater_actor.state()) == {"count": 4}
+    assert theater_actor.events()[0].type == "actor/created"
+    assert (theater_home / "store").is_dir()
+    assert_chain_verifies(theater_actor.runtime.store, theater_actor.id)
+
+
+def test_a_server_runs_the_project(theater_server, theater_build):
+    actor = theater_server.cli("start", str(theater_build.project.manifest), "--id-only").stdout.strip()
+    theater_server.cli("message", actor, "+2")
+    assert theater_server.cli("message", actor, "get", "--request", "--raw").stdout == "2"
+    assert theater_server.url.startswith("http://127.0.0.1:")
+'''
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parent = tmp_path_factory.mktemp("projects")
@@ -69,9 +92,11 @@ def test_a_generated_projects_tests_pass_with_the_plugin_and_replay_dropped_bund
     elsewhere = tmp_path / "more-chains"
     elsewhere.mkdir()
     (elsewhere / "kept.bundle").write_bytes(bundle)
+    (project / "tests" / "test_fixtures.py").write_text(FIXTURE_TESTS)
     done = project_pytest(project, "tests", "--theater-bundles", str(elsewhere))
     assert outcomes(done) == {"test_counts": "PASSED", "production.bundle": "PASSED", "kept.bundle": "PASSED",
-                              "truncated.bundle": "FAILED", "forged.bundle": "FAILED"}, done.stdout + done.stderr
+                              "truncated.bundle": "FAILED", "forged.bundle": "FAILED", "test_state_and_home": "PASSED",
+                              "test_a_server_runs_the_project": "PASSED"}, done.stdout + done.stderr
     assert "truncated.bundle: unchecked: not a usable bundle: CorruptRecordError" in done.stdout
     assert "forged.bundle: unchecked: not a usable bundle:" in done.stdout
     assert "Traceback" not in done.stdout
