@@ -27,7 +27,7 @@ from typing import Any
 from replay.boundary import import_functions
 from replay.engine import Engine
 from replay.errors import MalformedRecord
-from replay.history import component_at, state_at
+from replay.history import state_at
 from replay.replayer import Replayer
 from replay.schema import ActorCreated, ActorUpgraded, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
@@ -60,6 +60,9 @@ from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
+# The reserved label naming the component an upgraded actor runs (``theater.porcelain.upgrade``); the chain says
+# the same (``actor/upgraded``, and each ``wasm/instantiate`` after it), the label saves a walk back through it.
+COMPONENT_LABEL = "theater/component/"
 
 
 def actor_summary(a: Actor, supervision: Supervision) -> dict[str, Any]:
@@ -268,11 +271,19 @@ class Theater:
         check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
-        runs = component_at(self.store, key) if component is None else component
+        runs = self._component_of(key, genesis.data["component"]) if component is None else component
         actor = Actor(self._stage, key, manifest, runs, tape, parse_actor_id(parent) if parent else None)
         actor.upgraded = runs != genesis.data["component"]
         actor.state = state_at(self.store, key)
         return actor
+
+    def _component_of(self, key: uuid.UUID, created: bytes) -> bytes:
+        """The component the actor runs: the one of its last upgrade (kept under a reserved label when the upgrade
+        is recorded, so finding it costs no walk of the chain), else its creation's."""
+        try:
+            return self.store.blobs.get_label(COMPONENT_LABEL + str(key))
+        except NotFoundError:
+            return created
 
     def _restore_passivated(self, key: uuid.UUID, reason: InstantiateReason) -> Actor:
         """``_restore``, as a running actor without an instance: its first call makes one (``reason``)."""

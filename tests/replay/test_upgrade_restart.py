@@ -158,3 +158,18 @@ def test_cli_restart_with_component_is_refused_then_forced_over_the_api(server, 
     types = [e["type"] for e in json.loads(server.cli("events", actor, "--json").stdout)]
     assert types.count("actor/upgraded") == 2
     assert server.cli("verify", actor, check=False).returncode == 0
+
+
+def test_a_crash_between_the_label_and_the_record_still_leaves_a_chain_that_says_which_component_ran(running):
+    from theater.runtime import COMPONENT_LABEL
+
+    theater, actor = running
+    digest = theater.store.blobs.put(NEW_ANSWER.encode())
+    theater.store.blobs.set_runtime_label(COMPONENT_LABEL + str(actor), digest)  # the upgrade was not recorded
+    theater.stop(str(actor))
+    theater.reopen(actor)
+    assert theater.request(str(actor), b"draw") == b"changed"
+    instance = [e for e in events_of(theater, actor) if e.type == WASM_INSTANTIATE][-1]
+    assert instance.data["component"] == digest  # the instance names what it runs
+    report = verify_actor(theater.store, actor)
+    assert report.replay.ok, report.replay.divergence

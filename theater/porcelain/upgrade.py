@@ -14,7 +14,6 @@ from typing import Any
 
 from replay import ReplayLimits, import_functions
 from replay.bundle import opened_bundle
-from replay.history import component_at
 from replay.schema import WASM_CALL, ActorUpgraded
 from replay.upgrade import DEFAULT_ACCEPTED, ChainCheck, UpgradeChecker, UpgradeReport, Verdict
 from store import Store, blob_digest, verify_chain
@@ -27,7 +26,7 @@ from theater.manifest import parse_manifest
 from theater.porcelain.actors import live_actor
 from theater.porcelain.forms import jsonable
 from theater.porcelain.records import recorded_head
-from theater.runtime import Theater
+from theater.runtime import COMPONENT_LABEL, Theater
 from theater.status import LIVE
 
 WASM_SUFFIXES = (".wasm", ".wat")
@@ -169,11 +168,23 @@ def upgrade_actor(
         theater.stop(actor)
         if _calls_after(store, actor, checked_to):
             check = _gate(checker, store, actor, passing, force, resume=lambda: theater.reopen(actor))
-    old = component_at(store, actor)
+    old = current_component(store, actor)
     digest = store.blobs.put(wasm)
     upgrade = ActorUpgraded(new=digest, old=old, forced=not check.accepted(passing), verdict=str(check.verdict))
+    # The label first: after a crash before the upgrade is recorded, the actor comes back with the new component,
+    # and its next wasm/instantiate names it, so the chain still says which component ran.
+    store.blobs.set_runtime_label(COMPONENT_LABEL + str(actor), digest)
     theater.reopen(actor, upgrade=upgrade)
     return check
+
+
+def current_component(store: Store, actor: uuid.UUID) -> bytes:
+    """The blob hash of the component the actor runs now: its last upgrade's, else its creation's."""
+    try:
+        return store.blobs.get_label(COMPONENT_LABEL + str(actor))
+    except NotFoundError:
+        created: bytes = store.log.at(actor, 0).data["component"]
+        return created
 
 
 def _gate(checker: UpgradeChecker, store: Store, actor: uuid.UUID, passing: frozenset[Verdict], force: bool,
@@ -241,6 +252,7 @@ __all__ = [
     "chains_named",
     "check_actor",
     "check_bundle",
+    "current_component",
     "new_build",
     "recorded_name",
     "upgrade_actor",
