@@ -148,6 +148,12 @@ def test_cli_restart_with_component_is_refused_then_forced_over_the_api(server, 
     assert refused.returncode == 1 and refused.stderr.startswith("UpgradeRefused: ")
     assert "'different'" in refused.stderr and "nothing was changed" in refused.stderr
     assert server.cli("events", actor, "--json").stdout == before
+    api = server.http()
+    inline = {"component": {"text": NEW_ANSWER}}
+    assert api.post(f"/v1/actors/{actor}/restart", {**inline, "accept": ["anything"]}).status == 400
+    answer = api.post(f"/v1/actors/{actor}/restart", inline)
+    assert answer.status == 409 and answer.json["error"] == "UpgradeRefused"
+    assert server.cli("events", actor, "--json").stdout == before
     done = server.cli("restart", actor, "--component", str(tmp_path / "compatible.wat"))
     assert done.stdout.strip().endswith("upgrade check: identical)")
     forced = json.loads(server.cli("restart", actor, "--component", str(tmp_path / "new.wat"), "--force",
