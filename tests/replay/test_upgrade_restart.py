@@ -15,7 +15,7 @@ from replay.upgrade import Verdict
 from store import blob_digest, verify_chain
 from tests.components import wat
 from theater.errors import LinkError, UpgradeRefused
-from theater.porcelain import verify_actor
+from theater.porcelain import describe, verify_actor
 from theater.porcelain.upgrade import upgrade_actor
 from theater.runtime import Theater
 
@@ -58,6 +58,7 @@ def test_a_compatible_component_replaces_the_running_one_and_the_chain_records_i
     instance = events[upgraded.seq + 1]
     assert instance.type == WASM_INSTANTIATE and instance.data["component"] == upgraded.data["new"]
     assert component_at(theater.store, actor) == upgraded.data["new"]
+    assert describe(theater.store, actor, theater)["component"] == upgraded.data["new"].hex()  # what inspect shows
     theater.send(actor, b"b")
     assert theater.state(str(actor)).endswith(b",b")
 

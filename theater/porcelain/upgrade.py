@@ -23,7 +23,7 @@ from theater.errors import BuildError, SupervisionError, UpgradeRefused
 from theater.files import FileAccess
 from theater.handlers import check_grants
 from theater.manifest import parse_manifest
-from theater.porcelain.actors import live_actor
+from theater.porcelain.actors import live_actor, running_component
 from theater.porcelain.forms import jsonable
 from theater.porcelain.records import recorded_head
 from theater.runtime import COMPONENT_LABEL, Theater
@@ -180,11 +180,7 @@ def upgrade_actor(
 
 def current_component(store: Store, actor: uuid.UUID) -> bytes:
     """The blob hash of the component the actor runs now: its last upgrade's, else its creation's."""
-    try:
-        return store.blobs.get_label(COMPONENT_LABEL + str(actor))
-    except NotFoundError:
-        created: bytes = store.log.at(actor, 0).data["component"]
-        return created
+    return running_component(store, actor, store.log.at(actor, 0).data)
 
 
 def _gate(checker: UpgradeChecker, store: Store, actor: uuid.UUID, passing: frozenset[Verdict], force: bool,
