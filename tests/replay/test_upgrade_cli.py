@@ -153,3 +153,20 @@ def test_a_new_component_that_does_not_exist_is_a_usage_error(home, tmp_path):
     home_dir, actors, _paths = home
     done = cli("upgrade-check", str(tmp_path / "missing.wasm"), actors[0], home=home_dir)
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_all_with_a_name_checks_only_the_chains_of_that_name(home, tmp_path):
+    home_dir, actors, paths = home
+    (tmp_path / "other.wat").write_text(wat.counter_actor())
+    (tmp_path / "other.toml").write_text('name = "other"\ncomponent = "other.wat"\n'
+                                         '[[handlers]]\ntype = "message-server"\n')
+    with Theater(home_dir, durability="buffered") as theater:
+        other = theater.start(tmp_path / "other.toml")
+        theater.send(other, b"+")
+    named = json.loads(cli("upgrade-check", str(paths["v1"]), "--all", "--name", "drawer", "--json",
+                           home=home_dir).stdout)
+    assert sorted(c["actor"] for c in named["chains"]) == sorted(actors) and named["passed"]
+    everything = cli("upgrade-check", str(paths["v1"]), "--all", "--json", home=home_dir)
+    verdicts = {c["actor"]: c["verdict"] for c in json.loads(everything.stdout)["chains"]}
+    # The counter only ever got a send (no answer to compare): v1 appends where it counted, a state-only change.
+    assert len(verdicts) == 4 and verdicts[other] == "state-only" and everything.returncode == 3
