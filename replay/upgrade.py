@@ -143,6 +143,10 @@ class _NewBuildFailed(ReplayError):
         super().__init__(detail)
 
 
+class _RecordUnfit(ReplayError):
+    """Internal: the record holds a value the new build cannot even be handed."""
+
+
 def _digest(state: bytes | None) -> bytes | None:
     return None if state is None else blake3.blake3(state).digest()
 
@@ -185,6 +189,10 @@ class UpgradeTape(ReplayTape):
             if isinstance(result, CallResult):
                 self._note_state(event, result)
             return
+        if isinstance(result, GuestFault) and result.kind == FaultKind.HOST:
+            # Replay runs no host code: a host fault the record does not hold is a recorded host result that does
+            # not fit the import's type. The record is at fault, not the new build.
+            raise _RecordUnfit(f"a recorded host result does not fit its import's type ({result.detail})")
         if isinstance(result, GuestFault):
             what = f"{export} failed ({result.kind})" if not result.answered else f"{export} answered err"
             raise _NewBuildFailed(Difference(seq=event.seq, event=event.type, what=what, recorded=recorded, new=new),
@@ -297,6 +305,8 @@ class UpgradeChecker:
                 run.walk()
         except _NewBuildFailed as failed:
             verdict, difference, detail = Verdict.FAILS, failed.difference, failed.detail
+        except _RecordUnfit as unfit:
+            verdict, detail = Verdict.UNCHECKED, str(unfit)
         except ContinuityBreak as broken:
             verdict, detail = Verdict.UNCHECKED, f"the record breaks continuity: {broken}"
         except Divergence as found:

@@ -137,3 +137,22 @@ def test_a_chain_that_breaks_continuity_is_unchecked(record, open_store, rewrite
     rewrite(store, recording.actor, call.seq, lambda data: {**data, "state": b"\x01" * 32})
     result = UpgradeChecker(v1().encode()).check(store, recording.actor)
     assert result.verdict == Verdict.UNCHECKED and "continuity" in result.detail
+
+
+@pytest.mark.parametrize(("forged_result", "verdict"), [
+    ({"ok": b"\0" * 8}, Verdict.DIFFERENT),  # a well-formed other answer: the guest answers it, not as recorded
+    ("not a result", Verdict.UNCHECKED),  # malformed: the record is at fault, not the build
+])
+def test_a_forged_bundle_with_valid_hashes_is_never_passed(record, open_store, forged_from, forged_result, verdict):
+    """An attacker rewrites a host result and re-hashes the chain: integrity holds, but the recorded build itself
+    no longer reproduces the record, so no build is called identical to it."""
+    from theater.porcelain.upgrade import check_bundle
+
+    recording = record(v1(), workload, GRANTS)
+
+    def edit(drafts):
+        next(d for d in drafts if d.type == RANDOM).data["result"] = forged_result
+
+    forged = forged_from(open_store(recording), recording.actor, edit)
+    result = check_bundle(UpgradeChecker(v1().encode()), forged.bundle)
+    assert result.verdict == verdict, (result.detail, result.difference)
