@@ -56,6 +56,31 @@ def state_event_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> Ev
     return None
 
 
+def component_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> bytes:
+    """The blob hash of the component the actor runs at event ``seq`` (default: now): the one the latest
+    ``wasm/instantiate`` at or before ``seq`` names (after an ``actor/upgraded``), else the one ``actor/created``
+    names. Walks back from ``seq`` to the latest instance.
+
+    Raises:
+        NotFoundError: no such actor.
+    """
+    head = store.log.head(actor)
+    if head.hash is None:
+        raise NotFoundError("actor", str(actor))
+    position = head.seq if seq is None else min(seq, head.seq)
+    while position > 0:
+        event = store.log.at(actor, position)
+        if event.type == WASM_INSTANTIATE:
+            named = event.data.get("component") if isinstance(event.data, dict) else None
+            if isinstance(named, bytes):
+                return named
+            break  # every instance after an upgrade names its component: this one runs the first
+        position -= 1
+    created = store.log.at(actor, 0).data
+    component: bytes = created["component"] if isinstance(created, dict) else b""
+    return component
+
+
 def state_at(store: Store, actor: uuid.UUID, seq: int | None = None) -> bytes | None:
     """The actor's state after event ``seq`` (default: now), read from the record.
 

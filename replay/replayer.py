@@ -38,6 +38,7 @@ from replay.errors import (
     ReplayError,
     ReplayTimeout,
 )
+from replay.history import component_at
 from replay.schema import (
     ACTOR_CREATED,
     LIFECYCLE_PREFIXES,
@@ -397,10 +398,9 @@ class Replayer:
             return ReplayReport(actor=actor, from_seq=from_seq, to_seq=0, calls=0, host_calls=0, state=None,
                                 divergence=origin)
         engine = self._engine(created.engine)
-        try:
-            component = engine.load(self.store, genesis.data["component"])
-        except NotFoundError:
-            raise RecordIncomplete(f"component {genesis.data['component'].hex()} is not in the blob store") from None
+        # Mid-chain, the component is the one the instance before from_seq runs (an upgrade changes it).
+        component = _load(engine, self.store, created.component if from_seq == 0
+                          else component_at(self.store, actor, from_seq))
         stop = None if to_seq is None else to_seq + 1
         # Events before from_seq are read too: continuity is checked from genesis whatever replay starts from.
         checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
@@ -456,6 +456,18 @@ class Replayer:
             raise InvalidInputError("from_seq", from_seq, f"a sequence number of the chain (0..{head})")
         if to_seq is not None and (type(to_seq) is not int or to_seq < from_seq):
             raise InvalidInputError("to_seq", to_seq, f"a sequence number from from_seq ({from_seq}) on")
+
+
+def _load(engine: Engine, store: Store, digest: bytes) -> Any:
+    """The compiled component with this blob hash.
+
+    Raises:
+        RecordIncomplete: it is not in the blob store.
+    """
+    try:
+        return engine.load(store, digest)
+    except NotFoundError:
+        raise RecordIncomplete(f"component {digest.hex()} is not in the blob store") from None
 
 
 @contextmanager
@@ -535,6 +547,9 @@ class _Run:
                         on_err=self.on_err)
 
     def _instantiate(self, event: Event) -> Boundary:
+        upgraded = event.data.get("component")
+        if isinstance(upgraded, bytes):  # after ``actor/upgraded``: this instance runs the component it names
+            self.component = _load(self.engine, self.store, upgraded)
         boundary = self._new_boundary(event)
         recorded = event.data.get("fuel")
         if recorded is not None and recorded != boundary.instantiate_fuel:

@@ -28,6 +28,7 @@ ACTOR_EXIT = "actor/exit"
 ACTOR_FAILED = "actor/failed"
 ACTOR_PASSIVATED = "actor/passivated"
 ACTOR_REVERT = "actor/revert"
+ACTOR_UPGRADED = "actor/upgraded"
 WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
@@ -39,7 +40,7 @@ SUPERVISOR_GIVE_UP = "supervisor/give-up"
 SUPERVISOR_STOP = "supervisor/stop"
 EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, ACTOR_REVERT, WASM_INSTANTIATE,
                WASM_CALL, WASM_RESULT, WASM_ERROR, WASM_ERR_ANSWER, SUPERVISOR_SPAWN, SUPERVISOR_RESTART,
-               SUPERVISOR_GIVE_UP, SUPERVISOR_STOP)
+               SUPERVISOR_GIVE_UP, SUPERVISOR_STOP, ACTOR_UPGRADED)
 # How an export call ends: ok, an err the actor answered (it goes on, its state unchanged), or a failure.
 OUTCOMES = (WASM_RESULT, WASM_ERR_ANSWER, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
@@ -321,19 +322,23 @@ def _files(fields_: _Fields) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WasmInstantiate(Payload):
-    """``wasm/instantiate``: a fresh instance. ``state`` is ``MISSING`` in chains written before it was recorded."""
+    """``wasm/instantiate``: a fresh instance. ``state`` is ``MISSING`` in chains written before it was recorded.
+    ``component`` (the blob hash of the component the instance runs) is there only once the actor was upgraded
+    (``actor/upgraded``): without it, the instance runs the component ``actor/created`` names."""
 
     TYPE: ClassVar[str] = WASM_INSTANTIATE
     fuel: int | None
     state: bytes | None | object = _MISSING
     reason: InstantiateReason
+    component: bytes | object = _MISSING
 
     @classmethod
     def decode(cls, event: Event) -> Self:
         fields_ = cls._fields(event)
         return cls(fuel=fields_.uint("fuel", optional=True),
                    state=fields_.digest("state", nullable=True, optional=True),
-                   reason=InstantiateReason(fields_.text("reason", INSTANTIATE_REASONS)))
+                   reason=InstantiateReason(fields_.text("reason", INSTANTIATE_REASONS)),
+                   component=fields_.digest("component", optional=True))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -463,6 +468,25 @@ class ActorRevert(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActorUpgraded(Payload):
+    """``actor/upgraded``: the actor's component was replaced (``theater restart --component``); the instances
+    after it run ``new`` (each ``wasm/instantiate`` names it). ``verdict`` is the upgrade check's over the chain
+    before it (``replay.upgrade``), ``forced`` says the restart went ahead whatever the verdict."""
+
+    TYPE: ClassVar[str] = ACTOR_UPGRADED
+    new: bytes
+    old: bytes
+    forced: bool
+    verdict: str
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(new=fields_.digest("new"), old=fields_.digest("old"),  # type: ignore[arg-type]
+                   forced=fields_.flag("forced"), verdict=fields_.text("verdict"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActorFailed(Payload):
     """``actor/failed``: the actor could not be brought up, or its supervisor gave up."""
 
@@ -553,7 +577,8 @@ class SupervisorStop(Payload):
 
 PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
     ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, ActorRevert, WasmInstantiate, WasmCall,
-    WasmResult, WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop)}
+    WasmResult, WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop,
+    ActorUpgraded)}
 
 
 def read_genesis(event: Event) -> Genesis:
@@ -609,6 +634,7 @@ __all__ = [
     "ACTOR_PASSIVATED",
     "ACTOR_REVERT",
     "ACTOR_STOP",
+    "ACTOR_UPGRADED",
     "CHAIN_ENDS",
     "EVENT_TYPES",
     "INIT_EXPORT",
@@ -636,6 +662,7 @@ __all__ = [
     "ActorPassivated",
     "ActorRevert",
     "ActorStop",
+    "ActorUpgraded",
     "Genesis",
     "InstantiateReason",
     "Limits",

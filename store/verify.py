@@ -50,7 +50,7 @@ log = logging.getLogger("store.verify")
 BLOB_FIELDS: dict[str, tuple[str, ...]] = {
     "actor/created": ("component", "manifest", "init_state"),
     "actor/revert": ("state",),
-    "wasm/instantiate": ("state",),
+    "wasm/instantiate": ("state", "component"),
     "wasm/call": ("state",),
     "wasm/result": ("state",),
 }

@@ -40,6 +40,7 @@ from replay.engine import MAX_MESSAGE_BYTES, Engine
 from replay.errors import FaultKind, GuestFault
 from replay.schema import (
     CHAIN_ENDS,
+    MISSING,
     ActorExit,
     ActorFailed,
     ActorPassivated,
@@ -132,6 +133,7 @@ class Actor:
         self.id = actor_id
         self.manifest = manifest
         self.component_hash = component_hash
+        self.upgraded = False  # it runs another component than its creation's: each instance records which
         self.tape = tape
         self.parent = parent
         self.status = ActorStatus.STARTING
@@ -548,7 +550,8 @@ class Actor:
         self.last_active = time.monotonic()
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
         self.tape.record(WasmInstantiate(fuel=self.boundary.instantiate_fuel, state=self.tape.state_ref(self.state),
-                                         reason=InstantiateReason(reason)))
+                                         reason=InstantiateReason(reason),
+                                         component=self.component_hash if self.upgraded else MISSING))
 
     def _host_functions(self) -> dict[str, dict[str, Callable[..., Any]]]:
         self.close_handlers()

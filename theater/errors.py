@@ -27,6 +27,7 @@ beside this subtree)::
         ├── ResourceExhausted         the machine ran out of something (threads, memory): names it and the actor
         ├── SupervisionError          a supervision request was refused
         ├── RevertRefused             an actor cannot be reverted now (it holds requests, channels or children)
+        ├── UpgradeRefused            a restart with a new component whose upgrade check did not pass (--force)
         ├── ServerError               a server cannot start
         │   ├── HomeLocked            another server runs on the home
         │   └── AddressUnavailable    the address cannot be bound
@@ -300,6 +301,22 @@ class AddressUnavailable(ServerError):
         super().__init__(f"cannot listen on {host}:{port}: {reason}")
 
 
+class UpgradeRefused(RuntimeFault):
+    """A restart with a new component was refused: the upgrade check over the actor's chain did not pass.
+
+    Attributes:
+        actor: the actor (its id as text). verdict: the check's verdict. detail: the first difference or the
+            failure, in words.
+    """
+
+    def __init__(self, actor: str, verdict: str, detail: str) -> None:
+        self.actor = actor
+        self.verdict = verdict
+        self.detail = detail
+        super().__init__(f"actor {actor}: the upgrade check says {verdict!r} ({detail}); nothing was changed "
+                         "(give force to restart with it anyway)")
+
+
 class BuildError(RuntimeFault):
     """An actor project could not be built.
 
@@ -350,4 +367,5 @@ __all__ = [
     "ServerError",
     "SupervisionError",
     "TheaterError",
+    "UpgradeRefused",
 ]

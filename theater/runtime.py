@@ -30,7 +30,7 @@ from replay.errors import MalformedRecord
 from replay.history import state_at
 from replay.lineage import ForkOrigin
 from replay.replayer import Replayer
-from replay.schema import ActorCreated, InstantiateReason
+from replay.schema import ActorCreated, ActorUpgraded, InstantiateReason
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
 from theater import components, netloop
@@ -61,6 +61,9 @@ from theater.supervision import Supervision
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
+# The reserved label naming the component an upgraded actor runs (``theater.porcelain.upgrade``); the chain says
+# the same (``actor/upgraded``, and each ``wasm/instantiate`` after it), the label saves a walk back through it.
+COMPONENT_LABEL = "theater/component/"
 
 
 def actor_summary(a: Actor, supervision: Supervision) -> dict[str, Any]:
@@ -257,12 +260,16 @@ class Theater:
 
         return lineage.revert(self, actor_id, event)
 
-    def reopen(self, actor_id: str | uuid.UUID) -> str:
+    def reopen(self, actor_id: str | uuid.UUID, *, upgrade: ActorUpgraded | None = None) -> str:
         """Bring an actor recorded in this home back to life after a restart of the runtime.
 
         A fresh instance starts from the state of the actor's last successful call, without ``init``; the chain
         continues where it ended (``wasm/instantiate`` with reason ``resume``; ``activate`` when the chain ends in
         ``actor/passivated``). Does nothing for an actor this runtime runs (passivated included).
+
+        With ``upgrade`` (an actor not running here) the chain first records it (``actor/upgraded``) and the fresh
+        instance runs its ``new`` component (already in the blob store; ``theater.porcelain.upgrade`` checks it
+        first).
 
         Raises:
             NotFoundError: no such actor in the store; RecordIncomplete: its creation event is missing.
@@ -275,18 +282,18 @@ class Theater:
         if head.hash is None:
             raise NotFoundError("actor", str(key))
         reason = resume_reason(self.store.log.at(key, head.seq).type)
-        actor = self._restore(key)
+        actor = self._restore(key, component=None if upgrade is None else upgrade.new)
         if self.router.add_unless_live(actor) is not actor:
             actor.close()  # brought back meanwhile (by a message): that one stands
             return str(key)
         with blocking():  # on a worker (a parent's resume), waiting for the actor's first operation
-            actor.submit(lambda: self._resume(actor, reason)).result()
+            actor.submit(lambda: self._resume(actor, reason, upgrade)).result()
         self._rejoin(actor)
         return str(key)
 
-    def _restore(self, key: uuid.UUID) -> Actor:
-        """An actor object read from its chain: its manifest, parent and last state, registered nowhere, with no
-        instance yet.
+    def _restore(self, key: uuid.UUID, *, component: bytes | None = None) -> Actor:
+        """An actor object read from its chain: its manifest, parent, component (the one its last instance ran,
+        or ``component``) and last state, registered nowhere, with no instance yet.
 
         Raises:
             RecordIncomplete: its creation event is missing. MalformedRecord, ManifestError: its record is not
@@ -303,10 +310,19 @@ class Theater:
         check_limits(manifest, self.maximums)
         parent = genesis.data.get("parent")
         tape = RecordTape(self.store, key, self.store.log.head(key))
-        actor = Actor(self._stage, key, manifest, genesis.data["component"], tape,
-                      parse_actor_id(parent) if parent else None)
+        runs = self._component_of(key, genesis.data["component"]) if component is None else component
+        actor = Actor(self._stage, key, manifest, runs, tape, parse_actor_id(parent) if parent else None)
+        actor.upgraded = runs != genesis.data["component"]
         actor.state = state_at(self.store, key)
         return actor
+
+    def _component_of(self, key: uuid.UUID, created: bytes) -> bytes:
+        """The component the actor runs: the one of its last upgrade (kept under a reserved label when the upgrade
+        is recorded, so finding it costs no walk of the chain), else its creation's."""
+        try:
+            return self.store.blobs.get_label(COMPONENT_LABEL + str(key))
+        except NotFoundError:
+            return created
 
     def _restore_passivated(self, key: uuid.UUID, reason: InstantiateReason) -> Actor:
         """``_restore``, as a running actor without an instance: its first call makes one (``reason``)."""
@@ -315,9 +331,12 @@ class Theater:
         actor.passivated, actor.activation, actor.last_active = True, reason, time.monotonic()
         return actor
 
-    def _resume(self, actor: Actor, reason: InstantiateReason) -> None:
-        """On the actor's thread: a fresh instance from its last state, then what its handlers held outside it
-        (the servers of ``http-framework``: each handler class with a ``reattach`` brings its part back)."""
+    def _resume(self, actor: Actor, reason: InstantiateReason, upgrade: ActorUpgraded | None = None) -> None:
+        """On the actor's thread: a fresh instance from its last state (after recording ``upgrade``, if any), then
+        what its handlers held outside it (the servers of ``http-framework``: each handler class with a
+        ``reattach`` brings its part back)."""
+        if upgrade is not None:
+            actor.tape.record(upgrade)
         actor.boot(reason, call_init=False)
         for spec in actor.manifest.handlers:
             reattach = getattr(IMPLEMENTED.get(spec.type), "reattach", None)

@@ -24,6 +24,7 @@ from theater.cli.replay import replay_command
 from theater.cli.run import demo, run
 from theater.cli.server import server
 from theater.cli.store import store
+from theater.cli.upgrade import upgrade_check_command
 from theater.cli.verify import verify
 
 
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 
 for command in (
     audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
-    verify,
+    verify, upgrade_check_command,
     *ACTOR_COMMANDS, *LINEAGE_COMMANDS,
 ):
     cli.add_command(command)

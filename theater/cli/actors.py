@@ -26,6 +26,7 @@ from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 from theater.porcelain import actor_rows
 from theater.project import project_files
 from theater.porcelain.forms import from_jsonable, text_of
+from theater.porcelain.upgrade import new_build
 from theater.status import ActorStatus
 
 STATUS_STYLE = {ActorStatus.RUNNING: "green", ActorStatus.FAILED: "red", ActorStatus.STOPPED: "dim",
@@ -175,11 +176,40 @@ def stop(actor: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("actor", type=ACTOR_ID)
+@click.option("--component", "component", type=click.Path(exists=True),
+              help="Restart with this new component (a .wasm file, or a project directory, built), once the "
+                   "upgrade check over ACTOR's chain passes (see `theater upgrade-check`).")
+@click.option("--force", is_flag=True, help="With --component: restart whatever the check says (recorded).")
+@click.option("--accept", "accepted", multiple=True, type=click.Choice(["state-only", "different"]),
+              help="With --component: also pass this verdict (repeatable).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="THEATER_BUILD_CACHE",
+              help="Build cache for a project directory ($THEATER_BUILD_CACHE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the actor afterwards, as JSON.")
-def restart(actor: str, as_json: bool) -> None:
-    """Stop ACTOR if it runs and bring it back from its last state (without init)."""
-    answer = client_for().post(f"/v1/actors/{actor}/restart")
-    emit(answer) if as_json else click.echo(f"{answer['id']} {answer['status']}")
+def restart(actor: str, component: str | None, force: bool, accepted: tuple[str, ...], cache_dir: str | None,
+            as_json: bool) -> None:
+    """Stop ACTOR if it runs and bring it back from its last state (without init).
+
+    With --component the server first re-executes ACTOR's chain against the new component (every host call
+    answered from the record) and refuses (UpgradeRefused, nothing recorded) unless every call gives the same
+    answers and host calls (identical, or a verdict named by --accept), or --force is given. The chain then
+    records the upgrade (actor/upgraded: old and new component, the verdict) and runs the new component.
+    """
+    if component is None:
+        if force or accepted:
+            raise click.UsageError("--force and --accept go with --component")
+        answer = client_for().post(f"/v1/actors/{actor}/restart")
+        emit(answer) if as_json else click.echo(f"{answer['id']} {answer['status']}")
+        return
+    build = new_build(Path(component), cache_dir=Path(cache_dir) if cache_dir else None)
+    api = client_for()
+    body = {"component_hash": upload(api, build.wasm), "force": force, "accept": list(accepted)}
+    answer = api.post(f"/v1/actors/{actor}/restart", body)
+    if as_json:
+        emit(answer)
+    else:
+        upgrade = answer["upgrade"]
+        click.echo(f"{answer['id']} {answer['status']} (component {build.digest.hex()[:12]}, upgrade check: "
+                   f"{upgrade['verdict']}{', forced' if not upgrade['accepted'] else ''})")
 
 
 def _grants_text(grants: list[dict[str, Any]] | None) -> str:

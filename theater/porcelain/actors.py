@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from replay import state_event_at
 from replay.schema import ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, ACTOR_STOP, STATE_FIELDS, WASM_ERROR
 from store import EMPTY, Event, Store, parse_actor_id
-from store.errors import AmbiguousPrefixError, InvalidInputError, StoreError
+from store.errors import AmbiguousPrefixError, InvalidInputError, NotFoundError, StoreError
 from theater.errors import ActorNotFound, ActorNotRunning
 from theater.porcelain.records import recorded_head
-from theater.runtime import actor_summary
+from theater.runtime import COMPONENT_LABEL, actor_summary
 from theater.status import LIVE, ActorStatus
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def describe(store: Store, actor: uuid.UUID, theater: Theater | None = None) -> 
     data = genesis.data
     return {
         **row,
-        "component": data["component"].hex(),
+        "component": running_component(store, actor, data).hex(),
         "manifest": data["manifest"].hex(),
         "limits": data.get("limits"),
         "grants": _grants(store, data),
@@ -172,6 +172,15 @@ def _fork(origin: Any) -> dict[str, Any] | None:
     return {"actor": str(uuid.UUID(bytes=origin["actor"])), "seq": origin.get("seq"),
             "event": event.hex() if isinstance(event, bytes) else None,
             "overrides": len(origin.get("overrides") or [])}
+
+
+def running_component(store: Store, actor: uuid.UUID, created: dict[str, Any]) -> bytes:
+    """The component the actor runs: its last upgrade's (``theater restart --component``), else its creation's."""
+    try:
+        return store.blobs.get_label(COMPONENT_LABEL + str(actor))
+    except NotFoundError:
+        component: bytes = created["component"]
+        return component
 
 
 def _grants(store: Store, created: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -283,5 +292,6 @@ __all__ = [
     "resolve_actor",
     "restart",
     "running",
+    "running_component",
     "stop",
 ]

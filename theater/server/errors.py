@@ -38,6 +38,7 @@ from theater.errors import (
     ResourceExhausted,
     RevertRefused,
     SupervisionError,
+    UpgradeRefused,
 )
 
 
@@ -76,6 +77,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (MessageError, 409),  # ChannelRejected, ChannelClosed, RequestCancelled, ExportMissing, ReplyAbandoned
     (SupervisionError, 409),
     (RevertRefused, 409),
+    (UpgradeRefused, 409),
     (ResourceExhausted, 503),
     (AmbiguousPrefixError, 400),
     (NotFoundError, 404),

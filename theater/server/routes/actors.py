@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from replay.upgrade import Verdict
 from store import parse_actor_id
 from store.errors import InvalidInputError
 from theater import components, porcelain
@@ -14,6 +15,7 @@ from theater.errors import ReplyTimeout
 from theater.porcelain import actor_rows, describe, running
 from theater.porcelain.actors import PAGE
 from theater.porcelain.forms import bytes_json
+from theater.porcelain.upgrade import chain_check_json, upgrade_actor
 from theater.runtime import Theater
 from theater.server.errors import bad_request
 from theater.server.manifests import CLIENT, client_manifest, uploaded_files
@@ -132,11 +134,39 @@ async def stop(request: web.Request) -> web.Response:
 
 @routes.post("/v1/actors/{id}/restart")
 async def restart(request: web.Request) -> web.Response:
-    """Restart the actor: by its supervisor if it has one, else stop it and bring it back from its last state."""
+    """Restart the actor: by its supervisor if it has one, else stop it and bring it back from its last state.
+
+    With ``component`` (bytes) or ``component_hash`` (a blob uploaded first) the actor is restarted with that
+    component once the upgrade check over its chain passes (``force``: whatever the verdict; ``accept``: the
+    verdicts that pass besides ``identical``, from ``state-only`` and ``different``); refused: 409
+    ``UpgradeRefused``, and nothing is recorded. The answer then holds the check as ``upgrade``.
+    """
     svc = service(request)
     actor = actor_id(request, svc.theater.store)
-    await svc.run(porcelain.restart, svc.theater, actor)
-    return json_response(await svc.run(describe, svc.theater.store, actor, svc.theater))
+    body = await read_json(request)
+    if body.get("component") is None and body.get("component_hash") is None:
+        await svc.run(porcelain.restart, svc.theater, actor)
+        return json_response(await svc.run(describe, svc.theater.store, actor, svc.theater))
+    wasm = await svc.run(_new_component, svc.theater, body)
+    accept = field(body, "accept", list, [])
+    if not all(isinstance(a, str) and a in ("state-only", "different") for a in accept):
+        raise bad_request("accept: a list of verdicts from 'state-only' and 'different'")
+    passing = frozenset({Verdict.IDENTICAL, *(Verdict(a) for a in accept)})
+    force = field(body, "force", bool, False)
+    check = await svc.run(lambda: upgrade_actor(svc.theater, actor, wasm, force=force, accept=passing))
+    answer = await svc.run(describe, svc.theater.store, actor, svc.theater)
+    return json_response({**answer, "upgrade": chain_check_json(check, passing)})
+
+
+def _new_component(theater: Theater, body: dict[str, Any]) -> bytes:
+    """The component of a restart: given inline, or by the hash of a blob in the store."""
+    digest = _hash_field(body, "component_hash")
+    if body.get("component") is not None:
+        if digest is not None:
+            raise bad_request("give component or component_hash, not both")
+        return parse_bytes(body["component"], "component")
+    assert digest is not None
+    return theater.store.blobs.get(digest)
 
 
 # Messages.
