@@ -205,7 +205,7 @@ async function timelineView(id, query) {
       h("span", {id: "event-count"}, `${actor.head.seq + 1} events`), " · ",
       h("a", {href: `#/flow?actor=${enc(actor.id)}`}, "message flow"), " · ",
       h("a", {href: `#/verify/${enc(actor.id)}`}, "verify"), " · ", status));
-  const list = h("div", {class: "timeline", id: "timeline", tabindex: "0"});
+  const list = h("div", {class: "timeline", id: "timeline", tabindex: "0", "data-type": type, "data-q": text});
   show(head, filters, list);
   const timeline = type || text ? new FilteredTimeline(list, actor.id, type, text)
     : new VirtualTimeline(list, actor.id, actor.head.seq + 1);
@@ -228,7 +228,46 @@ function eventRow(actorId, event, fresh) {
     h("span", {class: "time"}, when(event.timestamp_ms).slice(11)),
     h("span", {class: "type"}, event.type),
     h("code", {class: "hash"}, event.hash.slice(0, 12)),
-    h("span", {class: "summary"}, oneLine(event.data)));
+    h("span", {class: "summary"}, summary(event)));
+}
+
+const UTF8 = new TextDecoder("utf-8", {fatal: true});
+
+// Event data for reading: "hex:..." bytes that are printable UTF-8 become their text (as the CLI shows them).
+function readable(value) {
+  if (typeof value === "string" && value.startsWith("hex:") && value.length % 2 === 0) {
+    const hex = value.slice(4);
+    if (hex.length > 0 && hex.length <= 8192 && /^[0-9a-f]*$/.test(hex)) {
+      const bytes = new Uint8Array(hex.length / 2);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+      try {
+        const text = UTF8.decode(bytes);
+        if (!/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text)) return text;
+      } catch (notText) { /* bytes, shown as hex */ }
+    }
+    return value;
+  }
+  if (Array.isArray(value)) return value.map(readable);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, readable(item)]));
+  }
+  return value;
+}
+
+// One line about an event: its call and parameters, or its data without the state hash and fuel.
+function summary(event) {
+  const data = readable(event.data);
+  if (!data || typeof data !== "object" || Array.isArray(data)) return oneLine(data);
+  if (typeof data.export === "string") {
+    const name = data.export.split(".").pop();
+    const args = "params" in data ? data.params : data.output;
+    return oneLine(`${name} ${JSON.stringify(args ?? null)}`);
+  }
+  if ("params" in data) return oneLine(`${JSON.stringify(data.params)} → ${JSON.stringify(data.result ?? null)}`);
+  const rest = {...data};
+  delete rest.state;
+  delete rest.fuel;
+  return oneLine(rest);
 }
 
 function placeholderRow(seq) {
@@ -346,7 +385,7 @@ class FilteredTimeline {
       const ok = this.type.endsWith("*") ? event.type.startsWith(this.type.slice(0, -1)) : event.type === this.type;
       if (!ok) return false;
     }
-    return !this.text || JSON.stringify(event.data).toLowerCase().includes(this.text.toLowerCase());
+    return !this.text || JSON.stringify(readable(event.data)).toLowerCase().includes(this.text.toLowerCase());
   }
 
   async page() {
@@ -587,9 +626,9 @@ function arrow(message, x, y) {
   const link = (endpoint) => endpoint ? `#/event/${enc(endpoint.actor)}/${endpoint.seq}` : null;
   const mid = self ? from + 48 : (from + to) / 2;
   return s("g", {class: `message ${message.kind}`, "data-kind": message.kind},
+    s("title", {}, `${label}${message.link ? ` (${message.link})` : ""}`),
     line,
-    s("text", {x: mid, y: y - 6, class: "arrow-label", "text-anchor": self ? "start" : "middle"}, label,
-      s("title", {}, `${label}${message.link ? ` (${message.link})` : ""}`)),
+    s("text", {x: mid, y: y - 6, class: "arrow-label", "text-anchor": self ? "start" : "middle"}, label),
     message.from ? s("a", {href: link(message.from), class: "end from"},
       s("circle", {cx: from, cy: y, r: 5}), s("title", {}, `sender's event #${message.from.seq}`)) : null,
     message.to ? s("a", {href: link(message.to), class: "end to"},
