@@ -4,7 +4,7 @@ with componentize-py, cached), a token-protected server, and a real Chromium dri
 The browser is the system's (the Debian ``chromium`` package), never one Playwright downloads. Without it the
 browser tests skip and say what to install, except in CI (``$CI`` set, as ``.ci/run`` does), where a missing
 browser fails the run. Screenshots of every view go to ``$THEATER_TEST_ARTIFACTS/explorer`` when that is set,
-else to ``explorer-screenshots`` under pytest's temporary directory.
+else to ``test-artifacts/explorer`` in the repository (ignored by git).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 from tests.server._harness import Http, ServerProcess
 
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -84,6 +85,79 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         assert server.stop() == 0, server.stderr()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgedStage:
+    """A server (not resuming) on a home holding pong's chain with one answer rewritten."""
+
+    server: ServerProcess
+    actor: str
+    seq: int  # the rewritten event
+
+
+@pytest.fixture(scope="session")
+def forged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForgedStage]:
+    """pong answered ``ping 0`` and ``ping 1``; its chain is then forged so that the first answer reads ``pong 9``
+    (every hash valid: only re-execution can tell)."""
+    from store import parse_actor_id
+    from tests._forge import Draft, forge
+    from theater.runtime import Theater
+
+    root = tmp_path_factory.mktemp("explorer-forged")
+    pong_result = _build_examples(root / "projects")[0]
+    _seed(root / "home", [pong_result])
+    with Theater(root / "home") as theater:
+        pong = theater.start(pong_result.project.manifest)
+        for n in range(2):
+            assert theater.request(pong, f"ping {n}".encode()) == f"pong {n}".encode()
+        theater.stop(pong)
+        changed: list[int] = []
+
+        def edit(drafts: list[Draft]) -> None:
+            for seq, draft in enumerate(drafts):
+                if draft.type == "wasm/result" and draft.data["output"] == [[{"some": b"pong 0"}]]:
+                    draft.data["output"] = [[{"some": b"pong 9"}]]
+                    changed.append(seq)
+                    return
+
+        made = forge(theater.store, parse_actor_id(pong), edit, root / "forged")
+    _seed(made.home, [pong_result])
+    server = ServerProcess(made.home, args=("--no-resume",)).start()
+    yield ForgedStage(server=server, actor=pong, seq=changed[0])
+    assert server.stop() == 0, server.stderr()
+
+
+BIG_CHAIN = 1_000_000
+
+
+@pytest.fixture(scope="session")
+def big_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """A server on a home holding one chain of ``BIG_CHAIN`` events (written straight to the store: calls and
+    results alternating, as a busy actor's chain does)."""
+    import uuid
+
+    from store import EMPTY, Head, Store
+
+    home = tmp_path_factory.mktemp("explorer-big") / "home"
+    actor = uuid.uuid4()
+    with Store(home / "store", durability="buffered") as store:
+        head, pending = EMPTY, None
+        created = {"id": str(actor), "name": "big", "component": bytes(32), "manifest": bytes(32)}
+        for seq in range(BIG_CHAIN):
+            if seq == 0:
+                kind, data = "actor/created", created
+            elif seq % 2:
+                kind, data = "wasm/call", {"export": "big.tick", "params": [f"tick {seq}".encode()], "state": None}
+            else:
+                kind, data = "wasm/result", {"export": "big.tick", "output": [], "state": None}
+            pending = store.log.append_async(actor, kind, data, expected=head, timestamp_ms=1_700_000_000_000 + seq)
+            head = Head(pending.event.seq, pending.event.hash)
+        assert pending is not None
+        pending.wait()
+    server = ServerProcess(home, args=("--no-resume",)).start()
+    yield server, str(actor)
+    assert server.stop() == 0, server.stderr()
+
+
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server whose API needs ``TOKEN``, on an empty home."""
@@ -93,10 +167,10 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the browser tests write their screenshots."""
-    given = os.environ.get("THEATER_TEST_ARTIFACTS")
-    where = Path(given) / "explorer" if given else tmp_path_factory.getbasetemp() / "explorer-screenshots"
+def artifacts() -> Path:
+    """Where the browser tests write their screenshots: ``$THEATER_TEST_ARTIFACTS/explorer``, else
+    ``test-artifacts/explorer`` in the repository (ignored by git)."""
+    where = Path(os.environ.get("THEATER_TEST_ARTIFACTS") or REPO / "test-artifacts") / "explorer"
     where.mkdir(parents=True, exist_ok=True)
     return where
 

@@ -177,3 +177,15 @@ def test_state_diff_of_text_and_of_bytes():
     assert state_diff(b"same", b"same") == {"kind": "same", "entries": []}
     assert state_diff(None, b'{"n": 1}')["entries"] == [{"path": "$", "op": "changed", "before": None,
                                                           "after": {"n": 1}}]
+
+
+def test_replay_to_here_of_a_forged_answer_reports_the_divergence(forged):
+    http = forged.server.http()
+    before = http.ok("POST", "/v1/explorer/replay", {"actor": forged.actor, "seq": forged.seq - 1})
+    assert before["ok"] is True  # up to the forged event, the record re-executes
+    report = http.ok("POST", "/v1/explorer/replay", {"actor": forged.actor, "seq": forged.seq})
+    assert report["ok"] is False and report["integrity"]["ok"] is True
+    divergence = report["replay"]["divergence"]
+    assert divergence["seq"] == forged.seq and divergence["kind"] == "execution"
+    assert divergence["expected"]["output"] == [[{"some": "hex:" + b"pong 9".hex()}]]  # the record's
+    assert divergence["actual"]["output"] == [[{"some": "hex:" + b"pong 0".hex()}]]  # what the code answers

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.components import wat
-from tests.explorer.conftest import TOKEN, Stage
+from tests.explorer.conftest import BIG_CHAIN, TOKEN, Stage
 from tests.server._harness import start_body
 
 pytestmark = [pytest.mark.integration]
@@ -193,3 +193,38 @@ def test_log_in_on_a_token_protected_server(page, token_server, artifacts):
     shot(page, artifacts, "12-logged-in")
     page.locator("#logout").click()
     page.wait_for_url(re.compile(r".*/login$"))
+
+
+def test_replay_to_a_forged_event_shows_the_divergence_side_by_side(page, forged, artifacts):
+    page.goto(f"{forged.server.url}/#/event/{forged.actor}/{forged.seq}")
+    page.locator("#replay-button").click()
+    page.locator("#divergence").wait_for()
+    assert page.locator("#report-verdict").inner_text().startswith("DIVERGED")
+    assert '"pong 9"' in page.locator("#divergence-expected").inner_text()
+    assert '"pong 0"' in page.locator("#divergence-actual").inner_text()
+    shot(page, artifacts, "13-replay-divergence")
+
+
+@pytest.mark.slow
+def test_a_million_event_timeline_scrolls_by_pages_from_the_server(page, big_chain, artifacts):
+    server, actor = big_chain
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/events?" in r.url else None)
+    page.goto(f"{server.url}/#/actor/{actor}")
+    page.locator('#timeline .row[data-seq="0"]:not(.placeholder)').wait_for()
+    assert page.locator("#event-count").inner_text() == f"{BIG_CHAIN} events"
+    timeline = page.locator("#timeline")
+    timeline.evaluate("t => { t.scrollTop = t.scrollHeight; }")
+    last = page.locator(f'#timeline a.row[data-seq="{BIG_CHAIN - 1}"]')
+    last.wait_for()
+    assert last.locator(".type").inner_text() == "wasm/call"
+    assert f"tick {BIG_CHAIN - 1}" in last.locator(".summary").inner_text()
+    timeline.evaluate("t => { t.scrollTop = (t.scrollHeight - t.clientHeight) / 2; }")
+    middle = page.locator("#timeline a.row").first
+    page.wait_for_function("() => { const r = document.querySelector('#timeline a.row'); "
+                           "return r && Math.abs(Number(r.dataset.seq) - 500000) < 100; }")
+    shot(page, artifacts, "14-million-events")
+    middle.click()
+    page.locator("#event-data").wait_for()
+    assert len(fetched) <= 10, fetched  # a page per place looked at: never the whole chain
+    assert all("limit=200" in url for url in fetched)

@@ -297,7 +297,7 @@ class VirtualTimeline {
   }
 
   resize() {
-    this.spacer.style.height = `${Math.max(0, Math.min(this.count * ROW_HEIGHT, MAX_SCROLL_PX) - this.view())}px`;
+    this.spacer.style.height = `${Math.min(this.count * ROW_HEIGHT, MAX_SCROLL_PX)}px`;
   }
 
   view() { return this.container.clientHeight || 600; }
@@ -567,8 +567,8 @@ function reportView(report) {
       h("p", {}, `${divergence.kind} divergence at `,
         h("a", {href: `#/event/${enc(report.actor)}/${divergence.seq}`}, `#${divergence.seq}`), ": ", divergence.what),
       h("div", {class: "columns"},
-        h("div", {}, h("h3", {}, "Recorded"), h("pre", {}, pretty(divergence.expected))),
-        h("div", {}, h("h3", {}, "Re-executed"), h("pre", {}, pretty(divergence.actual)))),
+        h("div", {}, h("h3", {}, "Recorded"), h("pre", {id: "divergence-expected"}, pretty(readable(divergence.expected)))),
+        h("div", {}, h("h3", {}, "Re-executed"), h("pre", {id: "divergence-actual"}, pretty(readable(divergence.actual))))),
       divergence.hint ? h("p", {class: "muted"}, divergence.hint) : null));
   }
   if (replay && replay.interrupted.length) {
