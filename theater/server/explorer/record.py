@@ -270,13 +270,13 @@ def _classify(event: Event, sends: list[tuple[Event, str, str, Any]], delivered:
     export = data.get("export")
     if not isinstance(export, str) or "." not in export:
         return
-    kind = DELIVERY_EXPORTS.get(export.rsplit(".", 1)[1])
-    if kind is None:
+    delivery = DELIVERY_EXPORTS.get(export.rsplit(".", 1)[1])
+    if delivery is None:
         return
     if event.type == WASM_CALL and isinstance(params, list) and params:
-        delivered.append((event, kind, params[-1]))
+        delivered.append((event, delivery, params[-1]))
         calls[export] = event
-    elif event.type == WASM_RESULT and kind == "request" and export in calls:
+    elif event.type == WASM_RESULT and delivery == "request" and export in calls:
         results[(str(event.actor), calls.pop(export).seq)] = event
 
 
