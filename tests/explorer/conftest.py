@@ -126,6 +126,60 @@ def forged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForgedStage]:
     assert server.stop() == 0, server.stderr()
 
 
+CLIENT = "theater:simple/message-server-client."
+HOST = "theater:simple/message-server-host/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkedStage:
+    """A server on a home of two hand-written chains whose deliveries record causal links."""
+
+    server: ServerProcess
+    sender: str
+    receiver: str
+
+
+@pytest.fixture(scope="session")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LinkedStage]:
+    """``a`` sends ``hello`` to ``b`` (seq 2) and asks it ``q`` (seq 4, after its log at 3). ``b`` first gets a
+    ``hello`` from the API (seq 1, no cause: a decoy for matching by content), then a's (seq 3, cause a#2), then
+    a's request (seq 5, cause a#3: the event before the request)."""
+    import uuid
+
+    from store import EMPTY, Head, Store
+
+    home = tmp_path_factory.mktemp("explorer-linked") / "home"
+    a, b = uuid.uuid4(), uuid.uuid4()
+    with Store(home / "store", durability="buffered") as store:
+        def chain(actor: uuid.UUID, events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+            head, hashes = EMPTY, []
+            for seq, (kind, data) in enumerate(events):
+                event = store.log.append(actor, kind, data, expected=head, timestamp_ms=1_700_000_000_000 + seq)
+                head = Head(event.seq, event.hash)
+                hashes.append(event.hash)
+            return hashes
+
+        def created(actor: uuid.UUID, name: str) -> tuple[str, dict[str, Any]]:
+            return "actor/created", {"id": str(actor), "name": name, "component": bytes(32), "manifest": bytes(32)}
+
+        sent = chain(a, [created(a, "a"), ("wasm/call", {"export": CLIENT + "handle-send", "params": [b"go"]}),
+                         (HOST + "send", {"params": [str(b), b"hello"], "result": {"ok": None}}),
+                         ("theater:simple/runtime/log", {"params": ["asking"], "result": None}),
+                         (HOST + "request", {"params": [str(b), b"q"], "result": {"ok": b"r"}}),
+                         ("wasm/result", {"export": CLIENT + "handle-send", "output": [], "state": None})])
+        chain(b, [created(b, "b"),
+                  ("wasm/call", {"export": CLIENT + "handle-send", "params": [b"hello"]}),
+                  ("wasm/result", {"export": CLIENT + "handle-send", "output": [], "state": None}),
+                  ("wasm/call", {"export": CLIENT + "handle-send", "params": [b"hello"], "cause": sent[2]}),
+                  ("wasm/result", {"export": CLIENT + "handle-send", "output": [], "state": None}),
+                  ("wasm/call", {"export": CLIENT + "handle-request", "params": ["r1", b"q"], "cause": sent[3]}),
+                  ("wasm/result", {"export": CLIENT + "handle-request", "output": [[{"some": b"r"}]],
+                                   "state": None})])
+    server = ServerProcess(home, args=("--no-resume",)).start()
+    yield LinkedStage(server=server, sender=str(a), receiver=str(b))
+    assert server.stop() == 0, server.stderr()
+
+
 BIG_CHAIN = 1_000_000
 
 

@@ -189,3 +189,25 @@ def test_replay_to_here_of_a_forged_answer_reports_the_divergence(forged):
     assert divergence["seq"] == forged.seq and divergence["kind"] == "execution"
     assert divergence["expected"]["output"] == [[{"some": "hex:" + b"pong 9".hex()}]]  # the record's
     assert divergence["actual"]["output"] == [[{"some": "hex:" + b"pong 0".hex()}]]  # what the code answers
+
+
+def test_a_recorded_causal_link_ties_the_delivery_to_its_sender_over_a_same_content_decoy(linked):
+    flow = linked.server.http().ok("GET", f"/v1/explorer/flow?actor={linked.sender}&actor={linked.receiver}")
+    hellos = [m for m in flow["messages"] if m["message"] == "hello"]
+    assert [(m["from"], m["to"]["seq"], m["link"]) for m in hellos] == [
+        (None, 1, None),  # from the API, although its content matches a's send
+        ({"actor": linked.sender, "seq": 2, "hash": hellos[1]["from"]["hash"]}, 3, "recorded"),
+    ]
+    request = next(m for m in flow["messages"] if m["kind"] == "request")
+    assert (request["from"]["seq"], request["to"]["seq"], request["link"]) == (4, 5, "recorded")
+    reply = next(m for m in flow["messages"] if m["kind"] == "reply")
+    assert (reply["from"]["seq"], reply["to"]["seq"], reply["message"]) == (6, 4, "r")
+
+
+def test_an_event_shows_the_sending_event_its_causal_link_names(linked):
+    http = linked.server.http()
+    send = http.ok("GET", f"/v1/explorer/event?actor={linked.receiver}&seq=3")["cause"]
+    assert (send["actor"], send["seq"], send["named_seq"]) == (linked.sender, 2, 2)
+    request = http.ok("GET", f"/v1/explorer/event?actor={linked.receiver}&seq=5")["cause"]
+    assert (request["actor"], request["seq"], request["named_seq"]) == (linked.sender, 4, 3)
+    assert http.ok("GET", f"/v1/explorer/event?actor={linked.receiver}&seq=1")["cause"] is None

@@ -228,3 +228,14 @@ def test_a_million_event_timeline_scrolls_by_pages_from_the_server(page, big_cha
     page.locator("#event-data").wait_for()
     assert len(fetched) <= 10, fetched  # a page per place looked at: never the whole chain
     assert all("limit=200" in url for url in fetched)
+
+
+def test_a_delivery_links_to_the_sending_event_its_causal_link_names(page, linked, artifacts):
+    page.goto(f"{linked.server.url}/#/event/{linked.receiver}/5")
+    sender = page.locator("#cause")
+    sender.wait_for()
+    shot(page, artifacts, "15-causal-link")
+    sender.click()
+    page.locator("h1").filter(has_text="#4").wait_for()
+    assert page.locator(".call-name").inner_text() == "theater:simple/message-server-host/request"
+    assert page.url.endswith(f"#/event/{linked.sender}/4")

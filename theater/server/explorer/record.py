@@ -31,8 +31,11 @@ MAX_FLOW_ACTORS = 50
 PREVIEW_CHARS = 80
 MESSAGE_HOST = "theater:simple/message-server-host/"
 DELIVERY_EXPORTS = {"handle-send": "send", "handle-request": "request"}
-# Where a delivery event may carry the sender's event hash (the causal link recorded on delivery).
-CAUSE_FIELDS = ("cause", "caused_by", "sender_event", "from_event")
+# The causal link a delivery's wasm/call records: the hash of the sender's event it follows (docs/events.md).
+CAUSE = "cause"
+# Deliveries whose cause names the event right before the sender's host call (whose own event, holding the answer,
+# is appended after the delivery): the sending event is the next one.
+CAUSE_BEFORE = ("handle-request", "handle-channel-open")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,14 +194,17 @@ def _walk(old: Any, new: Any, path: str, out: list[dict[str, Any]]) -> None:
 
 
 def _cause(store: Store, event: Event) -> dict[str, Any] | None:
-    """The sender's event a delivery names (the causal link), resolved to its actor and seq when it is stored."""
+    """The sender's event a delivery names (its causal link ``cause``): ``hash`` as recorded, and the sending event
+    (``actor``, ``seq``) when the home holds it. For a request (or channel open) the recorded hash names the event
+    before the sender's host call (``named_seq``); the sending event is the one after it, once appended."""
     data = event.data if isinstance(event.data, dict) else {}
-    for name in CAUSE_FIELDS:
-        value = data.get(name)
-        digest = value if isinstance(value, bytes) else _hex(value)
-        if digest is not None:
-            return {"field": name, "hash": digest.hex(), **_where(store, digest)}
-    return None
+    value = data.get(CAUSE)
+    digest = value if isinstance(value, bytes) and len(value) == 32 else _hex(value)
+    if digest is None:
+        return None
+    export = data.get("export")
+    before = isinstance(export, str) and export.rsplit(".", 1)[-1] in CAUSE_BEFORE
+    return {"field": CAUSE, "hash": digest.hex(), **_where(store, digest, before)}
 
 
 def _hex(value: Any) -> bytes | None:
@@ -210,12 +216,13 @@ def _hex(value: Any) -> bytes | None:
     return None
 
 
-def _where(store: Store, digest: bytes) -> dict[str, Any]:
+def _where(store: Store, digest: bytes, before: bool) -> dict[str, Any]:
     try:
         owner, seq = store.log.locate(digest)
     except StoreError:
-        return {"actor": None, "seq": None}
-    return {"actor": str(owner), "seq": seq}
+        return {"actor": None, "seq": None, "named_seq": None}
+    sender = seq + 1 if before and store.log.head(owner).seq > seq else seq
+    return {"actor": str(owner), "seq": sender, "named_seq": seq}
 
 
 # The tree.
@@ -283,13 +290,13 @@ def _classify(event: Event, sends: list[tuple[Event, str, str, Any]], delivered:
 def _arrows(store: Store, sends: list[tuple[Event, str, str, Any]],
             deliveries: dict[str, list[tuple[Event, str, Any]]],
             results: dict[tuple[str, int], Event]) -> list[dict[str, Any]]:
-    by_hash = {e.hash: e for e, _, _, _ in sends}
+    by_place = {(str(e.actor), e.seq): e for e, _, _, _ in sends}
     taken: set[tuple[str, int]] = set()
     senders: dict[tuple[str, int], tuple[Event, str]] = {}
     for target, items in deliveries.items():  # recorded causal links first
         for event, _kind, _message in items:
             cause = _cause(store, event)
-            sender = by_hash.get(bytes.fromhex(cause["hash"])) if cause else None
+            sender = by_place.get((cause["actor"], cause["seq"])) if cause else None
             if sender is not None:
                 senders[(target, event.seq)] = (sender, "recorded")
                 taken.add((str(sender.actor), sender.seq))

@@ -485,8 +485,9 @@ async function eventView(id, seq) {
 }
 
 function causeLink(cause) {
-  if (!cause.actor) return h("code", {}, cause.hash);
-  return h("a", {href: `#/event/${enc(cause.actor)}/${cause.seq}`}, `${short(cause.actor)} #${cause.seq}`);
+  if (!cause.actor) return h("code", {id: "cause", title: "not in this home"}, cause.hash);
+  return h("a", {id: "cause", href: `#/event/${enc(cause.actor)}/${cause.seq}`, title: `recorded cause ${cause.hash}`},
+    `${short(cause.actor)} #${cause.seq}`);
 }
 
 function callSection(call) {
