@@ -211,3 +211,17 @@ def test_an_event_shows_the_sending_event_its_causal_link_names(linked):
     request = http.ok("GET", f"/v1/explorer/event?actor={linked.receiver}&seq=5")["cause"]
     assert (request["actor"], request["seq"], request["named_seq"]) == (linked.sender, 4, 3)
     assert http.ok("GET", f"/v1/explorer/event?actor={linked.receiver}&seq=1")["cause"] is None
+
+
+def test_the_flow_of_one_actor_brings_in_those_it_sends_to(stage):
+    alone = stage.http.ok("GET", f"/v1/explorer/flow?actor={stage.ping}")
+    assert [a["id"] for a in alone["actors"]] == [stage.ping]
+    widened = stage.http.ok("GET", f"/v1/explorer/flow?actor={stage.ping}&with_correspondents=1")
+    assert [a["id"] for a in widened["actors"]] == [stage.ping, stage.pong]
+    assert sum(m["kind"] == "reply" and m["to"]["actor"] == stage.ping for m in widened["messages"]) == 3
+
+
+def test_the_flow_of_a_receiver_brings_in_the_senders_its_causal_links_name(linked):
+    http = linked.server.http()
+    widened = http.ok("GET", f"/v1/explorer/flow?actor={linked.receiver}&with_correspondents=1")
+    assert [a["id"] for a in widened["actors"]] == [linked.receiver, linked.sender]

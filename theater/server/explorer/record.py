@@ -241,18 +241,21 @@ def actor_tree(store: Store, theater: Theater) -> list[dict[str, Any]]:
 # The message flow.
 
 
-def message_flow(store: Store, actors: list[uuid.UUID], limit: int) -> dict[str, Any]:
+def message_flow(store: Store, actors: list[uuid.UUID], limit: int, *, widen: bool = False) -> dict[str, Any]:
     """The messages between ``actors`` in their last ``limit`` events each, as a sequence diagram's arrows.
 
     Each arrow has its two ends (``from`` and ``to``: actor, seq, hash; an end outside the chains read is null:
     the API, or an actor not shown). A delivery is tied to its sending event by its causal link when the record
-    has one (``link: "recorded"``), else matched by target and content, in order (``link: "matched"``).
+    has one (``link: "recorded"``), else matched by target and content, in order (``link: "matched"``). With
+    ``widen``, the actors they send to and those whose causal links they cite are read too (up to
+    ``MAX_FLOW_ACTORS`` in all).
     """
     names: dict[str, str | None] = {}
     sends: list[tuple[Event, str, str, Any]] = []  # (event, target, kind, message)
     deliveries: dict[str, list[tuple[Event, str, Any]]] = {}
     results: dict[tuple[str, int], Event] = {}
-    for actor in actors:
+    queue = list(dict.fromkeys(actors))
+    for actor in queue:
         head = recorded_head(store, actor)
         genesis = store.log.at(actor, 0)
         names[str(actor)] = genesis.data.get("name") if isinstance(genesis.data, dict) else None
@@ -260,9 +263,28 @@ def message_flow(store: Store, actors: list[uuid.UUID], limit: int) -> dict[str,
         calls: dict[str, Event] = {}
         for event in store.log.events(actor, start, head.seq + 1):
             _classify(event, sends, deliveries.setdefault(str(actor), []), calls, results)
+        if widen and actor in actors:
+            for other in _correspondents(store, sends, deliveries[str(actor)]):
+                if other not in queue and len(queue) < MAX_FLOW_ACTORS:
+                    queue.append(other)
     arrows = _arrows(store, sends, deliveries, results)
     arrows.sort(key=lambda a: (a["time_ms"], a["order"]))
     return {"actors": [{"id": key, "name": name} for key, name in names.items()], "messages": arrows}
+
+
+def _correspondents(store: Store, sends: list[tuple[Event, str, str, Any]],
+                    delivered: list[tuple[Event, str, Any]]) -> list[uuid.UUID]:
+    """The recorded actors named as targets of ``sends`` or as senders by the causal links of ``delivered``."""
+    found: list[uuid.UUID] = []
+    for text in [target for _, target, _, _ in sends] + [c["actor"] for e, _, _ in delivered
+                                                          if (c := _cause(store, e)) and c["actor"]]:
+        try:
+            other = uuid.UUID(text)
+        except ValueError:
+            continue
+        if other not in found and store.log.head(other).hash is not None:
+            found.append(other)
+    return found
 
 
 def _classify(event: Event, sends: list[tuple[Event, str, str, Any]], delivered: list[tuple[Event, str, Any]],

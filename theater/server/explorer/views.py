@@ -26,7 +26,7 @@ from theater.server.explorer import record
 from theater.server.explorer.session import COOKIE, login, logout, session_csrf
 from theater.server.service import service
 from theater.server.streams import Sink, run_stream
-from theater.server.wire import field, json_response, query_int, read_json
+from theater.server.wire import field, json_response, query_flag, query_int, read_json
 
 routes = web.RouteTableDef()
 
@@ -213,8 +213,9 @@ def _reporter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[dict[str, An
 
 @routes.get("/v1/explorer/flow")
 async def flow(request: web.Request) -> web.Response:
-    """The messages between actors (``actor``, repeatable; default: every actor of the home, at most
-    ``MAX_FLOW_ACTORS``) in the last ``limit`` events of each chain, as a sequence diagram's arrows."""
+    """The messages between actors (``actor``, repeatable; default: the home's first ``MAX_FLOW_ACTORS``) in the
+    last ``limit`` events of each chain, as a sequence diagram's arrows; ``with_correspondents``: also the actors
+    those send to or hear from."""
     svc = service(request)
     store = svc.theater.store
     limit = query_int(request, "limit", DEFAULT_FLOW_EVENTS, minimum=1, maximum=record.MAX_FLOW_EVENTS)
@@ -222,7 +223,9 @@ async def flow(request: web.Request) -> web.Response:
     if len(given) > record.MAX_FLOW_ACTORS:
         raise bad_request(f"at most {record.MAX_FLOW_ACTORS} actors in one flow")
     chosen = [resolve_actor(store, text) for text in given] if given else await svc.run(_first_actors, svc)
-    return json_response(await svc.run(record.message_flow, store, chosen, limit or DEFAULT_FLOW_EVENTS))
+    widen = bool(given) and query_flag(request, "with_correspondents")
+    size = limit or DEFAULT_FLOW_EVENTS
+    return json_response(await svc.run(lambda: record.message_flow(store, chosen, size, widen=widen)))
 
 
 def _first_actors(svc: Any) -> list[uuid.UUID]:

@@ -583,6 +583,7 @@ function reportView(report) {
 async function flowView(query) {
   const params = new URLSearchParams();
   for (const actor of query.getAll("actor")) params.append("actor", actor);
+  if (params.has("actor")) params.set("with_correspondents", "1");
   const flow = await api(`/v1/explorer/flow?${params}`);
   const diagram = sequenceDiagram(flow);
   show(h("h1", {}, "Message flow"),
