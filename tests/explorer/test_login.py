@@ -4,6 +4,7 @@ event streams accept, and that no other site can use."""
 from __future__ import annotations
 
 import http.cookies
+import time
 import urllib.request
 from unittest import mock
 
@@ -12,9 +13,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from tests.components import wat
 from tests.explorer.conftest import TOKEN
-from tests.server._harness import Http, start_body
+from tests.server._harness import Http, ServerProcess, start_body
 from theater.server.errors import ApiError
-from theater.server.explorer.session import COOKIE, SESSIONS, Sessions, login
+from theater.server.explorer.session import COOKIE, FAILURE_WINDOW_S, MAX_FAILURES, SESSIONS, Sessions, login
 
 
 def log_in(server, token=TOKEN):
@@ -134,3 +135,25 @@ def test_sessions_expire_and_are_bounded():
     with mock.patch("theater.server.explorer.session.MAX_SESSIONS", 3):
         opened = [sessions.open()[0] for _ in range(5)]
         assert [sessions.csrf(s) is not None for s in opened] == [False, False, True, True, True]
+
+
+def test_guessing_the_token_is_refused_after_too_many_wrong_ones(tmp_path):
+    server = ServerProcess(tmp_path / "home", env={"THEATER_TOKEN": TOKEN}).start()
+    try:
+        for _ in range(MAX_FAILURES):
+            assert log_in(server, "guess")[0].status == 401
+        reply, morsel = log_in(server)  # even the right token, until the window clears
+        assert (reply.status, reply.json["error"], morsel) == (429, "TooManyLogins", None)
+        assert server.http(TOKEN).get("/v1/actors").status == 200  # the API's bearer token is not affected
+    finally:
+        assert server.stop() == 0, server.stderr()
+
+
+def test_the_login_throttle_clears_after_its_window():
+    sessions = Sessions()
+    for _ in range(MAX_FAILURES):
+        sessions.failed()
+    assert sessions.throttled() > 0
+    later = time.monotonic() + FAILURE_WINDOW_S + 1
+    with mock.patch("theater.server.explorer.session.time.monotonic", return_value=later):
+        assert sessions.throttled() == 0

@@ -22,7 +22,9 @@ carry the session's CSRF token in the ``X-Theater-CSRF`` header, which only the 
 
 from __future__ import annotations
 
+import collections
 import hmac
+import math
 import ipaddress
 import secrets
 import time
@@ -35,6 +37,8 @@ COOKIE = "theater_session"
 CSRF_HEADER = "X-Theater-CSRF"
 SESSION_S = 12 * 3600
 MAX_SESSIONS = 10_000  # the oldest is dropped beyond this: a flood of logins cannot grow the server's memory
+MAX_FAILURES = 20  # wrong tokens accepted per FAILURE_WINDOW_S; then every login waits (429) until the window clears
+FAILURE_WINDOW_S = 60.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATIC_PREFIX = "/explorer/"
 PUBLIC = frozenset({("GET", "/"), ("HEAD", "/"), ("GET", "/login"), ("HEAD", "/login"),
@@ -46,6 +50,21 @@ class Sessions:
 
     def __init__(self) -> None:
         self._live: dict[str, tuple[float, str]] = {}
+        self._failures: collections.deque[float] = collections.deque()
+
+    def failed(self) -> None:
+        """Count a login with a wrong token."""
+        self._failures.append(time.monotonic())
+
+    def throttled(self) -> float:
+        """Seconds until the next login is taken (0: now): more than ``MAX_FAILURES`` wrong tokens within
+        ``FAILURE_WINDOW_S`` close the login, for everyone, until the oldest of them is that old."""
+        now = time.monotonic()
+        while self._failures and self._failures[0] <= now - FAILURE_WINDOW_S:
+            self._failures.popleft()
+        if len(self._failures) < MAX_FAILURES:
+            return 0.0
+        return self._failures[0] + FAILURE_WINDOW_S - now
 
     def open(self) -> tuple[str, str]:
         """A new session: its id (the cookie's value) and its CSRF token."""
@@ -115,18 +134,25 @@ def login(request: web.Request, given: str, token: str | None) -> web.Response:
     """Check ``given`` against the server's token and answer with a new session's cookie and CSRF token.
 
     Raises:
-        ApiError: 401 ``Unauthorized`` when the token is wrong; 403 ``InsecureLogin`` over plain http from another
-            machine; 400 when the server has no token (there is nothing to log in to).
+        ApiError: 401 ``Unauthorized`` when the token is wrong; 429 ``TooManyLogins`` after too many wrong ones
+            (``Sessions.throttled``); 403 ``InsecureLogin`` over plain http from another machine; 400 when the
+            server has no token (there is nothing to log in to).
     """
     if token is None:
         raise ApiError(400, "NoLogin", "this server has no token: the explorer needs no login")
+    sessions = request.app[SESSIONS]
+    wait = sessions.throttled()
+    if wait > 0:
+        raise ApiError(429, "TooManyLogins", f"more than {MAX_FAILURES} wrong tokens in {FAILURE_WINDOW_S:g} s: "
+                                             f"logins are closed for {math.ceil(wait)} s")
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode("utf-8")):
+        sessions.failed()
         raise ApiError(401, "Unauthorized", "wrong token")
     secure = request.secure
     if not secure and not loopback_peer(request):
         raise ApiError(403, "InsecureLogin", "log in over https, or from the server's own machine: over plain http "
                                              "the session cookie would cross the network in clear")
-    sid, csrf = request.app[SESSIONS].open()
+    sid, csrf = sessions.open()
     response = web.json_response({"csrf": csrf, "expires_s": SESSION_S})
     response.set_cookie(COOKIE, sid, max_age=SESSION_S, path="/", httponly=True, samesite="Strict",
                         secure=secure)
