@@ -237,15 +237,21 @@ def chromium_path() -> Path | None:
     return Path(found) if found else None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """A headless Chromium (the system's) under Playwright, shared by the session's browser tests."""
+def require_chromium() -> Path:
+    """The system's Chromium; without it the test skips saying what to install, or fails under ``$CI``."""
     executable = chromium_path()
     if executable is None:
         message = "the explorer's browser tests need Chromium: apt-get install -y chromium (Debian's package)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    return executable
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (the system's) under Playwright, shared by the session's browser tests."""
+    executable = require_chromium()
     if os.environ.get("CI"):
         import playwright.sync_api  # noqa: F401  (in CI a missing Playwright fails the run too)
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' (it brings playwright)")

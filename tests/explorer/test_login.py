@@ -157,3 +157,15 @@ def test_the_login_throttle_clears_after_its_window():
     later = time.monotonic() + FAILURE_WINDOW_S + 1
     with mock.patch("theater.server.explorer.session.time.monotonic", return_value=later):
         assert sessions.throttled() == 0
+
+
+def test_a_cross_site_websocket_with_the_cookie_is_refused(token_server):
+    _, morsel = log_in(token_server)
+    browser = Http(token_server.url)
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example",
+               **with_cookie(token_server, morsel)}
+    reply = browser.get("/v1/explorer/session", headers=upgrade)
+    assert (reply.status, reply.json["error"]) == (403, "CrossOrigin")
+    reply = browser.get("/v1/audit/checkpoints", headers=upgrade)
+    assert (reply.status, reply.json["error"]) == (403, "CrossOrigin")

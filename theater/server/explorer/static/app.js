@@ -67,6 +67,7 @@ function oneLine(value, max = 160) {
   return text && text.length > max ? text.slice(0, max - 1) + "…" : (text || "");
 }
 function enc(text) { return encodeURIComponent(text); }
+function count(n, noun) { return `${n} ${noun}${n === 1 ? "" : "s"}`; }
 
 // ---- the API ---------------------------------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ function actorLine(actor) {
     h("span", {class: `status status-${actor.status}`}, actor.status),
     h("a", {class: "name", href: `#/actor/${enc(actor.id)}`}, actor.name || "(unnamed)"),
     h("code", {class: "id", title: actor.id}, short(actor.id)),
-    h("span", {class: "count"}, `${actor.events} events`),
+    h("span", {class: "count"}, count(actor.events, "event")),
     actor.restarts ? h("span", {class: "restarts"}, `${actor.restarts} restart${actor.restarts > 1 ? "s" : ""}`) : null,
     failed,
     h("span", {class: "links"},
@@ -202,7 +203,7 @@ async function timelineView(id, query) {
     h("h1", {}, actor.name || "(unnamed)", " ", h("code", {class: "id"}, actor.id)),
     h("p", {},
       h("span", {class: `status status-${actor.status}`}, actor.status), " ",
-      h("span", {id: "event-count"}, `${actor.head.seq + 1} events`), " · ",
+      h("span", {id: "event-count"}, count(actor.head.seq + 1, "event")), " · ",
       h("a", {href: `#/flow?actor=${enc(actor.id)}`}, "message flow"), " · ",
       h("a", {href: `#/verify/${enc(actor.id)}`}, "verify"), " · ", status));
   const list = h("div", {class: "timeline", id: "timeline", tabindex: "0", "data-type": type, "data-q": text});
@@ -214,7 +215,7 @@ async function timelineView(id, query) {
   stream.addEventListener("ready", () => { status.textContent = "live"; status.className = "live"; });
   stream.addEventListener("event", (message) => {
     const event = JSON.parse(message.data);
-    document.getElementById("event-count").textContent = `${event.seq + 1} events`;
+    document.getElementById("event-count").textContent = count(event.seq + 1, "event");
     timeline.arrived(event);
   });
   stream.onerror = () => { status.textContent = "reconnecting…"; status.className = "muted"; };
@@ -226,7 +227,7 @@ function eventRow(actorId, event, fresh) {
     "data-seq": event.seq},
     h("span", {class: "seq"}, event.seq),
     h("span", {class: "time"}, when(event.timestamp_ms).slice(11)),
-    h("span", {class: "type"}, event.type),
+    h("span", {class: "type", title: event.type}, event.type),
     h("code", {class: "hash"}, event.hash.slice(0, 12)),
     h("span", {class: "summary"}, summary(event)));
 }
@@ -396,7 +397,7 @@ class FilteredTimeline {
       let events = this.search ? await this.searchPage() : null;
       if (events === null) events = await this.listingPage();
       append(this.rows, events.map((event) => eventRow(this.actorId, event, false)));
-      this.more.textContent = this.next === null ? `${this.rows.childElementCount} events` : "scroll for more";
+      this.more.textContent = this.next === null ? count(this.rows.childElementCount, "event") : "scroll for more";
     } catch (error) {
       this.more.replaceChildren(failure(error));
       this.next = null;
@@ -440,7 +441,7 @@ class FilteredTimeline {
   arrived(event) {
     if (this.matches(event) && this.next === null) {
       this.rows.append(eventRow(this.actorId, event, true));
-      this.more.textContent = `${this.rows.childElementCount} events`;
+      this.more.textContent = count(this.rows.childElementCount, "event");
     }
   }
 }
