@@ -225,3 +225,12 @@ def test_the_flow_of_a_receiver_brings_in_the_senders_its_causal_links_name(link
     http = linked.server.http()
     widened = http.ok("GET", f"/v1/explorer/flow?actor={linked.receiver}&with_correspondents=1")
     assert [a["id"] for a in widened["actors"]] == [linked.receiver, linked.sender]
+
+
+def test_a_blob_opened_in_the_browser_is_sandboxed_and_never_sniffed(stage):
+    digest = stage.http.request("POST", "/v1/blobs", data=b"<html><script>alert(1)</script></html>").json["hash"]
+    for path in (f"/v1/blobs/{digest}", f"/v1/explorer/event?actor={stage.pong}&seq=0", "/v1/nothing-here"):
+        reply = stage.http.get(path)
+        assert reply.headers["X-Content-Type-Options"] == "nosniff", path
+        assert reply.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'; sandbox"
+    assert stage.http.get(f"/v1/blobs/{digest}").headers["Content-Type"] == "application/octet-stream"

@@ -11,13 +11,21 @@ with no build step. May import the porcelain and the server's shared modules; th
 from aiohttp import web
 
 from theater.server.explorer.session import SESSIONS, Sessions, admits
-from theater.server.explorer.views import routes
+from theater.server.explorer.views import API_HEADERS, routes
 
 
 def install(app: web.Application) -> None:
-    """Add the explorer's routes and its session table to the server's application."""
+    """Add the explorer's routes and its session table to the server's application, and the headers that keep a
+    browser from running anything the API answers (``API_HEADERS``) to every answer that is not one of its
+    pages."""
     app[SESSIONS] = Sessions()
     app.add_routes(routes)
+    app.on_response_prepare.append(_api_headers)
+
+
+async def _api_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in API_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 __all__ = ["admits", "install", "routes"]

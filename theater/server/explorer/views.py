@@ -39,6 +39,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# On every other answer (JSON, blobs, streams): a browser that opens one (a blob's link) renders nothing active.
+API_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 # The only files served: a fixed table, so no name from a request ever reaches the file system.
 STATIC = {
     "app.js": "text/javascript",
@@ -232,4 +237,4 @@ def _first_actors(svc: Any) -> list[uuid.UUID]:
     return [actor for actor, _ in svc.theater.store.log.actors_page(None, record.MAX_FLOW_ACTORS)]
 
 
-__all__ = ["CSP", "PAGE_HEADERS", "STATIC", "routes"]
+__all__ = ["API_HEADERS", "CSP", "PAGE_HEADERS", "STATIC", "routes"]
