@@ -88,6 +88,9 @@ def test_the_message_flow_draws_each_rally_linked_to_the_events_at_both_ends(pag
     assert labels[:7] == [f"send: play {stage.pong} 3", "request: ping 0", "reply: pong 0", "request: ping 1",
                           "reply: pong 1", "request: ping 2", "reply: pong 2"]
     shot(page, artifacts, "5-message-flow")
+    picker = page.locator("#flow-actors")
+    assert picker.locator(f'input[value="{stage.ping}"]').is_checked()
+    assert not picker.locator(f'input[value="{stage.supervisor}"]').is_checked()
     request = diagram.locator('g.message.request').first
     sender = request.locator("a.end.from")
     receiver = request.locator("a.end.to")

@@ -585,9 +585,21 @@ async function flowView(query) {
   const params = new URLSearchParams();
   for (const actor of query.getAll("actor")) params.append("actor", actor);
   if (params.has("actor")) params.set("with_correspondents", "1");
-  const flow = await api(`/v1/explorer/flow?${params}`);
+  const [flow, all] = await Promise.all([api(`/v1/explorer/flow?${params}`), api("/v1/explorer/actors")]);
   const diagram = sequenceDiagram(flow);
-  show(h("h1", {}, "Message flow"),
+  const shown = new Set(flow.actors.map((actor) => actor.id));
+  const picker = h("form", {id: "flow-actors", class: "filters"}, "Actors: ",
+    all.actors.slice(0, 200).map((actor) => h("label", {},
+      h("input", {type: "checkbox", name: "actor", value: actor.id, checked: shown.has(actor.id)}), " ",
+      actor.name || short(actor.id), " ")),
+    h("button", {type: "submit"}, "Show"), h("a", {href: "#/flow"}, "all"));
+  picker.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = new URLSearchParams();
+    for (const id of new FormData(picker).getAll("actor")) chosen.append("actor", id);
+    window.location.hash = `#/flow${chosen.toString() ? "?" + chosen : ""}`;
+  });
+  show(h("h1", {}, "Message flow"), picker,
     h("p", {class: "muted"}, "Who sent what to whom. Click either end of an arrow for its event: the sender's ",
       "(the host call) and the receiver's (its call). Solid: send or request; dashed: the reply. ",
       "“API” stands for messages from outside (the CLI, HTTP clients) or from chains not shown."),
