@@ -62,6 +62,10 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     requests from web pages of other origins are refused; the startup line says how the server is protected.
     The server reads no file a client's manifest names; every manifest's [limits] must lie within the --max
     maximums.
+
+    The web explorer is served at the root URL (http://HOST:PORT/): the actors, their timelines, each event with
+    its state diff and replay, the message flow. With a token, its login page takes the token once and keeps a
+    session cookie (docs/explorer.md).
     """
     from theater.server import ServerConfig, ServerError, is_loopback, parse_address, serve
 

@@ -20,6 +20,7 @@ from theater import __version__
 from theater.errors import MailboxFull
 from theater.mailbox import MailboxLimits
 from theater.runtime import Theater
+from theater.server import explorer
 from theater.server.auth import Handler, token_middleware
 from theater.server.durable import resume_actors
 from theater.server.errors import ApiError, error_body, status_of
@@ -111,14 +112,16 @@ async def create_app(config: ServerConfig) -> web.Application:
         svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
+    tokens = token_middleware(config.token, explorer.admits)
     app = web.Application(
-        middlewares=[errors_middleware, browsers, token_middleware(config.token), body_deadline(config.body_timeout)],
+        middlewares=[errors_middleware, browsers, tokens, body_deadline(config.body_timeout)],
         client_max_size=config.max_body_bytes,
     )
     app[SERVICE] = svc
     app.router.add_get("/v1/server", server_info)
     for table in ROUTE_TABLES:
         app.add_routes(table)
+    explorer.install(app)
     app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_close)
     if config.checkpoint_every is not None:
