@@ -1,8 +1,8 @@
 """The routes of the management API, one module per noun: ``actors``, ``records``, ``channels``, ``blobs``,
-``audit``."""
+``audit``, ``search``."""
 
-from theater.server.routes import actors, audit, blobs, channels, records
+from theater.server.routes import actors, audit, blobs, channels, records, search
 
-ROUTE_TABLES = (actors.routes, records.routes, channels.routes, blobs.routes, audit.routes)
+ROUTE_TABLES = (actors.routes, records.routes, channels.routes, blobs.routes, audit.routes, search.routes)
 
 __all__ = ["ROUTE_TABLES"]
