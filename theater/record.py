@@ -103,6 +103,8 @@ class RecordTape:
     """
 
     replaying = False
+    cause: bytes | None = None  # the next ``wasm/call`` records this causal link (``theater.envelope``); then None
+    _stamp: Any = None  # an envelope whose ``cause`` the next append fills in (``stamp_next``)
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
         self._store = store
@@ -125,10 +127,17 @@ class RecordTape:
         pending = self._log.prepare(self.actor, type, data, expected=self.head)
         event = pending.event
         self.head = Head(event.seq, event.hash)
+        if self._stamp is not None:
+            self._stamp.cause, self._stamp = event.hash, None
         with self._guard:
             self._held.append((pending, None))
             self._last = pending
         return event
+
+    def stamp_next(self, envelope: Any) -> None:
+        """Set ``envelope.cause`` to the hash of the next event appended (a host function's own event: the boundary
+        appends it right after the function returns)."""
+        self._stamp = envelope
 
     def submit(self) -> PendingAppend | None:
         """Hand the held writes to the store, together and in order (one commit), and return the latest append.
@@ -249,7 +258,12 @@ class RecordTape:
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
         # The payload classes write their maps in canonical key order (shorter keys first): the store then skips
         # cbor2's slower canonical mode for them (store.codec._plain).
-        self.record(WasmCall(state=self.state_ref(state), export=export, params=params))
+        cause = self.cause
+        if cause is None:
+            self.record(WasmCall(state=self.state_ref(state), export=export, params=params))
+        else:
+            self.cause = None
+            self.record(WasmCall(cause=cause, state=self.state_ref(state), export=export, params=params))
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if isinstance(result, CallResult):

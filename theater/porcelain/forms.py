@@ -193,8 +193,15 @@ def replay_json(report: ReplayReport | None) -> dict[str, Any] | None:
 
 def verify_json(report: VerifyReport) -> dict[str, Any]:
     """``theater verify --json`` and ``POST /v1/actors/{id}/verify``: integrity, then re-execution."""
+    links = report.links
+    problem = None if links is None else links.problem
     return {"ok": report.ok, "actor": str(report.actor), "integrity": integrity_json(report.integrity),
-            "replay": replay_json(report.replay)}
+            "replay": replay_json(report.replay),
+            "links": None if links is None else {
+                "ok": links.ok, "links": links.links,
+                "problem": None if problem is None else {
+                    "seq": problem.seq, "hash": problem.hash.hex(), "detail": problem.detail,
+                    "cause": problem.cause.hex() if isinstance(problem.cause, bytes) else jsonable(problem.cause)}}}
 
 
 __all__ = [
