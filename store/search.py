@@ -9,7 +9,9 @@ The index (LMDB database ``search``) holds three keys per event, all ordered by 
 
 - ``t`` || ts (8) || position (8) -> actor (16) || seq (8) || type: every event;
 - ``a`` || actor (16) || ts (8) || position (8) -> seq (8) || type: one actor's events;
-- ``y`` || type key || 0x00 || ts (8) || position (8) -> actor (16) || seq (8): one type's events.
+- ``y`` || type key || 0x00 || ts (8) || position (8) -> actor (16) || seq (8): one type's events;
+- ``c`` || cause (32) || ts (8) || position (8) -> actor (16) || seq (8): the deliveries whose ``wasm/call`` names
+  that sender's event as its ``cause`` (so a message is found from the event that sent it).
 
 ``meta/search-indexed`` is the feed position below which every event is indexed. The index is not written by
 appends (the append path stays as it was): ``catch_up`` indexes the feed from there on, in chunks committed by
@@ -21,7 +23,8 @@ A search reads at most ``max_scan`` index entries and applies the predicate to a
 call; when a bound stops it first, the page says so (``partial``) and its cursor continues where it stopped.
 
 Cursors are opaque: the key, bound to the query by a keyed blake3 MAC (the key lives in ``meta/search-key``), so a
-cursor that was altered, or that belongs to another query, is refused with ``SearchCursorError``.
+cursor that was altered, or that belongs to another query, is refused with ``SearchCursorError``. A cursor only
+says where a scan starts: whatever it says, a search returns only events that match its query.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import lmdb
 
 from store._commit import CommitContext, Pending
 from store._index import FEED_VALUE_SIZE, feed_end
-from store.codec import DIGEST_SIZE, UINT_WIDTH, Event, decode_stored, read_link
+from store.codec import DIGEST_SIZE, UINT_WIDTH, Event, bytes_in_place, decode_stored, read_link, text_item
 from store.errors import ChecksumMismatch, InvalidInputError, NotFoundError, StoreError
 from store.recorder import materialise
 
@@ -60,6 +63,9 @@ MAX_TYPE_KEY = 200
 _CURSOR_VERSION = 1
 _CURSOR_DOMAIN = b"theater/search-cursor/v1\x00"
 _TS_MAX = (1 << 64) - 1
+WASM_CALL = "wasm/call"  # the delivery event whose ``cause`` is indexed (``replay.schema.WASM_CALL``)
+_CAUSE_KEY = text_item("cause")
+_CAUSE_TEXT = _CAUSE_KEY  # a body without these bytes holds no ``cause`` key
 
 
 class SearchCursorError(InvalidInputError):
@@ -95,11 +101,13 @@ class Query:
     since_ms: int | None = None
     until_ms: int | None = None
     text: str | None = None
+    cause: bytes | None = None  # only deliveries naming this sender's event
 
     def fingerprint(self) -> bytes:
         """A digest of the query, which a cursor is bound to."""
         canonical = json.dumps([sorted(str(a) for a in self.actors), sorted(self.types), self.since_ms,
-                                self.until_ms, self.text], separators=(",", ":"), ensure_ascii=True)
+                                self.until_ms, self.text, None if self.cause is None else self.cause.hex()],
+                               separators=(",", ":"), ensure_ascii=True)
         return blake3.blake3(canonical.encode()).digest()
 
 
@@ -128,6 +136,7 @@ class _Hit(NamedTuple):
     seq: int
     type: str | None  # None: not known from the index entry (a ``y`` key)
     ok: bool = True  # it passes the query's actor, type and time filters (else it is only a step of the scan)
+    cause: bytes | None = None  # a ``wasm/call``'s cause, when read (the feed's tail, a ``c`` key)
 
 
 # Index keys.
@@ -142,16 +151,37 @@ def type_key(type_: str) -> bytes:
     return raw
 
 
-def _entries(pos: int, actor: bytes, seq: int, ts: int, type_: str) -> list[tuple[bytes, bytes]]:
-    tail = ts.to_bytes(8, "big") + pos.to_bytes(8, "big")
-    seq_b = seq.to_bytes(8, "big")
+def _entries(hit: _Hit) -> list[tuple[bytes, bytes]]:
+    tail = hit.ts.to_bytes(8, "big") + hit.pos.to_bytes(8, "big")
+    seq_b = hit.seq.to_bytes(8, "big")
+    type_ = hit.type or ""
     name = type_.encode("utf-8", "surrogatepass")
-    return [(b"t" + tail, actor + seq_b + name), (b"a" + actor + tail, seq_b + name),
-            (b"y" + type_key(type_) + b"\x00" + tail, actor + seq_b)]
+    entries = [(b"t" + tail, hit.actor + seq_b + name), (b"a" + hit.actor + tail, seq_b + name),
+               (b"y" + type_key(type_) + b"\x00" + tail, hit.actor + seq_b)]
+    if hit.cause is not None:
+        entries.append((b"c" + hit.cause + tail, hit.actor + seq_b))
+    return entries
 
 
-def _header(value: bytes) -> tuple[int, str]:
-    """(timestamp_ms, type) of a stored event, read in place when its layout is the usual one."""
+def _header(value: bytes) -> tuple[int, str, bytes | None]:
+    """(timestamp_ms, type, cause) of a stored event, read in place when its layout is the usual one; ``cause`` is
+    a ``wasm/call``'s causal link, else None."""
+    ts, type_, data_at = _ts_type(value)
+    if type_ != WASM_CALL or _CAUSE_TEXT not in value:
+        return ts, type_, None
+    body = value[DIGEST_SIZE:]
+    if data_at is not None:
+        found = bytes_in_place(body, data_at, _CAUSE_KEY)
+        if isinstance(found, bytes):
+            return ts, type_, found
+    _, fields = decode_stored(bytes(value), where="search index")
+    data = fields[6]
+    cause = data.get("cause") if isinstance(data, dict) else None
+    return ts, type_, cause if isinstance(cause, bytes) and len(cause) == DIGEST_SIZE else None
+
+
+def _ts_type(value: bytes) -> tuple[int, str, int | None]:
+    """(timestamp_ms, type, offset of the data in the body or None) of a stored event."""
     body = value[DIGEST_SIZE:]
     link = read_link(body)
     if link is not None:
@@ -167,11 +197,11 @@ def _header(value: bytes) -> tuple[int, str]:
                 size = head - 0x60 if size_width == 1 else int.from_bytes(body[at + 1: at + size_width], "big")
                 start = at + size_width
                 try:
-                    return ts, bytes(body[start: start + size]).decode("utf-8")
+                    return ts, bytes(body[start: start + size]).decode("utf-8"), start + size
                 except UnicodeDecodeError:
                     pass
     _, fields = decode_stored(bytes(value), where="search index")
-    return fields[4], fields[5]
+    return fields[4], fields[5], None
 
 
 def _where(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], pos: int, value: bytes) -> tuple[bytes, int]:
@@ -200,8 +230,8 @@ def _feed_rows(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], start: int, st
         stored = txn.get(actor + seq.to_bytes(8, "big"), db=events)
         if stored is None:
             raise NotFoundError("event", f"{uuid.UUID(bytes=actor)} #{seq} (feed position {pos})")
-        ts, type_ = _header(stored)
-        yield _Hit(ts, pos, actor, seq, type_)
+        ts, type_, cause = _header(stored)
+        yield _Hit(ts, pos, actor, seq, type_, True, cause)
 
 
 def read_watermark(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> int:
@@ -228,7 +258,7 @@ class IndexChunk(Pending[int]):
         stop = min(feed_end(txn, dbs), start + self.limit)
         puts: list[tuple[bytes, bytes]] = []
         for hit in _feed_rows(txn, dbs, start, stop):
-            puts.extend(_entries(hit.pos, hit.actor, hit.seq, hit.ts, hit.type or ""))
+            puts.extend(_entries(hit))
         if puts:
             puts.sort()
             txn.cursor(db=dbs["search"]).putmulti(puts)
@@ -267,7 +297,9 @@ def catch_up(store: Store, *, chunk: int = CHUNK) -> int:
 
 def _cursor_key(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> bytes:
     key = txn.get(CURSOR_KEY, db=dbs["meta"])
-    # A home never indexed (opened read-only): cursors are still checked, with a key only this home's path names.
+    # A home never indexed (open read-only): a fixed key, so its cursors are checked against corruption and against
+    # use with another query, though not against forgery; a cursor only says where a scan starts, so a forged one
+    # can skip events of this query, never show events it does not match.
     return bytes(key) if key is not None else blake3.blake3(b"theater/search-unkeyed").digest()
 
 
@@ -326,6 +358,8 @@ class _Reader:
             return False
         if self.actor_set and hit.actor not in self.actor_set:
             return False
+        if self.query.cause is not None and hit.cause != self.query.cause:
+            return False
         return hit.type is None or self.type_ok(hit.type)
 
     def _range(self, prefix: bytes, parse: Callable[[bytes, bytes], _Hit]) -> Iterator[_Hit]:
@@ -364,6 +398,12 @@ class _Reader:
                         int.from_bytes(value[16:24], "big"), None)
         return self._range(b"y" + key + b"\x00", parse)
 
+    def _by_cause(self, cause: bytes) -> Iterator[_Hit]:
+        def parse(rest: bytes, value: bytes) -> _Hit:
+            return _Hit(int.from_bytes(rest[:8], "big"), int.from_bytes(rest[8:16], "big"), bytes(value[:16]),
+                        int.from_bytes(value[16:24], "big"), WASM_CALL, True, cause)
+        return self._range(b"c" + cause, parse)
+
     def _type_keys(self) -> list[bytes]:
         """The type keys of the query's types: exact ones, and every indexed type under each prefix."""
         keys = {type_key(t) for t in self.exact}
@@ -381,9 +421,11 @@ class _Reader:
         return sorted(keys)
 
     def indexed(self) -> Iterator[_Hit]:
-        """The index's candidates: from the actors' ranges, else the types', else the time index."""
+        """The index's candidates: from the cause's range, else the actors', else the types', else the time index."""
         if "search" not in self.dbs:
             return iter(())
+        if self.query.cause is not None:
+            return self._by_cause(self.query.cause)
         if self.actor_set:
             return heapq.merge(*(self._by_actor(a) for a in sorted(self.actor_set)))
         if self.query.types:

@@ -192,3 +192,23 @@ def test_cursor_of_another_search_is_refused(tmp_path: Path) -> None:
         assert page.next is not None
         with pytest.raises(SearchCursorError, match="belongs to another search"):
             search(store, Query(types=("wasm/result",)), after=page.next)
+
+
+def test_deliveries_are_found_by_the_cause_they_name(tmp_path: Path) -> None:
+    sender, receiver = ACTORS[0], ACTORS[1]
+    with Store(tmp_path / "store", durability="buffered") as store:
+        _fill(store, 200)
+        sent = store.log.append(sender, "theater:simple/message-server-host/send", {"params": ["x", b"m"]},
+                                expected=store.log.head(sender), timestamp_ms=1_000_100)
+        catch_up(store)  # one delivery indexed, one in the tail
+        head = store.log.head(receiver)
+        for n in range(2):
+            data = {"cause": sent.hash, "state": None, "export": "handle-send", "params": [b"m"]}
+            event = store.log.append(receiver, "wasm/call", data, expected=head, timestamp_ms=1_000_200 + n)
+            head = Head(event.seq, event.hash)
+            if n == 0:
+                catch_up(store)
+        found = _all(store, Query(cause=sent.hash))
+        assert found == _expected(store, lambda e: e.type == "wasm/call" and e.data.get("cause") == sent.hash)
+        assert len(found) == 2
+        assert _all(store, Query(cause=bytes(32))) == []

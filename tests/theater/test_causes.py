@@ -177,3 +177,15 @@ def test_chain_recorded_before_links_existed_still_verifies(delivered):
     home, echo, _, _ = delivered
     report, links = _verify_forged(home, echo, lambda data: data.pop("cause", None))
     assert report.ok and links.ok and links.links == 0
+
+
+def test_search_by_cause_finds_where_a_message_went(theater, start):
+    from theater.porcelain.search import search_events
+
+    echo = start("echo", wat.echo_actor())
+    forwarder = start("forwarder", wat.forwarder_actor())
+    theater.send(forwarder, to(echo, b"follow me"))
+    theater.request(echo, b"sync")
+    (sent,) = [e for e in theater.events(forwarder) if e.type == SEND]
+    page = search_events(theater.store, cause=sent.hash.hex())
+    assert [(str(e.actor), e.data["params"]) for e in page.events] == [(echo, [b"follow me"])]

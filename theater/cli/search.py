@@ -27,6 +27,7 @@ class SearchArgs:
     since: str | None
     until: str | None
     text: str
+    cause: str | None
     limit: int | None
     after: str | None
 
@@ -39,11 +40,13 @@ def search_command(ctx: Context, args: SearchArgs, fmt: str, full: bool) -> None
                                  param_hint="--limit")
     try:
         page = client_for().get("/v1/events/search", actor=list(args.actors), type=list(args.types),
-                                since=args.since, until=args.until, q=args.text or None, limit=limit,
+                                since=args.since, until=args.until, q=args.text or None, cause=args.cause,
+                                limit=limit,
                                 after=args.after)
     except ServerNotRunning:
         page = search_json(search_events(_home_store(ctx), actors=args.actors, types=args.types, since=args.since,
-                                          until=args.until, text=args.text or None, limit=limit, after=args.after))
+                                          until=args.until, text=args.text or None, cause=args.cause, limit=limit,
+                                          after=args.after))
     render(page, fmt, full)
 
 

@@ -45,6 +45,16 @@ def parse_time_ms(text: str, what: str) -> int:
     return max(0, math.ceil(micros / 1000))
 
 
+def _digest(text: str) -> bytes:
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise InvalidInputError("cause", text[:80], "an event hash: 64 hex digits")
+    return digest
+
+
 def _bad(what: str, text: str) -> int:
     raise InvalidInputError(what, text[:80], "an ISO-8601 time (2026-12-02T03:00:00Z) or nanoseconds since the epoch")
 
@@ -61,12 +71,12 @@ def text_matcher(text: str) -> Callable[[Event], bool]:
 
 def search_events(store: Store, *, actors: tuple[str, ...] = (), types: tuple[str, ...] = (),
                   since: str | None = None, until: str | None = None, text: str | None = None,
-                  limit: int = DEFAULT_LIMIT, after: str | None = None) -> SearchPage:
+                  cause: str | None = None, limit: int = DEFAULT_LIMIT, after: str | None = None) -> SearchPage:
     """One page of the home's events that match every filter given, in time order (``store.search``).
 
     ``actors`` are ids or unique prefixes; ``types`` exact or ``prefix*``; ``since`` (inclusive) and ``until``
-    (exclusive) as ``parse_time_ms`` reads them; ``text`` as ``text_matcher``; ``after`` a previous page's
-    ``next``.
+    (exclusive) as ``parse_time_ms`` reads them; ``text`` as ``text_matcher``; ``cause`` the hash (64 hex digits)
+    of a sender's event: only the deliveries that name it; ``after`` a previous page's ``next``.
 
     Raises:
         InvalidInputError: a malformed filter, a limit out of range, or a text over ``MAX_TEXT`` characters.
@@ -81,6 +91,6 @@ def search_events(store: Store, *, actors: tuple[str, ...] = (), types: tuple[st
     query = Query(actors=ids, types=tuple(sorted(set(types))),
                   since_ms=None if since is None else parse_time_ms(since, "since"),
                   until_ms=None if until is None else parse_time_ms(until, "until"),
-                  text=text or None)
+                  text=text or None, cause=None if cause is None else _digest(cause))
     match = text_matcher(text) if text else None
     return search(store, query, match=match, limit=limit, after=after)

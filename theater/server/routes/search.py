@@ -15,7 +15,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/events/search")
 async def search(request: web.Request) -> web.Response:
-    """``actor`` (repeatable), ``type`` (repeatable, ``x/*``), ``since``, ``until``, ``q``, ``limit``, ``after``."""
+    """``actor`` (repeatable), ``type`` (repeatable, ``x/*``), ``since``, ``until``, ``q``, ``cause``, ``limit``,
+    ``after``."""
     svc = service(request)
     store = svc.theater.store
     query = request.query
@@ -23,10 +24,11 @@ async def search(request: web.Request) -> web.Response:
     types = tuple(query.getall("type", []))
     since, until = query.get("since") or None, query.get("until") or None
     text = query.get("q") or None
+    cause = query.get("cause") or None
     after = query.get("after") or None
     limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT) or DEFAULT_LIMIT
     page = await svc.run(lambda: search_events(store, actors=actors, types=types, since=since, until=until,
-                                               text=text, limit=limit, after=after))
+                                               text=text, cause=cause, limit=limit, after=after))
     return json_response(search_json(page))
 
 
