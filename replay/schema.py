@@ -343,9 +343,14 @@ class WasmInstantiate(Payload):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WasmCall(Payload):
-    """``wasm/call``: an export is about to be called with this state and these (recorded-form) params."""
+    """``wasm/call``: an export is about to be called with this state and these (recorded-form) params.
+
+    ``cause`` (a delivery from another actor: the hash of the sender's event it follows) is left out of the map
+    when there is none; replay does not read it (verification checks it against the sender's chain).
+    """
 
     TYPE: ClassVar[str] = WASM_CALL
+    cause: Any = _MISSING  # first: canonical key order (shorter keys first, then bytewise)
     state: bytes | None
     export: str
     params: list[Any]

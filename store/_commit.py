@@ -205,6 +205,7 @@ class Writer:
         self._stopped = False
         self._feed_next = self._read_feed_next()
         self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
+        self.timings: list[Callable[[float, int], None]] = []  # called with (seconds, writes) after a batch commits
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
         self._frontier: Frontier | None = None  # the Merkle tree's frontier after our last commit, valid as _heads
         self._next_txn = -1
@@ -319,6 +320,7 @@ class Writer:
 
     def _commit(self, ops: list[Pending[Any]], *, merge: bool = False) -> bool:
         """Commit ``ops`` (and a chunk of the index merge when ``merge``); False when the commit failed."""
+        started = time.perf_counter()
         while True:
             errors: dict[int, BaseException] = {}
             try:
@@ -350,6 +352,13 @@ class Writer:
                     listener()
                 except Exception:  # a listener's failure must not stop the writer
                     log.exception("a commit listener failed")
+            if self.timings and ops:
+                elapsed = time.perf_counter() - started
+                for timing in self.timings:
+                    try:
+                        timing(elapsed, len(ops))
+                    except Exception:  # an observer's failure must not stop the writer
+                        log.exception("a commit timing observer failed")
             return True
 
     def _failed(self, ops: list[Pending[Any]], exc: StoreError) -> bool:

@@ -17,9 +17,9 @@ import lmdb
 
 from store.errors import StoreClosedError, StoreFullError, StoreOpenError
 
-DB_NAMES = ("meta", "blobs", "labels", "events", "event_index", "heads", "feed", "merkle")
-# Added after homes existed: a read-only open of a home no writer of this version opened yet goes without it.
-OPTIONAL_DB_NAMES = ("merkle",)
+DB_NAMES = ("meta", "blobs", "labels", "events", "event_index", "heads", "feed", "merkle", "search")
+# Added after homes existed: a read-only open of a home no writer of this version opened yet goes without them.
+OPTIONAL_DB_NAMES = ("merkle", "search")
 STORE_MAGIC = b"theater-store"
 STORE_FORMAT = b"1"
 DEFAULT_MAP_SIZE = 1 << 30

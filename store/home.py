@@ -88,6 +88,17 @@ class Store:
             raise ReadOnlyError(str(self.path))
         self._writer.listeners.append(listener)
 
+    def add_commit_timing(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, writes)`` after every commit of writes: how long the batch took to commit
+        (from the writer taking it to durable) and how many writes it held. On the writer thread: keep it short.
+
+        Raises:
+            ReadOnlyError: the store is open read-only (it commits nothing).
+        """
+        if not isinstance(self._writer, Writer):
+            raise ReadOnlyError(str(self.path))
+        self._writer.timings.append(observer)
+
     def close(self) -> None:
         """Commit what is queued and close the environment. Safe to call twice."""
         if self._writer is not None:

@@ -61,6 +61,7 @@ from theater.errors import (
     MessageTooLarge,
     ResourceExhausted,
 )
+from theater.envelope import Envelope
 from theater.handlers import IMPLEMENTED, Handler, check_grants, configs
 from theater.host import Children, Router
 from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservation
@@ -69,6 +70,7 @@ from theater.record import RecordTape, Write, committed_state
 from theater.release import Effect, Releaser, settle
 from theater.scheduler import Scheduler, blocking, current
 from theater.status import ENDED, LIVE, ActorStatus
+from theater.telemetry import Telemetry
 
 ACTOR_INIT = "theater:simple/actor.init"
 HANDLE_SEND = "theater:simple/message-server-client.handle-send"
@@ -97,6 +99,7 @@ class Stage:
         children_of: an actor's children as its ``supervisor`` handler sees them.
         on_ended: called in an actor's operation when it stops, exits (``how``, with its data) or fails.
         scheduler: the worker pool that runs every actor's operations.
+        telemetry: OpenTelemetry spans and metrics (``theater.telemetry``); None (default): off, nothing traced.
     """
 
     store: Store
@@ -108,6 +111,7 @@ class Stage:
     children_of: Callable[[Actor], Children]
     on_ended: Callable[[Actor, str, bytes | None], None]
     scheduler: Scheduler
+    telemetry: Telemetry | None = None
 
 
 class Actor:
@@ -548,6 +552,8 @@ class Actor:
         self._recovering = False
         self.passivated = False
         self.last_active = time.monotonic()
+        if self.stage.telemetry is not None:
+            self.stage.telemetry.instantiated(self, reason)
         # The state it starts from is recorded, so verification can check the calls after it continue from it.
         self.tape.record(WasmInstantiate(fuel=self.boundary.instantiate_fuel, state=self.tape.state_ref(self.state),
                                          reason=InstantiateReason(reason),
@@ -560,7 +566,14 @@ class Actor:
             handler = IMPLEMENTED[type_](self, config)
             self.handlers.append(handler)
             host[handler.interface] = handler.functions()
+        if self.stage.telemetry is not None:
+            host = self.stage.telemetry.wrap_host(self, host)
         return host
+
+    def envelope(self) -> Envelope:
+        """A new envelope for a message this actor sends: its trace context when tracing is on."""
+        telemetry = self.stage.telemetry
+        return Envelope(trace=None if telemetry is None else telemetry.capture())
 
     def close_handlers(self) -> None:
         """Let the handlers of the instance that is going release what they hold (e.g. kill its processes)."""
@@ -568,8 +581,11 @@ class Actor:
         for handler in handlers:
             handler.close()
 
-    def call(self, export: str, params: list[Any]) -> CallResult:
+    def call(self, export: str, params: list[Any], envelope: Envelope | None = None) -> CallResult:
         """Call an export with the current state; on success the result's state becomes the actor's state.
+
+        ``envelope`` (a delivery from another actor) gives the ``wasm/call`` its causal link and, when tracing
+        is on, the span its parent.
 
         An ``err`` the actor answers (its manifest's ``on_err`` is ``answer``, the default; never ``init``'s) is
         recorded as ``wasm/err-answer`` and logged; the call's state change is discarded and the actor goes on.
@@ -590,14 +606,24 @@ class Actor:
         if not self.boundary.has_export(export):
             # Refused before anything crosses the boundary: nothing is recorded and the actor keeps running.
             raise ExportMissing(str(self.id), self.name, export)
+        telemetry = self.stage.telemetry
+        span = None if telemetry is None else telemetry.start_call(self, export, envelope)
+        if envelope is not None:
+            self.tape.cause = envelope.cause
         try:
             result = self.boundary.call(export, self.state, params)
         except GuestFault as fault:
+            if span is not None:
+                span.failed(fault)
             if fault.answered:
                 self._answered(fault)
             if fault.kind != STOPPED:
                 self._fail(fault)
             raise
+        finally:
+            self.tape.cause = None  # never carried over to a call it was not given for
+            if span is not None:
+                span.end()
         self.state = result.state
         self.last_active = time.monotonic()
         if self.shutdown_data is not None:

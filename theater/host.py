@@ -29,7 +29,8 @@ from typing import Any, Protocol, TypeAlias, Union
 from replay.boundary import CallResult
 from replay.errors import GuestFault
 from replay.schema import InstantiateReason
-from store import Event, Store
+from store import Event, Head, Store
+from theater.envelope import Envelope
 from theater.mailbox import Reservation
 from theater.manifest import Manifest, Maximums
 from theater.release import Effect
@@ -45,6 +46,15 @@ class Recording(Protocol):
 
     def wait_durable(self, timeout: float | None = None) -> None:
         """Block until every event appended so far is durable (raises the store's error if one failed)."""
+        ...
+
+    @property
+    def head(self) -> Head:
+        """The chain's head as appended so far (durable or not)."""
+        ...
+
+    def stamp_next(self, envelope: Envelope) -> None:
+        """Set ``envelope.cause`` to the hash of the next event appended (the host function's own event)."""
         ...
 
 
@@ -166,6 +176,10 @@ class ActorHost(Protocol):
         when they could not be committed (then the effect must not take place)."""
         ...
 
+    def envelope(self) -> Envelope:
+        """A new host-side envelope for a message it sends (``theater.envelope``)."""
+        ...
+
     def flush(self) -> None:
         """Wait until every event so far is durable (or failed) and the effects deferred so far have run."""
         ...
@@ -226,7 +240,7 @@ class SupervisedActor(ActorHost, Protocol):
         """``control(op)``, ending the call running now at the next epoch tick; ``op`` must stop the actor."""
         ...
 
-    def call(self, export: str, params: list[Any]) -> CallResult:
+    def call(self, export: str, params: list[Any], envelope: Envelope | None = None) -> CallResult:
         """Call an export with the current state (in one of the actor's operations)."""
         ...
 
@@ -305,18 +319,23 @@ class Router(Protocol):
         ...
 
     def deliver_send(
-        self, target: ActorHost, message: bytes, reservation: Reservation | None = None
+        self, target: ActorHost, message: bytes, reservation: Reservation | None = None,
+        envelope: Envelope | None = None,
     ) -> Future[None]: ...
 
-    def deliver_request(self, target: ActorHost, message: bytes) -> Future[bytes]: ...
+    def deliver_request(self, target: ActorHost, message: bytes, envelope: Envelope | None = None
+                        ) -> Future[bytes]: ...
 
-    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]: ...
+    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,
+                             envelope: Envelope | None = None) -> Future[ChannelAnswer]: ...
 
     def deliver_channel_message(
-        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
+        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None,
+        envelope: Envelope | None = None,
     ) -> Future[None]: ...
 
-    def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]: ...
+    def deliver_channel_close(self, peer: Endpoint, channel_id: str, envelope: Envelope | None = None
+                              ) -> Future[None]: ...
 
     def wait_reply(
         self, reply: Future[Any], timeout: float | None, what: str, *, waiter: ActorHost | None = None

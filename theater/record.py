@@ -103,6 +103,8 @@ class RecordTape:
     """
 
     replaying = False
+    cause: bytes | None = None  # the next ``wasm/call`` records this causal link (``theater.envelope``); then None
+    _stamp: Any = None  # an envelope whose ``cause`` the next append fills in (``stamp_next``)
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
         self._store = store
@@ -128,10 +130,17 @@ class RecordTape:
             pending.after, self._after = self._after, ()  # type: ignore[assignment]
         event = pending.event
         self.head = Head(event.seq, event.hash)
+        if self._stamp is not None:
+            self._stamp.cause, self._stamp = event.hash, None
         with self._guard:
             self._held.append((pending, None))
             self._last = pending
         return event
+
+    def stamp_next(self, envelope: Any) -> None:
+        """Set ``envelope.cause`` to the hash of the next event appended (a host function's own event: the boundary
+        appends it right after the function returns)."""
+        self._stamp = envelope
 
     def submit(self) -> PendingAppend | None:
         """Hand the held writes to the store, together and in order (one commit), and return the latest append.
@@ -267,8 +276,14 @@ class RecordTape:
         # cbor2's slower canonical mode for them (store.codec._plain). The two events of every call write the map
         # ``WasmCall(...).encode()`` and ``WasmResult(...).encode()`` make (their fields in order, none an enum)
         # directly: building the frozen dataclass and walking its fields cost more than encoding the event
-        # (tests/theater/test_record.py checks both give the same map).
-        self.append(WASM_CALL, {"state": self.state_ref(state), "export": export, "params": params})
+        # (tests/theater/test_record.py checks both give the same map). A delivery from another actor carries its
+        # cause (the sender's event) and goes through the payload class.
+        cause = self.cause
+        if cause is None:
+            self.append(WASM_CALL, {"state": self.state_ref(state), "export": export, "params": params})
+        else:
+            self.cause = None
+            self.record(WasmCall(cause=cause, state=self.state_ref(state), export=export, params=params))
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if type(result) is CallResult:

@@ -35,6 +35,7 @@ from theater.actor import (
     Actor,
 )
 from theater.channels import ChannelRegistry
+from theater.envelope import Envelope
 from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
@@ -180,13 +181,15 @@ class Router:
 
     # Delivery.
 
-    def deliver_send(self, target: ActorHost, message: bytes, reservation: Reservation | None = None) -> Future[None]:
+    def deliver_send(self, target: ActorHost, message: bytes, reservation: Reservation | None = None,
+                     envelope: Envelope | None = None) -> Future[None]:
         actor = _actor(target)
         self.check_message(actor, message, reservation)
-        return self._submit(actor, lambda a: a.call(HANDLE_SEND, [message]) and None, size=len(message),
+        return self._submit(actor, lambda a: a.call(HANDLE_SEND, [message], envelope) and None, size=len(message),
                             reservation=reservation)
 
-    def deliver_request(self, target: ActorHost, message: bytes) -> Future[bytes]:
+    def deliver_request(self, target: ActorHost, message: bytes, envelope: Envelope | None = None
+                        ) -> Future[bytes]:
         actor = _actor(target)
         self.check_message(actor, message)
         reply: Future[bytes] = Future()
@@ -194,7 +197,7 @@ class Router:
         def handle(actor: Actor) -> None:
             request_id = str(uuid.uuid4())
             try:
-                result = actor.call(HANDLE_REQUEST, [request_id, message])
+                result = actor.call(HANDLE_REQUEST, [request_id, message], envelope)
             except BaseException as exc:
                 error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
                 actor.defer(lambda failed: settle(reply, None, error, failed))
@@ -214,12 +217,13 @@ class Router:
         self._submit(actor, handle, size=len(message)).add_done_callback(refused)
         return reply
 
-    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes) -> Future[ChannelAnswer]:
+    def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,
+                             envelope: Envelope | None = None) -> Future[ChannelAnswer]:
         actor = _actor(target)
         self.check_message(actor, initial)
 
         def handle(actor: Actor) -> ChannelAnswer:
-            result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial])
+            result = actor.call(HANDLE_CHANNEL_OPEN, [channel_id, initial], envelope)
             accept = result.output[0][0]
             message = accept["message"]
             return ChannelAnswer(accepted=accept["accepted"], message=None if message is None else message["some"])
@@ -227,21 +231,24 @@ class Router:
         return self._submit(actor, handle, size=len(initial))
 
     def deliver_channel_message(
-        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None
+        self, peer: Endpoint, channel_id: str, message: bytes, reservation: Reservation | None = None,
+        envelope: Envelope | None = None,
     ) -> Future[None]:
         if not isinstance(peer, Actor):
             cast(ChannelEnd, peer).on_message(message)
             return _done()
         self.check_message(peer, message, reservation)
-        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message]) and None,
+        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_MESSAGE, [channel_id, message], envelope) and None,
                             size=len(message), reservation=reservation)
 
-    def deliver_channel_close(self, peer: Endpoint, channel_id: str) -> Future[None]:
+    def deliver_channel_close(self, peer: Endpoint, channel_id: str, envelope: Envelope | None = None
+                              ) -> Future[None]:
         if not isinstance(peer, Actor):
             cast(ChannelEnd, peer).on_close()
             return _done()
         # Never refused for a full mailbox: it follows the channel's messages, which were accepted.
-        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_CLOSE, [channel_id]) and None, force=True)
+        return self._submit(peer, lambda a: a.call(HANDLE_CHANNEL_CLOSE, [channel_id], envelope) and None,
+                            force=True)
 
     def wait_reply(self, reply: Future[Any], timeout: float | None, what: str, *, waiter: ActorHost | None = None
                    ) -> Any:

@@ -58,6 +58,7 @@ from theater.router import Router
 from theater.scheduler import Scheduler, blocking
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
+from theater.telemetry import Telemetry
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
@@ -106,6 +107,7 @@ class Theater:
             None (default): never (see ``theater.passivation``).
         workers: worker threads kept running actors' operations (default: twice the cores; see
             ``theater.scheduler``). Actors have no threads of their own.
+        telemetry: OpenTelemetry traces and metrics of this runtime (``theater.telemetry``); None (default): off.
         max_threads: the most worker threads at once, those of actors waiting in a host call (a request to another
             actor, a sleep) included; a wait beyond it is refused with ``ResourceExhausted``.
 
@@ -124,6 +126,7 @@ class Theater:
         passivate_after: float | None = None,
         workers: int | None = None,
         max_threads: int | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if passivate_after is not None and passivate_after < 0:
             raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
@@ -145,8 +148,10 @@ class Theater:
         self._stage = Stage(
             store=self.store, engine=self.engine, releaser=self.releaser, mailbox_limits=mailbox,
             maximums=maximums, router=self.router, children_of=self.supervision.of, on_ended=self._on_actor_ended,
-            scheduler=self.scheduler,
+            scheduler=self.scheduler, telemetry=telemetry,
         )
+        if telemetry is not None:
+            telemetry.watch(self.router, self.store)
         self.passivation = Passivation(store=self.store, router=self.router, supervision=self.supervision,
                                        restore=self._restore_passivated, after=passivate_after)
         self.passivation.start()

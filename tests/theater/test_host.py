@@ -9,7 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from store import Head
 from store.errors import StoreFullError
+from theater.envelope import Envelope
 from theater.errors import ChannelClosed, MessageTooLarge
 from theater.handlers.message_server import MessageServerHandler
 from theater.handlers.random import RandomHandler
@@ -63,24 +65,26 @@ class FakeRouter:
         self.places.append(place)
         return place
 
-    def deliver_send(self, target: Any, message: bytes, reservation: Any = None) -> Future[None]:
+    def deliver_send(self, target: Any, message: bytes, reservation: Any = None, envelope: Any = None
+                     ) -> Future[None]:
         self.delivered.append(("send", target, message))
         return _done(None)
 
-    def deliver_request(self, target: Any, message: bytes) -> Future[bytes]:
+    def deliver_request(self, target: Any, message: bytes, envelope: Any = None) -> Future[bytes]:
         self.delivered.append(("request", target, message))
         return _done(b"answer to " + message)
 
-    def deliver_channel_open(self, target: Any, channel_id: str, initial: bytes) -> Future[ChannelAnswer]:
+    def deliver_channel_open(self, target: Any, channel_id: str, initial: bytes, envelope: Any = None
+                             ) -> Future[ChannelAnswer]:
         self.delivered.append(("open", target, initial))
         return _done(ChannelAnswer(accepted=True, message=None))
 
-    def deliver_channel_message(self, peer: Any, channel_id: str, message: bytes, reservation: Any = None
-                                ) -> Future[None]:
+    def deliver_channel_message(self, peer: Any, channel_id: str, message: bytes, reservation: Any = None,
+                                envelope: Any = None) -> Future[None]:
         self.delivered.append(("channel", peer, message))
         return _done(None)
 
-    def deliver_channel_close(self, peer: Any, channel_id: str) -> Future[None]:
+    def deliver_channel_close(self, peer: Any, channel_id: str, envelope: Any = None) -> Future[None]:
         self.delivered.append(("close", peer, b""))
         return _done(None)
 
@@ -103,6 +107,10 @@ class FakeActor:
         self.router = router
         self.deferred: list[Callable[[BaseException | None], Any]] = []
         self.flushes = 0
+        self.tape = FakeTape()
+
+    def envelope(self) -> Envelope:
+        return Envelope()
 
     def defer(self, effect: Callable[[BaseException | None], Any]) -> None:
         self.deferred.append(effect)
@@ -117,6 +125,17 @@ class FakeActor:
         effects, self.deferred = self.deferred, []
         for effect in effects:
             effect(failed)
+
+
+class FakeTape:
+    """The recording a handler sees: its head, and the envelope the next event's hash goes to."""
+
+    def __init__(self) -> None:
+        self.head = Head(0, b"\x01" * 32)
+        self.stamped: list[Envelope] = []
+
+    def stamp_next(self, envelope: Envelope) -> None:
+        self.stamped.append(envelope)
 
 
 def _done(value: Any) -> Future[Any]:

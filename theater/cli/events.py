@@ -9,6 +9,7 @@ from rich.table import Table
 
 from theater.cli._context import Context, emit_json
 from theater.cli._render import ago, console, short, summary
+from theater.cli.search import SearchArgs, search_command
 from theater.porcelain import select_events, state_point
 from theater.porcelain.forms import event_json, state_json, text_of
 
@@ -17,21 +18,48 @@ SEQ = click.IntRange(0, 2**63 - 1)  # a sequence number (stored as 8 bytes)
 
 
 @click.command()
-@click.argument("actor")
+@click.argument("actor", required=False)
 @click.option("--type", "types", multiple=True,
               help="Only events of this type (repeatable; a trailing * matches a prefix).")
 @click.option("--from", "from_seq", type=SEQ, default=0, show_default=True,
               help="First sequence number.")
 @click.option("--to", "to_seq", type=SEQ, help="Last sequence number (inclusive).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events (a search: 1 to 1000, "
+                                                          "default 100).")
+@click.option("--search", "text", help="Search every actor's events (or those of ACTOR and --actor) for TEXT in "
+                                       "their type and data as shown here, ignoring case; '' for no text filter.")
+@click.option("--actor", "actors", multiple=True, help="With --search: only this actor's events (repeatable).")
+@click.option("--since", help="With --search: at or after this time (ISO-8601, or ns since the epoch).")
+@click.option("--until", help="With --search: before this time (ISO-8601, or ns since the epoch).")
+@click.option("--cause", help="With --search: only the deliveries whose cause is this sender's event (its full "
+                              "hash): where a message went.")
+@click.option("--after", help="With --search: the page after this cursor (printed at the end of a page).")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "compact", "json"]), default="pretty", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--full", is_flag=True, help="Show full hashes.")
 @pass_context
-def events(ctx: Context, actor: str, types: tuple[str, ...], from_seq: int, to_seq: int | None,
-           limit: int | None, fmt: str, as_json: bool, full: bool) -> None:
+def events(ctx: Context, actor: str | None, types: tuple[str, ...], from_seq: int, to_seq: int | None,
+           limit: int | None, text: str | None, actors: tuple[str, ...], since: str | None, until: str | None,
+           cause: str | None, after: str | None, fmt: str, as_json: bool, full: bool) -> None:
     """List ACTOR's events (its chain), oldest first. ACTOR is an id or a unique prefix of one; an ACTOR with no
-    chain in the home is an error. In a pipe, each event is one line (nothing is wrapped)."""
+    chain in the home is an error. In a pipe, each event is one line (nothing is wrapped).
+
+    With --search, search the events of every actor (or of ACTOR and each --actor) by text, --type, --since and
+    --until, in time order, one page at a time: through the server at --address when one runs, else in the home.
+    A page that ends early says how to go on (--after CURSOR); so does one whose search stopped at the bound on
+    the work of one request, before finding --limit events.
+    """
+    if text is not None and (from_seq or to_seq is not None):
+        raise click.UsageError("--from and --to page one chain; a search pages with --after")
+    if text is not None:
+        search_command(ctx, SearchArgs(actors=((actor,) if actor else ()) + actors, types=types, since=since,
+                                       until=until, text=text, cause=cause, limit=limit, after=after),
+                       "json" if as_json else fmt, full)
+        return
+    if actor is None:
+        raise click.UsageError("give ACTOR, or --search TEXT to search every actor's events")
+    if actors or since or until or after or cause:
+        raise click.UsageError("--actor, --since, --until, --cause and --after go with --search")
     page = select_events(ctx.store(readonly=True), ctx.actor(actor), types=types, start=from_seq, to=to_seq,
                          limit=limit)
     if as_json or fmt == "json":

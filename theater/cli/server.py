@@ -47,13 +47,25 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
+@click.option("--otel", is_flag=True, help="Export OpenTelemetry traces (a span per export call, host calls as "
+                                           "children, one trace across actors) and metrics with OTLP over HTTP "
+                                           "(needs the otel extra: pip install 'theater[otel]'). Default: off.")
+@click.option("--otel-endpoint", metavar="URL", help="With --otel: the collector's OTLP/HTTP base URL "
+                                                     "(default: $OTEL_EXPORTER_OTLP_ENDPOINT, else "
+                                                     "http://localhost:4318).")
+@click.option("--otel-header", "otel_headers", multiple=True, metavar="KEY=VALUE",
+              help="With --otel: a header sent with every export (repeatable).")
+@click.option("--otel-service-name", default="theater", show_default=True, help="With --otel: service.name.")
+@click.option("--otel-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="With --otel: how often metrics are exported.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
            header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
            passivate_after: float | None, checkpoint_every: float | None, workers: int | None,
            max_threads: int | None, no_resume: bool,
-           verbose: bool, maximums: Maximums) -> None:
+           verbose: bool, otel: bool, otel_endpoint: str | None, otel_headers: tuple[str, ...],
+           otel_service_name: str, otel_interval: float, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -68,6 +80,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     session cookie (docs/explorer.md).
     """
     from theater.server import ServerConfig, ServerError, is_loopback, parse_address, serve
+    from theater.server.service import OtelConfig
 
     root = click.get_current_context().find_root()
     where = address or root.params.get("address") or DEFAULT_ADDRESS
@@ -89,12 +102,39 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           request_timeout=request_timeout, header_timeout=header_timeout,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
                           workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
-                          maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every)
+                          maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every,
+                          otel=_otel(otel, otel_endpoint, otel_headers, otel_service_name, otel_interval, OtelConfig))
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
         click.echo(f"ServerError: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
+
+
+def _otel(on: bool, endpoint: str | None, headers: tuple[str, ...], service_name: str, interval: float,
+          config: Any) -> Any:
+    """The ``OtelConfig`` of the --otel options; None without --otel.
+
+    Raises:
+        click.UsageError: an --otel-* option without --otel, a header not KEY=VALUE, or the SDK is not installed.
+    """
+    if not on:
+        if endpoint is not None or headers:
+            raise click.UsageError("--otel-endpoint and --otel-header go with --otel")
+        return None
+    pairs = []
+    for header in headers:
+        key, sep, value = header.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{header!r} is not KEY=VALUE", param_hint="--otel-header")
+        pairs.append((key.strip(), value.strip()))
+    try:
+        import opentelemetry.exporter.otlp.proto.http
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise click.UsageError("--otel needs the OpenTelemetry SDK and OTLP exporter: pip install 'theater[otel]'"
+                               ) from None
+    return config(endpoint=endpoint, headers=tuple(pairs), service_name=service_name, export_interval_s=interval)
 
 
 def _protection(host: str, auth: bool) -> str:

@@ -63,7 +63,7 @@ def verify(ctx: Context, target: str, from_event: str | None, to_event: str | No
             origin = _origin(bundle, key_text, target) if key_text is not None else None
             if origin is not None and not as_json:
                 click.echo(origin)
-            ok = _verify(st, actor_id, from_event, to_event, as_json, bundle["from_seq"], limits)
+            ok = _verify(st, actor_id, from_event, to_event, as_json, bundle["from_seq"], limits, links=False)
     elif key_text is not None:
         raise click.BadParameter("--key checks a bundle's origin; TARGET is not a bundle file", param_hint="--key")
     else:
@@ -91,17 +91,21 @@ def _origin(bundle: dict[str, Any], key_text: str, source: str) -> str:
 
 
 def _verify(st: Store, actor: str | uuid.UUID, from_event: str | None, to_event: str | None, as_json: bool,
-            default_from: int, limits: ReplayLimits) -> bool:
+            default_from: int, limits: ReplayLimits, *, links: bool = True) -> bool:
     actor_id = resolve_actor(st, actor) if isinstance(actor, str) else actor
     total = recorded_head(st, actor_id).seq + 1
     from_seq = event_seq(st, actor_id, from_event) if from_event else default_from
     to_seq = event_seq(st, actor_id, to_event) if to_event else None
     with _progress(total, enabled=not as_json) as step:
-        report = verify_actor(st, actor_id, start=from_seq, to=to_seq, limits=limits, progress=step)
+        report = verify_actor(st, actor_id, start=from_seq, to=to_seq, limits=limits, progress=step, links=links)
     if as_json:
         emit_json(verify_json(report))
     else:
         _print(report.integrity, report.replay)
+        if report.links is not None:
+            click.echo(f"links: ok ({report.links.links} deliveries name the sender's event that sent them)"
+                       if report.links.ok else
+                       f"links: FORGED: {report.links.problem.describe()}")  # type: ignore[union-attr]
     return report.ok
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from replay.errors import GuestFault
 from store.errors import InvalidInputError, StoreError
+from theater.envelope import Envelope
 from theater.errors import ChannelClosed, ChannelRejected, RequestCancelled, RuntimeFault
 from theater.handlers._base import Handler
 from theater.host import ActorHost, Router
@@ -64,12 +65,13 @@ class MessageServerHandler(Handler):
         except (_Refused, RuntimeFault) as exc:
             return {"err": str(exc)}
         router = self.router
+        envelope = self._stamped()
 
         def deliver(failed: BaseException | None) -> None:
             if failed is not None:
                 _release(place)
             else:
-                router.deliver_send(target, msg, place)
+                router.deliver_send(target, msg, place, envelope)
 
         self.actor.defer(deliver)
         return {"ok": None}
@@ -81,7 +83,7 @@ class MessageServerHandler(Handler):
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
             self.actor.flush_committed()
             with blocking():  # with no thread left to wait on: ResourceExhausted before anything is sent
-                reply = self.router.deliver_request(target, msg)
+                reply = self.router.deliver_request(target, msg, self._before())
                 return {"ok": self.router.wait_reply(reply, None, f"request to {actor_id}", waiter=self.actor)}
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
             return {"err": str(exc)}
@@ -95,7 +97,7 @@ class MessageServerHandler(Handler):
             channel_id = str(uuid.uuid4())
             with blocking():  # with no thread left to wait on: ResourceExhausted before anything is sent
                 answer = self.router.wait_reply(
-                    self.router.deliver_channel_open(target, channel_id, initial), None,
+                    self.router.deliver_channel_open(target, channel_id, initial, self._before()), None,
                     f"open-channel to {actor_id}", waiter=self.actor,
                 )
         except (_Refused, RuntimeFault, GuestFault, StoreError) as exc:
@@ -112,12 +114,13 @@ class MessageServerHandler(Handler):
         except RuntimeFault as exc:
             return {"err": str(exc)}
         router = self.router
+        envelope = self._stamped()
 
         def deliver(failed: BaseException | None) -> None:
             if failed is not None:
                 _release(place)
             else:
-                router.deliver_channel_message(peer, channel_id, msg, place)
+                router.deliver_channel_message(peer, channel_id, msg, place, envelope)
 
         self.actor.defer(deliver)
         return {"ok": None}
@@ -129,13 +132,29 @@ class MessageServerHandler(Handler):
             return {"err": str(exc)}
         self.router.channels.close(channel_id)
         router = self.router
+        envelope = self._stamped()
 
         def deliver(failed: BaseException | None) -> None:
             if failed is None:
-                router.deliver_channel_close(peer, channel_id)
+                router.deliver_channel_close(peer, channel_id, envelope)
 
         self.actor.defer(deliver)
         return {"ok": None}
+
+    def _stamped(self) -> Envelope:
+        """The envelope of a message released after this host call: its cause is this call's own event, which
+        the boundary appends when the call returns (the message is delivered once that event is durable)."""
+        envelope = self.actor.envelope()
+        self.actor.tape.stamp_next(envelope)
+        return envelope
+
+    def _before(self) -> Envelope:
+        """The envelope of a request or channel opened now: this call's own event is appended only with the
+        answer, so its cause is the event before it (what the sender's chain holds now, made durable by
+        ``flush_committed``)."""
+        envelope = self.actor.envelope()
+        envelope.cause = self.actor.tape.head.hash
+        return envelope
 
     def list_outstanding_requests(self) -> list[str]:
         return sorted(self.actor.outstanding)

@@ -3,7 +3,8 @@ management API and (next) the web explorer.
 
 * Event data: byte strings become ``"hex:..."`` (lossless; ``from_jsonable`` reverses it).
 * A byte payload (a state, a message, a response): ``{"base64": "...", "text": "..." or null, "size": n}``.
-* An event: ``{"actor", "seq", "hash", "parent", "type", "timestamp_ms", "data"}``.
+* An event: ``{"actor", "seq", "hash", "parent", "type", "timestamp_ms", "data", "cause"}`` (``cause``: the hash
+  of the sender's event a delivery names, or null).
 * Reports (verify, chain integrity), a page of events, a state at a point: see the functions below.
 
 For humans, ``readable`` shows bytes that are printable UTF-8 text as that text (lossy: JSON output stays
@@ -20,6 +21,7 @@ import cbor2
 
 from replay import ContinuityBreak, ReplayReport
 from store import ChainReport, Event
+from store.search import SearchPage
 
 if TYPE_CHECKING:
     from theater.porcelain.blobs import BlobInfo
@@ -116,7 +118,21 @@ def event_json(event: Event) -> dict[str, Any]:
         "type": event.type,
         "timestamp_ms": event.timestamp_ms,
         "data": jsonable(event.data),
+        "cause": cause_hex(event),
     }
+
+
+def cause_hex(event: Event) -> str | None:
+    """The hash (hex) of the sender's event a delivery names as its ``cause`` (``docs/events.md``), else None."""
+    data = event.data
+    cause = data.get("cause") if isinstance(data, dict) else None
+    return cause.hex() if isinstance(cause, bytes) and len(cause) == 32 else None
+
+
+def search_json(page: SearchPage) -> dict[str, Any]:
+    """A page of a search (``GET /v1/events/search``, ``theater events --search --json``)."""
+    return {"events": [event_json(e) for e in page.events], "next": page.next, "partial": page.partial,
+            "scanned": page.scanned}
 
 
 def chain_event(event: Event) -> dict[str, Any]:
@@ -177,13 +193,21 @@ def replay_json(report: ReplayReport | None) -> dict[str, Any] | None:
 
 def verify_json(report: VerifyReport) -> dict[str, Any]:
     """``theater verify --json`` and ``POST /v1/actors/{id}/verify``: integrity, then re-execution."""
+    links = report.links
+    problem = None if links is None else links.problem
     return {"ok": report.ok, "actor": str(report.actor), "integrity": integrity_json(report.integrity),
-            "replay": replay_json(report.replay)}
+            "replay": replay_json(report.replay),
+            "links": None if links is None else {
+                "ok": links.ok, "links": links.links,
+                "problem": None if problem is None else {
+                    "seq": problem.seq, "hash": problem.hash.hex(), "detail": problem.detail,
+                    "cause": problem.cause.hex() if isinstance(problem.cause, bytes) else jsonable(problem.cause)}}}
 
 
 __all__ = [
     "blob_json",
     "bytes_json",
+    "cause_hex",
     "chain_event",
     "chain_report_json",
     "event_json",
@@ -194,6 +218,7 @@ __all__ = [
     "readable",
     "readable_text",
     "replay_json",
+    "search_json",
     "state_json",
     "text_of",
     "verify_json",

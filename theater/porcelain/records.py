@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from replay import Replayer, ReplayLimits, ReplayReport, state_at, state_event_at
 from store import EMPTY, ChainReport, Event, Head, Store, verify_chain
 from store.errors import InvalidInputError
+from theater.causes import LinkReport, check_links
 from theater.errors import ActorNotFound
 
 Progress = Callable[[int], None] | None
@@ -57,15 +58,19 @@ class VerifyReport:
         actor: the chain's actor.
         integrity: every hash, link, payload and referenced blob checked.
         replay: the re-execution; None when the integrity check failed (nothing is re-executed then).
+        links: every causal link of its deliveries checked against the senders' chains (``theater.causes``);
+            None when not checked (a bundle, which holds no senders' chains, or a broken chain).
     """
 
     actor: uuid.UUID
     integrity: ChainReport
     replay: ReplayReport | None
+    links: LinkReport | None = None
 
     @property
     def ok(self) -> bool:
-        return self.integrity.ok and self.replay is not None and self.replay.ok
+        return (self.integrity.ok and self.replay is not None and self.replay.ok
+                and (self.links is None or self.links.ok))
 
 
 def recorded_head(store: Store, actor: uuid.UUID) -> Head:
@@ -137,8 +142,10 @@ def state_point(store: Store, actor: uuid.UUID, *, seq: int | None = None, event
 
 def verify_actor(store: Store, actor: uuid.UUID, *, start: int = 0, to: int | None = None,
                  limits: ReplayLimits | None = None,
-                 progress: Callable[[str], Progress] | None = None) -> VerifyReport:
-    """Check the chain's integrity, then (when intact) re-execute events ``start``..``to`` and compare.
+                 progress: Callable[[str], Progress] | None = None, links: bool = True) -> VerifyReport:
+    """Check the chain's integrity, then (when intact) re-execute events ``start``..``to`` and compare, and
+    check the causal links of its deliveries ``0..to`` against the senders' chains in the home (``links``: a
+    bundle's store holds no senders' chains, so verifying a bundle passes False).
 
     ``progress(step)`` may give a callback per step (``integrity``, ``replay``) that gets the events done.
 
@@ -149,10 +156,13 @@ def verify_actor(store: Store, actor: uuid.UUID, *, start: int = 0, to: int | No
     step = progress or (lambda _name: None)
     integrity = verify_chain(store, actor, progress=step("integrity"))
     replayed = None
+    linked = None
     if integrity.ok:
         replayed = Replayer(store, limits=limits or ReplayLimits()).replay(
             actor, from_seq=start, to_seq=to, progress=step("replay"))
-    return VerifyReport(actor=actor, integrity=integrity, replay=replayed)
+        if links:
+            linked = check_links(store, actor, to=to)
+    return VerifyReport(actor=actor, integrity=integrity, replay=replayed, links=linked)
 
 
 __all__ = [

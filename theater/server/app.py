@@ -29,6 +29,7 @@ from theater.server.routes import ROUTE_TABLES
 from theater.server.service import SERVICE, ServerConfig, Service, service
 from theater.server.wire import json_response
 from theater.status import ActorStatus
+from theater.telemetry import Telemetry
 
 log = logging.getLogger("theater.server")
 RETRY_AFTER_S = "1"  # seconds a client refused for a full mailbox is told to wait
@@ -102,12 +103,17 @@ async def create_app(config: ServerConfig) -> web.Application:
     """
     loop = asyncio.get_running_loop()
     mailbox = MailboxLimits(messages=config.mailbox_messages)
+    otel = config.otel
+    telemetry = None if otel is None else Telemetry.otlp(
+        endpoint=otel.endpoint, headers=dict(otel.headers), service_name=otel.service_name,
+        export_interval_s=otel.export_interval_s)
     theater = await loop.run_in_executor(
         None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
                               maximums=config.maximums, mailbox=mailbox, passivate_after=config.passivate_after,
-                              workers=config.workers, max_threads=config.max_threads)
+                              workers=config.workers, max_threads=config.max_threads, telemetry=telemetry)
     )
     svc = Service(config, theater, loop)
+    svc.telemetry = telemetry
     if config.resume:
         svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
     svc.started_ms = time.time_ns() // 1_000_000

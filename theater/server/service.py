@@ -18,6 +18,7 @@ from theater.server.channels import ChannelTable
 from theater.server.futures import settled
 from theater.server.hub import CommitHub
 from theater.server.wire import MAX_BODY_BYTES
+from theater.telemetry import Telemetry
 
 T = TypeVar("T")
 WORKER_THREADS = 64
@@ -52,6 +53,7 @@ class ServerConfig:
             None: never. When set, durable resume is lazy for top-level actors (``theater.porcelain.resume``).
         checkpoint_every: seconds between signed checkpoints of the home's Merkle log (one only when the log
             grew); None: only on request (``docs/audit.md``).
+        otel: export OpenTelemetry traces and metrics with OTLP (``theater.telemetry``); None: off.
     """
 
     home: Path
@@ -72,6 +74,18 @@ class ServerConfig:
     maximums: Maximums = DEFAULT_MAXIMUMS
     passivate_after: float | None = None
     checkpoint_every: float | None = None
+    otel: OtelConfig | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtelConfig:
+    """Where OpenTelemetry data goes: OTLP over HTTP to ``endpoint`` (None: the exporter's default,
+    ``$OTEL_EXPORTER_OTLP_ENDPOINT`` or ``http://localhost:4318``), with ``headers``, as ``service_name``."""
+
+    endpoint: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    service_name: str = "theater"
+    export_interval_s: float = 10.0
 
 
 class Service:
@@ -85,6 +99,7 @@ class Service:
         self.hub = CommitHub(loop)
         self.channels = ChannelTable(theater.router, loop)
         self.resumed: list[dict[str, Any]] = []
+        self.telemetry: Telemetry | None = None  # set by ``create_app`` when ``config.otel`` is
         self.started_ms = 0
         theater.store.add_commit_listener(self.hub.on_commit)
 
@@ -98,10 +113,13 @@ class Service:
         return await settled(future, timeout)
 
     def close(self) -> None:
-        """Stop the workers, then close the runtime (actors stay recorded as running). Close the hub first."""
+        """Stop the workers, then close the runtime (actors stay recorded as running), then flush telemetry.
+        Close the hub first."""
         self.channels.close_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.theater.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("theater.service", Service)
@@ -112,4 +130,4 @@ def service(request: web.Request) -> Service:
     return request.app[SERVICE]
 
 
-__all__ = ["SERVICE", "ServerConfig", "Service", "service"]
+__all__ = ["SERVICE", "OtelConfig", "ServerConfig", "Service", "service"]

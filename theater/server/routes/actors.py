@@ -11,6 +11,7 @@ from store import parse_actor_id
 from store.errors import InvalidInputError
 from theater import components, porcelain
 from theater.actor import Actor
+from theater.envelope import Envelope
 from theater.errors import ReplyTimeout
 from theater.porcelain import actor_rows, describe, running
 from theater.porcelain.actors import PAGE
@@ -194,7 +195,7 @@ def check_size(actor: Actor, message: bytes) -> None:
 async def send(request: web.Request) -> web.Response:
     """Deliver a one-way message; answers once the actor has handled it and its events are durable."""
     svc, actor, _, message = await _message(request)
-    await svc.settled(svc.theater.router.deliver_send(actor, message))
+    await svc.settled(svc.theater.router.deliver_send(actor, message, envelope=_traced(svc, request)))
     return json_response({"delivered": True})
 
 
@@ -204,10 +205,19 @@ async def request_(request: web.Request) -> web.Response:
     svc, actor, body, message = await _message(request)
     timeout = check_timeout(body.get("timeout"), svc.config.request_timeout)
     try:
-        response = await svc.settled(svc.theater.router.deliver_request(actor, message), timeout)
+        response = await svc.settled(svc.theater.router.deliver_request(actor, message, _traced(svc, request)),
+                                     timeout)
     except TimeoutError:
         raise ReplyTimeout(f"request to {actor.id}", timeout) from None
     return json_response({"response": bytes_json(response)})
+
+
+def _traced(svc: Service, request: web.Request) -> Envelope | None:
+    """With telemetry on, an envelope carrying the client's W3C trace context (``traceparent``), if it sent one."""
+    if svc.telemetry is None:
+        return None
+    context = svc.telemetry.extract(request.headers)
+    return None if context is None else Envelope(trace=context)
 
 
 __all__ = ["check_size", "routes"]
