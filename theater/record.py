@@ -24,9 +24,19 @@ from typing import Any, Protocol
 from replay.boundary import CallResult
 from replay.derived import RESULT_REF, Derived
 from replay.errors import GuestFault
-from replay.schema import STATE_FIELDS, WASM_CALL, WASM_RESULT, Payload, WasmErrAnswer, WasmFailure, WasmResult
+from replay.schema import (
+    STATE_FIELDS,
+    WASM_CALL,
+    WASM_RESULT,
+    Payload,
+    WasmCall,
+    WasmErrAnswer,
+    WasmFailure,
+    WasmResult,
+)
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
+
 
 class Write(Protocol):
     """A write handed to the store's writer (an append or a blob put)."""
