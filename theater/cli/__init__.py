@@ -24,6 +24,7 @@ from theater.cli.run import demo, run
 from theater.cli.server import server
 from theater.cli.store import store
 from theater.cli.verify import verify
+from theater.cli.witness import witness
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 
 for command in (
     audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
-    verify,
+    verify, witness,
     *ACTOR_COMMANDS,
 ):
     cli.add_command(command)

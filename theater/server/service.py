@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from store.checkpoint import CosignerKey
 from theater.mailbox import DEFAULT_MAILBOX_MESSAGES
 from theater.manifest import DEFAULT_MAXIMUMS, Maximums
 from theater.runtime import DEFAULT_REQUEST_TIMEOUT_S, Theater
@@ -52,6 +53,7 @@ class ServerConfig:
             None: never. When set, durable resume is lazy for top-level actors (``theater.porcelain.resume``).
         checkpoint_every: seconds between signed checkpoints of the home's Merkle log (one only when the log
             grew); None: only on request (``docs/audit.md``).
+        witness_keys: the witnesses whose cosignatures of checkpoints the server accepts and serves.
     """
 
     home: Path
@@ -72,6 +74,7 @@ class ServerConfig:
     maximums: Maximums = DEFAULT_MAXIMUMS
     passivate_after: float | None = None
     checkpoint_every: float | None = None
+    witness_keys: tuple[CosignerKey, ...] = ()
 
 
 class Service:
