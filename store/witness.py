@@ -133,15 +133,17 @@ def page_from_cbor(data: bytes, source: str) -> FeedPage:
         raise CorruptRecordError(source, "not a feed page (not a map)")
     entries, blobs, needs = raw.get("entries"), raw.get("blobs"), raw.get("needs")
     nxt, end = raw.get("next"), raw.get("end")
-    ok = (isinstance(entries, list) and isinstance(blobs, dict) and isinstance(needs, list)
-          and type(nxt) is int and type(end) is int)
-    ok = ok and all(isinstance(e, list) and len(e) == 4 and type(e[0]) is int and isinstance(e[1], bytes)
-                    and len(e[1]) == 16 and type(e[2]) is int and isinstance(e[3], bytes) for e in entries)
+    if not (isinstance(entries, list) and isinstance(blobs, dict) and isinstance(needs, list)
+            and type(nxt) is int and type(end) is int):
+        raise CorruptRecordError(source, "not a feed page (a field is missing or of the wrong type)")
+    ok = all(isinstance(e, list) and len(e) == 4 and type(e[0]) is int and isinstance(e[1], bytes)
+             and len(e[1]) == 16 and type(e[2]) is int and isinstance(e[3], bytes) for e in entries)
     ok = ok and all(isinstance(k, bytes) and len(k) == 32 and isinstance(v, bytes) for k, v in blobs.items())
     ok = ok and all(isinstance(d, bytes) and len(d) == 32 for d in needs)
     if not ok:
-        raise CorruptRecordError(source, "not a feed page (a field is missing or of the wrong type)")
-    return FeedPage(entries=[tuple(e) for e in entries], blobs=blobs, needs=needs, next=nxt, end=end)
+        raise CorruptRecordError(source, "not a feed page (an entry, blob or digest is of the wrong type)")
+    return FeedPage(entries=[(e[0], e[1], e[2], e[3]) for e in entries], blobs=blobs, needs=needs, next=nxt,
+                    end=end)
 
 
 class CompactRange:
