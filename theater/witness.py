@@ -58,6 +58,7 @@ KEY_FILE = "ed25519.key"
 EVIDENCE_DIR = "evidence"
 NAME_PREFIX = "theater-witness/"
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+MAX_SESSIONS = 256  # live re-executions kept between rounds; the least recently moved beyond that are dropped
 TIMEOUT_S = 60.0
 
 
@@ -99,7 +100,8 @@ class _Remote:
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def _open(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> bytes:
+    def _open(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+              missing: bytes | None = None) -> bytes:
         url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method)
@@ -111,6 +113,8 @@ class _Remote:
             with self._opener.open(request, timeout=self.timeout) as response:
                 raw: bytes = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as exc:
+            if exc.code == 404 and missing is not None:
+                return missing
             raise WitnessError(f"{method} {path}", f"the server answered {exc.code}: {_message(exc)}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise WitnessError(f"{method} {path}", f"cannot reach {self.url}: {exc}") from None
@@ -118,8 +122,10 @@ class _Remote:
             raise WitnessError(f"{method} {path}", f"the answer is over {MAX_RESPONSE_BYTES} bytes")
         return raw
 
-    def json(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> dict[str, Any]:
-        raw = self._open(method, path, query, body)
+    def json(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+             missing: bytes | None = None) -> dict[str, Any]:
+        """The JSON object the server answers; ``missing`` (JSON) stands for the answer when it is a 404."""
+        raw = self._open(method, path, query, body, missing)
         try:
             value = json.loads(raw)
         except ValueError:
@@ -247,11 +253,9 @@ class Witness:
         """
         key = self._server_key()
         assert self.state is not None
-        listed = self.remote.json("GET", "/v1/audit/checkpoints")
-        found = listed.get("checkpoints")
-        if not isinstance(found, list) or not found:
+        latest = self.remote.json("GET", "/v1/audit/checkpoints/latest", missing=b"{}")
+        if not latest:  # the server has made no checkpoint yet
             return Round(number=None, size=self.state.size, events=0, calls=0, resumed_chains=0)
-        latest = found[-1] if isinstance(found[-1], dict) else {}
         number, note = latest.get("number"), latest.get("note")
         if type(number) is not int or not isinstance(note, str):
             raise WitnessError("GET /v1/audit/checkpoints", "the newest checkpoint has no number or note")
@@ -263,10 +267,11 @@ class Witness:
             return Round(number=None, size=cp.size, events=0, calls=0, resumed_chains=0)
         self._check_extends(cp, number)
         tree, moved, events = self._copy(cp, number)
-        calls, resumed = self._reexecute(moved, cp, number)
-        self._accept(cp, number, tree, moved, events, calls)
+        walked, resumed = self._reexecute(moved, cp, number)
+        self._accept(cp, number, tree, moved, events, walked)
         self._post(cp, number)
-        return Round(number=number, size=cp.size, events=events, calls=sum(calls.values()), resumed_chains=resumed)
+        return Round(number=number, size=cp.size, events=events, calls=sum(c for c, _ in walked.values()),
+                     resumed_chains=resumed)
 
     def _server_key(self) -> VerifierKey:
         if self.state is None:
@@ -383,12 +388,13 @@ class Witness:
                                new=cp.note, new_number=number)
             self.store.blobs.put(blob)
 
-    def _reexecute(self, moved: dict[bytes, Head], cp: Checkpoint, number: int) -> tuple[dict[bytes, int], int]:
-        """Re-execute every chain that moved, from where it stopped. Returns (calls by chain, chains resumed from
-        the kept state)."""
+    def _reexecute(self, moved: dict[bytes, Head], cp: Checkpoint,
+                   number: int) -> tuple[dict[bytes, tuple[int, int]], int]:
+        """Re-execute every chain that moved, from where it stopped. Returns, by chain, the calls re-executed and
+        where re-execution goes on from; and how many chains were resumed from the kept state."""
         state = self.state
         assert state is not None
-        calls: dict[bytes, int] = {}
+        walked: dict[bytes, tuple[int, int]] = {}
         opened = 0
         for actor, head in moved.items():
             session = self.sessions.get(actor)
@@ -401,16 +407,19 @@ class Witness:
                 before = session.tape.calls
                 session.advance(list(self.store.log.events(uuid.UUID(bytes=actor), session.pushed + 1,
                                                            head.seq + 1)))
-                calls[actor] = session.tape.calls - before
+                walked[actor] = (session.tape.calls - before, session.resume)
+                self.sessions[actor] = self.sessions.pop(actor)  # the most recently moved last
             except TheaterError as exc:  # a divergence, a break, a record that cannot be re-executed
                 self.sessions.pop(actor, None)
                 self._evidence("a divergence", f"actor {uuid.UUID(bytes=actor)} does not re-execute: "
                                f"{type(exc).__name__}: {exc}", new=cp.note, new_number=number,
                                divergence=_divergence_report(actor, exc))
-        return calls, opened
+        while len(self.sessions) > MAX_SESSIONS:  # dropped: resumed from its kept progress when it moves again
+            del self.sessions[next(iter(self.sessions))]
+        return walked, opened
 
     def _accept(self, cp: Checkpoint, number: int, tree: CompactRange, moved: dict[bytes, Head], events: int,
-                calls: dict[bytes, int]) -> None:
+                walked: dict[bytes, tuple[int, int]]) -> None:
         """Keep the checkpoint as accepted and every moved chain's progress, in one transaction."""
         state = self.state
         assert state is not None
@@ -418,8 +427,9 @@ class Witness:
         for actor, head in moved.items():
             old = chains.get(actor)
             assert head.hash is not None
-            chains[actor] = ChainProgress(seq=head.seq, hash=head.hash, resume=self.sessions[actor].resume,
-                                          calls=(old.calls if old else 0) + calls.get(actor, 0))
+            calls, resume = walked[actor]
+            chains[actor] = ChainProgress(seq=head.seq, hash=head.hash, resume=resume,
+                                          calls=(old.calls if old else 0) + calls)
         self.state = replace(state, number=number, note=cp.note, size=tree.size, hashes=tuple(tree.hashes),
                              verified=state.verified + events, chains=chains)
         self.store.submit([pending := PendingWitnessState(self.state, list(moved))])

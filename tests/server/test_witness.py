@@ -242,3 +242,17 @@ def test_forged_cosignature_is_refused(servers, tmp_path, start_actor):
         assert reply.status == 403, reply.body
         assert reply.json["error"] == "ProofError" and "does not verify" in reply.json["message"]
     assert http.ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"] == []
+
+
+def test_witness_without_the_servers_token_is_refused(servers, tmp_path, start_actor):
+    witness = WitnessProcess(tmp_path)
+    server = servers(env={"THEATER_TOKEN": "s3cret"}, args=("--witness-key", witness.key()))
+    http = server.http("s3cret")
+    start_actor(http, "echo", wat.echo_actor())
+    cp = _checkpoint(http)
+    assert server.http().get("/v1/audit/feed").status == 401  # the feed is behind the token like every route
+    refused = witness.once(server.url)
+    assert refused.returncode == 1 and "401" in refused.stderr
+    done = witness.once(server.url, "--token", "s3cret")
+    assert done.returncode == 0, done.stderr
+    assert _round(done)["number"] == cp["number"]
