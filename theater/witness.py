@@ -40,6 +40,8 @@ from replay.errors import ReplayError
 from replay.replayer import MID_CHAIN_HINT, Cursor, Replayer, ReplayTape, _epoch_ticks, _Run
 from replay.schema import is_boundary, read_genesis
 from store import Event, Head, Store
+from store.codec import BLOB_TAG_BYTES
+from store.recorder import unspill
 from store.blobs import blob_digest
 from store.checkpoint import Checkpoint, Cosigner, VerifierKey, load_or_create_seed, open_note
 from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError, ProofError, TheaterError
@@ -58,6 +60,7 @@ KEY_FILE = "ed25519.key"
 EVIDENCE_DIR = "evidence"
 NAME_PREFIX = "theater-witness/"
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+MAX_KEPT_EVENTS = 200_000  # events of a round kept decoded for re-execution; beyond that they are read back
 MAX_SESSIONS = 256  # live re-executions kept between rounds; the least recently moved beyond that are dropped
 TIMEOUT_S = 60.0
 
@@ -237,6 +240,9 @@ class Witness:
         self.log = log
         self.replayer = Replayer(store)
         self.sessions: dict[bytes, _Session] = {}
+        self._posted = 0  # the checkpoint this process last co-signed
+        self._copied: dict[bytes, list[tuple[Event, bool]]] = {}  # this round's events as copied, by chain
+        self._kept = 0
         self.state = read_state(store)
         if self.state is not None and server_key is not None and self.state.server_key != server_key.text:
             raise WitnessError("server key", f"--server-key {server_key.text} is not the key this witness pinned "
@@ -264,6 +270,8 @@ class Witness:
             if cp.root != CompactRange(self.state.size, list(self.state.hashes)).root():
                 self._evidence("a rewrite", f"checkpoint {number} now signs another root for the same size",
                                new=note, new_number=number)
+            if self._posted != number:  # accepted before a restart (or a failed post): co-sign it now
+                self._post(cp, number)
             return Round(number=None, size=cp.size, events=0, calls=0, resumed_chains=0)
         self._check_extends(cp, number)
         tree, moved, events = self._copy(cp, number)
@@ -324,6 +332,7 @@ class Witness:
         assert state is not None
         tree = CompactRange(state.size, list(state.hashes))
         heads: dict[bytes, Head] = {}
+        self._copied, self._kept = {}, 0
         last = None
         while tree.size < cp.size:
             data = self.remote.raw("/v1/audit/feed", {"from": tree.size, "to": cp.size})
@@ -368,6 +377,9 @@ class Witness:
             except (ChecksumMismatch, CorruptRecordError) as exc:
                 self._evidence("a changed event", f"{where} does not fit the chain the witness holds: {exc}",
                                new=cp.note, new_number=number)
+            if self._kept < MAX_KEPT_EVENTS:  # decoded once: re-execution takes it from here, not from the store
+                self._copied.setdefault(actor, []).append((pending.event, BLOB_TAG_BYTES in value))
+                self._kept += 1
         heads[actor] = Head(seq, digest)
         tree.append(leaf_hash(digest))
         return pending
@@ -405,8 +417,7 @@ class Witness:
                     self.sessions[actor] = session
                     opened += kept is not None
                 before = session.tape.calls
-                session.advance(list(self.store.log.events(uuid.UUID(bytes=actor), session.pushed + 1,
-                                                           head.seq + 1)))
+                session.advance(self._events(actor, session.pushed + 1, head.seq))
                 walked[actor] = (session.tape.calls - before, session.resume)
                 self.sessions[actor] = self.sessions.pop(actor)  # the most recently moved last
             except TheaterError as exc:  # a divergence, a break, a record that cannot be re-executed
@@ -417,6 +428,13 @@ class Witness:
         while len(self.sessions) > MAX_SESSIONS:  # dropped: resumed from its kept progress when it moves again
             del self.sessions[next(iter(self.sessions))]
         return walked, opened
+
+    def _events(self, actor: bytes, start: int, last: int) -> list[Event]:
+        """The chain's events ``start..last``: as this round copied them when it kept them all, else from the store."""
+        copied = self._copied.get(actor, [])
+        if copied and copied[0][0].seq == start and copied[-1][0].seq == last:
+            return [e._replace(data=unspill(e.data, self.store.blobs.get)) if spilled else e for e, spilled in copied]
+        return list(self.store.log.events(uuid.UUID(bytes=actor), start, last + 1))
 
     def _accept(self, cp: Checkpoint, number: int, tree: CompactRange, moved: dict[bytes, Head], events: int,
                 walked: dict[bytes, tuple[int, int]]) -> None:
@@ -439,6 +457,7 @@ class Witness:
         cosignature = self.cosigner.cosign(cp.note, int(time.time()))
         self.remote.json("POST", f"/v1/audit/checkpoints/{number}/cosignatures",
                          body={"cosignature": cosignature.line})
+        self._posted = number
         self.log(f"co-signed checkpoint {number} ({cp.size} events)")
 
     # Evidence.
