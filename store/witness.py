@@ -182,12 +182,16 @@ class ChainProgress:
     Attributes:
         seq, hash: the last event copied (the chain's head in the witness's home).
         resume: the first event re-execution has not consumed yet: it goes on from there.
+        instance: the ``wasm/instantiate`` event that made the instance live at ``resume`` (0: none known): where
+            re-execution goes back to when a fresh instance made from the recorded state does not behave as the
+            recorded one did (a guest with hidden state between calls).
         calls: export calls re-executed so far (all rounds).
     """
 
     seq: int
     hash: bytes
     resume: int
+    instance: int = 0
     calls: int = 0
 
 
@@ -223,14 +227,13 @@ def read_state(store: Store) -> WitnessState | None:
             return None
         chains: dict[bytes, ChainProgress] = {}
         cursor = txn.cursor(db=store.env.dbs["meta"])
-        if cursor.set_range(CHAIN_PREFIX):
-            for key, value in cursor:
+        try:
+            for key, value in cursor if cursor.set_range(CHAIN_PREFIX) else ():
                 if not bytes(key).startswith(CHAIN_PREFIX):
                     break
-                seq, digest, resume, calls = cbor2.loads(bytes(value))
+                seq, digest, resume, calls, instance = cbor2.loads(bytes(value))
                 chains[bytes(key[len(CHAIN_PREFIX):])] = ChainProgress(seq=seq, hash=digest, resume=resume,
-                                                                       calls=calls)
-        try:
+                                                                       calls=calls, instance=instance)
             fields = cbor2.loads(bytes(raw))
             return WitnessState(server_key=fields["server_key"], number=fields["number"], note=fields["note"],
                                 size=fields["size"], hashes=tuple(fields["hashes"]), verified=fields["verified"],
@@ -254,7 +257,7 @@ class PendingWitnessState(Pending[WitnessState]):
         }, canonical=True), db=meta)
         for actor in self._moved:
             p = state.chains[actor]
-            txn.put(CHAIN_PREFIX + actor, cbor2.dumps([p.seq, p.hash, p.resume, p.calls]), db=meta)
+            txn.put(CHAIN_PREFIX + actor, cbor2.dumps([p.seq, p.hash, p.resume, p.calls, p.instance]), db=meta)
         ctx.wrote = True
 
 

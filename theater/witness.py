@@ -33,12 +33,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from replay.continuity import ContinuityCheck
 from replay.errors import ReplayError
 from replay.replayer import MID_CHAIN_HINT, Cursor, Replayer, ReplayTape, _epoch_ticks, _Run
-from replay.schema import is_boundary, read_genesis
+from replay.schema import WASM_INSTANTIATE, is_boundary, read_genesis
 from store import Event, Head, Store
 from store.codec import BLOB_TAG_BYTES
 from store.recorder import unspill
@@ -161,6 +161,7 @@ class _Feed:
         self.check = check
         self.resume = resume
         self.pending: deque[Event] = deque()
+        self.instances: list[int] = []  # the seqs of the last wasm/instantiate events read
 
     def __iter__(self) -> _Feed:
         return self
@@ -169,6 +170,8 @@ class _Feed:
         while self.pending:
             event = self.pending.popleft()
             self.check.feed(event)  # ContinuityBreak propagates: the record contradicts itself here
+            if event.type == WASM_INSTANTIATE:
+                self.instances = [*self.instances[-7:], event.seq]
             if event.seq >= self.resume and is_boundary(event):
                 return event
         raise _Starved
@@ -216,6 +219,16 @@ class _Session:
     def resume(self) -> int:
         """The first event not consumed yet: where re-execution goes on from after a restart."""
         return max(self.tape.cursor.last_seq + 1, self.start)
+
+    def instance_before(self, seq: int, known: int = 0) -> int:
+        """The seq of the ``wasm/instantiate`` that made the instance live before event ``seq`` (``known`` when
+        none was read)."""
+        return max((s for s in self.feed.instances if s < seq), default=known)
+
+    def on_recorded_state(self, seq: int) -> bool:
+        """True when event ``seq`` was reached on an instance this session made from a recorded state (it started
+        mid-instance, after a restart), not on one the record's own ``wasm/instantiate`` made."""
+        return self.start > 0 and not any(self.start <= s <= seq for s in self.feed.instances)
 
 
 class Witness:
@@ -278,7 +291,7 @@ class Witness:
         walked, resumed = self._reexecute(moved, cp, number)
         self._accept(cp, number, tree, moved, events, walked)
         self._post(cp, number)
-        return Round(number=number, size=cp.size, events=events, calls=sum(c for c, _ in walked.values()),
+        return Round(number=number, size=cp.size, events=events, calls=sum(w[0] for w in walked.values()),
                      resumed_chains=resumed)
 
     def _server_key(self) -> VerifierKey:
@@ -401,25 +414,36 @@ class Witness:
             self.store.blobs.put(blob)
 
     def _reexecute(self, moved: dict[bytes, Head], cp: Checkpoint,
-                   number: int) -> tuple[dict[bytes, tuple[int, int]], int]:
+                   number: int) -> tuple[dict[bytes, tuple[int, int, int]], int]:
         """Re-execute every chain that moved, from where it stopped. Returns, by chain, the calls re-executed and
         where re-execution goes on from; and how many chains were resumed from the kept state."""
         state = self.state
         assert state is not None
-        walked: dict[bytes, tuple[int, int]] = {}
+        walked: dict[bytes, tuple[int, int, int]] = {}
         opened = 0
         for actor, head in moved.items():
-            session = self.sessions.get(actor)
+            kept = state.chains.get(actor)
             try:
+                session = self.sessions.get(actor)
                 if session is None:
-                    kept = state.chains.get(actor)
                     session = _Session(self.replayer, uuid.UUID(bytes=actor), kept.resume if kept else 0)
-                    self.sessions[actor] = session
                     opened += kept is not None
                 before = session.tape.calls
-                session.advance(self._events(actor, session.pushed + 1, head.seq))
-                walked[actor] = (session.tape.calls - before, session.resume)
-                self.sessions[actor] = self.sessions.pop(actor)  # the most recently moved last
+                try:
+                    session.advance(self._events(actor, session.pushed + 1, head.seq))
+                except ReplayError as exc:
+                    if not session.on_recorded_state(getattr(exc, "seq", head.seq)):
+                        raise
+                    # A guest may keep hidden state (globals) between calls, which a fresh instance made from the
+                    # recorded state lacks: re-execute from the start of the instance that made the calls.
+                    since = session.instance_before(session.start, kept.instance if kept else 0)
+                    session = _Session(self.replayer, uuid.UUID(bytes=actor), since)
+                    before = 0
+                    session.advance(self._events(actor, 0, head.seq))
+                self.sessions.pop(actor, None)
+                self.sessions[actor] = session  # the most recently moved last
+                walked[actor] = (session.tape.calls - before, session.resume,
+                                 session.instance_before(session.resume, kept.instance if kept else 0))
             except TheaterError as exc:  # a divergence, a break, a record that cannot be re-executed
                 self.sessions.pop(actor, None)
                 self._evidence("a divergence", f"actor {uuid.UUID(bytes=actor)} does not re-execute: "
@@ -437,7 +461,7 @@ class Witness:
         return list(self.store.log.events(uuid.UUID(bytes=actor), start, last + 1))
 
     def _accept(self, cp: Checkpoint, number: int, tree: CompactRange, moved: dict[bytes, Head], events: int,
-                walked: dict[bytes, tuple[int, int]]) -> None:
+                walked: dict[bytes, tuple[int, int, int]]) -> None:
         """Keep the checkpoint as accepted and every moved chain's progress, in one transaction."""
         state = self.state
         assert state is not None
@@ -445,8 +469,8 @@ class Witness:
         for actor, head in moved.items():
             old = chains.get(actor)
             assert head.hash is not None
-            calls, resume = walked[actor]
-            chains[actor] = ChainProgress(seq=head.seq, hash=head.hash, resume=resume,
+            calls, resume, instance = walked[actor]
+            chains[actor] = ChainProgress(seq=head.seq, hash=head.hash, resume=resume, instance=instance,
                                           calls=(old.calls if old else 0) + calls)
         self.state = replace(state, number=number, note=cp.note, size=tree.size, hashes=tuple(tree.hashes),
                              verified=state.verified + events, chains=chains)
@@ -463,7 +487,7 @@ class Witness:
     # Evidence.
 
     def _evidence(self, kind: str, reason: str, *, new: str, new_number: int, proof: Any = None,
-                  divergence: dict[str, Any] | None = None) -> Any:
+                  divergence: dict[str, Any] | None = None) -> NoReturn:
         state = self.state
         record = {
             "kind": kind,

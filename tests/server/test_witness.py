@@ -256,3 +256,22 @@ def test_witness_without_the_servers_token_is_refused(servers, tmp_path, start_a
     done = witness.once(server.url, "--token", "s3cret")
     assert done.returncode == 0, done.stderr
     assert _round(done)["number"] == cp["number"]
+
+
+def test_restarted_witness_goes_back_to_the_instance_start_for_a_guest_with_hidden_state(servers, tmp_path,
+                                                                                         start_actor):
+    """A guest that keeps state in a global between calls behaves differently on a fresh instance made from the
+    recorded state: a restarted witness must not call that a divergence, but re-execute from the instance's start."""
+    server, witness = _witnessed_server(servers, tmp_path)
+    http = server.http()
+    actor = start_actor(http, "hidden", wat.actor_wat(send=wat.hidden_count()))
+    _send(http, actor, 3)
+    _checkpoint(http)
+    assert witness.once(server.url).returncode == 0
+    _send(http, actor, 2)
+    second = _checkpoint(http)
+    done = witness.once(server.url)  # a new process: no live instance kept
+    assert done.returncode == 0, done.stderr
+    assert _round(done)["calls"] == 6  # init and all five messages, on the instance the record made
+    assert http.ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"]
+    assert not witness.evidence()
