@@ -74,18 +74,18 @@ def test_witness_following_a_server_under_load_keeps_up_and_cosigns(servers, tmp
         first = witness.wait_cosigned(1)  # it co-signs while the load runs
         for thread in load:
             thread.join(120)
-        final = _checkpoint(http)
-        witness.wait_cosigned(final["number"])
+        final = _checkpoint(http)  # the server's timer may sign one more of the same size: either will do
+        last = witness.wait_cosigned(final["number"])
     finally:
         witness.stop()
-    assert first < final["number"]
+    assert first < final["number"] <= last
     state = witness.state()
-    assert (state.number, state.size, state.verified) == (final["number"], final["size"], final["size"])
+    assert (state.number, state.size, state.verified) == (last, final["size"], final["size"])
     for actor in actors:
         progress = state.chains[uuid.UUID(actor).bytes]
         assert progress.calls == 61  # init and every message, each re-executed once
     cosigned = [c for c in http.ok("GET", "/v1/audit/checkpoints")["checkpoints"] if c["cosignatures"]]
-    assert len(cosigned) >= 2 and cosigned[-1]["number"] == final["number"]
+    assert len(cosigned) >= 2 and cosigned[-1]["number"] == last
 
 
 def test_witness_killed_and_restarted_resumes_from_where_it_verified(servers, tmp_path, start_actor):
