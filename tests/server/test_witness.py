@@ -80,12 +80,12 @@ def test_witness_following_a_server_under_load_keeps_up_and_cosigns(servers, tmp
         witness.stop()
     assert first < final["number"] <= last
     state = witness.state()
-    assert (state.number, state.size, state.verified) == (last, final["size"], final["size"])
+    assert state.number >= last and (state.size, state.verified) == (final["size"], final["size"])
     for actor in actors:
         progress = state.chains[uuid.UUID(actor).bytes]
         assert progress.calls == 61  # init and every message, each re-executed once
     cosigned = [c for c in http.ok("GET", "/v1/audit/checkpoints")["checkpoints"] if c["cosignatures"]]
-    assert len(cosigned) >= 2 and cosigned[-1]["number"] == last
+    assert len(cosigned) >= 2 and cosigned[-1]["number"] == state.number
 
 
 def test_witness_killed_and_restarted_resumes_from_where_it_verified(servers, tmp_path, start_actor):
