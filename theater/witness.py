@@ -40,8 +40,9 @@ from replay.errors import ReplayError
 from replay.replayer import MID_CHAIN_HINT, Cursor, Replayer, ReplayTape, _epoch_ticks, _Run
 from replay.schema import WASM_INSTANTIATE, is_boundary, read_genesis
 from store import Event, Head, Store
-from store.codec import BLOB_TAG_BYTES
+from store.codec import BLOB_TAG_BYTES, collect_blob_refs
 from store.recorder import unspill
+from store.verify import named_blobs
 from store.blobs import blob_digest
 from store.checkpoint import Checkpoint, Cosigner, VerifierKey, load_or_create_seed, open_note
 from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError, ProofError, TheaterError
@@ -51,6 +52,7 @@ from store.witness import (
     CompactRange,
     PendingWitnessState,
     WitnessState,
+    blobs_named,
     page_from_cbor,
     read_state,
 )
@@ -356,9 +358,19 @@ class Witness:
             if not page.entries:
                 self._evidence("a rewrite (a truncated feed)", f"checkpoint {number} signs {cp.size} events but the "
                                f"server's feed ends at {page.end}", new=cp.note, new_number=number)
-            self._blobs(page.blobs, page.needs, cp, number)
+            named: list[bytes] = []
             for position, actor, seq, value in page.entries:
-                last = self._copy_one(position, actor, seq, value, tree, heads, cp, number) or last
+                if position >= cp.size:
+                    break
+                pending = self._copy_one(position, actor, seq, value, tree, heads, cp, number)
+                if pending is None:
+                    named.extend(blobs_named(value, f"feed position {position}"))
+                else:
+                    last = pending
+                    collect_blob_refs(pending.event.data, named)
+                    named.extend(digest for _, digest in named_blobs(pending.event.type, pending.event.data))
+            blob = self._blobs(page.blobs, named, cp, number)
+            last = blob or last
         if last is not None:
             last.wait()
         if tree.root() != cp.root:
@@ -397,21 +409,21 @@ class Witness:
         tree.append(leaf_hash(digest))
         return pending
 
-    def _blobs(self, inline: dict[bytes, bytes], needs: list[bytes], cp: Checkpoint, number: int) -> None:
-        for digest, blob in inline.items():
-            if blob_digest(blob) != digest:
-                self._evidence("a changed blob", f"blob {digest.hex()} served does not hash to its name",
-                               new=cp.note, new_number=number)
-            if not self.store.blobs.has(digest):
-                self.store.blobs.put_async(blob)
-        for digest in needs:
+    def _blobs(self, inline: dict[bytes, bytes], named: list[bytes], cp: Checkpoint, number: int) -> Any:
+        """Store every blob the copied events name, from the page or fetched one by one; nothing else. Returns the
+        last write queued (None: none)."""
+        pending = None
+        for digest in dict.fromkeys(named):
             if self.store.blobs.has(digest):
                 continue
-            blob = self.remote.raw(f"/v1/blobs/{digest.hex()}")
+            blob = inline.get(digest)
+            if blob is None:
+                blob = self.remote.raw(f"/v1/blobs/{digest.hex()}")
             if blob_digest(blob) != digest:
                 self._evidence("a changed blob", f"blob {digest.hex()} served does not hash to its name",
                                new=cp.note, new_number=number)
-            self.store.blobs.put(blob)
+            pending = self.store.blobs.put_async(blob)
+        return pending
 
     def _reexecute(self, moved: dict[bytes, Head], cp: Checkpoint,
                    number: int) -> tuple[dict[bytes, tuple[int, int, int]], int]:

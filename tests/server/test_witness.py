@@ -275,3 +275,18 @@ def test_restarted_witness_goes_back_to_the_instance_start_for_a_guest_with_hidd
     assert _round(done)["calls"] == 6  # init and all five messages, on the instance the record made
     assert http.ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"]
     assert not witness.evidence()
+
+
+def test_witness_copies_spilled_payloads_small_and_large(servers, tmp_path, start_actor):
+    server, witness = _witnessed_server(servers, tmp_path)
+    http = server.http()
+    actor = start_actor(http, "echo", wat.echo_actor())
+    for size in (20_000, 400_000):  # spilled to the blob store; inline in the feed page, then fetched alone
+        payload = base64.b64encode(bytes(range(256)) * (size // 256)).decode()
+        http.ok("POST", f"/v1/actors/{actor}/request", {"message": {"base64": payload}})
+    cp = _checkpoint(http)
+    done = witness.once(server.url)
+    assert done.returncode == 0, done.stderr
+    assert _round(done)["size"] == cp["size"]
+    with Store(witness.home / "store", readonly=True) as copied:
+        assert len([d for d in copied.blobs if copied.blobs.size(d) > 256 * 1024]) == 1
