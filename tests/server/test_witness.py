@@ -290,3 +290,16 @@ def test_witness_copies_spilled_payloads_small_and_large(servers, tmp_path, star
     assert _round(done)["size"] == cp["size"]
     with Store(witness.home / "store", readonly=True) as copied:
         assert len([d for d in copied.blobs if copied.blobs.size(d) > 256 * 1024]) == 1
+
+
+def test_server_reads_witness_keys_from_a_file_and_refuses_a_bad_one(servers, tmp_path, start_actor):
+    witness = WitnessProcess(tmp_path)
+    keys = tmp_path / "witnesses.txt"
+    keys.write_text(f"# the witnesses of this home\n\n{witness.key()}\n")
+    server = servers(args=("--witness-key", str(keys)))
+    start_actor(server.http(), "echo", wat.echo_actor())
+    _checkpoint(server.http())
+    assert witness.once(server.url).returncode == 0
+    home_key = server.http().ok("GET", "/v1/audit/key")["key"]  # a signing key (0x01), not a witness key (0x04)
+    done = server.cli("server", "--address", "127.0.0.1:0", "--witness-key", home_key, check=False)
+    assert done.returncode != 0 and "witness key" in done.stderr and "0x04" in done.stderr
