@@ -8,8 +8,9 @@ A witness holds its own Ed25519 key and its own home. Each round it:
 3. copies the events the new checkpoint covers, in feed order, into its home, with the blobs they name: each event
    must hash to its hash and link to the chain the witness holds (``Recorder.append_stored``), and the leaves of
    the copied events must reproduce the checkpoint's root (kept as a compact range, O(log n));
-4. re-executes every chain that moved from where it stopped (``replay``: a live instance per chain, served from the
-   record; after a restart, from the recorded state at the last call it verified);
+4. re-executes every chain that moved from where it stopped (``theater.witness_session``: a live instance per
+   chain, served from the record; after a restart, from the recorded state at the last call it verified, or from
+   the start of the recorded instance when a fresh one does not behave the same);
 5. only then keeps its progress (in one transaction, in its home) and posts a C2SP cosignature of the checkpoint.
 
 A rewrite (a checkpoint by another key, inconsistent checkpoints, a changed event, leaves that do not reproduce
@@ -29,24 +30,21 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from replay.continuity import ContinuityCheck
 from replay.errors import ReplayError
-from replay.replayer import MID_CHAIN_HINT, Cursor, Replayer, ReplayTape, _epoch_ticks, _Run
-from replay.schema import WASM_INSTANTIATE, is_boundary, read_genesis
+from replay.replayer import Replayer
 from store import Event, Head, Store
-from store.codec import BLOB_TAG_BYTES, collect_blob_refs
-from store.recorder import unspill
-from store.verify import named_blobs
 from store.blobs import blob_digest
 from store.checkpoint import Checkpoint, Cosigner, VerifierKey, load_or_create_seed, open_note
-from store.errors import ChecksumMismatch, CorruptRecordError, NotFoundError, ProofError, TheaterError
+from store.codec import BLOB_TAG_BYTES, collect_blob_refs
+from store.errors import ChecksumMismatch, CorruptRecordError, ProofError, TheaterError
 from store.merkle import HASH_SIZE, leaf_hash, verify_consistency
+from store.recorder import unspill
+from store.verify import named_blobs
 from store.witness import (
     ChainProgress,
     CompactRange,
@@ -56,6 +54,7 @@ from store.witness import (
     page_from_cbor,
     read_state,
 )
+from theater.witness_session import ChainSession
 
 WITNESS_DIR = "witness"
 KEY_FILE = "ed25519.key"
@@ -150,89 +149,6 @@ def _message(exc: urllib.error.HTTPError) -> str:
         return str(exc.reason)
 
 
-class _Starved(Exception):
-    """Internal: the chain's copied events are all consumed; re-execution waits for the next round."""
-
-
-class _Feed:
-    """A chain's events as the witness copies them: each is checked for continuity once, and those from ``resume``
-    on that re-execution consumes come out. When none are left, ``_Starved`` is raised (not StopIteration), so the
-    walk stops where it is and goes on when more events are fed."""
-
-    def __init__(self, check: ContinuityCheck, resume: int) -> None:
-        self.check = check
-        self.resume = resume
-        self.pending: deque[Event] = deque()
-        self.instances: list[int] = []  # the seqs of the last wasm/instantiate events read
-
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> Event:
-        while self.pending:
-            event = self.pending.popleft()
-            self.check.feed(event)  # ContinuityBreak propagates: the record contradicts itself here
-            if event.type == WASM_INSTANTIATE:
-                self.instances = [*self.instances[-7:], event.seq]
-            if event.seq >= self.resume and is_boundary(event):
-                return event
-        raise _Starved
-
-    def interrupted(self, seq: int) -> bool:
-        return seq in self.check.interrupted_seqs
-
-
-class _Session:
-    """One chain's re-execution, kept live between rounds: its instance, its state and its place in the chain."""
-
-    def __init__(self, replayer: Replayer, actor: uuid.UUID, resume: int) -> None:
-        genesis = replayer.genesis(actor)
-        created = read_genesis(genesis)
-        limits = replayer.limits.limits(created)
-        self.engine = replayer._engine(created.engine)
-        try:
-            component = self.engine.load(replayer.store, genesis.data["component"])
-        except NotFoundError:
-            raise ReplayError(f"component {genesis.data['component'].hex()} of actor {actor} is not stored") from None
-        self.feed = _Feed(ContinuityCheck(created), resume)
-        self.tape = ReplayTape(Cursor(self.feed), hint=MID_CHAIN_HINT if resume > 0 else None, store=replayer.store)
-        self.run = _Run(replayer, self.engine, component, self.tape, limits, fresh=resume > 0,
-                        checked=self.feed)  # type: ignore[arg-type]  # _Feed is the live form of Checked
-        self.run.on_err = created.on_err
-        self.pushed = -1  # the last event handed to the feed
-        self.start = resume
-
-    def advance(self, events: list[Event]) -> None:
-        """Feed the chain's next events and re-execute as far as they go.
-
-        Raises:
-            ReplayError: a divergence, a break in continuity, or a record that cannot be re-executed.
-        """
-        if events:
-            self.pushed = events[-1].seq
-        self.feed.pending.extend(events)
-        try:
-            with _epoch_ticks(self.engine):
-                self.run.walk()
-        except _Starved:
-            pass
-
-    @property
-    def resume(self) -> int:
-        """The first event not consumed yet: where re-execution goes on from after a restart."""
-        return max(self.tape.cursor.last_seq + 1, self.start)
-
-    def instance_before(self, seq: int, known: int = 0) -> int:
-        """The seq of the ``wasm/instantiate`` that made the instance live before event ``seq`` (``known`` when
-        none was read)."""
-        return max((s for s in self.feed.instances if s < seq), default=known)
-
-    def on_recorded_state(self, seq: int) -> bool:
-        """True when event ``seq`` was reached on an instance this session made from a recorded state (it started
-        mid-instance, after a restart), not on one the record's own ``wasm/instantiate`` made."""
-        return self.start > 0 and not any(self.start <= s <= seq for s in self.feed.instances)
-
-
 class Witness:
     """A witness of one server, with its home's store and its key.
 
@@ -254,7 +170,7 @@ class Witness:
         self.evidence_dir = evidence_dir
         self.log = log
         self.replayer = Replayer(store)
-        self.sessions: dict[bytes, _Session] = {}
+        self.sessions: dict[bytes, ChainSession] = {}
         self._posted = 0  # the checkpoint this process last co-signed
         self._copied: dict[bytes, list[tuple[Event, bool]]] = {}  # this round's events as copied, by chain
         self._kept = 0
@@ -438,7 +354,7 @@ class Witness:
             try:
                 session = self.sessions.get(actor)
                 if session is None:
-                    session = _Session(self.replayer, uuid.UUID(bytes=actor), kept.resume if kept else 0)
+                    session = ChainSession(self.replayer, uuid.UUID(bytes=actor), kept.resume if kept else 0)
                     opened += kept is not None
                 before = session.tape.calls
                 try:
@@ -449,7 +365,7 @@ class Witness:
                     # A guest may keep hidden state (globals) between calls, which a fresh instance made from the
                     # recorded state lacks: re-execute from the start of the instance that made the calls.
                     since = session.instance_before(session.start, kept.instance if kept else 0)
-                    session = _Session(self.replayer, uuid.UUID(bytes=actor), since)
+                    session = ChainSession(self.replayer, uuid.UUID(bytes=actor), since)
                     before = 0
                     session.advance(self._events(actor, 0, head.seq))
                 self.sessions.pop(actor, None)
