@@ -32,6 +32,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,7 +121,7 @@ class _Remote:
             if exc.code == 404 and missing is not None:
                 return missing
             raise WitnessError(f"{method} {path}", f"the server answered {exc.code}: {_message(exc)}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, HTTPException) as exc:
             raise WitnessError(f"{method} {path}", f"cannot reach {self.url}: {exc}") from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise WitnessError(f"{method} {path}", f"the answer is over {MAX_RESPONSE_BYTES} bytes")
