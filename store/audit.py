@@ -20,13 +20,19 @@ from store._commit import ReadOnlyWriter, Writer
 from store._env import Environment
 from store.checkpoint import (
     Checkpoint,
+    Cosignature,
+    CosignerKey,
     PendingCheckpoint,
+    PendingCosignature,
     VerifierKey,
     last_number,
     load_or_create_key,
     open_note,
+    open_cosignature,
     read_checkpoint,
+    read_cosignatures,
     read_public_key,
+    with_cosignatures,
 )
 from store.chain import EventLog
 from store.errors import InvalidInputError, NotFoundError, ProofError, ReadOnlyError
@@ -117,6 +123,37 @@ class Audit:
             if number is None:
                 number = last_number(txn, self._env.dbs)
             return read_checkpoint(txn, self._env.dbs, number)
+
+    def cosign(self, number: int, line: str, keys: tuple[CosignerKey, ...], timeout: float | None = 60.0,
+               ) -> Cosignature:
+        """Check a witness's cosignature line of checkpoint ``number`` against ``keys`` and keep it.
+
+        Raises:
+            NotFoundError: no such checkpoint. ProofError: the line is by no key of ``keys``, or does not verify.
+            ReadOnlyError: the store is open read-only.
+        """
+        if self._env.readonly or not isinstance(self._writer, Writer):
+            raise ReadOnlyError(str(self._env.path))
+        cp = self.get(number)
+        cosignature = open_cosignature(cp.note, line, keys)
+        return self._writer.submit(PendingCosignature(number, cosignature)).wait(timeout)
+
+    def cosignatures(self, number: int) -> list[str]:
+        """The cosignature lines kept for checkpoint ``number`` (none: an empty list)."""
+        with self._env.read() as txn:
+            return read_cosignatures(txn, self._env.dbs, number)
+
+    def cosigned(self, number: int | None = None) -> tuple[Checkpoint, str]:
+        """Checkpoint ``number`` (default: the newest) and its note with every kept cosignature appended.
+
+        Raises:
+            NotFoundError: there is no such checkpoint.
+        """
+        with self._env.read() as txn:
+            if number is None:
+                number = last_number(txn, self._env.dbs)
+            cp = read_checkpoint(txn, self._env.dbs, number)
+            return cp, with_cosignatures(cp.note, read_cosignatures(txn, self._env.dbs, number))
 
     def prove(self, digest: bytes, number: int | None = None) -> dict[str, Any]:
         """The inclusion proof of the event ``digest`` in checkpoint ``number`` (default: the newest), as JSON.

@@ -13,6 +13,13 @@ home's ``meta`` (``audit-key``) by the first checkpoint, and a key file that no 
 swapped key would sign a rewritten history under the same home.
 
 Every checkpoint is kept, numbered from 1, in the ``merkle`` database (``b"c" || number (8)`` -> the note).
+
+Witnesses co-sign checkpoints with C2SP ``tlog-cosignature`` cosignatures (``cosignature/v1``): an Ed25519 signature,
+by the witness's key, of ``"cosignature/v1\\n" || "time <POSIX seconds>\\n" || the checkpoint's text``, written as
+one more signature line ``— <witness name> <base64(key id (4) || timestamp (8, big-endian) || signature (64))>``,
+with key id ``SHA-256(name || "\\n" || 0x04 || public key)[:4]`` and verifier key ``<name>+<key id>+<base64(0x04 ||
+public key)>``. The home keeps each accepted cosignature (``b"w" || number (8) || key id (4)`` -> the line) and
+serves a checkpoint's note with them appended.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import lmdb
@@ -40,6 +48,10 @@ PUBLIC_KEY_META = b"audit-key"
 CHECKPOINT_PREFIX = b"c"
 SIGNATURE_DASH = "\u2014 "
 ED25519_ALG = b"\x01"
+COSIGNATURE_ALG = b"\x04"  # C2SP tlog-cosignature: Ed25519 cosignature/v1
+COSIGNATURE_HEADER = "cosignature/v1\n"
+COSIGNATURE_PREFIX = b"w"
+MAX_TIMESTAMP = 2**63 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,26 +90,37 @@ class VerifierKey:
         Raises:
             InvalidInputError: it is not an Ed25519 verifier key, or its id does not match its name and key.
         """
-        expected = "a verifier key <name>+<8 hex digits>+<base64 of 0x01 || 32-byte Ed25519 key>"
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3 or not parts[0]:
-            raise InvalidInputError("verifier key", text.strip()[:80], expected)
-        name, hex_id, b64 = parts
-        try:
-            kid = bytes.fromhex(hex_id)
-            raw = base64.b64decode(b64, validate=True)
-        except ValueError:
-            raise InvalidInputError("verifier key", text.strip()[:80], expected) from None
-        if len(kid) != 4 or len(raw) != 33 or raw[:1] != ED25519_ALG:
-            raise InvalidInputError("verifier key", text.strip()[:80], expected)
-        if key_id(name, raw[1:]) != kid:
-            raise InvalidInputError("verifier key", text.strip()[:80], "a key id that matches its name and key")
-        return cls(name=name, key_id=kid, public=raw[1:])
+        name, kid, public = _parse_vkey(text, ED25519_ALG, "verifier key")
+        return cls(name=name, key_id=kid, public=public)
+
+
+def _parse_vkey(text: str, alg: bytes, what: str) -> tuple[str, bytes, bytes]:
+    """Read a C2SP vkey ``<name>+<key id hex>+<base64(alg || 32-byte key)>``: (name, key id, public key)."""
+    expected = f"a {what} <name>+<8 hex digits>+<base64 of 0x{alg.hex()} || 32-byte Ed25519 key>"
+    shown = text.strip()[:80]
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3 or not parts[0] or any(c.isspace() for c in parts[0]):
+        raise InvalidInputError(what, shown, expected)
+    name, hex_id, b64 = parts
+    try:
+        kid = bytes.fromhex(hex_id)
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        raise InvalidInputError(what, shown, expected) from None
+    if len(kid) != 4 or len(raw) != 33 or raw[:1] != alg:
+        raise InvalidInputError(what, shown, expected)
+    if _key_id(name, alg, raw[1:]) != kid:
+        raise InvalidInputError(what, shown, "a key id that matches its name and key")
+    return name, kid, raw[1:]
+
+
+def _key_id(name: str, alg: bytes, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + alg + public).digest()[:4]
 
 
 def key_id(name: str, public: bytes) -> bytes:
     """The signed-note key id: SHA-256(name || "\\n" || 0x01 || public key)[:4]."""
-    return hashlib.sha256(name.encode() + b"\n" + ED25519_ALG + public).digest()[:4]
+    return _key_id(name, ED25519_ALG, public)
 
 
 def checkpoint_body(origin: str, size: int, root: bytes) -> str:
@@ -175,12 +198,22 @@ def load_or_create_key(store_path: Path, *, create: bool = True) -> Signer:
         ProofError: the key file is readable by its group or others, or is not a 32-byte Ed25519 seed.
         NotFoundError: there is no key and ``create`` is false.
     """
-    directory = store_path / KEY_DIR
-    path = directory / KEY_FILE
+    return Signer(load_or_create_seed(store_path / KEY_DIR / KEY_FILE, create=create))
+
+
+def load_or_create_seed(path: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The Ed25519 private key whose 32-byte seed is the file ``path``, created (mode 0600, its directory 0700)
+    on first use when ``create``.
+
+    Raises:
+        ProofError: the key file is readable by its group or others, or is not a 32-byte Ed25519 seed.
+        NotFoundError: there is no key and ``create`` is false.
+    """
+    directory = path.parent
     if not path.exists():
         if not create:
-            raise NotFoundError("audit signing key", str(path))
-        directory.mkdir(mode=0o700, exist_ok=True)
+            raise NotFoundError("signing key", str(path))
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         seed = Ed25519PrivateKey.generate().private_bytes_raw()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -204,7 +237,7 @@ def load_or_create_key(store_path: Path, *, create: bool = True) -> Signer:
         raise ProofError(f"signing key {path}", f"cannot read it: {exc.strerror}") from None
     if len(seed) != 32:
         raise ProofError(f"signing key {path}", f"it is {len(seed)} bytes, not a 32-byte Ed25519 seed")
-    return Signer(Ed25519PrivateKey.from_private_bytes(seed))
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 def _checkpoint_key(number: int) -> bytes:
@@ -275,3 +308,160 @@ class PendingCheckpoint(Pending[Checkpoint | None]):
             self.value = Checkpoint(origin=self._signer.key.name, size=size, root=root, note=note, number=number)
         except TheaterError as exc:
             self._error = exc
+
+
+# Cosignatures (C2SP tlog-cosignature, cosignature/v1).
+
+
+@dataclass(frozen=True, kw_only=True)
+class CosignerKey:
+    """A witness's C2SP verifier key (signature type 0x04, cosignature/v1): name, 4-byte key id, Ed25519 key."""
+
+    name: str
+    key_id: bytes
+    public: bytes
+
+    @property
+    def text(self) -> str:
+        """``<name>+<key id hex>+<base64(0x04 || public key)>``."""
+        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(COSIGNATURE_ALG + self.public).decode()}"
+
+    @classmethod
+    def of(cls, name: str, public: bytes) -> CosignerKey:
+        return cls(name=name, key_id=_key_id(name, COSIGNATURE_ALG, public), public=public)
+
+    @classmethod
+    def parse(cls, text: str) -> CosignerKey:
+        """Read ``<name>+<key id hex>+<base64(0x04 || key)>``.
+
+        Raises:
+            InvalidInputError: it is not an Ed25519 cosignature/v1 key, or its id does not match its name and key.
+        """
+        name, kid, public = _parse_vkey(text, COSIGNATURE_ALG, "witness key")
+        return cls(name=name, key_id=kid, public=public)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cosignature:
+    """One witness's cosignature of a checkpoint: who, when (POSIX seconds), and its signature line."""
+
+    name: str
+    key_id: bytes
+    timestamp: int
+    line: str  # "— <name> <base64(key id || timestamp || signature)>", no newline
+
+
+def note_text(note: str) -> str:
+    """The signed text of a note: everything before the blank line, with its final newline.
+
+    Raises:
+        ProofError: it is not a signed note.
+    """
+    body, sep, _ = note.partition("\n\n")
+    if not sep or not body:
+        raise ProofError("checkpoint", "it is not a signed note (no blank line between the text and signatures)")
+    return body + "\n"
+
+
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """What a cosignature/v1 signs: the header line, the time line and the checkpoint's text."""
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+class Cosigner:
+    """A witness's Ed25519 key, which co-signs checkpoints as ``name``."""
+
+    def __init__(self, private: Ed25519PrivateKey, name: str) -> None:
+        if not name or any(c.isspace() or c == "+" for c in name):
+            raise InvalidInputError("witness name", name, "a non-empty name with no spaces and no '+'")
+        self._private = private
+        self.key = CosignerKey.of(name, private.public_key().public_bytes_raw())
+
+    def cosign(self, note: str, timestamp: int) -> Cosignature:
+        """The cosignature of the checkpoint ``note`` at ``timestamp`` (POSIX seconds)."""
+        signature = self._private.sign(cosigned_message(note_text(note), timestamp))
+        raw = self.key.key_id + timestamp.to_bytes(8, "big") + signature
+        line = f"{SIGNATURE_DASH}{self.key.name} {base64.b64encode(raw).decode()}"
+        return Cosignature(name=self.key.name, key_id=self.key.key_id, timestamp=timestamp, line=line)
+
+
+def open_cosignature(note: str, line: str, keys: Iterable[CosignerKey]) -> Cosignature:
+    """Check a cosignature line of checkpoint ``note`` against the witness keys ``keys``.
+
+    Raises:
+        ProofError: the line is malformed, its name and key id are not one of ``keys`` (an unknown witness), its
+            timestamp is out of range, or its signature does not verify (a forged cosignature).
+    """
+    line = line.rstrip("\n")
+    if not line.startswith(SIGNATURE_DASH) or "\n" in line:
+        raise ProofError("cosignature", "it is not one signature line '— <name> <base64>'")
+    name, _, b64 = line[len(SIGNATURE_DASH):].partition(" ")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        raise ProofError("cosignature", f"the signature of {name[:60]!r} is not base64") from None
+    if len(raw) != 4 + 8 + 64:
+        raise ProofError("cosignature", f"it is {len(raw)} bytes, not key id (4), timestamp (8) and an Ed25519 "
+                                        "signature (64): not a cosignature/v1")
+    kid, timestamp, signature = raw[:4], int.from_bytes(raw[4:12], "big"), raw[12:]
+    key = next((k for k in keys if k.name == name and k.key_id == kid), None)
+    if key is None:
+        raise ProofError("cosignature", f"it is by {name[:60]!r} (key id {kid.hex()}), not a witness key this "
+                                        "home accepts (theater server --witness-key)")
+    if timestamp > MAX_TIMESTAMP:
+        raise ProofError("cosignature", f"its timestamp {timestamp} is beyond 2^63 - 1")
+    try:
+        Ed25519PublicKey.from_public_bytes(key.public).verify(signature, cosigned_message(note_text(note), timestamp))
+    except InvalidSignature:
+        raise ProofError("cosignature", f"the cosignature of {name} does not verify with key {key.text}: it was "
+                                        "forged, or made for another checkpoint or time") from None
+    return Cosignature(name=name, key_id=kid, timestamp=timestamp, line=line)
+
+
+def with_cosignatures(note: str, lines: Iterable[str]) -> str:
+    """The note with the cosignature lines appended as further signature lines."""
+    extra = "".join(line + "\n" for line in lines)
+    return note + extra if note.endswith("\n") else note + "\n" + extra
+
+
+def _cosignature_key(number: int, kid: bytes) -> bytes:
+    return COSIGNATURE_PREFIX + number.to_bytes(8, "big") + kid
+
+
+def read_cosignatures(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], number: int) -> list[str]:
+    """The cosignature lines kept for checkpoint ``number``, by key id."""
+    if "merkle" not in dbs:
+        return []
+    prefix = COSIGNATURE_PREFIX + number.to_bytes(8, "big")
+    cursor = txn.cursor(db=dbs["merkle"])
+    lines: list[str] = []
+    if cursor.set_range(prefix):
+        for key, value in cursor:
+            if bytes(key[:9]) != prefix:
+                break
+            lines.append(bytes(value).decode())
+    return lines
+
+
+class PendingCosignature(Pending[Cosignature]):
+    """Keeps a checked cosignature of checkpoint ``number`` (a newer one by the same key replaces it)."""
+
+    def __init__(self, number: int, cosignature: Cosignature) -> None:
+        super().__init__(cosignature)
+        self._number = number
+
+    def apply(self, txn: lmdb.Transaction[bytes], ctx: CommitContext) -> None:
+        key = _cosignature_key(self._number, self.value.key_id)
+        txn.put(key, self.value.line.encode(), db=ctx.dbs["merkle"])
+        ctx.wrote = True
+
+
+def cosigner_of(line: str) -> tuple[str, int | None]:
+    """The (name, timestamp) a kept cosignature line names, read without checking it (the home checked it when it
+    accepted it); the timestamp is None when the line does not hold one."""
+    name, _, b64 = line.removeprefix(SIGNATURE_DASH).partition(" ")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return name, None
+    return name, int.from_bytes(raw[4:12], "big") if len(raw) == 76 else None

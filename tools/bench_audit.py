@@ -9,6 +9,11 @@
    (RFC 9162 2.1.3.2), next to one event read by seq as the floor: target under 1 ms each.
 3. Consistency proof between random sizes, produce and verify.
 4. Catching up the tree of a home written before the log (the whole feed in one commit), next to reading the feed.
+5. A witness (``theater.witness``) verifying the echo benchmark's record: the echo load (one echo actor, 32
+   concurrent callers, every event durable, as ``tools/bench.py``) appends at some rate; then a real ``theater
+   server`` serves that home and a witness copies, checks (hashes, links, the signed root) and re-executes every
+   event of its newest checkpoint, and co-signs it: witness events/s next to the append rate, target ratio >= 1.
+   ``--witness-only`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from store import EMPTY, Head, Store  # noqa: E402
 from store.merkle import SIZE_KEY, TreeView, leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
-from bench import group_commit_appends, line  # noqa: E402
+from bench import echo_callers, group_commit_appends, line  # noqa: E402
 
 
 def appends(tmp: Path, n: int, rounds: int) -> None:
@@ -132,16 +137,61 @@ def catch_up(store: Store, leaves: int) -> None:
          "reading the feed (FeedEntry list)")
 
 
+def witness(tmp: Path, requests: int) -> None:
+    import subprocess
+
+    from tests.components import wat
+    from theater.runtime import Theater
+    from theater.witness import Witness, load_cosigner
+
+    (tmp / "echo.wat").write_text(wat.echo_actor())
+    (tmp / "echo.toml").write_text('name = "echo"\ncomponent = "echo.wat"\n')
+    home = tmp / "echo-home"
+    with Theater(home) as theater:
+        actor = theater.start(tmp / "echo.toml")
+        before = theater.store.log.feed_end()
+        start = time.perf_counter()
+        echo_callers(theater, actor, requests, 32)
+        took = time.perf_counter() - start
+        appended = theater.store.log.feed_end() - before
+    append_rate = appended / took
+    cosigner = load_cosigner(tmp / "w" / "key", None)
+    cli = [sys.executable, "-c", "from theater.cli import main; main()"]
+    server = subprocess.Popen([*cli, "--home", str(home), "server", "--address", "127.0.0.1:0", "--no-resume",
+                               "--witness-key", cosigner.key.text], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        url = "http://" + server.stdout.readline().split("http://", 1)[1].split()[0]
+        witness_store = Store(tmp / "w" / "store")
+        found = Witness(url, witness_store, cosigner, tmp / "w" / "evidence")
+        found.remote.json("POST", "/v1/audit/checkpoints", body={})
+        start = time.perf_counter()
+        done = found.round()
+        took = time.perf_counter() - start
+        witness_store.close()
+    finally:
+        server.terminate()
+        server.wait(60)
+    assert done.number is not None and done.events >= appended
+    line(f"witness verified events/s ({done.events:,} events, {done.calls:,} calls)", done.events / took, "ev/s",
+         append_rate, "echo load's append rate", 1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appends", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--probes", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=20_000, help="echo requests for the witness figure")
+    parser.add_argument("--witness-only", action="store_true", help="only the witness figure")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="theater-bench-audit-"))
     try:
         print("== audit ==")
+        witness(tmp, args.requests)
+        if args.witness_only:
+            return
         appends(tmp, args.appends, args.rounds)
         store = build(tmp / "big", args.leaves)
         proofs(store, args.leaves, args.probes)

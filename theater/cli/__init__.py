@@ -26,6 +26,7 @@ from theater.cli.server import server
 from theater.cli.store import store
 from theater.cli.upgrade import upgrade_check_command
 from theater.cli.verify import verify
+from theater.cli.witness import witness
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +53,7 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 
 for command in (
     audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
-    verify, upgrade_check_command,
+    verify, upgrade_check_command, witness,
     *ACTOR_COMMANDS, *LINEAGE_COMMANDS,
 ):
     cli.add_command(command)

@@ -48,13 +48,21 @@ def checkpoint(ctx: Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print every checkpoint (with its note) as JSON.")
 @pass_context
 def checkpoints(ctx: Context, as_json: bool) -> None:
-    """List every checkpoint of the home, oldest first: number, tree size and root hash."""
-    found = ctx.store(readonly=True).audit.checkpoints()
+    """List every checkpoint of the home, oldest first: number, tree size, root hash, and the witnesses that
+    co-signed it (their cosignatures are in the note, as extra signature lines)."""
+    from store.checkpoint import cosigner_of
+
+    audit_log = ctx.store(readonly=True).audit
+    found = [(c, audit_log.cosigned(c.number)[1], audit_log.cosignatures(c.number))
+             for c in audit_log.checkpoints()]
     if as_json:
-        emit_json([{"number": c.number, "size": c.size, "root": c.root.hex(), "note": c.note} for c in found])
+        emit_json([{"number": c.number, "size": c.size, "root": c.root.hex(), "note": note,
+                    "cosignatures": [dict(zip(("name", "timestamp"), cosigner_of(line))) for line in lines]}
+                   for c, note, lines in found])
         return
-    for c in found:
-        click.echo(f"{c.number}  {c.size} events  {c.root.hex()}")
+    for c, _, lines in found:
+        names = ", ".join(cosigner_of(line)[0] for line in lines)
+        click.echo(f"{c.number}  {c.size} events  {c.root.hex()}" + (f"  co-signed by {names}" if names else ""))
     if not found:
         click.echo("no checkpoints yet: make one with `theater audit checkpoint`", err=True)
 

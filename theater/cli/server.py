@@ -39,6 +39,9 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--checkpoint-every", type=click.FloatRange(min=0.01), default=None, metavar="SECONDS",
               help="Sign a checkpoint of the home's audit log this often, when it grew (docs/audit.md). "
                    "Default: only on request.")
+@click.option("--witness-key", "witness_keys", multiple=True, metavar="VKEY|FILE",
+              help="Accept cosignatures of checkpoints by this witness (its key as printed by 'theater witness "
+                   "--print-key', name+id+base64), or by each key in FILE (one a line). Repeatable.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker threads kept running actors' operations (default: twice the cores).")
 @click.option("--max-threads", type=click.IntRange(min=1), default=None,
@@ -62,7 +65,8 @@ pass_context = click.make_pass_decorator(Context)
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
            header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
-           passivate_after: float | None, checkpoint_every: float | None, workers: int | None,
+           passivate_after: float | None, checkpoint_every: float | None, witness_keys: tuple[str, ...],
+           workers: int | None,
            max_threads: int | None, no_resume: bool,
            verbose: bool, otel: bool, otel_endpoint: str | None, otel_headers: tuple[str, ...],
            otel_service_name: str, otel_interval: float, maximums: Maximums) -> None:
@@ -103,7 +107,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
                           workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
                           maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every,
-                          otel=_otel(otel, otel_endpoint, otel_headers, otel_service_name, otel_interval, OtelConfig))
+                          otel=_otel(otel, otel_endpoint, otel_headers, otel_service_name, otel_interval, OtelConfig),
+                          witness_keys=_witness_keys(witness_keys))
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
@@ -135,6 +140,24 @@ def _otel(on: bool, endpoint: str | None, headers: tuple[str, ...], service_name
         raise click.UsageError("--otel needs the OpenTelemetry SDK and OTLP exporter: pip install 'theater[otel]'"
                                ) from None
     return config(endpoint=endpoint, headers=tuple(pairs), service_name=service_name, export_interval_s=interval)
+
+
+def _witness_keys(values: tuple[str, ...]) -> tuple[Any, ...]:
+    """Each ``--witness-key``: a key as text, or a file of keys one a line (blank lines and ``#`` comments)."""
+    from store.checkpoint import CosignerKey
+    from store.errors import InvalidInputError
+
+    keys = []
+    for value in values:
+        path = Path(value).expanduser()
+        lines = path.read_text().splitlines() if "+" not in value and path.is_file() else [value]
+        for line in lines:
+            if line.strip() and not line.lstrip().startswith("#"):
+                try:
+                    keys.append(CosignerKey.parse(line))
+                except InvalidInputError as exc:
+                    raise click.BadParameter(str(exc), param_hint="--witness-key") from None
+    return tuple(keys)
 
 
 def _protection(host: str, auth: bool) -> str:

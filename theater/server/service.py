@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from store.checkpoint import CosignerKey
 from theater.mailbox import DEFAULT_MAILBOX_MESSAGES
 from theater.manifest import DEFAULT_MAXIMUMS, Maximums
 from theater.runtime import DEFAULT_REQUEST_TIMEOUT_S, Theater
@@ -54,6 +55,7 @@ class ServerConfig:
         checkpoint_every: seconds between signed checkpoints of the home's Merkle log (one only when the log
             grew); None: only on request (``docs/audit.md``).
         otel: export OpenTelemetry traces and metrics with OTLP (``theater.telemetry``); None: off.
+        witness_keys: the witnesses whose cosignatures of checkpoints the server accepts and serves.
     """
 
     home: Path
@@ -74,6 +76,7 @@ class ServerConfig:
     maximums: Maximums = DEFAULT_MAXIMUMS
     passivate_after: float | None = None
     checkpoint_every: float | None = None
+    witness_keys: tuple[CosignerKey, ...] = ()
     otel: OtelConfig | None = None
 
 

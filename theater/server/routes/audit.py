@@ -11,18 +11,35 @@ from typing import Any
 from aiohttp import web
 
 from store import Store
-from store.checkpoint import Checkpoint
-from store.errors import InvalidInputError, NotFoundError
+from store.checkpoint import Checkpoint, Cosignature, cosigner_of
+from store.errors import InvalidInputError, NotFoundError, ProofError
+from store.witness import MAX_PAGE_ENTRIES, page_to_cbor, read_feed_page
 from theater.porcelain.actors import resolve_actor
-from theater.server.errors import bad_request
+from theater.server.errors import ApiError, bad_request
 from theater.server.service import service
-from theater.server.wire import json_response, query_int
+from theater.server.wire import field, json_response, query_int, read_json
 
 routes = web.RouteTableDef()
 
 
-def checkpoint_json(cp: Checkpoint) -> dict[str, Any]:
-    return {"number": cp.number, "size": cp.size, "root": cp.root.hex(), "note": cp.note}
+def checkpoint_json(cp: Checkpoint, cosigned: str | None = None, lines: list[str] | None = None) -> dict[str, Any]:
+    """A checkpoint's JSON form; ``note`` carries the kept cosignatures as extra signature lines."""
+    return {"number": cp.number, "size": cp.size, "root": cp.root.hex(), "note": cosigned or cp.note,
+            "cosignatures": [_cosigner(line) for line in lines or ()]}
+
+
+def _cosigner(line: str) -> dict[str, Any]:
+    name, timestamp = cosigner_of(line)
+    return {"name": name, "timestamp": timestamp, "line": line}
+
+
+def _cosigned(store: Store, number: int | None) -> dict[str, Any]:
+    cp, note = store.audit.cosigned(number)
+    return checkpoint_json(cp, note, store.audit.cosignatures(cp.number))
+
+
+def _all_cosigned(store: Store) -> list[dict[str, Any]]:
+    return [_cosigned(store, cp.number) for cp in store.audit.checkpoints()]
 
 
 @routes.get("/v1/audit/key")
@@ -45,20 +62,57 @@ async def make_checkpoint(request: web.Request) -> web.Response:
 async def list_checkpoints(request: web.Request) -> web.Response:
     """Every checkpoint, oldest first."""
     svc = service(request)
-    found = await svc.run(lambda: svc.theater.store.audit.checkpoints())
-    return json_response({"checkpoints": [checkpoint_json(cp) for cp in found]})
+    found = await svc.run(_all_cosigned, svc.theater.store)
+    return json_response({"checkpoints": found})
 
 
 @routes.get("/v1/audit/checkpoints/{number}")
 async def get_checkpoint(request: web.Request) -> web.Response:
-    """One checkpoint by number, or ``latest``."""
+    """One checkpoint by number, or ``latest``, its note with the cosignatures kept for it."""
     svc = service(request)
+    number = _number(request)
+    return json_response(await svc.run(_cosigned, svc.theater.store, number))
+
+
+def _number(request: web.Request) -> int | None:
     raw = request.match_info["number"]
     if raw != "latest" and not (raw.isdigit() and 0 < len(raw) < 19):
         raise bad_request(f"checkpoint {raw[:40]!r} is not a number or 'latest'")
-    number = None if raw == "latest" else int(raw)
-    cp = await svc.run(lambda: svc.theater.store.audit.get(number))
-    return json_response(checkpoint_json(cp))
+    return None if raw == "latest" else int(raw)
+
+
+@routes.post("/v1/audit/checkpoints/{number}/cosignatures")
+async def cosign(request: web.Request) -> web.Response:
+    """A witness's cosignature of the checkpoint: ``{"cosignature": "— <name> <base64>"}``, checked against the
+    witness keys the operator lists (``--witness-key``) and kept; 201. Unknown keys and forgeries: 400."""
+    svc = service(request)
+    number = _number(request)
+    line = field(await read_json(request), "cosignature", str)
+    keys = svc.config.witness_keys
+    if not keys:
+        raise bad_request("this server accepts no cosignatures: start it with --witness-key NAME+ID+KEY")
+    store = svc.theater.store
+    target = number if number is not None else (await svc.run(store.audit.get)).number
+    try:
+        made: Cosignature = await svc.run(lambda: store.audit.cosign(target, line, keys))
+    except ProofError as exc:  # an unknown witness or a forged cosignature: refused, nothing kept
+        raise ApiError(403, "ProofError", str(exc)) from None
+    return json_response({"number": target, "name": made.name, "timestamp": made.timestamp}, status=201)
+
+
+@routes.get("/v1/audit/feed")
+async def feed(request: web.Request) -> web.Response:
+    """The home's feed from position ``from`` (below ``to``), each entry with its stored event, and the blobs they
+    name (large ones listed in ``needs``, for ``GET /v1/blobs/{hash}``): canonical CBOR, at most ``limit`` entries
+    (at most 4096) and about 4 MiB. What witnesses copy and re-execute (``docs/audit.md``)."""
+    svc = service(request)
+    start = query_int(request, "from", 0, minimum=0) or 0
+    stop = query_int(request, "to", None, minimum=0)
+    limit = query_int(request, "limit", MAX_PAGE_ENTRIES, minimum=1) or MAX_PAGE_ENTRIES
+    if limit > MAX_PAGE_ENTRIES:
+        raise bad_request(f"limit is at most {MAX_PAGE_ENTRIES}; page with 'next'")
+    page = await svc.run(lambda: read_feed_page(svc.theater.store, start, stop, limit))
+    return web.Response(body=page_to_cbor(page), content_type="application/cbor")
 
 
 def _event(store: Store, ref: str) -> bytes:
