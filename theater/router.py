@@ -111,6 +111,12 @@ class Router:
             raise ActorNotFound(str(actor_id))
         return actor
 
+    def discard(self, actor: Actor) -> None:
+        """Forget ``actor`` (it runs on another node now: ``Theater.relinquish``); its mailbox is the caller's."""
+        with self._lock:
+            if self._actors.get(actor.id) is actor:
+                del self._actors[actor.id]
+
     def evict(self, actor: Actor) -> bool:
         """Take a passivated actor out of the router and end its mailbox, unless something waits in it (or a
         place is kept for a message); True when it did. Called on the actor's thread."""

@@ -47,13 +47,23 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--no-resume", is_flag=True, help="Do not bring back the actors that were running when the last "
                                                 "server on this home stopped.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request, and more, on stderr.")
+@click.option("--cluster", "cluster_urls", default=None, metavar="nats://HOST:PORT[,...]",
+              help="Join a Theater cluster on NATS JetStream (docs/cluster.md): chains are replicated, actors fail "
+                   "over to other nodes, messages reach actors on any node. Default: run alone.")
+@click.option("--node", default=None, help="This node's name in the cluster (default: host name and a random "
+                                           "suffix). Needs --cluster.")
+@click.option("--replicas", type=click.IntRange(min=1, max=5), default=3, show_default=True,
+              help="JetStream replicas of the chains' stream and the buckets, when the cluster creates them.")
+@click.option("--lease-ttl", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
+              help="Seconds an actor's lease lives unless its node refreshes it; failover takes about this long.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
            header_timeout: float, body_timeout: float, verify_timeout: float, mailbox_size: int,
            passivate_after: float | None, checkpoint_every: float | None, workers: int | None,
            max_threads: int | None, no_resume: bool,
-           verbose: bool, maximums: Maximums) -> None:
+           verbose: bool, cluster_urls: str | None, node: str | None, replicas: int, lease_ttl: float,
+           maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -74,6 +84,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     if workers is not None and max_threads is not None and workers > max_threads:
         raise click.BadParameter(f"--workers {workers} is more than --max-threads {max_threads}",
                                  param_hint="--workers")
+    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl)
     home_dir = Path(home).expanduser() if home else ctx.home
     token = token_for(home_dir)
     if not is_loopback(host) and token is None:
@@ -85,12 +96,27 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           request_timeout=request_timeout, header_timeout=header_timeout,
                           body_timeout=body_timeout, verify_timeout=verify_timeout, mailbox_messages=mailbox_size,
                           workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
-                          maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every)
+                          maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every,
+                          cluster=cluster)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
         click.echo(f"ServerError: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
+
+
+def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl: float) -> Any:
+    """The ``ClusterConfig`` of ``--cluster`` and ``--node``; None without ``--cluster``."""
+    if urls is None:
+        if node is not None:
+            raise click.BadParameter("--node needs --cluster", param_hint="--node")
+        return None
+    from theater.cluster import ClusterConfig, ClusterError
+
+    try:
+        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl)
+    except ClusterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster") from None
 
 
 def _protection(host: str, auth: bool) -> str:

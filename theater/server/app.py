@@ -101,13 +101,23 @@ async def create_app(config: ServerConfig) -> web.Application:
     """
     loop = asyncio.get_running_loop()
     mailbox = MailboxLimits(messages=config.mailbox_messages)
+    node, store = None, None
+    if config.cluster is not None:
+        from theater.cluster.serve import join  # NATS is imported only by a server that joins a cluster
+
+        node, store = await loop.run_in_executor(None, join, config.cluster, config.home, config.durability)
     theater = await loop.run_in_executor(
         None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
                               maximums=config.maximums, mailbox=mailbox, passivate_after=config.passivate_after,
-                              workers=config.workers, max_threads=config.max_threads)
+                              workers=config.workers, max_threads=config.max_threads, store=store)
     )
     svc = Service(config, theater, loop)
-    if config.resume:
+    if node is not None:
+        from theater.cluster.api import owner_handler
+
+        svc.cluster = node
+        await loop.run_in_executor(None, node.attach, theater, owner_handler(svc))
+    elif config.resume:
         svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)

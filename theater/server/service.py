@@ -52,6 +52,8 @@ class ServerConfig:
             None: never. When set, durable resume is lazy for top-level actors (``theater.porcelain.resume``).
         checkpoint_every: seconds between signed checkpoints of the home's Merkle log (one only when the log
             grew); None: only on request (``docs/audit.md``).
+        cluster: a ``theater.cluster.ClusterConfig`` to run as a node of that cluster (docs/cluster.md); None:
+            alone (durable actors are then resumed from the home as ``resume`` says; in a cluster, leases decide).
     """
 
     home: Path
@@ -72,6 +74,7 @@ class ServerConfig:
     maximums: Maximums = DEFAULT_MAXIMUMS
     passivate_after: float | None = None
     checkpoint_every: float | None = None
+    cluster: Any = None
 
 
 class Service:
@@ -86,6 +89,7 @@ class Service:
         self.channels = ChannelTable(theater.router, loop)
         self.resumed: list[dict[str, Any]] = []
         self.started_ms = 0
+        self.cluster: Any = None  # the ``theater.cluster.node.ClusterNode`` of a server started with --cluster
         theater.store.add_commit_listener(self.hub.on_commit)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -101,7 +105,11 @@ class Service:
         """Stop the workers, then close the runtime (actors stay recorded as running). Close the hub first."""
         self.channels.close_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.cluster is not None:
+            self.cluster.close()  # its leases expire: other nodes take its actors over
         self.theater.close()
+        if self.cluster is not None:
+            self.cluster.link.close()
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("theater.service", Service)

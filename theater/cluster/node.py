@@ -1,0 +1,309 @@
+"""One node of a cluster: the leases of the actors it runs, failover, and messages forwarded to their owners.
+
+- A node runs an actor only while it holds the actor's lease: a key of the ``theater-leases`` bucket whose value
+  is the node's name. The bucket's TTL ends a lease its owner does not refresh; the owner refreshes each of its
+  leases every third of the TTL with a revision-checked update, and stops running an actor whose lease it lost
+  (someone else's revision) or could not refresh within 80% of the TTL (cut off). Its appends are fenced anyway:
+  a node that lost an actor cannot extend its chain even before it notices (``theater.cluster.replicator``).
+- Every actor with a chain is listed in ``theater-actors`` until its chain ends (stop, exit, failed). Each node
+  looks every ``scan_every`` seconds for listed actors with no lease, takes the lease (a create: one node wins),
+  reads the chain back from the stream into its home (checking every event), and resumes the actor from its
+  last state (``Theater.reopen``, as after a restart).
+- Send and request by id from any node: a node that does not run the actor asks the lease's owner over
+  ``theater.node.<name>.rpc`` (NATS request/reply) and answers what the owner answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+from nats.errors import Error as NatsError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+
+from store.errors import TheaterError
+from store.replicated import ReplicationError
+from theater.cluster.chains import apply_chain, fetch_blob, read_chain
+from theater.cluster.config import ActorUnavailable, ClusterConfig, node_subject
+from theater.cluster.link import Link
+from theater.cluster.replicator import JetStreamReplicator
+
+if TYPE_CHECKING:
+    from theater.runtime import Theater
+
+log = logging.getLogger("theater.cluster")
+
+ENDED = frozenset({"actor/stop", "actor/exit", "actor/failed"})  # a chain that ends so is never taken over
+NOT_RESUMED = ENDED | {"wasm/error"}
+LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
+# (status, JSON body) of a message handled by the owner; the server supplies the handler.
+Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes]]]
+
+
+class ClusterNode:
+    """This node's part of the cluster (see the module docstring)."""
+
+    def __init__(self, config: ClusterConfig, link: Link, replicator: JetStreamReplicator) -> None:
+        self.config = config
+        self.name = config.node
+        self.link = link
+        self.replicator = replicator
+        self.theater: Theater | None = None
+        self.http_url = ""
+        self.held: dict[uuid.UUID, int] = {}  # actor -> lease revision (loop only)
+        self._refreshed: dict[uuid.UUID, float] = {}
+        self._taking: dict[uuid.UUID, asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handler: Handler | None = None
+        self.takeovers = 0
+        replicator.on_new = self._on_new
+        replicator.on_lost = self._on_lost
+        replicator.on_ended = self._on_ended
+        replicator.terminal = ENDED
+
+    # Joining.
+
+    def attach(self, theater: Theater, handler: Handler) -> None:
+        """Start the node's work once its runtime is open: heartbeats, the failover scan, the forwarded messages."""
+        self.theater = theater
+        self._handler = handler
+        self.link.call(self._attach(), self.config.timeout)
+
+    async def _attach(self) -> None:
+        await self.link.nc.subscribe(node_subject(self.name), cb=self._on_rpc)
+        loop = self.link.loop
+        self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
+
+    def close(self) -> None:
+        """Stop the node's work and leave its leases to expire (a clean stop: other nodes take the actors over)."""
+        async def stop() -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            self.link.call(stop(), 5)
+        except (NatsError, TimeoutError):
+            pass
+
+    # Leases.
+
+    async def _on_new(self, actor: uuid.UUID, created: dict[str, Any]) -> None:
+        """Before a new chain's first message: take its lease and list it (an error refuses the batch)."""
+        key = str(actor)
+        try:
+            revision = await self.link.leases.create(key, self.name.encode())
+        except KeyWrongLastSequenceError:
+            raise ReplicationError(key, "another node holds its lease", fenced=True) from None
+        self.held[actor] = revision
+        self._refreshed[actor] = time.monotonic()
+        record = {"parent": created.get("parent"), "name": created.get("name"), "created_by": self.name}
+        await self.link.actors.put(key, json.dumps(record).encode())
+
+    def _on_lost(self, actor: uuid.UUID, error: BaseException) -> None:
+        log.warning("node %s gives up actor %s: %s", self.name, actor, error)
+        self.link.loop.create_task(self._give_up(actor, release=True))
+
+    def _on_ended(self, actor: uuid.UUID) -> None:
+        self.link.loop.create_task(self._end(actor))
+
+    async def _end(self, actor: uuid.UUID) -> None:
+        revision = self.held.pop(actor, None)
+        self._refreshed.pop(actor, None)
+        try:
+            await self.link.actors.delete(str(actor))
+            if revision is not None:
+                await self.link.leases.delete(str(actor), last=revision)
+        except NatsError as exc:
+            log.warning("actor %s ended, but its lease stays until it expires: %s", actor, exc)
+
+    async def _give_up(self, actor: uuid.UUID, *, release: bool) -> None:
+        """Stop running ``actor`` here without recording anything; with ``release``, free its lease at once."""
+        revision = self.held.pop(actor, None)
+        self._refreshed.pop(actor, None)
+        self.replicator.forget(actor)
+        if release and revision is not None:
+            try:
+                await self.link.leases.delete(str(actor), last=revision)
+            except NatsError:
+                pass  # someone else's now, or unreachable: it expires
+        theater = self.theater
+        if theater is not None:
+            await asyncio.to_thread(theater.relinquish, actor)
+
+    async def _heartbeats(self) -> None:
+        ttl = self.config.lease_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            held = list(self.held.items())
+            results = await asyncio.gather(*(self._refresh(a, r) for a, r in held), return_exceptions=True)
+            now = time.monotonic()
+            for (actor, _), result in zip(held, results):
+                if isinstance(result, int):
+                    if actor in self.held:
+                        self.held[actor] = result
+                        self._refreshed[actor] = now
+                elif isinstance(result, (KeyWrongLastSequenceError, KeyNotFoundError)):
+                    log.warning("node %s lost the lease of actor %s", self.name, actor)
+                    await self._give_up(actor, release=False)
+                elif now - self._refreshed.get(actor, now) > ttl * LOST_AFTER:
+                    log.warning("node %s could not refresh the lease of actor %s: stops running it", self.name, actor)
+                    await self._give_up(actor, release=False)
+            try:
+                await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()), ttl / 3)
+            except (NatsError, asyncio.TimeoutError):
+                pass
+
+    async def _refresh(self, actor: uuid.UUID, revision: int) -> int:
+        result: int = await asyncio.wait_for(
+            self.link.leases.update(str(actor), self.name.encode(), last=revision), self.config.lease_ttl / 3)
+        return result
+
+    def _beat(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "url": self.http_url, "actors": len(self.held), "ms": time.time_ns() // 1_000_000}
+
+    # Failover.
+
+    async def _scans(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.scan_every)
+            try:
+                await self._scan()
+            except (NatsError, asyncio.TimeoutError) as exc:
+                log.info("failover scan skipped: %s", exc or type(exc).__name__)
+
+    async def _scan(self) -> None:
+        try:
+            keys = await self.link.actors.keys()
+        except NoKeysError:
+            return
+        random.shuffle(keys)  # nodes that look at once try different actors first
+        for key in keys:
+            try:
+                actor = uuid.UUID(key)
+            except ValueError:
+                continue
+            if actor in self.held or actor in self._taking:
+                continue
+            revision = await self._try_lease(key)
+            if revision is not None:
+                self._start_takeover(actor, revision)
+
+    async def _try_lease(self, key: str) -> int | None:
+        """Take a free lease (or one this node's name held before a restart); None when another node holds it."""
+        try:
+            entry = await self.link.leases.get(key)
+        except KeyNotFoundError:
+            entry = None
+        try:
+            if entry is None:
+                revision: int = await self.link.leases.create(key, self.name.encode())
+                return revision
+            if entry.value == self.name.encode():
+                revision = await self.link.leases.update(key, self.name.encode(), last=entry.revision)
+                return revision
+        except KeyWrongLastSequenceError:
+            return None
+        return None
+
+    def _start_takeover(self, actor: uuid.UUID, revision: int) -> None:
+        self.held[actor] = revision
+        self._refreshed[actor] = time.monotonic()
+        done: asyncio.Future[None] = self.link.loop.create_future()
+        self._taking[actor] = done
+        task = self.link.loop.create_task(self._take_over(actor))
+        task.add_done_callback(lambda _: (self._taking.pop(actor, None), done.done() or done.set_result(None)))
+
+    async def _take_over(self, actor: uuid.UUID) -> None:
+        """Read the chain back, check it, and resume the actor here; on any failure give the lease back."""
+        theater = self.theater
+        assert theater is not None
+        started = time.monotonic()
+        try:
+            messages = await read_chain(self.link, actor)
+            if not messages:
+                await self._end(actor)  # listed, but its chain never reached the stream
+                return
+            fetched = {}
+            for message in messages:
+                for digest in message.refs:
+                    if digest not in fetched and not await asyncio.to_thread(theater.store.blobs.has, digest):
+                        fetched[digest] = await fetch_blob(self.link, digest)
+            cursor = await asyncio.to_thread(apply_chain, theater.store, actor, messages, fetched)
+            self.replicator.adopt(actor, cursor)
+            last = await asyncio.to_thread(lambda: theater.store.log.at(actor, cursor.head.seq).type)
+            from theater.passivation import is_durable
+            if last in NOT_RESUMED or not await asyncio.to_thread(is_durable, theater.store, actor):
+                await self._end(actor)
+                return
+            await asyncio.to_thread(theater.reopen, actor)
+        except (TheaterError, NatsError, asyncio.TimeoutError, KeyError) as exc:
+            log.warning("node %s could not take over actor %s: %s: %s", self.name, actor, type(exc).__name__, exc)
+            await self._give_up(actor, release=True)
+            return
+        self.takeovers += 1
+        log.warning("node %s took over actor %s in %.3f s", self.name, actor, time.monotonic() - started)
+
+    # Messages by id.
+
+    async def owner(self, actor: uuid.UUID) -> str | None:
+        """The node holding the actor's lease, or None."""
+        try:
+            entry = await self.link.leases.get(str(actor))
+        except KeyNotFoundError:
+            return None
+        return bytes(entry.value).decode() if entry.value else None
+
+    async def forward(self, op: str, actor: uuid.UUID, body: bytes, timeout: float) -> tuple[int, bytes] | None:
+        """Hand a message to the actor's owner and return its answer; None when this node is the owner (or
+        nobody lists the actor: the caller answers as for any unknown actor).
+
+        Raises:
+            ActorUnavailable: the actor is listed but no node holds its lease now.
+        """
+        owner = await self.owner(actor)
+        if owner == self.name:
+            waiting = self._taking.get(actor)
+            if waiting is not None:
+                await asyncio.wait_for(asyncio.shield(waiting), timeout)
+            return None
+        if owner is None:
+            try:
+                await self.link.actors.get(str(actor))
+            except KeyNotFoundError:
+                return None
+            raise ActorUnavailable(str(actor))
+        request = cbor2.dumps({"op": op, "actor": actor.bytes, "body": body})
+        try:
+            reply = await self.link.nc.request(node_subject(owner), request, timeout=timeout)
+        except NatsError:
+            raise ActorUnavailable(str(actor)) from None
+        answer = cbor2.loads(reply.data)
+        return int(answer["status"]), bytes(answer["body"])
+
+    async def _on_rpc(self, msg: Any) -> None:
+        try:
+            data = cbor2.loads(msg.data)
+            op, actor, body = str(data["op"]), uuid.UUID(bytes=bytes(data["actor"])), bytes(data["body"])
+        except (ValueError, TypeError, KeyError, cbor2.CBORDecodeError):
+            await msg.respond(cbor2.dumps({"status": 400, "body": b'{"error":"BadRequest","message":"malformed"}'}))
+            return
+        self.link.loop.create_task(self._answer(msg, op, actor, body))
+
+    async def _answer(self, msg: Any, op: str, actor: uuid.UUID, body: bytes) -> None:
+        waiting = self._taking.get(actor)
+        if waiting is not None:
+            await asyncio.shield(waiting)
+        assert self._handler is not None
+        status, answer = await self._handler(op, actor, body)
+        try:
+            await msg.respond(cbor2.dumps({"status": status, "body": answer}))
+        except NatsError:
+            pass  # the asker is gone
