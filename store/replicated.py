@@ -120,6 +120,7 @@ class ReplicatedStore(Store):
         self.replicator = replicator
         writer = self._writer
         if not isinstance(writer, Writer):
+            self.close()
             raise StoreError("a replicated store cannot be opened read-only")
         self._relay = _Relay(writer)
 

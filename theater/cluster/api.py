@@ -19,6 +19,7 @@ from theater.porcelain.forms import bytes_json
 from theater.server.errors import ApiError, error_body, status_of
 from theater.server.service import Service, service
 from theater.server.wire import check_timeout, dumps, parse_bytes
+from theater.status import ActorStatus
 
 if TYPE_CHECKING:
     from theater.cluster.node import ClusterNode
@@ -38,7 +39,7 @@ async def forwarded(request: web.Request, op: str) -> web.Response | None:
     except ValueError:
         return None
     local = svc.theater.router.find(actor)
-    if local is not None and local.status.value == "running":
+    if local is not None and local.status == ActorStatus.RUNNING:
         return None
     body = await request.read()
     timeout = svc.config.request_timeout + FORWARD_SLACK_S

@@ -64,6 +64,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: Handler | None = None
         self.takeovers = 0
+        self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
         replicator.on_lost = self._on_lost
         replicator.on_ended = self._on_ended
@@ -184,19 +185,27 @@ class ClusterNode:
             keys = await self.link.actors.keys()
         except NoKeysError:
             return
+        try:
+            leased = set(await self.link.leases.keys())
+        except NoKeysError:
+            leased = set()
+        own = self.name.encode()
         random.shuffle(keys)  # nodes that look at once try different actors first
         for key in keys:
+            if key in leased and not self._restarted:
+                continue
             try:
                 actor = uuid.UUID(key)
             except ValueError:
                 continue
             if actor in self.held or actor in self._taking:
                 continue
-            revision = await self._try_lease(key)
+            revision = await self._try_lease(key, own)
             if revision is not None:
                 self._start_takeover(actor, revision)
+        self._restarted = False
 
-    async def _try_lease(self, key: str) -> int | None:
+    async def _try_lease(self, key: str, own: bytes) -> int | None:
         """Take a free lease (or one this node's name held before a restart); None when another node holds it."""
         try:
             entry = await self.link.leases.get(key)
@@ -206,7 +215,7 @@ class ClusterNode:
             if entry is None:
                 revision: int = await self.link.leases.create(key, self.name.encode())
                 return revision
-            if entry.value == self.name.encode():
+            if entry.value == own:
                 revision = await self.link.leases.update(key, self.name.encode(), last=entry.revision)
                 return revision
         except KeyWrongLastSequenceError:
