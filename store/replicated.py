@@ -97,7 +97,7 @@ class _Relay:
     def wait_for(self, op: Pending[Any], timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            if not self._changed.wait_for(lambda: op._done or op._writer is not self, timeout):
+            if not self._changed.wait_for(lambda: op._done or op._writer is not self, timeout):  # type: ignore[comparison-overlap]
                 raise TimeoutError("the append was not replicated in time")
         if not op._done:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

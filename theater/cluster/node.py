@@ -228,7 +228,13 @@ class ClusterNode:
         done: asyncio.Future[None] = self.link.loop.create_future()
         self._taking[actor] = done
         task = self.link.loop.create_task(self._take_over(actor))
-        task.add_done_callback(lambda _: (self._taking.pop(actor, None), done.done() or done.set_result(None)))
+
+        def finished(_: object) -> None:
+            self._taking.pop(actor, None)
+            if not done.done():
+                done.set_result(None)
+
+        task.add_done_callback(finished)
 
     async def _take_over(self, actor: uuid.UUID) -> None:
         """Read the chain back, check it, and resume the actor here; on any failure give the lease back."""
