@@ -296,8 +296,15 @@ class ClusterNode:
                 return None
             raise ActorUnavailable(str(actor))
         request = cbor2.dumps({"op": op, "actor": actor.bytes, "body": body})
+        asking = asyncio.ensure_future(self.link.nc.request(node_subject(owner), request, timeout=timeout))
+        # An owner that dies holding the message never answers: watch its lease meanwhile, and once someone else
+        # holds it (or nobody), answer that the actor is unavailable; the client may send again.
+        while not (await asyncio.wait({asyncio.shield(asking)}, timeout=self.config.scan_every))[0]:
+            if await self.owner(actor) != owner:
+                asking.cancel()
+                raise ActorUnavailable(str(actor))
         try:
-            reply = await self.link.nc.request(node_subject(owner), request, timeout=timeout)
+            reply = asking.result()
         except NatsError:
             raise ActorUnavailable(str(actor)) from None
         answer = cbor2.loads(reply.data)
