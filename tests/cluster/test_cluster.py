@@ -114,6 +114,22 @@ def test_send_and_request_reach_an_actor_on_another_node_in_order(nodes):
     assert unknown.status == 404
 
 
+def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
+    a, b = nodes("a"), nodes("b")
+    counter = start_counter(b.http())
+    body = start_body("forwarder", wat.forwarder_actor(), handlers=("message-server",))
+    forwarder = a.http().ok("POST", "/v1/actors", body, status=201)["id"]
+    via = {"text": f"{counter}\u0000+"}
+    for _ in range(3):  # sends from one actor to another keep their order, and each is delivered
+        a.http().ok("POST", f"/v1/actors/{forwarder}/send", {"message": via})
+    reply = a.http().ok("POST", f"/v1/actors/{forwarder}/request", {"message": via})
+    assert reply["response"]["base64"] == base64.b64encode((4).to_bytes(8, "little")).decode()
+    missing = a.http().ok("POST", f"/v1/actors/{forwarder}/request",
+                          {"message": {"text": "00000000-0000-4000-8000-000000000000\u0000+"}})
+    assert base64.b64decode(missing["response"]["base64"]).startswith(wat.ERR_MARKER + b"no actor")
+    assert a.http().ok("POST", f"/v1/actors/{forwarder}/verify")["ok"]  # the answers from b replay from the record
+
+
 def test_sigkill_of_a_node_under_load_keeps_every_acknowledged_message(nodes, nats_cluster):
     a, b, c = nodes("a"), nodes("b"), nodes("c")
     actors = [start_counter(node.http(), f"counter-{node.home.name}-{i}") for node in (a, b, c) for i in range(2)]

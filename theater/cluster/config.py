@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from store.errors import TheaterError
+from theater.errors import RuntimeFault
 
 STREAM = "THEATER_CHAINS"
 CHAIN_SUBJECT = "theater.chain"  # theater.chain.<actor id>: one subject per chain
@@ -26,12 +27,23 @@ class ClusterError(TheaterError):
         super().__init__(reason)
 
 
-class ActorUnavailable(TheaterError):
+class ActorUnavailable(RuntimeFault):
     """No node holds the actor's lease right now (a failover is under way): try again shortly."""
 
     def __init__(self, actor: str) -> None:
         self.actor = actor
         super().__init__(f"no node runs actor {actor} right now (a failover may be under way); try again")
+
+
+class RemoteRefused(RuntimeFault):
+    """The node that runs ``actor`` refused a message to it, or it failed there: ``error`` and ``detail`` are what
+    that node answered."""
+
+    def __init__(self, actor: str, error: str, detail: str) -> None:
+        self.actor = actor
+        self.error = error
+        self.detail = detail
+        super().__init__(f"actor {actor} (on another node): {error}: {detail}")
 
 
 def chain_subject(actor: uuid.UUID) -> str:

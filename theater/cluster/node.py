@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import concurrent.futures
 import json
 import logging
 import os
@@ -32,9 +34,11 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from store.errors import TheaterError
 from store.replicated import ReplicationError
 from theater.cluster.chains import apply_chain, fetch_blob, read_chain
-from theater.cluster.config import ActorUnavailable, ClusterConfig, node_subject
+from theater.cluster.config import ActorUnavailable, ClusterConfig, RemoteRefused, node_subject
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
+from theater.errors import ActorNotFound
+from theater.router import RemoteActor
 
 if TYPE_CHECKING:
     from theater.runtime import Theater
@@ -63,6 +67,7 @@ class ClusterNode:
         self._taking: dict[uuid.UUID, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: Handler | None = None
+        self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
@@ -76,6 +81,7 @@ class ClusterNode:
         """Start the node's work once its runtime is open: heartbeats, the failover scan, the forwarded messages."""
         self.theater = theater
         self._handler = handler
+        theater.router.remote = self.remote_actor
         self.link.call(self._attach(), self.config.timeout)
 
     async def _attach(self) -> None:
@@ -309,6 +315,50 @@ class ClusterNode:
             raise ActorUnavailable(str(actor)) from None
         answer = cbor2.loads(reply.data)
         return int(answer["status"]), bytes(answer["body"])
+
+    # Messages from this node's actors to actors on other nodes.
+
+    def remote_actor(self, actor: uuid.UUID) -> RemoteActor | None:
+        """The actor as another node runs it (``Router.target``, on an actor's worker); None when no other node
+        holds its lease."""
+        try:
+            owner = self.link.call(self.owner(actor), self.config.timeout)
+        except (NatsError, TimeoutError, concurrent.futures.TimeoutError):
+            return None
+        if owner is None or owner == self.name:
+            return None
+
+        def send(message: bytes) -> concurrent.futures.Future[None]:
+            return self.link.spawn(self._message("send", actor, message))
+
+        def request(message: bytes) -> concurrent.futures.Future[bytes]:
+            return self.link.spawn(self._message("request", actor, message))
+
+        return RemoteActor(actor, send, request)
+
+    async def _message(self, op: str, actor: uuid.UUID, message: bytes) -> Any:
+        """Forward one message of a local actor; messages to one actor leave this node one after the other, so
+        each pair of actors keeps its order.
+
+        Raises:
+            ActorUnavailable: no node runs it now. ActorNotFound: it has ended. RemoteRefused: its node refused it.
+        """
+        body = json.dumps({"message": {"base64": base64.b64encode(message).decode()}}).encode()
+        timeout = (self.theater.request_timeout if self.theater is not None else 30.0) + 2.0
+        async with self._targets.setdefault(actor, asyncio.Lock()):
+            answer = await self.forward(op, actor, body, timeout)
+        if answer is None:
+            raise ActorNotFound(str(actor))
+        status, payload = answer
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = {}
+        if status != 200:
+            raise RemoteRefused(str(actor), str(data.get("error", status)), str(data.get("message", "")))
+        if op == "send":
+            return None
+        return base64.b64decode(data["response"]["base64"])
 
     async def _on_rpc(self, msg: Any) -> None:
         try:
