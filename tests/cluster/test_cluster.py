@@ -199,6 +199,32 @@ def test_a_node_cut_off_stops_running_its_actors_and_no_seq_is_written_twice(nod
     assert_every_chain_holds_together(nats_cluster.urls, [actor])
 
 
+def test_a_supervision_tree_fails_over_whole_and_its_parent_restarts_a_failed_child(nodes, nats_cluster):
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    boss_body = start_body("boss", wat.echo_actor(), handlers=("message-server", "supervisor"),
+                           extra="[supervision]\nintensity = 5\nperiod_s = 60")
+    boss = a.http().ok("POST", "/v1/actors", boss_body, status=201)["id"]
+    worker_body = {**start_body("worker", wat.faulty_actor(), handlers=("message-server",)), "parent": boss}
+    workers = [a.http().ok("POST", "/v1/actors", worker_body, status=201)["id"] for _ in range(3)]
+    a.kill()
+    _wait_until(lambda: _echoes(b.http(), workers[0], "back"), "the worker answers from another node")
+    leases = cluster_status(nats_cluster.urls)["leases"]
+    assert len({leases[x] for x in [boss, *workers]}) == 1  # the whole tree on one node
+    owner = {"b": b, "c": c}[leases[boss]]
+    assert sorted(owner.http().ok("GET", f"/v1/actors/{boss}")["children"]) == sorted(workers)
+    trapped = b.http().post(f"/v1/actors/{workers[0]}/request", {"message": {"text": "trap"}})
+    assert trapped.status == 422
+    _wait_until(lambda: _echoes(c.http(), workers[0], "restarted"), "the parent restarts its failed child")
+    events = owner.http().ok("GET", f"/v1/actors/{workers[0]}/events?limit=1000")["events"]
+    reasons = [e["data"]["reason"] for e in events if e["type"] == "wasm/instantiate"]
+    assert reasons == ["start", "resume", "restart"]
+
+
+def _echoes(http: Http, actor: str, text: str) -> bool:
+    reply = http.post(f"/v1/actors/{actor}/request", {"message": {"text": text}})
+    return reply.status == 200 and reply.json["response"]["text"] == text
+
+
 def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
     a, b = nodes("a"), nodes("b")
     first, second = start_counter(a.http()), start_counter(b.http())

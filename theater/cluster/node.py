@@ -38,6 +38,7 @@ from theater.cluster.config import ActorUnavailable, ClusterConfig, RemoteRefuse
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
 from theater.errors import ActorNotFound
+from theater.passivation import is_durable
 from theater.router import RemoteActor
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class ClusterNode:
         self._taking: dict[uuid.UUID, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: Handler | None = None
+        self._parents: dict[str, str | None] = {}  # listed actor -> its parent, as its record says
         self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
@@ -187,6 +189,9 @@ class ClusterNode:
                 log.info("failover scan skipped: %s", exc or type(exc).__name__)
 
     async def _scan(self) -> None:
+        """Take over the listed actors nobody holds. A supervision tree moves whole: an actor whose parent is
+        listed goes with its root, taken by the node that takes (or holds) the root, so parent and children land
+        on one node and are linked again."""
         try:
             keys = await self.link.actors.keys()
         except NoKeysError:
@@ -195,21 +200,57 @@ class ClusterNode:
             leased = set(await self.link.leases.keys())
         except NoKeysError:
             leased = set()
+        listed = set(keys)
+        free = [k for k in keys if (k not in leased or self._restarted) and _uuid(k) not in self.held
+                and _uuid(k) not in self._taking]
+        groups: dict[str, list[str]] = {}
+        for key in free:
+            groups.setdefault(await self._root(key, listed), []).append(key)
         own = self.name.encode()
-        random.shuffle(keys)  # nodes that look at once try different actors first
-        for key in keys:
-            if key in leased and not self._restarted:
+        roots = list(groups)
+        random.shuffle(roots)  # nodes that look at once try different trees first
+        for root in roots:
+            root_id = _uuid(root)
+            if root_id is None:
                 continue
-            try:
-                actor = uuid.UUID(key)
-            except ValueError:
-                continue
-            if actor in self.held or actor in self._taking:
-                continue
-            revision = await self._try_lease(key, own)
-            if revision is not None:
-                self._start_takeover(actor, revision)
+            if root_id not in self.held:
+                if root not in groups[root]:
+                    continue  # the root is held by another node: that node takes its tree
+                revision = await self._try_lease(root, own)
+                if revision is None:
+                    continue
+                self.held[root_id] = revision
+                self._refreshed[root_id] = time.monotonic()
+            taken = [root_id] if root in groups[root] else []
+            for key in groups[root]:
+                actor = _uuid(key)
+                if actor is None or actor == root_id:
+                    continue
+                revision = await self._try_lease(key, own)
+                if revision is not None:
+                    self.held[actor] = revision
+                    self._refreshed[actor] = time.monotonic()
+                    taken.append(actor)
+            if taken:
+                self._start_takeover(taken)
         self._restarted = False
+
+    async def _root(self, key: str, listed: set[str]) -> str:
+        """The top of the listed supervision tree ``key`` belongs to (itself when its parent is not listed)."""
+        seen = {key}
+        while True:
+            parent = self._parents.get(key, "?")
+            if parent == "?":
+                try:
+                    record = json.loads(bytes((await self.link.actors.get(key)).value or b"{}"))
+                    parent = record.get("parent") if isinstance(record, dict) else None
+                except (KeyNotFoundError, ValueError):
+                    parent = None
+                self._parents[key] = parent
+            if parent is None or parent not in listed or parent in seen:
+                return key
+            seen.add(parent)
+            key = parent
 
     async def _try_lease(self, key: str, own: bytes) -> int | None:
         """Take a free lease (or one this node's name held before a restart); None when another node holds it."""
@@ -228,19 +269,24 @@ class ClusterNode:
             return None
         return None
 
-    def _start_takeover(self, actor: uuid.UUID, revision: int) -> None:
-        self.held[actor] = revision
-        self._refreshed[actor] = time.monotonic()
+    def _start_takeover(self, actors: list[uuid.UUID]) -> None:
+        """Take over ``actors`` (leases held), one tree: parents are reopened before their children."""
         done: asyncio.Future[None] = self.link.loop.create_future()
-        self._taking[actor] = done
-        task = self.link.loop.create_task(self._take_over(actor))
+        for actor in actors:
+            self._taking[actor] = done
+        task = self.link.loop.create_task(self._take_over_all(actors))
 
         def finished(_: object) -> None:
-            self._taking.pop(actor, None)
+            for actor in actors:
+                self._taking.pop(actor, None)
             if not done.done():
                 done.set_result(None)
 
         task.add_done_callback(finished)
+
+    async def _take_over_all(self, actors: list[uuid.UUID]) -> None:
+        for actor in actors:
+            await self._take_over(actor)
 
     async def _take_over(self, actor: uuid.UUID) -> None:
         """Read the chain back, check it, and resume the actor here; on any failure give the lease back."""
@@ -260,7 +306,6 @@ class ClusterNode:
             cursor = await asyncio.to_thread(apply_chain, theater.store, actor, messages, fetched)
             self.replicator.adopt(actor, cursor)
             last = await asyncio.to_thread(lambda: theater.store.log.at(actor, cursor.head.seq).type)
-            from theater.passivation import is_durable
             if last in NOT_RESUMED or not await asyncio.to_thread(is_durable, theater.store, actor):
                 await self._end(actor)
                 return
@@ -379,3 +424,10 @@ class ClusterNode:
             await msg.respond(cbor2.dumps({"status": status, "body": answer}))
         except NatsError:
             pass  # the asker is gone
+
+
+def _uuid(key: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return None
