@@ -160,6 +160,17 @@ def test_sigkill_of_a_node_under_load_keeps_every_acknowledged_message(nodes, na
     for actor in on_a:  # the new owner re-executes the whole chain from its home, pulled from the stream
         owner = {"b": b, "c": c}[owners[actor]]
         assert owner.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]
+    # And any machine can: a home of its own pulls the chains from the stream and verifies them.
+    auditor = a.home.parent / "auditor"
+    run = [*CLI, "--home", str(auditor)]
+    pulled = subprocess.run([*run, "cluster", "pull", *actors, "--cluster", nats_cluster.urls, "--json"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT, env=cli_env())
+    assert pulled.returncode == 0, pulled.stderr
+    assert all(json.loads(pulled.stdout)[actor]["events"] > 0 for actor in actors)
+    for actor in actors:
+        verified = subprocess.run([*run, "verify", actor, "--json"], capture_output=True, text=True, timeout=300,
+                                  cwd=ROOT, env=cli_env())
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_sigkill_of_a_nats_server_keeps_the_service_going(nodes, nats_cluster):

@@ -7,6 +7,10 @@ from typing import Any
 
 import click
 
+from theater.cli._context import Context
+
+pass_context = click.make_pass_decorator(Context)
+
 
 @click.group()
 def cluster() -> None:
@@ -37,6 +41,50 @@ def status(servers: str, check: bool, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     _render(report)
+
+
+@cluster.command()
+@click.argument("actors", nargs=-1, required=True)
+@click.option("--cluster", "servers", envvar="THEATER_CLUSTER", required=True,
+              help="NATS URLs of the cluster, nats://HOST:PORT[,...] ($THEATER_CLUSTER).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def pull(ctx: Context, actors: tuple[str, ...], servers: str, as_json: bool) -> None:
+    """Copy chains (full actor ids) from the cluster's stream into the home, checking every event and blob, so
+    that `theater verify`, `replay`, `events` and `state` work on them here. The home must not be a running
+    server's (it would not see the writes); use a home of its own."""
+    import uuid
+
+    from store.errors import InvalidInputError
+    from theater.cluster.chains import apply_chain, fetch_blob, read_chain
+    from theater.cluster.config import ClusterConfig
+    from theater.cluster.link import Link
+    from theater.server.serve import home_lock
+
+    ids = []
+    for text in actors:
+        try:
+            ids.append(uuid.UUID(text))
+        except ValueError:
+            raise InvalidInputError("actor id", text, "a whole actor id (UUID)") from None
+    report: dict[str, dict[str, int]] = {}
+    link = Link(ClusterConfig.parse(servers, node="cli")).open()
+    try:
+        with home_lock(ctx.home):
+            store = ctx.store()
+            for actor in ids:
+                messages = link.call(read_chain(link, actor), 300)
+                fetched = {d: link.call(fetch_blob(link, d), 300) for m in messages for d in m.refs
+                           if not store.blobs.has(d)}
+                cursor = apply_chain(store, actor, messages, fetched)
+                report[str(actor)] = {"events": cursor.head.seq + 1}
+    finally:
+        link.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    for name, result in report.items():
+        click.echo(f"{name}: {result['events']} events")
 
 
 def _render(report: dict[str, Any]) -> None:
