@@ -114,6 +114,22 @@ def test_send_and_request_reach_an_actor_on_another_node_in_order(nodes):
     assert unknown.status == 404
 
 
+def test_the_api_answers_by_id_from_any_node(nodes):
+    a, b = nodes("a"), nodes("b")
+    actor = start_counter(a.http())
+    b.http().ok("POST", f"/v1/actors/{actor}/send", {"message": {"text": "+"}})
+    state = b.http().ok("GET", f"/v1/actors/{actor}/state")["state"]
+    assert base64.b64decode(state["base64"]) == (1).to_bytes(8, "little")
+    here, there = (http.ok("GET", f"/v1/actors/{actor}/events?limit=100")["events"] for http in (a.http(), b.http()))
+    assert there == here and [e["seq"] for e in there] == list(range(len(here)))
+    assert b.http().ok("GET", f"/v1/actors/{actor}")["status"] == "running"
+    assert b.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]
+    b.http().ok("POST", f"/v1/actors/{actor}/stop")
+    assert a.http().ok("GET", f"/v1/actors/{actor}")["status"] == "stopped"
+    refused = b.http().post(f"/v1/actors/{actor}/send", {"message": {"text": "+"}})
+    assert refused.status in (404, 409)  # its chain ended: no node lists it any more
+
+
 def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
     a, b = nodes("a"), nodes("b")
     counter = start_counter(b.http())

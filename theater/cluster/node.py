@@ -49,8 +49,8 @@ log = logging.getLogger("theater.cluster")
 ENDED = frozenset({"actor/stop", "actor/exit", "actor/failed"})  # a chain that ends so is never taken over
 NOT_RESUMED = ENDED | {"wasm/error"}
 LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
-# (status, JSON body) of a message handled by the owner; the server supplies the handler.
-Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes]]]
+# (status, body, content type) of a request handled by the owner; the server supplies the handler.
+Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
 
 
 class ClusterNode:
@@ -327,7 +327,8 @@ class ClusterNode:
             return None
         return bytes(entry.value).decode() if entry.value else None
 
-    async def forward(self, op: str, actor: uuid.UUID, body: bytes, timeout: float) -> tuple[int, bytes] | None:
+    async def forward(self, op: str, actor: uuid.UUID, body: bytes, timeout: float
+                      ) -> tuple[int, bytes, str] | None:
         """Hand a message to the actor's owner and return its answer; None when this node is the owner (or
         nobody lists the actor: the caller answers as for any unknown actor).
 
@@ -359,7 +360,7 @@ class ClusterNode:
         except NatsError:
             raise ActorUnavailable(str(actor)) from None
         answer = cbor2.loads(reply.data)
-        return int(answer["status"]), bytes(answer["body"])
+        return int(answer["status"]), bytes(answer["body"]), str(answer.get("type") or "application/json")
 
     # Messages from this node's actors to actors on other nodes.
 
@@ -394,7 +395,7 @@ class ClusterNode:
             answer = await self.forward(op, actor, body, timeout)
         if answer is None:
             raise ActorNotFound(str(actor))
-        status, payload = answer
+        status, payload, _ = answer
         try:
             data = json.loads(payload)
         except ValueError:
@@ -419,9 +420,9 @@ class ClusterNode:
         if waiting is not None:
             await asyncio.shield(waiting)
         assert self._handler is not None
-        status, answer = await self._handler(op, actor, body)
+        status, answer, kind = await self._handler(op, actor, body)
         try:
-            await msg.respond(cbor2.dumps({"status": status, "body": answer}))
+            await msg.respond(cbor2.dumps({"status": status, "body": answer, "type": kind}))
         except NatsError:
             pass  # the asker is gone
 

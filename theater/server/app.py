@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -122,7 +123,8 @@ async def create_app(config: ServerConfig) -> web.Application:
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
     app = web.Application(
-        middlewares=[errors_middleware, browsers, token_middleware(config.token), body_deadline(config.body_timeout)],
+        middlewares=[errors_middleware, browsers, token_middleware(config.token), body_deadline(config.body_timeout),
+                     *_cluster(node)],
         client_max_size=config.max_body_bytes,
     )
     app[SERVICE] = svc
@@ -134,6 +136,15 @@ async def create_app(config: ServerConfig) -> web.Application:
     if config.checkpoint_every is not None:
         app.cleanup_ctx.append(_checkpoints(config.checkpoint_every))
     return app
+
+
+def _cluster(node: Any) -> list[Middleware]:
+    """In a cluster, the middleware that forwards requests about actors other nodes run (``theater.cluster.api``)."""
+    if node is None:
+        return []
+    from theater.cluster.api import cluster_middleware
+
+    return [cluster_middleware(node)]
 
 
 def _checkpoints(every: float) -> Callable[[web.Application], AsyncIterator[None]]:

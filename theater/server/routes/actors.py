@@ -11,7 +11,6 @@ from store.errors import InvalidInputError
 from theater import components, porcelain
 from theater.actor import Actor
 from theater.errors import ReplyTimeout
-from theater.cluster.api import forwarded
 from theater.porcelain import actor_rows, describe, running
 from theater.porcelain.actors import PAGE
 from theater.porcelain.forms import bytes_json
@@ -164,8 +163,6 @@ def check_size(actor: Actor, message: bytes) -> None:
 @routes.post("/v1/actors/{id}/send")
 async def send(request: web.Request) -> web.Response:
     """Deliver a one-way message; answers once the actor has handled it and its events are durable."""
-    if (remote := await forwarded(request, "send")) is not None:  # it runs on another node of the cluster
-        return remote
     svc, actor, _, message = await _message(request)
     await svc.settled(svc.theater.router.deliver_send(actor, message))
     return json_response({"delivered": True})
@@ -174,8 +171,6 @@ async def send(request: web.Request) -> web.Response:
 @routes.post("/v1/actors/{id}/request")
 async def request_(request: web.Request) -> web.Response:
     """Send a request and answer with the actor's response (which it may defer)."""
-    if (remote := await forwarded(request, "request")) is not None:
-        return remote
     svc, actor, body, message = await _message(request)
     timeout = check_timeout(body.get("timeout"), svc.config.request_timeout)
     try:
