@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -264,6 +265,38 @@ def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
     assert a.http().ok("POST", f"/v1/actors/{first}/stop") is not None
     _wait_until(lambda: first not in cluster_status(nats_cluster.urls)["leases"], "a stopped actor's lease is freed")
     assert cluster_status(nats_cluster.urls)["actors"] == 1
+
+
+def test_a_forwarded_request_for_another_path_or_actor_is_refused(nodes, nats_cluster):
+    import asyncio
+
+    import cbor2
+    import nats
+
+    a = nodes("a")
+    actor = start_counter(a.http())
+    other = "00000000-0000-4000-8000-000000000000"
+    asks = [
+        {"op": "http", "actor": uuid.UUID(actor).bytes, "body": b'{"method":"POST","path":"/v1/actors"}\n{}'},
+        {"op": "http", "actor": uuid.UUID(actor).bytes,
+         "body": f'{{"method":"POST","path":"/v1/actors/{other}/stop"}}\n'.encode()},
+        {"op": "http", "actor": uuid.UUID(actor).bytes,
+         "body": f'{{"method":"DELETE","path":"/v1/actors/{actor}"}}\n'.encode()},
+        {"op": "http", "actor": uuid.UUID(actor).bytes, "body": b"not json\n"},
+    ]
+
+    async def ask_all() -> list[int]:
+        nc = await nats.connect(nats_cluster.urls.split(","))
+        try:
+            statuses = [cbor2.loads((await nc.request("theater.node.a.rpc", cbor2.dumps(m), timeout=10)).data)["status"]
+                        for m in asks]
+            garbage = cbor2.loads((await nc.request("theater.node.a.rpc", b"\xff", timeout=10)).data)["status"]
+            return [*statuses, garbage]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(ask_all()) == [400, 400, 400, 400, 400]
+    assert a.http().ok("GET", f"/v1/actors/{actor}")["status"] == "running"
 
 
 def test_a_node_option_without_a_cluster_is_refused(tmp_path):
