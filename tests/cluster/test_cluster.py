@@ -253,6 +253,17 @@ def _echoes(http: Http, actor: str, text: str) -> bool:
     return reply.status == 200 and reply.json["response"]["text"] == text
 
 
+def test_a_clean_stop_of_a_node_hands_its_actors_over(nodes, nats_cluster):
+    a, b = nodes("a", lease_ttl=120), nodes("b", lease_ttl=120)  # left to expire, the lease would outlast the test
+    actor = start_counter(a.http())
+    assert count_of(b.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
+    assert a.stop() == 0
+    assert cluster_status(nats_cluster.urls)["leases"].get(actor) != "a"  # given back, not left to expire
+    assert answered_within(b.http(), actor) == 2
+    types = [e["type"] for e in b.http().ok("GET", f"/v1/actors/{actor}/events?limit=100")["events"]]
+    assert "actor/stop" not in types and types.count("wasm/instantiate") == 2
+
+
 def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
     a, b = nodes("a"), nodes("b")
     first, second = start_counter(a.http()), start_counter(b.http())

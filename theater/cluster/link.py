@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 from collections.abc import Coroutine
@@ -87,6 +88,11 @@ class Link:
             await js.add_stream(StreamConfig(name=STREAM, subjects=[f"{CHAIN_SUBJECT}.>"], num_replicas=cfg.replicas,
                                              storage=StorageType.FILE, max_msg_size=-1))
         self.leases = await self._bucket(LEASES, ttl=cfg.lease_ttl)
+        # The bucket's TTL is the cluster's, fixed by the node that made it: refresh at its pace, whatever ours says.
+        ttl = (await self.leases.status()).ttl
+        if ttl and abs(ttl - cfg.lease_ttl) > 1e-6:
+            log.warning("the cluster's lease TTL is %g s (not %g s): this node uses it", ttl, cfg.lease_ttl)
+            self.config = cfg = dataclasses.replace(cfg, lease_ttl=float(ttl))
         self.nodes = await self._bucket(NODES, ttl=cfg.lease_ttl)
         self.actors = await self._bucket(ACTORS, ttl=None)
         try:

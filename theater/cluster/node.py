@@ -91,8 +91,23 @@ class ClusterNode:
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
 
+    def release(self) -> None:
+        """Give every lease back now (after the runtime closed: nothing more is appended), so other nodes take the
+        actors over at their next scan instead of after the TTL."""
+        async def free() -> None:
+            held, self.held = self.held, {}
+            for actor, revision in held.items():
+                try:
+                    await self.link.leases.delete(str(actor), last=revision)
+                except NatsError:
+                    pass  # someone else's already, or unreachable: it expires
+        try:
+            self.link.call(free(), self.config.timeout)
+        except (NatsError, TimeoutError):
+            pass
+
     def close(self) -> None:
-        """Stop the node's work and leave its leases to expire (a clean stop: other nodes take the actors over)."""
+        """Stop the node's work (heartbeats, scans); the leases stay until ``release`` or their TTL."""
         async def stop() -> None:
             for task in self._tasks:
                 task.cancel()

@@ -27,4 +27,4 @@ def join(config: ClusterConfig, home: Path, durability: str) -> tuple[ClusterNod
         link.close()
         raise
     replicator.store = store
-    return ClusterNode(config, link, replicator), store
+    return ClusterNode(link.config, link, replicator), store

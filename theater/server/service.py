@@ -106,9 +106,10 @@ class Service:
         self.channels.close_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.cluster is not None:
-            self.cluster.close()  # its leases expire: other nodes take its actors over
+            self.cluster.close()  # no more heartbeats or takeovers
         self.theater.close()
         if self.cluster is not None:
+            self.cluster.release()  # other nodes take its actors over at once
             self.cluster.link.close()
 
 
