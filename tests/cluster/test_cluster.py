@@ -264,6 +264,17 @@ def test_a_clean_stop_of_a_node_hands_its_actors_over(nodes, nats_cluster):
     assert "actor/stop" not in types and types.count("wasm/instantiate") == 2
 
 
+def test_a_node_restarted_under_its_name_takes_its_actors_back_before_the_lease_ends(nodes, nats_cluster):
+    a = nodes("a", lease_ttl=120)  # nobody else could take the actor before the test ends
+    actor = start_counter(a.http())
+    assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
+    a.kill()
+    a.start()
+    assert answered_within(a.http(), actor) == 2
+    assert cluster_status(nats_cluster.urls)["leases"][actor] == "a"
+    assert_every_chain_holds_together(nats_cluster.urls, [actor])
+
+
 def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     first, second = start_counter(a.http()), start_counter(b.http())
