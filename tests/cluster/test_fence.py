@@ -81,3 +81,18 @@ def test_a_chain_read_back_with_a_forged_event_is_refused(homes):
     from store.errors import ChecksumMismatch
     with pytest.raises(ChecksumMismatch):
         apply_chain(reader, actor, messages, {})
+
+
+def test_batches_of_one_chain_handed_over_back_to_back_are_stored_in_order(homes):
+    store, replicator = homes("writer")
+    actor, head, lasts = uuid.uuid4(), EMPTY, []
+    for _ in range(200):  # each operation's writes handed over without waiting for the one before
+        pending = store.log.prepare(actor, "test/event", {"n": head.seq + 1}, expected=head)
+        head = Head(pending.event.seq, pending.event.hash)
+        store.submit([pending])
+        lasts.append(pending)
+    for pending in lasts:
+        pending.wait(30)
+    assert store.log.head(actor) == head
+    link = replicator.link
+    assert check_chain(link.call(read_chain(link, actor)), actor) == 200

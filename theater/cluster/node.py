@@ -176,10 +176,10 @@ class ClusterNode:
                         self._refreshed[actor] = now
                 elif isinstance(result, (KeyWrongLastSequenceError, KeyNotFoundError)):
                     log.warning("node %s lost the lease of actor %s", self.name, actor)
-                    await self._give_up(actor, release=False)
+                    self.link.loop.create_task(self._give_up(actor, release=False))
                 elif now - self._refreshed.get(actor, now) > ttl * LOST_AFTER:
                     log.warning("node %s could not refresh the lease of actor %s: stops running it", self.name, actor)
-                    await self._give_up(actor, release=False)
+                    self.link.loop.create_task(self._give_up(actor, release=False))
             try:
                 await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()), ttl / 3)
             except (NatsError, asyncio.TimeoutError):

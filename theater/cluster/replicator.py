@@ -85,6 +85,7 @@ class JetStreamReplicator:
         self.store: Store | None = None
         self._cursors: dict[uuid.UUID, Cursor] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._queued: dict[uuid.UUID, int] = {}  # batches of each actor handed over and not yet done
         self.on_new: Callable[[uuid.UUID, dict[str, Any]], Any] | None = None
         self.on_lost: Callable[[uuid.UUID, BaseException], None] = lambda actor, error: None
         self.on_ended: Callable[[uuid.UUID], None] = lambda actor: None
@@ -116,6 +117,18 @@ class JetStreamReplicator:
             done(None)
             return
         lock = self._locks.setdefault(actor, asyncio.Lock())
+        self._queued[actor] = self._queued.get(actor, 0) + 1
+        try:
+            await self._publish_in_turn(actor, lock, batch, done)
+        finally:
+            # Forget the lock only when no batch of this actor waits for it: a lock released to a waiter reads
+            # as unlocked, and a fresh lock for the next batch would let two batches of one chain run at once.
+            self._queued[actor] -= 1
+            if not self._queued[actor]:
+                del self._queued[actor]
+                self._locks.pop(actor, None)
+
+    async def _publish_in_turn(self, actor: uuid.UUID, lock: asyncio.Lock, batch: Batch, done: Done) -> None:
         async with lock:
             try:
                 cursor = await self._append(actor, batch)
@@ -131,8 +144,6 @@ class JetStreamReplicator:
             done(None)
             if any(a.event.type in self.terminal for a in batch.appends):
                 self.on_ended(actor)
-            if not lock.locked():
-                self._locks.pop(actor, None)
 
     async def _append(self, actor: uuid.UUID, batch: Batch) -> Cursor:
         first = batch.appends[0]
