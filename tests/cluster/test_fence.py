@@ -96,3 +96,24 @@ def test_batches_of_one_chain_handed_over_back_to_back_are_stored_in_order(homes
     assert store.log.head(actor) == head
     link = replicator.link
     assert check_chain(link.call(read_chain(link, actor)), actor) == 200
+
+
+def test_a_large_blob_goes_through_the_object_store_and_comes_back_checked(homes):
+    writer, replicator = homes("writer")
+    reader, _ = homes("reader")
+    actor = uuid.uuid4()
+    big = bytes(range(256)) * 2048  # 512 KiB: above what rides inside a chain message
+    put = writer.blobs.prepare(big)
+    event = writer.log.prepare(actor, "test/event", {"state": put.value}, expected=EMPTY)
+    writer.submit([put, event])
+    event.wait(30)
+    link = replicator.link
+    messages = link.call(read_chain(link, actor))
+    assert [m.refs for m in messages] == [[put.value]] and messages[0].blobs == []
+    from theater.cluster.chains import fetch_blob
+    fetched = {put.value: link.call(fetch_blob(link, put.value))}
+    apply_chain(reader, actor, messages, fetched)
+    assert reader.blobs.get(put.value) == big
+    from store.errors import CorruptRecordError
+    with pytest.raises(CorruptRecordError, match="hash to"):  # a blob that is not what its name says is refused
+        apply_chain(homes("other")[0], actor, messages, {put.value: big[:-1]})
