@@ -115,6 +115,21 @@ def test_send_and_request_reach_an_actor_on_another_node_in_order(nodes):
     assert unknown.status == 404
 
 
+def test_an_actor_started_through_one_node_runs_on_the_node_it_names(nodes, nats_cluster, tmp_path):
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "counter.wat").write_text(wat.counter_actor())
+    (project / "manifest.toml").write_text('name = "placed"\ncomponent = "counter.wat"\n')
+    started = a.cli("start", str(project / "manifest.toml"), "--node", "b", "--json")
+    actor = json.loads(started.stdout)["id"]
+    assert cluster_status(nats_cluster.urls)["leases"][actor] == "b"
+    assert b.http().ok("GET", f"/v1/actors/{actor}")["status"] == "running"  # b has its component: it runs it
+    assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
+    nowhere = a.http().post("/v1/actors", {**start_body("x", wat.counter_actor()), "node": "nobody"})
+    assert nowhere.status == 503 and "no node 'nobody'" in nowhere.json["message"]
+
+
 def test_the_api_answers_by_id_from_any_node(nodes):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())

@@ -48,6 +48,9 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/v1/actors" and request.method == "POST":
+            placed = await _placed(node, request)
+            return placed if placed is not None else await handler(request)
         match = ACTOR_PATH.match(request.path)
         if match is None or request.method not in ("GET", "POST"):
             return await handler(request)
@@ -80,6 +83,31 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     return middleware
 
 
+async def _placed(node: ClusterNode, request: web.Request) -> web.Response | None:
+    """A start whose body names another node (``"node": NAME``): started there, with the blobs it names (its
+    component, its files) handed over through the object store; None to start it here."""
+    body = await request.read()
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return None  # the start route answers what is wrong
+    target = parsed.get("node") if isinstance(parsed, dict) else None
+    if target is None or target == node.name:
+        return None
+    svc = service(request)
+    digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
+               if isinstance(text, str)]
+    try:
+        await asyncio.wrap_future(node.link.spawn(node.share_blobs(svc.theater.store, digests)))
+        answer = await asyncio.wrap_future(node.link.spawn(node.ask_node(
+            str(target), "start", uuid.UUID(int=0), body, svc.config.request_timeout + FORWARD_SLACK_S)))
+    except (ActorUnavailable, TheaterError) as exc:
+        return web.Response(status=status_of(exc) if not isinstance(exc, ActorUnavailable) else 503,
+                            body=dumps(error_body(exc)), content_type=JSON)
+    status, content, kind = answer
+    return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
 def _timeout(body: bytes, default: float) -> float:
     try:
         parsed = json.loads(body or b"{}")
@@ -103,8 +131,31 @@ def owner_handler(svc: Service) -> Any:
 async def _answer(svc: Service, op: str, actor: uuid.UUID, body: bytes) -> tuple[int, bytes, str]:
     if op == "http":
         return await _through_api(svc, actor, body)
+    if op == "start":
+        return await _start_here(svc, body)
     status, content = await _deliver(svc, op, actor, body)
     return status, content, JSON
+
+
+async def _start_here(svc: Service, body: bytes) -> tuple[int, bytes, str]:
+    """A start placed on this node by another: the blobs it names come from the object store, then this node's
+    own API starts it (``POST /v1/actors`` with the same body)."""
+    node: ClusterNode | None = getattr(svc, "cluster", None)
+    if node is None or not node.http_url:
+        return 503, dumps({"error": "ActorUnavailable", "message": "the node is starting"}).encode(), JSON
+    try:
+        parsed = json.loads(body)
+        digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
+                   if isinstance(text, str)]
+        await asyncio.wrap_future(node.link.spawn(node.fetch_blobs(svc.theater.store, digests)))
+    except (ValueError, AttributeError, TheaterError) as exc:
+        return 400, dumps({"error": "BadRequest", "message": f"a placed start: {exc}"}).encode(), JSON
+    headers = {"Content-Type": JSON}
+    if svc.config.token is not None:
+        headers["Authorization"] = f"Bearer {svc.config.token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(node.http_url + "/v1/actors", data=body, headers=headers) as reply:
+            return reply.status, await reply.read(), reply.content_type
 
 
 async def _through_api(svc: Service, actor: uuid.UUID, body: bytes) -> tuple[int, bytes, str]:

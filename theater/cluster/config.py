@@ -35,6 +35,14 @@ class ActorUnavailable(RuntimeFault):
         super().__init__(f"no node runs actor {actor} right now (a failover may be under way); try again")
 
 
+class NodeUnavailable(ActorUnavailable):
+    """No node named ``node`` answers (a start placed there)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        RuntimeFault.__init__(self, f"no node {node!r} answers in the cluster")
+
+
 class RemoteRefused(RuntimeFault):
     """The node that runs ``actor`` refused a message to it, or it failed there: ``error`` and ``detail`` are what
     that node answered."""

@@ -34,7 +34,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from store.errors import TheaterError
 from store.replicated import ReplicationError
 from theater.cluster.chains import apply_chain, fetch_blob, read_chain
-from theater.cluster.config import ActorUnavailable, ClusterConfig, RemoteRefused, node_subject
+from theater.cluster.config import ActorUnavailable, ClusterConfig, NodeUnavailable, RemoteRefused, node_subject
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
 from theater.errors import ActorNotFound
@@ -420,6 +420,47 @@ class ClusterNode:
         if op == "send":
             return None
         return base64.b64decode(data["response"]["base64"])
+
+    # Placement: a start asked of this node for another.
+
+    async def ask_node(self, node: str, op: str, actor: uuid.UUID, body: bytes, timeout: float
+                       ) -> tuple[int, bytes, str]:
+        """Ask node ``node`` directly (a start placed there).
+
+        Raises:
+            NodeUnavailable: no such node answers.
+        """
+        request = cbor2.dumps({"op": op, "actor": actor.bytes, "body": body})
+        try:
+            reply = await self.link.nc.request(node_subject(node), request, timeout=timeout)
+        except NatsError:
+            raise NodeUnavailable(node) from None
+        answer = cbor2.loads(reply.data)
+        return int(answer["status"]), bytes(answer["body"]), str(answer.get("type") or "application/json")
+
+    async def share_blobs(self, store: Any, digests: list[str]) -> None:
+        """Put the blobs this home holds under ``digests`` (hex) into the object store (others are left out:
+        the node that starts the actor names what it lacks)."""
+        for text in digests:
+            try:
+                digest = bytes.fromhex(text)
+            except ValueError:
+                continue
+            if await asyncio.to_thread(store.blobs.has, digest):
+                await self.replicator.upload(digest, None)
+
+    async def fetch_blobs(self, store: Any, digests: list[str]) -> None:
+        """Bring the blobs named by ``digests`` (hex) that this home lacks from the object store, checked."""
+        for text in digests:
+            digest = bytes.fromhex(text)
+            if not await asyncio.to_thread(store.blobs.has, digest):
+                try:
+                    data = await fetch_blob(self.link, digest)
+                except NatsError:
+                    continue  # not shared: the start answers that the blob is missing
+                actual = await asyncio.to_thread(store.blobs.put, data)
+                if actual != digest:
+                    raise ReplicationError(text[:16], "the object store's bytes do not hash to the blob's name")
 
     async def _on_rpc(self, msg: Any) -> None:
         try:

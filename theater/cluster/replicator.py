@@ -110,7 +110,7 @@ class JetStreamReplicator:
         if actor is None:  # blobs alone: they go to the object store
             try:
                 for put in batch.blobs:
-                    await self._upload(put.value, put.data)
+                    await self.upload(put.value, put.data)
             except (NatsError, asyncio.TimeoutError) as exc:
                 done(ReplicationError("-", f"a blob could not be stored: {exc or type(exc).__name__}"))
                 return
@@ -184,17 +184,17 @@ class JetStreamReplicator:
             if len(data) <= INLINE_BLOB_BYTES:
                 inline.append((digest, bytes(data)))
             else:
-                await self._upload(digest, bytes(data))
+                await self.upload(digest, bytes(data))
                 refs.append(digest)
         for append in batch.appends:
             data = append.event.data
             if append.event.seq == 0 and isinstance(data, dict) and isinstance(data.get("component"), bytes):
                 component = data["component"]
-                await self._upload(component, None)
+                await self.upload(component, None)
                 refs.append(component)
         return inline, refs
 
-    async def _upload(self, digest: bytes, data: bytes | None) -> None:
+    async def upload(self, digest: bytes, data: bytes | None) -> None:
         """Put a blob into the object store under its hex digest, unless it is there already."""
         name = digest.hex()
         try:
