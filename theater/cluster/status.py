@@ -11,6 +11,7 @@ from typing import Any
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
+from store.errors import TheaterError
 from theater.cluster.chains import check_chain, read_chain
 from theater.cluster.config import STREAM
 from theater.cluster.link import Link
@@ -61,7 +62,7 @@ async def check_chains(link: Link, actors: list[uuid.UUID]) -> dict[str, Any]:
     for actor in actors:
         try:
             out[str(actor)] = {"events": check_chain(await read_chain(link, actor), actor)}
-        except (NatsError, asyncio.TimeoutError, Exception) as exc:  # a report: every chain gets its line
+        except (NatsError, asyncio.TimeoutError, TheaterError) as exc:  # a report: every chain gets its line
             out[str(actor)] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
