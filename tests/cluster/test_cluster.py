@@ -336,6 +336,18 @@ def test_a_forwarded_request_for_another_path_or_actor_is_refused(nodes, nats_cl
     assert a.http().ok("GET", f"/v1/actors/{actor}")["status"] == "running"
 
 
+def test_a_server_that_cannot_reach_its_cluster_says_so(tmp_path):
+    from tests.cluster._nats import free_port
+
+    url = f"nats://127.0.0.1:{free_port()}"
+    done = subprocess.run([*CLI, "--home", str(tmp_path / "home"), "server", "--address", "127.0.0.1:0",
+                           "--cluster", url, "--node", "a"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env=cli_env())
+    assert done.returncode == 1
+    assert f"ClusterError: cannot join the cluster at {url}: no server answered" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_node_option_without_a_cluster_is_refused(tmp_path):
     node = ServerProcess(tmp_path / "home", args=("--node", "a"))
     done = subprocess.run([*CLI, "--home", str(node.home), "server", "--address", "127.0.0.1:0", "--node", "a"],

@@ -23,6 +23,7 @@ from theater.cluster.config import ACTORS, BLOBS, CHAIN_SUBJECT, LEASES, NODES, 
 
 log = logging.getLogger("theater.cluster")
 T = TypeVar("T")
+CONNECT_WAIT_S = 10.0  # no server of the cluster answers within this: the node does not start
 SETUP_WAIT_S = 30.0  # a cluster that was just started takes a few seconds to elect its JetStream leader
 
 
@@ -56,19 +57,23 @@ class Link:
         """
         try:
             self.call(self._open(), SETUP_WAIT_S + 10)
-        except (NatsError, OSError, concurrent.futures.TimeoutError) as exc:
+        except (NatsError, OSError, TimeoutError) as exc:
             self.close()
             where = ",".join(self.config.servers)
-            raise ClusterError(f"cannot join the cluster at {where}: {exc or type(exc).__name__}") from None
+            reason = str(exc) or f"no server answered within {CONNECT_WAIT_S:g} s"
+            raise ClusterError(f"cannot join the cluster at {where}: {reason}") from None
         return self
 
     async def _open(self) -> None:
         cfg = self.config
-        self.nc = await nats.connect(
+        async def on_error(exc: Exception) -> None:
+            log.warning("NATS: %s", exc or type(exc).__name__)  # one line: the client reconnects by itself
+
+        self.nc = await asyncio.wait_for(nats.connect(
             list(cfg.servers), name=f"theater-{cfg.node}", connect_timeout=2, ping_interval=1,
             max_outstanding_pings=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1,
-            allow_reconnect=True,
-        )
+            allow_reconnect=True, error_cb=on_error,
+        ), CONNECT_WAIT_S)
         self.js = self.nc.jetstream(timeout=cfg.timeout)
         deadline = self.loop.time() + SETUP_WAIT_S
         while True:
