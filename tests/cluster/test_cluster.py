@@ -297,7 +297,9 @@ def test_cluster_status_shows_nodes_leases_and_replication(nodes, nats_cluster):
     report = cluster_status(nats_cluster.urls)
     assert report["leases"] == {first: "a", second: "b"}
     assert report["nodes"]["a"]["leases"] == 1 and report["nodes"]["b"]["leases"] == 1
-    assert report["stream"]["replicas"] == 3 and len(report["stream"]["peers"]) == 3
+    assert report["stream"]["replicas"] == 3
+    _wait_until(lambda: len(cluster_status(nats_cluster.urls)["stream"]["peers"]) == 3,
+                "the stream's leader and two replicas are listed")  # a replica is listed once it reports in
     assert report["unowned"] == []
     assert a.http().ok("POST", f"/v1/actors/{first}/stop") is not None
     _wait_until(lambda: first not in cluster_status(nats_cluster.urls)["leases"], "a stopped actor's lease is freed")
