@@ -15,6 +15,7 @@ run, on a three-server NATS cluster and real ``theater server --cluster`` proces
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import tempfile
@@ -121,6 +122,7 @@ def main() -> None:
             if node.alive():
                 node.kill()
         nats.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
