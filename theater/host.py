@@ -309,6 +309,15 @@ class Router(Protocol):
         """
         ...
 
+    def target(self, actor_id: str | uuid.UUID) -> ActorHost:
+        """The running actor a guest's send or request names: ``running``, or in a cluster one that another node
+        runs (deliveries to it are forwarded there).
+
+        Raises:
+            InvalidInputError, ActorNotFound, ActorNotRunning: as ``running``.
+        """
+        ...
+
     def reserve(self, target: Endpoint, message: bytes) -> Reservation | None:
         """Check ``message`` against the target's limit and keep a place in its mailbox (None for a channel end
         outside every actor: it needs none).

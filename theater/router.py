@@ -50,6 +50,17 @@ def _actor(end: Endpoint) -> Actor:
     return end
 
 
+class RemoteActor:
+    """An actor another node of a cluster runs (``theater.cluster``): a guest's send or request to it is forwarded
+    to that node. ``send`` and ``request`` return futures as the local deliveries do."""
+
+    def __init__(self, actor_id: uuid.UUID, send: Callable[[bytes], Future[None]],
+                 request: Callable[[bytes], Future[bytes]]) -> None:
+        self.id = actor_id
+        self.send = send
+        self.request = request
+
+
 class Router:
     """The live actors of one runtime, and delivery into their mailboxes.
 
@@ -60,6 +71,7 @@ class Router:
     def __init__(self, request_timeout: float) -> None:
         self.request_timeout = request_timeout
         self.channels = ChannelRegistry()
+        self.remote: Callable[[uuid.UUID], RemoteActor | None] | None = None  # set by a cluster node (``target``)
         # Brings back an actor that is not in the router (evicted, or left by an earlier runtime), or None.
         self.loader: Callable[[uuid.UUID], Actor | None] | None = None
         self._actors: dict[uuid.UUID, Actor] = {}
@@ -112,6 +124,12 @@ class Router:
             raise ActorNotFound(str(actor_id))
         return actor
 
+    def discard(self, actor: Actor) -> None:
+        """Forget ``actor`` (it runs on another node now: ``Theater.relinquish``); its mailbox is the caller's."""
+        with self._lock:
+            if self._actors.get(actor.id) is actor:
+                del self._actors[actor.id]
+
     def evict(self, actor: Actor) -> bool:
         """Take a passivated actor out of the router and end its mailbox, unless something waits in it (or a
         place is kept for a message); True when it did. Called on the actor's thread."""
@@ -150,6 +168,22 @@ class Router:
             raise ActorNotRunning(str(actor.id), actor.status, actor.failure.detail if actor.failure else None)
         return actor
 
+    def target(self, actor_id: str | uuid.UUID) -> ActorHost:
+        """The running actor a guest's send or request names: one of this runtime (as ``running``), or, in a
+        cluster, one that another node runs (a ``RemoteActor``, which ``deliver_send`` and ``deliver_request``
+        forward).
+
+        Raises:
+            InvalidInputError, ActorNotFound, ActorNotRunning: as ``running``, when no other node runs it either.
+        """
+        try:
+            return self.running(actor_id)
+        except ActorNotFound:
+            remote = self.remote(parse_actor_id(actor_id)) if self.remote is not None else None
+            if remote is None:
+                raise
+            return cast(ActorHost, remote)
+
     # Message checks.
 
     def check_message(self, target: Endpoint, message: bytes, reservation: Reservation | None = None) -> None:
@@ -183,6 +217,8 @@ class Router:
 
     def deliver_send(self, target: ActorHost, message: bytes, reservation: Reservation | None = None,
                      envelope: Envelope | None = None) -> Future[None]:
+        if isinstance(target, RemoteActor):
+            return target.send(message)
         actor = _actor(target)
         self.check_message(actor, message, reservation)
         return self._submit(actor, lambda a: a.call(HANDLE_SEND, [message], envelope) and None, size=len(message),
@@ -190,6 +226,8 @@ class Router:
 
     def deliver_request(self, target: ActorHost, message: bytes, envelope: Envelope | None = None
                         ) -> Future[bytes]:
+        if isinstance(target, RemoteActor):
+            return target.request(message)
         actor = _actor(target)
         self.check_message(actor, message)
         reply: Future[bytes] = Future()
@@ -280,4 +318,4 @@ def _done() -> Future[None]:
     return future
 
 
-__all__ = ["Router"]
+__all__ = ["RemoteActor", "Router"]

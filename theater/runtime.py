@@ -110,6 +110,8 @@ class Theater:
         telemetry: OpenTelemetry traces and metrics of this runtime (``theater.telemetry``); None (default): off.
         max_threads: the most worker threads at once, those of actors waiting in a host call (a request to another
             actor, a sleep) included; a wait beyond it is refused with ``ResourceExhausted``.
+        store: the home's store, opened by the caller (a cluster node's ``store.replicated.ReplicatedStore``);
+            default: ``Store(<home>/store, durability=durability)``. The runtime closes it.
 
     Raises:
         ResourceExhausted: not even one worker thread could be started.
@@ -127,6 +129,7 @@ class Theater:
         workers: int | None = None,
         max_threads: int | None = None,
         telemetry: Telemetry | None = None,
+        store: Store | None = None,
     ) -> None:
         if passivate_after is not None and passivate_after < 0:
             raise InvalidInputError("passivate_after", passivate_after, "a number of seconds >= 0, or None")
@@ -134,7 +137,7 @@ class Theater:
         self.maximums = maximums
         self.scheduler = Scheduler(workers=workers, max_threads=max_threads)
         try:
-            self.store = Store(self.home / "store", durability=durability)
+            self.store = Store(self.home / "store", durability=durability) if store is None else store
         except BaseException:
             self.scheduler.close()
             raise
@@ -454,6 +457,17 @@ class Theater:
             stopping = held.interrupt(lambda: self.supervision.shutdown(held))
         with blocking():
             stopping.result()
+
+    def relinquish(self, actor_id: str | uuid.UUID) -> bool:
+        """Stop running an actor here without recording anything, because another node owns it now
+        (``theater.cluster``): its mailbox ends, a call running now ends with it, and the router forgets it.
+        True when this runtime held it."""
+        actor = self.router.find(parse_actor_id(actor_id))
+        if actor is None:
+            return False
+        self.router.discard(actor)
+        actor.close()
+        return True
 
     def passivate(self, actor_id: str | uuid.UUID, *, idle_for: float = 0.0) -> bool:
         """Passivate an actor now, if it ran no call for ``idle_for`` seconds and holds nothing live (see

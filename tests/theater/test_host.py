@@ -57,6 +57,8 @@ class FakeRouter:
     def running(self, actor_id: str | uuid.UUID) -> FakeActor:
         return self.targets[str(actor_id)]
 
+    target = running  # no cluster: the actors a guest may name are this runtime's
+
     def reserve(self, target: Endpoint, message: bytes) -> FakeReservation:
         if len(message) > self.limit:
             raise MessageTooLarge("target", size=len(message), limit=self.limit, declared=self.limit,
@@ -202,7 +204,7 @@ def test_a_seeded_random_handler_needs_only_its_config():
 
 
 EMBEDDING_API = {"start", "reopen", "stop", "send", "request", "open_channel", "state", "events", "actors",
-                 "actor", "running", "status", "close", "passivate"}
+                 "actor", "running", "status", "close", "passivate", "relinquish"}
 
 
 def test_theater_keeps_only_the_embedding_api():

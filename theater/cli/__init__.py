@@ -16,6 +16,7 @@ from theater.cli.actors import COMMANDS as ACTOR_COMMANDS
 from theater.cli.audit import audit
 from theater.cli.build import build, create, quickstart
 from theater.cli.chain import chain
+from theater.cli.cluster import cluster
 from theater.cli.client import DEFAULT_ADDRESS
 from theater.cli.completion import completion
 from theater.cli.events import events, state
@@ -52,8 +53,8 @@ def cli(ctx: click.Context, home: str | None, address: str) -> None:
 
 
 for command in (
-    audit, build, chain, completion, create, demo, events, quickstart, replay_command, run, server, state, store,
-    verify, upgrade_check_command, witness,
+    audit, build, chain, cluster, completion, create, demo, events, quickstart, replay_command, run, server, state,
+    store, verify, upgrade_check_command, witness,
     *ACTOR_COMMANDS, *LINEAGE_COMMANDS,
 ):
     cli.add_command(command)

@@ -47,8 +47,10 @@ emit = emit_json
 @click.option("--id-only", is_flag=True, help="Print only the new actor's id.")
 @click.option("--subscribe", is_flag=True, help="Then follow its events (from its first) until interrupted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.option("--node", default=None, help="In a cluster: start it on this node (the server forwards it there; "
+                                           "docs/cluster.md). Default: the server's own node.")
 def start(manifest: Path, initial_state: str | None, parent: str | None, id_only: bool, subscribe: bool,
-          as_json: bool) -> None:
+          as_json: bool, node: str | None) -> None:
     """Start the actor of MANIFEST on the server.
 
     The manifest, its component and its project's files are read here and uploaded to the server (which reads no
@@ -56,7 +58,10 @@ def start(manifest: Path, initial_state: str | None, parent: str | None, id_only
     supervisor spawns worker.toml on the server as it does embedded.
     """
     api = client_for()
-    answer = api.post("/v1/actors", start_body(api, manifest, initial_state, parent))
+    body = start_body(api, manifest, initial_state, parent)
+    if node is not None:
+        body["node"] = node
+    answer = api.post("/v1/actors", body)
     if as_json:
         emit(answer)
     elif id_only:

@@ -61,6 +61,15 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--otel-service-name", default="theater", show_default=True, help="With --otel: service.name.")
 @click.option("--otel-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               metavar="SECONDS", help="With --otel: how often metrics are exported.")
+@click.option("--cluster", "cluster_urls", default=None, metavar="nats://HOST:PORT[,...]",
+              help="Join a Theater cluster on NATS JetStream (docs/cluster.md): chains are replicated, actors fail "
+                   "over to other nodes, messages reach actors on any node. Default: run alone.")
+@click.option("--node", default=None, help="This node's name in the cluster (default: host name and a random "
+                                           "suffix). Needs --cluster.")
+@click.option("--replicas", type=click.IntRange(min=1, max=5), default=3, show_default=True,
+              help="JetStream replicas of the chains' stream and the buckets, when the cluster creates them.")
+@click.option("--lease-ttl", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
+              help="Seconds an actor's lease lives unless its node refreshes it; failover takes about this long.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
@@ -69,7 +78,9 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
            workers: int | None,
            max_threads: int | None, no_resume: bool,
            verbose: bool, otel: bool, otel_endpoint: str | None, otel_headers: tuple[str, ...],
-           otel_service_name: str, otel_interval: float, maximums: Maximums) -> None:
+           otel_service_name: str, otel_interval: float,
+           cluster_urls: str | None, node: str | None, replicas: int, lease_ttl: float,
+           maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -95,6 +106,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     if workers is not None and max_threads is not None and workers > max_threads:
         raise click.BadParameter(f"--workers {workers} is more than --max-threads {max_threads}",
                                  param_hint="--workers")
+    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl)
     home_dir = Path(home).expanduser() if home else ctx.home
     token = token_for(home_dir)
     if not is_loopback(host) and token is None:
@@ -108,7 +120,8 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
                           workers=workers, max_threads=max_threads, resume=not no_resume, access_log=verbose,
                           maximums=maximums, passivate_after=passivate_after, checkpoint_every=checkpoint_every,
                           otel=_otel(otel, otel_endpoint, otel_headers, otel_service_name, otel_interval, OtelConfig),
-                          witness_keys=_witness_keys(witness_keys))
+                          witness_keys=_witness_keys(witness_keys),
+                          cluster=cluster)
     try:
         serve(config, _ready(home_dir, _protection(host, token is not None)))
     except ServerError as exc:
@@ -160,6 +173,20 @@ def _witness_keys(values: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(keys)
 
 
+def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl: float) -> Any:
+    """The ``ClusterConfig`` of ``--cluster`` and ``--node``; None without ``--cluster``."""
+    if urls is None:
+        if node is not None:
+            raise click.BadParameter("--node needs --cluster", param_hint="--node")
+        return None
+    from theater.cluster import ClusterConfig, ClusterError
+
+    try:
+        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl)
+    except ClusterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster") from None
+
+
 def _protection(host: str, auth: bool) -> str:
     """How the server is protected, for its startup line."""
     from theater.server import is_loopback
@@ -175,7 +202,10 @@ def _ready(home: Path, protection: str) -> Any:
     def ready(url: str, app: Any) -> None:
         from theater.server.service import SERVICE
 
-        resumed = app[SERVICE].resumed
+        svc = app[SERVICE]
+        if svc.cluster is not None:
+            svc.cluster.http_url = url  # where the node answers requests forwarded to it (theater.cluster.api)
+        resumed = svc.resumed
         counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "lazy", "failed", "not durable")}
         details = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no actors to resume"
         click.echo(f"theater server listening on {url} (home {home}; {details}; {protection})")

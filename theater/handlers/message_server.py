@@ -52,15 +52,15 @@ class MessageServerHandler(Handler):
     def router(self) -> Router:
         return self.actor.router
 
-    def _target(self, actor_id: str) -> ActorHost:
+    def _target(self, actor_id: str, *, remote: bool = False) -> ActorHost:
         try:
-            return self.router.running(actor_id)
+            return self.router.target(actor_id) if remote else self.router.running(actor_id)
         except (InvalidInputError, RuntimeFault) as exc:
             raise _Refused(str(exc)) from None
 
     def send(self, actor_id: str, msg: bytes) -> dict[str, Any]:
         try:
-            target = self._target(actor_id)
+            target = self._target(actor_id, remote=True)
             place = self.router.reserve(target, msg)
         except (_Refused, RuntimeFault) as exc:
             return {"err": str(exc)}
@@ -78,7 +78,7 @@ class MessageServerHandler(Handler):
 
     def request(self, actor_id: str, msg: bytes) -> dict[str, Any]:
         try:
-            target = self._target(actor_id)
+            target = self._target(actor_id, remote=True)
             if target is self.actor:
                 return {"err": f"request from actor {self.actor.id} to itself would deadlock"}
             self.actor.flush_committed()
@@ -90,7 +90,7 @@ class MessageServerHandler(Handler):
 
     def open_channel(self, actor_id: str, initial: bytes) -> dict[str, Any]:
         try:
-            target = self._target(actor_id)
+            target = self._target(actor_id, remote=True)
             if target is self.actor:
                 return {"err": "an actor cannot open a channel to itself"}
             self.actor.flush_committed()

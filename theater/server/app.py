@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -107,20 +108,31 @@ async def create_app(config: ServerConfig) -> web.Application:
     telemetry = None if otel is None else Telemetry.otlp(
         endpoint=otel.endpoint, headers=dict(otel.headers), service_name=otel.service_name,
         export_interval_s=otel.export_interval_s)
+    node, store = None, None
+    if config.cluster is not None:
+        from theater.cluster.serve import join  # NATS is imported only by a server that joins a cluster
+
+        node, store = await loop.run_in_executor(None, join, config.cluster, config.home, config.durability)
     theater = await loop.run_in_executor(
         None, lambda: Theater(config.home, durability=config.durability, request_timeout=config.request_timeout,
                               maximums=config.maximums, mailbox=mailbox, passivate_after=config.passivate_after,
-                              workers=config.workers, max_threads=config.max_threads, telemetry=telemetry)
+                              workers=config.workers, max_threads=config.max_threads, telemetry=telemetry,
+                              store=store)
     )
     svc = Service(config, theater, loop)
     svc.telemetry = telemetry
-    if config.resume:
+    if node is not None:
+        from theater.cluster.api import owner_handler
+
+        svc.cluster = node
+        await loop.run_in_executor(None, node.attach, theater, owner_handler(svc))
+    elif config.resume:
         svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
     tokens = token_middleware(config.token, explorer.admits)
     app = web.Application(
-        middlewares=[errors_middleware, browsers, tokens, body_deadline(config.body_timeout)],
+        middlewares=[errors_middleware, browsers, tokens, body_deadline(config.body_timeout), *_cluster(node)],
         client_max_size=config.max_body_bytes,
     )
     app[SERVICE] = svc
@@ -133,6 +145,15 @@ async def create_app(config: ServerConfig) -> web.Application:
     if config.checkpoint_every is not None:
         app.cleanup_ctx.append(_checkpoints(config.checkpoint_every))
     return app
+
+
+def _cluster(node: Any) -> list[Middleware]:
+    """In a cluster, the middleware that forwards requests about actors other nodes run (``theater.cluster.api``)."""
+    if node is None:
+        return []
+    from theater.cluster.api import cluster_middleware
+
+    return [cluster_middleware(node)]
 
 
 def _checkpoints(every: float) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -56,6 +56,8 @@ class ServerConfig:
             grew); None: only on request (``docs/audit.md``).
         otel: export OpenTelemetry traces and metrics with OTLP (``theater.telemetry``); None: off.
         witness_keys: the witnesses whose cosignatures of checkpoints the server accepts and serves.
+        cluster: a ``theater.cluster.ClusterConfig`` to run as a node of that cluster (docs/cluster.md); None:
+            alone (durable actors are then resumed from the home as ``resume`` says; in a cluster, leases decide).
     """
 
     home: Path
@@ -78,6 +80,7 @@ class ServerConfig:
     checkpoint_every: float | None = None
     witness_keys: tuple[CosignerKey, ...] = ()
     otel: OtelConfig | None = None
+    cluster: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +107,7 @@ class Service:
         self.resumed: list[dict[str, Any]] = []
         self.telemetry: Telemetry | None = None  # set by ``create_app`` when ``config.otel`` is
         self.started_ms = 0
+        self.cluster: Any = None  # the ``theater.cluster.node.ClusterNode`` of a server started with --cluster
         theater.store.add_commit_listener(self.hub.on_commit)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -120,7 +124,12 @@ class Service:
         Close the hub first."""
         self.channels.close_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.cluster is not None:
+            self.cluster.close()  # no more heartbeats or takeovers
         self.theater.close()
+        if self.cluster is not None:
+            self.cluster.release()  # other nodes take its actors over at once
+            self.cluster.link.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
 

@@ -1,0 +1,48 @@
+"""Fixtures of the cluster tests: a real three-server NATS cluster with JetStream and real ``theater server
+--cluster`` processes on 127.0.0.1, each node on its own home; everything stopped after the test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster._nats import NatsCluster
+from tests.server._harness import ServerProcess
+
+
+class Nodes:
+    """Theater nodes of one cluster, ``nodes(name)`` starts one; all stopped at the end."""
+
+    def __init__(self, root: Path, nats: NatsCluster) -> None:
+        self.root = root
+        self.nats = nats
+        self.started: dict[str, ServerProcess] = {}
+
+    def __call__(self, name: str, *, servers: str | None = None, lease_ttl: float = 2.0,
+                 args: tuple[str, ...] = ()) -> ServerProcess:
+        process = ServerProcess(self.root / name, args=(
+            "--cluster", servers or self.nats.urls, "--node", name, "--lease-ttl", str(lease_ttl), *args))
+        self.started[name] = process.start()
+        return process
+
+    def close(self) -> None:
+        for process in self.started.values():
+            if process.alive():
+                process.kill()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    cluster = NatsCluster(tmp_path / "nats").start()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, nats_cluster: NatsCluster) -> Iterator[Any]:
+    opened = Nodes(tmp_path, nats_cluster)
+    yield opened
+    opened.close()

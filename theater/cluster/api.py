@@ -1,0 +1,205 @@
+"""The server's side of a cluster: requests about an actor another node runs are forwarded to that node, and the
+owner answers them.
+
+A node that does not hold an actor forwards ``/v1/actors/{id}`` and its ``send``, ``request``, ``events``,
+``state``, ``verify``, ``export``, ``stop`` and ``restart`` to the node that holds the actor's lease (over NATS
+request/reply) and answers what that node answered. Send and request are delivered by the owner directly; the
+others are answered by the owner's own HTTP API (a request to itself, with its own token). Streams
+(``subscribe``, ``channels``) are not forwarded: open them on the owner (``theater cluster status`` names it).
+
+Imports no NATS (the server imports this module whatever its options): the node is reached through the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from store.errors import TheaterError
+from theater.cluster.config import ActorUnavailable
+from theater.porcelain import running
+from theater.porcelain.forms import bytes_json
+from theater.server.auth import Handler
+from theater.server.errors import ApiError, error_body, status_of
+from theater.server.service import Service, service
+from theater.server.wire import check_timeout, dumps, parse_bytes
+
+if TYPE_CHECKING:
+    from theater.cluster.node import ClusterNode
+
+FORWARD_SLACK_S = 2.0  # a forwarded request waits this much longer than the owner does
+ACTOR_PATH = re.compile(
+    r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart)$"
+)
+DELIVERED = ("send", "request")  # delivered by the owner itself; every other forwarded path through its HTTP API
+JSON = "application/json"
+
+
+def cluster_middleware(node: ClusterNode) -> Middleware:
+    """Forward requests about actors this node does not hold (see the module docstring); answer the rest here."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/v1/actors" and request.method == "POST":
+            placed = await _placed(node, request)
+            return placed if placed is not None else await handler(request)
+        match = ACTOR_PATH.match(request.path)
+        if match is None or request.method not in ("GET", "POST"):
+            return await handler(request)
+        actor = uuid.UUID(match[1])
+        svc = service(request)
+        if svc.theater.router.find(actor) is not None:
+            return await handler(request)  # it runs here (or ended here): answered from this home
+        op = match[2].lstrip("/")
+        body = await request.read()
+        if op in DELIVERED:
+            payload = body
+        else:
+            op = "http"
+            payload = dumps({"method": request.method, "path": request.path_qs,
+                             "type": request.content_type if body else None}).encode() + b"\n" + body
+        timeout = _timeout(body, svc.config.request_timeout) if op == "request" else svc.config.request_timeout
+        if match[2] == "/verify":
+            timeout = svc.config.verify_timeout
+        timeout += FORWARD_SLACK_S
+        try:
+            answer = await asyncio.wrap_future(node.link.spawn(node.forward(op, actor, payload, timeout)))
+        except ActorUnavailable as exc:
+            return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON,
+                                headers={"Retry-After": "1"})
+        if answer is None:
+            return await handler(request)  # no node lists it: answered here as any actor this home may hold
+        status, content, kind = answer
+        return web.Response(status=status, body=content, content_type=kind or JSON)
+
+    return middleware
+
+
+async def _placed(node: ClusterNode, request: web.Request) -> web.Response | None:
+    """A start whose body names another node (``"node": NAME``): started there, with the blobs it names (its
+    component, its files) handed over through the object store; None to start it here."""
+    body = await request.read()
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return None  # the start route answers what is wrong
+    target = parsed.get("node") if isinstance(parsed, dict) else None
+    if target is None or target == node.name:
+        return None
+    svc = service(request)
+    digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
+               if isinstance(text, str)]
+    try:
+        await asyncio.wrap_future(node.link.spawn(node.share_blobs(svc.theater.store, digests)))
+        answer = await asyncio.wrap_future(node.link.spawn(node.ask_node(
+            str(target), "start", uuid.UUID(int=0), body, svc.config.request_timeout + FORWARD_SLACK_S)))
+    except (ActorUnavailable, TheaterError) as exc:
+        return web.Response(status=status_of(exc) if not isinstance(exc, ActorUnavailable) else 503,
+                            body=dumps(error_body(exc)), content_type=JSON)
+    status, content, kind = answer
+    return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+def _timeout(body: bytes, default: float) -> float:
+    try:
+        parsed = json.loads(body or b"{}")
+        if isinstance(parsed, dict) and parsed.get("timeout") is not None:
+            return check_timeout(parsed.get("timeout"), default)
+    except (ValueError, ApiError):
+        pass  # the owner answers what is wrong with the body
+    return default
+
+
+def owner_handler(svc: Service) -> Any:
+    """The handler a node calls (on its NATS loop) for a request forwarded to an actor it owns."""
+
+    async def handle(op: str, actor: uuid.UUID, body: bytes) -> tuple[int, bytes, str]:
+        future = asyncio.run_coroutine_threadsafe(_answer(svc, op, actor, body), svc.loop)
+        return await asyncio.wrap_future(future)
+
+    return handle
+
+
+async def _answer(svc: Service, op: str, actor: uuid.UUID, body: bytes) -> tuple[int, bytes, str]:
+    if op == "http":
+        return await _through_api(svc, actor, body)
+    if op == "start":
+        return await _start_here(svc, body)
+    status, content = await _deliver(svc, op, actor, body)
+    return status, content, JSON
+
+
+async def _start_here(svc: Service, body: bytes) -> tuple[int, bytes, str]:
+    """A start placed on this node by another: the blobs it names come from the object store, then this node's
+    own API starts it (``POST /v1/actors`` with the same body)."""
+    node: ClusterNode | None = getattr(svc, "cluster", None)
+    if node is None or not node.http_url:
+        return 503, dumps({"error": "ActorUnavailable", "message": "the node is starting"}).encode(), JSON
+    try:
+        parsed = json.loads(body)
+        digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
+                   if isinstance(text, str)]
+        await asyncio.wrap_future(node.link.spawn(node.fetch_blobs(svc.theater.store, digests)))
+    except (ValueError, AttributeError, TheaterError) as exc:
+        return 400, dumps({"error": "BadRequest", "message": f"a placed start: {exc}"}).encode(), JSON
+    headers = {"Content-Type": JSON}
+    if svc.config.token is not None:
+        headers["Authorization"] = f"Bearer {svc.config.token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(node.http_url + "/v1/actors", data=body, headers=headers) as reply:
+            return reply.status, await reply.read(), reply.content_type
+
+
+async def _through_api(svc: Service, actor: uuid.UUID, body: bytes) -> tuple[int, bytes, str]:
+    """Ask this node's own API (the forwarded request's method and path, which must name ``actor``)."""
+    head, _, payload = body.partition(b"\n")
+    try:
+        spec = json.loads(head)
+        method, path, kind = str(spec["method"]), str(spec["path"]), spec.get("type")
+    except (ValueError, KeyError, TypeError):
+        return 400, dumps({"error": "BadRequest", "message": "a malformed forwarded request"}).encode(), JSON
+    match = ACTOR_PATH.match(path.split("?", 1)[0])
+    if method not in ("GET", "POST") or match is None or uuid.UUID(match[1]) != actor:
+        return 400, dumps({"error": "BadRequest", "message": "not a request about this actor"}).encode(), JSON
+    node: ClusterNode | None = getattr(svc, "cluster", None)
+    if node is None or not node.http_url:
+        return 503, dumps({"error": "ActorUnavailable", "message": "the owner is starting"}).encode(), JSON
+    headers = {"Content-Type": str(kind)} if kind else {}
+    if svc.config.token is not None:
+        headers["Authorization"] = f"Bearer {svc.config.token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, node.http_url + path, data=payload or None, headers=headers,
+                                   skip_auto_headers=() if kind else ("Content-Type",)) as reply:
+            return reply.status, await reply.read(), reply.content_type
+
+
+async def _deliver(svc: Service, op: str, actor_id: uuid.UUID, body: bytes) -> tuple[int, bytes]:
+    try:
+        parsed = json.loads(body or b"{}")
+        if not isinstance(parsed, dict):
+            raise ApiError(400, "BadRequest", "the body must be a JSON object")
+        actor = running(svc.theater, actor_id)
+        message = parse_bytes(parsed.get("message"), "message")
+        actor.check_message(len(message))
+        if op == "send":
+            await svc.settled(svc.theater.router.deliver_send(actor, message))
+            return 200, dumps({"delivered": True}).encode()
+        timeout = check_timeout(parsed.get("timeout"), svc.config.request_timeout)
+        try:
+            response = await svc.settled(svc.theater.router.deliver_request(actor, message), timeout)
+        except TimeoutError:
+            from theater.errors import ReplyTimeout
+            raise ReplyTimeout(f"request to {actor.id}", timeout) from None
+        return 200, dumps({"response": bytes_json(response)}).encode()
+    except (ApiError, TheaterError) as exc:
+        return status_of(exc), dumps(error_body(exc)).encode("utf-8", "backslashreplace")
+    except ValueError as exc:
+        return 400, dumps({"error": "BadRequest", "message": str(exc)}).encode()

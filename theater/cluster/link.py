@@ -1,0 +1,126 @@
+"""The node's NATS connection, on an event loop thread of its own, and the JetStream objects every node shares.
+
+The runtime's threads hand coroutines to the loop (``call``, ``spawn``) and never wait on the network while they
+hold an actor, except where a caller asks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import nats
+from nats.errors import Error as NatsError
+from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+from nats.js.errors import BucketNotFoundError, NotFoundError as JsNotFound
+
+from theater.cluster.config import ACTORS, BLOBS, CHAIN_SUBJECT, LEASES, NODES, STREAM, ClusterConfig, ClusterError
+
+log = logging.getLogger("theater.cluster")
+T = TypeVar("T")
+CONNECT_WAIT_S = 10.0  # no server of the cluster answers within this: the node does not start
+SETUP_WAIT_S = 30.0  # a cluster that was just started takes a few seconds to elect its JetStream leader
+
+
+class Link:
+    """A connection to the cluster: the NATS client, JetStream, the buckets and the object store."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="theater-cluster", daemon=True)
+        self._thread.start()
+        self.nc: Any = None
+        self.js: Any = None
+        self.leases: Any = None
+        self.actors: Any = None
+        self.nodes: Any = None
+        self.blobs: Any = None
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (from any thread but the loop's)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def open(self) -> Link:
+        """Connect and make sure the stream, the buckets and the object store exist.
+
+        Raises:
+            ClusterError: no server could be reached, or JetStream did not answer within ``SETUP_WAIT_S``.
+        """
+        try:
+            self.call(self._open(), SETUP_WAIT_S + 10)
+        except (NatsError, OSError, TimeoutError) as exc:
+            self.close()
+            where = ",".join(self.config.servers)
+            reason = str(exc) or f"no server answered within {CONNECT_WAIT_S:g} s"
+            raise ClusterError(f"cannot join the cluster at {where}: {reason}") from None
+        return self
+
+    async def _open(self) -> None:
+        cfg = self.config
+        async def on_error(exc: Exception) -> None:
+            log.warning("NATS: %s", exc or type(exc).__name__)  # one line: the client reconnects by itself
+
+        self.nc = await asyncio.wait_for(nats.connect(
+            list(cfg.servers), name=f"theater-{cfg.node}", connect_timeout=2, ping_interval=1,
+            max_outstanding_pings=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1,
+            allow_reconnect=True, error_cb=on_error,
+        ), CONNECT_WAIT_S)
+        self.js = self.nc.jetstream(timeout=cfg.timeout)
+        deadline = self.loop.time() + SETUP_WAIT_S
+        while True:
+            try:
+                await self._ensure()
+                return
+            except (NatsError, asyncio.TimeoutError) as exc:
+                if self.loop.time() > deadline:
+                    raise ClusterError(f"JetStream did not answer: {exc or type(exc).__name__}") from None
+                await asyncio.sleep(0.25)
+
+    async def _ensure(self) -> None:
+        cfg, js = self.config, self.js
+        try:
+            await js.stream_info(STREAM)
+        except JsNotFound:
+            await js.add_stream(StreamConfig(name=STREAM, subjects=[f"{CHAIN_SUBJECT}.>"], num_replicas=cfg.replicas,
+                                             storage=StorageType.FILE, max_msg_size=-1))
+        self.leases = await self._bucket(LEASES, ttl=cfg.lease_ttl)
+        # The bucket's TTL is the cluster's, fixed by the node that made it: refresh at its pace, whatever ours says.
+        ttl = (await self.leases.status()).ttl
+        if ttl and abs(ttl - cfg.lease_ttl) > 1e-6:
+            log.warning("the cluster's lease TTL is %g s (not %g s): this node uses it", ttl, cfg.lease_ttl)
+            self.config = cfg = dataclasses.replace(cfg, lease_ttl=float(ttl))
+        self.nodes = await self._bucket(NODES, ttl=cfg.lease_ttl)
+        self.actors = await self._bucket(ACTORS, ttl=None)
+        try:
+            self.blobs = await js.object_store(BLOBS)
+        except (BucketNotFoundError, JsNotFound):
+            self.blobs = await js.create_object_store(BLOBS, ObjectStoreConfig(replicas=cfg.replicas))
+
+    async def _bucket(self, name: str, *, ttl: float | None) -> Any:
+        try:
+            return await self.js.key_value(name)
+        except (BucketNotFoundError, JsNotFound):
+            return await self.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, replicas=self.config.replicas,
+                                                                 history=1))
+
+    def close(self) -> None:
+        """Drain the connection and stop the loop. Safe to call twice."""
+        if self.loop.is_closed():
+            return
+        if self.nc is not None:
+            try:
+                self.call(self.nc.close(), 5)
+            except (NatsError, OSError, concurrent.futures.TimeoutError):
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
