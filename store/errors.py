@@ -170,3 +170,7 @@ class ProofError(StoreError):
         self.what = what
         self.reason = reason
         super().__init__(f"{what} does not hold: {reason}")
+
+
+class CosignatureRefused(ProofError):
+    """A witness's cosignature was refused (an unknown witness key, a forgery, another checkpoint's)."""

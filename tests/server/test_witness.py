@@ -240,7 +240,7 @@ def test_forged_cosignature_is_refused(servers, tmp_path, start_actor):
     for line in (forged, replayed):
         reply = http.post(f"/v1/audit/checkpoints/{second['number']}/cosignatures", {"cosignature": line})
         assert reply.status == 403, reply.body
-        assert reply.json["error"] == "ProofError" and "does not verify" in reply.json["message"]
+        assert reply.json["error"] == "CosignatureRefused" and "does not verify" in reply.json["message"]
     assert http.ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"] == []
 
 

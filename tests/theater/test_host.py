@@ -204,7 +204,7 @@ def test_a_seeded_random_handler_needs_only_its_config():
 
 
 EMBEDDING_API = {"start", "reopen", "stop", "send", "request", "open_channel", "state", "events", "actors",
-                 "actor", "running", "status", "close", "passivate", "relinquish"}
+                 "actor", "running", "status", "close", "passivate", "relinquish", "fork", "revert"}
 
 
 def test_theater_keeps_only_the_embedding_api():

@@ -16,6 +16,7 @@ from store.errors import (
     CorruptRecordError,
     InvalidInputError,
     NotFoundError,
+    CosignatureRefused,
     ProofError,
     StaleHeadError,
     StoreClosedError,
@@ -83,6 +84,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (NotFoundError, 404),
     (InvalidInputError, 400),
     (StaleHeadError, 409),
+    (CosignatureRefused, 403),  # a witness key the operator did not list, or a forged cosignature
     (ProofError, 409),  # an event newer than the checkpoint asked for; a signing key that is unsafe or replaced
     (StoreFullError, 507),
     (StoreClosedError, 503),

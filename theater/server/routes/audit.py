@@ -12,10 +12,10 @@ from aiohttp import web
 
 from store import Store
 from store.checkpoint import Checkpoint, Cosignature, cosigner_of
-from store.errors import InvalidInputError, NotFoundError, ProofError
+from store.errors import CosignatureRefused, InvalidInputError, NotFoundError, ProofError
 from store.witness import MAX_PAGE_ENTRIES, page_to_cbor, read_feed_page
 from theater.porcelain.actors import resolve_actor
-from theater.server.errors import ApiError, bad_request
+from theater.server.errors import bad_request
 from theater.server.service import service
 from theater.server.wire import field, json_response, query_int, read_json
 
@@ -96,7 +96,7 @@ async def cosign(request: web.Request) -> web.Response:
     try:
         made: Cosignature = await svc.run(lambda: store.audit.cosign(target, line, keys))
     except ProofError as exc:  # an unknown witness or a forged cosignature: refused, nothing kept
-        raise ApiError(403, "ProofError", str(exc)) from None
+        raise CosignatureRefused(exc.what, exc.reason) from None
     return json_response({"number": target, "name": made.name, "timestamp": made.timestamp}, status=201)
 
 
