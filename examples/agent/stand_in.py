@@ -78,7 +78,9 @@ class StandIn:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving and wait for the thread."""
+        """Stop serving and wait for the thread (a second call does nothing)."""
+        if not self._thread.is_alive():
+            return
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
