@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from replay import Replayer
+from replay.schema import ACTOR_HTTP_TIMEOUT
 from tests.sdk._support import Stage, build, chain_problems, seed_compiled
 from theater.build import BuildResult
 from theater.errors import GuestFault
+from theater.handlers.http_events import http_summary
 from theater.handlers.http_framework import FrameworkGrant, HttpFrameworkHandler, check_pattern, matches
 from theater.mailbox import MailboxLimits
 from theater.runtime import Theater
@@ -150,6 +152,9 @@ class Served:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
 
+    def timeouts(self) -> list[Any]:
+        return [e for e in self.theater.events(self.actor) if e.type == ACTOR_HTTP_TIMEOUT]
+
     def calls(self) -> list[Any]:
         return [e for e in self.theater.events(self.actor) if e.type == "wasm/call"
                 and e.data.get("export") == HANDLE_REQUEST]
@@ -190,6 +195,11 @@ def test_routes_answer_from_the_actors_state_and_every_request_is_a_recorded_cal
     assert results, "each call's result is recorded"
     echo_call = calls[-1]
     assert echo_call.data["params"][1]["body"] == {"some": big}
+    # ``theater events`` and ``theater replay`` read method, path, status and sizes.
+    assert http_summary(echo_call.type, echo_call.data) == f"POST /echo ({len(big)} bytes)"
+    [echoed] = [e for e in results if e.seq > echo_call.seq][:1]
+    assert http_summary(echoed.type, echoed.data) == f"-> 200 ({len(big)} bytes)"
+    assert http_summary(calls[0].type, calls[0].data) == "GET /hello"
 
     served.theater.stop(served.actor)  # its server stops with it: replay needs no socket
     with pytest.raises(OSError):
@@ -222,6 +232,16 @@ def test_a_slow_actor_gets_504_while_another_actor_keeps_answering(serve):
     assert other.fetch("/hello")[::2] == (200, b"hello 1")
     worker.join(WAIT)
     assert answers == [504]
+    # The request queued behind the slow one times out too: it is dropped and never runs.
+    assert slow.fetch("/hello")[0] == 504
+    timeouts = slow.stage.until(lambda: len(slow.timeouts()) == 2 and slow.timeouts(), "two timeouts recorded")
+    assert [(t.data["method"], t.data["uri"], t.data["timeout_ms"], t.data["dropped"]) for t in timeouts] == [
+        ("GET", "/slow?ms=3000", 300, False), ("GET", "/hello", 300, True)]
+    assert timeouts[0].data["server"] == timeouts[1].data["server"] == 1
+    assert http_summary(timeouts[1].type, timeouts[1].data) == "GET /hello -> 504 after 300 ms (dropped: it never ran)"
+    assert [c.data["params"][1]["uri"] for c in slow.calls()] == ["/slow?ms=3000"]
+    slow.theater.stop(slow.actor)
+    assert chain_problems(slow.theater) == []  # replay passes over the timeouts
 
 
 def test_a_handler_that_answers_err_gives_500_and_the_actor_keeps_serving(serve):

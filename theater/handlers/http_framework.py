@@ -59,6 +59,7 @@ from aiohttp import WSMsgType, web
 
 from replay.boundary import CallResult
 from replay.errors import GuestFault
+from replay.schema import ACTOR_HTTP_TIMEOUT, ActorHttpTimeout
 from store.errors import TheaterError
 from theater import netloop
 from theater.errors import ActorNotRunning, ErrAnswered, ExportMissing, MailboxFull, ManifestError, MessageTooLarge
@@ -800,6 +801,7 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     try:
         response = await asyncio.wait_for(asyncio.wrap_future(answer), grant.request_timeout_ms / 1000)
     except TimeoutError:
+        _record_timeout(actor, server.id, method, wire["uri"], grant.request_timeout_ms, dropped=answer.cancel())
         return web.Response(status=504, text=f"the actor did not answer within {grant.request_timeout_ms} ms")
     except (MailboxFull, ActorNotRunning) as exc:
         return web.Response(status=503, text=f"the actor cannot take the request: {exc}",
@@ -813,6 +815,16 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     except TheaterError as exc:
         return web.Response(status=500, text=f"{type(exc).__name__}: {exc}")
     return _to_web(response)
+
+
+def _record_timeout(actor: _Serving, server: int, method: str, uri: str, timeout_ms: int, *, dropped: bool) -> None:
+    """Record a 504 in the actor's chain (``actor/http-timeout``), as its next operation: its call, if it had not
+    started (``dropped``), never runs; else the event follows it."""
+    data = ActorHttpTimeout(server=server, method=method, uri=uri, timeout_ms=timeout_ms, dropped=dropped).encode()
+    try:
+        actor.submit(lambda: actor.tape.append(ACTOR_HTTP_TIMEOUT, data), force=True)
+    except TheaterError:
+        pass  # the actor has ended: its chain takes nothing more
 
 
 async def _read_body(request: web.BaseRequest, actor: _Serving, limit: int | None) -> bytes:
