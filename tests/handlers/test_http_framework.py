@@ -20,6 +20,8 @@ import pytest
 
 from replay import Replayer
 from replay.schema import ACTOR_HTTP_TIMEOUT
+from tests._chains import CommitWaiter
+from tests._fixtures import drain
 from tests.sdk._support import Stage, build, chain_problems, seed_compiled
 from theater.build import BuildResult
 from theater.errors import GuestFault
@@ -398,6 +400,50 @@ def test_a_reopened_actor_serves_again_on_the_same_port_with_its_state(api, tmp_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/tea", timeout=WAIT) as response:
             assert response.read() == b"green"  # a str item is sent as text
         assert chain_problems(second) == []
+
+
+@pytest.mark.parametrize("restart_from", ["last_state", "init"])
+def test_a_child_restarted_by_its_supervisor_serves_again(api, tmp_path, restart_from):
+    from tests.components import wat
+
+    home = tmp_path / "home"
+    boss = tmp_path / "boss.toml"
+    (tmp_path / "boss.wat").write_text(wat.echo_actor())
+    boss.write_text('name = "boss"\ncomponent = "boss.wat"\n[[handlers]]\ntype = "supervisor"\n'
+                    '[[handlers]]\ntype = "timing"\n[[handlers]]\ntype = "http-framework"\n'
+                    f'config = {{ {DEFAULT_CONFIG} }}\n[supervision]\nintensity = 5\nperiod_s = 60\n')
+    with Theater(home) as theater:
+        theater.store.blobs.put(api.wasm.read_bytes())
+        seed_compiled(theater.store, theater.engine, api.digest)
+        manifest = tmp_path / "manifest.toml"
+        manifest.write_text('on_err = "fail"\n' + MANIFEST.format(config=DEFAULT_CONFIG).replace(
+            "build/api.wasm", api.digest.hex()))
+        parent = theater.start(boss)
+        child = theater.start(manifest, parent=parent, restart_from=restart_from)
+        [started] = [e for e in theater.events(child) if e.type == START_SERVER]
+        port = started.data["result"]["ok"]
+
+        def fetch(port: int, path: str) -> tuple[int, bytes]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=WAIT) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read()
+
+        assert fetch(port, "/hello") == (200, b"hello 1")
+        assert fetch(port, "/fail")[0] == 500  # its err fails it; its supervisor restarts it
+        waiter = CommitWaiter(theater.store, WAIT)
+        waiter.until(lambda: [e for e in theater.events(child) if e.type == "wasm/instantiate"
+                              and e.data["reason"] == "restart"], "the restart")
+        drain(theater, child)  # the restart's operation is over: the servers are back
+        if restart_from == "last_state":  # no init: its server comes back from the record, on its port
+            assert fetch(port, "/hello") == (200, b"hello 2")
+        else:  # init made a new server, with the state init left
+            starts = [e for e in theater.events(child) if e.type == START_SERVER]
+            assert len(starts) == 2
+            assert fetch(starts[-1].data["result"]["ok"], "/hello") == (200, b"hello 1")
+        theater.stop(child)
+        assert chain_problems(theater) == []
 
 
 class _Calls:
