@@ -1,7 +1,10 @@
 """Handler ``http-client``: ``send-http(request) -> result<response, string>``, a real HTTP request, recorded whole.
 
-The request runs on the runtime's network loop (``theater.netloop``) with aiohttp; the host function waits for it
-with ``actor.wait_for``, so a stop of the actor ends the wait (and cancels the request). The boundary records the
+The request runs with aiohttp on a loop of the actor's worker thread (``NetLoop.run_here``: no hand-off to another
+thread; each worker keeps its loop and connection pools for its later calls, closed with the runtime), marked as a
+wait with ``theater.scheduler.blocking`` so other actors keep their threads; a stop of the actor cancels it within
+``netloop.STOP_POLL_S``. Called from a thread that runs a loop already, it goes to the runtime's shared network
+loop (``theater.netloop``) and waits with ``actor.wait_for``. The boundary records the
 request (the call's parameters) and the response or the error text (its result) whole; bodies above the store's
 spill threshold go to the blob store like every payload. Replay answers from the record and never touches the
 network.
@@ -52,9 +55,10 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from theater import netloop
-from theater.errors import ManifestError
+from theater.errors import ManifestError, ResourceExhausted
 from theater.handlers._base import Handler
 from theater.host import ActorHost
+from theater.scheduler import blocking
 
 DEFAULT_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # the most a config may ask for
@@ -492,8 +496,20 @@ class HttpClientHandler(Handler):
         if refusal is not None:
             return {"err": f"refused: {refusal}"}
         loop = netloop.of(self.actor.store)
+        if loop.can_run_here():
+            # On the actor's own thread, with a loop of its own: no hand-off to the shared loop and back.
+            own = _exchange(lambda: _own_session(loop, self.grant.allowances), self.grant, self._secrets, method,
+                            url, headers, body)
+            try:
+                with blocking():
+                    return loop.run_here(own, self.actor.stop_requested)
+            except netloop.Stopped:
+                return {"err": "the request was cut short: the actor is stopping"}
+            except (RuntimeError, ResourceExhausted) as exc:
+                return {"err": f"the request could not be made: {exc}"}
         try:
-            future = loop.submit(_exchange(loop, self.grant, self._secrets, method, url, headers, body))
+            future = loop.submit(_exchange(lambda: _session(loop, self.grant.allowances), self.grant, self._secrets,
+                                           method, url, headers, body))
         except RuntimeError as exc:
             return {"err": f"the request could not be made: {exc}"}
         waited = self.grant.timeout_ms / 1000 + _WAIT_GRACE_S
@@ -527,25 +543,36 @@ def _request_parts(request: dict[str, Any]) -> tuple[str, URL, list[tuple[str, s
     return method.upper(), url, headers, None if body is None else body["some"]
 
 
+def _new_session(allowances: Allowances) -> aiohttp.ClientSession:
+    """A session (a connection pool) whose connections reach only what ``allowances`` let (on the running loop)."""
+    connector = aiohttp.TCPConnector(resolver=FilteringResolver(allowances), limit=_POOL_LIMIT)
+    return aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
+        skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
+    )
+
+
 def _session(loop: netloop.NetLoop, allowances: Allowances) -> aiohttp.ClientSession:
+    """The shared loop's session for ``allowances`` (on the shared loop)."""
     def make() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(resolver=FilteringResolver(allowances), limit=_POOL_LIMIT)
-        session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
-            skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
-        )
+        session = _new_session(allowances)
         loop.close_with(session.close)
         return session
 
     return loop.shared(("http-client", allowances), make)
 
 
+def _own_session(loop: netloop.NetLoop, allowances: Allowances) -> aiohttp.ClientSession:
+    """The calling thread's own session for ``allowances`` (in a coroutine ``run_here`` runs)."""
+    return loop.local_shared(("http-client", allowances), lambda: _new_session(allowances))
+
+
 async def _exchange(
-    loop: netloop.NetLoop, grant: ClientGrant, secrets: SecretValues, method: str, url: URL,
-    headers: list[tuple[str, str]], body: bytes | None,
+    session_of: Callable[[], aiohttp.ClientSession], grant: ClientGrant, secrets: SecretValues, method: str,
+    url: URL, headers: list[tuple[str, str]], body: bytes | None,
 ) -> dict[str, Any]:
     """The request and its redirects, within the grant's timeout; the recorded result."""
-    session = _session(loop, grant.allowances)
+    session = session_of()
     try:
         async with asyncio.timeout(grant.timeout_ms / 1000):
             return await _follow(session, grant, secrets, method, url, headers, body)
