@@ -12,7 +12,8 @@ Config (checked at start):
 - ``max_servers`` (default 4), ``max_routes`` (default 256) per actor;
 - ``max_request_bytes``: the largest request body (default and ceiling: the actor's message limit); larger gets
   413;
-- ``request_timeout_ms`` (default 30 s): an actor that does not answer in time gives 504;
+- ``request_timeout_ms`` (default 30 s): an actor that does not answer in time gives 504, recorded as
+  ``actor/http-timeout`` (a request still queued is dropped: it never runs);
 - ``header_timeout_ms`` (default 10 s): a connection that has not sent a whole request head in time is closed;
   ``body_timeout_ms`` (default 10 s): a body not received in time gives 408 (slow clients cannot hold the actor).
 
@@ -24,8 +25,8 @@ Config (checked at start):
 
 A full mailbox answers 503; an actor that is not running (stopped, failed) answers 503; a handler that fails
 answers 500 (the actor is then failed, as for any message). Servers stop when the actor stops, exits or fails, and
-when the runtime closes. When a runtime reopens the actor, ``resume`` brings its servers back from the record, on the
-same ports.
+when the runtime closes. When a runtime reopens the actor, or its supervisor restarts it from its last state,
+``reattach`` brings its servers back from the record, on the same ports.
 
 TLS: ``tls_cert`` and ``tls_key`` name a certificate chain and its private key (PEM, absolute paths). Only the
 operator's own manifests may name them (a manifest from a guest's ``spawn`` or an API client naming them is refused
