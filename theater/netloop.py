@@ -105,17 +105,26 @@ class NetLoop:
             coro.close()
             raise
 
-        async def watched() -> T:
-            task = asyncio.ensure_future(coro)
-            while not task.done():
-                await asyncio.wait((task,), timeout=STOP_POLL_S)
-                if stop.is_set() and not task.done():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    raise Stopped()
-            return task.result()
+        task = loop.create_task(coro)
+        stopped = False
 
-        return loop.run_until_complete(watched())
+        def look() -> None:  # a timer, re-armed while the task runs: no thread watches the flag
+            nonlocal stopped, timer
+            if stop.is_set():
+                stopped = True
+                task.cancel()
+            else:
+                timer = loop.call_later(STOP_POLL_S, look)
+
+        timer = loop.call_later(STOP_POLL_S, look)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if stopped:
+                raise Stopped() from None
+            raise
+        finally:
+            timer.cancel()
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
         if not self.can_run_here():

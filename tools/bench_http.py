@@ -6,7 +6,9 @@ measured in the same run.
 
 Client: a Python actor makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp server inside one
 request (each a recorded host call through the runtime's loop); the floor is aiohttp's own client on its own loop
-making the same GETs to the same server. Server: a Python actor's ``@route`` answering 1 KiB (each request a
+making the same GETs to the same server. The handler alone: the same GETs through ``HttpClientHandler.send_http``
+called from a plain thread (no actor, no wasm, no record), so the line above splits into the handler's part and the
+runtime's (guest, boundary, recording). Server: a Python actor's ``@route`` answering 1 KiB (each request a
 recorded export call) under ``--concurrency`` clients; the floor is a bare aiohttp handler returning the same bytes
 to the same clients. Each figure and its floor are measured in turn ``--rounds`` times and the best of each is kept
 (the machine is shared: the best round is the one least disturbed). Nothing here is asserted by the tests. The actors are built with the SDK (componentize-py,
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +35,8 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from theater.build import build_project  # noqa: E402
+from theater import netloop  # noqa: E402
+from theater.handlers.http_client import HttpClientHandler  # noqa: E402
 from theater.netloop import NetLoop  # noqa: E402
 from theater.runtime import Theater  # noqa: E402
 
@@ -154,6 +159,33 @@ async def _load(url: str, n: int, concurrency: int) -> float:
         return (n // concurrency * concurrency) / (time.perf_counter() - started)
 
 
+class _Key:
+    """Stands for a home's store: the key of a network loop."""
+
+
+class _Bare:
+    """Just what ``HttpClientHandler`` uses of an actor: a key for the runtime's loop, a source and a stop flag."""
+
+    def __init__(self) -> None:
+        self.store = _Key()
+        self.source = "bench"
+        self.stop_requested = threading.Event()
+
+
+def _handler_alone(url: str, n: int) -> float:
+    bare = _Bare()
+    handler = HttpClientHandler(bare, {"allow_loopback": ["127.0.0.1"]})  # type: ignore[arg-type]
+    request = {"method": "GET", "uri": url, "headers": [], "body": None}
+    try:
+        handler.send_http(request)  # warm: the thread's loop and pool
+        started = time.perf_counter()
+        for _ in range(n):
+            handler.send_http(request)
+        return n / (time.perf_counter() - started)
+    finally:
+        netloop.close(bare.store)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -180,6 +212,9 @@ def main() -> None:
 
             through, floor = best(args.rounds, through_client, lambda: asyncio.run(_gets(url, args.calls)))
             line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
+            alone, floor = best(args.rounds, lambda: _handler_alone(url, args.calls),
+                                lambda: asyncio.run(_gets(url, args.calls)))
+            line("  of which the handler alone (no actor)", alone, "/s", floor, "aiohttp client direct")
 
             server = theater.start(server_manifest)
             [started_event] = [e for e in theater.events(server)
