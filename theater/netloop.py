@@ -107,6 +107,7 @@ class NetLoop:
 
         task = loop.create_task(coro)
         stopped = False
+        timer: asyncio.TimerHandle | None = None
 
         def look() -> None:  # a timer, re-armed while the task runs: no thread watches the flag
             nonlocal stopped, timer
@@ -124,7 +125,8 @@ class NetLoop:
                 raise Stopped() from None
             raise
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
         if not self.can_run_here():
