@@ -29,6 +29,7 @@ ACTOR_FAILED = "actor/failed"
 ACTOR_PASSIVATED = "actor/passivated"
 ACTOR_REVERT = "actor/revert"
 ACTOR_UPGRADED = "actor/upgraded"
+ACTOR_HTTP_TIMEOUT = "actor/http-timeout"
 WASM_INSTANTIATE = "wasm/instantiate"
 WASM_CALL = "wasm/call"
 WASM_RESULT = "wasm/result"
@@ -40,7 +41,7 @@ SUPERVISOR_GIVE_UP = "supervisor/give-up"
 SUPERVISOR_STOP = "supervisor/stop"
 EVENT_TYPES = (ACTOR_CREATED, ACTOR_STOP, ACTOR_EXIT, ACTOR_FAILED, ACTOR_PASSIVATED, ACTOR_REVERT, WASM_INSTANTIATE,
                WASM_CALL, WASM_RESULT, WASM_ERROR, WASM_ERR_ANSWER, SUPERVISOR_SPAWN, SUPERVISOR_RESTART,
-               SUPERVISOR_GIVE_UP, SUPERVISOR_STOP, ACTOR_UPGRADED)
+               SUPERVISOR_GIVE_UP, SUPERVISOR_STOP, ACTOR_UPGRADED, ACTOR_HTTP_TIMEOUT)
 # How an export call ends: ok, an err the actor answered (it goes on, its state unchanged), or a failure.
 OUTCOMES = (WASM_RESULT, WASM_ERR_ANSWER, WASM_ERROR)
 # The runtime's own decisions, not boundary crossings: replay passes over them.
@@ -504,6 +505,27 @@ class ActorFailed(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActorHttpTimeout(Payload):
+    """``actor/http-timeout``: a request to one of the actor's HTTP servers got 504, the actor not having answered
+    within the server's ``timeout_ms``; ``dropped``: its call had not started and never will (else it ran on, and
+    its answer went nowhere). Informational: replay passes over it."""
+
+    TYPE: ClassVar[str] = ACTOR_HTTP_TIMEOUT
+    server: int
+    method: str
+    uri: str
+    timeout_ms: int
+    dropped: bool
+
+    @classmethod
+    def decode(cls, event: Event) -> Self:
+        fields_ = cls._fields(event)
+        return cls(server=fields_.uint("server"), method=fields_.text("method"),  # type: ignore[arg-type]
+                   uri=fields_.text("uri"), timeout_ms=fields_.uint("timeout_ms"),  # type: ignore[arg-type]
+                   dropped=fields_.flag("dropped"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SupervisorSpawn(Payload):
     """``supervisor/spawn``, in the parent's chain: a child was started (``child`` null and ``error`` set when the
     spawn was refused)."""
@@ -583,7 +605,7 @@ class SupervisorStop(Payload):
 PAYLOADS: dict[str, type[Payload]] = {cls.TYPE: cls for cls in (
     ActorCreated, ActorStop, ActorExit, ActorFailed, ActorPassivated, ActorRevert, WasmInstantiate, WasmCall,
     WasmResult, WasmFailure, WasmErrAnswer, SupervisorSpawn, SupervisorRestart, SupervisorGiveUp, SupervisorStop,
-    ActorUpgraded)}
+    ActorUpgraded, ActorHttpTimeout)}
 
 
 def read_genesis(event: Event) -> Genesis:
@@ -636,6 +658,7 @@ __all__ = [
     "ACTOR_CREATED",
     "ACTOR_EXIT",
     "ACTOR_FAILED",
+    "ACTOR_HTTP_TIMEOUT",
     "ACTOR_PASSIVATED",
     "ACTOR_REVERT",
     "ACTOR_STOP",
@@ -664,6 +687,7 @@ __all__ = [
     "ActorCreated",
     "ActorExit",
     "ActorFailed",
+    "ActorHttpTimeout",
     "ActorPassivated",
     "ActorRevert",
     "ActorStop",

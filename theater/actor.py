@@ -526,8 +526,20 @@ class Actor:
             raise
         if call_init and self.has_export(ACTOR_INIT):
             self.call(ACTOR_INIT, [str(self.id)])
+        elif reason == InstantiateReason.RESTART:
+            self.reattach()  # a restart from its last state: no init makes its servers again
         if self.status == ActorStatus.STARTING:
             self.status = ActorStatus.RUNNING
+
+    def reattach(self) -> None:
+        """In its operation, on an instance that did not call ``init`` (a resume, a restart from its last state):
+        bring back what its handlers held outside the instance, from the record (each handler class with a
+        ``reattach``: the servers of ``http-framework``)."""
+        for spec in self.manifest.handlers:
+            reattach = getattr(IMPLEMENTED.get(spec.type), "reattach", None)
+            if reattach is not None:
+                for problem in reattach(self, spec.config):
+                    log.warning("actor %s could not take back %s", self.id, problem)
 
     def instantiate(self, reason: InstantiateReason, limits: Limits) -> None:
         """Create a fresh instance with the granted handlers linked, and record it.

@@ -5,9 +5,10 @@ Handlers (``theater.handlers``) and supervision (``theater.supervision``) import
 are given is typed by the protocols here; the runtime's objects satisfy them structurally:
 
 - ``ActorHost``: the actor a handler serves: its id, name, manifest, state, recording, deferred effects, flushes,
-  waits, mailbox places, and the ``Router`` and ``Children`` it may use;
+  waits, mailbox places, operations queued on its mailbox and export calls in them (``submit``, ``call``: how a
+  server hands it a request), and the ``Router`` and ``Children`` it may use;
 - ``SupervisedActor``: what supervision sees of an actor: the handler's view plus its life cycle (control
-  operations, calls, stop, failure, revival);
+  operations, stop, failure, revival);
 - ``Router``: delivery between actors (send, request, channel operations), waiting for a reply, message checks,
   and the open ``Channels``;
 - ``ChannelEnd``: an end of a channel outside every actor (an API client's): it takes messages and the close;
@@ -212,6 +213,29 @@ class ActorHost(Protocol):
         """
         ...
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message this actor takes (what ``check_message`` holds a size against)."""
+        ...
+
+    def submit(
+        self, op: Callable[[], Any], *, size: int = 0, reservation: Reservation | None = None, force: bool = False
+    ) -> Future[Any]:
+        """Run ``op`` as the actor's operation after the messages queued before it (a request a server took, say);
+        the future holds its outcome. ``op`` takes a place in the bounded mailbox (``size`` bytes, or the place
+        ``reservation`` kept; ``force`` skips the bounds): a full mailbox fails the future with ``MailboxFull``, an
+        ended actor with ``ActorNotRunning``."""
+        ...
+
+    def call(self, export: str, params: list[Any], envelope: Envelope | None = None) -> CallResult:
+        """Call an export with the current state, recorded (in one of the actor's operations, e.g. an ``op`` given
+        to ``submit``).
+
+        Raises:
+            ActorNotRunning, ExportMissing, ErrAnswered, GuestFault: as ``theater.actor.Actor.call`` says.
+        """
+        ...
+
 
 class SupervisedActor(ActorHost, Protocol):
     """What supervision sees of an actor: the handler's view plus its life cycle.
@@ -238,10 +262,6 @@ class SupervisedActor(ActorHost, Protocol):
 
     def interrupt(self, op: Callable[[], Any]) -> Future[Any]:
         """``control(op)``, ending the call running now at the next epoch tick; ``op`` must stop the actor."""
-        ...
-
-    def call(self, export: str, params: list[Any], envelope: Envelope | None = None) -> CallResult:
-        """Call an export with the current state (in one of the actor's operations)."""
         ...
 
     def has_export(self, export: str) -> bool: ...

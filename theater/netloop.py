@@ -7,6 +7,10 @@ and ``close(store)`` (called by ``Theater.close``) ends it after closing whateve
 (client sessions, servers). Coroutines are handed over with ``NetLoop.submit``, which returns a
 ``concurrent.futures.Future`` a host function waits on with ``actor.wait_for`` (so a stop ends the wait), and which
 it may cancel (the task is cancelled on the loop).
+
+A host function that would only hand a coroutine over and wait for it (a client request) runs it instead on a loop
+of its own thread (``NetLoop.run_here``): no thread hand-off per call, each worker thread keeping its loop and
+what it made on it (``local_shared``: its client sessions) for its later calls, all closed with the runtime's loop.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 CLOSE_TIMEOUT_S = 5.0
+STOP_POLL_S = 0.05  # how often ``run_here`` looks at its stop flag
+
+
+class Stopped(Exception):
+    """``run_here``'s stop flag was set: the coroutine was cancelled."""
 
 
 class NetLoop:
@@ -35,6 +44,9 @@ class NetLoop:
         self._closed = False
         self._shared: dict[Any, Any] = {}
         self._on_end: dict[Any, list[Callable[[], None]]] = {}
+        self._local = threading.local()  # the calling threads' own loops and what they made on them
+        # Each calling thread's own loop and what it made, closed when the thread is gone or this loop closes.
+        self._here: list[tuple[threading.Thread, asyncio.AbstractEventLoop, dict[Any, Any]]] = []
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -74,6 +86,75 @@ class NetLoop:
             raise
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
+    def can_run_here(self) -> bool:
+        """Whether ``run_here`` may run on this thread (it runs no event loop)."""
+        return asyncio._get_running_loop() is None
+
+    def run_here(self, coro: Coroutine[Any, Any, T], stop: threading.Event) -> T:
+        """Run ``coro`` to its end on the calling thread's own loop (made on its first use, closed with this one),
+        without handing it to another thread. A set ``stop`` cancels it (looked at every ``STOP_POLL_S``).
+
+        Raises:
+            RuntimeError: the runtime's loop is closed, or this thread runs a loop already (use ``submit``);
+                ``coro`` was not started.
+            Stopped: ``stop`` was set.
+        """
+        try:
+            loop = self._own_loop()
+        except RuntimeError:
+            coro.close()
+            raise
+
+        task = loop.create_task(coro)
+        stopped = False
+        timer: asyncio.TimerHandle | None = None
+
+        def look() -> None:  # a timer, re-armed while the task runs: no thread watches the flag
+            nonlocal stopped, timer
+            if stop.is_set():
+                stopped = True
+                task.cancel()
+            else:
+                timer = loop.call_later(STOP_POLL_S, look)
+
+        timer = loop.call_later(STOP_POLL_S, look)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if stopped:
+                raise Stopped() from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _own_loop(self) -> asyncio.AbstractEventLoop:
+        if not self.can_run_here():
+            raise RuntimeError("this thread runs an event loop already")
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is not None and not self._closed:
+            return loop
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime's network loop is closed")
+            gone = [entry for entry in self._here if not entry[0].is_alive()]  # threads that retired
+            self._here = [entry for entry in self._here if entry[0].is_alive()]
+            loop = self._local.loop = asyncio.new_event_loop()
+            self._local.shared = {}
+            self._here.append((threading.current_thread(), loop, self._local.shared))
+        for _, own, made in gone:
+            _close_own(own, made)
+        return loop
+
+    def local_shared(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``shared`` for the calling thread's own loop (in a coroutine ``run_here`` runs): its object kept under
+        ``key``, made by ``make()`` on first use; an object with an async ``close`` is closed with the runtime."""
+        shared: dict[Any, Any] = self._local.shared
+        value = shared.get(key)
+        if value is None:
+            value = shared[key] = make()
+        return value
+
     def shared(self, key: Any, make: Callable[[], Any]) -> Any:
         """The object kept under ``key``, made by ``make()`` on first use (under a lock: any thread may ask; a
         ``make`` that builds objects belonging to the loop, such as a client session, must run on it)."""
@@ -111,6 +192,9 @@ class NetLoop:
                 return
             self._closed = True
             loop, thread = self._loop, self._thread
+            here, self._here = self._here, []
+        for _, own, made in here:
+            _close_own(own, made)
         if loop is None or thread is None:
             return
 
@@ -134,6 +218,25 @@ class NetLoop:
         thread.join(CLOSE_TIMEOUT_S)
         if not thread.is_alive():
             loop.close()
+
+
+def _close_own(loop: asyncio.AbstractEventLoop, made: dict[Any, Any]) -> None:
+    """Close a thread's own loop and what it made (its thread is done with it: the runtime is closing)."""
+    if loop.is_running():
+        return  # its thread is still in a call: the loop goes with the thread
+    values = list(made.values())
+    made.clear()
+
+    async def close_all() -> None:
+        closers = [closing for value in values if asyncio.iscoroutine(closing := value.close())]
+        await asyncio.gather(*closers, return_exceptions=True)
+
+    try:
+        loop.run_until_complete(close_all())
+    except RuntimeError:
+        pass  # its thread took it up meanwhile: it goes with the thread
+    else:
+        loop.close()
 
 
 _LOOPS: weakref.WeakKeyDictionary[Any, NetLoop] = weakref.WeakKeyDictionary()
@@ -165,4 +268,4 @@ def close(owner: Any) -> None:
         loop.close()
 
 
-__all__ = ["NetLoop", "actor_ended", "close", "of"]
+__all__ = ["NetLoop", "Stopped", "actor_ended", "close", "of"]

@@ -38,7 +38,7 @@ from theater.actor import Actor, Stage
 from theater.channels import Channel, QueueEnd
 from theater.errors import ChannelRejected, ManifestError
 from theater.files import FileAccess
-from theater.handlers import IMPLEMENTED, check_grants, check_origin, check_permissions, configs
+from theater.handlers import check_grants, check_origin, check_permissions, configs
 from theater.host import ChannelAnswer
 from theater.mailbox import MailboxLimits
 from theater.record import RecordTape
@@ -346,11 +346,7 @@ class Theater:
         if upgrade is not None:
             actor.tape.record(upgrade)
         actor.boot(reason, call_init=False)
-        for spec in actor.manifest.handlers:
-            reattach = getattr(IMPLEMENTED.get(spec.type), "reattach", None)
-            if reattach is not None:
-                for problem in reattach(actor, spec.config):
-                    log.warning("actor %s could not take back %s", actor.id, problem)
+        actor.reattach()
 
     def _recorded_files(self, genesis: Event) -> FileAccess:
         """The file access a reopened actor keeps: the uploaded map its creation recorded (``files``), if any;

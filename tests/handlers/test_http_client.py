@@ -353,3 +353,19 @@ def test_addresses_are_classified(address, kind):
 def test_the_metadata_address_is_refused_even_when_link_local_is_allowed():
     allowances = Allowances(link_local=frozenset({"169.254.169.254"}))
     assert "never reachable" in (allowances.refusal("169.254.169.254", "169.254.169.254") or "")
+
+
+def test_a_retired_threads_own_loop_and_pool_are_closed_when_another_thread_comes(actor, server):
+    # Worker threads beyond the pool's size retire: what they made for their requests must not pile up.
+    first = threading.Thread(target=lambda: send(actor, LOCAL, server.url("/hello")))
+    first.start()
+    first.join(10)
+    loop = netloop.of(actor.store)
+    [(_, retired, made)] = loop._here
+    [session] = made.values()
+    assert not retired.is_closed() and not session.closed
+    second = threading.Thread(target=lambda: send(actor, LOCAL, server.url("/hello")))
+    second.start()
+    second.join(10)
+    assert retired.is_closed() and session.closed and len(loop._here) == 1
+    assert server.requests == ["GET /hello", "GET /hello"]

@@ -19,9 +19,13 @@ from typing import Any
 import pytest
 
 from replay import Replayer
+from replay.schema import ACTOR_HTTP_TIMEOUT
+from tests._chains import CommitWaiter
+from tests._fixtures import drain
 from tests.sdk._support import Stage, build, chain_problems, seed_compiled
 from theater.build import BuildResult
 from theater.errors import GuestFault
+from theater.handlers.http_events import http_summary
 from theater.handlers.http_framework import FrameworkGrant, HttpFrameworkHandler, check_pattern, matches
 from theater.mailbox import MailboxLimits
 from theater.runtime import Theater
@@ -150,6 +154,9 @@ class Served:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
 
+    def timeouts(self) -> list[Any]:
+        return [e for e in self.theater.events(self.actor) if e.type == ACTOR_HTTP_TIMEOUT]
+
     def calls(self) -> list[Any]:
         return [e for e in self.theater.events(self.actor) if e.type == "wasm/call"
                 and e.data.get("export") == HANDLE_REQUEST]
@@ -190,6 +197,11 @@ def test_routes_answer_from_the_actors_state_and_every_request_is_a_recorded_cal
     assert results, "each call's result is recorded"
     echo_call = calls[-1]
     assert echo_call.data["params"][1]["body"] == {"some": big}
+    # ``theater events`` and ``theater replay`` read method, path, status and sizes.
+    assert http_summary(echo_call.type, echo_call.data) == f"POST /echo ({len(big)} bytes)"
+    [echoed] = [e for e in results if e.seq > echo_call.seq][:1]
+    assert http_summary(echoed.type, echoed.data) == f"-> 200 ({len(big)} bytes)"
+    assert http_summary(calls[0].type, calls[0].data) == "GET /hello"
 
     served.theater.stop(served.actor)  # its server stops with it: replay needs no socket
     with pytest.raises(OSError):
@@ -222,6 +234,16 @@ def test_a_slow_actor_gets_504_while_another_actor_keeps_answering(serve):
     assert other.fetch("/hello")[::2] == (200, b"hello 1")
     worker.join(WAIT)
     assert answers == [504]
+    # The request queued behind the slow one times out too: it is dropped and never runs.
+    assert slow.fetch("/hello")[0] == 504
+    timeouts = slow.stage.until(lambda: len(slow.timeouts()) == 2 and slow.timeouts(), "two timeouts recorded")
+    assert [(t.data["method"], t.data["uri"], t.data["timeout_ms"], t.data["dropped"]) for t in timeouts] == [
+        ("GET", "/slow?ms=3000", 300, False), ("GET", "/hello", 300, True)]
+    assert timeouts[0].data["server"] == timeouts[1].data["server"] == 1
+    assert http_summary(timeouts[1].type, timeouts[1].data) == "GET /hello -> 504 after 300 ms (dropped: it never ran)"
+    assert [c.data["params"][1]["uri"] for c in slow.calls()] == ["/slow?ms=3000"]
+    slow.theater.stop(slow.actor)
+    assert chain_problems(slow.theater) == []  # replay passes over the timeouts
 
 
 def test_a_handler_that_answers_err_gives_500_and_the_actor_keeps_serving(serve):
@@ -378,6 +400,50 @@ def test_a_reopened_actor_serves_again_on_the_same_port_with_its_state(api, tmp_
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/tea", timeout=WAIT) as response:
             assert response.read() == b"green"  # a str item is sent as text
         assert chain_problems(second) == []
+
+
+@pytest.mark.parametrize("restart_from", ["last_state", "init"])
+def test_a_child_restarted_by_its_supervisor_serves_again(api, tmp_path, restart_from):
+    from tests.components import wat
+
+    home = tmp_path / "home"
+    boss = tmp_path / "boss.toml"
+    (tmp_path / "boss.wat").write_text(wat.echo_actor())
+    boss.write_text('name = "boss"\ncomponent = "boss.wat"\n[[handlers]]\ntype = "supervisor"\n'
+                    '[[handlers]]\ntype = "timing"\n[[handlers]]\ntype = "http-framework"\n'
+                    f'config = {{ {DEFAULT_CONFIG} }}\n[supervision]\nintensity = 5\nperiod_s = 60\n')
+    with Theater(home) as theater:
+        theater.store.blobs.put(api.wasm.read_bytes())
+        seed_compiled(theater.store, theater.engine, api.digest)
+        manifest = tmp_path / "manifest.toml"
+        manifest.write_text('on_err = "fail"\n' + MANIFEST.format(config=DEFAULT_CONFIG).replace(
+            "build/api.wasm", api.digest.hex()))
+        parent = theater.start(boss)
+        child = theater.start(manifest, parent=parent, restart_from=restart_from)
+        [started] = [e for e in theater.events(child) if e.type == START_SERVER]
+        port = started.data["result"]["ok"]
+
+        def fetch(port: int, path: str) -> tuple[int, bytes]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=WAIT) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read()
+
+        assert fetch(port, "/hello") == (200, b"hello 1")
+        assert fetch(port, "/fail")[0] == 500  # its err fails it; its supervisor restarts it
+        waiter = CommitWaiter(theater.store, WAIT)
+        waiter.until(lambda: [e for e in theater.events(child) if e.type == "wasm/instantiate"
+                              and e.data["reason"] == "restart"], "the restart")
+        drain(theater, child)  # the restart's operation is over: the servers are back
+        if restart_from == "last_state":  # no init: its server comes back from the record, on its port
+            assert fetch(port, "/hello") == (200, b"hello 2")
+        else:  # init made a new server, with the state init left
+            starts = [e for e in theater.events(child) if e.type == START_SERVER]
+            assert len(starts) == 2
+            assert fetch(starts[-1].data["result"]["ok"], "/hello") == (200, b"hello 1")
+        theater.stop(child)
+        assert chain_problems(theater) == []
 
 
 class _Calls:

@@ -442,3 +442,80 @@ def test_a_websocket_handler_answering_err_keeps_the_actor_and_its_connections(s
     assert served.theater.status(served.actor) == "running"
     assert "wasm/err-answer" in [e.type for e in served.theater.events(served.actor)]
     assert chain_problems(served.theater) == []
+
+
+class _StuckSocket:
+    """A websocket whose client does not read: every send waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.release = asyncio.Event()
+
+    async def send_str(self, text: str) -> None:
+        await self.release.wait()
+        self.sent.append(("text", text))
+
+    async def close(self, *, code: int, message: bytes) -> None:
+        self.sent.append(("close", code, message))
+
+
+def test_a_client_that_does_not_read_its_messages_is_closed_with_1008():
+    from theater.handlers.http_framework import WS_QUEUE, _Conn, _enqueue, _write
+
+    async def scenario() -> tuple[list[tuple[Any, ...]], bool]:
+        ws = _StuckSocket()
+        conn = _Conn(id=1, ws=ws, queue=asyncio.Queue())  # type: ignore[arg-type]
+        writer = asyncio.ensure_future(_write(conn))
+        _enqueue(conn, ("text", "first"))
+        await asyncio.sleep(0)  # the writer takes it and waits on the client
+        for n in range(WS_QUEUE + 5):  # more than may wait: the connection is closed instead
+            _enqueue(conn, ("text", f"m{n}"))
+        closing = conn.closing
+        ws.release.set()
+        await writer
+        return ws.sent, closing
+
+    sent, closing = run(scenario())
+    assert closing
+    assert sent[0] == ("text", "first")
+    assert sent[-1] == ("close", 1008, b"the client does not read its messages")
+    # WS_QUEUE frames waited; the next became the close, and nothing after it was sent.
+    assert [frame[1] for frame in sent[1:-1]] == [f"m{n}" for n in range(WS_QUEUE)]
+
+
+def test_an_invalid_message_from_the_actor_closes_the_connection_with_1011():
+    from concurrent.futures import Future
+
+    from theater.handlers.http_framework import _answered, _Conn
+
+    conn = _Conn(id=1, ws=None, queue=asyncio.Queue())  # type: ignore[arg-type]
+    done: Future[Any] = Future()
+    no_data = {"ty": {"binary": None}, "data": None, "text": None}  # a binary message without its bytes
+    ok = {"ty": {"text": None}, "data": None, "text": {"some": "ok"}}
+    done.set_result(SimpleNamespace(output=[[[ok, no_data]]]))  # the messages, inside the result tuple
+    _answered(conn, done)
+    # The close goes first: what the call returned before the invalid message is dropped with it.
+    assert [conn.queue.get_nowait() for _ in range(conn.queue.qsize())] == [
+        ("close", 1011, b"the actor returned an invalid message")]
+    assert conn.closing
+
+
+def test_a_message_the_actor_cannot_take_closes_the_connection_with_1011_and_a_full_mailbox_with_1013():
+    from concurrent.futures import Future
+
+    from theater.errors import ActorNotRunning, MailboxFull
+    from theater.handlers.http_framework import _Conn, _queue_call
+
+    def refusing(error: BaseException) -> Any:
+        def submit(op: Callable[[], Any], *, size: int = 0, force: bool = False) -> Future[Any]:
+            future: Future[Any] = Future()
+            future.set_exception(error)
+            return future
+
+        return SimpleNamespace(actor=SimpleNamespace(submit=submit))
+
+    full = MailboxFull("a", waiting=1, waiting_bytes=0, max_messages=1, max_bytes=0)
+    for error, code in ((ActorNotRunning("a", "failed", None), 1011), (full, 1013)):
+        conn = _Conn(id=1, ws=None, queue=asyncio.Queue())  # type: ignore[arg-type]
+        assert _queue_call(refusing(error), conn, "export", [], 5) is False
+        assert conn.queue.get_nowait()[:2] == ("close", code) and conn.closing

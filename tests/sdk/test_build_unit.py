@@ -76,7 +76,8 @@ def test_create_refuses_a_non_empty_directory_and_unknown_templates(tmp_path: Pa
     with pytest.raises(BuildError, match="already exists and is not empty"):
         create_project("taken", parent=tmp_path)
     with pytest.raises(
-        BuildError, match="unknown template; choose one of basic, request, channels, supervisor, documents, http-server"
+        BuildError,
+        match="unknown template; choose one of basic, request, channels, supervisor, documents, http-server, agent",
     ):
         create_project("fresh", template="web", parent=tmp_path)
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from store import Event
+from theater.handlers.http_events import http_summary
 
 SHORT = 12
 
@@ -40,8 +41,13 @@ def ago(timestamp_ms: int, now_ms: int | None = None) -> str:
 
 
 def summary(event: Event, width: int = 80) -> str:
-    """One line describing the event's data."""
-    return data_summary(event.data, width)
+    """One line describing the event's data (an HTTP event's method, path, status and sizes first)."""
+    text = data_summary(event.data, width)
+    reading = http_summary(event.type, event.data)
+    if reading is None:
+        return text
+    line = f"{reading}  {text}"
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def data_summary(data: Any, width: int = 80) -> str:

@@ -29,7 +29,7 @@ REPO_COUNTER = Path(__file__).resolve().parents[2] / "examples" / "counter"
 @click.option("--template", type=click.Choice(TEMPLATES), default="basic", show_default=True,
               help="basic: a counter; request: answers (and defers) requests; channels: serves channels; "
                    "supervisor: starts workers; documents: keeps documents in the store; "
-                   "http-server: serves a JSON API.")
+                   "http-server: serves a JSON API; agent: asks a chat-completions model, serves /ask.")
 @click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Create the project directory NAME inside this directory.")
 def create(name: str, template: str, parent: str) -> None:

@@ -14,6 +14,7 @@ from store import Event, Store
 from theater.cli._context import Context, emit_json
 from theater.cli._render import short, summary
 from theater.cli.lineage import whatif
+from theater.handlers.http_events import http_summary
 from theater.porcelain.forms import jsonable, readable_text
 
 pass_context = click.make_pass_decorator(Context)
@@ -76,10 +77,12 @@ def _show(actor: uuid.UUID, seq: int, view: CallView | None) -> None:
         return
     click.echo(f"call    {view.call.seq:>5}  {view.call.data['export']}  "
                f"params {readable_text(view.call.data['params'])}")
+    _http(view.call)
     for host in view.host_calls:
         mark = "->" if host.seq == seq else "  "
         click.echo(f"host {mark} {host.seq:>5}  {host.type}  {readable_text(host.data.get('params'))} = "
                    f"{readable_text(host.data.get('result'))}")
+        _http(host)
     if view.outcome is None:
         click.echo("        (the call has no recorded end: the actor stopped or crashed during it)")
     elif view.outcome.type == WASM_ERR_ANSWER:
@@ -95,6 +98,13 @@ def _show(actor: uuid.UUID, seq: int, view: CallView | None) -> None:
     diff = _diff(view.state_before, view.state_after)
     if diff:
         click.echo(diff)
+
+
+def _http(event: Event) -> None:
+    """An HTTP event's method, path, status and sizes, on a line of its own."""
+    reading = http_summary(event.type, event.data)
+    if reading is not None:
+        click.echo(f"        http: {reading}")
 
 
 def _state(value: bytes | None) -> str:

@@ -1,7 +1,10 @@
 """Handler ``http-client``: ``send-http(request) -> result<response, string>``, a real HTTP request, recorded whole.
 
-The request runs on the runtime's network loop (``theater.netloop``) with aiohttp; the host function waits for it
-with ``actor.wait_for``, so a stop of the actor ends the wait (and cancels the request). The boundary records the
+The request runs with aiohttp on a loop of the actor's worker thread (``NetLoop.run_here``: no hand-off to another
+thread; each worker keeps its loop and connection pools for its later calls, closed with the runtime), marked as a
+wait with ``theater.scheduler.blocking`` so other actors keep their threads; a stop of the actor cancels it within
+``netloop.STOP_POLL_S``. Called from a thread that runs a loop already, it goes to the runtime's shared network
+loop (``theater.netloop``) and waits with ``actor.wait_for``. The boundary records the
 request (the call's parameters) and the response or the error text (its result) whole; bodies above the store's
 spill threshold go to the blob store like every payload. Replay answers from the record and never touches the
 network.
@@ -19,6 +22,16 @@ What an actor may reach (its config, checked at start):
   redirects), ``follow_redirects`` (default true) and ``max_redirects`` (default 10). Every redirect hop is checked
   against the same rules before it is sent.
 
+- ``secrets``: credentials the host adds to requests, so the guest never sees them and the chain never holds them
+  (see ``Secret``): ``{ env = "MODEL_API_KEY", header = "Authorization", prefix = "Bearer ", urls =
+  ["https://api.example.com/v1/"], optional = false }``. The value is read from the runtime's environment when the
+  actor's instance starts; it is added (replacing any header of that name the guest set) to each request, and each
+  redirect hop, whose URL one of ``urls`` matches, and only over https or to a loopback address literal
+  (``127.0.0.1``, ``::1``, ``localhost``). Only the operator's own manifests may name secrets (one from an API
+  client or a guest's ``spawn`` is refused: it would send a host variable of its choosing to an address of its
+  choosing). The chain records the rule (in ``actor/created``'s grants) and each request as the guest made it, so
+  which requests carried the secret follows from the record; the value itself is in neither.
+
 A refused request is never sent: the refusal is the call's ``err``. Responses are not decompressed (the body is the
 bytes the server sent; ``Accept-Encoding`` is sent only when the actor sets it); no cookies are kept between calls;
 TLS certificates are verified against the system's trust store.
@@ -28,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import re
 import socket
 from collections.abc import Callable
 from concurrent.futures import CancelledError
@@ -40,9 +55,10 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from theater import netloop
-from theater.errors import ManifestError
+from theater.errors import ManifestError, ResourceExhausted
 from theater.handlers._base import Handler
 from theater.host import ActorHost
+from theater.scheduler import blocking
 
 DEFAULT_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # the most a config may ask for
@@ -231,6 +247,100 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+# Secrets.
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_SECRET_KEYS = frozenset({"env", "header", "prefix", "urls", "optional"})
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """One entry of ``secrets``: the host adds ``header: prefix + $env`` to the requests ``urls`` match (over https,
+    or to a loopback address literal). The value is not here: ``SecretValues`` holds it, out of every record."""
+
+    env: str
+    header: str
+    prefix: str
+    urls: tuple[UrlRule, ...]
+    optional: bool
+
+    @classmethod
+    def parse(cls, value: Any, where: str) -> Secret:
+        """Raises ValueError naming what is wrong (``where`` says which entry)."""
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a table {{ env = ..., urls = [...] }}, got {value!r}")
+        unknown = set(value) - _SECRET_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed keys: "
+                             f"{', '.join(sorted(_SECRET_KEYS))}")
+        env, header, prefix = value.get("env"), value.get("header", "Authorization"), value.get("prefix", "")
+        urls, optional = value.get("urls"), value.get("optional", False)
+        if not isinstance(env, str) or not _ENV_NAME.fullmatch(env):
+            raise ValueError(f"{where}.env: expected an environment variable name, got {env!r}")
+        if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+            raise ValueError(f"{where}.header: expected a header name, got {header!r}")
+        if not isinstance(prefix, str) or any(c in prefix for c in "\r\n\0"):
+            raise ValueError(f"{where}.prefix: expected a string without line breaks, got {prefix!r}")
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+            raise ValueError(f"{where}.urls: expected a non-empty list of host patterns or URL prefixes, "
+                             f"got {urls!r}")
+        if not isinstance(optional, bool):
+            raise ValueError(f"{where}.optional: expected a boolean, got {optional!r}")
+        return cls(env=env, header=header, prefix=prefix, urls=tuple(UrlRule.parse(u) for u in urls),
+                   optional=optional)
+
+    def applies(self, url: URL) -> bool:
+        """Whether a request to ``url`` carries this secret: one of ``urls`` matches, over https or to loopback."""
+        if url.scheme != "https" and (url.host or "").lower().strip("[]") not in _LOOPBACK_NAMES:
+            return False
+        return any(rule.matches(url) for rule in self.urls)
+
+    def within(self, parent: Secret) -> bool:
+        """Whether ``parent`` grants at least this: the same variable, header and prefix, and wider URLs."""
+        return ((self.env, self.header, self.prefix) == (parent.env, parent.header, parent.prefix)
+                and all(any(rule.within(p) for p in parent.urls) for rule in self.urls))
+
+
+class SecretValues:
+    """The values of an actor's secrets, read from the runtime's environment at start; never shown (``repr``
+    names the variables only) and never recorded."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, secrets: tuple[Secret, ...], environ: Any, source: str) -> None:
+        """Raises ManifestError: a variable that is not optional is unset, or holds a line break."""
+        values: list[tuple[Secret, str]] = []
+        for index, secret in enumerate(secrets):
+            value = environ.get(secret.env)
+            field = f"handlers.http-client.config.secrets[{index}].env"
+            if value is None:
+                if secret.optional:
+                    continue
+                raise ManifestError(source, field, f"the environment variable {secret.env} is not set (the "
+                                                   f"runtime reads it when the actor starts; optional = true "
+                                                   f"sends the requests without it)")
+            if any(c in value for c in "\r\n\0"):
+                raise ManifestError(source, field, f"the environment variable {secret.env} holds a line break")
+            values.append((secret, value))
+        self._values = tuple(values)
+
+    def headers(self, url: URL, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``headers`` with the secrets that apply to ``url`` added (each replacing the guest's of its name)."""
+        for secret, value in self._values:
+            if secret.applies(url):
+                name = secret.header.lower()
+                headers = [(k, v) for k, v in headers if k.lower() != name] + [(secret.header, secret.prefix + value)]
+        return headers
+
+    def __repr__(self) -> str:
+        return f"<SecretValues of {', '.join(s.env for s, _ in self._values) or 'nothing'}>"
+
+
+NO_SECRETS = SecretValues((), {}, "")
+
+
 # The config.
 
 
@@ -244,6 +354,7 @@ class ClientGrant:
     timeout_ms: int
     follow_redirects: bool
     max_redirects: int
+    secrets: tuple[Secret, ...] = ()
 
     @classmethod
     def parse(cls, config: dict[str, Any], source: str) -> ClientGrant:
@@ -274,8 +385,18 @@ class ClientGrant:
         def hosts(key: str) -> frozenset[str]:
             return frozenset(n.strip().lower().strip("[]") for n in names(key))
 
+        secrets = config.get("secrets", [])
+        if not isinstance(secrets, list):
+            raise ManifestError(source, field("secrets"), f"expected a list of tables, got {secrets!r}")
+        parsed = []
+        for index, entry in enumerate(secrets):
+            try:
+                parsed.append(Secret.parse(entry, f"secrets[{index}]"))
+            except ValueError as exc:
+                raise ManifestError(source, field("secrets"), str(exc)) from None
         follow = config.get("follow_redirects", True)
         return cls(
+            secrets=tuple(parsed),
             urls=tuple(rules),
             allowances=Allowances(loopback=hosts("allow_loopback"), private=hosts("allow_private"),
                                   link_local=hosts("allow_link_local")),
@@ -317,6 +438,9 @@ class ClientGrant:
                 return f"{key} {getattr(self, key)} is more than the parent's {getattr(parent, key)}"
         if self.follow_redirects and not parent.follow_redirects:
             return "follow_redirects is on, the parent's is off"
+        for secret in self.secrets:
+            if not any(secret.within(p) for p in parent.secrets):
+                return f"secret {secret.env} ({secret.header}) is not among the parent's, or reaches more URLs"
         return None
 
 
@@ -334,11 +458,20 @@ class HttpClientHandler(Handler):
         "timeout_ms": int,
         "follow_redirects": bool,
         "max_redirects": int,
+        "secrets": list,
     }
 
     def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         super().__init__(actor, config)
         self.grant = ClientGrant.parse(config, actor.source)
+        self._secrets = NO_SECRETS
+        if self.grant.secrets:
+            files = actor.manifest.files
+            if files.mode not in ("trusted", "recorded"):
+                raise ManifestError(actor.source, "handlers.http-client.config.secrets",
+                                    f"secrets are read from the host's environment: only the operator's own "
+                                    f"manifests may name them, and this one comes from {files.origin}")
+            self._secrets = SecretValues(self.grant.secrets, os.environ, actor.source)
 
     @classmethod
     def config_within(cls, parent_config: dict[str, Any], child_config: dict[str, Any]) -> str | None:
@@ -363,8 +496,20 @@ class HttpClientHandler(Handler):
         if refusal is not None:
             return {"err": f"refused: {refusal}"}
         loop = netloop.of(self.actor.store)
+        if loop.can_run_here():
+            # On the actor's own thread, with a loop of its own: no hand-off to the shared loop and back.
+            own = _exchange(lambda: _own_session(loop, self.grant.allowances), self.grant, self._secrets, method,
+                            url, headers, body)
+            try:
+                with blocking():
+                    return loop.run_here(own, self.actor.stop_requested)
+            except netloop.Stopped:
+                return {"err": "the request was cut short: the actor is stopping"}
+            except (RuntimeError, ResourceExhausted) as exc:
+                return {"err": f"the request could not be made: {exc}"}
         try:
-            future = loop.submit(_exchange(loop, self.grant, method, url, headers, body))
+            future = loop.submit(_exchange(lambda: _session(loop, self.grant.allowances), self.grant, self._secrets,
+                                           method, url, headers, body))
         except RuntimeError as exc:
             return {"err": f"the request could not be made: {exc}"}
         waited = self.grant.timeout_ms / 1000 + _WAIT_GRACE_S
@@ -398,35 +543,46 @@ def _request_parts(request: dict[str, Any]) -> tuple[str, URL, list[tuple[str, s
     return method.upper(), url, headers, None if body is None else body["some"]
 
 
+def _new_session(allowances: Allowances) -> aiohttp.ClientSession:
+    """A session (a connection pool) whose connections reach only what ``allowances`` let (on the running loop)."""
+    connector = aiohttp.TCPConnector(resolver=FilteringResolver(allowances), limit=_POOL_LIMIT)
+    return aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
+        skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
+    )
+
+
 def _session(loop: netloop.NetLoop, allowances: Allowances) -> aiohttp.ClientSession:
+    """The shared loop's session for ``allowances`` (on the shared loop)."""
     def make() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(resolver=FilteringResolver(allowances), limit=_POOL_LIMIT)
-        session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
-            skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
-        )
+        session = _new_session(allowances)
         loop.close_with(session.close)
         return session
 
     return loop.shared(("http-client", allowances), make)
 
 
+def _own_session(loop: netloop.NetLoop, allowances: Allowances) -> aiohttp.ClientSession:
+    """The calling thread's own session for ``allowances`` (in a coroutine ``run_here`` runs)."""
+    return loop.local_shared(("http-client", allowances), lambda: _new_session(allowances))
+
+
 async def _exchange(
-    loop: netloop.NetLoop, grant: ClientGrant, method: str, url: URL, headers: list[tuple[str, str]],
-    body: bytes | None,
+    session_of: Callable[[], aiohttp.ClientSession], grant: ClientGrant, secrets: SecretValues, method: str,
+    url: URL, headers: list[tuple[str, str]], body: bytes | None,
 ) -> dict[str, Any]:
     """The request and its redirects, within the grant's timeout; the recorded result."""
-    session = _session(loop, grant.allowances)
+    session = session_of()
     try:
         async with asyncio.timeout(grant.timeout_ms / 1000):
-            return await _follow(session, grant, method, url, headers, body)
+            return await _follow(session, grant, secrets, method, url, headers, body)
     except TimeoutError:
         return {"err": f"timed out after {grant.timeout_ms} ms ({method} {_where(url)})"}
 
 
 async def _follow(
-    session: aiohttp.ClientSession, grant: ClientGrant, method: str, url: URL, headers: list[tuple[str, str]],
-    body: bytes | None,
+    session: aiohttp.ClientSession, grant: ClientGrant, secrets: SecretValues, method: str, url: URL,
+    headers: list[tuple[str, str]], body: bytes | None,
 ) -> dict[str, Any]:
     for hop in range(grant.max_redirects + 1):
         if hop:
@@ -434,8 +590,8 @@ async def _follow(
             if refusal is not None:
                 return {"err": f"refused: redirect to {url}: {refusal}"}
         try:
-            async with session.request(method, url, headers=headers, data=body, allow_redirects=False,
-                                       timeout=aiohttp.ClientTimeout(total=None)) as response:
+            async with session.request(method, url, headers=secrets.headers(url, headers), data=body,
+                                       allow_redirects=False, timeout=aiohttp.ClientTimeout(total=None)) as response:
                 location = response.headers.get("Location")
                 if not (grant.follow_redirects and response.status in _REDIRECTS and location):
                     return await _response(response, grant.max_response_bytes)
@@ -490,4 +646,5 @@ def _where(url: URL) -> str:
     return f"{url.scheme}://{url.host}:{url.port}"
 
 
-__all__ = ["AddressRefused", "Allowances", "ClientGrant", "FilteringResolver", "HttpClientHandler", "address_kind"]
+__all__ = ["AddressRefused", "Allowances", "ClientGrant", "FilteringResolver", "HttpClientHandler", "Secret",
+           "SecretValues", "address_kind"]

@@ -12,7 +12,8 @@ Config (checked at start):
 - ``max_servers`` (default 4), ``max_routes`` (default 256) per actor;
 - ``max_request_bytes``: the largest request body (default and ceiling: the actor's message limit); larger gets
   413;
-- ``request_timeout_ms`` (default 30 s): an actor that does not answer in time gives 504;
+- ``request_timeout_ms`` (default 30 s): an actor that does not answer in time gives 504, recorded as
+  ``actor/http-timeout`` (a request still queued is dropped: it never runs);
 - ``header_timeout_ms`` (default 10 s): a connection that has not sent a whole request head in time is closed;
   ``body_timeout_ms`` (default 10 s): a body not received in time gives 408 (slow clients cannot hold the actor).
 
@@ -24,8 +25,8 @@ Config (checked at start):
 
 A full mailbox answers 503; an actor that is not running (stopped, failed) answers 503; a handler that fails
 answers 500 (the actor is then failed, as for any message). Servers stop when the actor stops, exits or fails, and
-when the runtime closes. When a runtime reopens the actor, ``resume`` brings its servers back from the record, on the
-same ports.
+when the runtime closes. When a runtime reopens the actor, or its supervisor restarts it from its last state,
+``reattach`` brings its servers back from the record, on the same ports.
 
 TLS: ``tls_cert`` and ``tls_key`` name a certificate chain and its private key (PEM, absolute paths). Only the
 operator's own manifests may name them (a manifest from a guest's ``spawn`` or an API client naming them is refused
@@ -53,12 +54,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
-from replay.boundary import CallResult
 from replay.errors import GuestFault
+from replay.schema import ACTOR_HTTP_TIMEOUT, INIT_EXPORT, ActorHttpTimeout
 from store.errors import TheaterError
 from theater import netloop
 from theater.errors import ActorNotRunning, ErrAnswered, ExportMissing, MailboxFull, ManifestError, MessageTooLarge
@@ -91,18 +92,6 @@ LOOP_WAIT_S = 10.0  # how long a host function waits for the loop to bind or sto
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"})
 # Response headers aiohttp sets itself from the body (an actor's own would contradict it).
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
-
-
-class _Serving(ActorHost, Protocol):
-    """What the framework needs of the runtime's actor beyond ``ActorHost``: queueing an operation on its mailbox
-    and calling an export (``theater.actor.Actor`` has both)."""
-
-    def submit(self, op: Callable[[], Any], *, size: int = 0, force: bool = False) -> Future[Any]: ...
-
-    def call(self, export: str, params: list[Any]) -> CallResult: ...
-
-    @property
-    def max_message_bytes(self) -> int: ...
 
 
 # Paths.
@@ -295,7 +284,7 @@ class _Conn:
 class _Actor:
     """One actor's servers, handlers, routes and middleware; ids count up per actor."""
 
-    def __init__(self, actor: _Serving, grant: FrameworkGrant, loop: netloop.NetLoop) -> None:
+    def __init__(self, actor: ActorHost, grant: FrameworkGrant, loop: netloop.NetLoop) -> None:
         self.actor = actor
         self.grant = grant
         self.loop = loop
@@ -386,7 +375,7 @@ class HttpFrameworkHandler(Handler):
     @property
     def _state(self) -> _Actor:
         loop = netloop.of(self.actor.store)
-        actor = cast(_Serving, self.actor)
+        actor = self.actor
 
         def make() -> _Actor:
             state = _Actor(actor, self.grant, loop)
@@ -402,11 +391,12 @@ class HttpFrameworkHandler(Handler):
 
     @classmethod
     def reattach(cls, actor: ActorHost, config: dict[str, Any]) -> list[str]:
-        """Bring back the servers an actor had when its runtime stopped (the runtime calls this on the actor's
-        thread after reopening it): the framework's host calls since its last start or restart are read from its
-        chain and applied again with their recorded results (the same ids), and each server that was listening
-        listens again on the port it had. Returns a text per server that could not listen again (the actor is not
-        told: its chain already says the server runs).
+        """Bring back the servers an actor had when its runtime stopped or it failed (the runtime calls this on the
+        actor's thread after reopening it, and after a supervisor restarted it from its last state: no ``init``
+        made them again): the framework's host calls since its last ``init`` are read from its chain and applied
+        again with their recorded results (the same ids), and each server that was listening listens again on the
+        port it had. Returns a text per server that could not listen again (the actor is not told: its chain
+        already says the server runs).
         """
         handler = cls(actor, config)
         state = handler._state
@@ -414,8 +404,8 @@ class HttpFrameworkHandler(Handler):
         prefix = handler.interface + "/"
         connections = 0  # the highest websocket connection id the actor was told of: new ones count on from it
         for event in actor.store.log.events(actor.id):
-            if event.type == "wasm/instantiate" and event.data.get("reason") in ("start", "restart"):
-                calls = []
+            if event.type == "wasm/call" and event.data.get("export") == INIT_EXPORT:
+                calls = []  # ``init`` makes the servers afresh (a start, a restart from init)
             elif event.type == "wasm/call" and event.data.get("export") in WS_EXPORTS:
                 connections = max(connections, int(event.data["params"][1]))
             elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
@@ -789,8 +779,9 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
         return web.Response(status=413, text=f"request body too large: {exc}")
     except TimeoutError:
         return web.Response(status=408, text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
+    uri = str(request.rel_url)
     wire = {
-        "uri": str(request.rel_url),
+        "uri": uri,
         "body": {"some": body} if body else None,
         "method": method,
         "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
@@ -800,6 +791,7 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     try:
         response = await asyncio.wait_for(asyncio.wrap_future(answer), grant.request_timeout_ms / 1000)
     except TimeoutError:
+        _record_timeout(actor, server.id, method, uri, grant.request_timeout_ms, dropped=answer.cancel())
         return web.Response(status=504, text=f"the actor did not answer within {grant.request_timeout_ms} ms")
     except (MailboxFull, ActorNotRunning) as exc:
         return web.Response(status=503, text=f"the actor cannot take the request: {exc}",
@@ -815,7 +807,17 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     return _to_web(response)
 
 
-async def _read_body(request: web.BaseRequest, actor: _Serving, limit: int | None) -> bytes:
+def _record_timeout(actor: ActorHost, server: int, method: str, uri: str, timeout_ms: int, *, dropped: bool) -> None:
+    """Record a 504 in the actor's chain (``actor/http-timeout``), as its next operation: its call, if it had not
+    started (``dropped``), never runs; else the event follows it."""
+    data = ActorHttpTimeout(server=server, method=method, uri=uri, timeout_ms=timeout_ms, dropped=dropped).encode()
+    try:
+        actor.submit(lambda: actor.tape.append(ACTOR_HTTP_TIMEOUT, data), force=True)
+    except TheaterError:
+        pass  # the actor has ended: its chain takes nothing more
+
+
+async def _read_body(request: web.BaseRequest, actor: ActorHost, limit: int | None) -> bytes:
     declared = request.content_length
     if declared is not None:
         _check_size(actor, declared, limit)
@@ -828,13 +830,13 @@ async def _read_body(request: web.BaseRequest, actor: _Serving, limit: int | Non
     return b"".join(chunks)
 
 
-def _check_size(actor: _Serving, size: int, limit: int | None) -> None:
+def _check_size(actor: ActorHost, size: int, limit: int | None) -> None:
     if limit is not None and size > limit:
         raise MessageTooLarge(str(actor.id), size=size, limit=limit, declared=limit, call_limit=limit)
     actor.check_message(size)
 
 
-def _handle(actor: _Serving, middlewares: list[int], handler_id: int, request: dict[str, Any]) -> dict[str, Any]:
+def _handle(actor: ActorHost, middlewares: list[int], handler_id: int, request: dict[str, Any]) -> dict[str, Any]:
     """On the actor's thread: the middleware calls, then the route's; the response (recorded form)."""
     for middleware in middlewares:
         result = actor.call(HANDLE_MIDDLEWARE, [middleware, request])

@@ -12,6 +12,7 @@ every project. The ``theater:simple`` WIT package is vendored into ``wit/deps/th
 | ``supervisor`` | starts workers and hears about their failures | ``supervisor`` |
 | ``documents`` | keeps documents in the content-addressed store by name | ``store`` (its own store id only) |
 | ``http-server`` | a small JSON API served with ``@route`` methods | ``http-framework`` |
+| ``agent`` | asks a chat-completions model (a stand-in ships), serves ``/ask`` | ``http-client``, ``http-framework`` |
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from theater.build import package_wit
 from theater.errors import BuildError
 
-TEMPLATES = ("basic", "request", "channels", "supervisor", "documents", "http-server")
+TEMPLATES = ("basic", "request", "channels", "supervisor", "documents", "http-server", "agent")
 HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _DESTINATIONS = {
@@ -33,6 +34,7 @@ _DESTINATIONS = {
     "world.wit.tmpl": "wit/world.wit",
     "README.md.tmpl": "README.md",
     "test_app.py.tmpl": "tests/test_app.py",
+    "stand_in.py.tmpl": "stand_in.py",
     "gitignore.tmpl": ".gitignore",
 }
 
