@@ -112,11 +112,12 @@ class LiveReplay:
             RecordIncomplete, MalformedRecord, ReplayTimeout: the record cannot be re-executed.
         """
         batch = list(events)
-        for event in batch:
-            if event.seq != self._fed + 1:
-                raise InvalidInputError("event", event.seq, f"seq {self._fed + 1}: the events of a live replay are "
-                                        "fed in order, each once")
-            self._fed = event.seq
+        for expected, event in enumerate(batch, start=self._fed + 1):  # all checked before any is taken
+            if event.seq != expected:
+                raise InvalidInputError("event", event.seq, f"seq {expected}: the events of a live replay are fed "
+                                        "in order, each once")
+        if batch:
+            self._fed = batch[-1].seq
         before = self._tape.calls
         self._feed.pending.extend(batch)
         try:

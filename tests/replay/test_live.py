@@ -91,6 +91,11 @@ def test_events_fed_out_of_order_are_refused(record, open_store):
     live.advance(events[:2])
     with pytest.raises(InvalidInputError):
         live.advance(events[:2])  # fed twice
+    with pytest.raises(InvalidInputError):
+        live.advance([events[2], events[4]])  # a gap: refused whole, nothing of it taken
+    assert live.fed == 1
+    live.advance(events[2:])
+    assert live.state == le64(1) and live.fed == events[-1].seq
 
 
 def test_record_that_contradicts_itself_breaks_continuity_when_fed(record, open_store):
