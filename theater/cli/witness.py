@@ -45,7 +45,8 @@ EXIT_HALTED = 3
               help="The server's verifier key (theater audit key); default: pinned on first contact.")
 @click.option("--token", envvar="THEATER_TOKEN", default=None, help="The server's API token ($THEATER_TOKEN).")
 @click.option("--once", is_flag=True, help="One round: verify and co-sign the newest checkpoint, then exit "
-                                           "(exit 2 when a rewrite or divergence is found).")
+                                           "(exit 2 when a rewrite or divergence is found, 3 when halted by one "
+                                           "found before).")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between polls of the server's checkpoints.")
 @click.option("--print-key", is_flag=True, help="Print the witness's key (for theater server --witness-key) and exit.")
