@@ -1,10 +1,10 @@
 """Deterministic execution of recorded history.
 
 The wasmtime engine settings that make execution deterministic (``engine``), the record/replay boundary
-(``boundary``, with value conversion in ``values``), re-execution of a chain (``replayer``) and time travel
-(``history``), with the record read through ``schema`` (every field checked) and checked to fit together by
-``continuity``. Imports ``store`` and wasmtime only: it re-executes an actor from a chain and the blob store
-alone, with no running runtime, no handlers and no network.
+(``boundary``, with value conversion in ``values``), re-execution of a chain (``replayer``; ``live`` for a chain
+followed while it grows) and time travel (``history``), with the record read through ``schema`` (every field
+checked) and checked to fit together by ``continuity``. Imports ``store`` and wasmtime only: it re-executes an
+actor from a chain and the blob store alone, with no running runtime, no handlers and no network.
 """
 
 from replay.boundary import Boundary, CallResult, export_functions, import_functions
@@ -26,6 +26,7 @@ from replay.errors import (
     WasmError,
 )
 from replay.history import CallView, call_around, state_at, state_event_at
+from replay.live import LiveReplay
 from replay.replayer import Replayer, ReplayLimits, ReplayReport
 from replay.schema import Limits
 
@@ -45,6 +46,7 @@ __all__ = [
     "GuestFault",
     "InterruptedCall",
     "LimitRefused",
+    "LiveReplay",
     "Limits",
     "MalformedRecord",
     "RecordIncomplete",

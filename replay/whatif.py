@@ -13,6 +13,7 @@ Nothing is written anywhere: the run reads the store and the component, and keep
 
 from __future__ import annotations
 
+import time
 import uuid
 from bisect import bisect_right
 from collections import deque
@@ -24,7 +25,7 @@ import blake3
 from replay._fit import misfit
 from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault, import_functions
 from replay.derived import RESULT_REF, RefMismatch, expand
-from replay.errors import FaultKind, GuestFault, RecordIncomplete, ReplayError
+from replay.errors import FaultKind, GuestFault, RecordIncomplete, ReplayError, ReplayTimeout
 from replay.history import state_at
 from replay.replayer import _UNFIT_VALUE, Replayer, _epoch_ticks, _event_of, _outcome, _same
 from replay.schema import (
@@ -219,6 +220,7 @@ def run(replayer: Replayer, actor: uuid.UUID, *, to_seq: int | None = None,
         InvalidInputError: ``to_seq`` is not in the chain, an override's seq is not a host call there, or its
             value does not fit the import's result type.
         NotFoundError, RecordIncomplete, SettingsMismatch, LimitRefused, MalformedRecord: the run cannot start.
+        ReplayTimeout: the run passed the replayer's overall wall-clock bound (``ReplayLimits.timeout_s``).
     """
     overrides = dict(overrides or {})
     store = replayer.store
@@ -275,6 +277,8 @@ class _Walk:
         self._marks: list[int] = [0]  # where the what-if state changed, and to what (for a revert's target)
         self._states: list[bytes | None] = [self.init]
         self._revert_to: int | None = None
+        timeout = replayer.limits.timeout_s
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def go(self) -> None:
         i = 1
@@ -284,6 +288,9 @@ class _Walk:
                 if event.type == WASM_INSTANTIATE:
                     i = self._instantiate(i)
                 elif event.type == WASM_CALL:
+                    if self.deadline is not None and time.monotonic() >= self.deadline:  # the replayer's whole bound
+                        raise ReplayTimeout(seq=event.seq, export=str(event.data.get("export", event.type)),
+                                            seconds=self.replayer.limits.timeout_s or 0.0, what="replay")
                     i = self._call(i)
                 else:
                     if event.type == ACTOR_REVERT:

@@ -9,26 +9,36 @@
   operation. Nothing before it changes; ``verify`` checks the event is this chain's and the state is its state.
 
 ``Theater.fork`` and ``Theater.revert`` are these functions; the CLI and the HTTP routes call them.
+
+- ``import_verified_bundle``: a bundle (anyone's: hostile until proven) checked in a temporary store first (its
+  shape, every hash, link and blob, then re-execution from genesis within the given bounds) and only then imported
+  into the home as ``theater chain import`` does; a bundle may not extend a chain the home holds. ``theater fork
+  --bundle`` forks from it.
+- ``whatif_report``: a what-if run (``replay.whatif``) of a bounded prefix of a chain, as JSON; nothing written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from replay import whatif
+from replay.bundle import import_bundle, read_bundle
 from replay.history import state_at
 from replay.lineage import ForkOrigin
-from replay.replayer import Replayer
+from replay.replayer import Replayer, ReplayLimits
 from replay.schema import ActorRevert, InstantiateReason
-from store import Store, parse_actor_id
-from store.errors import InvalidInputError
+from store import Store, parse_actor_id, verify_chain
+from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, TheaterError
 from theater import components
 from theater.errors import ActorNotRunning, RevertRefused
 from theater.files import FileAccess
 from theater.manifest import ComponentRef, Manifest, parse_manifest
+from theater.porcelain.forms import jsonable
+from theater.porcelain.resume import import_chain
 from theater.scheduler import blocking
 from theater.status import ActorStatus
 
@@ -37,6 +47,23 @@ if TYPE_CHECKING:
     from theater.runtime import Theater
 
 ComponentChoice = bytes | str | Path | None
+MAX_WHATIF_EVENTS = 200_000  # the longest prefix a what-if over the API re-executes (its events are held in memory)
+
+
+class BundleRefused(TheaterError):
+    """A bundle offered to the home was not imported: damaged, forged, not re-executing, or at odds with the home.
+
+    Attributes:
+        source: where the bundle came from (a file name, ``request``).
+        reason: what is wrong, naming the event where there is one.
+        conflict: True when the bundle itself holds but disagrees with (or would extend) a chain of the home.
+    """
+
+    def __init__(self, source: str, reason: str, *, conflict: bool = False) -> None:
+        self.source = source
+        self.reason = reason
+        self.conflict = conflict
+        super().__init__(f"bundle {source} refused: {reason}")
 
 
 def locate_event(store: Store, event: bytes | str) -> tuple[uuid.UUID, int, bytes]:
@@ -163,4 +190,94 @@ def _revert(actor: Actor, seq: int, digest: bytes, state: bytes | None) -> int:
     return recorded.seq
 
 
-__all__ = ["component_ref", "fork", "fork_manifest", "locate_event", "revert"]
+def import_verified_bundle(store: Store, data: bytes, *, source: str,
+                           limits: ReplayLimits = ReplayLimits()) -> uuid.UUID:
+    """Check a bundle in a temporary store, then import it into ``store``; the bundle's actor.
+
+    Checked first, with nothing written to ``store``: the bundle's shape, every event's hash and link and every blob
+    (``import_bundle`` into a scratch store, then ``verify_chain``), and re-execution of its whole chain from genesis
+    (whatever ``from_seq`` the bundle names) within ``limits``. Then, against the home: a chain the home already holds
+    (the bundle's or one it carries) must be the same and no shorter, so importing never appends to a chain of the
+    home. Imported as ``theater chain import`` does (``import_chain``: never resumed by a server).
+
+    Raises:
+        BundleRefused: any of these checks fails (``conflict`` for a disagreement with the home).
+        ReplayTimeout: re-execution passed ``limits``' wall-clock bound.
+    """
+    try:
+        bundle = read_bundle(data, source=source)
+    except CorruptRecordError as exc:
+        raise BundleRefused(source, str(exc)) from None
+    actor = uuid.UUID(bytes=bundle["actor"])
+    with tempfile.TemporaryDirectory(prefix="theater-bundle-") as tmp, \
+            Store(Path(tmp) / "store", durability="buffered") as scratch:
+        try:
+            import_bundle(scratch, data, source=source)
+        except (CorruptRecordError, ChecksumMismatch) as exc:
+            raise BundleRefused(source, str(exc)) from None
+        for chain in [actor, *(uuid.UUID(bytes=other) for other in bundle.get("chains", {}))]:
+            integrity = verify_chain(scratch, chain)
+            if not integrity.ok:
+                raise BundleRefused(source, f"the chain of actor {chain} does not hold: {integrity.problem}")
+        report = Replayer(scratch, limits=limits).replay(actor)
+        if report.divergence is not None:
+            raise BundleRefused(source, f"its chain does not re-execute: {report.divergence}")
+    chains = {actor: len(bundle["events"]), **{uuid.UUID(bytes=k): len(v) for k, v in bundle.get("chains", {}).items()}}
+    for chain, length in chains.items():
+        head = store.log.head(chain)
+        if head.hash is not None and length - 1 > head.seq:
+            raise BundleRefused(source, f"it holds events 0..{length - 1} of actor {chain}, whose chain in this home "
+                                        f"ends at {head.seq}: a bundle may not extend a chain of the home",
+                                conflict=True)
+    try:
+        return import_chain(store, data, source=source)
+    except (CorruptRecordError, ChecksumMismatch) as exc:
+        raise BundleRefused(source, str(exc), conflict=True) from None
+
+
+def whatif_report(store: Store, actor: uuid.UUID, to: str | None, overrides: dict[int, Any], *,
+                  limits: ReplayLimits = ReplayLimits()) -> dict[str, Any]:
+    """A what-if run of ``actor``'s chain up to the event ``to`` (a hash or unique prefix of its chain; None: its
+    head), with ``overrides``' host results, as JSON (``whatif_json``). Writes nothing.
+
+    Raises:
+        InvalidInputError: ``to`` is another actor's event, the prefix is longer than ``MAX_WHATIF_EVENTS``, or an
+            override does not apply. NotFoundError, AmbiguousPrefixError: ``to`` names no single event.
+        ReplayTimeout: the run passed ``limits``' wall-clock bound.
+    """
+    if to is None:
+        seq = store.log.head(actor).seq
+    else:
+        owner, seq, digest = locate_event(store, to)
+        if owner != actor:
+            raise InvalidInputError("to", digest.hex(), f"an event of actor {actor} (it belongs to {owner})")
+    if seq + 1 > MAX_WHATIF_EVENTS:
+        raise InvalidInputError("to", seq, f"at most {MAX_WHATIF_EVENTS:,} events re-executed by a what-if over the "
+                                           "API (run 'theater replay EVENT --override ...' on the home instead)")
+    return whatif_json(store, whatif.run(Replayer(store, limits=limits), actor, to_seq=seq, overrides=overrides))
+
+
+def _call_json(call: whatif.CallComparison) -> dict[str, Any]:
+    return {"seq": call.seq, "export": call.export, "outcome_seq": call.outcome_seq, "same": call.same,
+            "recorded": jsonable(call.recorded), "whatif": jsonable(call.whatif),
+            "recorded_state": jsonable(call.recorded_state, readable=True),
+            "whatif_state": jsonable(call.whatif_state, readable=True)}
+
+
+def whatif_json(store: Store, result: whatif.WhatIfRun) -> dict[str, Any]:
+    """The JSON form of a what-if run."""
+    departure = result.departure
+    return {
+        "actor": str(result.actor), "to_seq": result.to_seq, "last_seq": result.last_seq,
+        "overrides": {str(k): jsonable(v) for k, v in sorted(result.overrides.items())},
+        "calls": [_call_json(c) for c in result.calls],
+        "departure": None if departure is None else departure.seq,
+        "stopped": None if result.stopped is None else {"error": type(result.stopped).__name__,
+                                                         "message": str(result.stopped)},
+        "state": jsonable(result.state, readable=True), "recorded_state": jsonable(result.recorded_state,
+                                                                                    readable=True),
+    }
+
+
+__all__ = ["MAX_WHATIF_EVENTS", "BundleRefused", "component_ref", "fork", "fork_manifest", "import_verified_bundle",
+           "locate_event", "revert", "whatif_json", "whatif_report"]

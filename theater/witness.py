@@ -8,14 +8,17 @@ A witness holds its own Ed25519 key and its own home. Each round it:
 3. copies the events the new checkpoint covers, in feed order, into its home, with the blobs they name: each event
    must hash to its hash and link to the chain the witness holds (``Recorder.append_stored``), and the leaves of
    the copied events must reproduce the checkpoint's root (kept as a compact range, O(log n));
-4. re-executes every chain that moved from where it stopped (``theater.witness_session``: a live instance per
+4. re-executes every chain that moved from where it stopped (``replay.live.LiveReplay``: a live instance per
    chain, served from the record; after a restart, from the recorded state at the last call it verified, or from
    the start of the recorded instance when a fresh one does not behave the same);
 5. only then keeps its progress (in one transaction, in its home) and posts a C2SP cosignature of the checkpoint.
 
 A rewrite (a checkpoint by another key, inconsistent checkpoints, a changed event, leaves that do not reproduce
 the root) or a divergence is written as evidence to a JSON file in ``<home>/witness/evidence/`` and raised as
-``RewriteFound``: the witness does not co-sign and stops.
+``RewriteFound``: the witness does not co-sign and stops. It also marks itself halted (``<home>/witness/halted.json``,
+naming the evidence): restarted, it refuses to go on (``WitnessHalted``) until the operator has looked at the
+evidence and cleared the mark (``clear_halt``, ``theater witness --clear-halt``). A witness that found a rewrite
+must not quietly go back to co-signing because it was restarted by a supervisor.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from replay.errors import ReplayError
+from replay.live import LiveReplay
 from replay.replayer import Replayer
 from store import Event, Head, Store
 from store.blobs import blob_digest
@@ -55,11 +59,11 @@ from store.witness import (
     page_from_cbor,
     read_state,
 )
-from theater.witness_session import ChainSession
 
 WITNESS_DIR = "witness"
 KEY_FILE = "ed25519.key"
 EVIDENCE_DIR = "evidence"
+HALT_FILE = "halted.json"
 NAME_PREFIX = "theater-witness/"
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 MAX_KEPT_EVENTS = 200_000  # events of a round kept decoded for re-execution; beyond that they are read back
@@ -83,6 +87,17 @@ class RewriteFound(WitnessError):
         self.kind = kind
         self.path = path
         super().__init__(f"witness found {kind}", f"{reason}; evidence written to {path}; not co-signed")
+
+
+class WitnessHalted(WitnessError):
+    """The witness found a rewrite or a divergence before and stays halted until the operator clears the mark."""
+
+    def __init__(self, path: Path, kind: str, evidence: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.evidence = evidence
+        super().__init__("witness halted", f"it found {kind} (evidence: {evidence}); check the evidence, then clear "
+                                           f"the halt ({path}) with 'theater witness --clear-halt' to go on")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,17 +176,25 @@ class Witness:
         token: the server's API token, if it has one.
         server_key: the server's verifier key; None: pinned on first contact (or from the kept state).
         log: called with one line per thing worth saying.
+        halt_file: the halt mark (default: ``halted.json`` beside ``evidence_dir``).
+
+    Raises:
+        WitnessHalted: the witness found a rewrite or a divergence before and the mark is not cleared.
+        WitnessError: ``server_key`` is not the key this witness pinned.
     """
 
     def __init__(self, url: str, store: Store, cosigner: Cosigner, evidence_dir: Path, *, token: str | None = None,
-                 server_key: VerifierKey | None = None, log: Callable[[str], None] = lambda line: None) -> None:
+                 server_key: VerifierKey | None = None, log: Callable[[str], None] = lambda line: None,
+                 halt_file: Path | None = None) -> None:
+        self.halt_file = evidence_dir.parent / HALT_FILE if halt_file is None else halt_file
+        check_halt(self.halt_file)
         self.remote = _Remote(url, token)
         self.store = store
         self.cosigner = cosigner
         self.evidence_dir = evidence_dir
         self.log = log
         self.replayer = Replayer(store)
-        self.sessions: dict[bytes, ChainSession] = {}
+        self.sessions: dict[bytes, LiveReplay] = {}
         self._posted = 0  # the checkpoint this process last co-signed
         self._copied: dict[bytes, list[tuple[Event, bool]]] = {}  # this round's events as copied, by chain
         self._kept = 0
@@ -187,8 +210,10 @@ class Witness:
         """Poll once: verify and co-sign the server's newest checkpoint if it is new.
 
         Raises:
-            RewriteFound: a rewrite or a divergence (evidence written). WitnessError: the server cannot be read.
+            RewriteFound: a rewrite or a divergence (evidence written). WitnessHalted: one was found before and the
+            halt mark is not cleared. WitnessError: the server cannot be read.
         """
+        check_halt(self.halt_file)
         key = self._server_key()
         assert self.state is not None
         latest = self.remote.json("GET", "/v1/audit/checkpoints/latest", missing=b"{}")
@@ -355,23 +380,23 @@ class Witness:
             try:
                 session = self.sessions.get(actor)
                 if session is None:
-                    session = ChainSession(self.replayer, uuid.UUID(bytes=actor), kept.resume if kept else 0)
+                    session = LiveReplay(self.replayer, uuid.UUID(bytes=actor), resume=kept.resume if kept else 0)
                     opened += kept is not None
-                before = session.tape.calls
+                before = session.calls
                 try:
-                    session.advance(self._events(actor, session.pushed + 1, head.seq))
+                    session.advance(self._events(actor, session.fed + 1, head.seq))
                 except ReplayError as exc:
                     if not session.on_recorded_state(getattr(exc, "seq", head.seq)):
                         raise
                     # A guest may keep hidden state (globals) between calls, which a fresh instance made from the
                     # recorded state lacks: re-execute from the start of the instance that made the calls.
                     since = session.instance_before(session.start, kept.instance if kept else 0)
-                    session = ChainSession(self.replayer, uuid.UUID(bytes=actor), since)
+                    session = LiveReplay(self.replayer, uuid.UUID(bytes=actor), resume=since)
                     before = 0
                     session.advance(self._events(actor, 0, head.seq))
                 self.sessions.pop(actor, None)
                 self.sessions[actor] = session  # the most recently moved last
-                walked[actor] = (session.tape.calls - before, session.resume,
+                walked[actor] = (session.calls - before, session.resume,
                                  session.instance_before(session.resume, kept.instance if kept else 0))
             except TheaterError as exc:  # a divergence, a break, a record that cannot be re-executed
                 self.sessions.pop(actor, None)
@@ -434,7 +459,54 @@ class Witness:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.evidence_dir / f"{stamp}-checkpoint-{new_number}.json"
         path.write_text(json.dumps(record, indent=2, default=repr) + "\n")
+        _write_halt(self.halt_file, {"kind": kind, "reason": reason, "evidence": str(path),
+                                     "found_at": record["found_at"]})
         raise RewriteFound(kind, reason, path)
+
+
+def _write_halt(path: Path, mark: dict[str, Any]) -> None:
+    """Write the halt mark whole or not at all (a crash leaves the old file or the new one, never half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(mark, indent=2) + "\n")
+    partial.replace(path)
+
+
+def read_halt(path: Path) -> dict[str, Any] | None:
+    """The halt mark at ``path`` (kind, reason, evidence, found_at), or None when the witness is not halted. A mark
+    that cannot be read still halts: it is reported as such."""
+    try:
+        raw = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return {"kind": "an unreadable halt mark", "reason": str(exc), "evidence": str(path)}
+    try:
+        mark = json.loads(raw)
+    except ValueError:
+        mark = None
+    if not isinstance(mark, dict):
+        return {"kind": "a halt mark that is not JSON", "reason": "", "evidence": str(path)}
+    return mark
+
+
+def check_halt(path: Path) -> None:
+    """Raise ``WitnessHalted`` when the witness is halted.
+
+    Raises:
+        WitnessHalted: the mark at ``path`` is there.
+    """
+    mark = read_halt(path)
+    if mark is not None:
+        raise WitnessHalted(path, str(mark.get("kind", "a rewrite")), str(mark.get("evidence", "?")))
+
+
+def clear_halt(path: Path) -> dict[str, Any] | None:
+    """Clear the halt mark (the evidence files stay); returns the mark cleared, or None when there was none."""
+    mark = read_halt(path)
+    if mark is not None:
+        path.unlink(missing_ok=True)
+    return mark
 
 
 def _hashes(value: object) -> list[bytes] | None:
@@ -476,5 +548,5 @@ def load_cosigner(key_file: Path, name: str | None) -> Cosigner:
     return Cosigner(private, name or NAME_PREFIX + hashlib.sha256(public).hexdigest()[:16])
 
 
-__all__ = ["EVIDENCE_DIR", "KEY_FILE", "WITNESS_DIR", "RewriteFound", "Round", "Witness", "WitnessError",
-           "load_cosigner"]
+__all__ = ["EVIDENCE_DIR", "HALT_FILE", "KEY_FILE", "WITNESS_DIR", "RewriteFound", "Round", "Witness", "WitnessError",
+           "WitnessHalted", "check_halt", "clear_halt", "load_cosigner", "read_halt"]

@@ -212,6 +212,61 @@ def big_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server
     assert server.stop() == 0, server.stderr()
 
 
+WITNESS_NAME = "witness.example/<i>w1</i>"  # markup in a name is shown as text
+NEEDLES = 250  # the events of the ``searchable`` chain whose text holds "needle": more than a page of the timeline
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessedStage:
+    """A server that accepts cosignatures by ``cosigner``'s key, with one actor's chain to sign."""
+
+    server: ServerProcess
+    cosigner: Any  # store.checkpoint.Cosigner
+
+
+@pytest.fixture(scope="module")
+def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WitnessedStage]:
+    """A server started with ``--witness-key`` of a witness key made here (the test co-signs as that witness)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from store.checkpoint import Cosigner
+    from tests.components import wat
+    from tests.server._harness import start_body
+
+    cosigner = Cosigner(Ed25519PrivateKey.generate(), WITNESS_NAME)
+    home = tmp_path_factory.mktemp("explorer-witnessed") / "home"
+    server = ServerProcess(home, args=("--witness-key", cosigner.key.text)).start()
+    server.http().ok("POST", "/v1/actors", start_body("counter", wat.counter_actor()), status=201)
+    yield WitnessedStage(server=server, cosigner=cosigner)
+    assert server.stop() == 0, server.stderr()
+
+
+@pytest.fixture(scope="module")
+def searchable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """A server on a home holding one chain of 2 * 2 * ``NEEDLES`` calls and results, every other call's text
+    holding "needle" (written straight to the store)."""
+    import uuid
+
+    from store import EMPTY, Head, Store
+
+    home = tmp_path_factory.mktemp("explorer-search") / "home"
+    actor = uuid.uuid4()
+    with Store(home / "store", durability="buffered") as store:
+        head = EMPTY
+        created = {"id": str(actor), "name": "haystack", "component": bytes(32), "manifest": bytes(32)}
+        events: list[tuple[str, dict[str, Any]]] = [("actor/created", created)]
+        for n in range(2 * NEEDLES):
+            text = f"needle {n}" if n % 2 == 0 else f"straw {n}"
+            events += [("wasm/call", {"export": "hay.tick", "params": [text.encode()], "state": None}),
+                       ("wasm/result", {"export": "hay.tick", "output": [], "state": None})]
+        for seq, (kind, data) in enumerate(events):
+            event = store.log.append(actor, kind, data, expected=head, timestamp_ms=1_700_000_000_000 + seq)
+            head = Head(event.seq, event.hash)
+    server = ServerProcess(home, args=("--no-resume",)).start()
+    yield server, str(actor)
+    assert server.stop() == 0, server.stderr()
+
+
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server whose API needs ``TOKEN``, on an empty home."""

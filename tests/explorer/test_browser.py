@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.components import wat
-from tests.explorer.conftest import BIG_CHAIN, TOKEN, Stage
+from tests.explorer.conftest import BIG_CHAIN, NEEDLES, TOKEN, WITNESS_NAME, Stage
 from tests.server._harness import start_body
 
 pytestmark = [pytest.mark.integration]
@@ -172,6 +172,49 @@ def test_checkpoints_are_listed_and_signed(page, stage: Stage, artifacts):
     newest = stage.http.ok("GET", "/v1/audit/checkpoints")["checkpoints"][-1]
     assert page.locator("#checkpoints table tr").nth(1).locator("td").first.inner_text() == str(newest["number"])
     shot(page, artifacts, "10-checkpoints")
+
+
+def test_checkpoints_show_the_witnesses_that_cosigned_them(page, witnessed, artifacts):
+    http = witnessed.server.http()
+    first = http.ok("POST", "/v1/audit/checkpoints", status=201)
+    second = http.ok("POST", "/v1/audit/checkpoints", status=201)
+    cosignature = witnessed.cosigner.cosign(second["note"], 1_767_225_600)  # 2026-01-01 00:00:00 UTC
+    http.ok("POST", f"/v1/audit/checkpoints/{second['number']}/cosignatures", {"cosignature": cosignature.line},
+            status=201)
+    page.goto(f"{witnessed.server.url}/#/checkpoints")
+    signed = page.locator(f'#checkpoints tr[data-number="{second["number"]}"] li.cosigner')
+    signed.wait_for()
+    assert signed.get_attribute("data-name") == WITNESS_NAME
+    assert signed.locator(".name").inner_text() == WITNESS_NAME  # markup in the name is text, not markup
+    assert page.locator("#checkpoints i").count() == 0
+    assert signed.locator("time").inner_text() == "2026-01-01 00:00:00 UTC"
+    unsigned = page.locator(f'#checkpoints tr[data-number="{first["number"]}"] td.cosignatures')
+    assert unsigned.inner_text() == "no witness yet"
+    shot(page, artifacts, "10b-checkpoints-cosigned")
+
+
+def test_timeline_search_goes_through_the_search_api_and_pages(page, searchable, artifacts):
+    server, actor = searchable
+    searched: list[str] = []
+    listed: list[str] = []
+    page.on("request", lambda r: (searched if "/v1/events/search?" in r.url else
+                                  listed if f"/v1/actors/{actor}/events?" in r.url else []).append(r.url))
+    page.goto(f"{server.url}/#/actor/{actor}?q=needle")
+    more = page.locator('#timeline[data-q="needle"] .more')
+    more.filter(has_text="scroll for more").wait_for()
+    rows = page.locator('#timeline[data-q="needle"] .row')
+    assert rows.count() == 200  # one page of the server's
+    page.locator("#timeline").evaluate("t => { t.scrollTop = t.scrollHeight; }")
+    more.filter(has_text=EVENT_COUNT).wait_for()
+    assert more.inner_text() == f"{NEEDLES} events"
+    summaries = rows.locator(".summary").all_inner_texts()
+    assert len(summaries) == NEEDLES and all("needle" in text for text in summaries)
+    assert [row for row in summaries if "straw" in row] == []
+    assert len(searched) == 2, searched  # two pages, the second from the first one's cursor
+    assert "after=" not in searched[0] and "after=" in searched[1]
+    assert all("q=needle" in url and f"actor={actor}" in url for url in searched)
+    assert listed == []  # never the per-actor listing filtered in the page
+    shot(page, artifacts, "7b-timeline-search-paged")
 
 
 def test_log_in_on_a_token_protected_server(page, token_server, artifacts):

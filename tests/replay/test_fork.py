@@ -216,3 +216,24 @@ def test_fork_line_deeper_than_the_bound_is_refused(tmp_path: Path, monkeypatch:
         report = verifies(theater.store, line[3])
         assert isinstance(report.divergence, ContinuityBreak)
         assert "deeper than 2" in str(report.divergence.what) or "deeper than 2" in str(report.divergence)
+
+
+def test_chains_a_bundle_carries_are_never_resumed_after_import(tmp_path: Path) -> None:
+    """A fork's bundle carries its source's prefix, a chain that ends mid-run: imported into another home (by the
+    CLI or by POST /v1/chains/import), neither chain may be brought back as a running actor by a server's resume,
+    or anyone's bundle would run its code there."""
+    from store import Store
+    from theater.lineage import import_verified_bundle
+    from theater.porcelain.resume import import_chain, interrupted_actors
+
+    with Theater(tmp_path / "home", durability="buffered") as theater:
+        source = _counter(tmp_path, theater, 3)
+        fork = theater.fork(_result_events(theater, source)[1].hash)
+        theater.send(fork, b"+")
+        data = export_bundle(theater.store, uuid.UUID(fork))
+    for name, bring in (("cli", lambda store: import_chain(store, data, source="fork.bundle")),
+                        ("api", lambda store: import_verified_bundle(store, data, source="fork.bundle"))):
+        with Store(tmp_path / name / "store", durability="buffered") as store:
+            assert bring(store) == uuid.UUID(fork)
+            assert store.log.head(uuid.UUID(source)).hash is not None  # the source's prefix came along
+            assert interrupted_actors(store) == []

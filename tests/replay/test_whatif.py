@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from replay import Replayer
+from replay import Replayer, ReplayLimits, ReplayTimeout
 from replay.boundary import Boundary
 from replay.engine import Engine
 from replay.whatif import NoRecordedAnswer, run
@@ -135,6 +135,21 @@ def test_whatif_without_overrides_matches_the_record(tmp_path: Path) -> None:
         result = run(Replayer(store), actor)
         assert result.stopped is None and result.departure is None
         assert result.state == result.recorded_state
+
+
+def test_whatif_past_the_replayers_overall_bound_is_stopped(tmp_path: Path) -> None:
+    """A what-if over the API is bounded in wall-clock time as verify is: a bound already spent stops it at once."""
+    home, actor = _recorded(tmp_path)
+    with Store(home / "store") as store:
+        with pytest.raises(ReplayTimeout) as stopped:
+            run(Replayer(store, limits=ReplayLimits(timeout_s=0.0)), actor)
+    assert stopped.value.what == "replay"
+    assert stopped.value.seq == next(e.seq for e in _events(home, actor) if e.type == "wasm/call")
+
+
+def _events(home: Path, actor: uuid.UUID) -> list[Any]:
+    with Store(home / "store", readonly=True) as store:
+        return list(store.log.events(actor))
 
 
 def test_whatif_never_writes_to_the_home(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
 import uuid
 
@@ -15,6 +16,7 @@ from store import Store
 from store.checkpoint import CosignerKey, load_or_create_seed, open_cosignature
 from store.recorder import event_key
 from tests.components import wat
+from tests.server._harness import ROOT, WAIT, cli_env
 from tests.server._witness import WitnessProcess, replaced, rewrite_home
 
 
@@ -183,6 +185,43 @@ def test_checkpoint_signed_by_another_key_is_caught(servers, tmp_path, start_act
     assert done.returncode == 2
     assert "witness found a checkpoint signed by another key" in done.stderr
     assert not other.http().ok("GET", "/v1/audit/checkpoints/latest")["cosignatures"]
+
+
+def test_witness_restarted_after_a_rewrite_refuses_to_go_on_until_the_halt_is_cleared(servers, tmp_path,
+                                                                                       start_actor):
+    """A supervisor restarting a witness that found a rewrite must not make it quietly co-sign again."""
+    server, witness = _witnessed_server(servers, tmp_path)
+    start_actor(server.http(), "echo", wat.echo_actor())
+    _checkpoint(server.http())
+    assert witness.once(server.url).returncode == 0
+    other = servers("other", args=("--witness-key", witness.key()))  # another signing key at another URL
+    _checkpoint(other.http())
+    assert witness.once(other.url).returncode == 2
+    [evidence] = witness.evidence()
+    mark = json.loads((witness.home / "witness" / "halted.json").read_text())
+    assert mark["evidence"] == str(evidence) and mark["kind"] == "a checkpoint signed by another key"
+    # Restarted, even against the honest server, it refuses and names the evidence.
+    halted = witness.once(server.url)
+    assert halted.returncode == 3, (halted.stdout, halted.stderr)
+    assert "WITNESS HALTED" in halted.stderr and str(evidence) in halted.stderr and "--clear-halt" in halted.stderr
+    assert "Traceback" not in halted.stderr
+    second = _checkpoint(server.http())
+    assert not server.http().ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"]
+    cleared = subprocess.run(witness._args("--clear-halt"), capture_output=True, text=True, timeout=WAIT, cwd=ROOT,
+                             env=cli_env())
+    assert cleared.returncode == 0 and str(evidence) in cleared.stdout, cleared.stderr
+    assert witness.evidence() == [evidence]  # the evidence stays
+    done = witness.once(server.url)
+    assert done.returncode == 0, done.stderr
+    assert server.http().ok("GET", f"/v1/audit/checkpoints/{second['number']}")["cosignatures"]
+
+
+def test_halt_mark_that_is_not_json_still_halts(tmp_path):
+    witness = WitnessProcess(tmp_path)
+    (witness.home / "witness").mkdir(parents=True)
+    (witness.home / "witness" / "halted.json").write_text("{half")
+    halted = witness.once("http://127.0.0.1:9")
+    assert halted.returncode == 3 and "a halt mark that is not JSON" in halted.stderr, halted.stderr
 
 
 def test_record_that_does_not_reexecute_is_caught_as_a_divergence(servers, tmp_path, start_actor):

@@ -10,13 +10,14 @@ from typing import Any
 import click
 
 from replay import Replayer
-from replay.whatif import CallComparison, WhatIfRun, run
+from replay.whatif import WhatIfRun, run
 from store import Store
 from store.errors import InvalidInputError
 from theater.cli._context import emit_json
 from theater.cli.actors import upload
 from theater.cli.client import client_for
 from theater.cli.completion import ACTOR_ID
+from theater.lineage import whatif_json
 from theater.manifest import DEFAULT_MAXIMUMS, load_manifest
 from theater.porcelain.forms import from_jsonable, jsonable, readable_text
 
@@ -28,16 +29,30 @@ from theater.porcelain.forms import from_jsonable, jsonable, readable_text
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run under this manifest instead of the one the source recorded.")
 @click.option("--name", help="The new actor's name (default: the manifest's).")
+@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Fork from this bundle file (theater chain export): the server checks and re-executes it, imports "
+                   "it into its home, then forks from EVENT of its chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
-def fork(event: str, component: Path | None, manifest: Path | None, name: str | None, as_json: bool) -> None:
+def fork(event: str, component: Path | None, manifest: Path | None, name: str | None, bundle: Path | None,
+         as_json: bool) -> None:
     """Start a new actor on the server whose history begins at EVENT (a hash or unique prefix) of another actor.
 
     It starts from the source's state at EVENT, without init, and runs on the source's component and recorded
     manifest unless --component or --manifest say otherwise. Its first event records the source actor, EVENT and
-    that state, so `theater verify` of the fork re-checks the source chain up to EVENT too. To fork from a bundle,
-    import it first (`theater chain import FILE`) and name one of its events.
+    that state, so `theater verify` of the fork re-checks the source chain up to EVENT too.
+
+    With --bundle FILE, EVENT is an event of the bundle's chain: the server first checks the bundle (every hash,
+    link and blob) and re-executes its chain in a temporary store, refusing a damaged, forged or truncated one,
+    then imports it into its home as `theater chain import` does (never resumed as a running actor), then forks.
     """
     api = client_for()
+    path = "/v1/fork"
+    if bundle is not None:
+        imported = json.loads(api.raw("POST", "/v1/chains/import", bundle.read_bytes()))
+        path = f"/v1/actors/{imported['actor']}/fork"  # EVENT must be of the bundle's chain
+        if not as_json:
+            click.echo(f"imported {bundle}: actor {imported['actor']}, {imported['events']} events, checked and "
+                       "re-executed", err=True)
     body: dict[str, Any] = {"event": event, "name": name}
     if manifest is not None:
         parsed = load_manifest(manifest)
@@ -48,7 +63,7 @@ def fork(event: str, component: Path | None, manifest: Path | None, name: str | 
                 source=str(manifest), field="component"))
     if component is not None:
         body["component_hash"] = upload(api, component.read_bytes())
-    answer = api.post("/v1/fork", body)
+    answer = api.post(path, body)
     if as_json:
         emit_json(answer)
     else:
@@ -160,28 +175,6 @@ def _show(store: Store, result: WhatIfRun) -> None:
         click.echo(f"reached event {result.last_seq}")
     click.echo(f"state at event {result.last_seq}: recorded {_state(result.recorded_state)} | what-if "
                f"{_state(result.state)}")
-
-
-def _call_json(call: CallComparison) -> dict[str, Any]:
-    return {"seq": call.seq, "export": call.export, "outcome_seq": call.outcome_seq, "same": call.same,
-            "recorded": jsonable(call.recorded), "whatif": jsonable(call.whatif),
-            "recorded_state": jsonable(call.recorded_state, readable=True),
-            "whatif_state": jsonable(call.whatif_state, readable=True)}
-
-
-def whatif_json(store: Store, result: WhatIfRun) -> dict[str, Any]:
-    """The JSON form of a what-if run."""
-    departure = result.departure
-    return {
-        "actor": str(result.actor), "to_seq": result.to_seq, "last_seq": result.last_seq,
-        "overrides": {str(k): jsonable(v) for k, v in sorted(result.overrides.items())},
-        "calls": [_call_json(c) for c in result.calls],
-        "departure": None if departure is None else departure.seq,
-        "stopped": None if result.stopped is None else {"error": type(result.stopped).__name__,
-                                                         "message": str(result.stopped)},
-        "state": jsonable(result.state, readable=True), "recorded_state": jsonable(result.recorded_state,
-                                                                                    readable=True),
-    }
 
 
 COMMANDS = (fork, revert)

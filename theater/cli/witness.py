@@ -14,10 +14,22 @@ import click
 from store import Store
 from store.checkpoint import VerifierKey
 from store.errors import InvalidInputError
-from theater.witness import EVIDENCE_DIR, KEY_FILE, WITNESS_DIR, RewriteFound, Witness, WitnessError, load_cosigner
+from theater.witness import (
+    EVIDENCE_DIR,
+    HALT_FILE,
+    KEY_FILE,
+    WITNESS_DIR,
+    RewriteFound,
+    Witness,
+    WitnessError,
+    WitnessHalted,
+    clear_halt,
+    load_cosigner,
+)
 
 DEFAULT_HOME = "~/.theater-witness"
 EXIT_REWRITE = 2
+EXIT_HALTED = 3
 
 
 @click.command("witness")
@@ -33,12 +45,16 @@ EXIT_REWRITE = 2
               help="The server's verifier key (theater audit key); default: pinned on first contact.")
 @click.option("--token", envvar="THEATER_TOKEN", default=None, help="The server's API token ($THEATER_TOKEN).")
 @click.option("--once", is_flag=True, help="One round: verify and co-sign the newest checkpoint, then exit "
-                                           "(exit 2 when a rewrite or divergence is found).")
+                                           "(exit 2 when a rewrite or divergence is found, 3 when halted by one "
+                                           "found before).")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between polls of the server's checkpoints.")
 @click.option("--print-key", is_flag=True, help="Print the witness's key (for theater server --witness-key) and exit.")
+@click.option("--clear-halt", "clear_halt_mark", is_flag=True,
+              help="Clear the halt mark a rewrite or divergence left (after checking its evidence) and exit; the "
+                   "evidence files stay.")
 def witness(url: str | None, home: str, key_file: str | None, name: str | None, server_key: str | None,
-            token: str | None, once: bool, interval: float, print_key: bool) -> None:
+            token: str | None, once: bool, interval: float, print_key: bool, clear_halt_mark: bool) -> None:
     """Witness the server at URL: co-sign each checkpoint only after checking and re-executing what it covers.
 
     Each round checks the newest checkpoint's signature with the server key (pinned on first contact, or
@@ -50,9 +66,17 @@ def witness(url: str | None, home: str, key_file: str | None, name: str | None, 
 
     A rewrite (a checkpoint by another key, inconsistent checkpoints, a changed event, leaves that do not
     reproduce the root) or a divergence is written as evidence to <home>/witness/evidence/, reported, not
-    co-signed, and ends the witness with exit code 2.
+    co-signed, and ends the witness with exit code 2. The witness then stays halted: started again, it refuses
+    to run (exit code 3) until the operator has checked the evidence and run 'theater witness --clear-halt'.
     """
     root = Path(home).expanduser()
+    if clear_halt_mark:
+        cleared = clear_halt(root / WITNESS_DIR / HALT_FILE)
+        if cleared is None:
+            click.echo("the witness is not halted")
+        else:
+            click.echo(f"cleared the halt ({cleared.get('kind')}; evidence kept: {cleared.get('evidence')})")
+        return
     cosigner = load_cosigner(Path(key_file).expanduser() if key_file else root / WITNESS_DIR / KEY_FILE, name)
     if print_key:
         click.echo(cosigner.key.text)
@@ -78,6 +102,11 @@ def witness(url: str | None, home: str, key_file: str | None, name: str | None, 
     except RewriteFound as exc:
         click.echo(f"WITNESS ALERT: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_REWRITE) from None
+    except WitnessHalted as exc:
+        click.echo(f"WITNESS HALTED: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_HALTED) from None
+    except WitnessError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         store.close()
 

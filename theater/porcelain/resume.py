@@ -52,19 +52,26 @@ def interrupted_actors(store: Store) -> list[uuid.UUID]:
 
 
 def import_chain(store: Store, data: bytes, *, source: str) -> uuid.UUID:
-    """Import a bundle (``replay.bundle.import_bundle``) and mark its actor as imported, unless the home already
-    held that chain (a chain this home recorded stays resumable when its own bundle comes back).
+    """Import a bundle (``replay.bundle.import_bundle``) and mark its actor, and every other chain it carries (a
+    fork's source prefix, a child's chain), as imported, unless the home already held that chain (a chain this home
+    recorded stays resumable when its own bundle comes back).
 
     The mark is a runtime label pointing at the chain's manifest blob (any stored blob would do: the name is it).
 
     Raises:
         CorruptRecordError, ChecksumMismatch, StaleHeadError: as ``import_bundle``.
     """
-    actor = uuid.UUID(bytes=read_bundle(data, source=source)["actor"])
-    known = store.log.head(actor).hash is not None
+    bundle = read_bundle(data, source=source)
+    actor = uuid.UUID(bytes=bundle["actor"])
+    carried = [actor, *(uuid.UUID(bytes=other) for other in bundle.get("chains", {}))]
+    new = [chain for chain in carried if store.log.head(chain).hash is None]
     import_bundle(store, data, source=source)
-    if not known:
-        store.blobs.set_runtime_label(f"{IMPORTED_LABEL}{actor}", store.log.at(actor, 0).data["manifest"])
+    for chain in new:
+        genesis = store.log.at(chain, 0).data  # anyone's: not necessarily well formed
+        named = genesis.get("manifest") if isinstance(genesis, dict) else None
+        mark = named if isinstance(named, bytes) and store.blobs.has(named) else next(iter(bundle["blobs"]), None)
+        if mark is not None:  # with no blob at all, the chain names no manifest a resume could start it with
+            store.blobs.set_runtime_label(f"{IMPORTED_LABEL}{chain}", mark)
     return actor
 
 

@@ -10,7 +10,7 @@ never grants. So every request is checked before anything else runs:
 - ``Host``, on a server without a token: an IP address, ``localhost`` (or ``*.localhost``), or the host name the
   server was told to listen on, so a page that rebinds its own DNS name to 127.0.0.1 is still refused (its
   requests are "same-origin" to the browser, but carry the page's name as ``Host``).
-- Content types of writes: ``application/json`` for every body but a blob upload, which takes
+- Content types of writes: ``application/json`` for every body but a blob upload or a bundle import, which take
   ``application/octet-stream``; a form or ``text/plain`` body is never accepted (a write without a body may omit
   the header).
 
@@ -30,7 +30,7 @@ from theater.server.errors import ApiError
 JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-BINARY_UPLOADS = frozenset({("POST", "/v1/blobs")})
+BINARY_UPLOADS = frozenset({("POST", "/v1/blobs"), ("POST", "/v1/chains/import")})
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 
 

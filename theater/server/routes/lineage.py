@@ -1,9 +1,14 @@
-"""Routes of forks and reverts: ``POST /v1/actors/{id}/fork`` and ``POST /v1/actors/{id}/revert``.
+"""Routes of forks, reverts, what-ifs and verified bundle imports: ``POST /v1/actors/{id}/fork``, ``POST
+/v1/actors/{id}/revert``, ``POST /v1/actors/{id}/whatif`` and ``POST /v1/chains/import``.
 
 A fork made through the API grants no more than its client could: a manifest the client sends is parsed as any
 client's (``client_manifest``: no file of the server is read), and the source's recorded manifest, when none is
 sent, gets the client's file access too (the source's uploaded files, if it was started with them; else none),
 so ``check_origin`` refuses a handler that reaches the host's files, variables or programs, as for a start.
+
+A what-if writes nothing and is bounded (``MAX_WHATIF_EVENTS`` events, ``--verify-timeout`` seconds, at most
+``MAX_OVERRIDES`` overrides); a bundle is checked and re-executed in a temporary store (within ``--verify-timeout``)
+before anything of it reaches the home (``theater.lineage.import_verified_bundle``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from replay import Replayer
+from replay import Replayer, ReplayLimits
 from store import parse_actor_id
 from store.errors import InvalidInputError
 from theater import lineage
@@ -21,7 +26,7 @@ from theater.files import FileAccess
 from theater.porcelain import describe
 from theater.porcelain.forms import from_jsonable
 from theater.runtime import Theater
-from theater.server.errors import bad_request
+from theater.server.errors import ApiError, bad_request
 from theater.server.manifests import CLIENT, client_manifest
 from theater.server.service import service
 from theater.server.wire import actor_id, field, json_response, read_json
@@ -81,6 +86,43 @@ def _client_access(theater: Theater, source: uuid.UUID) -> FileAccess:
     """The access a client's fork of ``source`` gets: the source's uploaded files if it has them, else none."""
     recorded = theater._recorded_files(Replayer(theater.store).genesis(source))
     return recorded if recorded.mode == "stored" else CLIENT
+
+
+@routes.post("/v1/actors/{id}/whatif")
+async def whatif(request: web.Request) -> web.Response:
+    """Re-execute the actor's chain up to ``to`` (an event hash or unique prefix of its chain; default: its head)
+    with the host results at ``overrides`` (``{seq: value}``, the recorded form with bytes as ``"hex:..."``)
+    replaced, and compare every call with the record. Nothing is written. Answers the run: ``calls`` (each with
+    the recorded and the what-if outcome and state), ``departure`` (the first call that ends otherwise),
+    ``stopped`` (where the record could not answer), ``state`` and ``recorded_state`` at ``last_seq``."""
+    svc = service(request)
+    store = svc.theater.store
+    actor = actor_id(request, store)
+    body = await read_json(request)
+    to = field(body, "to", str, None)
+    overrides = _overrides(field(body, "overrides", dict, None)) or {}
+    limits = ReplayLimits(timeout_s=svc.config.verify_timeout)
+    return json_response(await svc.run(lambda: lineage.whatif_report(store, actor, to, overrides, limits=limits)))
+
+
+@routes.post("/v1/chains/import")
+async def import_chain(request: web.Request) -> web.Response:
+    """Import a bundle (the raw body, ``application/octet-stream``) once it is checked and re-executed in a
+    temporary store; answers 201 ``{"actor": ID, "events": N}``. A damaged, forged or non-re-executing bundle is
+    refused with 422 ``BundleRefused``, one at odds with a chain of the home (or that would extend it) with 409."""
+    svc = service(request)
+    data = await request.read()
+    if not data:
+        raise bad_request("the body must be a bundle (theater chain export)")
+    limits = ReplayLimits(timeout_s=svc.config.verify_timeout)
+    store = svc.theater.store
+    try:
+        actor = await svc.run(lambda: lineage.import_verified_bundle(store, data, source="(request body)",
+                                                                     limits=limits))
+    except lineage.BundleRefused as exc:
+        raise ApiError(409 if exc.conflict else 422, "BundleRefused", str(exc)) from None
+    head = await svc.run(store.log.head, actor)
+    return json_response({"actor": str(actor), "events": head.seq + 1}, status=201)
 
 
 @routes.post("/v1/actors/{id}/revert")

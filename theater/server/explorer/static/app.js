@@ -686,14 +686,29 @@ async function verifyView(id) {
 
 // ---- checkpoints -----------------------------------------------------------------------------------------------
 
+// The witnesses that co-signed a checkpoint (each name as the server verified it against a key its operator
+// listed), with the time each signed; every name is shown as text.
+function cosignatures(list) {
+  if (!list.length) return h("span", {class: "muted"}, "no witness yet");
+  return h("ul", {class: "cosigners"}, list.map((c) => {
+    const when = new Date(Number(c.timestamp) * 1000);  // the witness chose it: it may be out of any date's range
+    const iso = Number.isNaN(when.getTime()) ? null : when.toISOString();
+    return h("li", {class: "cosigner", "data-name": c.name}, h("span", {class: "name"}, c.name), " ",
+      h("time", {class: "muted", datetime: iso}, iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC")
+        : `at ${c.timestamp} s`));
+  }));
+}
+
 async function checkpointsView() {
   const table = h("div", {id: "checkpoints"});
   const load = async () => {
     const body = await api("/v1/audit/checkpoints");
     table.replaceChildren(body.checkpoints.length ? h("table", {class: "checkpoints"},
-      h("tr", {}, h("th", {}, "number"), h("th", {}, "events in the log"), h("th", {}, "root")),
-      body.checkpoints.slice().reverse().map((cp) => h("tr", {},
-        h("td", {}, cp.number), h("td", {}, cp.size), h("td", {}, h("code", {}, cp.root)))))
+      h("tr", {}, h("th", {}, "number"), h("th", {}, "events in the log"), h("th", {}, "root"),
+        h("th", {}, "co-signed by")),
+      body.checkpoints.slice().reverse().map((cp) => h("tr", {"data-number": cp.number},
+        h("td", {}, cp.number), h("td", {}, cp.size), h("td", {}, h("code", {}, cp.root)),
+        h("td", {class: "cosignatures"}, cosignatures(cp.cosignatures || [])))))
       : h("p", {class: "muted"}, "No checkpoint signed yet."));
   };
   const sign = h("button", {type: "button", id: "sign-checkpoint", onclick: async () => {
@@ -703,7 +718,9 @@ async function checkpointsView() {
   }}, "Sign a checkpoint now");
   show(h("h1", {}, "Checkpoints"),
     h("p", {}, "Signed checkpoints of the home's Merkle log (", h("code", {}, "theater audit"), "). ",
-      "Inclusion and consistency proofs: ", h("code", {}, "GET /v1/audit/proofs/…"), "."), sign, table);
+      "Inclusion and consistency proofs: ", h("code", {}, "GET /v1/audit/proofs/…"), ". ",
+      "Witnesses (", h("code", {}, "theater witness"), ") co-sign a checkpoint once they have re-executed what it ",
+      "covers."), sign, table);
   await load();
 }
 
