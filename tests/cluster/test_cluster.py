@@ -130,6 +130,27 @@ def test_an_actor_started_through_one_node_runs_on_the_node_it_names(nodes, nats
     assert nowhere.status == 503 and "no node 'nobody'" in nowhere.json["message"]
 
 
+def test_a_start_that_names_no_node_goes_to_the_least_loaded_node(nodes, nats_cluster):
+    a = nodes("a", lease_ttl=10, placement="least-loaded")
+    b, c = nodes("b", lease_ttl=10), nodes("c", lease_ttl=10)
+    busy = [start_counter(b.http()) for _ in range(2)]  # b places nothing elsewhere: b runs two
+    placed = [start_counter(a.http(), f"placed{i}") for i in range(4)]  # then a0 b2 c0 -> a, c, a, c
+    leases = cluster_status(nats_cluster.urls)["leases"]
+    assert [leases[actor] for actor in busy] == ["b", "b"]
+    assert sorted(leases[actor] for actor in placed) == ["a", "a", "c", "c"]
+    for actor in placed:  # each answers by id through the node it was started through
+        assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
+    chosen = a.http().ok("POST", "/v1/actors", {**start_body("chosen", wat.counter_actor()), "node": "b"}, status=201)
+    assert cluster_status(nats_cluster.urls)["leases"][chosen["id"]] == "b"  # a named node is kept
+
+
+def test_a_start_naming_a_malformed_node_is_refused(nodes):
+    a = nodes("a", lease_ttl=10, placement="least-loaded")
+    for name in ("b.rpc", "*", ">", "", 7, ["a"]):  # no subject of another's can be reached through the name
+        refused = a.http().post("/v1/actors", {**start_body("x", wat.counter_actor()), "node": name})
+        assert refused.status == 400 and "not a node name" in refused.json["message"], name
+
+
 def test_the_api_answers_by_id_from_any_node(nodes):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from store.errors import TheaterError
-from theater.cluster.config import ActorUnavailable
+from theater.cluster.config import NODE_NAME, ActorUnavailable
 from theater.porcelain import running
 from theater.porcelain.forms import bytes_json
 from theater.server.auth import Handler
@@ -49,8 +49,7 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/v1/actors" and request.method == "POST":
-            placed = await _placed(node, request)
-            return placed if placed is not None else await handler(request)
+            return await _placed(node, request, handler)
         match = ACTOR_PATH.match(request.path)
         if match is None or request.method not in ("GET", "POST"):
             return await handler(request)
@@ -83,17 +82,31 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     return middleware
 
 
-async def _placed(node: ClusterNode, request: web.Request) -> web.Response | None:
-    """A start whose body names another node (``"node": NAME``): started there, with the blobs it names (its
-    component, its files) handed over through the object store; None to start it here."""
+async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A start: on the node its body names (``"node": NAME``), else where the node's placement puts it (the least
+    loaded node, or this one). A start placed on another node is started there, with the blobs it names (its
+    component, its files) handed over through the object store, and its body naming that node (so it is not
+    placed again)."""
     body = await request.read()
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
-        return None  # the start route answers what is wrong
-    target = parsed.get("node") if isinstance(parsed, dict) else None
+        parsed = None  # the start route answers what is wrong
+    if not isinstance(parsed, dict):
+        return await handler(request)
+    target = parsed.get("node")
+    if target is not None and not (isinstance(target, str) and NODE_NAME.match(target)):
+        return web.Response(status=400, content_type=JSON, body=dumps({
+            "error": "BadRequest", "message": "node: not a node name (letters, digits, - and _, at most 64)"}))
+    if target is None and node.config.placement == "least-loaded":
+        target = await asyncio.wrap_future(node.link.spawn(node.least_loaded()))
+        body = json.dumps({**parsed, "node": target}).encode()
     if target is None or target == node.name:
-        return None
+        node.starting(+1)
+        try:
+            return await handler(request)
+        finally:
+            node.starting(-1)
     svc = service(request)
     digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
                if isinstance(text, str)]

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ log = logging.getLogger("theater.cluster")
 ENDED = frozenset({"actor/stop", "actor/exit", "actor/failed"})  # a chain that ends so is never taken over
 NOT_RESUMED = ENDED | {"wasm/error"}
 LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
+LOAD_WAIT_S = 1.0  # a node that does not tell its load within this is left out of a placement
 # (status, body, content type) of a request handled by the owner; the server supplies the handler.
 Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
 
@@ -71,6 +73,8 @@ class ClusterNode:
         self._parents: dict[str, str | None] = {}  # listed actor -> its parent, as its record says
         self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
+        self.placing = 0  # starts under way on this node (not holding their lease yet): counted in its load
+        self._placing_lock = threading.Lock()  # ``placing`` changes on the server's loop, is read on the link's
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
         replicator.on_lost = self._on_lost
@@ -88,6 +92,11 @@ class ClusterNode:
 
     async def _attach(self) -> None:
         await self.link.nc.subscribe(node_subject(self.name), cb=self._on_rpc)
+        try:  # listed at once, so a placement finds this node before its first heartbeat
+            await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()),
+                                   self.config.timeout)
+        except (NatsError, asyncio.TimeoutError):
+            pass  # the heartbeats list it
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
 
@@ -192,6 +201,42 @@ class ClusterNode:
 
     def _beat(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "url": self.http_url, "actors": len(self.held), "ms": time.time_ns() // 1_000_000}
+
+    def starting(self, delta: int) -> None:
+        """Count a start under way on this node (+1) or ended (-1), from any thread."""
+        with self._placing_lock:
+            self.placing += delta
+
+    def load(self) -> int:
+        """What placement compares: the actors this node runs (the leases it holds) and the starts under way."""
+        return len(self.held) + self.placing
+
+    # Placement.
+
+    async def least_loaded(self) -> str:
+        """The node to start an actor on: of the nodes listed in ``theater-nodes`` that tell their load within
+        ``LOAD_WAIT_S`` (asked now, not read from a heartbeat, so starts one after the other spread at once),
+        the one with the fewest actors; this node when tied (its blobs need no transfer), then by name."""
+        try:
+            names = set(await self.link.nodes.keys())
+        except NoKeysError:
+            names = set()
+        names.add(self.name)
+        ordered = sorted(names)
+        loads = await asyncio.gather(*(self._load_of(name) for name in ordered))
+        answered = [(load, name != self.name, name) for name, load in zip(ordered, loads) if load is not None]
+        return min(answered)[2] if answered else self.name
+
+    async def _load_of(self, name: str) -> int | None:
+        if name == self.name:
+            return self.load()
+        request = cbor2.dumps({"op": "load", "actor": bytes(16), "body": b""})
+        try:
+            reply = await self.link.nc.request(node_subject(name), request, timeout=LOAD_WAIT_S)
+            load = json.loads(bytes(cbor2.loads(reply.data)["body"]))["actors"]
+        except (NatsError, asyncio.TimeoutError, ValueError, KeyError, TypeError, cbor2.CBORDecodeError):
+            return None  # gone, or not answering: not a place for a new actor
+        return load if isinstance(load, int) and not isinstance(load, bool) and load >= 0 else None
 
     # Failover.
 
@@ -468,6 +513,13 @@ class ClusterNode:
             op, actor, body = str(data["op"]), uuid.UUID(bytes=bytes(data["actor"])), bytes(data["body"])
         except (ValueError, TypeError, KeyError, cbor2.CBORDecodeError):
             await msg.respond(cbor2.dumps({"status": 400, "body": b'{"error":"BadRequest","message":"malformed"}'}))
+            return
+        if op == "load":  # answered at once, on the loop: nothing of the runtime is asked
+            body = json.dumps({"actors": self.load()}).encode()
+            try:
+                await msg.respond(cbor2.dumps({"status": 200, "body": body, "type": "application/json"}))
+            except NatsError:
+                pass  # the asker is gone
             return
         self.link.loop.create_task(self._answer(msg, op, actor, body))
 
