@@ -132,7 +132,8 @@ def test_an_actor_started_through_one_node_runs_on_the_node_it_names(nodes, nats
 
 def test_a_start_that_names_no_node_goes_to_the_least_loaded_node(nodes, nats_cluster):
     a = nodes("a", lease_ttl=10, placement="least-loaded")
-    b, c = nodes("b", lease_ttl=10), nodes("c", lease_ttl=10)
+    b = nodes("b", lease_ttl=10)
+    nodes("c", lease_ttl=10)
     busy = [start_counter(b.http()) for _ in range(2)]  # b places nothing elsewhere: b runs two
     placed = [start_counter(a.http(), f"placed{i}") for i in range(4)]  # then a0 b2 c0 -> a, c, a, c
     leases = cluster_status(nats_cluster.urls)["leases"]
