@@ -152,6 +152,38 @@ def test_a_start_naming_a_malformed_node_is_refused(nodes):
         assert refused.status == 400 and "not a node name" in refused.json["message"], name
 
 
+def test_a_subscription_through_a_node_that_does_not_run_the_actor_follows_it_across_a_failover(nodes):
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    actor = start_counter(a.http())
+    for _ in range(3):
+        ask(a.http(), actor)
+    owned = a.http().ok("GET", f"/v1/actors/{actor}/events")["events"]
+    stream = c.http().sse(f"/v1/actors/{actor}/subscribe?history=true")
+    kind, ready = next(stream)
+    assert kind == "ready" and ready == {"actor": actor, "from": 0, "head": owned[-1]["seq"]}
+    seen = [next(stream) for _ in owned]
+    assert seen == [("event", event) for event in owned]  # the owner's events, byte for byte as it shows them
+
+    a.kill()  # the stream is read from the replicated record: it goes on while the actor moves
+    assert answered_within(b.http(), actor) == 4
+    after = []
+    while not any(event["type"] == "wasm/call" for event in after):
+        kind, event = next(stream)
+        assert kind == "event"
+        after.append(event)
+    assert [event["seq"] for event in after] == list(range(len(owned), len(owned) + len(after)))
+    assert {"wasm/instantiate"} <= {event["type"] for event in after}
+    owner = {"b": b, "c": c}[cluster_status(nodes.nats.urls)["leases"][actor]]
+    now = owner.http().ok("GET", f"/v1/actors/{actor}/events?from={len(owned)}")["events"]
+    assert after == now[: len(after)]
+
+
+def test_a_subscription_to_an_actor_no_node_knows_is_refused(nodes):
+    b = nodes("b")
+    unknown = b.http().request("GET", "/v1/actors/00000000-0000-4000-8000-000000000000/subscribe")
+    assert unknown.status == 404
+
+
 def test_the_api_answers_by_id_from_any_node(nodes):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())
