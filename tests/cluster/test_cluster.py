@@ -142,7 +142,14 @@ def test_a_start_that_names_no_node_goes_to_the_least_loaded_node(nodes, nats_cl
     for actor in placed:  # each answers by id through the node it was started through
         assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
     chosen = a.http().ok("POST", "/v1/actors", {**start_body("chosen", wat.counter_actor()), "node": "b"}, status=201)
-    assert cluster_status(nats_cluster.urls)["leases"][chosen["id"]] == "b"  # a named node is kept
+    boss_body = start_body("boss", wat.echo_actor(), handlers=("message-server", "supervisor"))
+    boss = b.http().ok("POST", "/v1/actors", boss_body, status=201)["id"]
+    child_body = {**start_body("child", wat.echo_actor(), handlers=("message-server",)), "parent": boss}
+    child = a.http().ok("POST", "/v1/actors", child_body, status=201)["id"]  # b is the most loaded now
+    leases = cluster_status(nats_cluster.urls)["leases"]
+    assert leases[chosen["id"]] == "b"  # a named node is kept
+    assert leases[child] == "b"  # a child starts where its parent runs: its supervisor is there
+    assert b.http().ok("GET", f"/v1/actors/{boss}")["children"] == [child]
 
 
 def test_a_start_naming_a_malformed_node_is_refused(nodes):

@@ -92,8 +92,8 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
 
 
 async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A start: on the node its body names (``"node": NAME``), else where the node's placement puts it (the least
-    loaded node, or this one). A start placed on another node is started there, with the blobs it names (its
+    """A start: on the node its body names (``"node": NAME``), else on its parent's node when it names a parent,
+    else where the node's placement puts it (the least loaded node, or this one). A start placed on another node is started there, with the blobs it names (its
     component, its files) handed over through the object store, and its body naming that node (so it is not
     placed again)."""
     body = await request.read()
@@ -107,6 +107,11 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
     if target is not None and not (isinstance(target, str) and NODE_NAME.match(target)):
         return web.Response(status=400, content_type=JSON, body=dumps({
             "error": "BadRequest", "message": "node: not a node name (letters, digits, - and _, at most 64)"}))
+    parent = parsed.get("parent")
+    if target is None and isinstance(parent, str) and _is_uuid(parent):
+        # A child is supervised by its parent, which must run where it starts: on the parent's node.
+        target = await asyncio.wrap_future(node.link.spawn(node.owner(uuid.UUID(parent))))
+        body = json.dumps({**parsed, "node": target}).encode() if target is not None else body
     if target is None and node.config.placement == "least-loaded":
         target = await asyncio.wrap_future(node.link.spawn(node.least_loaded()))
         body = json.dumps({**parsed, "node": target}).encode()
@@ -166,6 +171,14 @@ async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, 
             node.link.spawn(follower.close())
 
     return await run_stream(request, ready, produce)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _timeout(body: bytes, default: float) -> float:
