@@ -93,9 +93,9 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
 
 async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
     """A start: on the node its body names (``"node": NAME``), else on its parent's node when it names a parent,
-    else where the node's placement puts it (the least loaded node, or this one). A start placed on another node is started there, with the blobs it names (its
-    component, its files) handed over through the object store, and its body naming that node (so it is not
-    placed again)."""
+    else where the node's placement puts it (the least loaded node, or this one). A start placed on another node
+    is started there, with the blobs it names (its component, its files) handed over through the object store,
+    and its body naming that node (so it is not placed again)."""
     body = await request.read()
     try:
         parsed = json.loads(body or b"{}")
