@@ -257,6 +257,8 @@ class Router:
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,
                              envelope: Envelope | None = None) -> Future[ChannelAnswer]:
+        if isinstance(target, RemoteActor):  # refused before anything is sent (docs/cluster.md)
+            raise ActorNotRunning(str(target.id), "on another node", "channels between nodes are not supported")
         actor = _actor(target)
         self.check_message(actor, initial)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.components import wat
-from tests.server._harness import CLI, ROOT, WAIT, Http, ServerProcess, cli_env, start_body
+from tests.server._harness import CLI, ROOT, WAIT, Http, ServerProcess, channel_component, cli_env, start_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -221,6 +221,20 @@ def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
                           {"message": {"text": "00000000-0000-4000-8000-000000000000\u0000+"}})
     assert base64.b64decode(missing["response"]["base64"]).startswith(wat.ERR_MARKER + b"no actor")
     assert a.http().ok("POST", f"/v1/actors/{forwarder}/verify")["ok"]  # the answers from b replay from the record
+
+
+def test_a_channel_to_an_actor_on_another_node_is_refused_with_a_clear_error(nodes):
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
+    acceptor = b.http().ok("POST", "/v1/actors", start_body("acceptor", channel_component(b"hi"),
+                                                             handlers=("message-server",)), status=201)["id"]
+    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel())
+    opener = a.http().ok("POST", "/v1/actors", start_body("opener", opener_wat, handlers=("message-server",)),
+                         status=201)["id"]
+    reply = a.http().ok("POST", f"/v1/actors/{opener}/request", {"message": {"text": f"{acceptor}\u0000hello"}})
+    answer = base64.b64decode(reply["response"]["base64"])
+    assert answer.startswith(wat.ERR_MARKER) and b"another node" in answer, answer
+    assert a.http().ok("GET", f"/v1/actors/{opener}")["status"] == "running"  # refused, not failed
+    assert a.http().ok("POST", f"/v1/actors/{opener}/verify")["ok"]
 
 
 def test_sigkill_of_a_node_under_load_keeps_every_acknowledged_message(nodes, nats_cluster):
