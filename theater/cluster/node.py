@@ -35,7 +35,14 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from store.errors import TheaterError
 from store.replicated import ReplicationError
 from theater.cluster.chains import apply_chain, fetch_blob, read_chain
-from theater.cluster.config import ActorUnavailable, ClusterConfig, NodeUnavailable, RemoteRefused, node_subject
+from theater.cluster.config import (
+    NODE_NAME,
+    ActorUnavailable,
+    ClusterConfig,
+    NodeUnavailable,
+    RemoteRefused,
+    node_subject,
+)
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
 from theater.errors import ActorNotFound
@@ -50,6 +57,7 @@ log = logging.getLogger("theater.cluster")
 ENDED = frozenset({"actor/stop", "actor/exit", "actor/failed"})  # a chain that ends so is never taken over
 NOT_RESUMED = ENDED | {"wasm/error"}
 LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
+JOINED = "theater.nodes.joined"  # a node that joins says its name here
 LOAD_WAIT_S = 1.0  # a node that does not tell its load within this is left out of a placement
 # (status, body, content type) of a request handled by the owner; the server supplies the handler.
 Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
@@ -74,6 +82,7 @@ class ClusterNode:
         self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
         self.placing = 0  # starts under way on this node (not holding their lease yet): counted in its load
+        self.known: set[str] = set()  # the nodes listed in theater-nodes, as the last heartbeat read them
         self._placing_lock = threading.Lock()  # ``placing`` changes on the server's loop, is read on the link's
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
@@ -92,11 +101,17 @@ class ClusterNode:
 
     async def _attach(self) -> None:
         await self.link.nc.subscribe(node_subject(self.name), cb=self._on_rpc)
+        await self.link.nc.subscribe(JOINED, cb=self._on_joined)
         try:  # listed at once, so a placement finds this node before its first heartbeat
             await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()),
                                    self.config.timeout)
-        except (NatsError, asyncio.TimeoutError):
-            pass  # the heartbeats list it
+            self.known = set(await asyncio.wait_for(self.link.nodes.keys(), self.config.timeout))
+        except (NatsError, NoKeysError, asyncio.TimeoutError):
+            pass  # the heartbeats list it, and read the others
+        try:  # the others place starts here at once, not after their next heartbeat
+            await self.link.nc.publish(JOINED, self.name.encode())
+        except NatsError:
+            pass
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
 
@@ -191,7 +206,8 @@ class ClusterNode:
                     self.link.loop.create_task(self._give_up(actor, release=False))
             try:
                 await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()), ttl / 3)
-            except (NatsError, asyncio.TimeoutError):
+                self.known = set(await asyncio.wait_for(self.link.nodes.keys(), ttl / 3))
+            except (NatsError, NoKeysError, asyncio.TimeoutError):
                 pass
 
     async def _refresh(self, actor: uuid.UUID, revision: int) -> int:
@@ -201,6 +217,11 @@ class ClusterNode:
 
     def _beat(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "url": self.http_url, "actors": len(self.held), "ms": time.time_ns() // 1_000_000}
+
+    async def _on_joined(self, msg: Any) -> None:
+        name = bytes(msg.data).decode("utf-8", "replace")
+        if NODE_NAME.match(name):
+            self.known.add(name)
 
     def starting(self, delta: int) -> None:
         """Count a start under way on this node (+1) or ended (-1), from any thread."""
@@ -214,15 +235,11 @@ class ClusterNode:
     # Placement.
 
     async def least_loaded(self) -> str:
-        """The node to start an actor on: of the nodes listed in ``theater-nodes`` that tell their load within
-        ``LOAD_WAIT_S`` (asked now, not read from a heartbeat, so starts one after the other spread at once),
-        the one with the fewest actors; this node when tied (its blobs need no transfer), then by name."""
-        try:
-            names = set(await self.link.nodes.keys())
-        except NoKeysError:
-            names = set()
-        names.add(self.name)
-        ordered = sorted(names)
+        """The node to start an actor on: of the nodes listed in ``theater-nodes`` (as the last heartbeat read the
+        bucket) that tell their load within ``LOAD_WAIT_S`` (asked now, not read from a heartbeat, so starts one
+        after the other spread at once), the one with the fewest actors; this node when tied (its blobs need no
+        transfer), then by name."""
+        ordered = sorted(self.known | {self.name})
         loads = await asyncio.gather(*(self._load_of(name) for name in ordered))
         answered = [(load, name != self.name, name) for name, load in zip(ordered, loads) if load is not None]
         return min(answered)[2] if answered else self.name
