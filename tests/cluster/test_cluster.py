@@ -223,18 +223,59 @@ def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
     assert a.http().ok("POST", f"/v1/actors/{forwarder}/verify")["ok"]  # the answers from b replay from the record
 
 
-def test_a_channel_to_an_actor_on_another_node_is_refused_with_a_clear_error(nodes):
+def test_a_channel_between_actors_on_two_nodes_carries_messages_both_ways_and_closes(nodes):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     acceptor = b.http().ok("POST", "/v1/actors", start_body("acceptor", channel_component(b"hi"),
                                                              handlers=("message-server",)), status=201)["id"]
-    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel())
+    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel(),
+                               channel_message=wat.store_msg(), channel_close=wat.set_state(b"closed"))
     opener = a.http().ok("POST", "/v1/actors", start_body("opener", opener_wat, handlers=("message-server",)),
                          status=201)["id"]
+
+    def state(node: ServerProcess, actor: str) -> str | None:
+        return node.http().ok("GET", f"/v1/actors/{actor}/state")["state"]["text"]
+
     reply = a.http().ok("POST", f"/v1/actors/{opener}/request", {"message": {"text": f"{acceptor}\u0000hello"}})
-    answer = base64.b64decode(reply["response"]["base64"])
-    assert answer.startswith(wat.ERR_MARKER) and b"another node" in answer, answer
-    assert a.http().ok("GET", f"/v1/actors/{opener}")["status"] == "running"  # refused, not failed
-    assert a.http().ok("POST", f"/v1/actors/{opener}/verify")["ok"]
+    channel = base64.b64decode(reply["response"]["base64"]).decode()
+    assert uuid.UUID(channel) and state(b, acceptor) == "hello"  # b's actor accepted what a's actor opened
+    a.http().ok("POST", f"/v1/actors/{opener}/send", {"message": {"text": f"{channel}\u0000ping"}})
+    _wait_until(lambda: state(a, opener) == "ping", "the echo comes back across the nodes")
+    assert state(b, acceptor) == "ping"
+    a.http().ok("POST", f"/v1/actors/{opener}/send", {"message": {"text": f"{channel}\u0000bye"}})
+    _wait_until(lambda: state(a, opener) == "closed", "the close by b's actor reaches a's")
+    exports = [e["data"]["export"].rsplit(".", 1)[1] for e in b.http().ok(
+        "GET", f"/v1/actors/{acceptor}/events?type=wasm/call")["events"]]
+    assert exports == ["init", "handle-channel-open", "handle-channel-message", "handle-channel-message"]
+    for node, actor in ((a, opener), (b, acceptor)):  # each side's chain replays on its own
+        assert node.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]
+
+
+def test_a_channel_is_closed_on_one_node_when_its_actor_on_the_other_stops_or_that_node_dies(nodes):
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
+    accepting = start_body("acceptor", channel_component(), handlers=("message-server",))
+    stopped, killed = (b.http().ok("POST", "/v1/actors", accepting, status=201)["id"] for _ in range(2))
+    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel(),
+                               channel_close=wat.set_state(b"closed"))
+    opening = start_body("opener", opener_wat, handlers=("message-server",))
+    first, second = (a.http().ok("POST", "/v1/actors", opening, status=201)["id"] for _ in range(2))
+
+    def open_to(opener: str, acceptor: str) -> str:
+        reply = a.http().ok("POST", f"/v1/actors/{opener}/request", {"message": {"text": f"{acceptor}\u0000hi"}})
+        return base64.b64decode(reply["response"]["base64"]).decode()
+
+    def closed(opener: str) -> bool:
+        return a.http().ok("GET", f"/v1/actors/{opener}/state")["state"]["text"] == "closed"
+
+    open_to(first, stopped)
+    channel = open_to(second, killed)
+    b.http().ok("POST", f"/v1/actors/{stopped}/stop")  # b's end goes with its actor: a's actor hears the close
+    _wait_until(lambda: closed(first), "the opener hears its channel closed")
+    b.kill()  # nobody takes the next message: the channel is closed on a
+    a.http().ok("POST", f"/v1/actors/{second}/send", {"message": {"text": f"{channel}\u0000late"}})
+    _wait_until(lambda: closed(second), "a message its far node cannot take closes the channel")
+    for opener in (first, second):
+        assert a.http().ok("GET", f"/v1/actors/{opener}")["status"] == "running"
+        assert a.http().ok("POST", f"/v1/actors/{opener}/verify")["ok"]
 
 
 def test_sigkill_of_a_node_under_load_keeps_every_acknowledged_message(nodes, nats_cluster):
