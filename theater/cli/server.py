@@ -71,8 +71,8 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--lease-ttl", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
               help="Seconds an actor's lease lives unless its node refreshes it; failover takes about this long.")
 @click.option("--placement", type=click.Choice(["least-loaded", "here"]), default="least-loaded",
-              show_default=True, help="Where a start that names no node runs: on the cluster's least loaded node "
-                                      "(fewest actors) or on this one. Needs --cluster.")
+              show_default=True, help="In a cluster: where a start that names no node runs, on the cluster's least "
+                                      "loaded node (fewest actors) or on this one.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
