@@ -55,6 +55,9 @@ class ChannelRegistry:
         self._ends: dict[str, tuple[Endpoint, Endpoint]] = {}
 
     def open(self, channel_id: str, opener: Endpoint, acceptor: Endpoint) -> None:
+        end_of = getattr(acceptor, "channel_end", None)  # an actor another node runs: this node's end of the channel
+        if callable(end_of):
+            acceptor = end_of(channel_id)
         with self._lock:
             self._ends[channel_id] = (opener, acceptor)
 

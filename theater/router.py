@@ -52,13 +52,19 @@ def _actor(end: Endpoint) -> Actor:
 
 class RemoteActor:
     """An actor another node of a cluster runs (``theater.cluster``): a guest's send or request to it is forwarded
-    to that node. ``send`` and ``request`` return futures as the local deliveries do."""
+    to that node. ``send`` and ``request`` return futures as the local deliveries do; ``open_channel`` (channel
+    id, initial message) asks that node to open a channel to it, and ``channel_end`` (channel id) is this node's
+    end of an opened one (``theater.channels.ChannelRegistry.open`` keeps it instead of the actor)."""
 
     def __init__(self, actor_id: uuid.UUID, send: Callable[[bytes], Future[None]],
-                 request: Callable[[bytes], Future[bytes]]) -> None:
+                 request: Callable[[bytes], Future[bytes]],
+                 open_channel: Callable[[str, bytes], Future[ChannelAnswer]] | None = None,
+                 channel_end: Callable[[str], ChannelEnd] | None = None) -> None:
         self.id = actor_id
         self.send = send
         self.request = request
+        self.open_channel = open_channel
+        self.channel_end = channel_end
 
 
 class Router:
@@ -257,6 +263,10 @@ class Router:
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,
                              envelope: Envelope | None = None) -> Future[ChannelAnswer]:
+        if isinstance(target, RemoteActor):
+            if target.open_channel is None:  # refused before anything is sent
+                raise ActorNotRunning(str(target.id), "on another node", "channels between nodes are not supported")
+            return target.open_channel(channel_id, initial)
         actor = _actor(target)
         self.check_message(actor, initial)
 

@@ -14,7 +14,9 @@ from tests.server._harness import ServerProcess
 
 
 class Nodes:
-    """Theater nodes of one cluster, ``nodes(name)`` starts one; all stopped at the end."""
+    """Theater nodes of one cluster, ``nodes(name)`` starts one; all stopped at the end. A node starts the actors
+    started through it itself (``--placement here``) unless the test asks for another placement: the tests of
+    failover and forwarding need to know where each actor runs."""
 
     def __init__(self, root: Path, nats: NatsCluster) -> None:
         self.root = root
@@ -22,9 +24,10 @@ class Nodes:
         self.started: dict[str, ServerProcess] = {}
 
     def __call__(self, name: str, *, servers: str | None = None, lease_ttl: float = 2.0,
-                 args: tuple[str, ...] = ()) -> ServerProcess:
+                 placement: str = "here", args: tuple[str, ...] = ()) -> ServerProcess:
         process = ServerProcess(self.root / name, args=(
-            "--cluster", servers or self.nats.urls, "--node", name, "--lease-ttl", str(lease_ttl), *args))
+            "--cluster", servers or self.nats.urls, "--node", name, "--lease-ttl", str(lease_ttl),
+            "--placement", placement, *args))
         self.started[name] = process.start()
         return process
 

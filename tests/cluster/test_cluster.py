@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.components import wat
-from tests.server._harness import CLI, ROOT, WAIT, Http, ServerProcess, cli_env, start_body
+from tests.server._harness import CLI, ROOT, WAIT, Http, ServerProcess, channel_component, cli_env, start_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -130,6 +130,67 @@ def test_an_actor_started_through_one_node_runs_on_the_node_it_names(nodes, nats
     assert nowhere.status == 503 and "no node 'nobody'" in nowhere.json["message"]
 
 
+def test_a_start_that_names_no_node_goes_to_the_least_loaded_node(nodes, nats_cluster):
+    a = nodes("a", lease_ttl=10, placement="least-loaded")
+    b = nodes("b", lease_ttl=10)
+    nodes("c", lease_ttl=10)
+    busy = [start_counter(b.http()) for _ in range(2)]  # b places nothing elsewhere: b runs two
+    placed = [start_counter(a.http(), f"placed{i}") for i in range(4)]  # then a0 b2 c0 -> a, c, a, c
+    leases = cluster_status(nats_cluster.urls)["leases"]
+    assert [leases[actor] for actor in busy] == ["b", "b"]
+    assert sorted(leases[actor] for actor in placed) == ["a", "a", "c", "c"]
+    for actor in placed:  # each answers by id through the node it was started through
+        assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
+    chosen = a.http().ok("POST", "/v1/actors", {**start_body("chosen", wat.counter_actor()), "node": "b"}, status=201)
+    boss_body = start_body("boss", wat.echo_actor(), handlers=("message-server", "supervisor"))
+    boss = b.http().ok("POST", "/v1/actors", boss_body, status=201)["id"]
+    child_body = {**start_body("child", wat.echo_actor(), handlers=("message-server",)), "parent": boss}
+    child = a.http().ok("POST", "/v1/actors", child_body, status=201)["id"]  # b is the most loaded now
+    leases = cluster_status(nats_cluster.urls)["leases"]
+    assert leases[chosen["id"]] == "b"  # a named node is kept
+    assert leases[child] == "b"  # a child starts where its parent runs: its supervisor is there
+    assert b.http().ok("GET", f"/v1/actors/{boss}")["children"] == [child]
+
+
+def test_a_start_naming_a_malformed_node_is_refused(nodes):
+    a = nodes("a", lease_ttl=10, placement="least-loaded")
+    for name in ("b.rpc", "*", ">", "", 7, ["a"]):  # no subject of another's can be reached through the name
+        refused = a.http().post("/v1/actors", {**start_body("x", wat.counter_actor()), "node": name})
+        assert refused.status == 400 and "not a node name" in refused.json["message"], name
+
+
+def test_a_subscription_through_a_node_that_does_not_run_the_actor_follows_it_across_a_failover(nodes):
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    actor = start_counter(a.http())
+    for _ in range(3):
+        ask(a.http(), actor)
+    owned = a.http().ok("GET", f"/v1/actors/{actor}/events")["events"]
+    stream = c.http().sse(f"/v1/actors/{actor}/subscribe?history=true")
+    kind, ready = next(stream)
+    assert kind == "ready" and ready == {"actor": actor, "from": 0, "head": owned[-1]["seq"]}
+    seen = [next(stream) for _ in owned]
+    assert seen == [("event", event) for event in owned]  # the owner's events, byte for byte as it shows them
+
+    a.kill()  # the stream is read from the replicated record: it goes on while the actor moves
+    assert answered_within(b.http(), actor) == 4
+    after = []
+    while not any(event["type"] == "wasm/call" for event in after):
+        kind, event = next(stream)
+        assert kind == "event"
+        after.append(event)
+    assert [event["seq"] for event in after] == list(range(len(owned), len(owned) + len(after)))
+    assert {"wasm/instantiate"} <= {event["type"] for event in after}
+    owner = {"b": b, "c": c}[cluster_status(nodes.nats.urls)["leases"][actor]]
+    now = owner.http().ok("GET", f"/v1/actors/{actor}/events?from={len(owned)}")["events"]
+    assert after == now[: len(after)]
+
+
+def test_a_subscription_to_an_actor_no_node_knows_is_refused(nodes):
+    b = nodes("b")
+    unknown = b.http().request("GET", "/v1/actors/00000000-0000-4000-8000-000000000000/subscribe")
+    assert unknown.status == 404
+
+
 def test_the_api_answers_by_id_from_any_node(nodes):
     a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
     actor = start_counter(a.http())
@@ -160,6 +221,61 @@ def test_an_actor_sends_and_requests_to_an_actor_on_another_node(nodes):
                           {"message": {"text": "00000000-0000-4000-8000-000000000000\u0000+"}})
     assert base64.b64decode(missing["response"]["base64"]).startswith(wat.ERR_MARKER + b"no actor")
     assert a.http().ok("POST", f"/v1/actors/{forwarder}/verify")["ok"]  # the answers from b replay from the record
+
+
+def test_a_channel_between_actors_on_two_nodes_carries_messages_both_ways_and_closes(nodes):
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
+    acceptor = b.http().ok("POST", "/v1/actors", start_body("acceptor", channel_component(b"hi"),
+                                                             handlers=("message-server",)), status=201)["id"]
+    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel(),
+                               channel_message=wat.store_msg(), channel_close=wat.set_state(b"closed"))
+    opener = a.http().ok("POST", "/v1/actors", start_body("opener", opener_wat, handlers=("message-server",)),
+                         status=201)["id"]
+
+    def state(node: ServerProcess, actor: str) -> str | None:
+        return node.http().ok("GET", f"/v1/actors/{actor}/state")["state"]["text"]
+
+    reply = a.http().ok("POST", f"/v1/actors/{opener}/request", {"message": {"text": f"{acceptor}\u0000hello"}})
+    channel = base64.b64decode(reply["response"]["base64"]).decode()
+    assert uuid.UUID(channel) and state(b, acceptor) == "hello"  # b's actor accepted what a's actor opened
+    a.http().ok("POST", f"/v1/actors/{opener}/send", {"message": {"text": f"{channel}\u0000ping"}})
+    _wait_until(lambda: state(a, opener) == "ping", "the echo comes back across the nodes")
+    assert state(b, acceptor) == "ping"
+    a.http().ok("POST", f"/v1/actors/{opener}/send", {"message": {"text": f"{channel}\u0000bye"}})
+    _wait_until(lambda: state(a, opener) == "closed", "the close by b's actor reaches a's")
+    exports = [e["data"]["export"].rsplit(".", 1)[1] for e in b.http().ok(
+        "GET", f"/v1/actors/{acceptor}/events?type=wasm/call")["events"]]
+    assert exports == ["init", "handle-channel-open", "handle-channel-message", "handle-channel-message"]
+    for node, actor in ((a, opener), (b, acceptor)):  # each side's chain replays on its own
+        assert node.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]
+
+
+def test_a_channel_is_closed_on_one_node_when_its_actor_on_the_other_stops_or_that_node_dies(nodes):
+    a, b = nodes("a", lease_ttl=10), nodes("b", lease_ttl=10)
+    accepting = start_body("acceptor", channel_component(), handlers=("message-server",))
+    stopped, killed = (b.http().ok("POST", "/v1/actors", accepting, status=201)["id"] for _ in range(2))
+    opener_wat = wat.actor_wat(request=wat.open_channel_to(), send=wat.send_on_channel(),
+                               channel_close=wat.set_state(b"closed"))
+    opening = start_body("opener", opener_wat, handlers=("message-server",))
+    first, second = (a.http().ok("POST", "/v1/actors", opening, status=201)["id"] for _ in range(2))
+
+    def open_to(opener: str, acceptor: str) -> str:
+        reply = a.http().ok("POST", f"/v1/actors/{opener}/request", {"message": {"text": f"{acceptor}\u0000hi"}})
+        return base64.b64decode(reply["response"]["base64"]).decode()
+
+    def closed(opener: str) -> bool:
+        return a.http().ok("GET", f"/v1/actors/{opener}/state")["state"]["text"] == "closed"
+
+    open_to(first, stopped)
+    channel = open_to(second, killed)
+    b.http().ok("POST", f"/v1/actors/{stopped}/stop")  # b's end goes with its actor: a's actor hears the close
+    _wait_until(lambda: closed(first), "the opener hears its channel closed")
+    b.kill()  # nobody takes the next message: the channel is closed on a
+    a.http().ok("POST", f"/v1/actors/{second}/send", {"message": {"text": f"{channel}\u0000late"}})
+    _wait_until(lambda: closed(second), "a message its far node cannot take closes the channel")
+    for opener in (first, second):
+        assert a.http().ok("GET", f"/v1/actors/{opener}")["status"] == "running"
+        assert a.http().ok("POST", f"/v1/actors/{opener}/verify")["ok"]
 
 
 def test_sigkill_of_a_node_under_load_keeps_every_acknowledged_message(nodes, nats_cluster):

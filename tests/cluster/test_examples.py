@@ -1,5 +1,7 @@
-"""The ping-pong example with its two actors on different nodes of a cluster: ping's requests reach pong on
-another node, pong fails over when its node is SIGKILLed, and both chains verify."""
+"""The examples in a cluster. Ping-pong with its two actors on different nodes: ping's requests reach pong on
+another node, pong fails over when its node is SIGKILLed, and both chains verify. The supervisor: started through
+one node, placed on the least loaded one, driven from the others; its tree fails over whole and the supervisor
+goes on restarting its crashed worker."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.test_cluster import _wait_until, cluster_status
+from tests.components import wat
+from tests.server._harness import start_body
 from tests.sdk._support import EXAMPLES, build, copy_project, seed_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.integration]
@@ -53,3 +57,37 @@ def test_ping_plays_pong_on_another_node_and_on_after_pong_s_node_dies(tmp_path:
     owner = {"a": a, "c": c}[cluster_status(nodes.nats.urls)["leases"][pong]]
     assert a.http().ok("POST", f"/v1/actors/{ping}/verify")["ok"]
     assert owner.http().ok("POST", f"/v1/actors/{pong}/verify")["ok"]
+
+
+def test_the_supervisor_example_runs_on_the_node_placement_picks_and_fails_over_whole(tmp_path: Path, nodes):
+    project = copy_project(EXAMPLES / "supervisor", tmp_path / "projects" / "supervisor")
+    result = build(project)
+    for node in ("a", "b", "c"):
+        seed_home(tmp_path / node, result)
+    a = nodes("a", placement="least-loaded")
+    b, c = nodes("b"), nodes("c")
+    a.http().ok("POST", "/v1/actors", start_body("busy", wat.counter_actor()), status=201)  # a runs one
+    boss = a.cli("start", str(project / "manifest.toml"), "--id-only").stdout.strip()  # so b, least loaded
+    worker = text_of(c.http().ok("POST", f"/v1/actors/{boss}/request", {"message": {"text": "start"}}))
+    leases = cluster_status(nodes.nats.urls)["leases"]
+    assert (leases[boss], leases[worker]) == ("b", "b")  # its project's files reached b through the object store
+
+    def works(node) -> bool:
+        reply = node.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "work"}})
+        return reply.status == 200 and text_of(reply.json) == "done by worker 1"
+
+    assert works(a)
+    assert c.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "crash"}}).status == 422
+    _wait_until(lambda: works(a), "the supervisor restarts its crashed worker")
+
+    b.kill()  # the tree's node: supervisor and worker come back together on a or c
+    _wait_until(lambda: works(c), "the worker answers from another node")
+    leases = cluster_status(nodes.nats.urls)["leases"]
+    assert leases[boss] == leases[worker] and leases[boss] in ("a", "c")
+    assert a.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "crash"}}).status == 422
+    _wait_until(lambda: works(c), "the supervisor restarts its worker on its new node")
+    report = json.loads(text_of(a.http().ok("POST", f"/v1/actors/{boss}/request", {"message": {"text": "report"}})))
+    assert [child for child, _ in report["failures"]] == [worker, worker]  # heard before and after the failover
+    owner = {"a": a, "c": c}[leases[boss]]
+    for actor in (boss, worker):
+        assert owner.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]

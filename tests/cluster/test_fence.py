@@ -10,10 +10,11 @@ import pytest
 
 from store import EMPTY, Head
 from store.replicated import ReplicatedStore, ReplicationError
-from theater.cluster.chains import apply_chain, check_chain, read_chain
-from theater.cluster.config import ClusterConfig
+from store.errors import ChecksumMismatch
+from theater.cluster.chains import ChainFollower, apply_chain, check_chain, read_chain
+from theater.cluster.config import ClusterConfig, chain_subject
 from theater.cluster.link import Link
-from theater.cluster.replicator import JetStreamReplicator
+from theater.cluster.replicator import JetStreamReplicator, encode_message
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -78,7 +79,6 @@ def test_a_chain_read_back_with_a_forged_event_is_refused(homes):
     event = bytearray(messages[0].events[-1])
     event[-1] ^= 1  # one byte of the last event's body
     messages[0].events[-1] = bytes(event)
-    from store.errors import ChecksumMismatch
     with pytest.raises(ChecksumMismatch):
         apply_chain(reader, actor, messages, {})
 
@@ -117,3 +117,31 @@ def test_a_large_blob_goes_through_the_object_store_and_comes_back_checked(homes
     from store.errors import CorruptRecordError
     with pytest.raises(CorruptRecordError, match="hash to"):  # a blob that is not what its name says is refused
         apply_chain(homes("other")[0], actor, messages, {put.value: big[:-1]})
+
+
+def test_a_forged_event_on_the_stream_is_not_streamed_to_a_subscriber(homes):
+    writer, replicator = homes("writer")
+    actor = uuid.uuid4()
+    big = bytes(range(256)) * 80  # 20 KiB: spilled to a blob that rides in the chain's message
+    first = writer.log.prepare(actor, "test/event", {"blob": big}, expected=EMPTY)
+    second = writer.log.prepare(actor, "test/event", {"blob": big},
+                                expected=Head(first.event.seq, first.event.hash))
+    writer.submit([first, second])
+    second.wait(10)
+    link = replicator.link
+    assert link.call(read_chain(link, actor))[0].blobs  # the payload was spilled
+    follower = link.call(ChainFollower(link, actor).open())
+    try:
+        events = link.call(follower.next(10))
+        assert events is not None
+        assert [e.seq for e in events] == [0, 1]
+        assert [e.data["blob"] for e in events] == [big, big]  # the spilled payloads read back, checked
+        # Whoever can publish on the stream appends a message outside the fence: a copy of the last event with one
+        # byte changed. The subscriber gets an error, never the event.
+        forged = bytearray(link.call(read_chain(link, actor))[-1].events[-1])
+        forged[-1] ^= 1
+        link.call(link.js.publish(chain_subject(actor), encode_message([bytes(forged)], [], [])))
+        with pytest.raises(ChecksumMismatch):
+            link.call(follower.next(10))
+    finally:
+        link.call(follower.close())

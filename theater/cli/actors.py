@@ -48,7 +48,7 @@ emit = emit_json
 @click.option("--subscribe", is_flag=True, help="Then follow its events (from its first) until interrupted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @click.option("--node", default=None, help="In a cluster: start it on this node (the server forwards it there; "
-                                           "docs/cluster.md). Default: the server's own node.")
+                                           "docs/cluster.md). Default: where the server's --placement puts it.")
 def start(manifest: Path, initial_state: str | None, parent: str | None, id_only: bool, subscribe: bool,
           as_json: bool, node: str | None) -> None:
     """Start the actor of MANIFEST on the server.

@@ -70,6 +70,9 @@ pass_context = click.make_pass_decorator(Context)
               help="JetStream replicas of the chains' stream and the buckets, when the cluster creates them.")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
               help="Seconds an actor's lease lives unless its node refreshes it; failover takes about this long.")
+@click.option("--placement", type=click.Choice(["least-loaded", "here"]), default="least-loaded",
+              show_default=True, help="In a cluster: where a start that names no node runs, on the cluster's least "
+                                      "loaded node (fewest actors) or on this one.")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
@@ -79,7 +82,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
            max_threads: int | None, no_resume: bool,
            verbose: bool, otel: bool, otel_endpoint: str | None, otel_headers: tuple[str, ...],
            otel_service_name: str, otel_interval: float,
-           cluster_urls: str | None, node: str | None, replicas: int, lease_ttl: float,
+           cluster_urls: str | None, node: str | None, replicas: int, lease_ttl: float, placement: str,
            maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
@@ -106,7 +109,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     if workers is not None and max_threads is not None and workers > max_threads:
         raise click.BadParameter(f"--workers {workers} is more than --max-threads {max_threads}",
                                  param_hint="--workers")
-    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl)
+    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl, placement)
     home_dir = Path(home).expanduser() if home else ctx.home
     token = token_for(home_dir)
     if not is_loopback(host) and token is None:
@@ -173,7 +176,8 @@ def _witness_keys(values: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(keys)
 
 
-def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl: float) -> Any:
+def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl: float,
+                    placement: str = "least-loaded") -> Any:
     """The ``ClusterConfig`` of ``--cluster`` and ``--node``; None without ``--cluster``."""
     if urls is None:
         if node is not None:
@@ -182,7 +186,7 @@ def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl
     from theater.cluster import ClusterConfig, ClusterError
 
     try:
-        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl)
+        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl, placement=placement)
     except ClusterError as exc:
         raise click.BadParameter(str(exc), param_hint="--cluster") from None
 

@@ -4,8 +4,10 @@ owner answers them.
 A node that does not hold an actor forwards ``/v1/actors/{id}`` and its ``send``, ``request``, ``events``,
 ``state``, ``verify``, ``export``, ``stop`` and ``restart`` to the node that holds the actor's lease (over NATS
 request/reply) and answers what that node answered. Send and request are delivered by the owner directly; the
-others are answered by the owner's own HTTP API (a request to itself, with its own token). Streams
-(``subscribe``, ``channels``) are not forwarded: open them on the owner (``theater cluster status`` names it).
+others are answered by the owner's own HTTP API (a request to itself, with its own token). A ``subscribe`` is not
+forwarded: the node follows the actor's chain on the replicated stream itself. API clients' channels are not
+forwarded: open them on the owner (``theater cluster status`` names it); actors' channels cross nodes
+(``theater.cluster.node``).
 
 Imports no NATS (the server imports this module whatever its options): the node is reached through the service.
 """
@@ -23,12 +25,15 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from store.errors import TheaterError
-from theater.cluster.config import ActorUnavailable
+from theater.cluster.config import NODE_NAME, ActorUnavailable
 from theater.porcelain import running
-from theater.porcelain.forms import bytes_json
+from theater.porcelain.forms import bytes_json, event_json
+from theater.porcelain.records import type_matches
 from theater.server.auth import Handler
 from theater.server.errors import ApiError, error_body, status_of
 from theater.server.service import Service, service
+from theater.server.streams import HEARTBEAT_S, Sink, run_stream
+from theater.server.subscriptions import selection_of
 from theater.server.wire import check_timeout, dumps, parse_bytes
 
 if TYPE_CHECKING:
@@ -39,6 +44,8 @@ ACTOR_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
     r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart)$"
 )
+SUBSCRIBE_PATH = re.compile(
+    r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/subscribe$")
 DELIVERED = ("send", "request")  # delivered by the owner itself; every other forwarded path through its HTTP API
 JSON = "application/json"
 
@@ -49,8 +56,10 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/v1/actors" and request.method == "POST":
-            placed = await _placed(node, request)
-            return placed if placed is not None else await handler(request)
+            return await _placed(node, request, handler)
+        followed = SUBSCRIBE_PATH.match(request.path)
+        if followed is not None and request.method == "GET":
+            return await _subscribe(node, request, handler, uuid.UUID(followed[1]))
         match = ACTOR_PATH.match(request.path)
         if match is None or request.method not in ("GET", "POST"):
             return await handler(request)
@@ -83,17 +92,36 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     return middleware
 
 
-async def _placed(node: ClusterNode, request: web.Request) -> web.Response | None:
-    """A start whose body names another node (``"node": NAME``): started there, with the blobs it names (its
-    component, its files) handed over through the object store; None to start it here."""
+async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A start: on the node its body names (``"node": NAME``), else on its parent's node when it names a parent,
+    else where the node's placement puts it (the least loaded node, or this one). A start placed on another node
+    is started there, with the blobs it names (its component, its files) handed over through the object store,
+    and its body naming that node (so it is not placed again)."""
     body = await request.read()
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
-        return None  # the start route answers what is wrong
-    target = parsed.get("node") if isinstance(parsed, dict) else None
+        parsed = None  # the start route answers what is wrong
+    if not isinstance(parsed, dict):
+        return await handler(request)
+    target = parsed.get("node")
+    if target is not None and not (isinstance(target, str) and NODE_NAME.match(target)):
+        return web.Response(status=400, content_type=JSON, body=dumps({
+            "error": "BadRequest", "message": "node: not a node name (letters, digits, - and _, at most 64)"}))
+    parent = parsed.get("parent")
+    if target is None and isinstance(parent, str) and _is_uuid(parent):
+        # A child is supervised by its parent, which must run where it starts: on the parent's node.
+        target = await asyncio.wrap_future(node.link.spawn(node.owner(uuid.UUID(parent))))
+        body = json.dumps({**parsed, "node": target}).encode() if target is not None else body
+    if target is None and node.config.placement == "least-loaded":
+        target = await asyncio.wrap_future(node.link.spawn(node.least_loaded()))
+        body = json.dumps({**parsed, "node": target}).encode()
     if target is None or target == node.name:
-        return None
+        node.starting(+1)
+        try:
+            return await handler(request)
+        finally:
+            node.starting(-1)
     svc = service(request)
     digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
                if isinstance(text, str)]
@@ -106,6 +134,52 @@ async def _placed(node: ClusterNode, request: web.Request) -> web.Response | Non
                             body=dumps(error_body(exc)), content_type=JSON)
     status, content, kind = answer
     return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, actor: uuid.UUID
+                     ) -> web.StreamResponse:
+    """A subscription to an actor this node does not run: its events as the replicated stream holds them (checked
+    as they arrive, ``theater.cluster.chains.ChainFollower``), with the same selection, messages and ids as the
+    owner's own stream. Nothing is asked of the owner, so the stream goes on across a failover."""
+    from theater.cluster.chains import ChainFollower, stream_head  # NATS: imported only in a cluster
+
+    svc = service(request)
+    if svc.theater.router.find(actor) is not None:
+        return await handler(request)  # it runs here (or ended here): followed in this home
+    head = await asyncio.wrap_future(node.link.spawn(stream_head(node.link, actor)))
+    if head is None:
+        return await handler(request)  # not a chain of the cluster: answered as any actor this home may hold
+    selection = selection_of(request, head)
+    ready = {"actor": str(actor), "from": selection.start, "head": head}
+
+    async def produce(sink: Sink) -> None:
+        follower = await asyncio.wrap_future(node.link.spawn(ChainFollower(node.link, actor).open()))
+        sent = 0
+        try:
+            while not svc.hub.closed:
+                events = await asyncio.wrap_future(node.link.spawn(follower.next(HEARTBEAT_S)))
+                if events is None:
+                    await sink.ping()
+                    continue
+                chosen = [e for e in events if e.seq >= selection.start and type_matches(e.type, selection.types)]
+                if selection.limit is not None:
+                    chosen = chosen[: selection.limit - sent]
+                await sink.send_many("event", [(event_json(e), e.seq) for e in chosen])
+                sent += len(chosen)
+                if selection.limit is not None and sent >= selection.limit:
+                    return
+        finally:
+            node.link.spawn(follower.close())
+
+    return await run_stream(request, ready, produce)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _timeout(body: bytes, default: float) -> float:

@@ -17,6 +17,7 @@ ACTORS = "theater-actors"  # actor id -> what a node needs to know to take it ov
 NODES = "theater-nodes"  # node name -> its heartbeat (address, actors), expires with it
 BLOBS = "theater-blobs"  # the object store: blobs too large to travel inside a chain's messages
 NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PLACEMENTS = ("least-loaded", "here")  # where a start that names no node runs
 
 
 class ClusterError(TheaterError):
@@ -75,6 +76,8 @@ class ClusterConfig:
             running an actor whose lease it could not refresh within it. Failover takes about this long.
         scan_every: seconds between two looks for actors whose lease expired (to take them over).
         timeout: seconds one JetStream call may take before it counts as failed.
+        placement: where a start that names no node runs: ``least-loaded`` (the node running the fewest actors
+            among those that answer; this node when tied) or ``here`` (the node the start was sent to).
     """
 
     servers: tuple[str, ...]
@@ -83,9 +86,10 @@ class ClusterConfig:
     lease_ttl: float = 3.0
     scan_every: float = 0.5
     timeout: float = 5.0
+    placement: str = "least-loaded"
 
     @staticmethod
-    def parse(servers: str, node: str | None = None, **options: float | int) -> ClusterConfig:
+    def parse(servers: str, node: str | None = None, **options: float | int | str) -> ClusterConfig:
         """A config from ``--cluster nats://HOST:PORT[,...]`` and ``--node NAME``.
 
         Raises:
@@ -100,4 +104,6 @@ class ClusterConfig:
         name = node or f"{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"
         if not NODE_NAME.match(name):
             raise ClusterError(f"not a node name: {name!r} (letters, digits, - and _, at most 64)")
+        if options.get("placement", PLACEMENTS[0]) not in PLACEMENTS:
+            raise ClusterError(f"not a placement: {options['placement']!r} (one of {', '.join(PLACEMENTS)})")
         return ClusterConfig(servers=urls, node=name, **options)  # type: ignore[arg-type]

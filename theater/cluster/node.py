@@ -11,6 +11,9 @@
   last state (``Theater.reopen``, as after a restart).
 - Send and request by id from any node: a node that does not run the actor asks the lease's owner over
   ``theater.node.<name>.rpc`` (NATS request/reply) and answers what the owner answered.
+- Channels between actors on two nodes: each node keeps the channel with a ``RemoteEnd`` for the other actor,
+  which forwards what its actor sends (``chan-open``, ``chan-msg``, ``chan-close`` on the same subject).
+- Placement: a node tells its load (``load``) when asked; ``least_loaded`` asks every node.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,10 +38,18 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from store.errors import TheaterError
 from store.replicated import ReplicationError
 from theater.cluster.chains import apply_chain, fetch_blob, read_chain
-from theater.cluster.config import ActorUnavailable, ClusterConfig, NodeUnavailable, RemoteRefused, node_subject
+from theater.cluster.config import (
+    NODE_NAME,
+    ActorUnavailable,
+    ClusterConfig,
+    NodeUnavailable,
+    RemoteRefused,
+    node_subject,
+)
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
-from theater.errors import ActorNotFound
+from theater.errors import ActorNotFound, ChannelClosed
+from theater.host import ChannelAnswer
 from theater.passivation import is_durable
 from theater.router import RemoteActor
 
@@ -49,6 +61,8 @@ log = logging.getLogger("theater.cluster")
 ENDED = frozenset({"actor/stop", "actor/exit", "actor/failed"})  # a chain that ends so is never taken over
 NOT_RESUMED = ENDED | {"wasm/error"}
 LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
+JOINED = "theater.nodes.joined"  # a node that joins says its name here
+LOAD_WAIT_S = 1.0  # a node that does not tell its load within this is left out of a placement
 # (status, body, content type) of a request handled by the owner; the server supplies the handler.
 Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
 
@@ -71,6 +85,10 @@ class ClusterNode:
         self._parents: dict[str, str | None] = {}  # listed actor -> its parent, as its record says
         self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
+        self.placing = 0  # starts under way on this node (not holding their lease yet): counted in its load
+        self.known: set[str] = set()  # the nodes listed in theater-nodes, as the last heartbeat read them
+        self._channel_ends: dict[str, RemoteEnd] = {}  # channel id -> this node's end, the other actor elsewhere
+        self._placing_lock = threading.Lock()  # ``placing`` changes on the server's loop, is read on the link's
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
         replicator.on_lost = self._on_lost
@@ -88,6 +106,17 @@ class ClusterNode:
 
     async def _attach(self) -> None:
         await self.link.nc.subscribe(node_subject(self.name), cb=self._on_rpc)
+        await self.link.nc.subscribe(JOINED, cb=self._on_joined)
+        try:  # listed at once, so a placement finds this node before its first heartbeat
+            await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()),
+                                   self.config.timeout)
+            self.known = set(await asyncio.wait_for(self.link.nodes.keys(), self.config.timeout))
+        except (NatsError, NoKeysError, asyncio.TimeoutError):
+            pass  # the heartbeats list it, and read the others
+        try:  # the others place starts here at once, not after their next heartbeat
+            await self.link.nc.publish(JOINED, self.name.encode())
+        except NatsError:
+            pass
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
 
@@ -182,7 +211,8 @@ class ClusterNode:
                     self.link.loop.create_task(self._give_up(actor, release=False))
             try:
                 await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()), ttl / 3)
-            except (NatsError, asyncio.TimeoutError):
+                self.known = set(await asyncio.wait_for(self.link.nodes.keys(), ttl / 3))
+            except (NatsError, NoKeysError, asyncio.TimeoutError):
                 pass
 
     async def _refresh(self, actor: uuid.UUID, revision: int) -> int:
@@ -192,6 +222,43 @@ class ClusterNode:
 
     def _beat(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "url": self.http_url, "actors": len(self.held), "ms": time.time_ns() // 1_000_000}
+
+    async def _on_joined(self, msg: Any) -> None:
+        name = bytes(msg.data).decode("utf-8", "replace")
+        if NODE_NAME.match(name):
+            self.known.add(name)
+
+    def starting(self, delta: int) -> None:
+        """Count a start under way on this node (+1) or ended (-1), from any thread."""
+        with self._placing_lock:
+            self.placing += delta
+
+    def load(self) -> int:
+        """What placement compares: the actors this node runs (the leases it holds) and the starts under way."""
+        return len(self.held) + self.placing
+
+    # Placement.
+
+    async def least_loaded(self) -> str:
+        """The node to start an actor on: of the nodes listed in ``theater-nodes`` (as the last heartbeat read the
+        bucket) that tell their load within ``LOAD_WAIT_S`` (asked now, not read from a heartbeat, so starts one
+        after the other spread at once), the one with the fewest actors; this node when tied (its blobs need no
+        transfer), then by name."""
+        ordered = sorted(self.known | {self.name})
+        loads = await asyncio.gather(*(self._load_of(name) for name in ordered))
+        answered = [(load, name != self.name, name) for name, load in zip(ordered, loads) if load is not None]
+        return min(answered)[2] if answered else self.name
+
+    async def _load_of(self, name: str) -> int | None:
+        if name == self.name:
+            return self.load()
+        request = cbor2.dumps({"op": "load", "actor": bytes(16), "body": b""})
+        try:
+            reply = await self.link.nc.request(node_subject(name), request, timeout=LOAD_WAIT_S)
+            load = json.loads(bytes(cbor2.loads(reply.data)["body"]))["actors"]
+        except (NatsError, asyncio.TimeoutError, ValueError, KeyError, TypeError, cbor2.CBORDecodeError):
+            return None  # gone, or not answering: not a place for a new actor
+        return load if isinstance(load, int) and not isinstance(load, bool) and load >= 0 else None
 
     # Failover.
 
@@ -395,7 +462,110 @@ class ClusterNode:
         def request(message: bytes) -> concurrent.futures.Future[bytes]:
             return self.link.spawn(self._message("request", actor, message))
 
-        return RemoteActor(actor, send, request)
+        def open_channel(channel_id: str, initial: bytes) -> concurrent.futures.Future[ChannelAnswer]:
+            return self.link.spawn(self._open_channel(owner, actor, channel_id, initial))
+
+        def channel_end(channel_id: str) -> RemoteEnd:
+            end = self._channel_ends[channel_id] = RemoteEnd(self, owner, channel_id)
+            return end
+
+        return RemoteActor(actor, send, request, open_channel, channel_end)
+
+    # Channels between actors on two nodes.
+
+    async def _open_channel(self, owner: str, actor: uuid.UUID, channel_id: str, initial: bytes) -> ChannelAnswer:
+        """Ask ``owner`` to open ``channel_id`` to ``actor`` (its handle-channel-open decides).
+
+        Raises:
+            ActorUnavailable: the node does not answer. RemoteRefused: it refused (the actor is not running there).
+        """
+        timeout = (self.theater.request_timeout if self.theater is not None else 30.0) + 2.0
+        answer = await self._channel_call(owner, "chan-open", channel_id, initial, timeout,
+                                          actor=str(actor), opener=self.name)
+        if answer is None:
+            raise ActorUnavailable(str(actor))
+        if answer.get("status") != 200:
+            raise RemoteRefused(str(actor), str(answer.get("error")), str(answer.get("message", "")))
+        message = answer.get("reply")
+        return ChannelAnswer(accepted=bool(answer.get("accepted")),
+                             message=bytes(message) if message is not None else None)
+
+    async def _channel_call(self, node: str, op: str, channel_id: str, message: bytes, timeout: float,
+                            **extra: str) -> dict[str, Any] | None:
+        """One channel operation asked of ``node``: its answer, or None when it did not answer."""
+        body = cbor2.dumps({"channel": channel_id, "message": message, **extra})
+        request = cbor2.dumps({"op": op, "actor": bytes(16), "body": body})
+        try:
+            reply = await self.link.nc.request(node_subject(node), request, timeout=timeout)
+            answer = cbor2.loads(reply.data)
+        except (NatsError, asyncio.TimeoutError, ValueError, cbor2.CBORDecodeError):
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    async def _channel_op(self, msg: Any, op: str, body: bytes) -> None:
+        """A channel operation another node asks of this one: open a channel to an actor here, deliver a message
+        on one, or close one."""
+        status, answer = 200, {}
+        try:
+            data = cbor2.loads(body)
+            channel, message = str(data["channel"]), bytes(data["message"])
+            if op == "chan-open":
+                answer = await self._accept_channel(channel, message, str(data["actor"]), str(data["opener"]))
+            elif op == "chan-msg":
+                await self._channel_message(channel, message)
+            elif op == "chan-close":
+                await asyncio.to_thread(self._close_here, channel, self._channel_ends.get(channel), tell=False)
+            else:
+                status, answer = 400, {"error": "BadRequest", "message": f"unknown operation {op!r}"}
+        except (ValueError, TypeError, KeyError, cbor2.CBORDecodeError):
+            status, answer = 400, {"error": "BadRequest", "message": "a malformed channel operation"}
+        except TheaterError as exc:
+            status, answer = 409, {"error": type(exc).__name__, "message": str(exc)}
+        try:
+            await msg.respond(cbor2.dumps({"status": status, **answer}))
+        except NatsError:
+            pass  # the asker is gone
+
+    async def _accept_channel(self, channel: str, initial: bytes, actor_id: str, opener: str) -> dict[str, Any]:
+        if not NODE_NAME.match(opener):
+            raise ValueError("not a node name")
+        theater = self.theater
+        assert theater is not None
+        router = theater.router
+        target = router.running(actor_id)
+        end = RemoteEnd(self, opener, channel)
+        answer = await asyncio.wrap_future(router.deliver_channel_open(target, channel, initial))
+        if answer.accepted:
+            self._channel_ends[channel] = end
+            router.channels.open(channel, end, target)
+        return {"accepted": answer.accepted, "reply": answer.message}
+
+    async def _channel_message(self, channel: str, message: bytes) -> None:
+        theater = self.theater
+        assert theater is not None
+        end = self._channel_ends.get(channel)
+        if end is None:
+            raise ChannelClosed(channel)
+        peer = theater.router.channels.peer(channel, end)
+        await asyncio.wrap_future(theater.router.deliver_channel_message(peer, channel, message))
+
+    def _close_here(self, channel: str, end: RemoteEnd | None, *, tell: bool) -> None:
+        """Close ``channel`` on this node and tell its local actor (a close from the other node, or a message it
+        refused: its actor ended or moved); with ``tell``, the other node is told too."""
+        if end is None:
+            return
+        self._channel_ends.pop(channel, None)
+        theater = self.theater
+        if theater is None:
+            return
+        try:
+            peer = theater.router.channels.peer(channel, end)
+        except ChannelClosed:
+            return
+        theater.router.channels.close(channel)
+        theater.router.deliver_channel_close(peer, channel)
+        if tell:
+            self.link.spawn(self._channel_call(end.peer, "chan-close", channel, b"", self.config.timeout))
 
     async def _message(self, op: str, actor: uuid.UUID, message: bytes) -> Any:
         """Forward one message of a local actor; messages to one actor leave this node one after the other, so
@@ -469,6 +639,16 @@ class ClusterNode:
         except (ValueError, TypeError, KeyError, cbor2.CBORDecodeError):
             await msg.respond(cbor2.dumps({"status": 400, "body": b'{"error":"BadRequest","message":"malformed"}'}))
             return
+        if op.startswith("chan-"):
+            self.link.loop.create_task(self._channel_op(msg, op, body))
+            return
+        if op == "load":  # answered at once, on the loop: nothing of the runtime is asked
+            body = json.dumps({"actors": self.load()}).encode()
+            try:
+                await msg.respond(cbor2.dumps({"status": 200, "body": body, "type": "application/json"}))
+            except NatsError:
+                pass  # the asker is gone
+            return
         self.link.loop.create_task(self._answer(msg, op, actor, body))
 
     async def _answer(self, msg: Any, op: str, actor: uuid.UUID, body: bytes) -> None:
@@ -481,6 +661,36 @@ class ClusterNode:
             await msg.respond(cbor2.dumps({"status": status, "body": answer, "type": kind}))
         except NatsError:
             pass  # the asker is gone
+
+
+class RemoteEnd:
+    """This node's end of a channel whose other actor runs on node ``peer`` (a ``theater.host.ChannelEnd``): what
+    the local actor sends on it is forwarded there, one message after the other; its close too. A message that
+    node refuses (it no longer holds the channel: its actor ended or moved) closes the channel here, as the end of
+    the other actor would."""
+
+    def __init__(self, node: ClusterNode, peer: str, channel_id: str) -> None:
+        self.node = node
+        self.peer = peer
+        self.channel_id = channel_id
+        self._order = asyncio.Lock()
+
+    def on_message(self, message: bytes) -> None:
+        self.node.link.spawn(self._forward(message))
+
+    def on_close(self) -> None:
+        """The local actor closed the channel, or ended: the other node closes its end."""
+        self.node._channel_ends.pop(self.channel_id, None)
+        self.node.link.spawn(self.node._channel_call(self.peer, "chan-close", self.channel_id, b"",
+                                                     self.node.config.timeout))
+
+    async def _forward(self, message: bytes) -> None:
+        async with self._order:
+            answer = await self.node._channel_call(self.peer, "chan-msg", self.channel_id, message,
+                                                   self.node.config.timeout)
+        if answer is None or answer.get("status") != 200:
+            log.info("channel %s: node %s did not take a message; closed here", self.channel_id, self.peer)
+            await asyncio.to_thread(self.node._close_here, self.channel_id, self, tell=answer is not None)
 
 
 def _uuid(key: str) -> uuid.UUID | None:
