@@ -26,6 +26,7 @@ beside this subtree)::
         │   └── ReceiveTimeout        nothing arrived on a channel within the timeout
         ├── ResourceExhausted         the machine ran out of something (threads, memory): names it and the actor
         ├── SupervisionError          a supervision request was refused
+        ├── BundleRefused             a bundle offered for import does not hold (BundleConflict: at odds with the home)
         ├── RevertRefused             an actor cannot be reverted now (it holds requests, channels or children)
         ├── UpgradeRefused            a restart with a new component whose upgrade check did not pass (--force)
         ├── ServerError               a server cannot start
@@ -265,6 +266,24 @@ class SupervisionError(RuntimeFault):
     """A supervision request was refused."""
 
 
+class BundleRefused(TheaterError):
+    """A bundle offered to the home was not imported: damaged, forged, or not re-executing.
+
+    Attributes:
+        source: where the bundle came from (a file name, ``(request body)``).
+        reason: what is wrong, naming the event where there is one.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"bundle {source} refused: {reason}")
+
+
+class BundleConflict(BundleRefused):
+    """A bundle that holds by itself but disagrees with (or would extend) a chain the home already has."""
+
+
 class RevertRefused(RuntimeFault):
     """A revert was refused: the actor holds something its instance keeps (an outstanding request, an open
     channel, a child), which a fresh instance from an earlier state could not honour.
@@ -343,6 +362,8 @@ __all__ = [
     "ActorNotRunning",
     "AddressUnavailable",
     "BuildError",
+    "BundleConflict",
+    "BundleRefused",
     "BuildToolMissing",
     "ChannelClosed",
     "ChannelNotFound",

@@ -32,9 +32,9 @@ from replay.lineage import ForkOrigin
 from replay.replayer import Replayer, ReplayLimits
 from replay.schema import ActorRevert, InstantiateReason
 from store import Store, parse_actor_id, verify_chain
-from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError, TheaterError
+from store.errors import ChecksumMismatch, CorruptRecordError, InvalidInputError
 from theater import components
-from theater.errors import ActorNotRunning, RevertRefused
+from theater.errors import ActorNotRunning, BundleConflict, BundleRefused, RevertRefused
 from theater.files import FileAccess
 from theater.manifest import ComponentRef, Manifest, parse_manifest
 from theater.porcelain.forms import jsonable
@@ -48,22 +48,6 @@ if TYPE_CHECKING:
 
 ComponentChoice = bytes | str | Path | None
 MAX_WHATIF_EVENTS = 200_000  # the longest prefix a what-if over the API re-executes (its events are held in memory)
-
-
-class BundleRefused(TheaterError):
-    """A bundle offered to the home was not imported: damaged, forged, not re-executing, or at odds with the home.
-
-    Attributes:
-        source: where the bundle came from (a file name, ``request``).
-        reason: what is wrong, naming the event where there is one.
-        conflict: True when the bundle itself holds but disagrees with (or would extend) a chain of the home.
-    """
-
-    def __init__(self, source: str, reason: str, *, conflict: bool = False) -> None:
-        self.source = source
-        self.reason = reason
-        self.conflict = conflict
-        super().__init__(f"bundle {source} refused: {reason}")
 
 
 def locate_event(store: Store, event: bytes | str) -> tuple[uuid.UUID, int, bytes]:
@@ -201,7 +185,7 @@ def import_verified_bundle(store: Store, data: bytes, *, source: str,
     home. Imported as ``theater chain import`` does (``import_chain``: never resumed by a server).
 
     Raises:
-        BundleRefused: any of these checks fails (``conflict`` for a disagreement with the home).
+        BundleRefused: any of these checks fails (``BundleConflict`` for a disagreement with the home).
         ReplayTimeout: re-execution passed ``limits``' wall-clock bound.
     """
     try:
@@ -226,13 +210,12 @@ def import_verified_bundle(store: Store, data: bytes, *, source: str,
     for chain, length in chains.items():
         head = store.log.head(chain)
         if head.hash is not None and length - 1 > head.seq:
-            raise BundleRefused(source, f"it holds events 0..{length - 1} of actor {chain}, whose chain in this home "
-                                        f"ends at {head.seq}: a bundle may not extend a chain of the home",
-                                conflict=True)
+            raise BundleConflict(source, f"it holds events 0..{length - 1} of actor {chain}, whose chain in this home "
+                                        f"ends at {head.seq}: a bundle may not extend a chain of the home")
     try:
         return import_chain(store, data, source=source)
     except (CorruptRecordError, ChecksumMismatch) as exc:
-        raise BundleRefused(source, str(exc), conflict=True) from None
+        raise BundleConflict(source, str(exc)) from None
 
 
 def whatif_report(store: Store, actor: uuid.UUID, to: str | None, overrides: dict[int, Any], *,
@@ -279,5 +262,5 @@ def whatif_json(store: Store, result: whatif.WhatIfRun) -> dict[str, Any]:
     }
 
 
-__all__ = ["MAX_WHATIF_EVENTS", "BundleRefused", "component_ref", "fork", "fork_manifest", "import_verified_bundle",
-           "locate_event", "revert", "whatif_json", "whatif_report"]
+__all__ = ["MAX_WHATIF_EVENTS", "BundleConflict", "BundleRefused", "component_ref", "fork", "fork_manifest",
+           "import_verified_bundle", "locate_event", "revert", "whatif_json", "whatif_report"]

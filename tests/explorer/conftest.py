@@ -303,9 +303,11 @@ def require_chromium() -> Path:
     return executable
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium (the system's) under Playwright, shared by the session's browser tests."""
+    """A headless Chromium (the system's) under Playwright, shared by a module's browser tests. Not by the whole
+    session: Playwright's sync API keeps an event loop marked running on the main thread while it is open, and
+    every later test that calls ``asyncio.run`` would fail."""
     executable = require_chromium()
     if os.environ.get("CI"):
         import playwright.sync_api  # noqa: F401  (in CI a missing Playwright fails the run too)

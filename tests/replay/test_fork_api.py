@@ -229,7 +229,7 @@ def test_bundle_that_would_extend_a_chain_of_the_home_is_refused(tmp_path: Path,
         head = http.ok("GET", f"/v1/actors/{home['counter']}")["head"]["seq"]
         refused = http.request("POST", "/v1/chains/import", data=longer.read_bytes())
         assert refused.status == 409, refused.body
-        assert refused.json["error"] == "BundleRefused" and "may not extend a chain of the home" in \
+        assert refused.json["error"] == "BundleConflict" and "may not extend a chain of the home" in \
             refused.json["message"]
         assert http.ok("GET", f"/v1/actors/{home['counter']}")["head"]["seq"] == head
         own = http.get(f"/v1/actors/{home['counter']}/export").body  # the home's own chain comes back: nothing new

@@ -38,6 +38,8 @@ from theater.errors import (
     ReplyTimeout,
     ResourceExhausted,
     RevertRefused,
+    BundleConflict,
+    BundleRefused,
     SupervisionError,
     UpgradeRefused,
 )
@@ -78,6 +80,8 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (MessageError, 409),  # ChannelRejected, ChannelClosed, RequestCancelled, ExportMissing, ReplyAbandoned
     (SupervisionError, 409),
     (RevertRefused, 409),
+    (BundleConflict, 409),  # before BundleRefused, its base
+    (BundleRefused, 422),
     (UpgradeRefused, 409),
     (ResourceExhausted, 503),
     (AmbiguousPrefixError, 400),

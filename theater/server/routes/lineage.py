@@ -26,7 +26,7 @@ from theater.files import FileAccess
 from theater.porcelain import describe
 from theater.porcelain.forms import from_jsonable
 from theater.runtime import Theater
-from theater.server.errors import ApiError, bad_request
+from theater.server.errors import bad_request
 from theater.server.manifests import CLIENT, client_manifest
 from theater.server.service import service
 from theater.server.wire import actor_id, field, json_response, read_json
@@ -116,11 +116,7 @@ async def import_chain(request: web.Request) -> web.Response:
         raise bad_request("the body must be a bundle (theater chain export)")
     limits = ReplayLimits(timeout_s=svc.config.verify_timeout)
     store = svc.theater.store
-    try:
-        actor = await svc.run(lambda: lineage.import_verified_bundle(store, data, source="(request body)",
-                                                                     limits=limits))
-    except lineage.BundleRefused as exc:
-        raise ApiError(409 if exc.conflict else 422, "BundleRefused", str(exc)) from None
+    actor = await svc.run(lambda: lineage.import_verified_bundle(store, data, source="(request body)", limits=limits))
     head = await svc.run(store.log.head, actor)
     return json_response({"actor": str(actor), "events": head.seq + 1}, status=201)
 
