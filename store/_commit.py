@@ -205,6 +205,9 @@ class Writer:
         self._stopped = False
         self._feed_next = self._read_feed_next()
         self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
+        # Called whenever writes have finished (committed, failed, or refused by a closing store), on the thread
+        # that finished them (``settled``): the writer's, mostly.
+        self.settle_listeners: list[Callable[[], None]] = []
         self.timings: list[Callable[[float, int], None]] = []  # called with (seconds, writes) after a batch commits
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
         self._frontier: Frontier | None = None  # the Merkle tree's frontier after our last commit, valid as _heads
@@ -430,6 +433,16 @@ class Writer:
             op._done = True
         with self._committed:
             self._committed.notify_all()
+        self.settled()
+
+    def settled(self) -> None:
+        """Tell the settle listeners that writes have finished (``_finish``; a replicated store's relay calls it
+        for the writes it fails itself)."""
+        for listener in self.settle_listeners:
+            try:
+                listener()
+            except Exception:  # a listener's failure must not stop the writer
+                log.exception("a settle listener failed")
 
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""

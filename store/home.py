@@ -88,6 +88,20 @@ class Store:
             raise ReadOnlyError(str(self.path))
         self._writer.listeners.append(listener)
 
+    def add_settle_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever writes have finished: committed, failed, or refused by a closing store.
+
+        Mostly on the writer thread, right after the batch (before the commit listeners); on a submitting thread
+        for writes a closing store refuses. It must never wait on the store: keep it short (the runtime's releaser
+        settles its futures there).
+
+        Raises:
+            ReadOnlyError: the store is open read-only (it commits nothing).
+        """
+        if not isinstance(self._writer, Writer):
+            raise ReadOnlyError(str(self.path))
+        self._writer.settle_listeners.append(listener)
+
     def add_commit_timing(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, writes)`` after every commit of writes: how long the batch took to commit
         (from the writer taking it to durable) and how many writes it held. On the writer thread: keep it short.

@@ -67,7 +67,7 @@ from theater.host import Children, Router
 from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, Write, committed_state
-from theater.release import Effect, Releaser, settle
+from theater.release import Effect, Releaser, Settle, settle
 from theater.scheduler import Scheduler, blocking, current
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.telemetry import Telemetry
@@ -330,7 +330,7 @@ class Actor:
                 value = op()
             except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
                 error = exc
-            self.defer(lambda failed: settle(future, value, error, failed))
+            self.defer(Settle(future, value, error))
             self.release()
 
         return future, run
@@ -728,7 +728,7 @@ class Actor:
         outstanding, self.outstanding = self.outstanding, {}
         error = ActorNotRunning(str(self.id), self.status, reason)
         for reply in outstanding.values():
-            self.defer(partial(settle, reply, None, error))  # settle(reply, None, error, failed)
+            self.defer(Settle(reply, None, error))
 
     def close(self) -> None:
         """End the mailbox without recording anything (the runtime is closing). A call still running is not

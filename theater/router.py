@@ -39,7 +39,7 @@ from theater.envelope import Envelope
 from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
-from theater.release import settle
+from theater.release import Settle, settle
 from theater.status import LIVE, ActorStatus
 
 
@@ -237,14 +237,13 @@ class Router:
             try:
                 result = actor.call(HANDLE_REQUEST, [request_id, message], envelope)
             except BaseException as exc:
-                error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
-                actor.defer(lambda failed: settle(reply, None, error, failed))
+                actor.defer(Settle(reply, None, exc))
                 return
             response = result.output[0][0]
             if response is None:
                 actor.outstanding[request_id] = reply
             else:
-                actor.defer(lambda failed: settle(reply, response["some"], None, failed))
+                actor.defer(Settle(reply, response["some"]))
 
         def refused(done: Future[None]) -> None:
             # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
