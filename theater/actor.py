@@ -230,6 +230,26 @@ class Actor:
             future.set_exception(full)
         return future
 
+    def post(self, op: Callable[[], None], failed: Callable[[BaseException], Effect], *, size: int = 0) -> None:
+        """``submit`` for an operation that answers for itself (a request settles its own reply), without a future:
+        if the actor cannot run it (its recovery after a failed commit fails), ``failed(error)`` is its effect.
+
+        Raises:
+            MailboxFull: no room in the message lane. ActorNotRunning: the actor has ended.
+        """
+        def run() -> None:
+            try:
+                self.recover()
+                op()
+            except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
+                self.defer(failed(exc))
+            self.release()
+
+        try:
+            self.mailbox.put(run, size=size)
+        except MailboxClosed:
+            raise ActorNotRunning(str(self.id), self.status, "its mailbox is closed") from None
+
     def submit_queued(
         self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
     ) -> Future[tuple[Write, ...]]:

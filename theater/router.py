@@ -36,10 +36,17 @@ from theater.actor import (
 )
 from theater.channels import ChannelRegistry
 from theater.envelope import Envelope
-from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
+from theater.errors import (
+    ActorNotFound,
+    ActorNotRunning,
+    MailboxFull,
+    MessageError,
+    ReplyAbandoned,
+    ReplyTimeout,
+)
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
-from theater.release import Settle, settle
+from theater.release import Settle
 from theater.status import LIVE, ActorStatus
 
 
@@ -245,13 +252,12 @@ class Router:
             else:
                 actor.defer(Settle(reply, response["some"]))
 
-        def refused(done: Future[None]) -> None:
-            # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
-            error = done.exception()
-            if error is not None:
-                settle(reply, None, error, None)
-
-        self._submit(actor, handle, size=len(message)).add_done_callback(refused)
+        try:
+            with self._lock:
+                actor = self.current(actor)
+                actor.post(partial(handle, actor), partial(Settle, reply, None), size=len(message))
+        except (MailboxFull, ActorNotRunning) as refused:  # the reply carries the refusal
+            reply.set_exception(refused)
         return reply
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,
