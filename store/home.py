@@ -88,12 +88,13 @@ class Store:
             raise ReadOnlyError(str(self.path))
         self._writer.listeners.append(listener)
 
-    def add_settle_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` whenever writes have finished: committed, failed, or refused by a closing store.
+    def add_settle_listener(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(on_writer)`` whenever writes have finished: committed, failed, or refused by a closing store.
 
-        Mostly on the writer thread, right after the batch (before the commit listeners); on a submitting thread
-        for writes a closing store refuses. It must never wait on the store: keep it short (the runtime's releaser
-        settles its futures there).
+        ``on_writer`` is True on the writer thread, right after the batch (before the commit listeners): it holds
+        no lock of the caller's, but must never wait on the store, so keep it short (the runtime's releaser
+        settles its futures there). It is False on a thread that finished writes itself (a closing store refused
+        them, a replicated store failed them): that thread may hold locks of its own, so only wake someone.
 
         Raises:
             ReadOnlyError: the store is open read-only (it commits nothing).

@@ -111,14 +111,15 @@ class Releaser:
         item = _Item(pending, effects, threading.Event() if wait else None, watch)
         self._items.append(item)
         if item.ready():  # its commit may have finished before it was queued: nobody else looks at it now
-            self.settled()
+            self.settled(True)  # no lock is held here (``RecordTape.last`` let its own go)
         if item.done is not None:
             item.done.wait()
 
-    def settled(self) -> None:
-        """Writes have finished: run the settling effects now ready at the front of the queue, on this thread, and
-        wake the releaser's thread for the others. Never waits (the writer calls it after every batch)."""
-        if not self._quick:
+    def settled(self, inline: bool = True) -> None:
+        """Writes have finished: run the settling effects now ready at the front of the queue on this thread (when
+        ``inline``: it holds no lock an effect or a ``Watch`` may take) and wake the releaser's thread for the
+        others. Never waits (the writer calls it after every batch)."""
+        if not self._quick or not inline:
             self._wake.set()
             return
         if not self._running.acquire(blocking=False):

@@ -33,7 +33,7 @@ class HeldWrite:
 
     def finish(self, releaser: Releaser, error: BaseException | None = None) -> None:
         self._error, self._done = error, True
-        releaser.settled()
+        releaser.settled(True)
 
 
 class Explains:
