@@ -415,10 +415,12 @@ class Actor:
         self._effects.append(effect)
 
     def release(self) -> None:
-        """Hand the effects deferred so far to the releaser, without waiting."""
+        """Hand the writes held so far to the store and the effects deferred so far to the releaser, without
+        waiting (an operation with no effect, a request answered later, still has its events committed now)."""
+        last = self.tape.last
         effects, self._effects = self._effects, []
         if effects:
-            self.stage.releaser.hand_over(self.tape.last, effects, watch=self.tape)
+            self.stage.releaser.hand_over(last, effects, watch=self.tape)
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
