@@ -205,6 +205,9 @@ class Writer:
         self._stopped = False
         self._feed_next = self._read_feed_next()
         self.listeners: list[Callable[[], None]] = []  # called on the writer thread after every commit
+        # Called whenever writes have finished (committed, failed, or refused by a closing store), with True on the
+        # writer thread and False on another thread that finished them itself (``settled``).
+        self.settle_listeners: list[Callable[[bool], None]] = []
         self.timings: list[Callable[[float, int], None]] = []  # called with (seconds, writes) after a batch commits
         self._heads: dict[bytes, tuple[int, bytes | None]] = {}  # committed heads, valid while we are the only writer
         self._frontier: Frontier | None = None  # the Merkle tree's frontier after our last commit, valid as _heads
@@ -430,6 +433,18 @@ class Writer:
             op._done = True
         with self._committed:
             self._committed.notify_all()
+        self.settled()
+
+    def settled(self) -> None:
+        """Tell the settle listeners that writes have finished (``_finish``; a replicated store's relay calls it
+        for the writes it fails itself): with True on the writer thread, which holds no lock of anyone else's;
+        with False on a submitting thread (a closing store refused its writes), which may hold its own."""
+        on_writer = threading.current_thread() is self._thread
+        for listener in self.settle_listeners:
+            try:
+                listener(on_writer)
+            except Exception:  # a listener's failure must not stop the writer
+                log.exception("a settle listener failed")
 
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""

@@ -88,6 +88,21 @@ class Store:
             raise ReadOnlyError(str(self.path))
         self._writer.listeners.append(listener)
 
+    def add_settle_listener(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(on_writer)`` whenever writes have finished: committed, failed, or refused by a closing store.
+
+        ``on_writer`` is True on the writer thread, right after the batch (before the commit listeners): it holds
+        no lock of the caller's, but must never wait on the store, so keep it short (the runtime's releaser
+        settles its futures there). It is False on a thread that finished writes itself (a closing store refused
+        them, a replicated store failed them): that thread may hold locks of its own, so only wake someone.
+
+        Raises:
+            ReadOnlyError: the store is open read-only (it commits nothing).
+        """
+        if not isinstance(self._writer, Writer):
+            raise ReadOnlyError(str(self.path))
+        self._writer.settle_listeners.append(listener)
+
     def add_commit_timing(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, writes)`` after every commit of writes: how long the batch took to commit
         (from the writer taking it to durable) and how many writes it held. On the writer thread: keep it short.

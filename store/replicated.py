@@ -93,6 +93,7 @@ class _Relay:
                 op._error = error
                 op._done = True
             self._changed.notify_all()
+        self._writer.settled()  # they finished without the writer: its settle listeners hear it here
 
     def wait_for(self, op: Pending[Any], timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -67,7 +67,7 @@ from theater.host import Children, Router
 from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservation
 from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, Write, committed_state
-from theater.release import Effect, Releaser, settle
+from theater.release import Effect, Releaser, Settle, settle
 from theater.scheduler import Scheduler, blocking, current
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.telemetry import Telemetry
@@ -230,6 +230,26 @@ class Actor:
             future.set_exception(full)
         return future
 
+    def post(self, op: Callable[[], None], failed: Callable[[BaseException], Effect], *, size: int = 0) -> None:
+        """``submit`` for an operation that answers for itself (a request settles its own reply), without a future:
+        if the actor cannot run it (its recovery after a failed commit fails), ``failed(error)`` is its effect.
+
+        Raises:
+            MailboxFull: no room in the message lane. ActorNotRunning: the actor has ended.
+        """
+        def run() -> None:
+            try:
+                self.recover()
+                op()
+            except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
+                self.defer(failed(exc))
+            self.release()
+
+        try:
+            self.mailbox.put(run, size=size)
+        except MailboxClosed:
+            raise ActorNotRunning(str(self.id), self.status, "its mailbox is closed") from None
+
     def submit_queued(
         self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
     ) -> Future[tuple[Write, ...]]:
@@ -330,7 +350,7 @@ class Actor:
                 value = op()
             except BaseException as exc:  # the actor boundary: every failure goes to whoever waits
                 error = exc
-            self.defer(lambda failed: settle(future, value, error, failed))
+            self.defer(Settle(future, value, error))
             self.release()
 
         return future, run
@@ -395,10 +415,12 @@ class Actor:
         self._effects.append(effect)
 
     def release(self) -> None:
-        """Hand the effects deferred so far to the releaser, without waiting."""
+        """Hand the writes held so far to the store and the effects deferred so far to the releaser, without
+        waiting (an operation with no effect, a request answered later, still has its events committed now)."""
+        last = self.tape.last
         effects, self._effects = self._effects, []
         if effects:
-            self.stage.releaser.hand_over(self.tape.last, effects, watch=self.tape)
+            self.stage.releaser.hand_over(last, effects, watch=self.tape)
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""
@@ -740,7 +762,7 @@ class Actor:
         outstanding, self.outstanding = self.outstanding, {}
         error = ActorNotRunning(str(self.id), self.status, reason)
         for reply in outstanding.values():
-            self.defer(partial(settle, reply, None, error))  # settle(reply, None, error, failed)
+            self.defer(Settle(reply, None, error))
 
     def close(self) -> None:
         """End the mailbox without recording anything (the runtime is closing). A call still running is not

@@ -36,10 +36,17 @@ from theater.actor import (
 )
 from theater.channels import ChannelRegistry
 from theater.envelope import Envelope
-from theater.errors import ActorNotFound, ActorNotRunning, MessageError, ReplyAbandoned, ReplyTimeout
+from theater.errors import (
+    ActorNotFound,
+    ActorNotRunning,
+    MailboxFull,
+    MessageError,
+    ReplyAbandoned,
+    ReplyTimeout,
+)
 from theater.host import ActorHost, ChannelAnswer, ChannelEnd, Endpoint
 from theater.mailbox import Reservation
-from theater.release import settle
+from theater.release import Settle
 from theater.status import LIVE, ActorStatus
 
 
@@ -243,22 +250,20 @@ class Router:
             try:
                 result = actor.call(HANDLE_REQUEST, [request_id, message], envelope)
             except BaseException as exc:
-                error = exc  # ``exc`` is unbound when the except block ends; the effect runs later
-                actor.defer(lambda failed: settle(reply, None, error, failed))
+                actor.defer(Settle(reply, None, exc))
                 return
             response = result.output[0][0]
             if response is None:
                 actor.outstanding[request_id] = reply
             else:
-                actor.defer(lambda failed: settle(reply, response["some"], None, failed))
+                actor.defer(Settle(reply, response["some"]))
 
-        def refused(done: Future[None]) -> None:
-            # If the mailbox refuses the request (full, or the actor has ended), the reply carries that refusal.
-            error = done.exception()
-            if error is not None:
-                settle(reply, None, error, None)
-
-        self._submit(actor, handle, size=len(message)).add_done_callback(refused)
+        try:
+            with self._lock:
+                actor = self.current(actor)
+                actor.post(partial(handle, actor), partial(Settle, reply, None), size=len(message))
+        except (MailboxFull, ActorNotRunning) as refused:  # the reply carries the refusal
+            reply.set_exception(refused)
         return reply
 
     def deliver_channel_open(self, target: ActorHost, channel_id: str, initial: bytes,

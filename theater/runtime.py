@@ -145,7 +145,7 @@ class Theater:
         self.engine.start_ticker()
         self.request_timeout = request_timeout
         self.mailbox_limits = mailbox
-        self.releaser = Releaser()
+        self.releaser = Releaser(self.store)
         self.router = Router(request_timeout)  # internal: the live actors and delivery into their mailboxes
         self.supervision = Supervision(self.store, self._launch, permits=check_permissions)
         self._stage = Stage(

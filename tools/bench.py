@@ -285,6 +285,21 @@ def echo_callers(theater: object, actor: str, n: int, callers: int) -> float:
     return rate
 
 
+def echo_commits(commits: list[tuple[float, int]], requests: int, floor: float) -> None:
+    """What bounds the echo figure: 32 callers each wait for their commit before asking again, so a commit carries
+    at most the requests of the callers not waiting on the one before it (two groups take turns). Prints the
+    commits' latency, the requests each carried and the rate that latency allows: 16 requests per commit."""
+    if not commits:
+        return
+    times = sorted(seconds for seconds, _ in commits)
+    median = times[len(times) // 2]
+    print(f"{'':<58} {'':>12}      durable commits during it: {len(commits):,}, {requests / len(commits):.1f} requests "
+          f"each, median {median * 1000:.2f} ms", flush=True)
+    bound = 16 / median
+    print(f"{'':<58} {'':>12}      bound by commit latency (16 requests per commit): {bound:,.0f} msg/s, "
+          f"ratio {bound / floor:.2f} of the floor", flush=True)
+
+
 def bare_start_floor(engine: object, serialized: bytes, path: Path, n: int) -> float:
     """ms per bare deserialize + instantiate + init + one durable (fsynced) LMDB commit of a creation-sized record."""
     import wasmtime
@@ -329,8 +344,11 @@ def bench_runtime(tmp: Path) -> None:
 
     with Theater(tmp / "home") as theater:
         actor = theater.start(tmp / "echo.toml")
+        commits: list[tuple[float, int]] = []
+        theater.store.add_commit_timing(lambda seconds, writes: commits.append((seconds, writes)))
         rate = echo_callers(theater, actor, n, 32)
         line("echo requests/s (32 concurrent callers, every event durable)", rate, "msg/s", floor, "bare wasmtime-py call loop", 0.7)
+        echo_commits(commits, n, floor)
         from concurrent.futures import ThreadPoolExecutor
 
         start = time.perf_counter()
