@@ -331,7 +331,9 @@ def test_sigkill_of_a_nats_server_keeps_the_service_going(nodes, nats_cluster):
     first.kill()
     counts = [answered_within(http, actor) for http in (a.http(), b.http(), a.http())]
     assert counts == [2, 3, 4]
-    assert cluster_status(f"{second.url},{third.url}")["leases"][actor] == "a"
+    # a keeps the lease unless its reconnection to another server took longer than the lease (a loaded machine):
+    # then b took the actor over, which is failover working, not a fault. Either way one node holds it.
+    assert cluster_status(f"{second.url},{third.url}")["leases"][actor] in ("a", "b")
     assert_every_chain_holds_together(f"{second.url},{third.url}", [actor])
 
 
