@@ -306,8 +306,6 @@ class ContinuityCheck:
                              f"reason {reason}", "reason resume",
                              hint="a call with no recorded end is followed by a resume from the state before it")
             self._interrupted(event.seq)
-        # Check an activation follows a passivation, and a passivation is followed by an activation (or a restart
-        # by the actor's supervisor).
         # Check a revert is followed by its instance, and a revert instance follows a revert.
         if reason == InstantiateReason.REVERT and not self.reverted:
             raise _break(event, "a revert instance with no revert", "reason revert", "an actor/revert before it",
@@ -316,6 +314,8 @@ class ContinuityCheck:
             raise _break(event, f"a {reason} after the revert at event {self.source}", f"reason {reason}",
                          "reason revert", hint="an actor/revert is followed by a wasm/instantiate with reason revert")
         self.reverted = False
+        # Check an activation follows a passivation, and a passivation is followed by an activation (or a restart
+        # by the actor's supervisor).
         if reason == InstantiateReason.ACTIVATE and not self.passivated:
             raise _break(event, "an activate with no passivation", "reason activate", "a passivation before it",
                          hint="only an actor/passivated is followed by a wasm/instantiate with reason activate")
