@@ -267,14 +267,17 @@ class ReplayTape:
         if self.cut is None:
             self.calls += 1
 
-    def end_call(self, export: str, result: CallResult | GuestFault) -> None:
+    def _check_deadline(self, export: str, result: CallResult | GuestFault) -> None:
+        """Raise ``ReplayTimeout`` when ``result`` is a deadline: replay never sets a deadline from the record (a
+        recorded deadline is replayed as its fuel), so an epoch interrupt here is the verifier's own bound."""
         if isinstance(result, GuestFault) and result.kind == FaultKind.DEADLINE:
-            # Replay never sets a deadline from the record (a recorded deadline is replayed as its fuel), so an
-            # epoch interrupt here is the verifier's own wall-clock bound.
             seconds, what = self.bound
             call = self.call
             raise ReplayTimeout(seq=call.seq if call else self.cursor.last_seq, export=export, seconds=seconds,
                                 what=what)
+
+    def end_call(self, export: str, result: CallResult | GuestFault) -> None:
+        self._check_deadline(export, result)
         if self.cut is not None:
             return  # an interrupted call has no recorded end to compare with
         actual = {"event": _event_of(result), **_outcome(result)}

@@ -39,7 +39,17 @@ from replay.errors import (
     ReplayTimeout,
 )
 from replay.history import component_at
-from replay.replayer import Checked, Cursor, Replayer, ReplayLimits, ReplayTape, _epoch_ticks, _Run, _same
+from replay.replayer import (
+    Checked,
+    Cursor,
+    Replayer,
+    ReplayLimits,
+    ReplayTape,
+    _digest,
+    _epoch_ticks,
+    _Run,
+    _same,
+)
 from replay.schema import WASM_CALL, WASM_ERR_ANSWER, WASM_ERROR, WASM_RESULT, read_genesis
 from store import Event, Store
 from store.errors import NotFoundError, TheaterError
@@ -147,10 +157,6 @@ class _RecordUnfit(ReplayError):
     """Internal: the record holds a value the new build cannot even be handed."""
 
 
-def _digest(state: bytes | None) -> bytes | None:
-    return None if state is None else blake3.blake3(state).digest()
-
-
 class UpgradeTape(ReplayTape):
     """The replay tape with an upgrade's rules: inputs and host calls as recorded, fuel not compared, the state
     the new build's own (differences noted, not raised), a failure of the new build raised as such."""
@@ -172,11 +178,7 @@ class UpgradeTape(ReplayTape):
             self.calls += 1
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
-        if isinstance(result, GuestFault) and result.kind == FaultKind.DEADLINE:
-            seconds, what = self.bound
-            call = self.call
-            raise ReplayTimeout(seq=call.seq if call else self.cursor.last_seq, export=export, seconds=seconds,
-                                what=what)
+        self._check_deadline(export, result)
         if self.cut is not None:
             return
         event = self._next("export result", _new_outcome(result))
