@@ -262,6 +262,9 @@ class Supervision:
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._closed = False
+        # Told (on the actor's thread) when an actor whose parent this runtime does not supervise ends: in a
+        # cluster, its parent runs on another node (``theater.cluster.remote``).
+        self.orphaned: Callable[[SupervisedActor, Ending], None] | None = None
 
     # Who supervises whom.
 
@@ -339,7 +342,12 @@ class Supervision:
 
         def register() -> None:
             sup = self.supervisor(parent)
-            if child.id in sup.children:
+            known = sup.children.get(child.id)
+            if known is not None and known.actor is not child and getattr(known.actor, "remote", False):
+                known.actor = child  # a child on another node, now reopened here: supervised here from now on
+                known.watched = None if known.watched is None else child.incarnation
+                return
+            if known is not None:
                 return
             spawned = self._spawn_record(parent, child.id)
             spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"),
@@ -486,12 +494,14 @@ class Supervision:
         with self._lock:
             self._supervisors.pop(actor.id, None)
         sup = self.supervising(actor)
-        if sup is None or self._closed:
-            return
         if how == "fail":
             ending = Ending(how="failure", fault=actor.failure)
         else:
             ending = Ending(how=how, data=data)
+        if sup is None and actor.parent is not None and self.orphaned is not None and not self._closed:
+            self.orphaned(actor, ending)
+        if sup is None or self._closed:
+            return
         incarnation = actor.incarnation
 
         def tell_parent(failed: BaseException | None) -> None:
@@ -499,6 +509,18 @@ class Supervision:
                 self._queue(sup, lambda: self._heard(sup, actor.id, incarnation, ending))
 
         actor.defer(tell_parent)
+
+    def heard(self, parent: SupervisedActor, child_id: uuid.UUID, ending: Ending) -> bool:
+        """The end of a child that runs elsewhere (``theater.cluster.remote``), told by its node: queued on the
+        parent's mailbox and decided there as a local child's end; False when ``child_id`` is not its child."""
+        with self._lock:
+            sup = self._supervisors.get(parent.id)
+        child = None if sup is None else sup.children.get(child_id)
+        if sup is None or child is None:
+            return False
+        incarnation = child.actor.incarnation
+        self._queue(sup, lambda: self._heard(sup, child_id, incarnation, ending))
+        return True
 
     def _queue(self, sup: Supervisor, op: Callable[[], None]) -> None:
         if not self._closed:

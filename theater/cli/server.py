@@ -73,6 +73,9 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--placement", type=click.Choice(["least-loaded", "here"]), default="least-loaded",
               show_default=True, help="In a cluster: where a start that names no node runs, on the cluster's least "
                                       "loaded node (fewest actors) or on this one.")
+@click.option("--child-placement", type=click.Choice(["parent", "least-loaded"]), default="parent",
+              show_default=True, help="In a cluster: where a child a supervisor spawns runs, on its parent's node "
+                                      "or on the least loaded node (supervised across nodes, docs/cluster.md).")
 @max_option
 @pass_context
 def server(ctx: Context, address: str | None, home: str | None, durability: str, request_timeout: float,
@@ -83,7 +86,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
            verbose: bool, otel: bool, otel_endpoint: str | None, otel_headers: tuple[str, ...],
            otel_service_name: str, otel_interval: float,
            cluster_urls: str | None, node: str | None, replicas: int, lease_ttl: float, placement: str,
-           maximums: Maximums) -> None:
+           child_placement: str, maximums: Maximums) -> None:
     """Run the actors of the home and serve the management API until SIGINT or SIGTERM.
 
     Actors that were running when the home's last server stopped (cleanly or not) come back from their last
@@ -109,7 +112,7 @@ def server(ctx: Context, address: str | None, home: str | None, durability: str,
     if workers is not None and max_threads is not None and workers > max_threads:
         raise click.BadParameter(f"--workers {workers} is more than --max-threads {max_threads}",
                                  param_hint="--workers")
-    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl, placement)
+    cluster = _cluster_config(cluster_urls, node, replicas, lease_ttl, placement, child_placement)
     home_dir = Path(home).expanduser() if home else ctx.home
     token = token_for(home_dir)
     if not is_loopback(host) and token is None:
@@ -177,7 +180,7 @@ def _witness_keys(values: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl: float,
-                    placement: str = "least-loaded") -> Any:
+                    placement: str = "least-loaded", child_placement: str = "parent") -> Any:
     """The ``ClusterConfig`` of ``--cluster`` and ``--node``; None without ``--cluster``."""
     if urls is None:
         if node is not None:
@@ -186,7 +189,8 @@ def _cluster_config(urls: str | None, node: str | None, replicas: int, lease_ttl
     from theater.cluster import ClusterConfig, ClusterError
 
     try:
-        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl, placement=placement)
+        return ClusterConfig.parse(urls, node, replicas=replicas, lease_ttl=lease_ttl, placement=placement,
+                                   child_placement=child_placement)
     except ClusterError as exc:
         raise click.BadParameter(str(exc), param_hint="--cluster") from None
 

@@ -26,7 +26,8 @@ from aiohttp.typedefs import Middleware
 
 from store.errors import TheaterError
 from theater.cluster.config import NODE_NAME, ActorUnavailable
-from theater.porcelain import running
+from theater.errors import ActorNotFound
+from theater.porcelain import describe, running
 from theater.porcelain.forms import bytes_json, event_json
 from theater.porcelain.records import type_matches
 from theater.server.auth import Handler
@@ -65,6 +66,14 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
             return await handler(request)
         actor = uuid.UUID(match[1])
         svc = service(request)
+        if match[2] == "/restart" and request.method == "POST" and _plain_restart(await request.read()):
+            asked = await asyncio.wrap_future(node.link.spawn(node.tree.restart_through_parent(actor)))
+            if asked is not None and asked[0] != 200:  # a child whose parent runs on another node: restarted by it
+                return web.Response(status=asked[0], body=dumps({"error": "SupervisionError", "message": asked[1]}),
+                                    content_type=JSON)
+            if asked is not None:
+                return web.Response(body=dumps(await svc.run(describe, svc.theater.store, actor, svc.theater)),
+                                    content_type=JSON)
         if svc.theater.router.find(actor) is not None:
             return await handler(request)  # it runs here (or ended here): answered from this home
         op = match[2].lstrip("/")
@@ -120,6 +129,11 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
         node.starting(+1)
         try:
             return await handler(request)
+        except ActorNotFound as exc:
+            described = await _spawned_elsewhere(node, exc.actor_id) if parent is not None else None
+            if described is None:
+                raise
+            return described
         finally:
             node.starting(-1)
     svc = service(request)
@@ -134,6 +148,24 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
                             body=dumps(error_body(exc)), content_type=JSON)
     status, content, kind = answer
     return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+async def _spawned_elsewhere(node: ClusterNode, actor: str) -> web.Response | None:
+    """A child the parent's node started on another node (``--child-placement least-loaded``,
+    ``theater.cluster.remote``): this home does not hold its chain, so it is described by the node that runs it;
+    None when no other node runs ``actor``."""
+    try:
+        child = uuid.UUID(actor)
+    except ValueError:
+        return None
+    payload = dumps({"method": "GET", "path": f"/v1/actors/{child}", "type": None}).encode() + b"\n"
+    try:
+        answer = await asyncio.wrap_future(node.link.spawn(node.forward("http", child, payload, node.config.timeout)))
+    except ActorUnavailable:
+        return None
+    if answer is None or answer[0] != 200:
+        return None
+    return web.Response(status=201, body=answer[1], content_type=answer[2] or JSON)
 
 
 async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, actor: uuid.UUID
@@ -172,6 +204,15 @@ async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, 
             node.link.spawn(follower.close())
 
     return await run_stream(request, ready, produce)
+
+
+def _plain_restart(body: bytes) -> bool:
+    """A restart's body that asks for no upgrade (no component): the one a supervisor carries out."""
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("component") is None and parsed.get("component_hash") is None
 
 
 def _is_uuid(text: str) -> bool:

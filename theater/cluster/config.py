@@ -18,6 +18,7 @@ NODES = "theater-nodes"  # node name -> its heartbeat (address, actors), expires
 BLOBS = "theater-blobs"  # the object store: blobs too large to travel inside a chain's messages
 NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLACEMENTS = ("least-loaded", "here")  # where a start that names no node runs
+CHILD_PLACEMENTS = ("parent", "least-loaded")  # where a child a supervisor spawns runs
 
 
 class ClusterError(TheaterError):
@@ -78,6 +79,8 @@ class ClusterConfig:
         timeout: seconds one JetStream call may take before it counts as failed.
         placement: where a start that names no node runs: ``least-loaded`` (the node running the fewest actors
             among those that answer; this node when tied) or ``here`` (the node the start was sent to).
+        child_placement: where a child a supervisor spawns runs: ``parent`` (its parent's node) or
+            ``least-loaded`` (as ``placement``; ``theater.cluster.remote`` supervises it across nodes).
     """
 
     servers: tuple[str, ...]
@@ -87,6 +90,7 @@ class ClusterConfig:
     scan_every: float = 0.5
     timeout: float = 5.0
     placement: str = "least-loaded"
+    child_placement: str = "parent"
 
     @staticmethod
     def parse(servers: str, node: str | None = None, **options: float | int | str) -> ClusterConfig:
@@ -106,4 +110,7 @@ class ClusterConfig:
             raise ClusterError(f"not a node name: {name!r} (letters, digits, - and _, at most 64)")
         if options.get("placement", PLACEMENTS[0]) not in PLACEMENTS:
             raise ClusterError(f"not a placement: {options['placement']!r} (one of {', '.join(PLACEMENTS)})")
+        if options.get("child_placement", CHILD_PLACEMENTS[0]) not in CHILD_PLACEMENTS:
+            raise ClusterError(f"not a child placement: {options['child_placement']!r} "
+                               f"(one of {', '.join(CHILD_PLACEMENTS)})")
         return ClusterConfig(servers=urls, node=name, **options)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from theater.cluster.config import (
     node_subject,
 )
 from theater.cluster.link import Link
+from theater.cluster.remote import RemoteTree
 from theater.cluster.replicator import JetStreamReplicator
 from theater.errors import ActorNotFound, ChannelClosed
 from theater.host import ChannelAnswer
@@ -94,6 +95,7 @@ class ClusterNode:
         replicator.on_lost = self._on_lost
         replicator.on_ended = self._on_ended
         replicator.terminal = ENDED
+        self.tree = RemoteTree(self)
 
     # Joining.
 
@@ -102,6 +104,7 @@ class ClusterNode:
         self.theater = theater
         self._handler = handler
         theater.router.remote = self.remote_actor
+        self.tree.install(theater)  # children on other nodes than their parents (theater.cluster.remote)
         self.link.call(self._attach(), self.config.timeout)
 
     async def _attach(self) -> None:
@@ -392,6 +395,7 @@ class ClusterNode:
                 await self._end(actor)
                 return
             await asyncio.to_thread(theater.reopen, actor)
+            await self.tree.adopt_children(actor)  # its children that other nodes run
         except (TheaterError, NatsError, asyncio.TimeoutError, KeyError) as exc:
             log.warning("node %s could not take over actor %s: %s: %s", self.name, actor, type(exc).__name__, exc)
             await self._give_up(actor, release=True)
@@ -638,6 +642,9 @@ class ClusterNode:
             op, actor, body = str(data["op"]), uuid.UUID(bytes=bytes(data["actor"])), bytes(data["body"])
         except (ValueError, TypeError, KeyError, cbor2.CBORDecodeError):
             await msg.respond(cbor2.dumps({"status": 400, "body": b'{"error":"BadRequest","message":"malformed"}'}))
+            return
+        if op.startswith("child-"):  # a parent and its child on two nodes (theater.cluster.remote)
+            self.link.loop.create_task(self.tree.answer(msg, op, actor, body))
             return
         if op.startswith("chan-"):
             self.link.loop.create_task(self._channel_op(msg, op, body))

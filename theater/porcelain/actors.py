@@ -226,7 +226,9 @@ def _state(store: Store, source: Event | None) -> dict[str, Any] | None:
 
 def _children(store: Store, actor: uuid.UUID, theater: Theater | None) -> list[str]:
     if theater is not None:  # children are never evicted: the runtime holds every one of them
-        return [str(a.id) for a in theater.router.all() if a.parent == actor]
+        here = [str(a.id) for a in theater.router.all() if a.parent == actor]
+        # and, in a cluster, those its supervisor holds on other nodes (theater.cluster.remote)
+        return here + [str(c) for c in theater.supervision.children(actor) if str(c) not in here]
     found = []
     for other, _ in store.log.actors():
         data = store.log.at(other, 0).data
