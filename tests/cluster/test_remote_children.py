@@ -20,10 +20,10 @@ from tests.server._harness import Http, start_body
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
-def tree(nodes) -> tuple[Any, Any, Any, str, str]:
+def tree(nodes, lease_ttl: float = 2.0) -> tuple[Any, Any, Any, str, str]:
     """Nodes a (children placed on the least loaded node), b and c; a supervisor on a and its worker on b."""
-    a = nodes("a", args=("--child-placement", "least-loaded"))
-    b, c = nodes("b"), nodes("c")
+    a = nodes("a", lease_ttl=lease_ttl, args=("--child-placement", "least-loaded"))
+    b, c = nodes("b", lease_ttl=lease_ttl), nodes("c", lease_ttl=lease_ttl)
     boss_body = start_body("boss", wat.echo_actor(), handlers=("message-server", "supervisor"),
                            extra="[supervision]\nintensity = 5\nperiod_s = 60")
     boss = a.http().ok("POST", "/v1/actors", boss_body, status=201)["id"]
@@ -159,6 +159,24 @@ def test_sigkill_of_the_parent_s_node_leaves_the_child_supervised_where_it_runs(
     restarts = of_type(owner.http(), boss, "supervisor/restart")
     assert [r["data"]["child"] for r in restarts] == [worker]
     assert verified(owner.http(), boss) and verified(b.http(), worker)
+    assert_every_chain_holds_together(nats_cluster.urls, [boss, worker])
+
+
+def test_a_parent_back_on_a_restarted_node_supervises_its_child_on_another_node_again(nodes, nats_cluster):
+    a, b, c, boss, worker = tree(nodes, lease_ttl=120)  # nobody else takes the parent before a is back
+    a.kill()
+    a.start()  # takes its leases back at its first scan: the parent is reopened on a, its child runs on b
+    _wait_until(lambda: a.http().ok("GET", f"/v1/actors/{boss}")["children"] == [worker],
+                "the reopened parent adopts its child on b")
+    assert cluster_status(nats_cluster.urls)["leases"][worker] == "b"
+    assert b.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "trap"}}).status == 422
+    _wait_until(lambda: _echoes(c.http(), worker, "restarted"), "the reopened parent restarts its child on b")
+    assert instantiations(b.http(), worker) == ["start", "restart"]
+    assert [r["data"]["child"] for r in of_type(a.http(), boss, "supervisor/restart")] == [worker]
+    c.http().ok("POST", f"/v1/actors/{boss}/stop")  # the parent's end stops its child on b, recorded by both
+    _wait_until(lambda: of_type(b.http(), worker, "actor/stop") != [], "the child is stopped with its parent")
+    assert [s["data"]["reason"] for s in of_type(a.http(), boss, "supervisor/stop")] == ["parent stop"]
+    assert verified(a.http(), boss) and verified(b.http(), worker)
     assert_every_chain_holds_together(nats_cluster.urls, [boss, worker])
 
 
