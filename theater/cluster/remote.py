@@ -365,16 +365,24 @@ class RemoteTree:
             keys = await self.node.link.actors.keys()
         except NoKeysError:
             return
-        spawns = await asyncio.to_thread(self._spawns, parent_id)
-        for key in keys:
+        candidates = []
+        for key in keys:  # a listed actor's parent never changes: read once per node (``ClusterNode._parents``)
+            parent_of = self.node._parents.get(key, "?")
+            if parent_of == "?":
+                try:
+                    record = json.loads(bytes((await self.node.link.actors.get(key)).value or b"{}"))
+                except (KeyNotFoundError, ValueError):
+                    continue
+                parent_of = record.get("parent") if isinstance(record, dict) else None
+                self.node._parents[key] = parent_of
             child_id = _uuid(key)
-            if child_id is None or child_id not in spawns:
-                continue
-            try:
-                record = json.loads(bytes((await self.node.link.actors.get(key)).value or b"{}"))
-            except (KeyNotFoundError, ValueError):
-                continue
-            if not isinstance(record, dict) or record.get("parent") != str(parent_id):
+            if parent_of == str(parent_id) and child_id is not None:
+                candidates.append(child_id)
+        if not candidates:
+            return
+        spawns = await asyncio.to_thread(self._spawns, parent_id)
+        for child_id in candidates:
+            if child_id not in spawns:
                 continue
             owner = await self.node.owner(child_id)
             if owner is None or owner == self.node.name:
