@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cbor2
 from nats.errors import Error as NatsError
@@ -60,6 +60,7 @@ from theater.supervision import Child, ChildSpec, Ending, on_thread
 
 if TYPE_CHECKING:
     from theater.cluster.node import ClusterNode
+    from theater.host import SupervisedActor
     from theater.runtime import Theater
 
 log = logging.getLogger("theater.cluster")
@@ -82,6 +83,8 @@ class RemoteChild:
     life cycle is carried out on the child's node, its status and incarnation are the parent's view of it.
 
     Attributes:
+        manifest: the child's manifest as its parent spawned it (None for a child adopted after the parent moved:
+            its manifest is in its own chain, on its node).
         where: the node that ran it when last asked (a stopped child holds no lease: its restart goes there).
         seq: the seq of the child's chain as last heard (its end, or its head after a restart): an end told with a
             seq not above it is stale and ignored.
@@ -89,7 +92,7 @@ class RemoteChild:
 
     remote = True
 
-    def __init__(self, tree: RemoteTree, actor_id: uuid.UUID, parent: uuid.UUID, manifest: Manifest, *,
+    def __init__(self, tree: RemoteTree, actor_id: uuid.UUID, parent: uuid.UUID, manifest: Manifest | None, *,
                  where: str, seq: int = 0, status: ActorStatus = ActorStatus.RUNNING) -> None:
         self.tree = tree
         self.id = actor_id
@@ -407,7 +410,7 @@ class RemoteTree:
                   order: list[uuid.UUID]) -> None:
         supervision = self.theater.supervision
         status = ActorStatus.RUNNING if info.get("running") else ActorStatus.FAILED
-        remote = RemoteChild(self, child_id, parent.id, parent.manifest, where=str(info["node"]),
+        remote = RemoteChild(self, child_id, parent.id, None, where=str(info["node"]),
                              seq=int(info.get("seq", 0)), status=status)
         spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"), spawned.get("restart_from"))
         start = info.get("start")
@@ -416,7 +419,9 @@ class RemoteTree:
             sup = supervision.supervisor(parent)
             if child_id in sup.children:
                 return
-            sup.children[child_id] = Child(remote, spec, None if start is None else bytes(start),
+            # A RemoteChild has what supervision uses of a child (the rest of SupervisedActor is the handler's).
+            stand_in = cast("SupervisedActor", remote)
+            sup.children[child_id] = Child(stand_in, spec, None if start is None else bytes(start),
                                            bool(spawned.get("init", True)))
             if status != ActorStatus.RUNNING:
                 sup.children[child_id].watched = None  # ended before the parent moved: not restarted by it
