@@ -181,7 +181,8 @@ def test_a_parent_back_on_a_restarted_node_supervises_its_child_on_another_node_
 
 
 @pytest.mark.integration
-def test_the_supervisor_example_supervises_its_workers_on_another_node(tmp_path, nodes, nats_cluster):
+def test_the_supervisor_example_supervises_its_worker_on_another_node_and_after_that_node_dies(tmp_path, nodes,
+                                                                                               nats_cluster):
     pytest.importorskip("componentize_py", reason="componentize-py is needed: pip install -e '.[build]'")
     from tests.sdk._support import EXAMPLES, build, copy_project, seed_home
 
@@ -210,6 +211,14 @@ def test_the_supervisor_example_supervises_its_workers_on_another_node(tmp_path,
     assert failures() == [worker]  # its guest heard the failure (handle-child-error), across nodes
     children = a.http().ok("POST", f"/v1/actors/{boss}/request", {"message": {"text": "children"}})
     assert children["response"]["text"] == worker
-    for node, actor in ((a, boss), (b, worker)):
-        assert verified(node.http(), actor)
+    assert verified(b.http(), worker)
+
+    b.kill()  # the worker's node: the worker comes to its supervisor's node, which goes on supervising it
+    _wait_until(lambda: works(c), "the worker answers again")
+    assert cluster_status(nats_cluster.urls)["leases"][worker] == "a"
+    assert c.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "crash"}}).status == 422
+    _wait_until(lambda: works(c), "the supervisor restarts its worker, now on a")
+    assert failures() == [worker, worker]
+    for actor in (boss, worker):
+        assert verified(a.http(), actor)
     assert_every_chain_holds_together(nats_cluster.urls, [boss, worker])
