@@ -359,7 +359,15 @@ class RemoteTree:
 
     async def adopt_children(self, parent_id: uuid.UUID) -> None:
         """After ``parent_id`` was reopened here: a ``RemoteChild`` for each listed child of it another node runs,
-        with the restart type its spawn recorded and the start state the child's node tells."""
+        with the restart type its spawn recorded and the start state the child's node tells. Never raises: a child
+        not adopted is logged (the parent runs on without it)."""
+        try:
+            await self._adopt_children(parent_id)
+        except (TheaterError, NatsError, asyncio.TimeoutError) as exc:
+            log.warning("node %s: the children of %s on other nodes were not adopted: %s", self.node.name, parent_id,
+                        exc or type(exc).__name__)
+
+    async def _adopt_children(self, parent_id: uuid.UUID) -> None:
         theater = self.theater
         parent = theater.router.find(parent_id)
         if parent is None or parent.status not in LIVE:
