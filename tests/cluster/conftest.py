@@ -39,7 +39,12 @@ class Nodes:
 
 @pytest.fixture
 def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    cluster = NatsCluster(tmp_path / "nats").start()
+    cluster = NatsCluster(tmp_path / "nats")
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.close()  # servers that did start (a port taken meanwhile, a slow machine) must not outlive the test
+        raise
     yield cluster
     cluster.close()
 
