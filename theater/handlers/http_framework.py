@@ -708,12 +708,16 @@ class _NoSuch(Exception):
 async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any]]:
     """Bind and serve ``server``; the bound port and a coroutine function that stops it."""
     loop = asyncio.get_running_loop()
-    heads: set[int] = set()  # connections (by id of their protocol) whose first request head has arrived
+    # Connections (by id of their protocol) whose header timeout is pending: whether a whole request head arrived.
+    # An entry goes when its timer fires (the timer holds the protocol: its id is not reused meanwhile).
+    heads: dict[int, bool] = {}
+    # No access log: every request is in the actor's chain already.
     factory = web.Server(lambda request: _dispatch(state, server, request, heads), keepalive_timeout=KEEPALIVE_S,
-                         handler_cancellation=True)
+                         handler_cancellation=True, access_log=None)
 
     def protocol() -> Any:
         proto = factory()
+        heads[id(proto)] = False
         loop.call_later(state.grant.header_timeout_ms / 1000, _close_unless_started, proto, heads)
         return proto
 
@@ -744,18 +748,21 @@ async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any
     return bound, stop
 
 
-def _close_unless_started(proto: Any, heads: set[int]) -> None:
+def _close_unless_started(proto: Any, heads: dict[int, bool]) -> None:
     """The header timeout of a connection: close it unless a whole request head arrived (slowloris)."""
-    if id(proto) in heads:
-        heads.discard(id(proto))
+    if heads.pop(id(proto), False):
         return
     transport = getattr(proto, "transport", None)
     if transport is not None:
         transport.close()
 
 
-async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, heads: set[int]) -> web.StreamResponse:
-    heads.add(id(request.protocol))
+async def _dispatch(
+    state: _Actor, server: _Server, request: web.BaseRequest, heads: dict[int, bool]
+) -> web.StreamResponse:
+    key = id(request.protocol)
+    if key in heads:
+        heads[key] = True
     path = request.rel_url.path
     method = request.method.upper()
     if method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
@@ -772,13 +779,16 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
         return web.Response(status=405 if known else 404, text="method not allowed" if known else "not found")
     grant = state.grant
     actor = state.actor
-    limit = grant.max_request_bytes
-    try:
-        body = await asyncio.wait_for(_read_body(request, actor, limit), grant.body_timeout_ms / 1000)
-    except MessageTooLarge as exc:
-        return web.Response(status=413, text=f"request body too large: {exc}")
-    except TimeoutError:
-        return web.Response(status=408, text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
+    body = b""
+    if request.body_exists:  # a request without one (most GETs) has nothing to wait for
+        try:
+            async with asyncio.timeout(grant.body_timeout_ms / 1000):
+                body = await _read_body(request, actor, grant.max_request_bytes)
+        except MessageTooLarge as exc:
+            return web.Response(status=413, text=f"request body too large: {exc}")
+        except TimeoutError:
+            return web.Response(status=408,
+                                text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
     uri = str(request.rel_url)
     wire = {
         "uri": uri,
@@ -789,7 +799,8 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     middlewares = [h for prefix, h in list(server.middleware.values()) if _under(prefix, path)]
     answer = actor.submit(lambda: _handle(actor, middlewares, route, wire), size=len(body))
     try:
-        response = await asyncio.wait_for(asyncio.wrap_future(answer), grant.request_timeout_ms / 1000)
+        async with asyncio.timeout(grant.request_timeout_ms / 1000):
+            response = await state.loop.answer(answer)
     except TimeoutError:
         _record_timeout(actor, server.id, method, uri, grant.request_timeout_ms, dropped=answer.cancel())
         return web.Response(status=504, text=f"the actor did not answer within {grant.request_timeout_ms} ms")
