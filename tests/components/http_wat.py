@@ -6,10 +6,12 @@ three handlers, adds two routes and a websocket path, and starts the server:
 
 * ``GET /bytes`` answers 200 with ``body`` (the state passes through unchanged);
 * ``GET /count`` adds one to a count kept in the state and answers it (8 bytes, little endian);
-* ``/ws`` echoes every websocket message as it came (``handle-websocket-message`` returns a list of one).
+* ``/ws`` echoes every websocket message as it came (``handle-websocket-message`` returns a list of one), and
+  counts the connections that ended (``handle-websocket-disconnect``).
 
-The state is 16 bytes: the count and the handler id of ``/count`` (both u64, little endian), so a reopened
-instance (no ``init``: the runtime brings the servers back from the record) still knows its routes. A host call
+The state is 24 bytes: the count, the handler id of ``/count`` and the number of disconnects (u64s, little
+endian), so a reopened instance (no ``init``: the runtime brings the servers back from the record) still knows its
+routes. A host call
 answering ``err`` makes ``init`` answer ``err`` with the host's text.
 
 The layout follows the canonical ABI as wit-component would lower and lift ``wit/http.wit``: imported interface
@@ -60,6 +62,8 @@ _EXPORT_TYPES = {
     "handle-websocket-message": ('(param "state" $state) (param "params" (tuple u64 u64 $websocket-message{s}))'
                                  ' (result (result (tuple $state (tuple (list $websocket-message{s})))'
                                  ' (error string)))'),
+    "handle-websocket-disconnect": '(param "state" $state) (param "params" (tuple u64 u64))'
+                                   ' (result (result (tuple $state) (error string)))',
 }
 
 _CORE = r"""
@@ -79,11 +83,20 @@ _CORE = r"""
       (i32.store offset=8 (local.get $out) (i32.load offset=4 (local.get $p)))
       (local.get $out))
 
-    ;; the count of a state (0 when it has none or a short one)
-    (func $count (param $sh i32) (param $sp i32) (param $sl i32) (result i64)
-      (if (result i64) (i32.and (local.get $sh) (i32.ge_u (local.get $sl) (i32.const 16)))
-        (then (i64.load (local.get $sp)))
+    ;; the u64 at offset $at of a state (0 when it has none or a short one)
+    (func $field (param $sh i32) (param $sp i32) (param $sl i32) (param $at i32) (result i64)
+      (if (result i64) (i32.and (local.get $sh) (i32.ge_u (local.get $sl) (i32.const 24)))
+        (then (i64.load (i32.add (local.get $sp) (local.get $at))))
         (else (i64.const 0))))
+
+    ;; a new state: (count, /count's handler, disconnects)
+    (func $state (param $count i64) (param $handler i64) (param $gone i64) (result i32)
+      (local $st i32)
+      (local.set $st (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) (i32.const 24)))
+      (i64.store (local.get $st) (local.get $count))
+      (i64.store offset=8 (local.get $st) (local.get $handler))
+      (i64.store offset=16 (local.get $st) (local.get $gone))
+      (local.get $st))
 
     (func (export "init") (param $sh i32) (param $sp i32) (param $sl i32) (param $ap i32) (param $al i32)
       (result i32)
@@ -109,19 +122,18 @@ _CORE = r"""
       (call $add-route (local.get $server) (i32.const {p_count}) (i32.const {get}) (local.get $count) (local.get $r))
       (if (i32.load8_u (local.get $r)) (then (return (call $init_err (i32.add (local.get $r) (i32.const 8))))))
       (call $enable-websocket (local.get $server) (i32.const {p_ws}) (i32.const 0) (i64.const 0) (local.get $ws)
-        (i32.const 0) (i64.const 0) (local.get $r))
+        (i32.const 1) (local.get $ws) (local.get $r))
       (if (i32.load8_u (local.get $r)) (then (return (call $init_err (i32.add (local.get $r) (i32.const 4))))))
       (call $start-server (local.get $server) (local.get $r))
       (if (i32.load8_u (local.get $r)) (then (return (call $init_err (i32.add (local.get $r) (i32.const 4))))))
-      ;; state = (count, the id of /count's handler)
-      (local.set $st (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) (i32.const 16)))
-      (i64.store (local.get $st) (call $count (local.get $sh) (local.get $sp) (local.get $sl)))
-      (i64.store offset=8 (local.get $st) (local.get $count))
+      (local.set $st (call $state (call $field (local.get $sh) (local.get $sp) (local.get $sl) (i32.const 0))
+                                  (local.get $count)
+                                  (call $field (local.get $sh) (local.get $sp) (local.get $sl) (i32.const 16))))
       (local.set $out (call $realloc (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 16)))
       (i32.store8 (local.get $out) (i32.const 0))
       (i32.store8 offset=4 (local.get $out) (i32.const 1))
       (i32.store offset=8 (local.get $out) (local.get $st))
-      (i32.store offset=12 (local.get $out) (i32.const 16))
+      (i32.store offset=12 (local.get $out) (i32.const 24))
       (local.get $out))
 
     ;; handle-request(state, (handler, {method, uri, headers, body})) -> ok((state, (response)))
@@ -136,16 +148,15 @@ _CORE = r"""
       (i32.store offset=20 (local.get $out) (i32.const 0))
       (i32.store offset=24 (local.get $out) (i32.const 0))
       (i32.store8 offset=28 (local.get $out) (i32.const 1))
-      (if (i32.and (i32.and (local.get $sh) (i32.ge_u (local.get $sl) (i32.const 16)))
+      (if (i32.and (i32.and (local.get $sh) (i32.ge_u (local.get $sl) (i32.const 24)))
                    (i64.eq (local.get $handler) (i64.load offset=8 (local.get $sp))))
         (then
           ;; /count: one more, kept in a new state and answered
-          (local.set $st (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) (i32.const 16)))
-          (i64.store (local.get $st) (i64.add (i64.load (local.get $sp)) (i64.const 1)))
-          (i64.store offset=8 (local.get $st) (i64.load offset=8 (local.get $sp)))
+          (local.set $st (call $state (i64.add (i64.load (local.get $sp)) (i64.const 1))
+                                      (i64.load offset=8 (local.get $sp)) (i64.load offset=16 (local.get $sp))))
           (i32.store8 offset=4 (local.get $out) (i32.const 1))
           (i32.store offset=8 (local.get $out) (local.get $st))
-          (i32.store offset=12 (local.get $out) (i32.const 16))
+          (i32.store offset=12 (local.get $out) (i32.const 24))
           (i32.store offset=32 (local.get $out) (local.get $st))
           (i32.store offset=36 (local.get $out) (i32.const 8)))
         (else
@@ -181,6 +192,21 @@ _CORE = r"""
       (i32.store offset=12 (local.get $out) (local.get $sl))
       (i32.store offset=16 (local.get $out) (local.get $m))
       (i32.store offset=20 (local.get $out) (i32.const 1))
+      (local.get $out))
+
+    ;; handle-websocket-disconnect(state, (handler, connection)) -> ok((state)): one more disconnect
+    (func (export "handle-websocket-disconnect") (param $sh i32) (param $sp i32) (param $sl i32)
+      (param $handler i64) (param $connection i64) (result i32)
+      (local $out i32)
+      (local.set $out (call $realloc (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 16)))
+      (i32.store8 (local.get $out) (i32.const 0))
+      (i32.store8 offset=4 (local.get $out) (i32.const 1))
+      (i32.store offset=8 (local.get $out)
+        (call $state (call $field (local.get $sh) (local.get $sp) (local.get $sl) (i32.const 0))
+                     (call $field (local.get $sh) (local.get $sp) (local.get $sl) (i32.const 8))
+                     (i64.add (call $field (local.get $sh) (local.get $sp) (local.get $sl) (i32.const 16))
+                              (i64.const 1))))
+      (i32.store offset=12 (local.get $out) (i32.const 24))
       (local.get $out))
 
     (func (export "post-return") (param i32) (call $heap_reset))

@@ -397,17 +397,30 @@ class HttpFrameworkHandler(Handler):
         again with their recorded results (the same ids), and each server that was listening listens again on the
         port it had. Returns a text per server that could not listen again (the actor is not told: its chain
         already says the server runs).
+
+        The websocket connections the actor knew (a connect or a message recorded) and was not told the end of
+        went with the old runtime: before the servers listen again, a ``handle-websocket-disconnect`` call is queued
+        for each whose path has a disconnect handler, as when a connection closes (so an actor keeping a list of
+        open connections does not keep the dead ones).
         """
         handler = cls(actor, config)
         state = handler._state
         calls: list[tuple[str, list[Any], Any]] = []
         prefix = handler.interface + "/"
         connections = 0  # the highest websocket connection id the actor was told of: new ones count on from it
+        known: dict[int, tuple[str, int]] = {}  # connections told of and not ended: (export, handler id) first seen
         for event in actor.store.log.events(actor.id):
             if event.type == "wasm/call" and event.data.get("export") == INIT_EXPORT:
                 calls = []  # ``init`` makes the servers afresh (a start, a restart from init)
+                known = {}
             elif event.type == "wasm/call" and event.data.get("export") in WS_EXPORTS:
-                connections = max(connections, int(event.data["params"][1]))
+                export, params = event.data["export"], event.data["params"]
+                connection = int(params[1])
+                connections = max(connections, connection)
+                if export == WS_DISCONNECT:
+                    known.pop(connection, None)
+                else:
+                    known.setdefault(connection, (export, int(params[0])))
             elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
                 result = event.data["result"]
                 if "ok" in result:
@@ -451,6 +464,12 @@ class HttpFrameworkHandler(Handler):
                     state.servers.pop(params[0], None)
             state.ids = itertools.count(highest + 1)
             state.connection_ids = itertools.count(connections + 1)
+            websockets = [handlers for server in state.servers.values() for handlers in server.websockets.values()]
+        for connection, (export, handler_id) in sorted(known.items()):
+            slot = 0 if export == WS_CONNECT else 1  # the handler that call was made to: connect's or message's
+            disconnect = next((h[2] for h in websockets if h[slot] == handler_id and h[2] is not None), None)
+            if disconnect is not None:
+                _tell_ended(actor, disconnect, connection)
         for server_id, port in listening.items():
             again = state.servers.get(server_id)
             if again is None:
@@ -692,6 +711,14 @@ class HttpFrameworkHandler(Handler):
         frame = ("close", CLOSE_NORMAL, b"closed by the actor")
         self.actor.defer(lambda failed: _enqueue_soon(state.loop, conn, frame, failed))
         return {"ok": None}
+
+
+def _tell_ended(actor: ActorHost, disconnect: int, connection_id: int) -> None:
+    """Queue the ``handle-websocket-disconnect`` call telling the actor a connection it knew has ended."""
+    try:
+        actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
+    except TheaterError:
+        pass  # the actor has ended: nobody to tell
 
 
 def _some(option: dict[str, Any] | None) -> Any:
