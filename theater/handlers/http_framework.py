@@ -945,11 +945,10 @@ async def _websocket(
     finally:
         server.connections.pop(connection_id, None)
         conn.closing = True
-        if disconnect is not None:  # the actor was told of the connection: it is told of its end
-            try:
-                actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
-            except TheaterError:
-                pass  # the actor has ended: nobody to tell
+        # The actor was told of the connection: it is told of its end, unless the actor itself has ended (its
+        # instance that comes back, after a restart or a reopen, is told by ``reattach``: once, not twice).
+        if disconnect is not None and not state.ended:
+            _tell_ended(actor, disconnect, connection_id)
         conn.queue.put_nowait(None)
         if writer is not None:
             try:
