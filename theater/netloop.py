@@ -6,7 +6,9 @@ runtime with ``of(actor.store)`` (one home's store belongs to one ``Theater``). 
 and ``close(store)`` (called by ``Theater.close``) ends it after closing whatever was registered to close with it
 (client sessions, servers). Coroutines are handed over with ``NetLoop.submit``, which returns a
 ``concurrent.futures.Future`` a host function waits on with ``actor.wait_for`` (so a stop ends the wait), and which
-it may cancel (the task is cancelled on the loop).
+it may cancel (the task is cancelled on the loop). The other way, ``NetLoop.answer`` gives a coroutine on the loop
+an asyncio future for a ``concurrent.futures.Future`` settled on another thread (an actor's answer), the answers
+settled together waking the loop once.
 
 A host function that would only hand a coroutine over and wait for it (a client request) runs it instead on a loop
 of its own thread (``NetLoop.run_here``): no thread hand-off per call, each worker thread keeping its loop and
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -47,6 +50,10 @@ class NetLoop:
         self._local = threading.local()  # the calling threads' own loops and what they made on them
         # Each calling thread's own loop and what it made, closed when the thread is gone or this loop closes.
         self._here: list[tuple[threading.Thread, asyncio.AbstractEventLoop, dict[Any, Any]]] = []
+        # Settled futures waiting for the loop to take their outcomes (``answer``), and whether it was woken for them.
+        self._settled: deque[tuple[Future[Any], asyncio.Future[Any]]] = deque()
+        self._settled_lock = threading.Lock()
+        self._woken = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -85,6 +92,57 @@ class NetLoop:
             coro.close()
             raise
         return asyncio.run_coroutine_threadsafe(coro, loop)
+
+    def answer(self, future: Future[T]) -> asyncio.Future[T]:
+        """On the loop: an asyncio future taking ``future``'s outcome once it is done (``asyncio.wrap_future``,
+        with fewer wake-ups). The thread settling ``future`` wakes the loop only when no wake-up is pending already:
+        the answers a commit settles together are taken in one pass of the loop, not one wake-up (a write to the
+        loop's self-pipe, a thread switch) each. Cancelling the asyncio future cancels ``future``.
+        """
+        loop = self.loop
+        waiter: asyncio.Future[T] = loop.create_future()
+
+        def cancelled(done: asyncio.Future[T]) -> None:
+            if done.cancelled():
+                future.cancel()
+
+        waiter.add_done_callback(cancelled)
+        future.add_done_callback(lambda done: self._settle(done, waiter))
+        return waiter
+
+    def _settle(self, future: Future[Any], waiter: asyncio.Future[Any]) -> None:
+        """``future`` is done (on the thread that settled it): queue it for the loop, waking it if need be."""
+        with self._settled_lock:
+            self._settled.append((future, waiter))
+            if self._woken:
+                return
+            self._woken = True
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("no loop")
+            loop.call_soon_threadsafe(self._take_settled)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            with self._settled_lock:
+                self._settled.clear()
+                self._woken = False
+
+    def _take_settled(self) -> None:
+        """On the loop: hand every settled future's outcome to its waiter."""
+        with self._settled_lock:
+            settled, self._settled = self._settled, deque()
+            self._woken = False
+        for future, waiter in settled:
+            if waiter.done():
+                continue  # given up on (a timeout)
+            if future.cancelled():
+                waiter.cancel()
+                continue
+            error = future.exception()
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(future.result())
 
     def can_run_here(self) -> bool:
         """Whether ``run_here`` may run on this thread (it runs no event loop)."""

@@ -9,8 +9,12 @@ request (each a recorded host call through the runtime's loop); the floor is aio
 making the same GETs to the same server. The handler alone: the same GETs through ``HttpClientHandler.send_http``
 called from a plain thread (no actor, no wasm, no record), so the line above splits into the handler's part and the
 runtime's (guest, boundary, recording). Server: a Python actor's ``@route`` answering 1 KiB (each request a
-recorded export call) under ``--concurrency`` clients; the floor is a bare aiohttp handler returning the same bytes
-to the same clients. Each figure and its floor are measured in turn ``--rounds`` times and the best of each is kept
+recorded export call) under ``--concurrency`` clients, first an actor written in component text with no SDK
+(``tests/components/http_wat.py``: the figure the issue sets a floor for), then the same route of a Python actor
+built with the SDK; the floor is a bare aiohttp handler returning the same bytes to the same clients. ``--part``
+measures only the client or only the server figures. Under each server figure, the CPU time of the whole process
+per request (clients included) next to the bare handler's: a ratio that a machine busy with other work disturbs
+less than requests/s (which then measure thread wake-up latency as much as work). Each figure and its floor are measured in turn ``--rounds`` times and the best of each is kept
 (the machine is shared: the best round is the one least disturbed). Nothing here is asserted by the tests. The actors are built with the SDK (componentize-py,
 cached under ``$THEATER_TEST_BUILD_CACHE`` or ``.cache/theater-build``).
 """
@@ -39,6 +43,7 @@ from theater import netloop  # noqa: E402
 from theater.handlers.http_client import HttpClientHandler  # noqa: E402
 from theater.netloop import NetLoop  # noqa: E402
 from theater.runtime import Theater  # noqa: E402
+from tests.components.http_wat import BODY as WAT_BODY, http_actor  # noqa: E402
 
 CACHE = Path(os.environ.get("THEATER_TEST_BUILD_CACHE") or ROOT / ".cache" / "theater-build")
 BODY = bytes(range(256)) * 4
@@ -186,13 +191,53 @@ def _handler_alone(url: str, n: int) -> float:
         netloop.close(bare.store)
 
 
+def _client(theater: Theater, client_manifest: Path, url: str, args: argparse.Namespace) -> None:
+    client = theater.start(client_manifest)
+    theater.request(client, json.dumps({"url": url, "n": 10}).encode(), timeout=60)  # warm
+    ask = json.dumps({"url": url, "n": args.calls}).encode()
+
+    def through_client() -> float:
+        started = time.perf_counter()
+        theater.request(client, ask, timeout=600)
+        return args.calls / (time.perf_counter() - started)
+
+    through, floor = best(args.rounds, through_client, lambda: asyncio.run(_gets(url, args.calls)))
+    line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
+    alone, floor = best(args.rounds, lambda: _handler_alone(url, args.calls),
+                        lambda: asyncio.run(_gets(url, args.calls)))
+    line("  of which the handler alone (no actor)", alone, "/s", floor, "aiohttp client direct")
+
+
+def _serve(theater: Theater, manifest: Path, url: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
+    """Requests/s an actor's ``/bytes`` route serves and the bare handler's (best of the rounds), and the CPU time
+    of the whole process per request in each (least of the rounds; the clients included, the same for both)."""
+    server = theater.start(manifest)
+    [started_event] = [e for e in theater.events(server) if e.type == "theater:simple/http-framework/start-server"]
+    actor_url = f"http://127.0.0.1:{started_event.data['result']['ok']}/bytes"
+    cpu: dict[str, list[float]] = {actor_url: [], url: []}
+
+    def load(target: str) -> float:
+        started = time.process_time()
+        rate = asyncio.run(_load(target, args.requests, args.concurrency))
+        cpu[target].append((time.process_time() - started) / args.requests * 1e6)
+        return rate
+
+    try:
+        served, bare = best(args.rounds, lambda: load(actor_url), lambda: load(url))
+    finally:
+        theater.stop(server)
+    return served, bare, min(cpu[actor_url]), min(cpu[url])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "client", "server"), default="all")
     args = parser.parse_args()
+    assert WAT_BODY == BODY
     loop = NetLoop("bench-server")
     runner, port = loop.submit(_bare_server()).result(10)
     url = f"http://127.0.0.1:{port}/bytes"
@@ -201,29 +246,21 @@ def main() -> None:
         client_manifest = project(root, "client", CLIENT_APP, CLIENT_WORLD, CLIENT_MANIFEST)
         server_manifest = project(root, "server", SERVER_APP, SERVER_WORLD, SERVER_MANIFEST)
         with Theater(root / "home", durability="buffered") as theater:
-            client = theater.start(client_manifest)
-            theater.request(client, json.dumps({"url": url, "n": 10}).encode(), timeout=60)  # warm
-            ask = json.dumps({"url": url, "n": args.calls}).encode()
-
-            def through_client() -> float:
-                started = time.perf_counter()
-                theater.request(client, ask, timeout=600)
-                return args.calls / (time.perf_counter() - started)
-
-            through, floor = best(args.rounds, through_client, lambda: asyncio.run(_gets(url, args.calls)))
-            line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
-            alone, floor = best(args.rounds, lambda: _handler_alone(url, args.calls),
-                                lambda: asyncio.run(_gets(url, args.calls)))
-            line("  of which the handler alone (no actor)", alone, "/s", floor, "aiohttp client direct")
-
-            server = theater.start(server_manifest)
-            [started_event] = [e for e in theater.events(server)
-                               if e.type == "theater:simple/http-framework/start-server"]
-            actor_url = f"http://127.0.0.1:{started_event.data['result']['ok']}/bytes"
-            served, bare = best(args.rounds, lambda: asyncio.run(_load(actor_url, args.requests, args.concurrency)),
-                                lambda: asyncio.run(_load(url, args.requests, args.concurrency)))
-            line(f"requests/s served by an actor route (x{args.concurrency})", served, "/s", bare,
-                 "bare aiohttp handler")
+            if args.part in ("all", "client"):
+                _client(theater, client_manifest, url, args)
+            if args.part in ("all", "server"):
+                (root / "wat").mkdir()
+                (root / "wat" / "server.wat").write_text(http_actor())
+                (root / "wat" / "manifest.toml").write_text(
+                    'name = "wat-server"\ncomponent = "server.wat"\n[[handlers]]\ntype = "http-framework"\n')
+                for label, manifest in ((f"requests/s served by a component route (x{args.concurrency})",
+                                         root / "wat" / "manifest.toml"),
+                                        (f"  the same through an SDK Python actor (x{args.concurrency})",
+                                         server_manifest)):
+                    served, bare, cpu, bare_cpu = _serve(theater, manifest, url, args)
+                    line(label, served, "/s", bare, "bare aiohttp handler")
+                    print(f"{'    CPU per request (the whole process)':<44} {cpu:>10,.0f} us      bare {bare_cpu:,.0f} us"
+                          f"  x{bare_cpu / cpu:.2f}")
     loop.submit(runner.cleanup()).result(10)
     loop.close()
 

@@ -397,17 +397,30 @@ class HttpFrameworkHandler(Handler):
         again with their recorded results (the same ids), and each server that was listening listens again on the
         port it had. Returns a text per server that could not listen again (the actor is not told: its chain
         already says the server runs).
+
+        The websocket connections the actor knew (a connect or a message recorded) and was not told the end of
+        went with the old runtime: before the servers listen again, a ``handle-websocket-disconnect`` call is queued
+        for each whose path has a disconnect handler, as when a connection closes (so an actor keeping a list of
+        open connections does not keep the dead ones).
         """
         handler = cls(actor, config)
         state = handler._state
         calls: list[tuple[str, list[Any], Any]] = []
         prefix = handler.interface + "/"
         connections = 0  # the highest websocket connection id the actor was told of: new ones count on from it
+        known: dict[int, tuple[str, int]] = {}  # connections told of and not ended: (export, handler id) first seen
         for event in actor.store.log.events(actor.id):
             if event.type == "wasm/call" and event.data.get("export") == INIT_EXPORT:
                 calls = []  # ``init`` makes the servers afresh (a start, a restart from init)
+                known = {}
             elif event.type == "wasm/call" and event.data.get("export") in WS_EXPORTS:
-                connections = max(connections, int(event.data["params"][1]))
+                export, params = event.data["export"], event.data["params"]
+                connection = int(params[1])
+                connections = max(connections, connection)
+                if export == WS_DISCONNECT:
+                    known.pop(connection, None)
+                else:
+                    known.setdefault(connection, (export, int(params[0])))
             elif event.type.startswith(prefix) and isinstance(event.data.get("result"), dict):
                 result = event.data["result"]
                 if "ok" in result:
@@ -451,6 +464,12 @@ class HttpFrameworkHandler(Handler):
                     state.servers.pop(params[0], None)
             state.ids = itertools.count(highest + 1)
             state.connection_ids = itertools.count(connections + 1)
+            websockets = [handlers for server in state.servers.values() for handlers in server.websockets.values()]
+        for connection, (export, handler_id) in sorted(known.items()):
+            slot = 0 if export == WS_CONNECT else 1  # the handler that call was made to: connect's or message's
+            disconnect = next((h[2] for h in websockets if h[slot] == handler_id and h[2] is not None), None)
+            if disconnect is not None:
+                _tell_ended(actor, disconnect, connection)
         for server_id, port in listening.items():
             again = state.servers.get(server_id)
             if again is None:
@@ -694,6 +713,14 @@ class HttpFrameworkHandler(Handler):
         return {"ok": None}
 
 
+def _tell_ended(actor: ActorHost, disconnect: int, connection_id: int) -> None:
+    """Queue the ``handle-websocket-disconnect`` call telling the actor a connection it knew has ended."""
+    try:
+        actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
+    except TheaterError:
+        pass  # the actor has ended: nobody to tell
+
+
 def _some(option: dict[str, Any] | None) -> Any:
     return None if option is None else option["some"]
 
@@ -708,12 +735,16 @@ class _NoSuch(Exception):
 async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any]]:
     """Bind and serve ``server``; the bound port and a coroutine function that stops it."""
     loop = asyncio.get_running_loop()
-    heads: set[int] = set()  # connections (by id of their protocol) whose first request head has arrived
+    # Connections (by id of their protocol) whose header timeout is pending: whether a whole request head arrived.
+    # An entry goes when its timer fires (the timer holds the protocol: its id is not reused meanwhile).
+    heads: dict[int, bool] = {}
+    # No access log: every request is in the actor's chain already.
     factory = web.Server(lambda request: _dispatch(state, server, request, heads), keepalive_timeout=KEEPALIVE_S,
-                         handler_cancellation=True)
+                         handler_cancellation=True, access_log=None)
 
     def protocol() -> Any:
         proto = factory()
+        heads[id(proto)] = False
         loop.call_later(state.grant.header_timeout_ms / 1000, _close_unless_started, proto, heads)
         return proto
 
@@ -744,18 +775,21 @@ async def _listen(state: _Actor, server: _Server) -> tuple[int, Callable[[], Any
     return bound, stop
 
 
-def _close_unless_started(proto: Any, heads: set[int]) -> None:
+def _close_unless_started(proto: Any, heads: dict[int, bool]) -> None:
     """The header timeout of a connection: close it unless a whole request head arrived (slowloris)."""
-    if id(proto) in heads:
-        heads.discard(id(proto))
+    if heads.pop(id(proto), False):
         return
     transport = getattr(proto, "transport", None)
     if transport is not None:
         transport.close()
 
 
-async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, heads: set[int]) -> web.StreamResponse:
-    heads.add(id(request.protocol))
+async def _dispatch(
+    state: _Actor, server: _Server, request: web.BaseRequest, heads: dict[int, bool]
+) -> web.StreamResponse:
+    key = id(request.protocol)
+    if key in heads:
+        heads[key] = True
     path = request.rel_url.path
     method = request.method.upper()
     if method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
@@ -772,13 +806,16 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
         return web.Response(status=405 if known else 404, text="method not allowed" if known else "not found")
     grant = state.grant
     actor = state.actor
-    limit = grant.max_request_bytes
-    try:
-        body = await asyncio.wait_for(_read_body(request, actor, limit), grant.body_timeout_ms / 1000)
-    except MessageTooLarge as exc:
-        return web.Response(status=413, text=f"request body too large: {exc}")
-    except TimeoutError:
-        return web.Response(status=408, text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
+    body = b""
+    if request.body_exists:  # a request without one (most GETs) has nothing to wait for
+        try:
+            async with asyncio.timeout(grant.body_timeout_ms / 1000):
+                body = await _read_body(request, actor, grant.max_request_bytes)
+        except MessageTooLarge as exc:
+            return web.Response(status=413, text=f"request body too large: {exc}")
+        except TimeoutError:
+            return web.Response(status=408,
+                                text=f"the request body did not arrive within {grant.body_timeout_ms} ms")
     uri = str(request.rel_url)
     wire = {
         "uri": uri,
@@ -789,7 +826,8 @@ async def _dispatch(state: _Actor, server: _Server, request: web.BaseRequest, he
     middlewares = [h for prefix, h in list(server.middleware.values()) if _under(prefix, path)]
     answer = actor.submit(lambda: _handle(actor, middlewares, route, wire), size=len(body))
     try:
-        response = await asyncio.wait_for(asyncio.wrap_future(answer), grant.request_timeout_ms / 1000)
+        async with asyncio.timeout(grant.request_timeout_ms / 1000):
+            response = await state.loop.answer(answer)
     except TimeoutError:
         _record_timeout(actor, server.id, method, uri, grant.request_timeout_ms, dropped=answer.cancel())
         return web.Response(status=504, text=f"the actor did not answer within {grant.request_timeout_ms} ms")
@@ -907,11 +945,10 @@ async def _websocket(
     finally:
         server.connections.pop(connection_id, None)
         conn.closing = True
-        if disconnect is not None:  # the actor was told of the connection: it is told of its end
-            try:
-                actor.submit(lambda: actor.call(WS_DISCONNECT, [disconnect, connection_id]), force=True)
-            except TheaterError:
-                pass  # the actor has ended: nobody to tell
+        # The actor was told of the connection: it is told of its end, unless the actor itself has ended (its
+        # instance that comes back, after a restart or a reopen, is told by ``reattach``: once, not twice).
+        if disconnect is not None and not state.ended:
+            _tell_ended(actor, disconnect, connection_id)
         conn.queue.put_nowait(None)
         if writer is not None:
             try:
