@@ -268,16 +268,24 @@ def test_a_failing_handler_gives_500_and_then_the_failed_actor_503(serve):
 
 def test_a_full_mailbox_answers_503(serve):
     served = serve('request_timeout_ms = 20000', mailbox=MailboxLimits(messages=1))
-    slow: list[int] = []
-    worker = threading.Thread(target=lambda: slow.append(served.fetch("/slow?ms=1500")[0]))
-    worker.start()
-    statuses: set[int] = set()
-    # While the slow call runs, the mailbox (one place) fills: further requests are refused, never queued forever.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        while worker.is_alive() and 503 not in statuses:
-            statuses.update(status for status, _, _ in pool.map(lambda _: served.fetch("/hello"), range(8)))
-    worker.join(WAIT)
-    assert 503 in statuses and slow == [200]
+    # While a slow call runs, the mailbox (one place) fills: further requests are refused, never queued forever.
+    # Nothing outside the actor shows the slow call has begun, so on a loaded machine the flood can take the one
+    # place first and the slow request is the one refused: that round proves nothing and is run again.
+    rounds: list[tuple[list[int], set[int]]] = []
+    for _ in range(5):
+        slow: list[int] = []
+        worker = threading.Thread(target=lambda into=slow: into.append(served.fetch("/slow?ms=1500")[0]))
+        worker.start()
+        statuses: set[int] = set()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while worker.is_alive() and 503 not in statuses:
+                statuses.update(status for status, _, _ in pool.map(lambda _: served.fetch("/hello"), range(8)))
+        worker.join(WAIT)
+        rounds.append((slow, statuses))
+        if slow != [503]:
+            break
+    slow, statuses = rounds[-1]
+    assert 503 in statuses and slow == [200], rounds
 
 
 @pytest.mark.parametrize(
