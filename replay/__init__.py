@@ -2,9 +2,11 @@
 
 The wasmtime engine settings that make execution deterministic (``engine``), the record/replay boundary
 (``boundary``, with value conversion in ``values``), re-execution of a chain (``replayer``; ``live`` for a chain
-followed while it grows) and time travel (``history``), with the record read through ``schema`` (every field
-checked) and checked to fit together by ``continuity``. Imports ``store`` and wasmtime only: it re-executes an
-actor from a chain and the blob store alone, with no running runtime, no handlers and no network.
+followed while it grows; ``upgrade`` and ``whatif`` for a chain run against another build or other host results,
+all on the shared base in ``_reexecution``) and time travel (``history``), with the record read through
+``schema`` (every field checked) and checked to fit together by ``continuity``. Imports ``store`` and wasmtime
+only: it re-executes an actor from a chain and the blob store alone, with no running runtime, no handlers and no
+network.
 """
 
 from replay.boundary import Boundary, CallResult, export_functions, import_functions

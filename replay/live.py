@@ -25,7 +25,8 @@ from collections.abc import Iterable, Iterator
 
 from replay.continuity import ContinuityCheck
 from replay.history import component_at
-from replay.replayer import MID_CHAIN_HINT, Checked, Cursor, Replayer, ReplayTape, _epoch_ticks, _load, _Run
+from replay._reexecution import epoch_ticks, load_component
+from replay.replayer import MID_CHAIN_HINT, Checked, Cursor, Replayer, ReplayTape, Walk
 from replay.schema import WASM_INSTANTIATE, is_boundary, read_genesis
 from store import Event
 from store.errors import InvalidInputError
@@ -87,14 +88,14 @@ class LiveReplay:
         limits = replayer.limits.limits(created)
         self.actor = actor
         self.start = resume
-        self._engine = replayer._engine(created.engine)
+        self._engine = replayer.engine_for(created.engine)
         # Mid-chain, the component is the one the instance before ``resume`` runs (an upgrade changes it).
-        component = _load(self._engine, replayer.store, created.component if resume == 0
-                          else component_at(replayer.store, actor, resume))
+        component = load_component(self._engine, replayer.store, created.component if resume == 0
+                                   else component_at(replayer.store, actor, resume))
         self._feed = _Feed(ContinuityCheck(created), resume)
         self._tape = ReplayTape(Cursor(self._feed), hint=MID_CHAIN_HINT if resume > 0 else None,
                                 store=replayer.store)
-        self._run = _Run(replayer, self._engine, component, self._tape, limits, fresh=resume > 0,
+        self._run = Walk(replayer, self._engine, component, self._tape, limits, fresh=resume > 0,
                          checked=self._feed)
         self._run.on_err = created.on_err
         self._fed = -1
@@ -121,7 +122,7 @@ class LiveReplay:
         before = self._tape.calls
         self._feed.pending.extend(batch)
         try:
-            with _epoch_ticks(self._engine):
+            with epoch_ticks(self._engine):
                 self._run.walk()
         except _Starved:
             pass

@@ -12,22 +12,28 @@ Re-execution is bounded in wall-clock time: per call, and optionally for the who
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-import blake3
-import cbor2
-
+from replay._reexecution import (
+    UNFIT_VALUE,
+    Overall,
+    call_limits,
+    epoch_ticks,
+    load_component,
+    outcome_fields,
+    outcome_event,
+    same,
+    state_blob,
+    state_digest,
+)
 from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault
 from replay.continuity import ContinuityCheck, InterruptedCall
 from replay.derived import RESULT_REF, RefMismatch, expand
-from replay.engine import EPOCH_TICK_S, Engine, check_recorded
+from replay.engine import Engine, check_recorded
 from replay.errors import (
     ContinuityBreak,
     Divergence,
@@ -44,10 +50,8 @@ from replay.schema import (
     LIFECYCLE_PREFIXES,
     OUTCOMES,
     WASM_CALL,
-    WASM_ERR_ANSWER,
     WASM_ERROR,
     WASM_INSTANTIATE,
-    WASM_RESULT,
     Genesis,
     Limits,
     OnErr,
@@ -61,20 +65,8 @@ MID_CHAIN_HINT = (
     "replay started mid-chain from a recorded state; a guest that keeps hidden state between calls (globals, "
     "caches) behaves differently from a fresh instance: replay from genesis to check"
 )
-# What wasmtime-py and the value converters raise for a recorded value that does not fit the WIT type it is
-# lowered to (the record is untrusted: its params may be anything CBOR holds).
-_UNFIT_VALUE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
-
 __all__ = ["LIFECYCLE_PREFIXES", "MID_CHAIN_HINT", "Checked", "Cursor", "ReplayLimits", "ReplayReport", "ReplayTape",
-           "Replayer", "is_boundary"]
-
-
-def _same(a: Any, b: Any) -> bool:
-    return a == b or cbor2.dumps(a, canonical=True) == cbor2.dumps(b, canonical=True)
-
-
-def _digest(state: bytes | None) -> bytes | None:
-    return None if state is None else blake3.blake3(state).digest()
+           "Replayer", "Walk", "is_boundary"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,7 +226,7 @@ class ReplayTape:
         if event.type != name:
             raise self._diverge(event, "host call", {"event": event.type, "data": event.data},
                                 {"import": name, "params": params})
-        if not _same(event.data.get("params"), params):
+        if not same(event.data.get("params"), params):
             raise self._diverge(event, f"parameters of {name}", event.data.get("params"), params)
         result = self._expand(event, name) if RESULT_REF in event.data else event.data.get("result")
         self.host_calls += 1
@@ -257,15 +249,21 @@ class ReplayTape:
                                 exc.expected, exc.actual) from None
 
     def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
+        """Take the recorded call of ``export`` and check the guest's input against it (``_check_input``)."""
         event = self._next("export call", {"export": export, "params": params})
         data = event.data
         if event.type != WASM_CALL or data.get("export") != export:
             raise self._diverge(event, "export call", {"event": event.type, "data": data}, {"export": export})
-        if not _same(data.get("params"), params) or data.get("state") != _digest(state):
-            raise self._diverge(event, f"input of {export}", data, {"params": params, "state": _digest(state)})
+        self._check_input(event, export, state, params)
         self.call = event
         if self.cut is None:
             self.calls += 1
+
+    def _check_input(self, event: Event, export: str, state: bytes | None, params: Any) -> None:
+        """Raise a divergence unless the call gets the recorded params and starts from the recorded state."""
+        data = event.data
+        if not same(data.get("params"), params) or data.get("state") != state_digest(state):
+            raise self._diverge(event, f"input of {export}", data, {"params": params, "state": state_digest(state)})
 
     def _check_deadline(self, export: str, result: CallResult | GuestFault) -> None:
         """Raise ``ReplayTimeout`` when ``result`` is a deadline: replay never sets a deadline from the record (a
@@ -277,38 +275,26 @@ class ReplayTape:
                                 what=what)
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
+        """Compare the call's outcome with the recorded one (``_check_outcome``); a deadline is the verifier's own
+        bound (``ReplayTimeout``), and an interrupted call has no recorded end to compare with."""
         self._check_deadline(export, result)
-        if self.cut is not None:
-            return  # an interrupted call has no recorded end to compare with
-        actual = {"event": _event_of(result), **_outcome(result)}
+        if self.cut is None:
+            self._check_outcome(export, result)
+
+    def _check_outcome(self, export: str, result: CallResult | GuestFault) -> None:
+        """Raise a divergence unless ``result`` is the recorded outcome, fuel included."""
+        actual = {"event": outcome_event(result), **outcome_fields(result)}
         event = self._next("export result", actual)
         expected = {"event": event.type, **{k: event.data.get(k) for k in actual if k != "event"}}
         if expected.get("kind") in INTERRUPTS and actual.get("kind") == FaultKind.FUEL:
             actual["kind"] = expected["kind"]  # replayed with the recorded fuel as the limit: it stops at that point
-        if not _same(expected, actual):
+        if not same(expected, actual):
             what = "fuel consumed" if _only_fuel_differs(expected, actual) else f"result of {export}"
             raise self._diverge(event, what, expected, actual)
 
 
-def _event_of(result: CallResult | GuestFault) -> str:
-    if isinstance(result, CallResult):
-        return WASM_RESULT
-    return WASM_ERR_ANSWER if result.answered else WASM_ERROR
-
-
-def _outcome(result: CallResult | GuestFault) -> dict[str, Any]:
-    if isinstance(result, CallResult):
-        return {"state": _digest(result.state), "output": result.output, "fuel": result.fuel}
-    if result.answered:
-        return {"detail": result.detail, "fuel": result.fuel}
-    outcome: dict[str, Any] = {"kind": str(result.kind), "fuel": result.fuel}
-    if result.kind == FaultKind.ERR:
-        outcome["detail"] = result.detail
-    return outcome
-
-
 def _only_fuel_differs(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
-    return all(_same(expected.get(k), v) for k, v in actual.items() if k != "fuel")
+    return all(same(expected.get(k), v) for k, v in actual.items() if k != "fuel")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -354,7 +340,9 @@ class Replayer:
         self._engines: dict[str, Engine] = {}
         self._forks_followed = 0  # how deep into a line of forks the current replay is
 
-    def _engine(self, recorded: dict[str, Any]) -> Engine:
+    def engine_for(self, recorded: dict[str, Any]) -> Engine:
+        """The engine with the recorded settings, made once per settings (``SettingsMismatch`` when this build
+        cannot honour them)."""
         settings = check_recorded(recorded)
         key = settings.digest()
         if key not in self._engines:
@@ -400,20 +388,20 @@ class Replayer:
         if origin is not None:  # a fork whose source does not hold: nothing of it is re-executed
             return ReplayReport(actor=actor, from_seq=from_seq, to_seq=0, calls=0, host_calls=0, state=None,
                                 divergence=origin)
-        engine = self._engine(created.engine)
+        engine = self.engine_for(created.engine)
         # Mid-chain, the component is the one the instance before from_seq runs (an upgrade changes it).
-        component = _load(engine, self.store, created.component if from_seq == 0
-                          else component_at(self.store, actor, from_seq))
+        component = load_component(engine, self.store, created.component if from_seq == 0
+                                   else component_at(self.store, actor, from_seq))
         stop = None if to_seq is None else to_seq + 1
         # Events before from_seq are read too: continuity is checked from genesis whatever replay starts from.
         checked = Checked(self.store.log.events(actor, 0, stop), ContinuityCheck(created), from_seq)
         tape = ReplayTape(Cursor(iter(checked)), hint=MID_CHAIN_HINT if from_seq > 0 else None, store=self.store)
-        run = _Run(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
+        run = Walk(self, engine, component, tape, limits, fresh=from_seq > 0, checked=checked)
         run.on_err = created.on_err
         run.progress = progress
         divergence: Divergence | None = None
         try:
-            with _epoch_ticks(engine):
+            with epoch_ticks(engine):
                 run.walk()
         except Divergence as found:
             divergence = found
@@ -461,38 +449,10 @@ class Replayer:
             raise InvalidInputError("to_seq", to_seq, f"a sequence number from from_seq ({from_seq}) on")
 
 
-def _load(engine: Engine, store: Store, digest: bytes) -> Any:
-    """The compiled component with this blob hash.
-
-    Raises:
-        RecordIncomplete: it is not in the blob store.
-    """
-    try:
-        return engine.load(store, digest)
-    except NotFoundError:
-        raise RecordIncomplete(f"component {digest.hex()} is not in the blob store") from None
-
-
-@contextmanager
-def _epoch_ticks(engine: Engine) -> Iterator[None]:
-    """Advance the engine's epoch every tick while a replay runs, so the per-call wall-clock bound can fire."""
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(EPOCH_TICK_S):
-            engine.wasmtime.increment_epoch()
-
-    ticker = threading.Thread(target=tick, name="theater-replay-epoch", daemon=True)
-    ticker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        ticker.join()
-
-
-class _Run:
-    """One walk of a chain."""
+class Walk:
+    """One walk of a chain through a tape: each instance made and each call re-executed as the record says, every
+    call bounded in wall-clock time (and the whole walk, when the replayer says so). ``replay.live`` keeps one
+    between feeds; ``replay.upgrade`` walks with its own rules."""
 
     def __init__(self, replayer: Replayer, engine: Engine, component: Any, tape: ReplayTape, limits: Limits,
                  *, fresh: bool, checked: Checked) -> None:
@@ -508,8 +468,7 @@ class _Run:
         self.state: bytes | None = None
         self.progress: Callable[[int], None] | None = None
         self.on_err = OnErr.FAIL  # what an err does, as the creation event records it
-        timeout = replayer.limits.timeout_s
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.overall = Overall(replayer.limits.timeout_s)
 
     def walk(self) -> None:
         cursor = self.tape.cursor
@@ -535,15 +494,10 @@ class _Run:
         a recorded ``deadline`` failure is replayed as its fuel)."""
         seconds = self.bounds.call_bound(self.limits.deadline_ms)
         self.tape.bound = (seconds, "call")
-        if self.deadline is not None:
-            overall = self.bounds.timeout_s or 0.0
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise ReplayTimeout(seq=event.seq, export=str(event.data.get("export", event.type)),
-                                    seconds=overall, what="replay")
-            if left < seconds:
-                seconds, self.tape.bound = left, (overall, "replay")
-        return replace(limits, deadline_ms=max(1, int(seconds * 1000)))
+        left = self.overall.left(event)
+        if left is not None and left < seconds:
+            seconds, self.tape.bound = left, (self.overall.seconds or 0.0, "replay")
+        return call_limits(limits, seconds)
 
     def _new_boundary(self, event: Event) -> Boundary:
         return Boundary(self.engine, self.component, self.tape, None, self._bounded(self.limits, event),
@@ -552,7 +506,7 @@ class _Run:
     def _instantiate(self, event: Event) -> Boundary:
         upgraded = event.data.get("component")
         if isinstance(upgraded, bytes):  # after ``actor/upgraded``: this instance runs the component it names
-            self.component = _load(self.engine, self.store, upgraded)
+            self.component = load_component(self.engine, self.store, upgraded)
         boundary = self._new_boundary(event)
         recorded = event.data.get("fuel")
         if recorded is not None and recorded != boundary.instantiate_fuel:
@@ -580,7 +534,7 @@ class _Run:
             self.state = result.state
         except GuestFault:
             pass  # the tape has compared it with the recorded failure
-        except _UNFIT_VALUE as exc:
+        except UNFIT_VALUE as exc:
             raise self._unfit(event, exc) from None
         finally:
             boundary.limits = self.limits
@@ -602,7 +556,7 @@ class _Run:
                 boundary.call(data["export"], self._state(data["state"]), data["params"])
             except (_CallCut, GuestFault):
                 pass
-            except _UNFIT_VALUE as exc:
+            except UNFIT_VALUE as exc:
                 raise self._unfit(event, exc) from None
             finally:
                 left, self.tape.cut = self.tape.cut, None
@@ -620,9 +574,4 @@ class _Run:
                                   f"values that do not fit the export's type ({type(exc).__name__}: {exc})")
 
     def _state(self, digest: bytes | None) -> bytes | None:
-        if digest is None:
-            return None
-        try:
-            return self.store.blobs.get(digest)
-        except NotFoundError:
-            raise RecordIncomplete(f"state blob {digest.hex()} is not in the blob store") from None
+        return state_blob(self.store, digest)

@@ -26,6 +26,7 @@ from typing import Any
 
 import blake3
 
+from replay._reexecution import epoch_ticks, same, state_digest
 from replay.boundary import INTERRUPTS, CallResult
 from replay.continuity import ContinuityCheck
 from replay.engine import Engine, check_recorded
@@ -39,18 +40,8 @@ from replay.errors import (
     ReplayTimeout,
 )
 from replay.history import component_at
-from replay.replayer import (
-    Checked,
-    Cursor,
-    Replayer,
-    ReplayLimits,
-    ReplayTape,
-    _digest,
-    _epoch_ticks,
-    _Run,
-    _same,
-)
-from replay.schema import WASM_CALL, WASM_ERR_ANSWER, WASM_ERROR, WASM_RESULT, read_genesis
+from replay.replayer import Checked, Cursor, Replayer, ReplayLimits, ReplayTape, Walk
+from replay.schema import WASM_ERR_ANSWER, WASM_ERROR, WASM_RESULT, read_genesis
 from store import Event, Store
 from store.errors import NotFoundError, TheaterError
 
@@ -166,28 +157,21 @@ class UpgradeTape(ReplayTape):
         self.states: dict[bytes, bytes | None] = {}  # recorded state digest -> the new build's state there
         self.state_difference: Difference | None = None
 
-    def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
-        event = self._next("export call", {"export": export, "params": params})
-        data = event.data
-        if event.type != WASM_CALL or data.get("export") != export:
-            raise self._diverge(event, "export call", {"event": event.type, "data": data}, {"export": export})
-        if not _same(data.get("params"), params):
-            raise self._diverge(event, f"input of {export}", data.get("params"), params)
-        self.call = event
-        if self.cut is None:
-            self.calls += 1
+    def _check_input(self, event: Event, export: str, state: bytes | None, params: Any) -> None:
+        """The recorded params only: the state a call starts from is the new build's own."""
+        if not same(event.data.get("params"), params):
+            raise self._diverge(event, f"input of {export}", event.data.get("params"), params)
 
-    def end_call(self, export: str, result: CallResult | GuestFault) -> None:
-        self._check_deadline(export, result)
-        if self.cut is not None:
-            return
+    def _check_outcome(self, export: str, result: CallResult | GuestFault) -> None:
+        """The recorded output and outcome (not the fuel, and the state only noted); a failure of the new build
+        raised as such."""
         event = self._next("export result", _new_outcome(result))
         recorded = _recorded_outcome(event)
         new = _new_outcome(result)
         if event.type == WASM_ERROR and recorded.get("kind") in INTERRUPTS and isinstance(result, GuestFault) \
                 and result.kind == FaultKind.FUEL:
             return  # replayed with the recorded fuel as the limit: it stops at that point, as recorded
-        if _same(recorded, new):
+        if same(recorded, new):
             if isinstance(result, CallResult):
                 self._note_state(event, result)
             return
@@ -205,7 +189,7 @@ class UpgradeTape(ReplayTape):
         recorded = event.data.get("state")
         if isinstance(recorded, bytes):
             self.states[recorded] = result.state
-        new = _digest(result.state)
+        new = state_digest(result.state)
         if new != recorded and self.state_difference is None:
             self.state_difference = Difference(seq=event.seq, event=event.type, what="state", recorded=recorded,
                                                new=new)
@@ -232,7 +216,7 @@ def _new_outcome(result: CallResult | GuestFault) -> dict[str, Any]:
     return {"event": WASM_ERROR, "kind": kind, **({"detail": result.detail} if kind == "err" else {})}
 
 
-class _UpgradeRun(_Run):
+class _UpgradeRun(Walk):
     """A walk of the chain with the new build: instantiation fuel is not compared, and each call starts from the
     new build's own state where the record's state is one the new build produced."""
 
@@ -303,7 +287,7 @@ class UpgradeChecker:
         run.on_err = genesis.on_err
         verdict, difference, detail = Verdict.IDENTICAL, None, None
         try:
-            with _epoch_ticks(engine):
+            with epoch_ticks(engine):
                 run.walk()
         except _NewBuildFailed as failed:
             verdict, difference, detail = Verdict.FAILS, failed.difference, failed.detail

@@ -13,21 +13,30 @@ Nothing is written anywhere: the run reads the store and the component, and keep
 
 from __future__ import annotations
 
-import time
 import uuid
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
-import blake3
-
 from replay._fit import misfit
+from replay._reexecution import (
+    UNFIT_VALUE,
+    Overall,
+    call_limits,
+    epoch_ticks,
+    load_component,
+    outcome_event,
+    outcome_fields,
+    same,
+    state_blob,
+    state_digest,
+)
 from replay.boundary import INTERRUPTS, Boundary, CallResult, RecordedHostFault, import_functions
 from replay.derived import RESULT_REF, RefMismatch, expand
-from replay.errors import FaultKind, GuestFault, RecordIncomplete, ReplayError, ReplayTimeout
+from replay.errors import FaultKind, GuestFault, RecordIncomplete, ReplayError
 from replay.history import state_at
-from replay.replayer import _UNFIT_VALUE, Replayer, _epoch_ticks, _event_of, _outcome, _same
+from replay.replayer import Replayer
 from replay.schema import (
     ACTOR_REVERT,
     OUTCOMES,
@@ -36,12 +45,13 @@ from replay.schema import (
     WASM_INSTANTIATE,
     ActorRevert,
     InstantiateReason,
+    Limits,
     is_boundary,
     read_genesis,
     recorded_state,
 )
 from store import Event
-from store.errors import InvalidInputError, NotFoundError
+from store.errors import InvalidInputError
 
 _ENDS_HOST_CALLS = (WASM_CALL, WASM_INSTANTIATE, *OUTCOMES)
 
@@ -112,7 +122,7 @@ class CallComparison:
 
     @property
     def same(self) -> bool:
-        return _same(self.recorded, self.whatif)
+        return same(self.recorded, self.whatif)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +181,7 @@ class _Tape:
             seq = after.seq if after is not None else self.call_seq
             raise NoRecordedAnswer(seq=seq, call_seq=self.call_seq, name=name, params=params, recorded=None)
         event = self.pending[0]
-        if event.type != name or not _same(event.data.get("params"), params):
+        if event.type != name or not same(event.data.get("params"), params):
             raise NoRecordedAnswer(seq=event.seq, call_seq=self.call_seq, name=name, params=params,
                                    recorded={"type": event.type, "params": event.data.get("params")})
         self.pending.popleft()
@@ -232,11 +242,8 @@ def run(replayer: Replayer, actor: uuid.UUID, *, to_seq: int | None = None,
         raise InvalidInputError("to_seq", to_seq, f"a sequence number of the chain (0..{head})")
     events = list(store.log.events(actor, 0, last + 1))
     check_overrides(events, overrides)
-    engine = replayer._engine(created.engine)
-    try:
-        component = engine.load(store, created.component)
-    except NotFoundError:
-        raise RecordIncomplete(f"component {created.component.hex()} is not in the blob store") from None
+    engine = replayer.engine_for(created.engine)
+    component = load_component(engine, store, created.component)
     imports = import_functions(engine, component)
     for seq, value in sorted(overrides.items()):
         interface, _, fn = events[seq].type.rpartition("/")
@@ -245,7 +252,7 @@ def run(replayer: Replayer, actor: uuid.UUID, *, to_seq: int | None = None,
         if problem is not None:
             raise InvalidInputError("override", seq, f"a result of {events[seq].type}: {problem}")
     walk = _Walk(replayer, engine, component, events, overrides, created)
-    with _epoch_ticks(engine):
+    with epoch_ticks(engine):
         walk.go()
     recorded = _recorded_state(store, events, walk.last_seq)
     return WhatIfRun(actor=actor, to_seq=last, overrides=overrides, calls=tuple(walk.calls), last_seq=walk.last_seq,
@@ -277,8 +284,7 @@ class _Walk:
         self._marks: list[int] = [0]  # where the what-if state changed, and to what (for a revert's target)
         self._states: list[bytes | None] = [self.init]
         self._revert_to: int | None = None
-        timeout = replayer.limits.timeout_s
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.overall = Overall(replayer.limits.timeout_s)
 
     def go(self) -> None:
         i = 1
@@ -288,9 +294,7 @@ class _Walk:
                 if event.type == WASM_INSTANTIATE:
                     i = self._instantiate(i)
                 elif event.type == WASM_CALL:
-                    if self.deadline is not None and time.monotonic() >= self.deadline:  # the replayer's whole bound
-                        raise ReplayTimeout(seq=event.seq, export=str(event.data.get("export", event.type)),
-                                            seconds=self.replayer.limits.timeout_s or 0.0, what="replay")
+                    self.overall.left(event)  # the replayer's whole bound
                     i = self._call(i)
                 else:
                     if event.type == ACTOR_REVERT:
@@ -329,8 +333,8 @@ class _Walk:
         self._revert_to = None
         host_calls, j = self._host_calls(i + 1)  # a component's start function may call the host
         self.tape.load(event.seq, host_calls, self.events[j] if j < len(self.events) else None)
-        limits = replace(self.limits, deadline_ms=int(self.replayer.limits.call_bound(self.limits.deadline_ms) * 1000))
-        self.boundary = Boundary(self.engine, self.component, self.tape, None, limits, on_err=self.created.on_err)
+        self.boundary = Boundary(self.engine, self.component, self.tape, None, self._call_limits(),
+                                 on_err=self.created.on_err)
         return j
 
     def _call(self, i: int) -> int:
@@ -342,7 +346,7 @@ class _Walk:
         boundary = self.boundary
         if boundary is None:
             raise RecordIncomplete(f"event {event.seq}: an export call with no instance before it")
-        limits = replace(self.limits, deadline_ms=int(self.replayer.limits.call_bound(self.limits.deadline_ms) * 1000))
+        limits = self._call_limits()
         if outcome.data.get("kind") in INTERRUPTS and outcome.data.get("fuel") is not None:
             limits = replace(limits, fuel_per_call=min(outcome.data["fuel"], limits.fuel_per_call))
         boundary.limits = limits
@@ -353,13 +357,13 @@ class _Walk:
             result = boundary.call(export, self.state, event.data["params"])
         except GuestFault as fault:
             result = fault
-        except _UNFIT_VALUE as exc:
+        except UNFIT_VALUE as exc:
             raise RecordIncomplete(f"event {event.seq}: its params do not fit {export} ({exc})") from None
         if isinstance(result, GuestFault) and result.kind == FaultKind.HOST and self.tape.served is not None:
             raise OverrideUnfit(seq=self.tape.served, name=self.events[self.tape.served].type, detail=result.detail)
         before = self.state
         new_state = result.state if isinstance(result, CallResult) else before
-        whatif = {"event": _event_of(result), **_outcome(result)}
+        whatif = {"event": outcome_event(result), **outcome_fields(result)}
         whatif.pop("fuel", None)
         recorded = {"event": outcome.type, **{k: outcome.data.get(k) for k in whatif if k != "event"}}
         if recorded.get("kind") in INTERRUPTS and whatif.get("kind") == FaultKind.FUEL:
@@ -375,17 +379,15 @@ class _Walk:
         self._set(outcome.seq, new_state)
         return j + 1
 
+    def _call_limits(self) -> Limits:
+        """The recorded limits, with the deadline set to a call's wall-clock bound."""
+        return call_limits(self.limits, self.replayer.limits.call_bound(self.limits.deadline_ms))
+
     def _blob(self, digest: bytes | None) -> bytes | None:
-        if digest is None:
-            return None
-        try:
-            return self.replayer.store.blobs.get(digest)
-        except NotFoundError:
-            raise RecordIncomplete(f"state blob {digest.hex()} is not in the blob store") from None
+        return state_blob(self.replayer.store, digest)
 
 
-def digest(state: bytes | None) -> bytes | None:
-    return None if state is None else blake3.blake3(state).digest()
+digest = state_digest  # the digest a state is recorded by (None for no state)
 
 
 __all__ = ["CallComparison", "NoRecordedAnswer", "OverrideUnfit", "WhatIfFailed", "WhatIfRun", "check_overrides",

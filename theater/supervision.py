@@ -18,7 +18,9 @@ handler's ``spawn`` / ``resume``). Its manifest's ``[supervision]`` table is the
 
 A restart keeps the actor id and gives it a new instance and store (wasmtime poisons a store after a trap): the
 child's chain shows ``wasm/instantiate`` with reason ``restart``. Every decision is an event in the supervisor's
-chain: ``supervisor/spawn``, ``supervisor/restart``, ``supervisor/give-up``, ``supervisor/stop``.
+chain: ``supervisor/spawn``, ``supervisor/restart``, ``supervisor/give-up``, ``supervisor/stop``. A restart is
+durable in the supervisor's chain before the child is brought back, so nothing the new instance does is seen
+before the decision that explains it.
 
 Threads: a supervisor's children and decisions belong to its own operations ("its thread": the scheduler's worker
 running one of its operations, ``theater.scheduler``). A child's end reaches its parent as an operation queued on
@@ -54,7 +56,7 @@ from replay.schema import (
     SupervisorStop,
 )
 from store import Store
-from store.errors import TheaterError
+from store.errors import StoreError, TheaterError
 from theater.errors import ActorNotRunning, ErrAnswered, ResourceExhausted, SupervisionError
 from theater.host import ActorHost, SupervisedActor
 from theater.manifest import (
@@ -443,8 +445,31 @@ class Supervision:
         if child.actor.status in LIVE:
             self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
         sup.record(self._restart_record(sup, child, reason, delay_ms=0))
-        child.actor.status = ActorStatus.RESTARTING
+        self._decided(sup, [child])
         self._reboot(child)
+
+    @staticmethod
+    def _decided(sup: Supervisor, members: list[Child]) -> None:
+        """Mark ``members`` restarting, then wait until the supervisor's decisions recorded so far are durable,
+        before a child acts on them: a restarted child answers as soon as its own events are durable, so its new
+        instance would otherwise be seen (and could outlive a crash) before the ``supervisor/restart`` that
+        explains it is in the parent's chain. They are marked first, so a stop that sees the decision in the chain
+        finds them restarting (and cancels the restart) rather than ended.
+
+        Raises:
+            StoreError: the decision could not be committed; the members are left as they were (ended), as the
+                chains say.
+        """
+        before = [(member, member.actor.status) for member in members]
+        for member in members:
+            member.actor.status = ActorStatus.RESTARTING
+        try:
+            with blocking():
+                sup.actor.tape.wait_durable()
+        except StoreError:
+            for member, status in before:
+                member.actor.status = status
+            raise
 
     def _restart_record(self, sup: Supervisor, child: Child, reason: str, *, delay_ms: int,
                         cause: dict[str, Any] | None = None) -> SupervisorRestart:
@@ -573,7 +598,8 @@ class Supervision:
             reason = ending.how if member is child else "sibling"
             cause = {"child": str(child.actor.id), **ending.record()}
             sup.record(self._restart_record(sup, member, reason, delay_ms=delay, cause=cause))
-            member.actor.status = ActorStatus.RESTARTING
+        self._decided(sup, group)
+        for member in group:
             member.restart_pending = True
         ids = [m.actor.id for m in group]
         if delay == 0:

@@ -18,6 +18,7 @@ HERE = Path(__file__).parent
 MIB = 1 << 20
 WAIT = 30.0
 WRITE_WAIT = 10.0  # short: a writer thread that died leaves waiters waiting forever
+MAX_CHECKS = 1000  # snapshot checks before a reader that never sees the writer's appends is given up on
 
 
 @pytest.mark.parametrize("map_size", [1 << 30, MIB], ids=["roomy-map", "growing-map"])
@@ -35,13 +36,22 @@ def test_readonly_process_sees_consistent_snapshots_while_the_writer_appends(tmp
         ) as child:
             try:
                 assert child.stdout.readline().split()[0] == "ready", child.stderr.read()
-                stop = threading.Event()
+                stop = threading.Event()  # enough checks were taken while the writer wrote
+                abandon = threading.Event()  # the writer did not get there in time: stop it anyway
                 written = {"events": 0}
+                page = s.env.env.stat()["psize"]
+
+                def grown() -> bool:
+                    # The chains reach past the first map, so a reader must adopt the grown one (LMDB tells it so
+                    # only once the data goes past the map it has mapped, not when the map alone grew).
+                    return map_size != MIB or s.env.env.info()["last_pgno"] + 1 > MIB // page
 
                 def writer() -> None:
-                    # Appends to every chain until stopped, some events with 30 KB payloads (so a small map grows).
+                    # Appends to every chain, some events with 30 KB payloads (so a small map grows), until stopped
+                    # and, for the small map, until the chains have outgrown it: how much is written while the
+                    # reader checks depends on how the machine shares its cores, so the growth is waited for.
                     i = 0
-                    while not stop.is_set():
+                    while not (stop.is_set() and (grown() or abandon.is_set())):
                         i += 1
                         pending = []
                         for a in actors:
@@ -56,14 +66,25 @@ def test_readonly_process_sees_consistent_snapshots_while_the_writer_appends(tmp
                 thread = threading.Thread(target=writer)
                 thread.start()
                 replies = []
+
+                def check() -> int:
+                    child.stdin.write("check\n")
+                    child.stdin.flush()
+                    replies.append(child.stdout.readline().strip())
+                    return int(replies[-1].split()[2]) if replies[-1].startswith("ok ") else -1
+
                 try:
-                    for _ in range(25):  # each reply is one full snapshot check, taken while the writer writes
-                        child.stdin.write("check\n")
-                        child.stdin.flush()
-                        replies.append(child.stdout.readline().strip())
+                    # Each reply is one full snapshot check, taken while the writer writes: at least 25, and until
+                    # one has seen the chains move (the first checks may all come before the writer's first commit).
+                    seen = {check()}
+                    while len(replies) < 25 or (len(seen) < 2 and len(replies) < MAX_CHECKS):
+                        seen.add(check())
                 finally:
                     stop.set()
                     thread.join(WAIT)
+                    if thread.is_alive():
+                        abandon.set()
+                        thread.join(WAIT)
                 child.stdin.write("check\n")
                 child.stdin.close()
                 replies.append(child.stdout.readline().strip())

@@ -7,6 +7,8 @@ import pytest
 from replay.errors import GuestFault
 from replay.replayer import Replayer
 from store import verify_store
+from tests._chains import CommitWaiter
+from tests._fixtures import WAIT
 from tests.components import wat
 from theater.runtime import Theater
 
@@ -49,17 +51,12 @@ def test_reopened_child_is_restarted_by_its_reopened_parent(tmp_path, parent_fir
 
 
 def _wait_for(theater, actor, type_, **fields):
-    import threading
+    """The actor's latest event of that type with those fields, waiting on commits until it is in the chain."""
+    def found():
+        return next((event for event in reversed(theater.events(actor))
+                     if event.type == type_ and all(event.data.get(k) == v for k, v in fields.items())), None)
 
-    found = threading.Event()
-    theater.store.add_commit_listener(found.set)
-    for _ in range(200):
-        for event in reversed(theater.events(actor)):
-            if event.type == type_ and all(event.data.get(k) == v for k, v in fields.items()):
-                return event
-        found.wait(0.05)
-        found.clear()
-    raise AssertionError(f"no {type_} {fields} in {actor}'s chain")
+    return CommitWaiter(theater.store, WAIT).until(found, f"{type_} {fields} in {actor}'s chain")
 
 
 def test_per_child_options_in_the_supervisors_manifest_apply_to_children_of_that_name(tmp_path):

@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from replay.errors import GuestFault
 from tests.components import wat
 from tests.supervision.workers import MSG, le64, start_parent, start_workers, worker
+from theater import porcelain
 
 
 def crash(rig, child: str, how: bytes = b"trap") -> None:
@@ -141,3 +144,19 @@ def test_a_sibling_busy_in_a_long_call_is_interrupted_and_restarted(rig):
     [stop] = rig.events(parent, "supervisor/stop")
     assert (stop.data["child"], stop.data["outcome"]) == (busy, "stopped")
     assert [rig.theater.status(c) for c in (busy, failing)] == ["running", "running"]
+
+
+@pytest.mark.parametrize("why", ["failure", "requested"])
+def test_a_restart_is_durable_in_the_supervisors_chain_before_the_restarted_child_is(rig, why):
+    # A crash between the two commits must not leave a restarted child whose supervisor's chain does not say so.
+    parent = start_parent(rig)
+    [child] = start_workers(rig, parent, 1)
+    if why == "failure":
+        crash(rig, child)
+    else:
+        porcelain.restart(rig.theater, uuid.UUID(child))
+    [instance] = rig.watch.events(child, "wasm/instantiate", reason="restart")
+    [decision] = rig.events(parent, "supervisor/restart")  # already committed when the new instance is
+    assert decision.data["reason"] == why
+    feed = {entry.hash: entry.position for entry in rig.theater.store.log.feed()}
+    assert feed[decision.hash] < feed[instance.hash]
