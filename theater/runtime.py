@@ -55,13 +55,17 @@ from theater.manifest import (
     start_state,
 )
 from theater.router import Router
-from theater.scheduler import Scheduler, blocking
+from theater.scheduler import Scheduler, blocking, in_place_depth
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 from theater.telemetry import Telemetry
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
+# A start runs on the thread that asks for it (``Actor.start_here``: no hand-off to a worker and back), a spawn on
+# the parent's worker inside its host call, and so a spawn in a child's ``init`` one level deeper on the same native
+# stack, a guest's wasm stack (up to wasmtime's 512 KiB) each time. Past this depth a start goes to a worker.
+MAX_IN_PLACE_DEPTH = 3
 # The reserved label naming the component an upgraded actor runs (``theater.porcelain.upgrade``); the chain says
 # the same (``actor/upgraded``, and each ``wasm/instantiate`` after it), the label saves a walk back through it.
 COMPONENT_LABEL = "theater/component/"
@@ -217,33 +221,37 @@ class Theater:
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
         state = start_state(manifest, init_state, call_init)
-        with blocking():  # on a parent's worker (a spawn), waiting for the child's first operation
-            tape = self._genesis(actor_id, manifest, component_hash, state, parent, fork)
-            actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
-            actor.state = state
-            self.router.add(actor)
-            try:
-                boot = lambda: actor.boot(InstantiateReason.START, call_init=call_init)  # noqa: E731
-                spawner = None if parent is None else self.router.find(parent)
-                if spawner is not None and spawner.on_thread():
-                    # A spawn, on the parent's worker: the parent's next append (its record of the spawn) depends
-                    # on the child's start instead of waiting for its commit; concurrent spawns share one.
-                    def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
-                        reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-                        actor.submit(lambda: actor.abandon(reason))
-                        # The parent's record of the spawn failed with it: its supervisor forgets the child too
-                        # (in the parent's own operation), as its chain does.
-                        sup = self.supervision.supervisor(spawner)
-                        spawner.control(lambda: sup.children.pop(actor.id, None))
+        here = in_place_depth() < MAX_IN_PLACE_DEPTH  # its start runs on this thread (see below)
+        tape = self._genesis(actor_id, manifest, component_hash, state, parent, fork)
+        actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent, held=here)
+        actor.state = state
+        self.router.add(actor)
+        try:
+            boot = lambda: actor.boot(InstantiateReason.START, call_init=call_init)  # noqa: E731
+            spawner = None if parent is None else self.router.find(parent)
+            if spawner is not None and spawner.on_thread():
+                # A spawn, on the parent's worker: the parent's next append (its record of the spawn) depends
+                # on the child's start instead of waiting for its commit; concurrent spawns share one.
+                def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
+                    reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+                    actor.submit(lambda: actor.abandon(reason))
+                    # The parent's record of the spawn failed with it: its supervisor forgets the child too
+                    # (in the parent's own operation), as its chain does.
+                    sup = self.supervision.supervisor(spawner)
+                    spawner.control(lambda: sup.children.pop(actor.id, None))
 
-                    spawner.tape.depend_on(actor.submit_queued(boot, lost).result())
-                else:
-                    actor.submit(boot).result()
-            except StoreError as exc:
-                # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
-                reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-                actor.submit(lambda: actor.abandon(reason))
-                raise
+                queued = actor.start_here_queued(boot, lost) if here else actor.submit_queued(boot, lost)
+                with blocking():  # in place: done unless it failed (then until its events are durable)
+                    spawner.tape.depend_on(queued.result())
+            else:
+                started = actor.start_here(boot) if here else actor.submit(boot)
+                with blocking():  # until its events are durable (a start shares its commit with the others)
+                    started.result()
+        except StoreError as exc:
+            # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
+            reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+            actor.submit(lambda: actor.abandon(reason))
+            raise
         return actor
 
     def fork(
