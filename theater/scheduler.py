@@ -17,6 +17,9 @@ actor it queues from inside ``blocking`` (the target of its request, the child i
 ready queue, not the tail (Go's ``runnext``), so a wait lasts as long as the answer takes, not as long as the queue
 is. Each waiting worker jumps one actor ahead at a time, so the others' turns are delayed, never lost.
 
+A start runs in place (``in_place``): the thread that starts an actor (the embedder's, or a parent's worker in a
+spawn) runs its first operation itself while it holds the new actor's mailbox, so a start costs no hand-off.
+
 Threads are capped at ``max_threads`` (and by the system). A wait that would leave no thread runnable, when no
 thread can be started, is refused with ``ResourceExhausted`` (the host call answers ``err``): the pool always keeps
 one runnable thread, so the actors that are not waiting keep running and the waits already in place end.
