@@ -69,6 +69,7 @@ PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
 # stack, a guest's wasm stack (up to wasmtime's 512 KiB) each time. Past this depth a start goes to a worker.
 MAX_IN_PLACE_DEPTH = 3
 CREATIONS = 256  # manifests whose ``_Creation`` a runtime keeps (the most recently first used)
+CREATION_TEXT_BYTES = 16 * 1024  # the longest manifest text kept with one (a longer one is derived every time)
 # The reserved label naming the component an upgraded actor runs (``theater.porcelain.upgrade``); the chain says
 # the same (``actor/upgraded``, and each ``wasm/instantiate`` after it), the label saves a walk back through it.
 COMPONENT_LABEL = "theater/component/"
@@ -440,7 +441,7 @@ class Theater:
     def _creation(self, manifest: Manifest) -> _Creation:
         """What ``actor/created`` records of ``manifest``, derived once per manifest object (a manifest is not
         changed once parsed): a start from the same parsed manifest, or from the same text (``_manifest`` parses it
-        once), costs one lookup.
+        once), costs one lookup. Only manifests of at most ``CREATION_TEXT_BYTES`` of text are kept.
 
         Raises:
             ManifestError: a ``[limits]`` value is above this runtime's maximums (``check_limits``); nothing kept.
@@ -450,6 +451,8 @@ class Theater:
             return found
         check_limits(manifest, self.maximums)
         creation = _Creation.of(manifest)
+        if len(creation.text) > CREATION_TEXT_BYTES:
+            return creation  # not kept: the cache holds at most CREATIONS small texts (twice: text and manifest)
         with self._creations_lock:
             self._creations[id(manifest)] = creation
             while len(self._creations) > CREATIONS:
