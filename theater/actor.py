@@ -68,7 +68,7 @@ from theater.mailbox import END, Mailbox, MailboxClosed, MailboxLimits, Reservat
 from theater.manifest import Manifest, Maximums
 from theater.record import RecordTape, Write, committed_state
 from theater.release import Effect, Releaser, Settle, settle
-from theater.scheduler import Scheduler, blocking, current
+from theater.scheduler import Scheduler, blocking, current, in_place
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.telemetry import Telemetry
 
@@ -132,6 +132,8 @@ class Actor:
         component_hash: bytes,
         tape: RecordTape,
         parent: uuid.UUID | None,
+        *,
+        held: bool = False,
     ) -> None:
         self.stage = stage
         self.id = actor_id
@@ -152,7 +154,8 @@ class Actor:
         self._recovering = False  # a commit failed: re-instantiate from the committed state before the next call
         self._end_lock = threading.Lock()  # one ``confirm_end`` at a time
         self._effects: list[Effect] = []
-        self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits, partial(stage.scheduler.ready, self))
+        # ``held``: its creator runs its first operation in place (``start_here``) before any worker may.
+        self.mailbox = Mailbox(str(actor_id), stage.mailbox_limits, partial(stage.scheduler.ready, self), held=held)
         self.stop_requested = threading.Event()  # set by ``interrupt``: the running call ends at the next tick
         self._closing = False  # the mailbox is ending: no operation runs after the current one
         self._ended: threading.Event | None = None  # set once the mailbox has ended and its leftovers are answered
@@ -261,6 +264,18 @@ class Actor:
         ``submit``'s does, once the events recorded so far are durable (or have failed). If the writes of a
         successful ``op`` fail to commit, ``on_lost`` is called with the error (on the releaser's thread).
         """
+        future, run = self._queued_operation(op, on_lost)
+        try:
+            self.mailbox.put(run, size=0)
+        except MailboxClosed:
+            future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
+        except MailboxFull as full:
+            future.set_exception(full)
+        return future
+
+    def _queued_operation(
+        self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
+    ) -> tuple[Future[tuple[Write, ...]], Callable[[], None]]:
         future: Future[tuple[Write, ...]] = Future()
 
         def run() -> None:
@@ -278,13 +293,33 @@ class Actor:
             self.release()  # hands the held writes to the store (effects the op deferred wait for them)
             future.set_result(self.tape.handed_over())
 
-        try:
-            self.mailbox.put(run, size=0)
-        except MailboxClosed:
-            future.set_exception(ActorNotRunning(str(self.id), self.status, "its mailbox is closed"))
-        except MailboxFull as full:
-            future.set_exception(full)
+        return future, run
+
+    def start_here(self, op: Callable[[], Any]) -> Future[Any]:
+        """``submit(op)`` for the first operation of an actor made ``held``, run now on the calling thread (a
+        start: no hand-off to a worker and back); the future is settled as ``submit``'s."""
+        future, run = self._operation(op)
+        self._run_here(run)
         return future
+
+    def start_here_queued(
+        self, op: Callable[[], Any], on_lost: Callable[[BaseException], None]
+    ) -> Future[tuple[Write, ...]]:
+        """``submit_queued(op, on_lost)`` for the first operation of an actor made ``held``, run now on the
+        calling thread (a parent's worker spawning it)."""
+        future, run = self._queued_operation(op, on_lost)
+        self._run_here(run)
+        return future
+
+    def _run_here(self, run: Callable[[], None]) -> None:
+        """Run one operation on this thread as the worker holding the actor (``theater.scheduler.in_place``), then
+        let go of its held mailbox: a worker takes what arrived meanwhile (a stop, a message)."""
+        try:
+            with in_place(self):
+                run()
+        finally:
+            if self.mailbox.keep_turn():
+                self.stage.scheduler.ready(self)
 
     def control(self, op: Callable[[], Any]) -> Future[Any]:
         """Run ``op`` as the actor's operation before every waiting message (stop, supervision); never refused for

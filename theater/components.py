@@ -106,8 +106,9 @@ def load_file(
     known: FileDigests,
 ) -> tuple[bytes, Any]:
     """The component file a manifest names (read as ``files`` allows, at most ``limit`` bytes): its digest and
-    compiled form, stored once it compiles (``load_new``). A file ``known`` holds, unchanged and whose blob is
-    stored, is not read again: its name is still checked against ``files``.
+    compiled form, stored once it compiles (``load_new``). A file ``known`` holds, unchanged (its blob is stored:
+    ``known`` keeps a digest only after that, and the store never removes a blob), is not read again: its name is
+    still checked against ``files``.
 
     Raises:
         ManifestError: the name is refused or the file cannot be read (see ``FileAccess.read``).
@@ -119,7 +120,7 @@ def load_file(
         path = files.resolve(name, source=source, field=field)
         key = _stat_key(path, limit, follow=files.mode == "trusted")
         digest = known.get(key) if key is not None else None
-        if digest is not None and store.blobs.has(digest):
+        if digest is not None:  # kept once its blob was stored, and blobs are never removed
             return digest, load(engine, store, digest, what=what)
     data = files.read(name, limit=limit, what="component", source=source, field=field)
     digest, component = load_new(engine, store, data, what=what)

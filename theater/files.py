@@ -29,6 +29,7 @@ Error messages name the path as the manifest gave it and never quote what a file
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import stat
 from collections.abc import Mapping
@@ -195,10 +196,11 @@ class FileAccess:
                 raise ManifestError(source, field, self._confined(str(name), "is not one of them"))
             return key
         root, base = self._confinement()
-        real = (base / path).resolve()
-        if not real.is_relative_to(root):
+        real = _resolved(os.path.join(base, path))
+        top = str(root)
+        if real != top and not real.startswith(top if top.endswith(os.sep) else top + os.sep):
             raise ManifestError(source, field, self._confined(str(name), "leads out of it (through a symlink)"))
-        return real
+        return Path(real)
 
     def read(self, name: str | PurePath, *, limit: int, what: str, source: str, field: str) -> bytes:
         """The bytes of the regular file a manifest names, at most ``limit`` of them.
@@ -254,6 +256,19 @@ class FileAccess:
                     f"`theater start`), by a relative path without '..'; {name!r} {why}")
         return (f"a manifest from {self.origin} may name only files inside its tree's manifest directory, by a "
                 f"relative path without '..'; {name!r} {why}")
+
+
+def _resolved(path: str) -> str:
+    """``str(Path(path).resolve())`` (symlinks followed, ``RuntimeError`` on a symlink loop) without building the
+    intermediate paths: a spawn resolves each of its manifest's names, and pathlib's parsing cost more than the
+    ``lstat`` calls."""
+    real = os.path.realpath(path)
+    try:
+        os.stat(real)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RuntimeError(f"Symlink loop from {exc.filename!r}") from None
+    return real
 
 
 class Blobs(Protocol):

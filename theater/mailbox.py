@@ -81,9 +81,13 @@ class Mailbox:
         owner: the actor's id (for errors).
         limits: the message lane's bounds.
         on_ready: called (outside the lock) when work arrives and no worker holds or will hold the mailbox.
+        held: the mailbox starts held by its creator, who runs the first operation itself and then lets go
+            (``keep_turn``, calling ``on_ready`` when it says more is waiting), as a worker ends its turn.
     """
 
-    def __init__(self, owner: str, limits: MailboxLimits, on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self, owner: str, limits: MailboxLimits, on_ready: Callable[[], None], *, held: bool = False
+    ) -> None:
         self.owner = owner
         self.limits = limits
         self._on_ready = on_ready
@@ -98,7 +102,7 @@ class Mailbox:
         self._bytes = 0
         self._ending = False
         self._closed = False
-        self._scheduled = False  # a worker holds the mailbox, or it waits in the ready queue
+        self._scheduled = held  # a worker (or its creator) holds the mailbox, or it waits in the ready queue
 
     @property
     def waiting(self) -> int:

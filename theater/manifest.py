@@ -72,9 +72,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import re
+import threading
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -263,7 +265,8 @@ class Manifest:
 
 
 def load_manifest(
-    path: Path | str, *, files: FileAccess | None = None, maximums: Maximums = DEFAULT_MAXIMUMS
+    path: Path | str, *, files: FileAccess | None = None, maximums: Maximums = DEFAULT_MAXIMUMS,
+    cache: ManifestCache | None = None,
 ) -> Manifest:
     """Read and parse the manifest file at ``path``; relative paths inside it resolve against its directory.
 
@@ -272,6 +275,7 @@ def load_manifest(
         files: the access the file is named under; None is the operator's (any regular file, ``path`` relative
             to the current directory). Under a confined access ``path`` must lie inside its root.
         maximums: the most of a file that is read (``manifest_file_bytes``, ``state_file_bytes``).
+        cache: manifests parsed before (the file is read every time; its text is parsed once).
 
     Raises:
         ManifestError: the file may not be read, cannot be read, is not a regular file, is too large or is not
@@ -284,7 +288,10 @@ def load_manifest(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
-    return parse_manifest(text, source=source, files=access.beside(path, source=source, field=""), maximums=maximums)
+    beside = access.beside(path, source=source, field="")
+    if cache is not None:
+        return cache.parse(text, source=source, files=beside, maximums=maximums)
+    return parse_manifest(text, source=source, files=beside, maximums=maximums)
 
 
 def parse_manifest(
@@ -305,7 +312,10 @@ def parse_manifest(
         ManifestError: the TOML is invalid or nested too deeply, any field is missing, unknown or of the wrong type
             or value, or a file it names may not or cannot be read.
     """
-    access = _UNTRUSTED if files is None else files
+    return _parse(text, source, _UNTRUSTED if files is None else files, maximums)[0]
+
+
+def _parse(text: str, source: str, access: FileAccess, maximums: Maximums) -> tuple[Manifest, _Table]:
     _check_unicode(text, source)
     top = _Table(parse_toml(text, source), "", source)
     top.check_keys(_TOP_KEYS)
@@ -315,7 +325,7 @@ def parse_manifest(
         component=_component(top, access),
         version=top.string("version", "0.1.0"),
         description=top.string("description", "", allow_empty=True),
-        init_state=_check_init_state(top) if access.mode == "recorded" else _init_state(top, access, maximums),
+        init_state=_file_fields(top, access, maximums),
         durable=top.boolean("durable", True),
         passivate_after_ms=(top.integer("passivate_after_ms", 0, 0, _MAX_DURATION_MS)
                             if "passivate_after_ms" in top.data else None),
@@ -326,7 +336,65 @@ def parse_manifest(
         source=source,
         source_text=text,
         files=access,
-    )
+    ), top
+
+
+def _file_fields(top: _Table, access: FileAccess, maximums: Maximums) -> bytes | None:
+    return _check_init_state(top) if access.mode == "recorded" else _init_state(top, access, maximums)
+
+
+class ManifestCache:
+    """Manifests parsed before, by text and source, so that starting many actors from one manifest parses and
+    validates its TOML once (``parse``). Thread-safe.
+
+    Only what depends on nothing but the text is kept: what depends on the files the manifest may name (its
+    component's path, checked against the access given now; an ``init_state`` file, read again) is found again
+    on every ``parse``, exactly as ``parse_manifest`` does; when all of it is as the first time, the manifest
+    parsed then is returned itself (a ``Manifest`` is never changed). Text that fails to parse is not kept (each
+    ``parse`` of it raises the same error). At most ``capacity`` texts of at most ``max_bytes`` in all are kept, the
+    oldest dropped; a text larger than a tenth of ``max_bytes`` is not kept.
+    """
+
+    def __init__(self, *, capacity: int = 256, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._kept: dict[tuple[str, str], tuple[Manifest, _Table]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def parse(self, text: str, *, source: str = "<inline>", files: FileAccess | None = None,
+              maximums: Maximums = DEFAULT_MAXIMUMS) -> Manifest:
+        """``parse_manifest(text, source=source, files=files, maximums=maximums)``, parsing the TOML once.
+
+        Raises:
+            ManifestError: as ``parse_manifest``.
+        """
+        access = _UNTRUSTED if files is None else files
+        key = (text, source)
+        found = self._kept.get(key)
+        if found is None:
+            manifest, top = _parse(text, source, access, maximums)
+            self._keep(key, (manifest, top))
+            return manifest
+        template, top = found
+        component, init_state = _component(top, access), _file_fields(top, access, maximums)
+        if component == template.component and init_state == template.init_state and access == template.files:
+            return template  # the same object: what a runtime derives from it once is found again
+        return dataclasses.replace(template, component=component, init_state=init_state, files=access)
+
+    def _keep(self, key: tuple[str, str], entry: tuple[Manifest, _Table]) -> None:
+        size = len(key[0]) + len(key[1])
+        if size * 10 > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._kept:
+                return
+            self._kept[key] = entry
+            self._bytes += size
+            while len(self._kept) > self.capacity or self._bytes > self.max_bytes:
+                old = next(iter(self._kept))
+                del self._kept[old]
+                self._bytes -= len(old[0]) + len(old[1])
 
 
 def _on_err(top: _Table) -> OnErr:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,7 +31,7 @@ from replay.errors import MalformedRecord
 from replay.history import state_at
 from replay.lineage import ForkOrigin
 from replay.replayer import Replayer
-from replay.schema import ActorCreated, ActorUpgraded, InstantiateReason
+from replay.schema import ActorCreated, ActorUpgraded, InstantiateReason, Limits
 from store import EMPTY, Event, Store, new_actor_id, parse_actor_id
 from store.errors import InvalidInputError, NotFoundError, StoreError
 from theater import components, netloop
@@ -48,6 +49,7 @@ from theater.manifest import (
     DEFAULT_MAXIMUMS,
     ComponentRef,
     Manifest,
+    ManifestCache,
     Maximums,
     check_limits,
     load_manifest,
@@ -55,13 +57,19 @@ from theater.manifest import (
     start_state,
 )
 from theater.router import Router
-from theater.scheduler import Scheduler, blocking
+from theater.scheduler import Scheduler, blocking, in_place_depth
 from theater.status import ENDED, LIVE, ActorStatus
 from theater.supervision import Supervision
 from theater.telemetry import Telemetry
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 PAGE = 1000  # actors in one page of ``Theater.actors`` when no limit is given
+# A start runs on the thread that asks for it (``Actor.start_here``: no hand-off to a worker and back), a spawn on
+# the parent's worker inside its host call, and so a spawn in a child's ``init`` one level deeper on the same native
+# stack, a guest's wasm stack (up to wasmtime's 512 KiB) each time. Past this depth a start goes to a worker.
+MAX_IN_PLACE_DEPTH = 3
+CREATIONS = 256  # manifests whose ``_Creation`` a runtime keeps (the most recently first used)
+CREATION_TEXT_BYTES = 16 * 1024  # the longest manifest text kept with one (a longer one is derived every time)
 # The reserved label naming the component an upgraded actor runs (``theater.porcelain.upgrade``); the chain says
 # the same (``actor/upgraded``, and each ``wasm/instantiate`` after it), the label saves a walk back through it.
 COMPONENT_LABEL = "theater/component/"
@@ -88,6 +96,23 @@ def recorded_grants(manifest: Manifest) -> list[dict[str, Any]]:
     in a form CBOR and JSON both carry (a TOML date becomes its text)."""
     return [{"type": type_, "config": json.loads(json.dumps(config, default=str))}
             for type_, config in configs(manifest).items()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Creation:
+    """What ``actor/created`` records the same way for every start from one manifest object, derived from it once
+    (``Theater._creation``), after its limits were checked against the runtime's maximums. Read only."""
+
+    manifest: Manifest  # kept, so the id it is cached under stays its own
+    text: bytes
+    limits: Limits
+    files: dict[str, Any] | None
+    grants: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> _Creation:
+        return cls(manifest=manifest, text=manifest.source_text.encode(), limits=manifest.limits.per_call(),
+                   files=manifest.files.recorded_map(), grants=recorded_grants(manifest))
 
 
 class Theater:
@@ -159,6 +184,10 @@ class Theater:
                                        restore=self._restore_passivated, after=passivate_after)
         self.passivation.start()
         self._component_files = components.FileDigests()  # component files read before, unchanged since
+        self._engine_record = self.engine.settings.record()  # what every ``actor/created`` records of the engine
+        self._creations: dict[int, _Creation] = {}  # by the manifest object's id (see ``_creation``)
+        self._creations_lock = threading.Lock()
+        self._manifests = ManifestCache()  # the operator's manifest texts, parsed once
         self._closed = False
 
     # Starting and stopping.
@@ -210,40 +239,44 @@ class Theater:
         fork: ForkOrigin | None = None,
     ) -> Actor:
         """Create, record and boot an actor (``start`` without the supervision; supervision's ``launch``)."""
-        check_limits(manifest, self.maximums)
+        creation = self._creation(manifest)  # checks its limits against this runtime's maximums
         if parent is None:
             check_origin(manifest)  # a child's grants are checked against its parent's instead
         component_hash, component = self._component(manifest)
         check_grants(manifest, import_functions(self.engine, component))
         actor_id = new_actor_id()
         state = start_state(manifest, init_state, call_init)
-        with blocking():  # on a parent's worker (a spawn), waiting for the child's first operation
-            tape = self._genesis(actor_id, manifest, component_hash, state, parent, fork)
-            actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent)
-            actor.state = state
-            self.router.add(actor)
-            try:
-                boot = lambda: actor.boot(InstantiateReason.START, call_init=call_init)  # noqa: E731
-                spawner = None if parent is None else self.router.find(parent)
-                if spawner is not None and spawner.on_thread():
-                    # A spawn, on the parent's worker: the parent's next append (its record of the spawn) depends
-                    # on the child's start instead of waiting for its commit; concurrent spawns share one.
-                    def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
-                        reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-                        actor.submit(lambda: actor.abandon(reason))
-                        # The parent's record of the spawn failed with it: its supervisor forgets the child too
-                        # (in the parent's own operation), as its chain does.
-                        sup = self.supervision.supervisor(spawner)
-                        spawner.control(lambda: sup.children.pop(actor.id, None))
+        here = in_place_depth() < MAX_IN_PLACE_DEPTH  # its start runs on this thread (see below)
+        tape = self._genesis(actor_id, creation, component_hash, state, parent, fork)
+        actor = Actor(self._stage, actor_id, manifest, component_hash, tape, parent, held=here)
+        actor.state = state
+        self.router.add(actor)
+        try:
+            boot = lambda: actor.boot(InstantiateReason.START, call_init=call_init)  # noqa: E731
+            spawner = None if parent is None else self.router.find(parent)
+            if spawner is not None and spawner.on_thread():
+                # A spawn, on the parent's worker: the parent's next append (its record of the spawn) depends
+                # on the child's start instead of waiting for its commit; concurrent spawns share one.
+                def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
+                    reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+                    actor.submit(lambda: actor.abandon(reason))
+                    # The parent's record of the spawn failed with it: its supervisor forgets the child too
+                    # (in the parent's own operation), as its chain does.
+                    sup = self.supervision.supervisor(spawner)
+                    spawner.control(lambda: sup.children.pop(actor.id, None))
 
-                    spawner.tape.depend_on(actor.submit_queued(boot, lost).result())
-                else:
-                    actor.submit(boot).result()
-            except StoreError as exc:
-                # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
-                reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-                actor.submit(lambda: actor.abandon(reason))
-                raise
+                queued = actor.start_here_queued(boot, lost) if here else actor.submit_queued(boot, lost)
+                with blocking():  # in place: done unless it failed (then until its events are durable)
+                    spawner.tape.depend_on(queued.result())
+            else:
+                started = actor.start_here(boot) if here else actor.submit(boot)
+                with blocking():  # until its events are durable (a start shares its commit with the others)
+                    started.result()
+        except StoreError as exc:
+            # The start was refused, so the actor must not live on: it fails (recorded once the store takes it).
+            reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
+            actor.submit(lambda: actor.abandon(reason))
+            raise
         return actor
 
     def fork(
@@ -380,8 +413,8 @@ class Theater:
         if isinstance(manifest, Manifest):
             return manifest
         if isinstance(manifest, str) and "\n" in manifest:
-            return parse_manifest(manifest, files=FileAccess.trusted(), maximums=self.maximums)
-        return load_manifest(Path(manifest), maximums=self.maximums)
+            return self._manifests.parse(manifest, files=FileAccess.trusted(), maximums=self.maximums)
+        return load_manifest(Path(manifest), maximums=self.maximums, cache=self._manifests)
 
     def _component(self, manifest: Manifest) -> tuple[bytes, Any]:
         """The manifest's component: its blob hash and its compiled form.
@@ -405,24 +438,49 @@ class Theater:
                 raise ManifestError(manifest.source, "component", f"no label {ref.label!r} in the store") from None
         return digest, components.load(self.engine, self.store, digest, what=f"component {digest.hex()[:16]}")
 
+    def _creation(self, manifest: Manifest) -> _Creation:
+        """What ``actor/created`` records of ``manifest``, derived once per manifest object (a manifest is not
+        changed once parsed): a start from the same parsed manifest, or from the same text (``_manifest`` parses it
+        once), costs one lookup. Only manifests of at most ``CREATION_TEXT_BYTES`` of text are kept.
+
+        Raises:
+            ManifestError: a ``[limits]`` value is above this runtime's maximums (``check_limits``); nothing kept.
+        """
+        found = self._creations.get(id(manifest))
+        if found is not None and found.manifest is manifest:
+            return found
+        check_limits(manifest, self.maximums)
+        creation = _Creation.of(manifest)
+        if len(creation.text) > CREATION_TEXT_BYTES:
+            return creation  # not kept: the cache holds at most CREATIONS small texts (twice: text and manifest)
+        with self._creations_lock:
+            self._creations[id(manifest)] = creation
+            while len(self._creations) > CREATIONS:
+                del self._creations[next(iter(self._creations))]
+        return creation
+
     def _genesis(
-        self, actor_id: uuid.UUID, manifest: Manifest, component_hash: bytes, state: bytes | None,
+        self, actor_id: uuid.UUID, creation: _Creation | Manifest, component_hash: bytes, state: bytes | None,
         parent: uuid.UUID | None, fork: ForkOrigin | None = None,
     ) -> RecordTape:
+        """The new actor's tape, holding its ``actor/created`` (``creation``: a manifest, or what was derived from
+        one)."""
+        if isinstance(creation, Manifest):
+            creation = self._creation(creation)
+        manifest, files = creation.manifest, creation.files
         tape = RecordTape(self.store, actor_id, EMPTY)
-        files = manifest.files.recorded_map()  # the uploaded map a tree started on a server keeps
         tape.record(ActorCreated(
             id=str(actor_id),
             name=manifest.name,
             component=component_hash,
-            manifest=tape.put_blob(manifest.source_text.encode()),  # held: committed with the start's events
-            engine=self.engine.settings.record(),
+            manifest=tape.put_blob(creation.text),  # held: committed with the start's events
+            engine=dict(self._engine_record),
             parent=str(parent) if parent else None,
             init_state=tape.state_ref(state),
-            limits=manifest.limits.per_call(),
-            **({} if files is None else {"files": files}),
+            limits=creation.limits,
+            **({} if files is None else {"files": files}),  # the uploaded map a tree started on a server keeps
             on_err=manifest.on_err,
-            grants=recorded_grants(manifest),
+            grants=creation.grants,
             **({} if fork is None else {"fork": fork.encode()}),
         ))
         return tape

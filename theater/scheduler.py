@@ -17,6 +17,9 @@ actor it queues from inside ``blocking`` (the target of its request, the child i
 ready queue, not the tail (Go's ``runnext``), so a wait lasts as long as the answer takes, not as long as the queue
 is. Each waiting worker jumps one actor ahead at a time, so the others' turns are delayed, never lost.
 
+A start runs in place (``in_place``): the thread that starts an actor (the embedder's, or a parent's worker in a
+spawn) runs its first operation itself while it holds the new actor's mailbox, so a start costs no hand-off.
+
 Threads are capped at ``max_threads`` (and by the system). A wait that would leave no thread runnable, when no
 thread can be started, is refused with ``ResourceExhausted`` (the host call answers ``err``): the pool always keeps
 one runnable thread, so the actors that are not waiting keep running and the waits already in place end.
@@ -60,14 +63,16 @@ class Runnable(Protocol):
 
 
 class _Worker:
-    """What a worker thread knows about itself (kept in a thread-local)."""
+    """What a worker thread knows about itself (kept in a thread-local); ``scheduler`` is None on a thread of
+    the embedder running an operation in place (``in_place``)."""
 
-    __slots__ = ("scheduler", "running", "blocked")
+    __slots__ = ("scheduler", "running", "blocked", "depth")
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler | None) -> None:
         self.scheduler = scheduler
         self.running: Runnable | None = None
         self.blocked = False
+        self.depth = 0  # operations run in place, one inside the other, on this thread now
 
 
 _local = threading.local()
@@ -96,14 +101,45 @@ def blocking() -> Iterator[None]:
             started (``max_threads`` reached, or the system refused one); nothing has been waited for.
     """
     worker = _worker()
-    if worker is None or worker.blocked or worker.running is None:
+    if worker is None or worker.blocked or worker.running is None or worker.scheduler is None:
         yield
         return
-    worker.scheduler._enter(worker)
+    scheduler = worker.scheduler
+    scheduler._enter(worker)
     try:
         yield
     finally:
-        worker.scheduler._leave(worker)
+        scheduler._leave(worker)
+
+
+def in_place_depth() -> int:
+    """How many operations run in place (``in_place``), one inside the other, on the calling thread now."""
+    worker = _worker()
+    return 0 if worker is None else worker.depth
+
+
+@contextmanager
+def in_place(item: Runnable) -> Iterator[None]:
+    """Run an operation of ``item`` on the calling thread, as the worker holding it would: ``current()`` is
+    ``item`` inside, and the actor it was running before (if any) again after.
+
+    Only for an actor whose mailbox the caller holds (a fresh actor made held, whose first operation is its start):
+    nothing else can run it meanwhile. Whatever its operation waits on goes through ``blocking`` as on a worker
+    (on a thread of the embedder ``blocking`` does nothing: it is not one of the pool's). Each operation run in
+    place inside another deepens the thread's native stack by a guest's, so callers bound the nesting
+    (``in_place_depth``).
+    """
+    worker = _worker()
+    if worker is None:
+        worker = _local.worker = _Worker(None)
+    before = worker.running
+    worker.running = item
+    worker.depth += 1
+    try:
+        yield
+    finally:
+        worker.depth -= 1
+        worker.running = before
 
 
 class Scheduler:
@@ -269,4 +305,5 @@ class Scheduler:
             worker.blocked = False
 
 
-__all__ = ["DEFAULT_MAX_THREADS", "DEFAULT_WORKERS", "Runnable", "Scheduler", "blocking", "current"]
+__all__ = ["DEFAULT_MAX_THREADS", "DEFAULT_WORKERS", "Runnable", "Scheduler", "blocking", "current", "in_place",
+           "in_place_depth"]

@@ -7,6 +7,7 @@ with the reply (``wat.ERR_MARKER + err`` when the request failed).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.components import wat
-from theater.mailbox import MailboxLimits
-from theater.scheduler import QUANTUM
+from theater.mailbox import Mailbox, MailboxLimits
+from theater.runtime import MAX_IN_PLACE_DEPTH
+from theater.scheduler import QUANTUM, current, in_place, in_place_depth
 
 MSG = ["message-server"]
 WAIT = 60.0  # seconds any single wait may take before the test gives up
@@ -216,3 +218,42 @@ def test_an_instance_the_system_has_no_memory_for_is_a_clear_error_and_the_other
     assert (name, resource) == ("ResourceExhausted", "memory")
     assert "the system refused memory for its instance (Cannot allocate memory (os error 12))" in message
     assert bytes.fromhex(still_here) == le64(1)
+
+
+# Starts in place (``Actor.start_here``): the starting thread runs the new actor's first operation itself.
+
+
+class _Runnable:
+    id = "outer"
+
+    def run_slice(self, quantum: int) -> bool:
+        return False
+
+
+def test_a_held_mailbox_queues_work_until_its_creator_lets_go():
+    readied = []
+    mailbox = Mailbox("a", MailboxLimits(), lambda: readied.append(True), held=True)
+    mailbox.put(lambda: None)
+    mailbox.put_control(lambda: None)
+    assert readied == []  # its creator holds it: no worker is asked to take it
+    assert mailbox.keep_turn()  # letting go with work waiting: the creator hands it to the scheduler
+    assert Mailbox("b", MailboxLimits(), lambda: readied.append(True), held=True).keep_turn() is False
+
+
+def test_a_start_in_place_leaves_the_starting_thread_as_it_found_it(theaters, manifest):
+    theater = theaters()
+    echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
+    assert current() is None and in_place_depth() == 0
+    assert theater.request(echo, b"hi", timeout=WAIT) == b"hi"  # the workers take it from there
+
+
+def test_a_start_nested_deeper_than_the_in_place_limit_goes_to_a_worker(theaters, manifest):
+    theater = theaters()
+    outer = _Runnable()
+    with contextlib.ExitStack() as nested:
+        for _ in range(MAX_IN_PLACE_DEPTH):
+            nested.enter_context(in_place(outer))
+        echo = theater.start(manifest("echo", wat.echo_actor(), MSG))
+        assert current() is outer and in_place_depth() == MAX_IN_PLACE_DEPTH
+    assert theater.request(echo, b"deep", timeout=WAIT) == b"deep"
+    assert theater.events(echo)[0].type == "actor/created"

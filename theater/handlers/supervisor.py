@@ -33,8 +33,9 @@ from typing import Any
 from replay.derived import Derived, chain_result
 from store.errors import NotFoundError, TheaterError
 from theater.errors import ManifestError
+from theater.files import FileAccess
 from theater.handlers._base import Handler
-from theater.manifest import Manifest, load_manifest, parse_manifest
+from theater.manifest import Manifest, ManifestCache, load_manifest
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _LABEL_PREFIX = "store:"
@@ -45,6 +46,10 @@ class SupervisorHandler(Handler):
 
     type = "supervisor"
     interface = "theater:simple/supervisor"
+    # The manifests this instance's spawns parsed, by text (a loop spawning one manifest parses it once); small,
+    # since a guest chooses them.
+    _manifests: ManifestCache | None = None
+    _files: FileAccess | None = None  # the access of its children's manifests, made on its first spawn
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -74,14 +79,16 @@ class SupervisorHandler(Handler):
         return {"ok": str(child)}
 
     def _manifest(self, text: str) -> Manifest:
-        files = self.actor.manifest.files.for_child(f"actor {self.actor.id}")
-        maximums = self.actor.maximums
+        if self._files is None or self._manifests is None:
+            self._files = self.actor.manifest.files.for_child(f"actor {self.actor.id}")
+            self._manifests = ManifestCache(capacity=16, max_bytes=256 * 1024)
+        files, cache, maximums = self._files, self._manifests, self.actor.maximums
         if _HASH.fullmatch(text) or text.startswith(_LABEL_PREFIX):
-            return parse_manifest(self._stored(text), source=text, files=files, maximums=maximums)
+            return cache.parse(self._stored(text), source=text, files=files, maximums=maximums)
         if "\n" in text:
             source = f"<inline, spawned by {self.actor.id}>"
-            return parse_manifest(text, source=source, files=files, maximums=maximums)
-        return load_manifest(text, files=files, maximums=maximums)
+            return cache.parse(text, source=source, files=files, maximums=maximums)
+        return load_manifest(text, files=files, maximums=maximums, cache=cache)
 
     def _stored(self, ref: str) -> str:
         blobs = self.actor.store.blobs
