@@ -149,6 +149,14 @@ def test_guest_manifest_cannot_read_host_file_as_init_state_through_a_symlink_ou
     assert "leads out of it" in lab.refused(inline(state_file=name))
 
 
+def test_guest_manifest_naming_a_symlink_loop_is_refused_as_an_error_to_the_guest(lab):
+    (lab.actors / "loop-a").symlink_to(lab.actors / "loop-b")
+    (lab.actors / "loop-b").symlink_to(lab.actors / "loop-a")
+    assert "leads into a symlink loop" in lab.refused(inline(state_file="loop-a"))
+    assert "leads into a symlink loop" in lab.refused(inline(component="loop-b"))
+    assert lab.children() == b""  # the supervisor answers on: the loop was its err, not a host fault
+
+
 def test_guest_manifest_cannot_read_proc_self_environ(lab):
     environ = Path("/proc/self/environ").read_bytes()[:48]
     assert "is an absolute path" in lab.refused(inline(state_file="/proc/self/environ"))
