@@ -193,7 +193,6 @@ def _memoized(name: str, method: Any) -> Any:
 _U8_KIND = ffi.WASMTIME_COMPONENT_U8.value if ffi is not None else 2
 _POOLED_ELEMENTS = 65536  # lists up to this length are built in a reused buffer (2 MiB each, kinds pre-filled)
 _POOL_SIZE = 4
-_pool: list[bytearray] = []
 
 
 def _val_layout() -> tuple[int, int, int]:
@@ -205,22 +204,117 @@ def _val_layout() -> tuple[int, int, int]:
 
 
 _VAL_STRIDE, _KIND_AT, _U8_AT = _val_layout() if ffi is not None else (0, 0, 0)
+# Where the payload union (``of``) starts inside a ``wasmtime_component_val_t``: a string's ``wasm_byte_vec_t``, a
+# list's ``wasmtime_component_vallist_t`` and a tuple's ``wasmtime_component_valtuple_t`` all sit there.
+_OF_AT = ffi.wasmtime_component_val_t.of.offset if ffi is not None else 0
+_BOOL, _LIST, _STRING = ((ffi.WASMTIME_COMPONENT_BOOL.value, ffi.WASMTIME_COMPONENT_LIST.value,
+                          ffi.WASMTIME_COMPONENT_STRING.value) if ffi is not None else (0, 0, 0))
 
 
-def _pooled_vals() -> bytearray:
-    """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set (give it
-    back with ``_release``)."""
+# C calls that keep the GIL -----------------------------------------------------------------------------------------
+#
+# ctypes releases the GIL around every call of a function of a ``CDLL``, which is how wasmtime-py binds wasmtime. The
+# functions below run for well under a microsecond (a malloc and a memcpy, a free, a field of the store); releasing
+# the GIL for them buys nothing and, on a busy runtime, makes the calling thread queue behind every other runnable
+# thread to get it back after each one (a dozen times per export call). So the conversions and the fuel calls of an
+# export call go through prototypes of the same C functions made with ``ctypes.PYFUNCTYPE``, which keeps the GIL,
+# taking untyped pointers (``byref`` of the C value, with an offset) instead of wasmtime-py's typed wrappers.
+# ``wasmtime_component_func_call`` itself keeps wasmtime-py's binding: wasm may run long, and releases the GIL.
+
+
+def _gil_held(name: str, restype: Any, *argtypes: Any) -> Any:
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+if ffi is not None:
+    _c_void_p, _c_size_t = ctypes.c_void_p, ctypes.c_size_t
+    _byte_vec_new = _gil_held("wasm_byte_vec_new", None, _c_void_p, _c_size_t, ctypes.c_char_p)
+    _byte_vec_delete = _gil_held("wasm_byte_vec_delete", None, _c_void_p)
+    _vallist_new = _gil_held("wasmtime_component_vallist_new", None, _c_void_p, _c_size_t, _c_void_p)
+    _vallist_delete = _gil_held("wasmtime_component_vallist_delete", None, _c_void_p)
+    _valtuple_new_uninit = _gil_held("wasmtime_component_valtuple_new_uninit", None, _c_void_p, _c_size_t)
+    _valtuple_delete = _gil_held("wasmtime_component_valtuple_delete", None, _c_void_p)
+    _val_delete = _gil_held("wasmtime_component_val_delete", None, _c_void_p)
+    _set_fuel = _gil_held("wasmtime_context_set_fuel", _c_void_p, _c_void_p, ctypes.c_uint64)
+    _get_fuel = _gil_held("wasmtime_context_get_fuel", _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint64))
+    _set_epoch_deadline = _gil_held("wasmtime_context_set_epoch_deadline", None, _c_void_p, ctypes.c_uint64)
+
+
+def _raise_error(error: int) -> None:
+    """Raise the ``WasmtimeError`` a C call returned as an address (it is taken over and freed)."""
+    raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def arm(store: wasmtime.Store, fuel: int, epoch_ticks: int) -> None:
+    """``store.set_fuel(fuel)`` and ``store.set_epoch_deadline(epoch_ticks)``, keeping the GIL.
+
+    Raises:
+        WasmtimeError: the store does not consume fuel.
+    """
+    context = store._context()
+    error = _set_fuel(context, fuel)
+    if error:
+        _raise_error(error)
+    _set_epoch_deadline(context, epoch_ticks)
+
+
+def fuel_left(store: wasmtime.Store) -> int:
+    """``store.get_fuel()``, keeping the GIL.
+
+    Raises:
+        WasmtimeError: the store does not consume fuel.
+    """
+    remaining = ctypes.c_uint64(0)
+    error = _get_fuel(store._context(), byref(remaining))
+    if error:
+        _raise_error(error)
+    return remaining.value
+
+
+class _Vals:
+    """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set, and its
+    address (the ctypes view taken once keeps the buffer exported, so it can never be resized or moved)."""
+
+    __slots__ = ("buf", "_view", "address")
+
+    def __init__(self) -> None:
+        self.buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
+        self.buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+        self._view = ctypes.c_char.from_buffer(self.buf)
+        self.address = ctypes.addressof(self._view)
+
+
+_pool: list[_Vals] = []
+
+
+def _pooled_vals() -> _Vals:
+    """A ``_Vals`` buffer no other thread uses (give it back with ``_release``)."""
     try:
         return _pool.pop()
     except IndexError:
-        buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
-        buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
-        return buf
+        return _Vals()
 
 
-def _release(buf: bytearray) -> None:
+def _release(vals: _Vals) -> None:
     if len(_pool) < _POOL_SIZE:
-        _pool.append(buf)
+        _pool.append(vals)
+
+
+def _fill_u8_list(target: Any, data: bytes) -> None:
+    """Make the ``wasmtime_component_vallist_t`` at ``target`` (a ``byref``) a fresh list holding the bytes ``data``
+    as u8 values (owned by whoever owns ``target``)."""
+    n = len(data)
+    if n == 0 or n > _POOLED_ELEMENTS:
+        raw = _new_u8_list(data)
+        ctypes.memmove(target, byref(raw), ctypes.sizeof(raw))  # the list moves into ``target``
+        return
+    vals = _pooled_vals()
+    try:
+        vals.buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+        # vallist_new moves the values out of the buffer (a bitwise copy: u8 values own nothing).
+        _vallist_new(target, n, vals.address)
+    finally:
+        _release(vals)
 
 
 def _new_u8_list(data: bytes) -> Any:
@@ -235,13 +329,13 @@ def _new_u8_list(data: bytes) -> Any:
     if n == 0:
         ffi.wasmtime_component_vallist_new_uninit(raw, 0)
         return raw
-    buf = _pooled_vals()
+    vals = _pooled_vals()
+    buf = vals.buf
     try:
-        first = ctypes.c_char.from_buffer(buf)
         if n <= _POOLED_ELEMENTS:
             buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
             # vallist_new moves the values out of ``buf`` (a bitwise copy: u8 values own nothing).
-            ffi.wasmtime_component_vallist_new(raw, n, ctypes.cast(ctypes.addressof(first), _VAL_POINTER))
+            _vallist_new(byref(raw), n, vals.address)
         else:
             ffi.wasmtime_component_vallist_new_uninit(raw, n)  # wasmtime initialises the values: safe to delete
             try:
@@ -250,13 +344,12 @@ def _new_u8_list(data: bytes) -> Any:
                     chunk = data[start : start + _POOLED_ELEMENTS]
                     size = len(chunk) * _VAL_STRIDE
                     buf[_U8_AT:size:_VAL_STRIDE] = chunk
-                    ctypes.memmove(target + start * _VAL_STRIDE, ctypes.addressof(first), size)
+                    ctypes.memmove(target + start * _VAL_STRIDE, vals.address, size)
             except BaseException:
                 ffi.wasmtime_component_vallist_delete(byref(raw))
                 raise
-        del first
     finally:
-        _release(buf)
+        _release(vals)
     return raw
 
 
@@ -397,9 +490,9 @@ _Lower = Callable[[Any, Any, Any], None]
 def _free_payload(ptr: Any) -> None:
     """What ``VariantLikeType._lift`` does with a case's payload once converted: mark it plain and free the box."""
     contents = ptr.contents
-    contents.kind = ffi.WASMTIME_COMPONENT_BOOL
+    contents.kind = _BOOL
     contents.of.boolean = False
-    ffi.wasmtime_component_val_delete(ptr)
+    _val_delete(ptr)
 
 
 def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
@@ -440,8 +533,8 @@ def _bulk_installed() -> bool:
 def _tuple_lifter(ty: Any) -> _Lift:
     items = [lifter(element) for element in ty.elements]
     kind = ffi.WASMTIME_COMPONENT_TUPLE.value
-    plain = ffi.WASMTIME_COMPONENT_BOOL
-    delete = ffi.wasmtime_component_valtuple_delete
+    plain = _BOOL
+    delete = _valtuple_delete
 
     def lift(c: Any) -> Any:
         assert c.kind == kind
@@ -456,7 +549,7 @@ def _tuple_lifter(ty: Any) -> _Lift:
                 field.of.boolean = False
             return tuple(ret)
         finally:
-            delete(byref(raw))
+            delete(byref(c, _OF_AT))
 
     return lift
 
@@ -499,29 +592,27 @@ def _lift_case(tag: str, lift: _Lift | None, ptr: Any, tagged: bool) -> Any:
 
 def _bytes_lifter() -> _Lift:
     kind = ffi.WASMTIME_COMPONENT_LIST.value
-    delete = ffi.wasmtime_component_vallist_delete
+    delete = _vallist_delete
 
     def lift(c: Any) -> bytes:
         if c.kind != kind:
             raise AssertionError("a list<u8> value is not a list")
-        raw = c.of.list
         try:
-            return _read_u8_list(raw)
+            return _read_u8_list(c.of.list)
         finally:
-            delete(byref(raw))
+            delete(byref(c, _OF_AT))
 
     return lift
 
 
 def _string_lifter() -> _Lift:
     kind = ffi.WASMTIME_COMPONENT_STRING.value
-    to_str, delete = ffi.to_str, ffi.wasm_byte_vec_delete
+    to_str, delete = ffi.to_str, _byte_vec_delete
 
     def lift(c: Any) -> str:
         assert c.kind == kind
-        raw = c.of.string
-        ret = to_str(raw)
-        delete(byref(raw))
+        ret = to_str(c.of.string)
+        delete(byref(c, _OF_AT))
         return ret
 
     return lift
@@ -540,14 +631,41 @@ def _make_lowerer(ty: Any) -> _Lower:
         return _tuple_lowerer(ty)
     if isinstance(ty, _types.OptionType) and not ty._tagged():
         return _option_lowerer(ty)
+    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
+        return _bytes_lowerer
+    if type(ty) is _types.String:
+        return _string_lowerer
     return ty.convert_to_c  # type: ignore[no-any-return]
+
+
+def _bytes_lowerer(store: Any, val: Any, ptr: Any) -> None:
+    """The bulk ``ListType.convert_to_c`` of a ``list<u8>``, writing the list in place."""
+    if not isinstance(val, bytes):
+        raise TypeError("expected bytes value")
+    contents = ptr.contents
+    _fill_u8_list(byref(contents, _OF_AT), val)
+    contents.kind = _LIST
+
+
+def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
+    """``String.convert_to_c``: the UTF-8 bytes copied into a new ``wasm_byte_vec_t`` in place (one C call).
+
+    The kind is set once the bytes are there, so a string that cannot be encoded leaves the value as it was
+    (wasmtime-py's sets the kind first), with the same ``TypeError`` or ``UnicodeEncodeError``.
+    """
+    if not isinstance(val, str):
+        raise TypeError("expected string type")
+    data = val.encode("utf8")
+    contents = ptr.contents
+    _byte_vec_new(byref(contents, _OF_AT), len(data), data)
+    contents.kind = _STRING
 
 
 def _tuple_lowerer(ty: Any) -> _Lower:
     items = [lowerer(element) for element in ty.elements]
     count = len(items)
-    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, ffi.WASMTIME_COMPONENT_BOOL
-    new, delete = ffi.wasmtime_component_valtuple_new_uninit, ffi.wasmtime_component_valtuple_delete
+    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, _BOOL
+    new, delete = _valtuple_new_uninit, _valtuple_delete
 
     def lower(store: Any, val: Any, ptr: Any) -> None:
         if not isinstance(val, tuple):
@@ -555,7 +673,7 @@ def _tuple_lowerer(ty: Any) -> _Lower:
         if len(val) != count:
             raise TypeError("tuple length mismatch")
         raw = ffi.wasmtime_component_valtuple_t()
-        new(raw, count)
+        new(byref(raw), count)
         i = 0
         cleanup = True
         try:
@@ -653,7 +771,7 @@ class FastFunc:
             return self._lift(result_space)
         finally:
             for i in range(n):
-                ffi.wasmtime_component_val_delete(byref(param_capi[i]))
+                _val_delete(byref(param_capi, i * _VAL_STRIDE))
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
-from replay._wasmtime import EpochWatch, FastFunc
+from replay._wasmtime import EpochWatch, FastFunc, arm, fuel_left
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
 from replay.schema import Limits, OnErr, answers_err
@@ -351,10 +351,9 @@ class Boundary:
 
     def _arm(self) -> None:
         """Fill the fuel and start the wall-clock deadline for the next call."""
-        self.store.set_fuel(self.limits.fuel_per_call)
         self._deadline_at = time.monotonic() + self.limits.deadline_ms / 1000
         self._watch.reset()
-        self.store.set_epoch_deadline(1)
+        arm(self.store, self.limits.fuel_per_call, 1)  # set_fuel and set_epoch_deadline(1), keeping the GIL
 
     def _check_epoch(self) -> str | None:
         """At every epoch tick of a running call (see ``EpochWatch``): end it when asked to stop or past its
@@ -404,7 +403,7 @@ class Boundary:
             fault, fuel = spec, 0
         else:
             fault, out = self._invoke(export, spec, state, params)
-            fuel = self.limits.fuel_per_call - self.store.get_fuel()
+            fuel = self.limits.fuel_per_call - fuel_left(self.store)
             if fault is None:
                 result = spec.lift_result(out)
                 if "err" not in result:
