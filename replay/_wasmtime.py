@@ -41,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.metadata
+import struct
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
@@ -238,6 +239,13 @@ if ffi is not None:
     _set_fuel = _gil_held("wasmtime_context_set_fuel", _c_void_p, _c_void_p, ctypes.c_uint64)
     _get_fuel = _gil_held("wasmtime_context_get_fuel", _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint64))
     _set_epoch_deadline = _gil_held("wasmtime_context_set_epoch_deadline", None, _c_void_p, ctypes.c_uint64)
+    _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
+    _Val = ffi.wasmtime_component_val_t
+# A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
+# address), an option's box address, a result's (is_ok, box address).
+_LIST_AT = struct.Struct("@NP").unpack_from
+_POINTER_AT = struct.Struct("@P").unpack_from
+_RESULT_AT = struct.Struct("@?P").unpack_from
 
 
 def _raise_error(error: int) -> None:
@@ -362,12 +370,17 @@ def _address(raw: Any) -> int:
 
 
 def _read_u8_list(raw: Any) -> bytes:
-    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here): each chunk of
-    values is copied out whole (a memcpy) and its payload bytes taken with one strided slice."""
-    n = raw.size
+    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here)."""
+    return b"" if raw.size == 0 else _read_u8_values(raw.size, _address(raw))
+
+
+def _read_u8_values(n: int, address: int) -> bytes:
+    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied out whole (a memcpy) and its
+    payload bytes taken with one strided slice."""
     if n == 0:
         return b""
-    address = _address(raw)
+    if not address:
+        raise AssertionError("a non-empty list<u8> value has no data")
     parts = []
     for start in range(0, n, _POOLED_ELEMENTS):
         count = min(_POOLED_ELEMENTS, n - start)
@@ -452,6 +465,12 @@ def check_val_layout() -> None:
     union_fields = {field[0]: field[1] for field in ffi.wasmtime_component_valunion_t._fields_}
     if fields.get("kind") is not ctypes.c_uint8 or union_fields.get("u8") is not ctypes.c_uint8:
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's kind or u8 is not one byte")
+    pairs = [(ffi.wasmtime_component_vallist_t, "size", "data"), (ffi.wasmtime_component_valtuple_t, "size", "data"),
+             (ffi.wasmtime_component_valresult_t, "is_ok", "val")]
+    if any((getattr(cls, first).offset, getattr(cls, second).offset) != (0, 8) for cls, first, second in pairs):
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "a list's, tuple's or result's C layout changed")
+    if ffi.WASMTIME_COMPONENT_BOOL.value != 0:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "a zeroed wasmtime_component_val_t is no longer a bool")
     if (_VAL_STRIDE, _KIND_AT, _U8_AT) != _val_layout():
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's layout changed after import")
     raw = _new_u8_list(_LAYOUT_PROBE)
@@ -487,12 +506,11 @@ _Lift = Callable[[Any], Any]
 _Lower = Callable[[Any, Any, Any], None]
 
 
-def _free_payload(ptr: Any) -> None:
-    """What ``VariantLikeType._lift`` does with a case's payload once converted: mark it plain and free the box."""
-    contents = ptr.contents
-    contents.kind = _BOOL
-    contents.of.boolean = False
-    _val_delete(ptr)
+def _free_payload(address: int) -> None:
+    """What ``VariantLikeType._lift`` does with a case's payload (boxed at ``address``) once converted: mark it
+    plain (a zeroed value is ``bool`` false, checked by ``check_val_layout``) and free the box."""
+    _memset(address, 0, _VAL_STRIDE)
+    _val_delete(address)
 
 
 def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
@@ -533,20 +551,18 @@ def _bulk_installed() -> bool:
 def _tuple_lifter(ty: Any) -> _Lift:
     items = [lifter(element) for element in ty.elements]
     kind = ffi.WASMTIME_COMPONENT_TUPLE.value
-    plain = _BOOL
-    delete = _valtuple_delete
+    delete, memset, from_address, stride = _valtuple_delete, _memset, _Val.from_address, _VAL_STRIDE
 
     def lift(c: Any) -> Any:
-        assert c.kind == kind
-        raw = c.of.tuple
+        raw = bytes(c)
+        assert raw[_KIND_AT] == kind
+        size, address = _LIST_AT(raw, _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
         try:
-            data = raw.data
             ret = []
-            for i, item in zip(range(raw.size), items):
-                field = data[i]
-                ret.append(item(field))
-                field.kind = plain
-                field.of.boolean = False
+            for i, item in zip(range(size), items):
+                at = address + i * stride
+                ret.append(item(from_address(at)))
+                memset(at, 0, stride)  # plain (bool false): the tuple's delete must not free it again
             return tuple(ret)
         finally:
             delete(byref(c, _OF_AT))
@@ -562,31 +578,33 @@ def _variant_lifter(ty: Any) -> _Lift:
         none, some = cases["none"], cases["some"]
 
         def lift_option(c: Any) -> Any:
-            assert c.kind == kind
-            ptr = c.of.option
-            if ptr:
-                return _lift_case("some", some, ptr, tagged)
-            return _lift_case("none", none, ptr, tagged)
+            raw = bytes(c)  # one copy of the value, read with struct: cheaper than ctypes' field objects
+            assert raw[_KIND_AT] == kind
+            address = _POINTER_AT(raw, _OF_AT)[0]
+            if address:
+                return _lift_case("some", some, address, tagged)
+            return _lift_case("none", none, 0, tagged)
 
         return lift_option
     kind = ffi.WASMTIME_COMPONENT_RESULT.value
     ok, err = cases["ok"], cases["err"]
 
     def lift_result(c: Any) -> Any:
-        assert c.kind == kind
-        result = c.of.result
-        if result.is_ok:
-            return _lift_case("ok", ok, result.val, tagged)
-        return _lift_case("err", err, result.val, tagged)
+        raw = bytes(c)
+        assert raw[_KIND_AT] == kind
+        is_ok, address = _RESULT_AT(raw, _OF_AT)
+        if is_ok:
+            return _lift_case("ok", ok, address, tagged)
+        return _lift_case("err", err, address, tagged)
 
     return lift_result
 
 
-def _lift_case(tag: str, lift: _Lift | None, ptr: Any, tagged: bool) -> Any:
+def _lift_case(tag: str, lift: _Lift | None, address: int, tagged: bool) -> Any:
     if lift is None:
         return _types.Variant(tag) if tagged else None
-    payload = lift(ptr.contents)
-    _free_payload(ptr)
+    payload = lift(_Val.from_address(address))
+    _free_payload(address)
     return _types.Variant(tag, payload) if tagged else payload
 
 
@@ -595,10 +613,11 @@ def _bytes_lifter() -> _Lift:
     delete = _vallist_delete
 
     def lift(c: Any) -> bytes:
-        if c.kind != kind:
+        raw = bytes(c)
+        if raw[_KIND_AT] != kind:
             raise AssertionError("a list<u8> value is not a list")
         try:
-            return _read_u8_list(c.of.list)
+            return _read_u8_values(*_LIST_AT(raw, _OF_AT))
         finally:
             delete(byref(c, _OF_AT))
 
