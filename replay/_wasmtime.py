@@ -30,7 +30,9 @@ versions (and what differs) otherwise, and patches:
   C API offers no path around ``Val`` for a component (no typed calls, no access to a component's memory).
 
 It also holds what builds on the internals: ``FastFunc`` (an export call with its types resolved once; wasmtime-py's
-``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call),
+``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call;
+its conversions and the fuel calls ``arm``/``fuel_left`` call wasmtime's cheap C functions through prototypes that
+keep the GIL, see "C calls that keep the GIL" below),
 ``EpochWatch`` (wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running call can
 be stopped from another thread without that thread touching the Store; see ``replay.boundary``), and
 ``is_tagged``/``case_classes``, which ``replay.values`` uses to read a variant's values the way wasmtime-py does.
