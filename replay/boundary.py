@@ -298,10 +298,11 @@ class Boundary:
         self._exports: dict[str, _Export] = {}
         self._deadline_at = 0.0
         self._shape = shape(engine, component)
-        # Record mode: a tape that holds writes until an operation ends (``theater.record``) gets them handed to
-        # the store before every host call and at every epoch tick of a running call, so the start of a call that
-        # runs long or waits in a host function (a sleep, a request) is in the store within a tick.
-        self._tick: Callable[[], Any] | None = getattr(tape, "submit", None)
+        # Record mode: a tape that holds writes until an operation ends (``theater.record``) has its ``tick`` called
+        # before every host call and at every epoch tick of a running call: it hands its held writes (and what the
+        # actor's earlier operations owe) over, so the start of a call that runs long or waits in a host function
+        # (a sleep, a request) is in the store within a tick.
+        self._tick: Callable[[], Any] | None = getattr(tape, "tick", None)
         self._host_impls = self._implementations(host or {})
         self.store = wasmtime.Store(engine.wasmtime)
         self.store.set_limits(memory_size=limits.memory_bytes)

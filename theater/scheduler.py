@@ -99,6 +99,9 @@ def blocking() -> Iterator[None]:
     if worker is None or worker.blocked or worker.running is None:
         yield
         return
+    release_due = getattr(worker.running, "release_due", None)
+    if release_due is not None:
+        release_due()  # what its earlier operations of this turn owe is not held back by the wait
     worker.scheduler._enter(worker)
     try:
         yield
