@@ -30,7 +30,9 @@ versions (and what differs) otherwise, and patches:
   C API offers no path around ``Val`` for a component (no typed calls, no access to a component's memory).
 
 It also holds what builds on the internals: ``FastFunc`` (an export call with its types resolved once; wasmtime-py's
-``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call),
+``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call;
+its conversions and the fuel calls ``arm``/``fuel_left`` call wasmtime's cheap C functions through prototypes that
+keep the GIL, see "C calls that keep the GIL" below),
 ``EpochWatch`` (wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running call can
 be stopped from another thread without that thread touching the Store; see ``replay.boundary``), and
 ``is_tagged``/``case_classes``, which ``replay.values`` uses to read a variant's values the way wasmtime-py does.
@@ -41,6 +43,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.metadata
+import struct
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
@@ -193,7 +196,6 @@ def _memoized(name: str, method: Any) -> Any:
 _U8_KIND = ffi.WASMTIME_COMPONENT_U8.value if ffi is not None else 2
 _POOLED_ELEMENTS = 65536  # lists up to this length are built in a reused buffer (2 MiB each, kinds pre-filled)
 _POOL_SIZE = 4
-_pool: list[bytearray] = []
 
 
 def _val_layout() -> tuple[int, int, int]:
@@ -205,22 +207,124 @@ def _val_layout() -> tuple[int, int, int]:
 
 
 _VAL_STRIDE, _KIND_AT, _U8_AT = _val_layout() if ffi is not None else (0, 0, 0)
+# Where the payload union (``of``) starts inside a ``wasmtime_component_val_t``: a string's ``wasm_byte_vec_t``, a
+# list's ``wasmtime_component_vallist_t`` and a tuple's ``wasmtime_component_valtuple_t`` all sit there.
+_OF_AT = ffi.wasmtime_component_val_t.of.offset if ffi is not None else 0
+_BOOL, _LIST, _STRING = ((ffi.WASMTIME_COMPONENT_BOOL.value, ffi.WASMTIME_COMPONENT_LIST.value,
+                          ffi.WASMTIME_COMPONENT_STRING.value) if ffi is not None else (0, 0, 0))
 
 
-def _pooled_vals() -> bytearray:
-    """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set (give it
-    back with ``_release``)."""
+# C calls that keep the GIL -----------------------------------------------------------------------------------------
+#
+# ctypes releases the GIL around every call of a function of a ``CDLL``, which is how wasmtime-py binds wasmtime. The
+# functions below run for well under a microsecond (a malloc and a memcpy, a free, a field of the store); releasing
+# the GIL for them buys nothing and, on a busy runtime, makes the calling thread queue behind every other runnable
+# thread to get it back after each one (a dozen times per export call). So the conversions and the fuel calls of an
+# export call go through prototypes of the same C functions made with ``ctypes.PYFUNCTYPE``, which keeps the GIL,
+# taking untyped pointers (``byref`` of the C value, with an offset) instead of wasmtime-py's typed wrappers.
+# ``wasmtime_component_func_call`` itself keeps wasmtime-py's binding: wasm may run long, and releases the GIL.
+
+
+def _gil_held(name: str, restype: Any, *argtypes: Any) -> Any:
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+if ffi is not None:
+    _c_void_p, _c_size_t = ctypes.c_void_p, ctypes.c_size_t
+    _byte_vec_new = _gil_held("wasm_byte_vec_new", None, _c_void_p, _c_size_t, ctypes.c_char_p)
+    _byte_vec_delete = _gil_held("wasm_byte_vec_delete", None, _c_void_p)
+    _vallist_new = _gil_held("wasmtime_component_vallist_new", None, _c_void_p, _c_size_t, _c_void_p)
+    _vallist_delete = _gil_held("wasmtime_component_vallist_delete", None, _c_void_p)
+    _valtuple_new_uninit = _gil_held("wasmtime_component_valtuple_new_uninit", None, _c_void_p, _c_size_t)
+    _valtuple_delete = _gil_held("wasmtime_component_valtuple_delete", None, _c_void_p)
+    _val_delete = _gil_held("wasmtime_component_val_delete", None, _c_void_p)
+    _set_fuel = _gil_held("wasmtime_context_set_fuel", _c_void_p, _c_void_p, ctypes.c_uint64)
+    _get_fuel = _gil_held("wasmtime_context_get_fuel", _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint64))
+    _set_epoch_deadline = _gil_held("wasmtime_context_set_epoch_deadline", None, _c_void_p, ctypes.c_uint64)
+    _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
+    _Val = ffi.wasmtime_component_val_t
+# A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
+# address), an option's box address, a result's (is_ok, box address).
+_LIST_AT = struct.Struct("@NP").unpack_from
+_POINTER_AT = struct.Struct("@P").unpack_from
+_RESULT_AT = struct.Struct("@?P").unpack_from
+
+
+def _raise_error(error: int) -> None:
+    """Raise the ``WasmtimeError`` a C call returned as an address (it is taken over and freed)."""
+    raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def arm(store: wasmtime.Store, fuel: int, epoch_ticks: int) -> None:
+    """``store.set_fuel(fuel)`` and ``store.set_epoch_deadline(epoch_ticks)``, keeping the GIL.
+
+    Raises:
+        WasmtimeError: the store does not consume fuel.
+    """
+    context = store._context()
+    error = _set_fuel(context, fuel)
+    if error:
+        _raise_error(error)
+    _set_epoch_deadline(context, epoch_ticks)
+
+
+def fuel_left(store: wasmtime.Store) -> int:
+    """``store.get_fuel()``, keeping the GIL.
+
+    Raises:
+        WasmtimeError: the store does not consume fuel.
+    """
+    remaining = ctypes.c_uint64(0)
+    error = _get_fuel(store._context(), byref(remaining))
+    if error:
+        _raise_error(error)
+    return remaining.value
+
+
+class _Vals:
+    """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set, and its
+    address (the ctypes view taken once keeps the buffer exported, so it can never be resized or moved)."""
+
+    __slots__ = ("buf", "_view", "address")
+
+    def __init__(self) -> None:
+        self.buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
+        self.buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+        self._view = ctypes.c_char.from_buffer(self.buf)
+        self.address = ctypes.addressof(self._view)
+
+
+_pool: list[_Vals] = []
+
+
+def _pooled_vals() -> _Vals:
+    """A ``_Vals`` buffer no other thread uses (give it back with ``_release``)."""
     try:
         return _pool.pop()
     except IndexError:
-        buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
-        buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
-        return buf
+        return _Vals()
 
 
-def _release(buf: bytearray) -> None:
+def _release(vals: _Vals) -> None:
     if len(_pool) < _POOL_SIZE:
-        _pool.append(buf)
+        _pool.append(vals)
+
+
+def _fill_u8_list(target: Any, data: bytes) -> None:
+    """Make the ``wasmtime_component_vallist_t`` at ``target`` (a ``byref``) a fresh list holding the bytes ``data``
+    as u8 values (owned by whoever owns ``target``)."""
+    n = len(data)
+    if n == 0 or n > _POOLED_ELEMENTS:
+        raw = _new_u8_list(data)
+        ctypes.memmove(target, byref(raw), ctypes.sizeof(raw))  # the list moves into ``target``
+        return
+    vals = _pooled_vals()
+    try:
+        vals.buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+        # vallist_new moves the values out of the buffer (a bitwise copy: u8 values own nothing).
+        _vallist_new(target, n, vals.address)
+    finally:
+        _release(vals)
 
 
 def _new_u8_list(data: bytes) -> Any:
@@ -235,13 +339,13 @@ def _new_u8_list(data: bytes) -> Any:
     if n == 0:
         ffi.wasmtime_component_vallist_new_uninit(raw, 0)
         return raw
-    buf = _pooled_vals()
+    vals = _pooled_vals()
+    buf = vals.buf
     try:
-        first = ctypes.c_char.from_buffer(buf)
         if n <= _POOLED_ELEMENTS:
             buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
             # vallist_new moves the values out of ``buf`` (a bitwise copy: u8 values own nothing).
-            ffi.wasmtime_component_vallist_new(raw, n, ctypes.cast(ctypes.addressof(first), _VAL_POINTER))
+            _vallist_new(byref(raw), n, vals.address)
         else:
             ffi.wasmtime_component_vallist_new_uninit(raw, n)  # wasmtime initialises the values: safe to delete
             try:
@@ -250,13 +354,12 @@ def _new_u8_list(data: bytes) -> Any:
                     chunk = data[start : start + _POOLED_ELEMENTS]
                     size = len(chunk) * _VAL_STRIDE
                     buf[_U8_AT:size:_VAL_STRIDE] = chunk
-                    ctypes.memmove(target + start * _VAL_STRIDE, ctypes.addressof(first), size)
+                    ctypes.memmove(target + start * _VAL_STRIDE, vals.address, size)
             except BaseException:
                 ffi.wasmtime_component_vallist_delete(byref(raw))
                 raise
-        del first
     finally:
-        _release(buf)
+        _release(vals)
     return raw
 
 
@@ -269,12 +372,17 @@ def _address(raw: Any) -> int:
 
 
 def _read_u8_list(raw: Any) -> bytes:
-    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here): each chunk of
-    values is copied out whole (a memcpy) and its payload bytes taken with one strided slice."""
-    n = raw.size
+    """The bytes of the u8 values in the ``wasmtime_component_vallist_t`` ``raw`` (not freed here)."""
+    return b"" if raw.size == 0 else _read_u8_values(raw.size, _address(raw))
+
+
+def _read_u8_values(n: int, address: int) -> bytes:
+    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied out whole (a memcpy) and its
+    payload bytes taken with one strided slice."""
     if n == 0:
         return b""
-    address = _address(raw)
+    if not address:
+        raise AssertionError("a non-empty list<u8> value has no data")
     parts = []
     for start in range(0, n, _POOLED_ELEMENTS):
         count = min(_POOLED_ELEMENTS, n - start)
@@ -359,6 +467,12 @@ def check_val_layout() -> None:
     union_fields = {field[0]: field[1] for field in ffi.wasmtime_component_valunion_t._fields_}
     if fields.get("kind") is not ctypes.c_uint8 or union_fields.get("u8") is not ctypes.c_uint8:
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's kind or u8 is not one byte")
+    pairs = [(ffi.wasmtime_component_vallist_t, "size", "data"), (ffi.wasmtime_component_valtuple_t, "size", "data"),
+             (ffi.wasmtime_component_valresult_t, "is_ok", "val")]
+    if any((getattr(cls, first).offset, getattr(cls, second).offset) != (0, 8) for cls, first, second in pairs):
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "a list's, tuple's or result's C layout changed")
+    if ffi.WASMTIME_COMPONENT_BOOL.value != 0:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "a zeroed wasmtime_component_val_t is no longer a bool")
     if (_VAL_STRIDE, _KIND_AT, _U8_AT) != _val_layout():
         raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "wasmtime_component_val_t's layout changed after import")
     raw = _new_u8_list(_LAYOUT_PROBE)
@@ -394,12 +508,11 @@ _Lift = Callable[[Any], Any]
 _Lower = Callable[[Any, Any, Any], None]
 
 
-def _free_payload(ptr: Any) -> None:
-    """What ``VariantLikeType._lift`` does with a case's payload once converted: mark it plain and free the box."""
-    contents = ptr.contents
-    contents.kind = ffi.WASMTIME_COMPONENT_BOOL
-    contents.of.boolean = False
-    ffi.wasmtime_component_val_delete(ptr)
+def _free_payload(address: int) -> None:
+    """What ``VariantLikeType._lift`` does with a case's payload (boxed at ``address``) once converted: mark it
+    plain (a zeroed value is ``bool`` false, checked by ``check_val_layout``) and free the box."""
+    _memset(address, 0, _VAL_STRIDE)
+    _val_delete(address)
 
 
 def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
@@ -440,23 +553,21 @@ def _bulk_installed() -> bool:
 def _tuple_lifter(ty: Any) -> _Lift:
     items = [lifter(element) for element in ty.elements]
     kind = ffi.WASMTIME_COMPONENT_TUPLE.value
-    plain = ffi.WASMTIME_COMPONENT_BOOL
-    delete = ffi.wasmtime_component_valtuple_delete
+    delete, memset, from_address, stride = _valtuple_delete, _memset, _Val.from_address, _VAL_STRIDE
 
     def lift(c: Any) -> Any:
-        assert c.kind == kind
-        raw = c.of.tuple
+        raw = bytes(c)
+        assert raw[_KIND_AT] == kind
+        size, address = _LIST_AT(raw, _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
         try:
-            data = raw.data
             ret = []
-            for i, item in zip(range(raw.size), items):
-                field = data[i]
-                ret.append(item(field))
-                field.kind = plain
-                field.of.boolean = False
+            for i, item in zip(range(size), items):
+                at = address + i * stride
+                ret.append(item(from_address(at)))
+                memset(at, 0, stride)  # plain (bool false): the tuple's delete must not free it again
             return tuple(ret)
         finally:
-            delete(byref(raw))
+            delete(byref(c, _OF_AT))
 
     return lift
 
@@ -469,59 +580,60 @@ def _variant_lifter(ty: Any) -> _Lift:
         none, some = cases["none"], cases["some"]
 
         def lift_option(c: Any) -> Any:
-            assert c.kind == kind
-            ptr = c.of.option
-            if ptr:
-                return _lift_case("some", some, ptr, tagged)
-            return _lift_case("none", none, ptr, tagged)
+            raw = bytes(c)  # one copy of the value, read with struct: cheaper than ctypes' field objects
+            assert raw[_KIND_AT] == kind
+            address = _POINTER_AT(raw, _OF_AT)[0]
+            if address:
+                return _lift_case("some", some, address, tagged)
+            return _lift_case("none", none, 0, tagged)
 
         return lift_option
     kind = ffi.WASMTIME_COMPONENT_RESULT.value
     ok, err = cases["ok"], cases["err"]
 
     def lift_result(c: Any) -> Any:
-        assert c.kind == kind
-        result = c.of.result
-        if result.is_ok:
-            return _lift_case("ok", ok, result.val, tagged)
-        return _lift_case("err", err, result.val, tagged)
+        raw = bytes(c)
+        assert raw[_KIND_AT] == kind
+        is_ok, address = _RESULT_AT(raw, _OF_AT)
+        if is_ok:
+            return _lift_case("ok", ok, address, tagged)
+        return _lift_case("err", err, address, tagged)
 
     return lift_result
 
 
-def _lift_case(tag: str, lift: _Lift | None, ptr: Any, tagged: bool) -> Any:
+def _lift_case(tag: str, lift: _Lift | None, address: int, tagged: bool) -> Any:
     if lift is None:
         return _types.Variant(tag) if tagged else None
-    payload = lift(ptr.contents)
-    _free_payload(ptr)
+    payload = lift(_Val.from_address(address))
+    _free_payload(address)
     return _types.Variant(tag, payload) if tagged else payload
 
 
 def _bytes_lifter() -> _Lift:
     kind = ffi.WASMTIME_COMPONENT_LIST.value
-    delete = ffi.wasmtime_component_vallist_delete
+    delete = _vallist_delete
 
     def lift(c: Any) -> bytes:
-        if c.kind != kind:
+        raw = bytes(c)
+        if raw[_KIND_AT] != kind:
             raise AssertionError("a list<u8> value is not a list")
-        raw = c.of.list
         try:
-            return _read_u8_list(raw)
+            return _read_u8_values(*_LIST_AT(raw, _OF_AT))
         finally:
-            delete(byref(raw))
+            delete(byref(c, _OF_AT))
 
     return lift
 
 
 def _string_lifter() -> _Lift:
     kind = ffi.WASMTIME_COMPONENT_STRING.value
-    to_str, delete = ffi.to_str, ffi.wasm_byte_vec_delete
+    to_str, delete = ffi.to_str, _byte_vec_delete
 
     def lift(c: Any) -> str:
         assert c.kind == kind
-        raw = c.of.string
-        ret = to_str(raw)
-        delete(byref(raw))
+        ret = to_str(c.of.string)
+        delete(byref(c, _OF_AT))
         return ret
 
     return lift
@@ -540,14 +652,41 @@ def _make_lowerer(ty: Any) -> _Lower:
         return _tuple_lowerer(ty)
     if isinstance(ty, _types.OptionType) and not ty._tagged():
         return _option_lowerer(ty)
+    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
+        return _bytes_lowerer
+    if type(ty) is _types.String:
+        return _string_lowerer
     return ty.convert_to_c  # type: ignore[no-any-return]
+
+
+def _bytes_lowerer(store: Any, val: Any, ptr: Any) -> None:
+    """The bulk ``ListType.convert_to_c`` of a ``list<u8>``, writing the list in place."""
+    if not isinstance(val, bytes):
+        raise TypeError("expected bytes value")
+    contents = ptr.contents
+    _fill_u8_list(byref(contents, _OF_AT), val)
+    contents.kind = _LIST
+
+
+def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
+    """``String.convert_to_c``: the UTF-8 bytes copied into a new ``wasm_byte_vec_t`` in place (one C call).
+
+    The kind is set once the bytes are there, so a string that cannot be encoded leaves the value as it was
+    (wasmtime-py's sets the kind first), with the same ``TypeError`` or ``UnicodeEncodeError``.
+    """
+    if not isinstance(val, str):
+        raise TypeError("expected string type")
+    data = val.encode("utf8")
+    contents = ptr.contents
+    _byte_vec_new(byref(contents, _OF_AT), len(data), data)
+    contents.kind = _STRING
 
 
 def _tuple_lowerer(ty: Any) -> _Lower:
     items = [lowerer(element) for element in ty.elements]
     count = len(items)
-    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, ffi.WASMTIME_COMPONENT_BOOL
-    new, delete = ffi.wasmtime_component_valtuple_new_uninit, ffi.wasmtime_component_valtuple_delete
+    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, _BOOL
+    new, delete = _valtuple_new_uninit, _valtuple_delete
 
     def lower(store: Any, val: Any, ptr: Any) -> None:
         if not isinstance(val, tuple):
@@ -555,7 +694,7 @@ def _tuple_lowerer(ty: Any) -> _Lower:
         if len(val) != count:
             raise TypeError("tuple length mismatch")
         raw = ffi.wasmtime_component_valtuple_t()
-        new(raw, count)
+        new(byref(raw), count)
         i = 0
         cleanup = True
         try:
@@ -653,7 +792,7 @@ class FastFunc:
             return self._lift(result_space)
         finally:
             for i in range(n):
-                ffi.wasmtime_component_val_delete(byref(param_capi[i]))
+                _val_delete(byref(param_capi, i * _VAL_STRIDE))
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(

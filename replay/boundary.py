@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
-from replay._wasmtime import EpochWatch, FastFunc
+from replay._wasmtime import EpochWatch, FastFunc, arm, fuel_left
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
 from replay.schema import Limits, OnErr, answers_err
@@ -298,10 +298,11 @@ class Boundary:
         self._exports: dict[str, _Export] = {}
         self._deadline_at = 0.0
         self._shape = shape(engine, component)
-        # Record mode: a tape that holds writes until an operation ends (``theater.record``) gets them handed to
-        # the store before every host call and at every epoch tick of a running call, so the start of a call that
-        # runs long or waits in a host function (a sleep, a request) is in the store within a tick.
-        self._tick: Callable[[], Any] | None = getattr(tape, "submit", None)
+        # Record mode: a tape that holds writes until an operation ends (``theater.record``) has its ``tick`` called
+        # before every host call and at every epoch tick of a running call: it hands its held writes (and what the
+        # actor's earlier operations owe) over, so the start of a call that runs long or waits in a host function
+        # (a sleep, a request) is in the store within a tick.
+        self._tick: Callable[[], Any] | None = getattr(tape, "tick", None)
         self._host_impls = self._implementations(host or {})
         self.store = wasmtime.Store(engine.wasmtime)
         self.store.set_limits(memory_size=limits.memory_bytes)
@@ -351,10 +352,9 @@ class Boundary:
 
     def _arm(self) -> None:
         """Fill the fuel and start the wall-clock deadline for the next call."""
-        self.store.set_fuel(self.limits.fuel_per_call)
         self._deadline_at = time.monotonic() + self.limits.deadline_ms / 1000
         self._watch.reset()
-        self.store.set_epoch_deadline(1)
+        arm(self.store, self.limits.fuel_per_call, 1)  # set_fuel and set_epoch_deadline(1), keeping the GIL
 
     def _check_epoch(self) -> str | None:
         """At every epoch tick of a running call (see ``EpochWatch``): end it when asked to stop or past its
@@ -404,7 +404,7 @@ class Boundary:
             fault, fuel = spec, 0
         else:
             fault, out = self._invoke(export, spec, state, params)
-            fuel = self.limits.fuel_per_call - self.store.get_fuel()
+            fuel = self.limits.fuel_per_call - fuel_left(self.store)
             if fault is None:
                 result = spec.lift_result(out)
                 if "err" not in result:

@@ -123,6 +123,9 @@ class Actor:
     passivated = False  # it has no instance; its next call makes one (reason ``activation``)
     activation = InstantiateReason.ACTIVATE  # how that instance is recorded (``resume``: brought back lazily)
     evicted = False  # it left the router while passivated: a new object stands for it (set under the router lock)
+    # A turn's shared release (``run_slice``), on the worker holding it: in a turn now; a release is owed.
+    _in_slice = False
+    _owed = False
 
     def __init__(
         self,
@@ -141,6 +144,7 @@ class Actor:
         self.component_hash = component_hash
         self.upgraded = False  # it runs another component than its creation's: each instance records which
         self.tape = tape
+        tape.before_tick = self.release_due
         self.parent = parent
         self.status = ActorStatus.STARTING
         self.failure: GuestFault | None = None
@@ -290,7 +294,7 @@ class Actor:
                 self.release()
                 return
             self.defer(lambda failed: None if failed is None else on_lost(failed))
-            self.release()  # hands the held writes to the store (effects the op deferred wait for them)
+            self.release_now()  # hands the held writes to the store (effects the op deferred wait for them)
             future.set_result(self.tape.handed_over())
 
         return future, run
@@ -392,18 +396,35 @@ class Actor:
 
     def run_slice(self, quantum: int) -> bool:
         """For the scheduler's worker holding this actor: run up to ``quantum`` operations in mailbox order; True
-        when more is waiting (the worker queues the actor again)."""
-        for _ in range(quantum):
-            op = self.mailbox.take()
-            if op is None:
-                return False
-            if op is END:
-                # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not running.
-                for left in self.mailbox.close():
-                    left()
-                self._ended_event().set()
-                return False
-            op()
+        when more is waiting (the worker queues the actor again).
+
+        The operations of one turn share their release (``release``): their writes go to the store and their
+        effects to the releaser together, after the last of them or as soon as nothing else waits, and always
+        before the worker lets the actor go. A later operation of the turn that calls out (a host call, an epoch
+        tick of a long call: ``RecordTape.tick``) or waits (``scheduler.blocking``) releases what is owed first, so
+        a reply is never held back by the next operation's work. Effects still run only once durable.
+        """
+        self._in_slice = True
+        try:
+            for left in range(quantum - 1, -1, -1):
+                op = self.mailbox.take()
+                if op is None:
+                    return False
+                if op is END:
+                    self._in_slice = False
+                    self.release_due()
+                    # Whatever arrived after the end still gets an answer: each op fails fast, the actor is not
+                    # running.
+                    for leftover in self.mailbox.close():
+                        leftover()
+                    self._ended_event().set()
+                    return False
+                op()
+                if not left or not self.mailbox.busy():
+                    self.release_due()
+        finally:
+            self._in_slice = False
+            self.release_due()  # only after an operation raised (each catches everything): the last guard
         return self.mailbox.keep_turn()
 
     def on_thread(self) -> bool:
@@ -451,11 +472,29 @@ class Actor:
 
     def release(self) -> None:
         """Hand the writes held so far to the store and the effects deferred so far to the releaser, without
-        waiting (an operation with no effect, a request answered later, still has its events committed now)."""
+        waiting (an operation with no effect, a request answered later, still has its events committed now).
+
+        In a turn of the scheduler (``run_slice``) the hand-over is owed until the turn's operations are done (or
+        one calls out or waits, ``release_due``); elsewhere it happens now.
+        """
+        if self._in_slice:
+            self._owed = True
+            return
+        self.release_now()
+
+    def release_now(self) -> None:
+        """``release`` at once, in a turn too (what follows needs the writes in the store's hands)."""
+        self._owed = False
         last = self.tape.last
         effects, self._effects = self._effects, []
         if effects:
             self.stage.releaser.hand_over(last, effects, watch=self.tape)
+
+    def release_due(self) -> None:
+        """Make the hand-over a turn's operations owe (``release``), if any; on the actor's worker. The tape calls
+        it before every host call and epoch tick, the scheduler before every wait (``blocking``)."""
+        if self._owed:
+            self.release_now()
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""

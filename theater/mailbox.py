@@ -184,6 +184,11 @@ class Mailbox:
             self._bytes -= size
             return op
 
+    def busy(self) -> bool:
+        """For the worker holding the mailbox: True when an operation waits. Read without the lock: only the
+        holder takes, so a True holds until it takes; a stale False only costs an earlier hand-over."""
+        return bool(self._control or self._messages or self._ending)
+
     def keep_turn(self) -> bool:
         """For the worker holding the mailbox, at the end of its turn: True when more is waiting (the worker queues
         the actor again); otherwise the worker no longer holds it."""

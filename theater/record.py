@@ -115,6 +115,7 @@ class RecordTape:
     replaying = False
     cause: bytes | None = None  # the next ``wasm/call`` records this causal link (``theater.envelope``); then None
     _stamp: Any = None  # an envelope whose ``cause`` the next append fills in (``stamp_next``)
+    before_tick: Callable[[], None] | None = None  # what ``tick`` runs first (the actor's owed release)
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
         self._store = store
@@ -164,6 +165,13 @@ class RecordTape:
                 self._unconfirmed.extend(held)
                 self._store.submit([write for write, _ in held])  # type: ignore[misc]
             return self._last
+
+    def tick(self) -> None:
+        """Called by the boundary before every host call and at every epoch tick of a running call: run
+        ``before_tick`` (the actor hands over what its earlier operations of the turn owe), then ``submit``."""
+        if self.before_tick is not None:
+            self.before_tick()
+        self.submit()
 
     @property
     def last(self) -> PendingAppend | None:

@@ -105,6 +105,9 @@ def blocking() -> Iterator[None]:
         yield
         return
     scheduler = worker.scheduler
+    release_due = getattr(worker.running, "release_due", None)
+    if release_due is not None:
+        release_due()  # what its earlier operations of this turn owe is not held back by the wait
     scheduler._enter(worker)
     try:
         yield

@@ -75,6 +75,50 @@ def test_fast_call_returns_what_func_call_returns(export, args):
     assert slow_store.get_fuel() == fast_store.get_fuel()
 
 
+@pytest.mark.parametrize("text", ["", "r", "h\u00e9llo \u2713 \U0001d11e", "x" * 4096, "\u00e9" * 70_000])
+def test_a_string_parameter_crosses_as_func_call_carries_it(text: str):
+    engine = Engine()
+    slow_store, slow = instance(engine, wat.echo_actor())
+    fast_store, fast = instance(engine, wat.echo_actor())
+    for export, args in (("handle-request", (None, (text, b"ping"))), ("handle-channel-open", (b"s", (text, b"hi")))):
+        expected = slow(export)(slow_store, *args)
+        actual = FastFunc(fast(export), fast_store)(*args)
+        assert shape(actual) == shape(expected)
+        assert slow_store.get_fuel() == fast_store.get_fuel()
+
+
+@pytest.mark.parametrize("wrong, error", [("\ud800", UnicodeEncodeError), (b"rid", TypeError), (7, TypeError)])
+def test_a_string_parameter_that_is_not_a_string_is_refused_as_func_call_refuses_it(wrong: Any, error: type):
+    engine = Engine()
+    slow_store, slow = instance(engine, wat.echo_actor())
+    fast_store, fast = instance(engine, wat.echo_actor())
+    with pytest.raises(error):
+        slow("handle-request")(slow_store, None, (wrong, b"ping"))
+    call = FastFunc(fast("handle-request"), fast_store)
+    with pytest.raises(error):
+        call(None, (wrong, b"ping"))
+    # Nothing half-written is left behind: the next call works.
+    assert shape(call(None, ("rid", b"ping"))) == shape(slow("handle-request")(slow_store, None, ("rid", b"ping")))
+
+
+def test_arming_a_store_that_meters_no_fuel_raises_as_set_fuel_does():
+    store = wasmtime.Store(wasmtime.Engine())
+    with pytest.raises(wasmtime.WasmtimeError) as expected:
+        store.set_fuel(10)
+    with pytest.raises(wasmtime.WasmtimeError) as actual:
+        _wasmtime.arm(store, 10, 1)
+    assert str(actual.value) == str(expected.value)
+    with pytest.raises(wasmtime.WasmtimeError):
+        _wasmtime.fuel_left(store)
+
+
+def test_arm_and_fuel_left_set_and_read_what_the_store_methods_do():
+    engine = Engine()
+    store, _ = instance(engine, wat.echo_actor())
+    _wasmtime.arm(store, 12_345, 1)
+    assert store.get_fuel() == _wasmtime.fuel_left(store) == 12_345
+
+
 def test_fast_call_raises_the_trap_like_func_call():
     engine = Engine()
     store, func = instance(engine, wat.faulty_actor())
