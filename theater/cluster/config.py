@@ -36,6 +36,16 @@ class ActorUnavailable(RuntimeFault):
         super().__init__(f"no node runs actor {actor} right now (a failover may be under way); try again")
 
 
+class ClusterUnreachable(ActorUnavailable):
+    """This node cannot reach the cluster now (its NATS connection is down): it runs none of the cluster's actors
+    meanwhile, and cannot ask which node runs ``actor``."""
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+        RuntimeFault.__init__(self, f"this node cannot reach the cluster now, so neither actor {actor}: try again, "
+                                    "or through another node")
+
+
 class NodeUnavailable(ActorUnavailable):
     """No node named ``node`` answers (a start placed there)."""
 

@@ -73,6 +73,9 @@ class Link:
             list(cfg.servers), name=f"theater-{cfg.node}", connect_timeout=2, ping_interval=1,
             max_outstanding_pings=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1,
             allow_reconnect=True, error_cb=on_error,
+            # Nothing is buffered while the connection is down: a publish then fails at once. Buffered, it would
+            # be sent after the reconnection, when this node may have lost the actor it was for.
+            pending_size=0,
         ), CONNECT_WAIT_S)
         self.js = self.nc.jetstream(timeout=cfg.timeout)
         deadline = self.loop.time() + SETUP_WAIT_S

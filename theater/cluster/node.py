@@ -42,6 +42,7 @@ from theater.cluster.config import (
     NODE_NAME,
     ActorUnavailable,
     ClusterConfig,
+    ClusterUnreachable,
     NodeUnavailable,
     RemoteRefused,
     node_subject,
@@ -415,8 +416,16 @@ class ClusterNode:
         nobody lists the actor: the caller answers as for any unknown actor).
 
         Raises:
-            ActorUnavailable: the actor is listed but no node holds its lease now.
+            ActorUnavailable: the actor is listed but no node holds its lease now. ClusterUnreachable: this node
+                cannot reach the cluster (it does not answer from what it last knew).
         """
+        try:
+            return await self._forward_to_owner(op, actor, body, timeout)
+        except (NatsError, asyncio.TimeoutError):
+            raise ClusterUnreachable(str(actor)) from None
+
+    async def _forward_to_owner(self, op: str, actor: uuid.UUID, body: bytes, timeout: float
+                                ) -> tuple[int, bytes, str] | None:
         owner = await self.owner(actor)
         if owner == self.name:
             waiting = self._taking.get(actor)
@@ -433,10 +442,13 @@ class ClusterNode:
         asking = asyncio.ensure_future(self.link.nc.request(node_subject(owner), request, timeout=timeout))
         # An owner that dies holding the message never answers: watch its lease meanwhile, and once someone else
         # holds it (or nobody), answer that the actor is unavailable; the client may send again.
-        while not (await asyncio.wait({asyncio.shield(asking)}, timeout=self.config.scan_every))[0]:
-            if await self.owner(actor) != owner:
-                asking.cancel()
-                raise ActorUnavailable(str(actor))
+        try:
+            while not (await asyncio.wait({asyncio.shield(asking)}, timeout=self.config.scan_every))[0]:
+                if await self.owner(actor) != owner:
+                    raise ActorUnavailable(str(actor))
+        except BaseException:
+            asking.cancel()
+            raise
         try:
             reply = asking.result()
         except NatsError:

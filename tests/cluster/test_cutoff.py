@@ -1,0 +1,119 @@
+"""A node really cut off from the cluster: a TCP proxy (``tests.cluster._proxy``) stands between node ``a`` and every
+NATS server, and the test severs only a's connections while a's process keeps running and answering HTTP.
+
+The cut-off node stops running its actors and refuses what it is asked about them (it never answers from a lease
+it can no longer refresh), another node takes them over from the replicated chains, every acknowledged message is
+in the chains, and when the link comes back a rejoins without writing anything stale: the fence holds, and the
+new owner is never fenced out by it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster._nats import NatsCluster
+from tests.cluster._proxy import Proxies
+from tests.cluster.test_cluster import (
+    FAILOVER_WAIT,
+    Load,
+    _wait_until,
+    answered_within,
+    ask,
+    assert_every_chain_holds_together,
+    cluster_status,
+    start_counter,
+)
+from tests.components import wat
+from tests.server._harness import CLI, ROOT, cli_env, start_body
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """The servers tell clients no other server's address: a node given the proxies' URLs reaches the cluster only
+    through them (a client otherwise adds the addresses it learns to its list, and would reconnect around a cut)."""
+    cluster = NatsCluster(tmp_path / "nats", advertise=False).start()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def proxies(nats_cluster: NatsCluster) -> Iterator[Proxies]:
+    opened = Proxies([server.port for server in nats_cluster.servers]).start()
+    yield opened
+    opened.close()
+
+
+def local_chain(home: Path, actor: str) -> list[tuple[int, str]]:
+    """(seq, hash) of each event of ``actor`` in the home of a stopped node, read with the CLI."""
+    done = subprocess.run([*CLI, "--home", str(home), "events", actor, "--json", "--limit", "100000"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=cli_env())
+    assert done.returncode == 0, done.stderr
+    return [(e["seq"], e["hash"]) for e in json.loads(done.stdout)]
+
+
+def test_a_node_cut_off_by_the_network_stops_its_actors_and_rejoins_without_a_stale_write(nodes, nats_cluster,
+                                                                                         proxies):
+    a, b = nodes("a", servers=proxies.urls), nodes("b")
+    actors = [start_counter(a.http(), f"on-a-{i}") for i in range(2)] + [start_counter(b.http(), "on-b")]
+    load = Load({"a": a.http(), "b": b.http()}, actors).start()
+    try:
+        _wait_until(lambda: all(len(v) >= 3 for v in load.acked.values()), "every actor answered under load")
+        proxies.cut()
+        # a runs on, cut off: it stops running its actors within the lease's TTL, and refuses what it is asked
+        # about them rather than answer from its old lease.
+        _wait_until(lambda: a.http().ok("GET", "/v1/server")["running"] == 0, "the cut-off node stops its actors")
+        for actor in actors:
+            status, body = ask(a.http(), actor, timeout=10)
+            assert status == 503, (status, body)
+        for actor in actors[:2]:  # b takes a's actors over from the replicated chains
+            answered_within(b.http(), actor)
+        leases = cluster_status(nats_cluster.urls)["leases"]
+        assert [leases[actor] for actor in actors] == ["b", "b", "b"]
+        marks = {actor: len(load.acked[actor]) for actor in actors}
+        _wait_until(lambda: all(len(load.acked[x]) >= marks[x] + 3 for x in actors), "b answers under load")
+        accepted = proxies.accepted()
+        proxies.restore()
+        _wait_until(lambda: proxies.accepted() > accepted and "a" in cluster_status(nats_cluster.urls)["nodes"],
+                    "the cut-off node rejoins")
+        for actor in actors:  # a forwards to the owner now
+            answered_within(a.http(), actor)
+        marks = {actor: len(load.acked[actor]) for actor in actors}
+        _wait_until(lambda: all(len(load.acked[x]) >= marks[x] + 3 for x in actors), "the load goes on through a")
+    finally:
+        load.stop()
+    final = {actor: answered_within(b.http(), actor) for actor in actors}
+    for actor, counts in load.acked.items():
+        # A lost acknowledged increment would make the count go back and answer some value twice.
+        assert len(counts) == len(set(counts)), (actor, sorted(counts))
+        assert max(counts) < final[actor]
+    # b was never fenced out by a stale write of a: it took each of a's actors over once and holds them still.
+    assert [cluster_status(nats_cluster.urls)["leases"][actor] for actor in actors] == ["b", "b", "b"]
+    assert_every_chain_holds_together(nats_cluster.urls, actors)
+    for actor in actors:
+        events = b.http().ok("GET", f"/v1/actors/{actor}/events?type=wasm/instantiate&limit=100")["events"]
+        reasons = [e["data"]["reason"] for e in events]
+        assert reasons == (["start", "resume"] if actor in actors[:2] else ["start"]), (actor, reasons)
+        assert b.http().ok("POST", f"/v1/actors/{actor}/verify")["ok"]
+    # a's home holds nothing the replicated record does not: each of its chains is a prefix of b's.
+    assert a.stop() == 0 and b.stop() == 0
+    for actor in actors[:2]:
+        mine, owner = local_chain(a.home, actor), local_chain(b.home, actor)
+        assert mine == owner[: len(mine)] and len(mine) < len(owner)
+
+
+def test_a_cut_off_node_refuses_a_start_it_cannot_replicate(nodes, proxies):
+    a = nodes("a", servers=proxies.urls)
+    nodes("b")
+    proxies.cut()
+    refused = a.http().post("/v1/actors", start_body("orphan", wat.counter_actor()))
+    assert refused.status == 503, (refused.status, refused.body)
+    assert a.http().ok("GET", "/v1/server")["running"] == 0
+    proxies.restore()
+    _wait_until(lambda: a.http().post("/v1/actors", start_body("later", wat.counter_actor())).status == 201,
+                "a starts actors again once it is back", FAILOVER_WAIT)
