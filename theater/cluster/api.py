@@ -113,15 +113,16 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
         # A child is supervised by its parent, which must run where it starts: on the parent's node.
         target = await asyncio.wrap_future(node.link.spawn(node.owner(uuid.UUID(parent))))
         body = json.dumps({**parsed, "node": target}).encode() if target is not None else body
+    reserved = parsed.get("reservation") if target == node.name and node.holds(parsed.get("reservation")) else None
     if target is None and node.config.placement == "least-loaded":
-        target = await asyncio.wrap_future(node.link.spawn(node.least_loaded()))
-        body = json.dumps({**parsed, "node": target}).encode()
+        target, reserved = await asyncio.wrap_future(node.link.spawn(node.place()))
+        body = json.dumps({**parsed, "node": target, "reservation": reserved}).encode()
     if target is None or target == node.name:
-        node.starting(+1)
+        token = reserved if isinstance(reserved, str) else node.reserve()  # counted in this node's load meanwhile
         try:
             return await handler(request)
         finally:
-            node.starting(-1)
+            node.unreserve(token)
     svc = service(request)
     digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
                if isinstance(text, str)]
