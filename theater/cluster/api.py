@@ -57,6 +57,9 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/v1/actors" and request.method == "POST":
             return await _placed(node, request, handler)
+        if (request.path.startswith("/v1/labels/") and request.method in ("PUT", "DELETE")) or (
+                request.path == "/v1/blobs" and request.method == "POST" and request.query.get("label")):
+            return await _labelled(node, request, handler)
         followed = SUBSCRIBE_PATH.match(request.path)
         if followed is not None and request.method == "GET":
             return await _subscribe(node, request, handler, uuid.UUID(followed[1]))
@@ -135,6 +138,22 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
                             body=dumps(error_body(exc)), content_type=JSON)
     status, content, kind = answer
     return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+async def _labelled(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A label set or removed here: once this home took it, the cluster's labels bucket takes it too
+    (``theater.cluster.labels``) before the client is answered; every other node applies it from there."""
+    response = await handler(request)
+    body = getattr(response, "body", None)
+    if response.status not in (200, 201) or not isinstance(body, bytes) or node.labels is None:
+        return response
+    answer = json.loads(body)
+    name, digest = str(answer["label"]), None if request.method == "DELETE" else bytes.fromhex(answer["hash"])
+    try:
+        await asyncio.wrap_future(node.link.spawn(node.labels.publish(name, digest)))
+    except TheaterError as exc:
+        return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON)
+    return response
 
 
 async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, actor: uuid.UUID

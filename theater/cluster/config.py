@@ -15,6 +15,7 @@ CHAIN_SUBJECT = "theater.chain"  # theater.chain.<actor id>: one subject per cha
 LEASES = "theater-leases"  # actor id -> owning node, expires unless its owner refreshes it
 ACTORS = "theater-actors"  # actor id -> what a node needs to know to take it over (kept until it ends)
 NODES = "theater-nodes"  # node name -> its heartbeat (address, actors), expires with it
+LABELS = "theater-labels"  # a client's label (base64url of its name) -> the hex digest it points at
 BLOBS = "theater-blobs"  # the object store: blobs too large to travel inside a chain's messages
 NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLACEMENTS = ("least-loaded", "here")  # where a start that names no node runs

@@ -49,6 +49,7 @@ from theater.cluster.config import (
     RemoteRefused,
     node_subject,
 )
+from theater.cluster.labels import LabelSync
 from theater.cluster.link import Link
 from theater.cluster.replicator import JetStreamReplicator
 from theater.errors import ActorNotFound, ChannelClosed
@@ -94,6 +95,7 @@ class ClusterNode:
         self.known: set[str] = set()  # the nodes listed in theater-nodes, as the last heartbeat read them
         self._channel_ends: dict[str, RemoteEnd] = {}  # channel id -> this node's end, the other actor elsewhere
         self._placing_lock = threading.Lock()  # reservations change on the server's loop and on the link's
+        self.labels: LabelSync | None = None  # clients' labels across the cluster, once attached
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
         replicator.on_lost = self._on_lost
@@ -107,6 +109,7 @@ class ClusterNode:
         self.theater = theater
         self._handler = handler
         theater.router.remote = self.remote_actor
+        self.labels = LabelSync(self.link, self.replicator, theater.store)
         self.link.call(self._attach(), self.config.timeout)
 
     async def _attach(self) -> None:
@@ -124,6 +127,8 @@ class ClusterNode:
             pass
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
+        if self.labels is not None:
+            self._tasks.append(loop.create_task(self.labels.run()))
 
     def release(self) -> None:
         """Give every lease back now (after the runtime closed: nothing more is appended), so other nodes take the
