@@ -42,8 +42,13 @@ if TYPE_CHECKING:
 FORWARD_SLACK_S = 2.0  # a forwarded request waits this much longer than the owner does
 ACTOR_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart)$"
+    r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart|/channels)$"
 )
+# A client channel opened through this node to an actor another node runs: its later requests go to that actor's
+# owner (where the channel is). Its stream is not forwarded: poll its messages.
+CHANNEL_PATH = re.compile(
+    r"^/v1/channels/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(|/send|/messages|/stream)$")
+CHANNEL_METHODS = {"": "DELETE", "/send": "POST", "/messages": "GET"}
 SUBSCRIBE_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/subscribe$")
 DELIVERED = ("send", "request")  # delivered by the owner itself; every other forwarded path through its HTTP API
@@ -53,8 +58,13 @@ JSON = "application/json"
 def cluster_middleware(node: ClusterNode) -> Middleware:
     """Forward requests about actors this node does not hold (see the module docstring); answer the rest here."""
 
+    channels: dict[str, uuid.UUID] = {}  # client channels opened through this node on other nodes -> their actor
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        channel = CHANNEL_PATH.match(request.path)
+        if channel is not None and channel[1] in channels:
+            return await _channel(node, request, channels, channel[1], channel[2])
         if request.path == "/v1/actors" and request.method == "POST":
             return await _placed(node, request, handler)
         if (request.path.startswith("/v1/labels/") and request.method in ("PUT", "DELETE")) or (
@@ -72,27 +82,58 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
             return await handler(request)  # it runs here (or ended here): answered from this home
         op = match[2].lstrip("/")
         body = await request.read()
-        if op in DELIVERED:
-            payload = body
-        else:
-            op = "http"
-            payload = dumps({"method": request.method, "path": request.path_qs,
-                             "type": request.content_type if body else None}).encode() + b"\n" + body
         timeout = _timeout(body, svc.config.request_timeout) if op == "request" else svc.config.request_timeout
         if match[2] == "/verify":
             timeout = svc.config.verify_timeout
-        timeout += FORWARD_SLACK_S
-        try:
-            answer = await asyncio.wrap_future(node.link.spawn(node.forward(op, actor, payload, timeout)))
-        except ActorUnavailable as exc:
-            return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON,
-                                headers={"Retry-After": "1"})
+        answer = await _forward(node, request, actor, op, body, timeout + FORWARD_SLACK_S)
         if answer is None:
             return await handler(request)  # no node lists it: answered here as any actor this home may hold
-        status, content, kind = answer
-        return web.Response(status=status, body=content, content_type=kind or JSON)
+        if op == "channels" and answer.status == 201 and isinstance(answer.body, bytes):
+            channels[str(json.loads(answer.body)["channel"])] = actor  # its later requests follow it there
+        return answer
 
     return middleware
+
+
+async def _forward(node: ClusterNode, request: web.Request, actor: uuid.UUID, op: str, body: bytes,
+                   timeout: float) -> web.Response | None:
+    """The owner's answer to ``request`` about ``actor`` (a send or a request delivered by the owner itself, any
+    other through its own API); None when no node lists the actor."""
+    if op in DELIVERED:
+        payload = body
+    else:
+        op = "http"
+        payload = dumps({"method": request.method, "path": request.path_qs,
+                         "type": request.content_type if body else None}).encode() + b"\n" + body
+    try:
+        answer = await asyncio.wrap_future(node.link.spawn(node.forward(op, actor, payload, timeout)))
+    except ActorUnavailable as exc:
+        return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON, headers={"Retry-After": "1"})
+    if answer is None:
+        return None
+    status, content, kind = answer
+    return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+async def _channel(node: ClusterNode, request: web.Request, channels: dict[str, uuid.UUID], channel: str,
+                   what: str) -> web.StreamResponse:
+    """A request about a client channel this node opened on another node: asked of the owner of its actor (where
+    the channel is; after a failover it is gone, as after a restart, and the owner answers 404)."""
+    if CHANNEL_METHODS.get(what) != request.method:
+        return web.Response(status=501, content_type=JSON, body=dumps({
+            "error": "NotForwarded", "message": f"channel {channel} is on another node (its actor runs there): "
+                                                "send, poll its messages or close it through this node, or stream "
+                                                "it from that node"}))
+    svc = service(request)
+    wait = request.query.get("wait", "0")
+    timeout = svc.config.request_timeout + (float(wait) if wait.replace(".", "", 1).isdigit() else 0.0)
+    answer = await _forward(node, request, channels[channel], "http", await request.read(), timeout + FORWARD_SLACK_S)
+    if answer is None or answer.status == 404 or (what == "" and answer.status == 200):
+        channels.pop(channel, None)  # closed, or gone with its actor: forgotten here too
+    if answer is None:
+        return web.Response(status=404, content_type=JSON, body=dumps({
+            "error": "ChannelNotFound", "message": f"no channel {channel}"}))
+    return answer
 
 
 async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -260,8 +301,12 @@ async def _through_api(svc: Service, actor: uuid.UUID, body: bytes) -> tuple[int
         method, path, kind = str(spec["method"]), str(spec["path"]), spec.get("type")
     except (ValueError, KeyError, TypeError):
         return 400, dumps({"error": "BadRequest", "message": "a malformed forwarded request"}).encode(), JSON
-    match = ACTOR_PATH.match(path.split("?", 1)[0])
-    if method not in ("GET", "POST") or match is None or uuid.UUID(match[1]) != actor:
+    bare = path.split("?", 1)[0]
+    match, channel = ACTOR_PATH.match(bare), CHANNEL_PATH.match(bare)
+    about_actor = method in ("GET", "POST") and match is not None and uuid.UUID(match[1]) == actor
+    # A client channel's requests: the channel is on this node (its actor runs here), its id says which.
+    about_channel = channel is not None and CHANNEL_METHODS.get(channel[2]) == method
+    if not (about_actor or about_channel):
         return 400, dumps({"error": "BadRequest", "message": "not a request about this actor"}).encode(), JSON
     node: ClusterNode | None = getattr(svc, "cluster", None)
     if node is None or not node.http_url:
