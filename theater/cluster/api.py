@@ -5,9 +5,10 @@ A node that does not hold an actor forwards ``/v1/actors/{id}`` and its ``send``
 ``state``, ``verify``, ``export``, ``stop`` and ``restart`` to the node that holds the actor's lease (over NATS
 request/reply) and answers what that node answered. Send and request are delivered by the owner directly; the
 others are answered by the owner's own HTTP API (a request to itself, with its own token). A ``subscribe`` is not
-forwarded: the node follows the actor's chain on the replicated stream itself. API clients' channels are not
-forwarded: open them on the owner (``theater cluster status`` names it); actors' channels cross nodes
-(``theater.cluster.node``).
+forwarded: the node follows the actor's chain on the replicated stream itself. An API client's channel opened
+through this node to an actor another node runs is opened there, and its send, poll and close through this node
+follow it (its stream does not); actors' channels cross nodes (``theater.cluster.node``). A label set or removed
+here goes to the cluster's labels bucket before the client is answered (``theater.cluster.labels``).
 
 Imports no NATS (the server imports this module whatever its options): the node is reached through the service.
 """
