@@ -265,9 +265,11 @@ class ClusterNode:
         with self._placing_lock:
             return isinstance(token, str) and self._reserved.get(token, 0.0) > time.monotonic()
 
-    def unreserve(self, token: str) -> None:
+    def unreserve(self, token: str | None) -> None:
+        """Drop a reservation (the start it was for ended here); None: nothing to drop."""
         with self._placing_lock:
-            self._reserved.pop(token, None)
+            if token is not None:
+                self._reserved.pop(token, None)
 
     # Placement.
 
