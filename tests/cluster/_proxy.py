@@ -51,7 +51,7 @@ class Proxy:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        self._call(self._cut())
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(WAIT)
         self._loop.close()
@@ -72,16 +72,39 @@ class Proxy:
             near.transport.abort()  # an abort, not a close: nothing buffered is sent on
             far.transport.abort()
         self._links.clear()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(3):  # let the aborted transports' connection_lost callbacks close their sockets
+            await asyncio.sleep(0)
+
+    async def _shutdown(self) -> None:
+        """Cut, then let every task still on the loop end (a connection accepted just before the cut has its task
+        scheduled but not started: it finds the proxy cut and aborts its connection)."""
+        await self._cut()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=WAIT)
+        await self._cut()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:  # accepted just before a cut
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # a cut while it connects upstream ends it too
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
         except OSError:
             writer.transport.abort()
             return
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        finally:
+            self._tasks.discard(task)
         if self._server is None:  # cut while connecting upstream
             writer.transport.abort()
             up_writer.transport.abort()
