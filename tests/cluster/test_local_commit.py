@@ -59,6 +59,7 @@ def test_an_append_replicated_but_not_committed_locally_loses_nothing_and_the_ac
     assert answered_within(b.http(), actor) == 5  # the big call is in the stream: it counts, though unanswered
     full_disk.free()
     assert answered_within(a.http(), actor) == 6
+    _wait_until(lambda: actor in cluster_status(nats_cluster.urls)["leases"], "the actor has an owner")
     owner = cluster_status(nats_cluster.urls)["leases"][actor]
     assert_every_chain_holds_together(nats_cluster.urls, [actor])
     verifier = {"a": a, "b": b}[owner]
