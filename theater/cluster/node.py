@@ -68,6 +68,7 @@ LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up 
 JOINED = "theater.nodes.joined"  # a node that joins says its name here
 LOAD_WAIT_S = 1.0  # a node that does not tell its load within this is left out of a placement
 RESERVED_S = 30.0  # a place reserved for a start that never arrives stops counting after this
+MAX_RESERVED = 4096  # places reserved on one node at once (each for up to RESERVED_S)
 PLACE_TRIES = 4  # reservations refused (each node's load grew since asked) before a placement takes the least loaded
 # (status, body, content type) of a request handled by the owner; the server supplies the handler.
 Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
@@ -249,12 +250,13 @@ class ClusterNode:
         return len(self.held) + sum(1 for lapses in self._reserved.values() if lapses > now)
 
     def reserve(self, at_most: int | None = None) -> str | None:
-        """Reserve a place for a start on this node (it counts in its load until ``release`` or ``RESERVED_S``),
-        unless its load is above ``at_most`` now: the reservation's token, or None when refused. From any thread."""
+        """Reserve a place for a start on this node (it counts in its load until ``unreserve`` or ``RESERVED_S``),
+        unless its load is above ``at_most`` now: the reservation's token, or None when refused (or when
+        ``MAX_RESERVED`` places are reserved already: whoever can publish on NATS can ask). From any thread."""
         with self._placing_lock:
             now = time.monotonic()
             self._reserved = {token: lapses for token, lapses in self._reserved.items() if lapses > now}
-            if at_most is not None and self._load() > at_most:
+            if (at_most is not None and self._load() > at_most) or len(self._reserved) >= MAX_RESERVED:
                 return None
             token = uuid.uuid4().hex
             self._reserved[token] = now + RESERVED_S
