@@ -50,6 +50,7 @@ ACTOR_PATH = re.compile(
 CHANNEL_PATH = re.compile(
     r"^/v1/channels/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(|/send|/messages|/stream)$")
 CHANNEL_METHODS = {"": "DELETE", "/send": "POST", "/messages": "GET"}
+MAX_CHANNELS = 65536  # client channels this node remembers having opened on other nodes
 SUBSCRIBE_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/subscribe$")
 DELIVERED = ("send", "request")  # delivered by the owner itself; every other forwarded path through its HTTP API
@@ -91,6 +92,8 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
             return await handler(request)  # no node lists it: answered here as any actor this home may hold
         if op == "channels" and answer.status == 201 and isinstance(answer.body, bytes):
             channels[str(json.loads(answer.body)["channel"])] = actor  # its later requests follow it there
+            if len(channels) > MAX_CHANNELS:
+                del channels[next(iter(channels))]  # the oldest is forgotten here (still open on its node)
         return answer
 
     return middleware
