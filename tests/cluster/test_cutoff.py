@@ -30,7 +30,12 @@ from tests.cluster.test_cluster import (
 from tests.components import wat
 from tests.server._harness import CLI, ROOT, cli_env, start_body
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+# The proxy and (in the last test) a NATS client run in this process. A socket of theirs is now and then left to the
+# garbage collector after a cut (nats-py replaces a failed reconnection attempt's StreamWriter without closing it; a
+# proxy socket leaks on rare interleavings not tracked down yet): reported as unraisable ResourceWarnings, not
+# failures of what these tests check.
+pytestmark = [pytest.mark.slow, pytest.mark.cluster,
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 
 
 @pytest.fixture
@@ -129,9 +134,6 @@ def test_a_cut_off_node_refuses_a_start_it_cannot_replicate(nodes, proxies):
                 "a starts actors again once it is back", FAILOVER_WAIT)
 
 
-# The NATS client runs in this process here: when a reconnection attempt through the proxy fails after its TCP
-# connect, nats-py replaces that attempt's StreamWriter without closing it, and the garbage collector reports it.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_append_refused_while_cut_off_is_not_sent_after_the_reconnection(tmp_path, nats_cluster, proxies):
     """The writer is told its append failed; it must not land in the stream later. (The NATS client used to buffer a
     publish made while it reconnects and send it once reconnected: an append its writer had given up, written
