@@ -55,8 +55,10 @@ def free_port() -> int:
 class NatsServer:
     """One ``nats-server`` of the cluster."""
 
-    def __init__(self, root: Path, name: str, port: int, cluster_port: int, routes: list[int]) -> None:
+    def __init__(self, root: Path, name: str, port: int, cluster_port: int, routes: list[int], *,
+                 advertise: bool = True) -> None:
         self.root, self.name, self.port, self.cluster_port, self.routes = root, name, port, cluster_port, routes
+        self.advertise = advertise  # off: clients learn no other server's address (a proxy stays in the way)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,7 +73,7 @@ class NatsServer:
         self.process = subprocess.Popen(
             [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, "-js", "-sd", str(store),
              "--cluster_name", "theater-test", "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
-             "--routes", routes],
+             "--routes", routes, *([] if self.advertise else ["--no_advertise"])],
             stdout=log, stderr=log,
         )
         log.close()
@@ -93,10 +95,10 @@ class NatsServer:
 class NatsCluster:
     """Three NATS servers routed to each other, JetStream on, on free ports of 127.0.0.1."""
 
-    def __init__(self, root: Path, size: int = 3) -> None:
+    def __init__(self, root: Path, size: int = 3, *, advertise: bool = True) -> None:
         ports = [(free_port(), free_port()) for _ in range(size)]
         self.servers = [
-            NatsServer(root, f"n{i}", port, cport, [c for _, c in ports if c != cport])
+            NatsServer(root, f"n{i}", port, cport, [c for _, c in ports if c != cport], advertise=advertise)
             for i, (port, cport) in enumerate(ports)
         ]
 

@@ -5,9 +5,10 @@ A node that does not hold an actor forwards ``/v1/actors/{id}`` and its ``send``
 ``state``, ``verify``, ``export``, ``stop`` and ``restart`` to the node that holds the actor's lease (over NATS
 request/reply) and answers what that node answered. Send and request are delivered by the owner directly; the
 others are answered by the owner's own HTTP API (a request to itself, with its own token). A ``subscribe`` is not
-forwarded: the node follows the actor's chain on the replicated stream itself. API clients' channels are not
-forwarded: open them on the owner (``theater cluster status`` names it); actors' channels cross nodes
-(``theater.cluster.node``).
+forwarded: the node follows the actor's chain on the replicated stream itself. An API client's channel opened
+through this node to an actor another node runs is opened there, and its send, poll and close through this node
+follow it (its stream does not); actors' channels cross nodes (``theater.cluster.node``). A label set or removed
+here goes to the cluster's labels bucket before the client is answered (``theater.cluster.labels``).
 
 Imports no NATS (the server imports this module whatever its options): the node is reached through the service.
 """
@@ -43,8 +44,14 @@ if TYPE_CHECKING:
 FORWARD_SLACK_S = 2.0  # a forwarded request waits this much longer than the owner does
 ACTOR_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart)$"
+    r"(|/send|/request|/events|/state|/verify|/export|/stop|/restart|/channels)$"
 )
+# A client channel opened through this node to an actor another node runs: its later requests go to that actor's
+# owner (where the channel is). Its stream is not forwarded: poll its messages.
+CHANNEL_PATH = re.compile(
+    r"^/v1/channels/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(|/send|/messages|/stream)$")
+CHANNEL_METHODS = {"": "DELETE", "/send": "POST", "/messages": "GET"}
+MAX_CHANNELS = 65536  # client channels this node remembers having opened on other nodes
 SUBSCRIBE_PATH = re.compile(
     r"^/v1/actors/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/subscribe$")
 DELIVERED = ("send", "request")  # delivered by the owner itself; every other forwarded path through its HTTP API
@@ -54,10 +61,18 @@ JSON = "application/json"
 def cluster_middleware(node: ClusterNode) -> Middleware:
     """Forward requests about actors this node does not hold (see the module docstring); answer the rest here."""
 
+    channels: dict[str, uuid.UUID] = {}  # client channels opened through this node on other nodes -> their actor
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        channel = CHANNEL_PATH.match(request.path)
+        if channel is not None and channel[1] in channels:
+            return await _channel(node, request, channels, channel[1], channel[2])
         if request.path == "/v1/actors" and request.method == "POST":
             return await _placed(node, request, handler)
+        if (request.path.startswith("/v1/labels/") and request.method in ("PUT", "DELETE")) or (
+                request.path == "/v1/blobs" and request.method == "POST" and request.query.get("label")):
+            return await _labelled(node, request, handler)
         followed = SUBSCRIBE_PATH.match(request.path)
         if followed is not None and request.method == "GET":
             return await _subscribe(node, request, handler, uuid.UUID(followed[1]))
@@ -78,27 +93,60 @@ def cluster_middleware(node: ClusterNode) -> Middleware:
             return await handler(request)  # it runs here (or ended here): answered from this home
         op = match[2].lstrip("/")
         body = await request.read()
-        if op in DELIVERED:
-            payload = body
-        else:
-            op = "http"
-            payload = dumps({"method": request.method, "path": request.path_qs,
-                             "type": request.content_type if body else None}).encode() + b"\n" + body
         timeout = _timeout(body, svc.config.request_timeout) if op == "request" else svc.config.request_timeout
         if match[2] == "/verify":
             timeout = svc.config.verify_timeout
-        timeout += FORWARD_SLACK_S
-        try:
-            answer = await asyncio.wrap_future(node.link.spawn(node.forward(op, actor, payload, timeout)))
-        except ActorUnavailable as exc:
-            return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON,
-                                headers={"Retry-After": "1"})
+        answer = await _forward(node, request, actor, op, body, timeout + FORWARD_SLACK_S)
         if answer is None:
             return await handler(request)  # no node lists it: answered here as any actor this home may hold
-        status, content, kind = answer
-        return web.Response(status=status, body=content, content_type=kind or JSON)
+        if op == "channels" and answer.status == 201 and isinstance(answer.body, bytes):
+            channels[str(json.loads(answer.body)["channel"])] = actor  # its later requests follow it there
+            if len(channels) > MAX_CHANNELS:
+                del channels[next(iter(channels))]  # the oldest is forgotten here (still open on its node)
+        return answer
 
     return middleware
+
+
+async def _forward(node: ClusterNode, request: web.Request, actor: uuid.UUID, op: str, body: bytes,
+                   timeout: float) -> web.Response | None:
+    """The owner's answer to ``request`` about ``actor`` (a send or a request delivered by the owner itself, any
+    other through its own API); None when no node lists the actor."""
+    if op in DELIVERED:
+        payload = body
+    else:
+        op = "http"
+        payload = dumps({"method": request.method, "path": request.path_qs,
+                         "type": request.content_type if body else None}).encode() + b"\n" + body
+    try:
+        answer = await asyncio.wrap_future(node.link.spawn(node.forward(op, actor, payload, timeout)))
+    except ActorUnavailable as exc:
+        return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON, headers={"Retry-After": "1"})
+    if answer is None:
+        return None
+    status, content, kind = answer
+    return web.Response(status=status, body=content, content_type=kind or JSON)
+
+
+async def _channel(node: ClusterNode, request: web.Request, channels: dict[str, uuid.UUID], channel: str,
+                   what: str) -> web.StreamResponse:
+    """A request about a client channel this node opened on another node: asked of the owner of its actor (where
+    the channel is; after a failover it is gone, as after a restart, and the owner answers 404)."""
+    if CHANNEL_METHODS.get(what) != request.method:
+        return web.Response(status=501, content_type=JSON, body=dumps({
+            "error": "NotForwarded", "message": f"channel {channel} is on another node (its actor runs there): "
+                                                "send, poll its messages or close it through this node, or stream "
+                                                "it from that node"}))
+    svc = service(request)
+    wait = request.query.get("wait", "0")
+    timeout = svc.config.request_timeout + (float(wait) if wait.replace(".", "", 1).isdigit() else 0.0)
+    answer = await _forward(node, request, channels[channel], "http", await request.read(), timeout + FORWARD_SLACK_S)
+    if answer is None or answer.status == 404 or (what == "" and answer.status == 200):
+        channels.pop(channel, None)  # closed, or gone with its actor: forgotten here too
+    if answer is None:
+        return web.Response(status=404, content_type=JSON, body=dumps({
+            "error": "ChannelNotFound", "message": f"no channel {channel}"}))
+    return answer
 
 
 async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -122,11 +170,12 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
         # A child is supervised by its parent, which must run where it starts: on the parent's node.
         target = await asyncio.wrap_future(node.link.spawn(node.owner(uuid.UUID(parent))))
         body = json.dumps({**parsed, "node": target}).encode() if target is not None else body
+    reserved = parsed.get("reservation") if target == node.name and node.holds(parsed.get("reservation")) else None
     if target is None and node.config.placement == "least-loaded":
-        target = await asyncio.wrap_future(node.link.spawn(node.least_loaded()))
-        body = json.dumps({**parsed, "node": target}).encode()
+        target, reserved = await asyncio.wrap_future(node.link.spawn(node.place()))
+        body = json.dumps({**parsed, "node": target, "reservation": reserved}).encode()
     if target is None or target == node.name:
-        node.starting(+1)
+        token = reserved if isinstance(reserved, str) else node.reserve()  # counted in this node's load meanwhile
         try:
             return await handler(request)
         except ActorNotFound as exc:
@@ -135,7 +184,7 @@ async def _placed(node: ClusterNode, request: web.Request, handler: Handler) -> 
                 raise
             return described
         finally:
-            node.starting(-1)
+            node.unreserve(token)
     svc = service(request)
     digests = [text for text in [parsed.get("component_hash"), *(parsed.get("files") or {}).values()]
                if isinstance(text, str)]
@@ -166,6 +215,22 @@ async def _spawned_elsewhere(node: ClusterNode, actor: str) -> web.Response | No
     if answer is None or answer[0] != 200:
         return None
     return web.Response(status=201, body=answer[1], content_type=answer[2] or JSON)
+
+
+async def _labelled(node: ClusterNode, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A label set or removed here: once this home took it, the cluster's labels bucket takes it too
+    (``theater.cluster.labels``) before the client is answered; every other node applies it from there."""
+    response = await handler(request)
+    body = getattr(response, "body", None)
+    if response.status not in (200, 201) or not isinstance(body, bytes) or node.labels is None:
+        return response
+    answer = json.loads(body)
+    name, digest = str(answer["label"]), None if request.method == "DELETE" else bytes.fromhex(answer["hash"])
+    try:
+        await asyncio.wrap_future(node.link.spawn(node.labels.publish(name, digest)))
+    except TheaterError as exc:
+        return web.Response(status=503, body=dumps(error_body(exc)), content_type=JSON)
+    return response
 
 
 async def _subscribe(node: ClusterNode, request: web.Request, handler: Handler, actor: uuid.UUID
@@ -281,8 +346,12 @@ async def _through_api(svc: Service, actor: uuid.UUID, body: bytes) -> tuple[int
         method, path, kind = str(spec["method"]), str(spec["path"]), spec.get("type")
     except (ValueError, KeyError, TypeError):
         return 400, dumps({"error": "BadRequest", "message": "a malformed forwarded request"}).encode(), JSON
-    match = ACTOR_PATH.match(path.split("?", 1)[0])
-    if method not in ("GET", "POST") or match is None or uuid.UUID(match[1]) != actor:
+    bare = path.split("?", 1)[0]
+    match, channel = ACTOR_PATH.match(bare), CHANNEL_PATH.match(bare)
+    about_actor = method in ("GET", "POST") and match is not None and uuid.UUID(match[1]) == actor
+    # A client channel's requests: the channel is on this node (its actor runs here), its id says which.
+    about_channel = channel is not None and CHANNEL_METHODS.get(channel[2]) == method
+    if not (about_actor or about_channel):
         return 400, dumps({"error": "BadRequest", "message": "not a request about this actor"}).encode(), JSON
     node: ClusterNode | None = getattr(svc, "cluster", None)
     if node is None or not node.http_url:

@@ -15,6 +15,7 @@ CHAIN_SUBJECT = "theater.chain"  # theater.chain.<actor id>: one subject per cha
 LEASES = "theater-leases"  # actor id -> owning node, expires unless its owner refreshes it
 ACTORS = "theater-actors"  # actor id -> what a node needs to know to take it over (kept until it ends)
 NODES = "theater-nodes"  # node name -> its heartbeat (address, actors), expires with it
+LABELS = "theater-labels"  # a client's label (base64url of its name) -> the hex digest it points at
 BLOBS = "theater-blobs"  # the object store: blobs too large to travel inside a chain's messages
 NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLACEMENTS = ("least-loaded", "here")  # where a start that names no node runs
@@ -35,6 +36,16 @@ class ActorUnavailable(RuntimeFault):
     def __init__(self, actor: str) -> None:
         self.actor = actor
         super().__init__(f"no node runs actor {actor} right now (a failover may be under way); try again")
+
+
+class ClusterUnreachable(ActorUnavailable):
+    """This node cannot reach the cluster now (its NATS connection is down): it runs none of the cluster's actors
+    meanwhile, and cannot ask which node runs ``actor``."""
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+        RuntimeFault.__init__(self, f"this node cannot reach the cluster now, so neither actor {actor}: try again, "
+                                    "or through another node")
 
 
 class NodeUnavailable(ActorUnavailable):

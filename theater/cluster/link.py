@@ -19,7 +19,17 @@ from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError as JsNotFound
 
-from theater.cluster.config import ACTORS, BLOBS, CHAIN_SUBJECT, LEASES, NODES, STREAM, ClusterConfig, ClusterError
+from theater.cluster.config import (
+    ACTORS,
+    BLOBS,
+    CHAIN_SUBJECT,
+    LABELS,
+    LEASES,
+    NODES,
+    STREAM,
+    ClusterConfig,
+    ClusterError,
+)
 
 log = logging.getLogger("theater.cluster")
 T = TypeVar("T")
@@ -41,6 +51,7 @@ class Link:
         self.actors: Any = None
         self.nodes: Any = None
         self.blobs: Any = None
+        self.labels: Any = None
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and wait for its result (from any thread but the loop's)."""
@@ -73,6 +84,9 @@ class Link:
             list(cfg.servers), name=f"theater-{cfg.node}", connect_timeout=2, ping_interval=1,
             max_outstanding_pings=2, reconnect_time_wait=0.2, max_reconnect_attempts=-1,
             allow_reconnect=True, error_cb=on_error,
+            # Nothing is buffered while the connection is down: a publish then fails at once. Buffered, it would
+            # be sent after the reconnection, when this node may have lost the actor it was for.
+            pending_size=0,
         ), CONNECT_WAIT_S)
         self.js = self.nc.jetstream(timeout=cfg.timeout)
         deadline = self.loop.time() + SETUP_WAIT_S
@@ -100,6 +114,7 @@ class Link:
             self.config = cfg = dataclasses.replace(cfg, lease_ttl=float(ttl))
         self.nodes = await self._bucket(NODES, ttl=cfg.lease_ttl)
         self.actors = await self._bucket(ACTORS, ttl=None)
+        self.labels = await self._bucket(LABELS, ttl=None)
         try:
             self.blobs = await js.object_store(BLOBS)
         except (BucketNotFoundError, JsNotFound):

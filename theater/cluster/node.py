@@ -13,7 +13,9 @@
   ``theater.node.<name>.rpc`` (NATS request/reply) and answers what the owner answered.
 - Channels between actors on two nodes: each node keeps the channel with a ``RemoteEnd`` for the other actor,
   which forwards what its actor sends (``chan-open``, ``chan-msg``, ``chan-close`` on the same subject).
-- Placement: a node tells its load (``load``) when asked; ``least_loaded`` asks every node.
+- Placement: a node tells its load (``load``) when asked; ``place`` asks every node, then reserves a place on the
+  least loaded one (``reserve``: refused when that node's load grew since it was asked, and the next is tried), so
+  starts placed at the same moment through several nodes do not all pick the node that was emptiest.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from theater.cluster.config import (
     NODE_NAME,
     ActorUnavailable,
     ClusterConfig,
+    ClusterUnreachable,
     NodeUnavailable,
     RemoteRefused,
     node_subject,
 )
+from theater.cluster.labels import LabelSync
 from theater.cluster.link import Link
 from theater.cluster.remote import RemoteTree
 from theater.cluster.replicator import JetStreamReplicator
@@ -64,6 +68,9 @@ NOT_RESUMED = ENDED | {"wasm/error"}
 LOST_AFTER = 0.8  # of the TTL: a lease not refreshed for this long is given up here
 JOINED = "theater.nodes.joined"  # a node that joins says its name here
 LOAD_WAIT_S = 1.0  # a node that does not tell its load within this is left out of a placement
+RESERVED_S = 30.0  # a place reserved for a start that never arrives stops counting after this
+MAX_RESERVED = 4096  # places reserved on one node at once (each for up to RESERVED_S)
+PLACE_TRIES = 4  # reservations refused (each node's load grew since asked) before a placement takes the least loaded
 # (status, body, content type) of a request handled by the owner; the server supplies the handler.
 Handler = Callable[[str, uuid.UUID, bytes], Awaitable[tuple[int, bytes, str]]]
 
@@ -86,10 +93,11 @@ class ClusterNode:
         self._parents: dict[str, str | None] = {}  # listed actor -> its parent, as its record says
         self._targets: dict[uuid.UUID, asyncio.Lock] = {}  # messages from this node to a remote actor, in order
         self.takeovers = 0
-        self.placing = 0  # starts under way on this node (not holding their lease yet): counted in its load
+        self._reserved: dict[str, float] = {}  # places reserved here for starts: token -> when it lapses
         self.known: set[str] = set()  # the nodes listed in theater-nodes, as the last heartbeat read them
         self._channel_ends: dict[str, RemoteEnd] = {}  # channel id -> this node's end, the other actor elsewhere
-        self._placing_lock = threading.Lock()  # ``placing`` changes on the server's loop, is read on the link's
+        self._placing_lock = threading.Lock()  # reservations change on the server's loop and on the link's
+        self.labels: LabelSync | None = None  # clients' labels across the cluster, once attached
         self._restarted = True  # until the first scan: leases this node's name held before a restart are its own
         replicator.on_new = self._on_new
         replicator.on_lost = self._on_lost
@@ -105,6 +113,7 @@ class ClusterNode:
         self._handler = handler
         theater.router.remote = self.remote_actor
         self.tree.install(theater)  # children on other nodes than their parents (theater.cluster.remote)
+        self.labels = LabelSync(self.link, self.replicator, theater.store)
         self.link.call(self._attach(), self.config.timeout)
 
     async def _attach(self) -> None:
@@ -122,6 +131,8 @@ class ClusterNode:
             pass
         loop = self.link.loop
         self._tasks = [loop.create_task(self._heartbeats()), loop.create_task(self._scans())]
+        if self.labels is not None:
+            self._tasks.append(loop.create_task(self.labels.run()))
 
     def release(self) -> None:
         """Give every lease back now (after the runtime closed: nothing more is appended), so other nodes take the
@@ -231,14 +242,39 @@ class ClusterNode:
         if NODE_NAME.match(name):
             self.known.add(name)
 
-    def starting(self, delta: int) -> None:
-        """Count a start under way on this node (+1) or ended (-1), from any thread."""
-        with self._placing_lock:
-            self.placing += delta
-
     def load(self) -> int:
-        """What placement compares: the actors this node runs (the leases it holds) and the starts under way."""
-        return len(self.held) + self.placing
+        """What placement compares: the actors this node runs (the leases it holds) and the places reserved for
+        starts under way here or on their way here."""
+        with self._placing_lock:
+            return self._load()
+
+    def _load(self) -> int:
+        now = time.monotonic()
+        return len(self.held) + sum(1 for lapses in self._reserved.values() if lapses > now)
+
+    def reserve(self, at_most: int | None = None) -> str | None:
+        """Reserve a place for a start on this node (it counts in its load until ``unreserve`` or ``RESERVED_S``),
+        unless its load is above ``at_most`` now: the reservation's token, or None when refused (or when
+        ``MAX_RESERVED`` places are reserved already: whoever can publish on NATS can ask). From any thread."""
+        with self._placing_lock:
+            now = time.monotonic()
+            self._reserved = {token: lapses for token, lapses in self._reserved.items() if lapses > now}
+            if (at_most is not None and self._load() > at_most) or len(self._reserved) >= MAX_RESERVED:
+                return None
+            token = uuid.uuid4().hex
+            self._reserved[token] = now + RESERVED_S
+            return token
+
+    def holds(self, token: object) -> bool:
+        """Whether ``token`` (from anyone: a start's body) names a live reservation of this node."""
+        with self._placing_lock:
+            return isinstance(token, str) and self._reserved.get(token, 0.0) > time.monotonic()
+
+    def unreserve(self, token: str | None) -> None:
+        """Drop a reservation (the start it was for ended here); None: nothing to drop."""
+        with self._placing_lock:
+            if token is not None:
+                self._reserved.pop(token, None)
 
     # Placement.
 
@@ -251,6 +287,45 @@ class ClusterNode:
         loads = await asyncio.gather(*(self._load_of(name) for name in ordered))
         answered = [(load, name != self.name, name) for name, load in zip(ordered, loads) if load is not None]
         return min(answered)[2] if answered else self.name
+
+    async def place(self) -> tuple[str, str | None]:
+        """The node to start an actor on, as ``least_loaded`` picks it, with a place reserved there: (node, token).
+        A reservation is refused when that node's load grew since it was asked (another start was placed there
+        meanwhile); the next least loaded is tried then, with the refused node's new load. Token None: every node
+        refused ``PLACE_TRIES`` times, or none answered (this node then)."""
+        ordered = sorted(self.known | {self.name})
+        loads = await asyncio.gather(*(self._load_of(name) for name in ordered))
+        seen = {name: load for name, load in zip(ordered, loads) if load is not None}
+        for _ in range(PLACE_TRIES):
+            if not seen:
+                break
+            name = min(seen, key=lambda n: (seen[n], n != self.name, n))
+            answer = await self._reserve_on(name, seen[name])
+            if isinstance(answer, str):
+                return name, answer
+            if answer is None:
+                del seen[name]  # it did not answer: not a place for a new actor
+            else:
+                seen[name] = answer
+        return (min(seen, key=lambda n: (seen[n], n != self.name, n)) if seen else self.name), None
+
+    async def _reserve_on(self, name: str, at_most: int) -> str | int | None:
+        """A reservation on node ``name`` if its load is at most ``at_most``: its token, else its load now (None:
+        it did not answer)."""
+        if name == self.name:
+            token = self.reserve(at_most)
+            return token if token is not None else self.load()
+        request = cbor2.dumps({"op": "reserve", "actor": bytes(16), "body": json.dumps({"at_most": at_most}).encode()})
+        try:
+            reply = await self.link.nc.request(node_subject(name), request, timeout=LOAD_WAIT_S)
+            answer = json.loads(bytes(cbor2.loads(reply.data)["body"]))
+            token, load = answer.get("token"), answer.get("actors")
+        except (NatsError, asyncio.TimeoutError, ValueError, KeyError, TypeError, AttributeError,
+                cbor2.CBORDecodeError):
+            return None
+        if isinstance(token, str):
+            return token
+        return load if isinstance(load, int) and not isinstance(load, bool) and load >= 0 else None
 
     async def _load_of(self, name: str) -> int | None:
         if name == self.name:
@@ -419,8 +494,16 @@ class ClusterNode:
         nobody lists the actor: the caller answers as for any unknown actor).
 
         Raises:
-            ActorUnavailable: the actor is listed but no node holds its lease now.
+            ActorUnavailable: the actor is listed but no node holds its lease now. ClusterUnreachable: this node
+                cannot reach the cluster (it does not answer from what it last knew).
         """
+        try:
+            return await self._forward_to_owner(op, actor, body, timeout)
+        except (NatsError, asyncio.TimeoutError):
+            raise ClusterUnreachable(str(actor)) from None
+
+    async def _forward_to_owner(self, op: str, actor: uuid.UUID, body: bytes, timeout: float
+                                ) -> tuple[int, bytes, str] | None:
         owner = await self.owner(actor)
         if owner == self.name:
             waiting = self._taking.get(actor)
@@ -437,10 +520,13 @@ class ClusterNode:
         asking = asyncio.ensure_future(self.link.nc.request(node_subject(owner), request, timeout=timeout))
         # An owner that dies holding the message never answers: watch its lease meanwhile, and once someone else
         # holds it (or nobody), answer that the actor is unavailable; the client may send again.
-        while not (await asyncio.wait({asyncio.shield(asking)}, timeout=self.config.scan_every))[0]:
-            if await self.owner(actor) != owner:
-                asking.cancel()
-                raise ActorUnavailable(str(actor))
+        try:
+            while not (await asyncio.wait({asyncio.shield(asking)}, timeout=self.config.scan_every))[0]:
+                if await self.owner(actor) != owner:
+                    raise ActorUnavailable(str(actor))
+        except BaseException:
+            asking.cancel()
+            raise
         try:
             reply = asking.result()
         except NatsError:
@@ -649,14 +735,26 @@ class ClusterNode:
         if op.startswith("chan-"):
             self.link.loop.create_task(self._channel_op(msg, op, body))
             return
-        if op == "load":  # answered at once, on the loop: nothing of the runtime is asked
-            body = json.dumps({"actors": self.load()}).encode()
+        if op in ("load", "reserve"):  # answered at once, on the loop: nothing of the runtime is asked
+            body = json.dumps(self._reserve_asked(body) if op == "reserve" else {"actors": self.load()}).encode()
             try:
                 await msg.respond(cbor2.dumps({"status": 200, "body": body, "type": "application/json"}))
             except NatsError:
                 pass  # the asker is gone
             return
         self.link.loop.create_task(self._answer(msg, op, actor, body))
+
+    def _reserve_asked(self, body: bytes) -> dict[str, Any]:
+        """Another node places a start here if this node's load is at most what it saw: the reservation's token,
+        or this node's load now."""
+        try:
+            at_most = json.loads(body)["at_most"]
+        except (ValueError, KeyError, TypeError):
+            at_most = None
+        if not isinstance(at_most, int) or isinstance(at_most, bool):
+            return {"actors": self.load()}
+        token = self.reserve(at_most)
+        return {"token": token} if token is not None else {"actors": self.load()}
 
     async def _answer(self, msg: Any, op: str, actor: uuid.UUID, body: bytes) -> None:
         waiting = self._taking.get(actor)

@@ -24,6 +24,7 @@ from store.errors import (
     StoreWriteError,
     TheaterError,
 )
+from store.replicated import ReplicationError
 from theater.errors import (
     ActorNotFound,
     ActorNotRunning,
@@ -93,6 +94,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (StoreFullError, 507),
     (StoreClosedError, 503),
     (StoreWriteError, 503),
+    (ReplicationError, 503),  # in a cluster: the append was not replicated (this node lost the actor, or is cut off)
     (ChecksumMismatch, 500),
     (CorruptRecordError, 500),
     (ComponentError, 422),
