@@ -9,6 +9,7 @@ import pytest
 
 from tests.components import wat
 from tests.server._harness import Http, start_body
+from theater.server.service import RESUMED_LISTED, resumed_summary
 
 PASSIVATE = ("--passivate-after", "0.05")
 
@@ -50,8 +51,9 @@ def test_passivated_actors_survive_sigkill_and_answer_after_restart(servers):
 
     second = servers(args=PASSIVATE)
     http = second.http()
-    resumed = {r["actor"]: r["outcome"] for r in http.ok("GET", "/v1/server")["resumed"]}
-    assert resumed == {counter: "lazy"}
+    info = http.ok("GET", "/v1/server")
+    assert {r["actor"]: r["outcome"] for r in info["resumed"]} == {counter: "lazy"}
+    assert info["resumed_counts"] == {"lazy": 1}
     assert "1 lazy" in second.banner
     assert statuses(http) == {counter: "passivated"}
     assert ask(http, counter) == 4
@@ -93,3 +95,12 @@ def test_the_listing_pages_through_actors_in_id_order(servers):
     assert http.get("/v1/actors?after=nope").status == 400
     listed = server.cli("list", "--limit", "2", "--after", ids[0])
     assert ids[1] in listed.stdout and ids[2] in listed.stdout and ids[3] not in listed.stdout
+
+
+def test_a_million_lazy_actors_are_counted_not_listed_by_the_server_info():
+    # A home of passivated actors brings them all back lazily: /v1/server names a bounded number, failures first.
+    lazy = [{"actor": f"lazy-{i}", "outcome": "lazy", "detail": ""} for i in range(RESUMED_LISTED + 500)]
+    failed = [{"actor": "broken", "outcome": "failed", "detail": "GuestFault: boom"}]
+    listed, counts = resumed_summary(lazy + failed)
+    assert len(listed) == RESUMED_LISTED and listed[0] == failed[0]
+    assert counts == {"lazy": RESUMED_LISTED + 500, "failed": 1}

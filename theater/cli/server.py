@@ -213,8 +213,7 @@ def _ready(home: Path, protection: str) -> Any:
         svc = app[SERVICE]
         if svc.cluster is not None:
             svc.cluster.http_url = url  # where the node answers requests forwarded to it (theater.cluster.api)
-        resumed = svc.resumed
-        counts = {k: sum(r["outcome"] == k for r in resumed) for k in ("resumed", "lazy", "failed", "not durable")}
+        counts = {k: svc.resumed_counts.get(k, 0) for k in ("resumed", "lazy", "failed", "not durable")}
         details = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no actors to resume"
         click.echo(f"theater server listening on {url} (home {home}; {details}; {protection})")
 

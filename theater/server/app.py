@@ -27,7 +27,7 @@ from theater.server.durable import resume_actors
 from theater.server.errors import ApiError, error_body, status_of
 from theater.server.origin import origin_middleware
 from theater.server.routes import ROUTE_TABLES
-from theater.server.service import SERVICE, ServerConfig, Service, service
+from theater.server.service import SERVICE, ServerConfig, Service, resumed_summary, service
 from theater.server.wire import json_response
 from theater.status import ActorStatus
 from theater.telemetry import Telemetry
@@ -93,6 +93,7 @@ async def server_info(request: web.Request) -> web.Response:
         "auth": svc.config.token is not None,
         "started_ms": svc.started_ms,
         "resumed": svc.resumed,
+        "resumed_counts": svc.resumed_counts,
     })
 
 
@@ -127,7 +128,8 @@ async def create_app(config: ServerConfig) -> web.Application:
         svc.cluster = node
         await loop.run_in_executor(None, node.attach, theater, owner_handler(svc))
     elif config.resume:
-        svc.resumed = [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)]
+        svc.resumed, svc.resumed_counts = resumed_summary(
+            [dataclasses.asdict(r) for r in await svc.run(resume_actors, theater)])
     svc.started_ms = time.time_ns() // 1_000_000
     browsers = origin_middleware(check_host=config.token is None, listen_host=config.host)
     tokens = token_middleware(config.token, explorer.admits)

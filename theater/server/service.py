@@ -94,6 +94,23 @@ class OtelConfig:
     export_interval_s: float = 10.0
 
 
+RESUMED_LISTED = 1000
+"""The most actors ``GET /v1/server`` lists by name in ``resumed`` (a home may hold a million passivated actors
+coming back lazily; ``resumed_counts`` counts every one). Failures are listed first."""
+
+_OUTCOME_ORDER = {"failed": 0, "resumed": 1, "not durable": 2, "lazy": 3}
+
+
+def resumed_summary(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What ``GET /v1/server`` shows of the actors resumed at start: at most ``RESUMED_LISTED`` of them (failures
+    first, then resumed, not durable, lazy) and the count of each outcome."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+    listed = sorted(results, key=lambda result: _OUTCOME_ORDER.get(result["outcome"], 4))[:RESUMED_LISTED]
+    return listed, counts
+
+
 class Service:
     """The runtime behind the API, and the means to call its blocking methods from the event loop."""
 
@@ -104,7 +121,8 @@ class Service:
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="theater-api")
         self.hub = CommitHub(loop)
         self.channels = ChannelTable(theater.router, loop)
-        self.resumed: list[dict[str, Any]] = []
+        self.resumed: list[dict[str, Any]] = []  # at most RESUMED_LISTED of them: ``resumed_counts`` has them all
+        self.resumed_counts: dict[str, int] = {}
         self.telemetry: Telemetry | None = None  # set by ``create_app`` when ``config.otel`` is
         self.started_ms = 0
         self.cluster: Any = None  # the ``theater.cluster.node.ClusterNode`` of a server started with --cluster
