@@ -47,8 +47,10 @@ from replay.schema import (
     WASM_ERROR,
     InstantiateReason,
 )
+from store import Event, Head
 from store.codec import decode_stored
 from store.errors import NotFoundError, TheaterError
+from theater.cluster.chains import ChainMessage, apply_chain, fetch_blob, read_chain
 from theater.cluster.config import NODE_NAME, STREAM, chain_subject, node_subject
 from theater.cluster.replicator import decode_message
 from theater.errors import SupervisionError
@@ -122,8 +124,17 @@ class RemoteChild:
 
     @property
     def tape(self) -> Any:
-        raise SupervisionError(f"child {self.id} runs on another node: its events are read there "
-                               "(theater events, the API), not by get-child-events")
+        raise SupervisionError(f"child {self.id} runs on another node: it has no tape here")
+
+    def chain_events(self) -> list[Event]:
+        """The child's events up to its durable head, for ``get-child-events``: the head asked of its node, the
+        chain read from the stream up to it, checked and copied into this home (``RemoteTree.pull``).
+
+        Raises:
+            SupervisionError: its node refused or did not answer, or the stream does not hold that head.
+            TheaterError: the chain read back does not hold together (``apply_chain``).
+        """
+        return self.tree.pull(self)
 
     # The life cycle, as supervision drives it.
 
@@ -247,6 +258,40 @@ class RemoteTree:
         except Refused as exc:
             raise SupervisionError(f"child {child.id}: {exc.reason}") from None
         return answer
+
+    def pull(self, child: RemoteChild) -> list[Event]:
+        """``child``'s chain up to the durable head its node tells (``child-head``), read from the replicated
+        stream, checked event by event (hash, seq, parent links: ``apply_chain``) and imported into this home as a
+        read-only chain (nothing runs it here), so that the parent's record refers to events this home holds and
+        its replay and verify find them. Runs on the parent's worker.
+
+        Raises:
+            SupervisionError: the child's node refused or did not answer; the stream could not be read, or does
+                not end the chain at the told head. TheaterError: the chain does not hold together.
+        """
+        answer = self.ask_owner(child, "child-head", {})
+        seq, digest = int(answer["seq"]), bytes(answer["hash"])
+        link, store = self.node.link, self.theater.store
+
+        async def read() -> tuple[list[ChainMessage], dict[bytes, bytes]]:
+            messages = _up_to(await read_chain(link, child.id), child.id, seq)
+            fetched: dict[bytes, bytes] = {}
+            for message in messages:
+                for ref in message.refs:
+                    if ref not in fetched and not await asyncio.to_thread(store.blobs.has, ref):
+                        fetched[ref] = await fetch_blob(link, ref)
+            return messages, fetched
+
+        try:
+            messages, fetched = self._call(read(), self.theater.request_timeout + 2)
+        except (NatsError, TimeoutError, concurrent.futures.TimeoutError) as exc:
+            raise SupervisionError(f"child {child.id}: its chain could not be read from the stream "
+                                   f"({type(exc).__name__})") from None
+        cursor = apply_chain(store, child.id, messages, fetched)
+        if cursor.head != Head(seq, digest):
+            raise SupervisionError(f"child {child.id}: the stream does not end its chain at seq {seq} with the hash "
+                                   "its node told")
+        return list(store.log.events(child.id, 0, seq + 1))
 
     async def _ask(self, node: str, op: str, actor: uuid.UUID, fields: dict[str, Any], timeout: float
                    ) -> dict[str, Any]:
@@ -530,8 +575,8 @@ class RemoteTree:
         return {"child": str(actor.id), "seq": theater.store.log.head(actor.id).seq}
 
     async def _for_parent(self, op: str, child_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
-        """``child-stop``, ``child-restart``, ``child-state``, ``child-info``: only from the node holding the
-        lease of the child's recorded parent, only on the node that runs the child."""
+        """``child-stop``, ``child-restart``, ``child-state``, ``child-info``, ``child-head``: only from the node
+        holding the lease of the child's recorded parent, only on the node that runs the child."""
         theater = self.theater
         actor = theater.router.find(child_id)
         if actor is None:
@@ -543,6 +588,11 @@ class RemoteTree:
         if op == "child-state":
             self._holds(child_id)
             return {"state": actor.state}
+        if op == "child-head":  # the durable head: the local home commits an event once the stream holds it
+            head = theater.store.log.head(child_id)
+            if head.hash is None:
+                raise Refused(f"actor {child_id} has no events on node {self.node.name}", 404)
+            return {"seq": head.seq, "hash": head.hash}
         if op == "child-info":
             self._holds(child_id)
             digest = theater.store.log.at(child_id, 0).data.get("init_state")
@@ -630,6 +680,23 @@ class RemoteTree:
                 raise Refused(f"node {bytes(entry.value or b'').decode()} holds the lease of actor {child_id}", 409)
             await asyncio.sleep(self.node.config.scan_every / 5)
         raise Refused(f"the lease of actor {child_id} was not given back in time", 409)
+
+
+def _up_to(messages: list[ChainMessage], actor: uuid.UUID, seq: int) -> list[ChainMessage]:
+    """The chain's messages cut after its event ``seq`` (the events after it are left out)."""
+    out: list[ChainMessage] = []
+    for message in messages:
+        kept = []
+        for value in message.events:
+            at = decode_stored(value, where=f"actor {actor}")[1][2]
+            if not isinstance(at, int) or at > seq:
+                break
+            kept.append(value)
+        if kept:
+            out.append(dataclasses.replace(message, events=kept))
+        if len(kept) < len(message.events):
+            break
+    return out
 
 
 def _uuid(key: str) -> uuid.UUID | None:

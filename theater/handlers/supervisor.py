@@ -133,8 +133,13 @@ class SupervisorHandler(Handler):
     def get_child_events(self, child_id: str) -> Derived | dict[str, Any]:
         try:
             child = self.actor.children.get(child_id)
-            child.tape.wait_durable()  # what the child has recorded so far, committed
+            remote = getattr(child, "chain_events", None)  # a child on another node (theater.cluster.remote)
+            if remote is not None:
+                events = remote()  # its chain up to its durable head, pulled into this home
+            else:
+                child.tape.wait_durable()  # what the child has recorded so far, committed
+                events = self.actor.store.log.events(child.id)
         except TheaterError as exc:
             return {"err": str(exc)}
-        # Recorded by reference to the child's head (replay.derived): the child's chain holds the events.
-        return chain_result(self.actor.store.log.events(child.id), actor=child.id, ok=True)
+        # Recorded by reference to the child's head (replay.derived): the child's chain (here) holds the events.
+        return chain_result(events, actor=child.id, ok=True)
