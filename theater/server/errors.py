@@ -67,6 +67,12 @@ def bad_request(message: str, name: str = "InvalidRequest") -> ApiError:
     return ApiError(400, name, message)
 
 
+def unprocessable(message: str, name: str) -> ApiError:
+    """A 422 answer: the request is well formed but this server cannot do what it names (``NotInACluster``: a
+    start naming a node on a server started without ``--cluster``)."""
+    return ApiError(422, name, message)
+
+
 # Most specific first: the first class the error is an instance of decides.
 STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (ActorNotFound, 404),

@@ -18,7 +18,7 @@ from theater.porcelain.actors import PAGE
 from theater.porcelain.forms import bytes_json
 from theater.porcelain.upgrade import chain_check_json, upgrade_actor
 from theater.runtime import Theater
-from theater.server.errors import ApiError, bad_request
+from theater.server.errors import bad_request, unprocessable
 from theater.server.manifests import CLIENT, client_manifest, uploaded_files
 from theater.server.service import Service, service
 from theater.server.wire import (
@@ -48,8 +48,8 @@ async def start(request: web.Request) -> web.Response:
     svc = service(request)
     body = await read_json(request)
     if body.get("node") is not None and svc.cluster is None:  # a cluster's nodes place it (theater.cluster.api)
-        raise ApiError(422, "NotInACluster", "node: this server is not part of a cluster (it was started without "
-                                              "--cluster), so a start cannot name a node")
+        raise unprocessable("node: this server is not part of a cluster (it was started without --cluster), so a "
+                            "start cannot name a node", "NotInACluster")
     text = field(body, "manifest", str)
     source = field(body, "source", str, "<api>")[:200]
     component = parse_bytes(body["component"], "component") if body.get("component") is not None else None
