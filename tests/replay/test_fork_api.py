@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Store
+from store import Event, Store
 from tests.components import wat
 from tests.replay._lineage import le64, project
 from tests.server._harness import ServerProcess, start_body
@@ -81,13 +81,19 @@ def test_api_revert_to_an_event_of_another_actor_is_refused(server: ServerProces
     assert refused.status == 400 and "it belongs to" in refused.json["message"]
 
 
-def test_cli_whatif_shows_the_departure_and_forks_its_result(server: ServerProcess, home: dict[str, str],
-                                                             tmp_path: Path) -> None:
+def _roll_and_last_result(home: dict[str, str], tmp_path: Path) -> tuple[uuid.UUID, Event, Event]:
+    """The counter of ``home``, its first random roll and its last call's result, read from the home's store."""
     counter = uuid.UUID(home["counter"])
     with Store(tmp_path / "home" / "store", readonly=True) as store:
         events = list(store.log.events(counter))
     roll = next(e for e in events if e.type == "theater:simple/random/random-range")
     last = next(e for e in reversed(events) if e.type == "wasm/result")
+    return counter, roll, last
+
+
+def test_cli_whatif_shows_the_departure_and_forks_its_result(server: ServerProcess, home: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    counter, roll, last = _roll_and_last_result(home, tmp_path)
     shown = server.cli("replay", last.hash.hex(), "--override", f'{roll.seq}={{"ok": 500}}').stdout
     assert f"first departure: the call at event {roll.seq - 1}" in shown
     assert "reached event" in shown
@@ -244,11 +250,7 @@ def test_bundle_that_would_extend_a_chain_of_the_home_is_refused(tmp_path: Path,
 
 def test_api_whatif_shows_the_departure_and_writes_nothing(server: ServerProcess, home: dict[str, str],
                                                            tmp_path: Path) -> None:
-    counter = uuid.UUID(home["counter"])
-    with Store(tmp_path / "home" / "store", readonly=True) as store:
-        events = list(store.log.events(counter))
-    roll = next(e for e in events if e.type == "theater:simple/random/random-range")
-    last = next(e for e in reversed(events) if e.type == "wasm/result")
+    counter, roll, last = _roll_and_last_result(home, tmp_path)
     http = server.http()
     before = http.ok("GET", f"/v1/actors/{counter}")["head"]
     run = http.ok("POST", f"/v1/actors/{counter}/whatif", {"to": last.hash.hex()[:16],
