@@ -245,28 +245,70 @@ instance = wc.Linker(engine).instantiate(store, component)
 iface = component.get_export_index("theater:simple/message-server-client")
 func = instance.get_func(store, component.get_export_index("handle-request", iface))
 n = int(sys.argv[2]); start = time.perf_counter()
-for _ in range(n):
-    func(store, None, ("id", b"ping"))
+if len(sys.argv) > 3:  # each call followed by one durable (fsynced) LMDB commit of its answer
+    import lmdb
+    env = lmdb.open(sys.argv[3], map_size=1 << 30)
+    for i in range(n):
+        func(store, None, ("id", b"ping"))
+        with env.begin(write=True) as txn:
+            txn.put(i.to_bytes(8, "big"), b"ping")
+else:
+    for _ in range(n):
+        func(store, None, ("id", b"ping"))
 print(n / (time.perf_counter() - start))
 """
 
 
-def bare_call_rate(wat_file: Path, n: int) -> float:
-    """The same export in a bare wasmtime-py loop, in a fresh process (no Theater code loaded)."""
-    done = subprocess.run([sys.executable, "-c", BARE_CALL_LOOP, str(wat_file), str(n)], capture_output=True,
-                          text=True, check=True)
+def bare_call_rate(wat_file: Path, n: int, commit_to: Path | None = None) -> float:
+    """The same export in a bare wasmtime-py loop, in a fresh process (no Theater code loaded); with ``commit_to``,
+    each call followed by one durable LMDB commit (an fsynced transaction, LMDB's defaults) in that directory."""
+    argv = [sys.executable, "-c", BARE_CALL_LOOP, str(wat_file), str(n)] + ([str(commit_to)] if commit_to else [])
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return float(done.stdout)
 
 
 # Runtime -------------------------------------------------------------------------------------------------------
 
 
-def echo_callers(theater: object, actor: str, n: int, callers: int) -> float:
-    """Requests per second from ``callers`` threads, each sending ``n / callers`` requests one after another."""
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each live thread of this process, by native thread id, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        cpu[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+def cpu_shares(before: dict[int, float], after: dict[int, float], callers: set[int], total: float, requests: int,
+               seconds: float) -> str:
+    """The CPU each kind of thread spent per request, as a line to print (the callers' is the process total less
+    the others': they have ended)."""
+    names = {t.native_id: t.name.split(":")[0].removeprefix("theater-") for t in threading.enumerate()}
+    spent: dict[str, float] = {}
+    for tid, cpu in after.items():
+        if tid not in callers:
+            name = names.get(tid, "other")
+            spent[name] = spent.get(name, 0.0) + cpu - before.get(tid, 0.0)
+    spent["callers"] = max(0.0, total - sum(spent.values()))
+    parts = ", ".join(f"{name} {cpu / requests * 1e6:.0f} us" for name, cpu in sorted(spent.items(), key=lambda x: -x[1])
+                      if cpu > 0)
+    return f"{'':<58} {'':>12}      CPU per request: {parts}; the process used {total / seconds:.0%} of one core"
+
+
+def echo_callers(theater: object, actor: str, n: int, callers: int) -> tuple[float, str]:
+    """Requests per second from ``callers`` threads, each sending ``n / callers`` requests one after another, and a
+    line naming the CPU each kind of thread spent per request (``cpu_shares``)."""
     each = n // callers
     errors: list[BaseException] = []
+    ids: set[int] = set()
 
     def caller() -> None:
+        ids.add(threading.get_native_id())
         try:
             for _ in range(each):
                 theater.request(actor, b"ping")  # type: ignore[attr-defined]
@@ -274,15 +316,19 @@ def echo_callers(theater: object, actor: str, n: int, callers: int) -> float:
             errors.append(exc)
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
+    before, times = thread_cpu(), os.times()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    rate = each * callers / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    rate = each * callers / seconds
     if errors:
         raise errors[0]
-    return rate
+    ended = os.times()
+    total = ended.user + ended.system - times.user - times.system
+    return rate, cpu_shares(before, thread_cpu(), ids, total, each * callers, seconds)
 
 
 def echo_commits(commits: list[tuple[float, int]], requests: int, floor: float) -> None:
@@ -346,8 +392,9 @@ def bench_runtime(tmp: Path) -> None:
         actor = theater.start(tmp / "echo.toml")
         commits: list[tuple[float, int]] = []
         theater.store.add_commit_timing(lambda seconds, writes: commits.append((seconds, writes)))
-        rate = echo_callers(theater, actor, n, 32)
+        rate, shares = echo_callers(theater, actor, n, 32)
         line("echo requests/s (32 concurrent callers, every event durable)", rate, "msg/s", floor, "bare wasmtime-py call loop", 0.7)
+        print(shares, flush=True)
         echo_commits(commits, n, floor)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -357,11 +404,19 @@ def bench_runtime(tmp: Path) -> None:
         pooled = n / (time.perf_counter() - start)
         line("  the same through ThreadPoolExecutor.map (earlier harness)", pooled, "msg/s", floor, "bare wasmtime-py call loop", 0.7)
 
+        commits.clear()
         start = time.perf_counter()
         for _ in range(200):
             theater.request(actor, b"ping")
         seq_rate = 200 / (time.perf_counter() - start)
         line("echo requests/s (one caller at a time, fsync each)", seq_rate, "msg/s", floor, "bare wasmtime-py call loop")
+        commit_floor = bare_call_rate(tmp / "echo.wat", 200, tmp / "floor-commit")
+        line("  the same next to a bare call + 1 durable LMDB commit each", seq_rate, "msg/s", commit_floor,
+             "call + 1 commit", 0.8)
+        if commits:
+            median = sorted(seconds for seconds, _ in commits)[len(commits) // 2]
+            print(f"{'':<58} {'':>12}      durable commits during it: {len(commits):,} for 200 requests, median "
+                  f"{median * 1000:.2f} ms; the rest of a request: {(1 / seq_rate - median) * 1e6:,.0f} us", flush=True)
 
         serialized = component.serialize()
         start = time.perf_counter()
