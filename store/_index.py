@@ -5,7 +5,8 @@ events dirtied ~2,000 index pages (8 MB to write and fsync), several times what 
 under load the writer defers index entries: the feed already records every append (actor, hash, seq) in commit
 order, and a *watermark* in ``meta`` says up to which feed position the index is complete. Feed entries from the
 watermark on are the index's tail; the writer merges them into ``event_index`` in sorted chunks (piggybacked on
-later commits, or while it is idle), which touches each index page once per chunk instead of once per event.
+later commits, or once it has been idle a moment: ``store._commit.IDLE_MERGE_AFTER_S``), which touches each index
+page once per chunk instead of once per event.
 
 Invariant (kept in every committed transaction): every event whose feed position is below the watermark has its
 ``event_index`` entry. Events at or past it may or may not; a lookup checks the index first, then the tail.

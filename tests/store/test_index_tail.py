@@ -17,7 +17,7 @@ import lmdb
 import pytest
 
 from store import EMPTY, AmbiguousPrefixError, Head, Store, verify_chain, verify_store
-from store import _index
+from store import _commit, _index
 from store._index import WATERMARK_KEY, TailIndex, feed_end
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,3 +194,55 @@ def test_appends_under_load_defer_their_index_entries_and_merge_in_chunks(
     with Store(store_path, readonly=True) as s:
         assert watermark(s) is None
         assert index_keys(s) == {e.hash for e in appended}
+
+
+def submit_batch(s: Store, actor: uuid.UUID, count: int) -> list:
+    """``count`` appends to ``actor`` handed to the writer together (one commit), once they are committed."""
+    head, writes = s.log.head(actor), []
+    for i in range(count):
+        write = s.log.prepare(actor, "t", {"i": i}, expected=head)
+        head = Head(write.event.seq, write.event.hash)
+        writes.append(write)
+    s.submit(writes)
+    return [write.wait(30) for write in writes]
+
+
+def test_a_batch_of_fewer_appends_than_the_threshold_writes_its_index_entries_at_once(store_path) -> None:
+    with Store(store_path, durability="buffered") as s:
+        events = submit_batch(s, A, _commit.DIRECT_INDEX_BELOW_OPS - 1)
+        assert watermark(s) is None
+        assert {e.hash for e in events} <= index_keys(s)
+
+
+def test_a_batch_of_many_appends_leaves_its_index_entries_to_the_tail_until_the_store_closes(
+    store_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)  # the writer is never idle long enough here
+    with Store(store_path, durability="buffered") as s:
+        events = submit_batch(s, A, _commit.DIRECT_INDEX_BELOW_OPS)
+        assert watermark(s) is not None
+        assert not {e.hash for e in events} & index_keys(s)
+        for e in events:
+            assert s.log.get(e.hash) == e  # found in the tail
+        more = submit_batch(s, B, 2)  # a small batch behind a tail is deferred too
+        assert not {e.hash for e in more} & index_keys(s)
+    with Store(store_path, readonly=True) as s:  # closing merged it
+        assert watermark(s) is None
+        assert index_keys(s) >= {e.hash for e in events + more}
+        assert verify_store(s).ok
+
+
+def test_an_idle_writer_merges_the_tail_without_being_closed(store_path) -> None:
+    merged, marks = threading.Event(), []
+
+    def after_commit() -> None:
+        marks.append(watermark(s))
+        if marks[-1] is None:
+            merged.set()
+
+    with Store(store_path, durability="buffered") as s:
+        s.add_commit_listener(after_commit)
+        events = submit_batch(s, A, _commit.DIRECT_INDEX_BELOW_OPS)
+        assert merged.wait(30), "the idle writer never merged the tail"
+        assert marks[0] is not None  # the batch's own commit left a tail
+        assert index_keys(s) >= {e.hash for e in events}
