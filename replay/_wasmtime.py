@@ -874,9 +874,10 @@ class EpochWatch:
 # ``.params``, ``.result``), so the caches of ``_install_type_caches`` never hit: lowering a ``result`` asked
 # wasmtime for its ok and err types on every call (a tenth of a supervisor's spawn). ``add_host_func`` links the
 # function with the types the component declares for the import (the same types: the linker is the component's),
-# resolved once, and converts with their (cached) ``convert_from_c`` and ``convert_to_c``: the values are wasmtime-
-# py's own. Errors go back to wasmtime as wasmtime-py's do (``catch_exceptions``): a ``WasmtimeError`` as itself,
-# any other exception kept in ``_enter.LAST_EXCEPTION`` for ``enter_wasm`` to raise once the call returns.
+# resolved once, and converts with their (cached) ``convert_from_c`` and this module's ``lowerer`` (``convert_to_c``'s
+# equivalent, as an export call's parameters are lowered): the values are wasmtime-py's own. Errors go back to
+# wasmtime as wasmtime-py's do (``catch_exceptions``): a ``WasmtimeError`` as itself, any other exception kept in
+# ``_enter.LAST_EXCEPTION`` for ``enter_wasm`` to raise once the call returns.
 
 HostCall = Callable[..., Any]  # called as ``fn(context_address, *params)``
 
@@ -887,12 +888,13 @@ _HOST_CALLBACK = ctypes.CFUNCTYPE(
 
 
 class _HostFunc:
-    __slots__ = ("func", "params", "result")
+    __slots__ = ("func", "params", "result", "lower")
 
     def __init__(self, func: HostCall, ty: Any) -> None:
         self.func = func
         self.params: tuple[Any, ...] = tuple(t for _, t in ty.params)
         self.result: Any = ty.result
+        self.lower = None if self.result is None else lowerer(self.result)  # as ``convert_to_c``, made once
 
     def call(self, context: int, args: int, nargs: int, results: int, nresults: int) -> None:
         params = self.params
@@ -900,8 +902,11 @@ class _HostFunc:
             raise wasmtime.WasmtimeError(f"host function called with {nargs} parameters and {nresults} results")
         values = [ty.convert_from_c(_Val.from_address(args + i * _VAL_STRIDE)) for i, ty in enumerate(params)]
         result = self.func(context, *values)
-        if self.result is not None:
-            self.result.convert_to_c(None, result, ctypes.cast(results, ctypes.POINTER(_Val)))
+        if self.lower is None:
+            if result is not None:  # wasmtime-py's add_func refuses it too (an assertion there)
+                raise TypeError(f"a host function without a result returned {type(result).__name__}")
+            return
+        self.lower(None, result, ctypes.cast(results, ctypes.POINTER(_Val)))
 
 
 def _call_host(data: int | None, context: int | None, ty: int | None, args: int | None, nargs: int,
