@@ -34,7 +34,10 @@ It also holds what builds on the internals: ``FastFunc`` (an export call with it
 its conversions and the fuel calls ``arm``/``fuel_left`` call wasmtime's cheap C functions through prototypes that
 keep the GIL, see "C calls that keep the GIL" below),
 ``EpochWatch`` (wasmtime's epoch-deadline callback, which wasmtime-py 50 does not wrap: with it a running call can
-be stopped from another thread without that thread touching the Store; see ``replay.boundary``), and
+be stopped from another thread without that thread touching the Store; see ``replay.boundary``; one C callback
+shared by every store), ``add_host_func`` (a host function linked with the parameter and result types of the
+component's import resolved once, where wasmtime-py's ``add_func`` builds every type object afresh on each call,
+through its function table ``_linker.FUNCTIONS`` and ``_enter.LAST_EXCEPTION``), and
 ``is_tagged``/``case_classes``, which ``replay.values`` uses to read a variant's values the way wasmtime-py does.
 """
 
@@ -54,10 +57,10 @@ from replay.errors import UnsupportedWasmtime
 
 try:
     from wasmtime import _ffi as ffi
-    from wasmtime.component import _types
+    from wasmtime.component import _enter, _linker, _types
     from wasmtime.component._enter import enter_wasm
 except ImportError:  # another wasmtime-py layout: install() names the version
-    ffi = _types = enter_wasm = None  # type: ignore[assignment]
+    ffi = _types = enter_wasm = _enter = _linker = None  # type: ignore[assignment]
 
 SUPPORTED = "50.x"
 _SUPPORTED_MAJOR = "50"
@@ -79,8 +82,12 @@ def install() -> None:
         UnsupportedWasmtime: the version is not ``SUPPORTED``, or an internal the patches need is missing.
     """
     check_version()
-    if ffi is None or _types is None or enter_wasm is None:
-        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "its private modules _ffi, _types or _enter are missing")
+    if ffi is None or _types is None or enter_wasm is None or _linker is None:
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED,
+                                  "its private modules _ffi, _types, _enter or _linker are missing")
+    if not (hasattr(_linker, "FUNCTIONS") and hasattr(_linker, "func_finalize") and hasattr(_enter, "LAST_EXCEPTION")):
+        raise UnsupportedWasmtime(INSTALLED, SUPPORTED, "missing internals: _linker.FUNCTIONS, _linker.func_finalize "
+                                                        "or _enter.LAST_EXCEPTION")
     missing = [
         f"{cls}.{name}"
         for cls, names in {**_CACHED_PROPERTIES, "VariantLikeType": ("_tagged",)}.items()
@@ -797,13 +804,35 @@ class FastFunc:
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_size_t,
-    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
     ctypes.c_void_p,
     ctypes.POINTER(ctypes.c_uint64),
     ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
 )
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 _UPDATE_DEADLINE_CONTINUE = 0
+
+
+def _on_deadline(context: Any, data: int | None, delta: Any, kind: Any) -> int:
+    """The one epoch-deadline callback of every store: ``data`` is the address of the store's ``EpochWatch``."""
+    watch: EpochWatch = ctypes.cast(data or 0, ctypes.py_object).value
+    try:
+        reason = watch.check()
+    except Exception as exc:  # nothing may escape into wasmtime: a failing check ends the call
+        reason = f"epoch check failed: {type(exc).__name__}"
+    if reason is None:
+        delta[0] = 1
+        kind[0] = _UPDATE_DEADLINE_CONTINUE
+        return 0
+    watch.reason = reason
+    error = ffi.wasmtime_error_new(f"theater: {reason}".encode())
+    return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+
+if ffi is not None:
+    # Made once for the process: a ctypes callback of its own per store cost a thunk, and a bound method in a cycle.
+    _DEADLINE_CALLBACK = _EPOCH_CALLBACK(_on_deadline)
+    _set_deadline_callback = _gil_held("wasmtime_store_epoch_deadline_callback", None,
+                                       ctypes.POINTER(ffi.wasmtime_store_t), _EPOCH_CALLBACK, _c_void_p, _c_void_p)
 
 
 class EpochWatch:
@@ -816,30 +845,105 @@ class EpochWatch:
     the fuel counter to the store by then: the fuel a stopped call consumed is exact, and a replay that runs with
     that much fuel stops at the same point.
 
+    Every store shares one C callback, made once for the process, and hands it the address of its watch (the
+    store keeps its watch alive: the address stays valid as long as wasm can run in the store). Installing one
+    is a single C call that keeps the GIL.
+
     Args:
-        store: the store to watch (the watch must live as long as the store).
+        store: the store to watch (it holds the watch from now on).
         check: returns None to go on, or a short reason (``"deadline"``, ``"stopped"``) to end the call. It must
             not touch the store.
     """
 
+    __slots__ = ("reason", "check")
+
     def __init__(self, store: Any, check: Callable[[], str | None]) -> None:
         self.reason: str | None = None
-        self._check = check
-        self._callback = _EPOCH_CALLBACK(self._on_deadline)  # kept alive with the store
-        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, None, _NO_FINALIZER)
+        self.check = check
+        store._theater_epoch_watch = self  # what the callback's address points to lives as long as the store
+        _set_deadline_callback(store.ptr(), _DEADLINE_CALLBACK, id(self), None)
 
     def reset(self) -> None:
         self.reason = None
 
-    def _on_deadline(self, context: Any, data: Any, delta: Any, kind: Any) -> int:
-        try:
-            reason = self._check()
-        except Exception as exc:  # nothing may escape into wasmtime: a failing check ends the call
-            reason = f"epoch check failed: {type(exc).__name__}"
-        if reason is None:
-            delta[0] = 1
-            kind[0] = _UPDATE_DEADLINE_CONTINUE
-            return 0
-        self.reason = reason
-        error = ffi.wasmtime_error_new(f"theater: {reason}".encode())
-        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+# Host functions with their types resolved once ---------------------------------------------------------------------
+#
+# wasmtime-py's ``LinkerInstance.add_func`` calls a host function through a callback that, on every call, builds the
+# function's type object and every parameter and result type object afresh from wasmtime (``FuncType._from_ptr``,
+# ``.params``, ``.result``), so the caches of ``_install_type_caches`` never hit: lowering a ``result`` asked
+# wasmtime for its ok and err types on every call (a tenth of a supervisor's spawn). ``add_host_func`` links the
+# function with the types the component declares for the import (the same types: the linker is the component's),
+# resolved once, and converts with their (cached) ``convert_from_c`` and this module's ``lowerer`` (``convert_to_c``'s
+# equivalent, as an export call's parameters are lowered): the values are wasmtime-py's own. Errors go back to
+# wasmtime as wasmtime-py's do (``catch_exceptions``): a ``WasmtimeError`` as itself, any other exception kept in
+# ``_enter.LAST_EXCEPTION`` for ``enter_wasm`` to raise once the call returns.
+
+HostCall = Callable[..., Any]  # called as ``fn(context_address, *params)``
+
+_HOST_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+    ctypes.c_void_p, ctypes.c_size_t,
+)
+
+
+class _HostFunc:
+    __slots__ = ("func", "params", "result", "lower")
+
+    def __init__(self, func: HostCall, ty: Any) -> None:
+        self.func = func
+        self.params: tuple[Any, ...] = tuple(t for _, t in ty.params)
+        self.result: Any = ty.result
+        self.lower = None if self.result is None else lowerer(self.result)  # as ``convert_to_c``, made once
+
+    def call(self, context: int, args: int, nargs: int, results: int, nresults: int) -> None:
+        params = self.params
+        if nargs != len(params) or nresults != (0 if self.result is None else 1):
+            raise wasmtime.WasmtimeError(f"host function called with {nargs} parameters and {nresults} results")
+        values = [ty.convert_from_c(_Val.from_address(args + i * _VAL_STRIDE)) for i, ty in enumerate(params)]
+        result = self.func(context, *values)
+        if self.lower is None:
+            if result is not None:  # wasmtime-py's add_func refuses it too (an assertion there)
+                raise TypeError(f"a host function without a result returned {type(result).__name__}")
+            return
+        self.lower(None, result, ctypes.cast(results, ctypes.POINTER(_Val)))
+
+
+def _call_host(data: int | None, context: int | None, ty: int | None, args: int | None, nargs: int,
+               results: int | None, nresults: int) -> int:
+    """The one C callback of every host function ``add_host_func`` links."""
+    try:
+        host: _HostFunc = _linker.FUNCTIONS.get(data or 0)  # type: ignore[assignment]
+        host.call(context or 0, args or 0, nargs, results or 0, nresults)
+        return 0
+    except wasmtime.WasmtimeError as exc:
+        error = exc
+    except Exception as exc:
+        _enter.LAST_EXCEPTION = exc
+        error = wasmtime.WasmtimeError("python exception")
+    return ctypes.cast(error._consume(), ctypes.c_void_p).value or 0
+
+
+if ffi is not None:
+    _HOST_FUNC_CALLBACK = _HOST_CALLBACK(_call_host)
+    _add_func = ctypes.CFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_char_p, _c_size_t, _HOST_CALLBACK, _c_void_p,
+                                 _c_void_p)(("wasmtime_component_linker_instance_add_func", ffi.dll))
+
+
+def add_host_func(instance: Any, name: str, ty: Any, func: HostCall) -> None:
+    """``instance.add_func(name, ...)`` (``instance`` a ``wasmtime.component.LinkerInstance``) for an import of
+    type ``ty`` (a ``FuncType`` of the component's imports): wasm calls ``func(context_address, *params)``, the
+    address of the calling store's context (``ctypes.cast(store._context(), c_void_p).value`` of its store),
+    params as wasmtime-py gives them; its result is lowered as wasmtime-py lowers a host function's.
+
+    Raises:
+        WasmtimeError: the linker refused the name (defined twice).
+    """
+    instance._assert_not_locked()
+    encoded = name.encode("utf-8")
+    handle = _linker.FUNCTIONS.allocate(_HostFunc(func, ty))  # type: ignore[arg-type]
+    finalize = ctypes.cast(_linker.func_finalize, ctypes.c_void_p).value
+    error = _add_func(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), _HOST_FUNC_CALLBACK, handle,
+                      finalize)
+    if error:
+        _raise_error(error)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import wasmtime
 import wasmtime.component as wc
 
-from replay._wasmtime import EpochWatch, FastFunc, arm, fuel_left
+from replay._wasmtime import EpochWatch, FastFunc, add_host_func, arm, fuel_left
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
 from replay.schema import Limits, OnErr, answers_err
@@ -187,13 +187,13 @@ class Shape:
             for interface, funcs in self.imports.items():
                 if interface == "":
                     for fn, ty in funcs.items():
-                        root.add_func(fn, self._host(_Import(fn, ty)))
+                        add_host_func(root, fn, ty, self._host(_Import(fn, ty)))
                     continue
                 if not funcs:
                     continue  # an interface of types only
                 with root.add_instance(interface) as inst:
                     for fn, ty in funcs.items():
-                        inst.add_func(fn, self._host(_Import(f"{interface}/{fn}", ty)))
+                        add_host_func(inst, fn, ty, self._host(_Import(f"{interface}/{fn}", ty)))
         return linker
 
     def import_names(self) -> list[str]:
@@ -203,8 +203,8 @@ class Shape:
     def _host(self, spec: _Import) -> Callable[..., Any]:
         boundaries = self.boundaries
 
-        def host(store: Any, *args: Any) -> Any:
-            boundary = boundaries.get(_context_address(store))
+        def host(context: int, *args: Any) -> Any:
+            boundary = boundaries.get(context)
             if boundary is None:  # cannot happen: every instance of this linker is made by a registered boundary
                 raise HostAbort(spec.name)
             return boundary._host_call(spec, args)
@@ -315,7 +315,7 @@ class Boundary:
             raise self._take_abort("instantiate") from None
         except wasmtime.WasmtimeError as exc:
             raise ComponentError("component", map_wasm_error(exc, "instantiate", fuel_left=None).detail) from None
-        self.instantiate_fuel = limits.fuel_per_call - self.store.get_fuel()
+        self.instantiate_fuel = limits.fuel_per_call - fuel_left(self.store)
         self._export_types = self._shape.export_types
 
     def _implementations(self, host: Mapping[str, Mapping[str, HostFunction]]) -> dict[str, HostFunction]:

@@ -9,6 +9,13 @@ manifest, records the creation, instantiates, runs ``init`` and returns once its
 The floor of one start is what it cannot do without: deserialize the compiled component, instantiate it with
 wasmtime-py, call ``init``, and one durable LMDB commit (sync) of a record about the creation event's size.
 Ratios hold on a noisy machine; absolute times do not. Nothing here is asserted by the tests.
+
+The CPU time of a start (every thread's: the writer's too) is printed next to the floor's, which moves less than
+wall time when other processes load the machine and the disk. The bytes each start and each floor commit write (Linux only) are printed too: a start's one commit writes its
+four events, two blobs and their index and feed entries, about a dozen LMDB pages in a fresh home and more in a
+home holding many events (larger B-trees), where the floor writes one record; on a disk whose fsync grows with
+what it writes, that is most of the distance between a start and its floor. ``tools/bench.py --only runtime``
+prints these figures too, then the same start in its home after the echo runs.
 """
 
 from __future__ import annotations
@@ -49,12 +56,32 @@ def line(name: str, value: float, unit: str, floor: float | None = None, floor_n
     print(text, flush=True)
 
 
-def start_floor(tmp: Path, n: int) -> float:
-    """ms per bare deserialize + instantiate + init + one durable LMDB commit."""
+def written() -> int | None:
+    """Bytes this process has written so far (``wchar`` of ``/proc/self/io``); None where there is no such file."""
+    try:
+        with open("/proc/self/io") as io:
+            return next(int(row.split()[1]) for row in io if row.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def written_line(name: str, before: int | None, n: int) -> None:
+    after = written()
+    if before is not None and after is not None:
+        print(f"  {name:<60} {(after - before) / n / 1024:>10,.1f} KiB", flush=True)
+
+
+FLOOR_CPU: list[float] = []  # the CPU ms (all threads) of one floor iteration, once ``start_floor`` ran
+
+
+def start_floor(tmp: Path, n: int, *, show_bytes: bool = False) -> float:
+    """ms per bare deserialize + instantiate + init + one durable LMDB commit (its CPU ms go to ``FLOOR_CPU``)."""
     engine = Engine()
     serialized = engine.compile(wat.echo_actor()).serialize()
     env = lmdb.open(str(tmp / "floor"), map_size=1 << 30)  # sync: every commit is fsynced
     record = os.urandom(400)  # about a creation event with its manifest and engine settings
+    before = written()
+    cpu = time.process_time()
     start = time.perf_counter()
     for i in range(n):
         component = wc.Component.deserialize(engine.wasmtime, serialized)
@@ -69,6 +96,9 @@ def start_floor(tmp: Path, n: int) -> float:
         with env.begin(write=True) as txn:
             txn.put(i.to_bytes(8, "big"), record)
     elapsed = time.perf_counter() - start
+    FLOOR_CPU[:] = [(time.process_time() - cpu) / n * 1000]
+    if show_bytes:
+        written_line("written per floor commit (one record)", before, n)
     env.close()
     return elapsed / n * 1000
 
@@ -77,10 +107,14 @@ def sequential(tmp: Path, n: int, floor: float) -> None:
     manifest_path = tmp / "echo.toml"
     with Theater(tmp / "seq") as theater:
         theater.start(manifest_path)  # compiles and caches the component
+        before = written()
+        cpu = time.process_time()
         start = time.perf_counter()
         for _ in range(n):
             theater.start(manifest_path)
         per_path = (time.perf_counter() - start) / n * 1000
+        cpu_path = (time.process_time() - cpu) / n * 1000
+        written_line("written per start (its one commit, a fresh home)", before, n)
         manifest = load_manifest(manifest_path)
         start = time.perf_counter()
         for _ in range(n):
@@ -91,6 +125,8 @@ def sequential(tmp: Path, n: int, floor: float) -> None:
          "deserialize+instantiate+init+1 durable commit", target, per_path / floor <= TARGET_START_RATIO)
     line("actor start from a parsed manifest (the same, without the file)", per_parsed, "ms", floor,
          "deserialize+instantiate+init+1 durable commit", target, per_parsed / floor <= TARGET_START_RATIO)
+    if FLOOR_CPU:  # CPU time, every thread's (no fsync wait in it): steadier than wall time on a loaded machine
+        line("  CPU per start from a manifest file (every thread)", cpu_path, "ms", FLOOR_CPU[0], "floor's CPU")
 
 
 def concurrent(tmp: Path, n: int, floor: float, threads: int = 32) -> None:
@@ -161,8 +197,8 @@ def main() -> None:
     try:
         (tmp / "echo.wat").write_text(wat.echo_actor())
         (tmp / "echo.toml").write_text('name = "echo"\ncomponent = "echo.wat"\n')
-        floor = start_floor(tmp, 300 // scale)
         print("== actor start ==")
+        floor = start_floor(tmp, 300 // scale, show_bytes=True)
         sequential(tmp, 300 // scale, floor)
         concurrent(tmp, 2048 // scale, floor)
         supervisor(tmp, 1000 // scale, floor)

@@ -1,8 +1,12 @@
 """Handler ``supervisor``: an actor spawns, resumes, stops, restarts and inspects its own children.
 
-Host functions run on the parent's thread. Starting a child runs its ``init`` on the child's thread while the
-parent waits; everything a child later tells its parent goes through the parent's mailbox (``theater.supervision``).
-A function given an id that is not one of the caller's children answers ``err``.
+Host functions run on the parent's thread. Starting a child runs its instance and ``init`` in place, inside the
+parent's host call (``Actor.start_here_queued``; a start nested deeper than ``runtime.MAX_IN_PLACE_DEPTH`` goes to
+a worker while the parent waits): ``spawn`` answers ``ok`` only once the child's ``init`` succeeded, and ``err``
+(recorded) when it failed. The child's events are handed to the writer without waiting for their commit; the
+parent's record of the spawn depends on them (docs/design.md). Everything a child later tells its parent goes
+through the parent's mailbox (``theater.supervision``). A function given an id that is not one of the caller's
+children answers ``err``.
 
 The ``manifest`` argument of ``spawn`` and ``resume`` is one of:
 
