@@ -2,13 +2,17 @@
 measured in the same run.
 
     .venv/bin/python tools/bench_http.py
-    .venv/bin/python tools/bench_http.py --calls 500 --requests 2000 --concurrency 10 --rounds 5
+    .venv/bin/python tools/bench_http.py --calls 2000 --requests 2000 --concurrency 10 --rounds 5
 
 Client: a Python actor makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp server inside one
-request (each a recorded host call through the runtime's loop); the floor is aiohttp's own client on its own loop
-making the same GETs to the same server. The handler alone: the same GETs through ``HttpClientHandler.send_http``
-called from a plain thread (no actor, no wasm, no record), so the line above splits into the handler's part and the
-runtime's (guest, boundary, recording). Server: a Python actor's ``@route`` answering 1 KiB (each request a
+request (each a recorded host call on its worker's own loop); the floor is aiohttp's own client on its own loop
+making the same GETs to the same server, one at a time, with the session settings the handler uses (no cookies, no
+decompression, the same headers and pool) and its keep-alive connection opened before the clock starts, as the
+handler's is. The handler alone: the same GETs through ``HttpClientHandler.send_http`` called from a plain thread
+(no actor, no wasm, no record), so the line above splits into the handler's part and the runtime's (guest,
+boundary, recording). The floor, the actor and the handler alone are measured in turn in every round and both
+lines stand next to the same floor; under each, the CPU time of the whole process per call (the server's
+included, the same in both) next to the floor's. Server: a Python actor's ``@route`` answering 1 KiB (each request a
 recorded export call) under ``--concurrency`` clients, first an actor written in component text with no SDK
 (``tests/components/http_wat.py``: the figure the issue sets a floor for), then the same route of a Python actor
 built with the SDK; the floor is a bare aiohttp handler returning the same bytes to the same clients. ``--part``
@@ -138,13 +142,33 @@ async def _bare_server() -> tuple[web.AppRunner, int]:
     return runner, runner.addresses[0][1]
 
 
-async def _gets(url: str, n: int) -> float:
-    async with aiohttp.ClientSession() as session:
-        started = time.perf_counter()
+def _direct_session() -> aiohttp.ClientSession:
+    """aiohttp's own client with the settings of the handler's sessions (no cookies, no decompression, no
+    ``Accept-Encoding``, the same ``User-Agent`` and pool size): the floor differs from the handler only by what
+    the handler adds."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+        trust_env=False, skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
+    )
+
+
+async def _gets(url: str, n: int) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call (the whole process) of ``n`` sequential GETs by aiohttp's own client on
+    its own loop, its connection opened before the clock starts (as the handler's is, by its warm call)."""
+    async with _direct_session() as session:
+        async with session.get(url) as response:
+            await response.read()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             async with session.get(url) as response:
                 await response.read()
-        return n / (time.perf_counter() - started)
+        return _rates(n, started, cpu)
+
+
+def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call of ``n`` calls since ``started`` (``perf_counter``) and ``cpu``
+    (``process_time``)."""
+    return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1e6
 
 
 async def _load(url: str, n: int, concurrency: int) -> float:
@@ -177,35 +201,46 @@ class _Bare:
         self.stop_requested = threading.Event()
 
 
-def _handler_alone(url: str, n: int) -> float:
+def _handler_alone(url: str, n: int) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call of ``n`` GETs through ``HttpClientHandler.send_http`` called from this
+    thread (no actor), its loop and connection made by a warm call before the clock starts."""
     bare = _Bare()
     handler = HttpClientHandler(bare, {"allow_loopback": ["127.0.0.1"]})  # type: ignore[arg-type]
     request = {"method": "GET", "uri": url, "headers": [], "body": None}
     try:
-        handler.send_http(request)  # warm: the thread's loop and pool
-        started = time.perf_counter()
+        assert "ok" in handler.send_http(request), "the warm call failed"
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             handler.send_http(request)
-        return n / (time.perf_counter() - started)
+        return _rates(n, started, cpu)
     finally:
         netloop.close(bare.store)
 
 
 def _client(theater: Theater, client_manifest: Path, url: str, args: argparse.Namespace) -> None:
+    """Calls/s through an actor's ``send-http`` and through the handler alone, next to aiohttp's own client making
+    the same GETs: the three are measured in turn in every round, so both lines stand next to one floor."""
     client = theater.start(client_manifest)
     theater.request(client, json.dumps({"url": url, "n": 10}).encode(), timeout=60)  # warm
     ask = json.dumps({"url": url, "n": args.calls}).encode()
 
-    def through_client() -> float:
-        started = time.perf_counter()
+    def through_client() -> tuple[float, float]:
+        started, cpu = time.perf_counter(), time.process_time()
         theater.request(client, ask, timeout=600)
-        return args.calls / (time.perf_counter() - started)
+        return _rates(args.calls, started, cpu)
 
-    through, floor = best(args.rounds, through_client, lambda: asyncio.run(_gets(url, args.calls)))
-    line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
-    alone, floor = best(args.rounds, lambda: _handler_alone(url, args.calls),
-                        lambda: asyncio.run(_gets(url, args.calls)))
-    line("  of which the handler alone (no actor)", alone, "/s", floor, "aiohttp client direct")
+    floors, throughs, alones = [], [], []
+    for _ in range(args.rounds):
+        floors.append(asyncio.run(_gets(url, args.calls)))
+        throughs.append(through_client())
+        alones.append(_handler_alone(url, args.calls))
+    floor, floor_cpu = max(r for r, _ in floors), min(c for _, c in floors)
+    for label, figures in (("client calls/s through send-http", throughs),
+                           ("  of which the handler alone (no actor)", alones)):
+        rate, cpu = max(r for r, _ in figures), min(c for _, c in figures)
+        line(label, rate, "/s", floor, "aiohttp client direct")
+        print(f"{'    CPU per call (the whole process)':<44} {cpu:>10,.0f} us      direct {floor_cpu:,.0f} us"
+              f"  x{floor_cpu / cpu:.2f}")
 
 
 def _serve(theater: Theater, manifest: Path, url: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
@@ -231,7 +266,7 @@ def _serve(theater: Theater, manifest: Path, url: str, args: argparse.Namespace)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
