@@ -290,6 +290,17 @@ def test_a_refused_url_stays_refused_on_every_later_call(actor, server):
     assert server.requests == []
 
 
+def test_a_guest_asking_for_many_long_urls_cannot_grow_what_the_handler_keeps(actor):
+    handler = HttpClientHandler(actor, {})  # type: ignore[arg-type]
+    for index in range(600):
+        padding = "x" * (5000 if index % 2 else 100)
+        assert err(call(handler, f"http://127.0.0.1:9/{index}?{padding}")).startswith("refused: ")
+    kept = handler._checked._kept
+    assert len(kept) == http_client._CHECKED_URLS
+    assert max(len(uri) for uri in kept) <= http_client._CHECKED_URL_CHARS
+    assert "http://127.0.0.1:9/598?" + "x" * 100 in kept  # the latest are kept, the oldest dropped
+
+
 def test_a_loopback_literal_allowed_for_one_actor_stays_refused_for_another(actor, server):
     # The kinds of addresses are kept by their text for every actor; who may reach them is decided per grant, and
     # connections are pooled per set of allowances: an actor allowed loopback lends neither to one that is not.

@@ -567,6 +567,7 @@ def _request_parts(
 
 
 _CHECKED_URLS = 256  # the URL texts whose parse and verdict an actor's handler keeps
+_CHECKED_URL_CHARS = 2048  # longer URL texts are checked on every call, never kept (at most 256 x 2 KiB per actor)
 
 
 class CheckedUrls:
@@ -574,7 +575,8 @@ class CheckedUrls:
     lately, so a loop of calls to the same URLs pays for neither again. The verdict is a function of the text and
     the grant alone (an address literal is judged by its text; a name is judged by the connection's resolver on
     every lookup, never here), and a handler's grant never changes, so a kept verdict is the one a new check would
-    give. At most ``_CHECKED_URLS`` are kept, the oldest dropped first."""
+    give. At most ``_CHECKED_URLS`` texts of at most ``_CHECKED_URL_CHARS`` are kept, the oldest dropped first: a
+    guest asking for many long URLs cannot make the handler hold more."""
 
     __slots__ = ("_grant", "_kept")
 
@@ -598,6 +600,8 @@ class CheckedUrls:
         if not url.is_absolute():
             raise ValueError(f"URI {uri!r} is not absolute (scheme://host/...)")
         kept = (url, self._grant.url_refusal(url))
+        if len(uri) > _CHECKED_URL_CHARS:
+            return kept
         if len(self._kept) >= _CHECKED_URLS:
             del self._kept[next(iter(self._kept))]
         self._kept[uri] = kept
