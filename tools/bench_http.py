@@ -4,15 +4,17 @@ measured in the same run.
     .venv/bin/python tools/bench_http.py
     .venv/bin/python tools/bench_http.py --calls 2000 --requests 2000 --concurrency 10 --rounds 5
 
-Client: a Python actor makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp server inside one
-request (each a recorded host call on its worker's own loop); the floor is aiohttp's own client on its own loop
+Client: an actor written in component text with no SDK (``tests/components/http_client_wat.py``: the figure the
+issue sets a floor for, as for the server) makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp
+server inside one request (each a recorded host call on its worker's own loop), then a Python actor built with the
+SDK makes the same GETs (its guest's own Python adds its share); the floor is aiohttp's own client on its own loop
 making the same GETs to the same server, one at a time, with the session settings the handler uses (no cookies, no
 decompression, the same headers and pool) and its keep-alive connection opened before the clock starts, as the
 handler's is. The handler alone: the same GETs through ``HttpClientHandler.send_http`` called from a plain thread
-(no actor, no wasm, no record), so the line above splits into the handler's part and the runtime's (guest,
-boundary, recording). The floor, the actor and the handler alone are measured in turn in every round and both
-lines stand next to the same floor; under each, the CPU time of the whole process per call (the server's
-included, the same in both) next to the floor's. Server: a Python actor's ``@route`` answering 1 KiB (each request a
+(no actor, no wasm, no record), so the lines above split into the handler's part and the runtime's (guest,
+boundary, recording). The floor and the three are measured in turn in every round and every line stands next to
+the same floor; under each, the CPU time of the whole process per call (the server's included, the same in all)
+next to the floor's. Server: a Python actor's ``@route`` answering 1 KiB (each request a
 recorded export call) under ``--concurrency`` clients, first an actor written in component text with no SDK
 (``tests/components/http_wat.py``: the figure the issue sets a floor for), then the same route of a Python actor
 built with the SDK; the floor is a bare aiohttp handler returning the same bytes to the same clients. ``--part``
@@ -48,6 +50,7 @@ from theater.handlers.http_client import HttpClientHandler  # noqa: E402
 from theater.netloop import NetLoop  # noqa: E402
 from theater.runtime import Theater  # noqa: E402
 from tests.components.http_wat import BODY as WAT_BODY, http_actor  # noqa: E402
+from tests.components.http_client_wat import client_actor  # noqa: E402
 
 CACHE = Path(os.environ.get("THEATER_TEST_BUILD_CACHE") or ROOT / ".cache" / "theater-build")
 BODY = bytes(range(256)) * 4
@@ -217,27 +220,33 @@ def _handler_alone(url: str, n: int) -> tuple[float, float]:
         netloop.close(bare.store)
 
 
-def _client(theater: Theater, client_manifest: Path, url: str, args: argparse.Namespace) -> None:
-    """Calls/s through an actor's ``send-http`` and through the handler alone, next to aiohttp's own client making
-    the same GETs: the three are measured in turn in every round, so both lines stand next to one floor."""
+def _client(theater: Theater, client_manifest: Path, wat_manifest: Path, url: str, args: argparse.Namespace) -> None:
+    """Calls/s through ``send-http`` from a component-text actor and from an SDK Python actor, and through the
+    handler alone, next to aiohttp's own client making the same GETs: the four are measured in turn in every round,
+    so every line stands next to one floor."""
     client = theater.start(client_manifest)
     theater.request(client, json.dumps({"url": url, "n": 10}).encode(), timeout=60)  # warm
     ask = json.dumps({"url": url, "n": args.calls}).encode()
+    component = theater.start(wat_manifest)
+    answer = theater.request(component, url.encode(), timeout=600)  # warm (it makes --calls GETs per request)
+    assert answer == b"done", answer
 
-    def through_client() -> tuple[float, float]:
+    def through(actor: str, message: bytes) -> tuple[float, float]:
         started, cpu = time.perf_counter(), time.process_time()
-        theater.request(client, ask, timeout=600)
+        theater.request(actor, message, timeout=600)
         return _rates(args.calls, started, cpu)
 
-    floors, throughs, alones = [], [], []
+    figures: dict[str, list[tuple[float, float]]] = {"floor": [], "wat": [], "sdk": [], "alone": []}
     for _ in range(args.rounds):
-        floors.append(asyncio.run(_gets(url, args.calls)))
-        throughs.append(through_client())
-        alones.append(_handler_alone(url, args.calls))
-    floor, floor_cpu = max(r for r, _ in floors), min(c for _, c in floors)
-    for label, figures in (("client calls/s through send-http", throughs),
-                           ("  of which the handler alone (no actor)", alones)):
-        rate, cpu = max(r for r, _ in figures), min(c for _, c in figures)
+        figures["floor"].append(asyncio.run(_gets(url, args.calls)))
+        figures["wat"].append(through(component, url.encode()))
+        figures["sdk"].append(through(client, ask))
+        figures["alone"].append(_handler_alone(url, args.calls))
+    floor, floor_cpu = max(r for r, _ in figures["floor"]), min(c for _, c in figures["floor"])
+    for key, label in (("wat", "client calls/s through send-http (component)"),
+                       ("sdk", "  the same from an SDK Python actor"),
+                       ("alone", "  the handler alone (no actor, no record)")):
+        rate, cpu = max(r for r, _ in figures[key]), min(c for _, c in figures[key])
         line(label, rate, "/s", floor, "aiohttp client direct")
         print(f"{'    CPU per call (the whole process)':<44} {cpu:>10,.0f} us      direct {floor_cpu:,.0f} us"
               f"  x{floor_cpu / cpu:.2f}")
@@ -282,7 +291,12 @@ def main() -> None:
         server_manifest = project(root, "server", SERVER_APP, SERVER_WORLD, SERVER_MANIFEST)
         with Theater(root / "home", durability="buffered") as theater:
             if args.part in ("all", "client"):
-                _client(theater, client_manifest, url, args)
+                (root / "wat-client").mkdir()
+                (root / "wat-client" / "client.wat").write_text(client_actor(args.calls))
+                (root / "wat-client" / "manifest.toml").write_text(
+                    'name = "wat-client"\ncomponent = "client.wat"\n[[handlers]]\ntype = "http-client"\n'
+                    'config = { allow_loopback = ["127.0.0.1"] }\n')
+                _client(theater, client_manifest, root / "wat-client" / "manifest.toml", url, args)
             if args.part in ("all", "server"):
                 (root / "wat").mkdir()
                 (root / "wat" / "server.wat").write_text(http_actor())
