@@ -6,11 +6,15 @@ message holds, one after the other (each a ``send-http`` host call: a recorded c
 canonical ABI), and answers ``done``, or the first ``err`` text after ``wat.ERR_MARKER``. The guest does nothing
 else, so the time of a request is the runtime's: ``tools/bench_http.py`` sets it next to aiohttp's own client.
 
-The ``http-client`` interface is declared with its types written out structurally (the host links by name and
-structure), as ``tests.components.http_wat`` does for ``http-framework``.
+The ``http-client`` interface is declared (only while :func:`client_actor` writes the text) with its types written
+out structurally (the host links by name and structure), as ``tests.components.http_wat`` does for
+``http-framework``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from . import wat
 
@@ -23,17 +27,24 @@ _REQUEST = ('(record (field "method" string) (field "uri" string) (field "header
 _RESPONSE = ('(record (field "status" u16) (field "headers" (list (tuple string string)))'
              ' (field "body" (option (list u8))))')
 
-# The kit's tables, extended once with this interface (its request and response records defined inside it).
-wat.INTERFACES.setdefault(HTTP_CLIENT, {
-    "send-http": ('(func (param "req" $http-request) (result (result $http-response (error string))))',
-                  # method, uri, headers (ptr, len each), body (tag, ptr, len), the return area
-                  "(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)"),
-})
-wat._SHORT.setdefault(HTTP_CLIENT, "http")
-wat._DEFS.setdefault(HTTP_CLIENT, (
-    f"(type $rq {_REQUEST})", '(export "http-request" (type $http-request (eq $rq)))',
-    f"(type $rs {_RESPONSE})", '(export "http-response" (type $http-response (eq $rs)))',
-))
+_SEND_HTTP = ('(func (param "req" $http-request) (result (result $http-response (error string))))',
+              # method, uri, headers (ptr, len each), body (tag, ptr, len), the return area
+              "(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)")
+_TYPES = (f"(type $rq {_REQUEST})", '(export "http-request" (type $http-request (eq $rq)))',
+          f"(type $rs {_RESPONSE})", '(export "http-response" (type $http-response (eq $rs)))')
+
+
+@contextmanager
+def _declared() -> Iterator[None]:
+    """The kit's tables with this interface in them (its request and response records defined inside it), for
+    the time of one generation only: other components and harnesses that list the kit's interfaces never see it."""
+    wat.INTERFACES[HTTP_CLIENT] = {"send-http": _SEND_HTTP}
+    wat._SHORT[HTTP_CLIENT] = "http"
+    wat._DEFS[HTTP_CLIENT] = _TYPES
+    try:
+        yield
+    finally:
+        del wat.INTERFACES[HTTP_CLIENT], wat._SHORT[HTTP_CLIENT], wat._DEFS[HTTP_CLIENT]
 
 
 def _get_many(calls: int) -> wat.Behaviour:
@@ -63,4 +74,5 @@ def _get_many(calls: int) -> wat.Behaviour:
 
 def client_actor(calls: int) -> str:
     """An actor whose every request makes ``calls`` GETs of the URL its message holds (see the module)."""
-    return wat.actor_wat(request=_get_many(calls))
+    with _declared():
+        return wat.actor_wat(request=_get_many(calls))
