@@ -2,13 +2,19 @@
 measured in the same run.
 
     .venv/bin/python tools/bench_http.py
-    .venv/bin/python tools/bench_http.py --calls 500 --requests 2000 --concurrency 10 --rounds 5
+    .venv/bin/python tools/bench_http.py --calls 2000 --requests 2000 --concurrency 10 --rounds 5
 
-Client: a Python actor makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp server inside one
-request (each a recorded host call through the runtime's loop); the floor is aiohttp's own client on its own loop
-making the same GETs to the same server. The handler alone: the same GETs through ``HttpClientHandler.send_http``
-called from a plain thread (no actor, no wasm, no record), so the line above splits into the handler's part and the
-runtime's (guest, boundary, recording). Server: a Python actor's ``@route`` answering 1 KiB (each request a
+Client: an actor written in component text with no SDK (``tests/components/http_client_wat.py``: the figure the
+issue sets a floor for, as for the server) makes ``--calls`` sequential GETs of a 1 KiB body from a local aiohttp
+server inside one request (each a recorded host call on its worker's own loop), then a Python actor built with the
+SDK makes the same GETs (its guest's own Python adds its share); the floor is aiohttp's own client on its own loop
+making the same GETs to the same server, one at a time, with the session settings the handler uses (no cookies, no
+decompression, the same headers and pool) and its keep-alive connection opened before the clock starts, as the
+handler's is. The handler alone: the same GETs through ``HttpClientHandler.send_http`` called from a plain thread
+(no actor, no wasm, no record), so the lines above split into the handler's part and the runtime's (guest,
+boundary, recording). The floor and the three are measured in turn in every round and every line stands next to
+the same floor; under each, the CPU time of the whole process per call (the server's included, the same in all)
+next to the floor's. Server: a Python actor's ``@route`` answering 1 KiB (each request a
 recorded export call) under ``--concurrency`` clients, first an actor written in component text with no SDK
 (``tests/components/http_wat.py``: the figure the issue sets a floor for), then the same route of a Python actor
 built with the SDK; the floor is a bare aiohttp handler returning the same bytes to the same clients. ``--part``
@@ -44,6 +50,7 @@ from theater.handlers.http_client import HttpClientHandler  # noqa: E402
 from theater.netloop import NetLoop  # noqa: E402
 from theater.runtime import Theater  # noqa: E402
 from tests.components.http_wat import BODY as WAT_BODY, http_actor  # noqa: E402
+from tests.components.http_client_wat import client_actor  # noqa: E402
 
 CACHE = Path(os.environ.get("THEATER_TEST_BUILD_CACHE") or ROOT / ".cache" / "theater-build")
 BODY = bytes(range(256)) * 4
@@ -138,13 +145,33 @@ async def _bare_server() -> tuple[web.AppRunner, int]:
     return runner, runner.addresses[0][1]
 
 
-async def _gets(url: str, n: int) -> float:
-    async with aiohttp.ClientSession() as session:
-        started = time.perf_counter()
+def _direct_session() -> aiohttp.ClientSession:
+    """aiohttp's own client with the settings of the handler's sessions (no cookies, no decompression, no
+    ``Accept-Encoding``, the same ``User-Agent`` and pool size): the floor differs from the handler only by what
+    the handler adds."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+        trust_env=False, skip_auto_headers=("Accept-Encoding",), headers={"User-Agent": "theater-http-client"},
+    )
+
+
+async def _gets(url: str, n: int) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call (the whole process) of ``n`` sequential GETs by aiohttp's own client on
+    its own loop, its connection opened before the clock starts (as the handler's is, by its warm call)."""
+    async with _direct_session() as session:
+        async with session.get(url) as response:
+            await response.read()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             async with session.get(url) as response:
                 await response.read()
-        return n / (time.perf_counter() - started)
+        return _rates(n, started, cpu)
+
+
+def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call of ``n`` calls since ``started`` (``perf_counter``) and ``cpu``
+    (``process_time``)."""
+    return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1e6
 
 
 async def _load(url: str, n: int, concurrency: int) -> float:
@@ -177,35 +204,52 @@ class _Bare:
         self.stop_requested = threading.Event()
 
 
-def _handler_alone(url: str, n: int) -> float:
+def _handler_alone(url: str, n: int) -> tuple[float, float]:
+    """Calls/s and CPU microseconds per call of ``n`` GETs through ``HttpClientHandler.send_http`` called from this
+    thread (no actor), its loop and connection made by a warm call before the clock starts."""
     bare = _Bare()
     handler = HttpClientHandler(bare, {"allow_loopback": ["127.0.0.1"]})  # type: ignore[arg-type]
     request = {"method": "GET", "uri": url, "headers": [], "body": None}
     try:
-        handler.send_http(request)  # warm: the thread's loop and pool
-        started = time.perf_counter()
+        assert "ok" in handler.send_http(request), "the warm call failed"
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             handler.send_http(request)
-        return n / (time.perf_counter() - started)
+        return _rates(n, started, cpu)
     finally:
         netloop.close(bare.store)
 
 
-def _client(theater: Theater, client_manifest: Path, url: str, args: argparse.Namespace) -> None:
+def _client(theater: Theater, client_manifest: Path, wat_manifest: Path, url: str, args: argparse.Namespace) -> None:
+    """Calls/s through ``send-http`` from a component-text actor and from an SDK Python actor, and through the
+    handler alone, next to aiohttp's own client making the same GETs: the four are measured in turn in every round,
+    so every line stands next to one floor."""
     client = theater.start(client_manifest)
     theater.request(client, json.dumps({"url": url, "n": 10}).encode(), timeout=60)  # warm
     ask = json.dumps({"url": url, "n": args.calls}).encode()
+    component = theater.start(wat_manifest)
+    answer = theater.request(component, url.encode(), timeout=600)  # warm (it makes --calls GETs per request)
+    assert answer == b"done", answer
 
-    def through_client() -> float:
-        started = time.perf_counter()
-        theater.request(client, ask, timeout=600)
-        return args.calls / (time.perf_counter() - started)
+    def through(actor: str, message: bytes) -> tuple[float, float]:
+        started, cpu = time.perf_counter(), time.process_time()
+        theater.request(actor, message, timeout=600)
+        return _rates(args.calls, started, cpu)
 
-    through, floor = best(args.rounds, through_client, lambda: asyncio.run(_gets(url, args.calls)))
-    line("client calls/s through send-http", through, "/s", floor, "aiohttp client direct")
-    alone, floor = best(args.rounds, lambda: _handler_alone(url, args.calls),
-                        lambda: asyncio.run(_gets(url, args.calls)))
-    line("  of which the handler alone (no actor)", alone, "/s", floor, "aiohttp client direct")
+    figures: dict[str, list[tuple[float, float]]] = {"floor": [], "wat": [], "sdk": [], "alone": []}
+    for _ in range(args.rounds):
+        figures["floor"].append(asyncio.run(_gets(url, args.calls)))
+        figures["wat"].append(through(component, url.encode()))
+        figures["sdk"].append(through(client, ask))
+        figures["alone"].append(_handler_alone(url, args.calls))
+    floor, floor_cpu = max(r for r, _ in figures["floor"]), min(c for _, c in figures["floor"])
+    for key, label in (("wat", "client calls/s through send-http (component)"),
+                       ("sdk", "  the same from an SDK Python actor"),
+                       ("alone", "  the handler alone (no actor, no record)")):
+        rate, cpu = max(r for r, _ in figures[key]), min(c for _, c in figures[key])
+        line(label, rate, "/s", floor, "aiohttp client direct")
+        print(f"{'    CPU per call (the whole process)':<44} {cpu:>10,.0f} us      direct {floor_cpu:,.0f} us"
+              f"  x{floor_cpu / cpu:.2f}")
 
 
 def _serve(theater: Theater, manifest: Path, url: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
@@ -231,7 +275,7 @@ def _serve(theater: Theater, manifest: Path, url: str, args: argparse.Namespace)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
@@ -247,7 +291,12 @@ def main() -> None:
         server_manifest = project(root, "server", SERVER_APP, SERVER_WORLD, SERVER_MANIFEST)
         with Theater(root / "home", durability="buffered") as theater:
             if args.part in ("all", "client"):
-                _client(theater, client_manifest, url, args)
+                (root / "wat-client").mkdir()
+                (root / "wat-client" / "client.wat").write_text(client_actor(args.calls))
+                (root / "wat-client" / "manifest.toml").write_text(
+                    'name = "wat-client"\ncomponent = "client.wat"\n[[handlers]]\ntype = "http-client"\n'
+                    'config = { allow_loopback = ["127.0.0.1"] }\n')
+                _client(theater, client_manifest, root / "wat-client" / "manifest.toml", url, args)
             if args.part in ("all", "server"):
                 (root / "wat").mkdir()
                 (root / "wat" / "server.wat").write_text(http_actor())

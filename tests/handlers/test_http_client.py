@@ -72,6 +72,11 @@ def send(actor: FakeActor, config: dict[str, Any], uri: str, *, method: str = "G
     return handler.functions()["send-http"](request)
 
 
+def call(handler: HttpClientHandler, uri: str, *, headers: list[list[str]] | None = None) -> dict[str, Any]:
+    """One GET through ``handler`` (the same handler for several calls: what it keeps between them is used)."""
+    return handler.send_http({"method": "GET", "uri": uri, "headers": headers or [], "body": None})
+
+
 def err(result: dict[str, Any]) -> str:
     assert "err" in result, result
     return result["err"]
@@ -192,6 +197,28 @@ def test_a_body_over_the_limit_is_an_err(actor, server):
     assert send(actor, config, server.url("/bytes?n=1000"))["ok"]["body"]["some"] == pattern(1000)
 
 
+def test_a_server_sending_more_than_it_declares_passes_no_more_than_it_declared(actor):
+    # A body with a declared length is read in one piece (the limit checked against the declaration): the bytes a
+    # server sends beyond it must not come through, whatever the limit.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + b"x" * 100_000)
+
+        answering = threading.Thread(target=serve)
+        answering.start()
+        port = listener.getsockname()[1]
+        result = send(actor, {**LOCAL, "max_response_bytes": 1000}, f"http://127.0.0.1:{port}/")
+        answering.join(10)
+    # aiohttp takes the excess for a malformed next response and fails the exchange: an err, or the 10 bytes.
+    assert result.get("ok", {}).get("body") == {"some": b"x" * 10} or "Bad status line" in result["err"], result
+
+
 def test_a_server_that_does_not_answer_times_out(actor, server):
     message = err(send(actor, {**LOCAL, "timeout_ms": 200}, server.url("/hang")))
     assert message.startswith("timed out after 200 ms")
@@ -241,6 +268,59 @@ def test_a_public_name_rebound_to_a_private_address_is_refused(actor, dns, serve
     message = err(send(actor, {"allow_loopback": ["127.0.0.1"]}, f"http://rebind.example.com:{server.port}/"))
     assert message.startswith("refused: rebind.example.com is a loopback address (127.0.0.1)")
     assert server.requests == []
+
+
+def test_a_name_rebound_to_loopback_after_a_cached_check_is_refused(actor, dns, server):
+    # The handler keeps each URL's verdict between calls; the address a name resolves to is checked on every lookup,
+    # so a kept verdict on the URL never lets a name rebound to loopback through.
+    handler = HttpClientHandler(actor, LOCAL)  # type: ignore[arg-type]
+    uri = f"http://rebind.example.com:{server.port}/hello"
+    assert err(call(handler, uri)).startswith("DNS lookup of rebind.example.com failed")
+    dns["rebind.example.com"] = ["127.0.0.1"]
+    for _ in range(2):
+        assert err(call(handler, uri)).startswith("refused: rebind.example.com is a loopback address (127.0.0.1)")
+    assert server.requests == []
+
+
+def test_a_refused_url_stays_refused_on_every_later_call(actor, server):
+    # A verdict kept between calls is the refusal itself, not only the permission.
+    handler = HttpClientHandler(actor, {})  # type: ignore[arg-type]
+    for _ in range(3):
+        assert err(call(handler, server.url("/hello"))).startswith("refused: 127.0.0.1 is a loopback address")
+    assert server.requests == []
+
+
+def test_a_guest_asking_for_many_long_urls_cannot_grow_what_the_handler_keeps(actor):
+    handler = HttpClientHandler(actor, {})  # type: ignore[arg-type]
+    for index in range(600):
+        padding = "x" * (5000 if index % 2 else 100)
+        assert err(call(handler, f"http://127.0.0.1:9/{index}?{padding}")).startswith("refused: ")
+    kept = handler._checked._kept
+    assert len(kept) == http_client._CHECKED_URLS
+    assert max(len(uri) for uri in kept) <= http_client._CHECKED_URL_CHARS
+    assert "http://127.0.0.1:9/598?" + "x" * 100 in kept  # the latest are kept, the oldest dropped
+
+
+def test_a_loopback_literal_allowed_for_one_actor_stays_refused_for_another(actor, server):
+    # The kinds of addresses are kept by their text for every actor; who may reach them is decided per grant, and
+    # connections are pooled per set of allowances: an actor allowed loopback lends neither to one that is not.
+    allowed = HttpClientHandler(actor, LOCAL)  # type: ignore[arg-type]
+    other = HttpClientHandler(FakeActor(), {})  # type: ignore[arg-type]
+    assert err(call(other, server.url("/hello"))).startswith("refused: 127.0.0.1 is a loopback address")
+    assert call(allowed, server.url("/hello"))["ok"]["status"] == 200
+    assert err(call(other, server.url("/hello"))).startswith("refused: 127.0.0.1 is a loopback address")
+    assert server.requests == ["GET /hello"]
+
+
+def test_a_connection_pooled_for_a_name_allowed_loopback_is_not_lent_to_an_actor_that_is_not(actor, dns, server):
+    # Both actors share the runtime's loop and this thread: the one allowed connects, the other must not ride on
+    # its pooled connection (or its resolved addresses) to the same name.
+    dns["app.test"] = ["127.0.0.1"]
+    uri = f"http://app.test:{server.port}/hello"
+    assert call(HttpClientHandler(actor, {"allow_loopback": ["app.test"]}), uri)["ok"]["status"] == 200  # type: ignore[arg-type]
+    message = err(call(HttpClientHandler(actor, LOCAL), uri))  # type: ignore[arg-type]
+    assert message.startswith("refused: app.test is a loopback address (127.0.0.1)")
+    assert server.requests == ["GET /hello"]
 
 
 def test_a_name_allowed_to_reach_loopback_connects_only_to_the_addresses_kept(actor, dns, server):

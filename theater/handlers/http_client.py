@@ -16,7 +16,9 @@ What an actor may reach (its config, checked at start):
 - ``allow_loopback``, ``allow_private``, ``allow_link_local``: host names (or address literals, as written in the
   URL) that may reach a loopback, private or link-local address. Without them every such address is refused: the
   address a name resolves to is checked by the connection's own resolver (aiohttp's ``TCPConnector`` connects only
-  to the addresses it returns), so there is no window between a check and the connection (DNS rebinding).
+  to the addresses it returns), so there is no window between a check and the connection (DNS rebinding). What is
+  kept between calls depends on no lookup: the parsed URL and the grant's verdict per URL text (``CheckedUrls``)
+  and the kind of an address per address text; connections and cached lookups are pooled per set of allowances.
   Unspecified, multicast, reserved, IPv4-mapped IPv6 and other non-global addresses are always refused.
 - ``max_response_bytes`` (default 2 MiB), ``timeout_ms`` (default 30 s, for the whole exchange with its
   redirects), ``follow_redirects`` (default true) and ``max_redirects`` (default 10). Every redirect hop is checked
@@ -40,6 +42,7 @@ TLS certificates are verified against the system's trust store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import re
@@ -69,6 +72,8 @@ MAX_REDIRECTS = 50
 # How long the actor waits beyond the request's own timeout for the loop to give up (the loop is shared).
 _WAIT_GRACE_S = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# aiohttp's own timeouts are off: ``asyncio.timeout`` bounds the whole exchange, redirects included.
+_NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _POOL_LIMIT = 100  # connections open at once per session (one session per set of non-public allowances)
 _METADATA = ipaddress.ip_address("169.254.169.254")
@@ -89,11 +94,10 @@ class Allowances:
 
     def refusal(self, host: str, address: str) -> str | None:
         """Why ``host`` may not connect to ``address`` (an IP address text), or None when it may."""
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
+        found = _address(address)
+        if found is None:
             return f"{address!r} is not an IP address"
-        kind = address_kind(ip)
+        kind, ip = found
         if kind == "public":
             return None
         allowed = {"loopback": self.loopback, "private": self.private, "link-local": self.link_local}.get(kind)
@@ -115,6 +119,18 @@ class Allowances:
 
 def _a(kind: str) -> str:
     return f"an {kind}" if kind[0].lower() in "aeiou" else f"a {kind}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> tuple[str, str] | None:
+    """The kind (``address_kind``) and the canonical spelling of the IP address ``text`` (a zone after ``%`` is
+    ignored), or None when it is not one. A function of the text alone (no lookup: the resolver hands its answers
+    in as texts), so it is cached: an address's kind costs a parse and a dozen range checks."""
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    return address_kind(ip), str(ip)
 
 
 def address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -233,6 +249,7 @@ class UrlRule:
                 and self.port == parent.port and _under(self.path, parent.path))
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text.strip("[]"))
@@ -464,6 +481,7 @@ class HttpClientHandler(Handler):
     def __init__(self, actor: ActorHost, config: dict[str, Any]) -> None:
         super().__init__(actor, config)
         self.grant = ClientGrant.parse(config, actor.source)
+        self._checked = CheckedUrls(self.grant)
         self._secrets = NO_SECRETS
         if self.grant.secrets:
             files = actor.manifest.files
@@ -489,10 +507,9 @@ class HttpClientHandler(Handler):
 
     def send_http(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            method, url, headers, body = _request_parts(request)
+            method, url, refusal, headers, body = _request_parts(request, self._checked)
         except ValueError as exc:
             return {"err": f"invalid request: {exc}"}
-        refusal = self.grant.url_refusal(url)
         if refusal is not None:
             return {"err": f"refused: {refusal}"}
         loop = netloop.of(self.actor.store)
@@ -524,23 +541,71 @@ class HttpClientHandler(Handler):
             return {"err": "the request was cancelled: the runtime is closing"}
 
 
-def _request_parts(request: dict[str, Any]) -> tuple[str, URL, list[tuple[str, str]], bytes | None]:
+_BAD_HEADER_NAME = re.compile("[\r\n:\0 ]")
+_BAD_HEADER_VALUE = re.compile("[\r\n\0]")
+
+
+def _request_parts(
+    request: dict[str, Any], checked: CheckedUrls,
+) -> tuple[str, URL, str | None, list[tuple[str, str]], bytes | None]:
+    """The method, the URL, why the grant refuses it (or None), the headers and the body of a request.
+
+    Raises:
+        ValueError: the request is malformed (names what is wrong).
+    """
     method = request["method"]
-    if not method or not method.isascii() or not all(c.isalnum() or c in "-_!#$%&'*+.^`|~" for c in method):
+    if not _TOKEN.fullmatch(method):
         raise ValueError(f"method {method!r} is not an HTTP token")
-    try:
-        url = URL(request["uri"])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"URI {request['uri']!r}: {exc}") from None
-    if not url.is_absolute():
-        raise ValueError(f"URI {request['uri']!r} is not absolute (scheme://host/...)")
+    url, refusal = checked.check(request["uri"])
     headers = []
     for name, value in request["headers"]:
-        if not name or any(c in name for c in "\r\n:\0 ") or any(c in value for c in "\r\n\0"):
+        if not name or _BAD_HEADER_NAME.search(name) or _BAD_HEADER_VALUE.search(value):
             raise ValueError(f"header {name!r} has a character a header cannot hold")
         headers.append((name, value))
     body = request["body"]
-    return method.upper(), url, headers, None if body is None else body["some"]
+    return method.upper(), url, refusal, headers, None if body is None else body["some"]
+
+
+_CHECKED_URLS = 256  # the URL texts whose parse and verdict an actor's handler keeps
+_CHECKED_URL_CHARS = 2048  # longer URL texts are checked on every call, never kept (at most 256 x 2 KiB per actor)
+
+
+class CheckedUrls:
+    """The parsed URL and the grant's verdict (``ClientGrant.url_refusal``) of the URL texts an actor asked for
+    lately, so a loop of calls to the same URLs pays for neither again. The verdict is a function of the text and
+    the grant alone (an address literal is judged by its text; a name is judged by the connection's resolver on
+    every lookup, never here), and a handler's grant never changes, so a kept verdict is the one a new check would
+    give. At most ``_CHECKED_URLS`` texts of at most ``_CHECKED_URL_CHARS`` are kept, the oldest dropped first: a
+    guest asking for many long URLs cannot make the handler hold more."""
+
+    __slots__ = ("_grant", "_kept")
+
+    def __init__(self, grant: ClientGrant) -> None:
+        self._grant = grant
+        self._kept: dict[str, tuple[URL, str | None]] = {}
+
+    def check(self, uri: str) -> tuple[URL, str | None]:
+        """``uri`` parsed and why the grant refuses it, or None.
+
+        Raises:
+            ValueError: ``uri`` is not an absolute URL (nothing is kept).
+        """
+        kept = self._kept.get(uri)
+        if kept is not None:
+            return kept
+        try:
+            url = URL(uri)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"URI {uri!r}: {exc}") from None
+        if not url.is_absolute():
+            raise ValueError(f"URI {uri!r} is not absolute (scheme://host/...)")
+        kept = (url, self._grant.url_refusal(url))
+        if len(uri) > _CHECKED_URL_CHARS:
+            return kept
+        if len(self._kept) >= _CHECKED_URLS:
+            del self._kept[next(iter(self._kept))]
+        self._kept[uri] = kept
+        return kept
 
 
 def _new_session(allowances: Allowances) -> aiohttp.ClientSession:
@@ -591,7 +656,7 @@ async def _follow(
                 return {"err": f"refused: redirect to {url}: {refusal}"}
         try:
             async with session.request(method, url, headers=secrets.headers(url, headers), data=body,
-                                       allow_redirects=False, timeout=aiohttp.ClientTimeout(total=None)) as response:
+                                       allow_redirects=False, timeout=_NO_CLIENT_TIMEOUT) as response:
                 location = response.headers.get("Location")
                 if not (grant.follow_redirects and response.status in _REDIRECTS and location):
                     return await _response(response, grant.max_response_bytes)
@@ -629,15 +694,22 @@ async def _response(response: aiohttp.ClientResponse, limit: int) -> dict[str, A
     declared = response.content_length
     if declared is not None and declared > limit:
         return {"err": f"the response body of {declared} bytes is larger than max_response_bytes ({limit})"}
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > limit:
+    if declared is not None and not response.headers.get("Transfer-Encoding"):
+        # One read: aiohttp's parser reads exactly the declared length of a body that is not chunked (it refuses
+        # a response declaring both), so no more than the limit is held.
+        body = await response.read()
+        if len(body) > limit:
             return {"err": f"the response body is larger than max_response_bytes ({limit}); it was cut off"}
-        chunks.append(chunk)
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                return {"err": f"the response body is larger than max_response_bytes ({limit}); it was cut off"}
+            chunks.append(chunk)
+        body = b"".join(chunks)
     headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in response.raw_headers]
-    body = b"".join(chunks)
     # Fields in canonical CBOR key order (shorter names first), as ``replay.values`` lifts records.
     return {"ok": {"body": {"some": body} if body else None, "status": response.status, "headers": headers}}
 
