@@ -44,6 +44,7 @@ import ctypes
 import functools
 import importlib.metadata
 import struct
+import sys
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
@@ -498,20 +499,52 @@ def check_val_layout() -> None:
 # Compiled conversions --------------------------------------------------------------------------------------------
 #
 # wasmtime-py converts a value by walking its type objects at every call (a method call per node, the variant's
-# cases searched by tag, a generator per tuple). ``lifter`` and ``lowerer`` do that walk once per type and return
-# one closure per node that does only the node's own C work, the same calls in the same order as wasmtime-py's
-# methods (``TupleType.convert_from_c``, ``VariantLikeType._lift``/``_lower``, ``String``, the bulk ``list<u8>``
-# path), so values and ownership are unchanged (tests/replay/test_fastcall.py compares them with ``Func.__call__``).
-# Any other type keeps its own ``convert_from_c``/``convert_to_c``.
+# cases searched by tag, a generator per tuple, a ctypes object per field it touches). ``lifter`` and ``lowerer`` do
+# that walk once per type and return one closure per node that does only the node's own C work, with the same
+# checks, the same errors and the same C calls as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
+# ``TupleType``, ``OptionType``, ``VariantLikeType._lift``/``_lower``, the integer and bool types, the bulk
+# ``list<u8>`` path), so values and ownership are unchanged (tests/replay/test_fastcall.py compares them with
+# ``Func.__call__`` and with wasmtime-py's own methods).
+#
+# Inside, a node works on the address of its ``wasmtime_component_val_t`` (``_LowerAt``/``_LiftAt``) and reads and
+# writes the fields through ``_MEMORY``, a byte view of the whole address space, with ``struct``: no ctypes object is
+# made per value. A list, tuple or record gets its array from wasmtime (``..._new_uninit``) and its elements are
+# lowered in place; a string's bytes are copied by one ``wasm_byte_vec_new`` straight into its value. Any other type
+# keeps its own ``convert_from_c``/``convert_to_c``.
 
 _Lift = Callable[[Any], Any]
 _Lower = Callable[[Any, Any, Any], None]
+_LiftAt = Callable[[int], Any]
+_LowerAt = Callable[[Any, Any, int], None]
+
+if ffi is not None:
+    # Every address of this process, as bytes: a field at address ``a`` is ``_MEMORY[a]``, or read and written with
+    # ``struct.unpack_from(fmt, _MEMORY, a)``/``pack_into``. Only addresses of values wasmtime handed over are used.
+    _MEMORY = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
+    _valrecord_new_uninit = _gil_held("wasmtime_component_valrecord_new_uninit", None, _c_void_p, _c_size_t)
+    _valrecord_delete = _gil_held("wasmtime_component_valrecord_delete", None, _c_void_p)
+    _vallist_new_uninit = _gil_held("wasmtime_component_vallist_new_uninit", None, _c_void_p, _c_size_t)
+    _val_new = _gil_held("wasmtime_component_val_new", _c_void_p, _c_void_p)
+    _ENTRY = ffi.wasmtime_component_valrecord_entry_t
+    _ENTRY_SIZE, _NAME_AT, _ENTRY_VAL_AT = ctypes.sizeof(_ENTRY), _ENTRY.name.offset, _ENTRY.val.offset
+    _KINDS = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value
+              for name in ("BOOL", "U8", "U16", "U32", "U64", "S8", "S16", "S32", "S64", "STRING", "LIST",
+                           "RECORD", "TUPLE", "OPTION", "RESULT")}
+    _KINDS["Bool"] = _KINDS["BOOL"]
+_ZERO_VAL = bytes(_VAL_STRIDE)
+# A vec (``wasm_byte_vec_t``, ``vallist``, ``valtuple``, ``valrecord``): (size, data address).
+_VEC_AT = struct.Struct("@NP").unpack_from
+_POINTER_PACK = struct.Struct("@P").pack_into
+# The integer types: (kind name, struct format read back, mask wasmtime-py's ctypes field applies on write).
+_INTEGERS = {"U8": ("B", 0xFF), "U16": ("H", 0xFFFF), "U32": ("I", 0xFFFF_FFFF), "U64": ("Q", (1 << 64) - 1),
+             "S8": ("b", 0xFF), "S16": ("h", 0xFFFF), "S32": ("i", 0xFFFF_FFFF), "S64": ("q", (1 << 64) - 1)}
+_UNSIGNED = {"b": "B", "h": "H", "i": "I", "q": "Q"}
 
 
 def _free_payload(address: int) -> None:
     """What ``VariantLikeType._lift`` does with a case's payload (boxed at ``address``) once converted: mark it
     plain (a zeroed value is ``bool`` false, checked by ``check_val_layout``) and free the box."""
-    _memset(address, 0, _VAL_STRIDE)
+    _MEMORY[address : address + _VAL_STRIDE] = _ZERO_VAL
     _val_delete(address)
 
 
@@ -519,30 +552,12 @@ def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
     """``make(ty)``, kept on the type object: wasmtime-py's type objects are shared by every instance of a component
     (``replay.boundary.Shape``), so each type's converter is made once, not once per actor (a closure tree per
     actor cost 3 KiB of each idle actor's memory)."""
+    if not hasattr(ty, "__dict__"):
+        return make(ty)
     found = ty.__dict__.get(key)
     if found is None:
         found = ty.__dict__[key] = make(ty)
     return found
-
-
-def lifter(ty: Any) -> _Lift:
-    """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
-    ``ty.convert_from_c`` does (made once per type object)."""
-    if not hasattr(ty, "__dict__"):
-        return _make_lifter(ty)
-    return _cached(ty, "_theater_lift", _make_lifter)  # type: ignore[no-any-return]
-
-
-def _make_lifter(ty: Any) -> _Lift:
-    if isinstance(ty, _types.TupleType):
-        return _tuple_lifter(ty)
-    if isinstance(ty, (_types.OptionType, _types.ResultType)):
-        return _variant_lifter(ty)
-    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
-        return _bytes_lifter()
-    if type(ty) is _types.String:
-        return _string_lifter()
-    return ty.convert_from_c  # type: ignore[no-any-return]
 
 
 def _bulk_installed() -> bool:
@@ -550,51 +565,175 @@ def _bulk_installed() -> bool:
     return getattr(_types.ListType.__dict__["convert_from_c"], "_theater_original", None) is not None
 
 
-def _tuple_lifter(ty: Any) -> _Lift:
-    items = [lifter(element) for element in ty.elements]
-    kind = ffi.WASMTIME_COMPONENT_TUPLE.value
-    delete, memset, from_address, stride = _valtuple_delete, _memset, _Val.from_address, _VAL_STRIDE
+def _kind_of(ty: Any) -> str | None:
+    """The name of the integer or bool type ``ty`` (``"U16"``), None for any other type."""
+    name = type(ty).__name__
+    return name if (name in _INTEGERS or name == "Bool") and type(ty) is getattr(_types, name, None) else None
 
-    def lift(c: Any) -> Any:
-        raw = bytes(c)
-        assert raw[_KIND_AT] == kind
-        size, address = _LIST_AT(raw, _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
+
+def lifter(ty: Any) -> _Lift:
+    """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
+    ``ty.convert_from_c`` does (made once per type object)."""
+    return _cached(ty, "_theater_lift", _make_lifter)  # type: ignore[no-any-return]
+
+
+def _make_lifter(ty: Any) -> _Lift:
+    at = _compiled_lifter_at(ty)
+    if at is None:
+        return ty.convert_from_c  # type: ignore[no-any-return]
+    address_of = ctypes.addressof
+    return lambda c: at(address_of(c))
+
+
+def lifter_at(ty: Any) -> _LiftAt:
+    """``lifter(ty)`` taking the address of the value instead of a ctypes object."""
+    return _cached(ty, "_theater_lift_at", _make_lifter_at)  # type: ignore[no-any-return]
+
+
+def _make_lifter_at(ty: Any) -> _LiftAt:
+    at = _compiled_lifter_at(ty)
+    if at is not None:
+        return at
+    convert, from_address = lifter(ty), _Val.from_address
+    return lambda address: convert(from_address(address))
+
+
+def _compiled_lifter_at(ty: Any) -> _LiftAt | None:
+    if isinstance(ty, _types.TupleType):
+        return _tuple_lifter(ty)
+    if isinstance(ty, (_types.OptionType, _types.ResultType)):
+        return _variant_lifter(ty)
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _bytes_lifter() if _bulk_installed() else None
+        return _list_lifter(ty)
+    if isinstance(ty, _types.RecordType):
+        return _record_lifter(ty)
+    if type(ty) is _types.String:
+        return _string_lifter()
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_lifter(kind)
+    return None
+
+
+def _check_kind(address: int, kind: int) -> None:
+    if _MEMORY[address + _KIND_AT] != kind:
+        raise AssertionError(f"a value of kind {_MEMORY[address + _KIND_AT]} where kind {kind} was expected")
+
+
+def _scalar_lifter(name: str) -> _LiftAt:
+    kind = _KINDS[name]
+    memory = _MEMORY
+    if name == "Bool":
+        def lift_bool(address: int) -> bool:
+            if memory[address + _KIND_AT] != kind:
+                _check_kind(address, kind)
+            return bool(memory[address + _OF_AT])
+
+        return lift_bool
+    read = struct.Struct("@" + _INTEGERS[name][0]).unpack_from
+
+    def lift_int(address: int) -> int:
+        if memory[address + _KIND_AT] != kind:
+            _check_kind(address, kind)
+        return read(memory, address + _OF_AT)[0]  # type: ignore[no-any-return]
+
+    return lift_int
+
+
+def _tuple_lifter(ty: Any) -> _LiftAt:
+    items = [lifter_at(element) for element in ty.elements]
+    kind, stride, memory, zero, delete = _KINDS["TUPLE"], _VAL_STRIDE, _MEMORY, _ZERO_VAL, _valtuple_delete
+
+    def lift(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
         try:
             ret = []
             for i, item in zip(range(size), items):
-                at = address + i * stride
-                ret.append(item(from_address(at)))
-                memset(at, 0, stride)  # plain (bool false): the tuple's delete must not free it again
+                element = address + i * stride
+                ret.append(item(element))
+                memory[element : element + stride] = zero  # plain (bool false): the delete must not free it again
             return tuple(ret)
         finally:
-            delete(byref(c, _OF_AT))
+            delete(at + _OF_AT)
 
     return lift
 
 
-def _variant_lifter(ty: Any) -> _Lift:
+def _list_lifter(ty: Any) -> _LiftAt:
+    item = lifter_at(ty.element)
+    kind, stride, memory, delete = _KINDS["LIST"], _VAL_STRIDE, _MEMORY, _vallist_delete
+
+    def lift(at: int) -> list[Any]:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        ret = []
+        try:
+            for element in range(address, address + size * stride, stride):
+                ret.append(item(element))
+            return ret
+        finally:
+            # The lifted elements are plain (bool false) again, so the list's delete frees only the others.
+            _memset(address, 0, len(ret) * stride)
+            delete(at + _OF_AT)
+
+    return lift
+
+
+def _record_lifter(ty: Any) -> _LiftAt:
+    fields = [(name, name.encode("utf-8"), lifter_at(field)) for name, field in ty.fields]
+    kind, size_of, memory, zero, delete = _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY, _ZERO_VAL, _valrecord_delete
+    record = _types.Record
+
+    def lift(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        try:
+            ret = record()
+            values = ret.__dict__
+            for i, (name, encoded, item) in zip(range(size), fields):
+                entry = address + i * size_of
+                name_size, name_at = _VEC_AT(memory, entry + _NAME_AT)
+                if memory[name_at : name_at + name_size] != encoded:
+                    raise AssertionError(f"record field {i} is not named {name!r}")
+                values[name] = item(entry + _ENTRY_VAL_AT)
+                memory[entry + _ENTRY_VAL_AT : entry + _ENTRY_VAL_AT + _VAL_STRIDE] = zero
+            return ret
+        finally:
+            delete(at + _OF_AT)
+
+    return lift
+
+
+def _variant_lifter(ty: Any) -> _LiftAt:
     tagged = ty._tagged()
-    cases = {name: (None if case is None else lifter(case)) for name, case in ty._cases()}
+    cases = {name: (None if case is None else lifter_at(case)) for name, case in ty._cases()}
+    memory = _MEMORY
     if isinstance(ty, _types.OptionType):
-        kind = ffi.WASMTIME_COMPONENT_OPTION.value
+        kind = _KINDS["OPTION"]
         none, some = cases["none"], cases["some"]
 
-        def lift_option(c: Any) -> Any:
-            raw = bytes(c)  # one copy of the value, read with struct: cheaper than ctypes' field objects
-            assert raw[_KIND_AT] == kind
-            address = _POINTER_AT(raw, _OF_AT)[0]
+        def lift_option(at: int) -> Any:
+            if memory[at + _KIND_AT] != kind:
+                _check_kind(at, kind)
+            address = _POINTER_AT(memory, at + _OF_AT)[0]
             if address:
                 return _lift_case("some", some, address, tagged)
             return _lift_case("none", none, 0, tagged)
 
         return lift_option
-    kind = ffi.WASMTIME_COMPONENT_RESULT.value
+    kind = _KINDS["RESULT"]
     ok, err = cases["ok"], cases["err"]
 
-    def lift_result(c: Any) -> Any:
-        raw = bytes(c)
-        assert raw[_KIND_AT] == kind
-        is_ok, address = _RESULT_AT(raw, _OF_AT)
+    def lift_result(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        is_ok, address = _RESULT_AT(memory, at + _OF_AT)
         if is_ok:
             return _lift_case("ok", ok, address, tagged)
         return _lift_case("err", err, address, tagged)
@@ -602,38 +741,37 @@ def _variant_lifter(ty: Any) -> _Lift:
     return lift_result
 
 
-def _lift_case(tag: str, lift: _Lift | None, address: int, tagged: bool) -> Any:
+def _lift_case(tag: str, lift: _LiftAt | None, address: int, tagged: bool) -> Any:
     if lift is None:
         return _types.Variant(tag) if tagged else None
-    payload = lift(_Val.from_address(address))
+    payload = lift(address)
     _free_payload(address)
     return _types.Variant(tag, payload) if tagged else payload
 
 
-def _bytes_lifter() -> _Lift:
-    kind = ffi.WASMTIME_COMPONENT_LIST.value
-    delete = _vallist_delete
+def _bytes_lifter() -> _LiftAt:
+    kind, memory, delete = _KINDS["LIST"], _MEMORY, _vallist_delete
 
-    def lift(c: Any) -> bytes:
-        raw = bytes(c)
-        if raw[_KIND_AT] != kind:
+    def lift(at: int) -> bytes:
+        if memory[at + _KIND_AT] != kind:
             raise AssertionError("a list<u8> value is not a list")
         try:
-            return _read_u8_values(*_LIST_AT(raw, _OF_AT))
+            return _read_u8_values(*_VEC_AT(memory, at + _OF_AT))
         finally:
-            delete(byref(c, _OF_AT))
+            delete(at + _OF_AT)
 
     return lift
 
 
-def _string_lifter() -> _Lift:
-    kind = ffi.WASMTIME_COMPONENT_STRING.value
-    to_str, delete = ffi.to_str, _byte_vec_delete
+def _string_lifter() -> _LiftAt:
+    kind, memory, delete = _KINDS["STRING"], _MEMORY, _byte_vec_delete
 
-    def lift(c: Any) -> str:
-        assert c.kind == kind
-        ret = to_str(c.of.string)
-        delete(byref(c, _OF_AT))
+    def lift(at: int) -> str:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        ret = str(memory[address : address + size], "utf-8")
+        delete(at + _OF_AT)
         return ret
 
     return lift
@@ -642,33 +780,69 @@ def _string_lifter() -> _Lift:
 def lowerer(ty: Any) -> _Lower:
     """A function writing the Python value ``val`` of type ``ty`` into ``ptr`` exactly as ``ty.convert_to_c``
     does (same checks, same errors; made once per type object)."""
-    if not hasattr(ty, "__dict__"):
-        return _make_lowerer(ty)
     return _cached(ty, "_theater_lower", _make_lowerer)  # type: ignore[no-any-return]
 
 
 def _make_lowerer(ty: Any) -> _Lower:
+    at = _compiled_lowerer_at(ty)
+    if at is None:
+        return ty.convert_to_c  # type: ignore[no-any-return]
+    address_of = ctypes.addressof
+
+    def lower(store: Any, val: Any, ptr: Any) -> None:
+        at(store, val, address_of(ptr.contents))
+
+    return lower
+
+
+def lowerer_at(ty: Any) -> _LowerAt:
+    """``lowerer(ty)`` taking the address of the value to write instead of a ctypes pointer.
+
+    When it raises, the value at the address owns nothing (whatever it allocated is freed) and must not be deleted.
+    """
+    return _cached(ty, "_theater_lower_at", _make_lowerer_at)  # type: ignore[no-any-return]
+
+
+def _make_lowerer_at(ty: Any) -> _LowerAt:
+    at = _compiled_lowerer_at(ty)
+    if at is not None:
+        return at
+    convert, from_address = lowerer(ty), _Val.from_address
+
+    def lower(store: Any, val: Any, address: int) -> None:
+        convert(store, val, pointer(from_address(address)))
+
+    return lower
+
+
+def _compiled_lowerer_at(ty: Any) -> _LowerAt | None:
     if isinstance(ty, _types.TupleType):
         return _tuple_lowerer(ty)
     if isinstance(ty, _types.OptionType) and not ty._tagged():
         return _option_lowerer(ty)
-    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
-        return _bytes_lowerer
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _bytes_lowerer if _bulk_installed() else None
+        return _list_lowerer(ty)
+    if isinstance(ty, _types.RecordType):
+        return _record_lowerer(ty)
     if type(ty) is _types.String:
         return _string_lowerer
-    return ty.convert_to_c  # type: ignore[no-any-return]
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_lowerer(kind)
+    return None
 
 
-def _bytes_lowerer(store: Any, val: Any, ptr: Any) -> None:
+def _bytes_lowerer(store: Any, val: Any, at: int) -> None:
     """The bulk ``ListType.convert_to_c`` of a ``list<u8>``, writing the list in place."""
     if not isinstance(val, bytes):
         raise TypeError("expected bytes value")
-    contents = ptr.contents
-    _fill_u8_list(byref(contents, _OF_AT), val)
-    contents.kind = _LIST
+    _fill_u8_list(at + _OF_AT, val)
+    _MEMORY[at + _KIND_AT] = _LIST
 
 
-def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
+def _string_lowerer(store: Any, val: Any, at: int) -> None:
     """``String.convert_to_c``: the UTF-8 bytes copied into a new ``wasm_byte_vec_t`` in place (one C call).
 
     The kind is set once the bytes are there, so a string that cannot be encoded leaves the value as it was
@@ -677,65 +851,129 @@ def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
     if not isinstance(val, str):
         raise TypeError("expected string type")
     data = val.encode("utf8")
-    contents = ptr.contents
-    _byte_vec_new(byref(contents, _OF_AT), len(data), data)
-    contents.kind = _STRING
+    _byte_vec_new(at + _OF_AT, len(data), data)
+    _MEMORY[at + _KIND_AT] = _STRING
 
 
-def _tuple_lowerer(ty: Any) -> _Lower:
-    items = [lowerer(element) for element in ty.elements]
-    count = len(items)
-    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, _BOOL
-    new, delete = _valtuple_new_uninit, _valtuple_delete
+def _scalar_lowerer(name: str) -> _LowerAt:
+    """``Bool``/``U8``...``S64.convert_to_c``: the same type check and message; an integer is written as wasmtime-py's
+    ctypes field writes it, its low bits (ctypes masks an integer out of range, it does not refuse it)."""
+    kind, memory = _KINDS[name], _MEMORY
+    if name == "Bool":
+        def lower_bool(store: Any, val: Any, at: int) -> None:
+            if not isinstance(val, bool):
+                raise TypeError("expected bool for Bool type")
+            memory[at + _OF_AT] = val
+            memory[at + _KIND_AT] = kind
 
-    def lower(store: Any, val: Any, ptr: Any) -> None:
-        if not isinstance(val, tuple):
-            raise TypeError("expected tuple type")
-        if len(val) != count:
-            raise TypeError("tuple length mismatch")
-        raw = ffi.wasmtime_component_valtuple_t()
-        new(byref(raw), count)
-        i = 0
-        cleanup = True
+        return lower_bool
+    fmt, mask = _INTEGERS[name]
+    write = struct.Struct("@" + _UNSIGNED.get(fmt, fmt)).pack_into
+    message = f"expected int for {name} type"
+
+    def lower_int(store: Any, val: Any, at: int) -> None:
+        if not isinstance(val, int):
+            raise TypeError(message)
+        write(memory, at + _OF_AT, val & mask)
+        memory[at + _KIND_AT] = kind
+
+    return lower_int
+
+
+def _elements_lowerer(items: Callable[[int], _LowerAt], count: Callable[[Any], int], kind: int,
+                      new: Any, delete: Any) -> _LowerAt:
+    """A list or tuple: its array made by wasmtime (``new``, uninitialised), each element lowered in place; when
+    one fails, the rest are zeroed (plain bool false, owning nothing) and the array deleted (what wasmtime-py's
+    cleanup does)."""
+    stride, memory = _VAL_STRIDE, _MEMORY
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        n = count(val)
+        new(at + _OF_AT, n)
+        address = _VEC_AT(memory, at + _OF_AT)[1]
+        element = address
         try:
-            data = raw.data
-            for item, element in zip(items, val):
-                item(store, element, pointer(data[i]))
-                i += 1
-            contents = ptr.contents
-            contents.kind = kind
-            contents.of.tuple = raw
-            cleanup = False
-        finally:
-            if cleanup:
-                for j in range(i, count):
-                    raw.data[j].kind = plain
-                    raw.data[j].of.boolean = False
-                delete(byref(raw))
+            for i, value in enumerate(val):
+                items(i)(store, value, element)
+                element += stride
+        except BaseException:
+            _memset(element, 0, address + n * stride - element)
+            delete(at + _OF_AT)
+            raise
+        memory[at + _KIND_AT] = kind
 
     return lower
 
 
-def _option_lowerer(ty: Any) -> _Lower:
+def _tuple_lowerer(ty: Any) -> _LowerAt:
+    items = [lowerer_at(element) for element in ty.elements]
+    length = len(items)
+
+    def count(val: Any) -> int:
+        if not isinstance(val, tuple):
+            raise TypeError("expected tuple type")
+        if len(val) != length:
+            raise TypeError("tuple length mismatch")
+        return length
+
+    return _elements_lowerer(items.__getitem__, count, _KINDS["TUPLE"], _valtuple_new_uninit, _valtuple_delete)
+
+
+def _list_lowerer(ty: Any) -> _LowerAt:
+    item = lowerer_at(ty.element)
+
+    def count(val: Any) -> int:
+        if not isinstance(val, list):
+            raise TypeError("expected list value")
+        return len(val)
+
+    return _elements_lowerer(lambda _: item, count, _KINDS["LIST"], _vallist_new_uninit, _vallist_delete)
+
+
+def _record_lowerer(ty: Any) -> _LowerAt:
+    """``RecordType.convert_to_c``: each field read with ``getattr`` (a missing one raises ``AttributeError``), its
+    value lowered and its name copied in place into an array made by wasmtime."""
+    fields = [(name, name.encode("utf-8"), lowerer_at(field)) for name, field in ty.fields]
+    n, kind, size_of, memory = len(fields), _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
+    new, delete, name_new = _valrecord_new_uninit, _valrecord_delete, _byte_vec_new
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        new(at + _OF_AT, n)
+        entry = _VEC_AT(memory, at + _OF_AT)[1]
+        end = entry + n * size_of
+        try:
+            for name, encoded, item in fields:
+                item(store, getattr(val, name), entry + _ENTRY_VAL_AT)
+                name_new(entry + _NAME_AT, len(encoded), encoded)
+                entry += size_of
+        except BaseException:
+            _memset(entry, 0, end - entry)  # the rest, names too: an empty name and a bool own nothing
+            delete(at + _OF_AT)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _option_lowerer(ty: Any) -> _LowerAt:
     payload = ty.payload
-    lower_payload = lowerer(payload)
+    lower_payload = lowerer_at(payload)
     classes: set[type] = set()
     payload.add_classes(classes)
     accepted = tuple(classes)
-    kind = ffi.WASMTIME_COMPONENT_OPTION
+    kind, memory, address_of, val_type = _KINDS["OPTION"], _MEMORY, ctypes.addressof, _Val
 
-    def lower(store: Any, val: Any, ptr: Any) -> None:
+    def lower(store: Any, val: Any, at: int) -> None:
         if val is None:
-            raw = None
+            box = 0
         elif isinstance(val, accepted):
-            value = ffi.wasmtime_component_val_t()
-            lower_payload(store, val, pointer(value))
-            raw = ffi.wasmtime_component_val_new(byref(value))
+            value = val_type()
+            lower_payload(store, val, address_of(value))
+            box = _val_new(address_of(value))  # moves the value into a new box, as wasmtime-py's _lower does
         else:
             raise ValueError("value not valid for this variant")
-        contents = ptr.contents
-        contents.kind = kind
-        contents.of.option = raw
+        _POINTER_PACK(memory, at + _OF_AT, box or 0)
+        memory[at + _KIND_AT] = kind
 
     return lower
 
@@ -759,8 +997,8 @@ class FastFunc:
         self._store = store
         self._params: list[Any] = types[0]
         self._result: Any = types[1]
-        self._lowers = tuple(lowerer(ty) for ty in self._params)
-        self._lift = None if self._result is None else lifter(self._result)
+        self._lowers = tuple(lowerer_at(ty) for ty in self._params)
+        self._lift = None if self._result is None else lifter_at(self._result)
 
     @property
     def types(self) -> tuple[list[Any], Any]:
@@ -772,10 +1010,11 @@ class FastFunc:
         if len(params) != len(self._params):
             raise TypeError(f"wrong number of parameters: given {len(params)}, expected {len(self._params)}")
         param_capi = (ffi.wasmtime_component_val_t * len(params))()
+        base = ctypes.addressof(param_capi)
         n = 0
         try:
             for lower, value in zip(self._lowers, params):
-                lower(store, value, pointer(param_capi[n]))
+                lower(store, value, base + n * _VAL_STRIDE)
                 n += 1
             result_space = ffi.wasmtime_component_val_t() if self._result is not None else None
             result_ref = byref(result_space) if result_space is not None else None
@@ -789,10 +1028,10 @@ class FastFunc:
             enter_wasm(run)
             if result_space is None or self._lift is None:
                 return None
-            return self._lift(result_space)
+            return self._lift(ctypes.addressof(result_space))
         finally:
             for i in range(n):
-                _val_delete(byref(param_capi, i * _VAL_STRIDE))
+                _val_delete(base + i * _VAL_STRIDE)
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(
