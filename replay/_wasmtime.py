@@ -678,7 +678,8 @@ def _list_lifter(ty: Any) -> _LiftAt:
             return ret
         finally:
             # The lifted elements are plain (bool false) again, so the list's delete frees only the others.
-            _memset(address, 0, len(ret) * stride)
+            if ret:
+                _memset(address, 0, len(ret) * stride)
             delete(at + _OF_AT)
 
     return lift
