@@ -1,10 +1,10 @@
 """Every use of wasmtime-py's private internals, in one module, installed explicitly with a version check.
 
 Theater relies on internals of wasmtime-py 50.x (``SUPPORTED``): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
-and the component type classes of ``wasmtime.component._types`` (their properties, ``_tagged``, ``_cases`` and
-``add_classes``). Importing this module changes nothing; ``install()`` (called by ``replay.engine.make_engine``)
-checks the version, the internals and the layout of wasmtime's values, raising ``UnsupportedWasmtime`` naming both
-versions (and what differs) otherwise, and patches:
+and ``_enter.maybe_raise_last_exn``, and the component type classes of ``wasmtime.component._types`` (their
+properties, ``_tagged``, ``_cases`` and ``add_classes``). Importing this module changes nothing; ``install()``
+(called by ``replay.engine.make_engine``) checks the version, the internals and the layout of wasmtime's values,
+raising ``UnsupportedWasmtime`` naming both versions (and what differs) otherwise, and patches:
 
 - Type caches: wasmtime-py's type objects ask wasmtime for their element, field and case types every time a value
   is converted; the patch makes each object remember what it asked. A type never changes, so this changes no
@@ -56,9 +56,9 @@ from replay.errors import UnsupportedWasmtime
 try:
     from wasmtime import _ffi as ffi
     from wasmtime.component import _types
-    from wasmtime.component._enter import enter_wasm
+    from wasmtime.component._enter import enter_wasm, maybe_raise_last_exn
 except ImportError:  # another wasmtime-py layout: install() names the version
-    ffi = _types = enter_wasm = None  # type: ignore[assignment]
+    ffi = _types = enter_wasm = maybe_raise_last_exn = None  # type: ignore[assignment]
 
 SUPPORTED = "50.x"
 _SUPPORTED_MAJOR = "50"
@@ -223,7 +223,8 @@ _BOOL, _LIST, _STRING = ((ffi.WASMTIME_COMPONENT_BOOL.value, ffi.WASMTIME_COMPON
 # thread to get it back after each one (a dozen times per export call). So the conversions and the fuel calls of an
 # export call go through prototypes of the same C functions made with ``ctypes.PYFUNCTYPE``, which keeps the GIL,
 # taking untyped pointers (``byref`` of the C value, with an offset) instead of wasmtime-py's typed wrappers.
-# ``wasmtime_component_func_call`` itself keeps wasmtime-py's binding: wasm may run long, and releases the GIL.
+# ``wasmtime_component_func_call`` itself releases the GIL (wasm may run long): ``_func_call``, a ``CFUNCTYPE``
+# prototype taking untyped pointers, whose error ``FastFunc`` handles as wasmtime-py's ``enter_wasm`` does.
 
 
 def _gil_held(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -242,6 +243,10 @@ if ffi is not None:
     _set_fuel = _gil_held("wasmtime_context_set_fuel", _c_void_p, _c_void_p, ctypes.c_uint64)
     _get_fuel = _gil_held("wasmtime_context_get_fuel", _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint64))
     _set_epoch_deadline = _gil_held("wasmtime_context_set_epoch_deadline", None, _c_void_p, ctypes.c_uint64)
+    # The export call itself releases the GIL (wasm may run long): a ``CFUNCTYPE`` prototype, as wasmtime-py's
+    # binding, taking untyped pointers (the parameters and the result are written at addresses).
+    _func_call = ctypes.CFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_void_p, _c_size_t, _c_void_p, _c_size_t)(
+        ("wasmtime_component_func_call", ffi.dll))
     _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
     _Val = ffi.wasmtime_component_val_t
 # A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
@@ -254,6 +259,14 @@ _RESULT_AT = struct.Struct("@?P").unpack_from
 def _raise_error(error: int) -> None:
     """Raise the ``WasmtimeError`` a C call returned as an address (it is taken over and freed)."""
     raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def _raise_call_error(error: int) -> None:
+    """What wasmtime-py's ``enter_wasm`` does with the error an export call returned: the exception a host function
+    raised during the call, if one did (kept by wasmtime-py's trampoline), else the ``WasmtimeError`` or trap."""
+    exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+    maybe_raise_last_exn()
+    raise exc
 
 
 def arm(store: wasmtime.Store, fuel: int, epoch_ticks: int) -> None:
@@ -986,7 +999,7 @@ class FastFunc:
     (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
     """
 
-    __slots__ = ("_func", "_store", "_params", "_result", "_lowers", "_lift")
+    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift")
 
     def __init__(
         self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
@@ -995,6 +1008,7 @@ class FastFunc:
             fty = func.type(store)
             types = ([ty for _, ty in fty.params], fty.result)
         self._func = func._func
+        self._func_ref = byref(self._func)
         self._store = store
         self._params: list[Any] = types[0]
         self._result: Any = types[1]
@@ -1008,28 +1022,23 @@ class FastFunc:
 
     def __call__(self, *params: Any) -> Any:
         store = self._store
-        if len(params) != len(self._params):
-            raise TypeError(f"wrong number of parameters: given {len(params)}, expected {len(self._params)}")
-        param_capi = (ffi.wasmtime_component_val_t * len(params))()
-        base = ctypes.addressof(param_capi)
+        count = len(self._params)
+        if len(params) != count:
+            raise TypeError(f"wrong number of parameters: given {len(params)}, expected {count}")
+        space = (ffi.wasmtime_component_val_t * (count + 1))()  # the parameters, then the result
+        base = ctypes.addressof(space)
         n = 0
         try:
             for lower, value in zip(self._lowers, params):
                 lower(store, value, base + n * _VAL_STRIDE)
                 n += 1
-            result_space = ffi.wasmtime_component_val_t() if self._result is not None else None
-            result_ref = byref(result_space) if result_space is not None else None
-            func = self._func
-
-            def run() -> Any:
-                return ffi.wasmtime_component_func_call(
-                    byref(func), store._context(), param_capi, n, result_ref, 1 if result_space is not None else 0
-                )
-
-            enter_wasm(run)
-            if result_space is None or self._lift is None:
-                return None
-            return self._lift(ctypes.addressof(result_space))
+            lift = self._lift
+            result = base + count * _VAL_STRIDE
+            error = _func_call(self._func_ref, store._context(), base, n, None if lift is None else result,
+                               0 if lift is None else 1)
+            if error:
+                _raise_call_error(error)
+            return None if lift is None else lift(result)
         finally:
             for i in range(n):
                 _val_delete(base + i * _VAL_STRIDE)

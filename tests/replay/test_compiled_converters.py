@@ -174,3 +174,26 @@ def test_the_ptr_converters_write_and_read_what_wasmtime_py_methods_do(engine, t
                 space = wasmtime._ffi.wasmtime_component_val_t()
                 lower(store, value, ctypes.pointer(space))
                 assert shape_of(lift(space)) == shape_of(value)
+
+
+def test_an_exception_a_host_function_raises_surfaces_as_func_call_raises_it(engine):
+    # The export call goes through Theater's own prototype of wasmtime_component_func_call: the Python exception a
+    # host function raised during the call (wasmtime-py keeps it aside) must come out, not a bare WasmtimeError.
+    text = wat.echo_component({"text": ("string", 2)}, through_host=True)
+
+    def host(store: Any, value: Any) -> Any:
+        raise LookupError(f"no {value}")
+
+    (slow_store, slow), (fast_store, fast) = echo_instance(engine, text, {"text": host}), \
+        echo_instance(engine, text, {"text": host})
+    with pytest.raises(LookupError, match="^no x$"):
+        slow("text")(slow_store, "x")
+    call = FastFunc(fast("text"), fast_store)
+    with pytest.raises(LookupError, match="^no x$"):
+        call("x")
+    # The instance is left as wasmtime leaves it after a failed call, and the next call fails as Func.__call__'s does.
+    with pytest.raises(Exception) as expected:
+        slow("text")(slow_store, "y")
+    with pytest.raises(Exception) as actual:
+        call("y")
+    assert (type(actual.value), str(actual.value)) == (type(expected.value), str(expected.value))
