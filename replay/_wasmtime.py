@@ -894,54 +894,93 @@ def _scalar_lowerer(name: str) -> _LowerAt:
     return lower_int
 
 
-def _elements_lowerer(items: Callable[[int], _LowerAt], count: Callable[[Any], int], kind: int,
-                      new: Any, delete: Any) -> _LowerAt:
-    """A list or tuple: its array made by wasmtime (``new``, uninitialised), each element lowered in place; when
-    one fails, the rest are zeroed (plain bool false, owning nothing) and the array deleted (what wasmtime-py's
-    cleanup does)."""
-    stride, memory = _VAL_STRIDE, _MEMORY
+def _abandon(at: int, element: int, end: int, delete: Any) -> None:
+    """A list's or tuple's element failed to lower: the elements from ``element`` to ``end`` are zeroed (plain bool
+    false, owning nothing: wasmtime's array is uninitialised) and the array deleted, freeing the ones written
+    (what wasmtime-py's cleanup does)."""
+    _memset(element, 0, end - element)
+    delete(at + _OF_AT)
+
+
+def _tuple_lowerer(ty: Any) -> _LowerAt:
+    """``TupleType.convert_to_c``, each element lowered in place into an array made by wasmtime."""
+    items = [lowerer_at(element) for element in ty.elements]
+    if items and all(item is _string_lowerer for item in items):
+        return _strings_lowerer(len(items))
+    length, size, stride, memory = len(items), len(items) * _VAL_STRIDE, _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["TUPLE"], _valtuple_new_uninit, _valtuple_delete
 
     def lower(store: Any, val: Any, at: int) -> None:
-        n = count(val)
-        new(at + _OF_AT, n)
-        address = _VEC_AT(memory, at + _OF_AT)[1]
-        element = address
+        if not isinstance(val, tuple):
+            raise TypeError("expected tuple type")
+        if len(val) != length:
+            raise TypeError("tuple length mismatch")
+        new(at + _OF_AT, length)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
         try:
-            for i, value in enumerate(val):
-                items(i)(store, value, element)
+            for item, value in zip(items, val):
+                item(store, value, element)
                 element += stride
         except BaseException:
-            _memset(element, 0, address + n * stride - element)
-            delete(at + _OF_AT)
+            _abandon(at, element, address + size, delete)
             raise
         memory[at + _KIND_AT] = kind
 
     return lower
 
 
-def _tuple_lowerer(ty: Any) -> _LowerAt:
-    items = [lowerer_at(element) for element in ty.elements]
-    length = len(items)
+def _strings_lowerer(length: int) -> _LowerAt:
+    """A tuple of strings (an HTTP header: ``tuple<string, string>``): ``_tuple_lowerer`` with each string's
+    ``_string_lowerer`` written inline. Every string is encoded before the array is made, so the first that is not
+    a ``str`` or cannot be encoded raises what ``_string_lowerer`` raises, and nothing is allocated."""
+    stride, memory = _VAL_STRIDE, _MEMORY
+    kind, string, new, byte_vec_new = _KINDS["TUPLE"], _STRING, _valtuple_new_uninit, _byte_vec_new
 
-    def count(val: Any) -> int:
+    def lower(store: Any, val: Any, at: int) -> None:
         if not isinstance(val, tuple):
             raise TypeError("expected tuple type")
         if len(val) != length:
             raise TypeError("tuple length mismatch")
-        return length
+        encoded = []
+        for value in val:
+            if not isinstance(value, str):
+                raise TypeError("expected string type")
+            encoded.append(value.encode("utf8"))
+        new(at + _OF_AT, length)
+        element = _VEC_AT(memory, at + _OF_AT)[1]
+        for data in encoded:
+            byte_vec_new(element + _OF_AT, len(data), data)
+            memory[element + _KIND_AT] = string
+            element += stride
+        memory[at + _KIND_AT] = kind
 
-    return _elements_lowerer(items.__getitem__, count, _KINDS["TUPLE"], _valtuple_new_uninit, _valtuple_delete)
+    return lower
 
 
 def _list_lowerer(ty: Any) -> _LowerAt:
+    """``ListType.convert_to_c`` of a list that is not ``list<u8>``, each element lowered in place into an array
+    made by wasmtime."""
     item = lowerer_at(ty.element)
+    stride, memory = _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["LIST"], _vallist_new_uninit, _vallist_delete
 
-    def count(val: Any) -> int:
+    def lower(store: Any, val: Any, at: int) -> None:
         if not isinstance(val, list):
             raise TypeError("expected list value")
-        return len(val)
+        val = val.copy()  # what is written is what was counted, whatever an element's conversion does to the list
+        n = len(val)
+        new(at + _OF_AT, n)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
+        try:
+            for value in val:
+                item(store, value, element)
+                element += stride
+        except BaseException:
+            _abandon(at, element, address + n * stride, delete)
+            raise
+        memory[at + _KIND_AT] = kind
 
-    return _elements_lowerer(lambda _: item, count, _KINDS["LIST"], _vallist_new_uninit, _vallist_delete)
+    return lower
 
 
 def _record_lowerer(ty: Any) -> _LowerAt:

@@ -197,3 +197,28 @@ def test_an_exception_a_host_function_raises_surfaces_as_func_call_raises_it(eng
     with pytest.raises(Exception) as actual:
         call("y")
     assert (type(actual.value), str(actual.value)) == (type(expected.value), str(expected.value))
+
+
+class Growing(str):
+    """A string that, when encoded, adds an element to the list it sits in (a value changing under its own
+    conversion)."""
+
+    target: list[Any]
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        self.target.append(record(**vars(self.target[0])))
+        return str.encode(self, *args, **kwargs)
+
+
+def test_a_list_that_grows_while_it_is_lowered_is_written_as_it_was_counted(engine, text_component):
+    # The array wasmtime allocates has the length counted first: an element appended during the conversion must not
+    # be written past its end (it is not written at all).
+    _, (fast_store, fast) = pair(engine, text_component)
+    grower = Growing("grow")
+    requests = [request("a"), record(method=grower, uri="/", headers=[], body=None)]
+    grower.target = requests
+
+    lifted = FastFunc(fast("requests"), fast_store)(requests)
+
+    assert [r.method for r in lifted] == ["a", "grow"]
+    assert len(requests) == 3
