@@ -630,6 +630,12 @@ def _compiled_lifter_at(ty: Any) -> _LiftAt | None:
     return None
 
 
+def _no_data() -> None:
+    """A value wasmtime gave points nowhere where it must point to its data (wasmtime-py's ctypes access would raise
+    ``ValueError``; reading address 0 through ``_MEMORY`` would crash the process)."""
+    raise AssertionError("a value that must have data points to none")
+
+
 def _check_kind(address: int, kind: int) -> None:
     if _MEMORY[address + _KIND_AT] != kind:
         raise AssertionError(f"a value of kind {_MEMORY[address + _KIND_AT]} where kind {kind} was expected")
@@ -663,6 +669,8 @@ def _tuple_lifter(ty: Any) -> _LiftAt:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
+        if size and not address:
+            _no_data()
         try:
             ret = []
             for i, item in zip(range(size), items):
@@ -684,6 +692,8 @@ def _list_lifter(ty: Any) -> _LiftAt:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            _no_data()
         ret = []
         try:
             for element in range(address, address + size * stride, stride):
@@ -707,6 +717,8 @@ def _record_lifter(ty: Any) -> _LiftAt:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            _no_data()
         try:
             ret = record()
             values = ret.__dict__
@@ -758,6 +770,8 @@ def _variant_lifter(ty: Any) -> _LiftAt:
 def _lift_case(tag: str, lift: _LiftAt | None, address: int, tagged: bool) -> Any:
     if lift is None:
         return _types.Variant(tag) if tagged else None
+    if not address:
+        _no_data()
     payload = lift(address)
     _free_payload(address)
     return _types.Variant(tag, payload) if tagged else payload
@@ -784,6 +798,8 @@ def _string_lifter() -> _LiftAt:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            _no_data()
         ret = str(memory[address : address + size], "utf-8")
         delete(at + _OF_AT)
         return ret

@@ -222,3 +222,20 @@ def test_a_list_that_grows_while_it_is_lowered_is_written_as_it_was_counted(engi
 
     assert [r.method for r in lifted] == ["a", "grow"]
     assert len(requests) == 3
+
+
+@pytest.mark.parametrize("shape, kind", [("nested", "LIST"), ("request", "RECORD"), ("mixed", "TUPLE"),
+                                         ("maybe-text", "STRING")])
+def test_a_value_whose_data_points_nowhere_is_refused_not_read(engine, text_component, shape: str, kind: str):
+    # The compiled lifters read wasmtime's values through a view of all memory, where reading address 0 would crash
+    # the process: a value claiming elements at address 0 is refused as an internal error instead.
+    component = engine.compile(text_component)
+    ty = component.type.exports(engine.wasmtime)[shape].ty.params[0][1]
+    if shape == "maybe-text":
+        ty = ty.payload
+    space = wasmtime._ffi.wasmtime_component_val_t()
+    space.kind = getattr(wasmtime._ffi, f"WASMTIME_COMPONENT_{kind}").value
+    ctypes.memmove(ctypes.addressof(space) + _wasmtime._OF_AT, (ctypes.c_size_t * 2)(3, 0), 16)
+
+    with pytest.raises(AssertionError, match="points to none"):
+        _wasmtime.lifter_at(ty)(ctypes.addressof(space))
