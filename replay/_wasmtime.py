@@ -554,13 +554,6 @@ _INTEGERS = {"U8": ("B", 0xFF), "U16": ("H", 0xFFFF), "U32": ("I", 0xFFFF_FFFF),
 _UNSIGNED = {"b": "B", "h": "H", "i": "I", "q": "Q"}
 
 
-def _free_payload(address: int) -> None:
-    """What ``VariantLikeType._lift`` does with a case's payload (boxed at ``address``) once converted: mark it
-    plain (a zeroed value is ``bool`` false, checked by ``check_val_layout``) and free the box."""
-    _MEMORY[address : address + _VAL_STRIDE] = _ZERO_VAL
-    _val_delete(address)
-
-
 def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
     """``make(ty)``, kept on the type object: wasmtime-py's type objects are shared by every instance of a component
     (``replay.boundary.Shape``), so each type's converter is made once, not once per actor (a closure tree per
@@ -591,42 +584,75 @@ def lifter(ty: Any) -> _Lift:
 
 
 def _make_lifter(ty: Any) -> _Lift:
-    at = _compiled_lifter_at(ty)
-    if at is None:
+    if _compiled_reader_at(ty) is None:
         return ty.convert_from_c  # type: ignore[no-any-return]
-    address_of = ctypes.addressof
+    at, address_of = lifter_at(ty), ctypes.addressof
     return lambda c: at(address_of(c))
 
 
 def lifter_at(ty: Any) -> _LiftAt:
-    """``lifter(ty)`` taking the address of the value instead of a ctypes object."""
+    """``lifter(ty)`` taking the address of the value instead of a ctypes object.
+
+    A compiled type's value is read whole (``reader_at``), then its C data freed by one
+    ``wasmtime_component_val_delete`` (which frees the whole tree: its strings, lists, records and boxes), where
+    wasmtime-py frees each part as it goes.
+    """
     return _cached(ty, "_theater_lift_at", _make_lifter_at)  # type: ignore[no-any-return]
 
 
 def _make_lifter_at(ty: Any) -> _LiftAt:
-    at = _compiled_lifter_at(ty)
-    if at is not None:
-        return at
-    convert, from_address = lifter(ty), _Val.from_address
-    return lambda address: convert(from_address(address))
+    if _compiled_reader_at(ty) is None:
+        convert, from_address = lifter(ty), _Val.from_address
+        return lambda address: convert(from_address(address))
+    read, delete = reader_at(ty), _val_delete
+
+    def lift(at: int) -> Any:
+        value = read(at)  # when it raises, the value is not what wasmtime-py expects either: it is left, not freed
+        delete(at)
+        return value
+
+    return lift
 
 
-def _compiled_lifter_at(ty: Any) -> _LiftAt | None:
+def reader_at(ty: Any) -> _LiftAt:
+    """A function reading the value of type ``ty`` at an address as ``lifter(ty)`` converts it, changing nothing and
+    freeing nothing (whoever owns the value deletes it). A part of a type with no compiled reader is converted by its
+    own ``convert_from_c``, which frees it as it goes: that part is then zeroed (plain bool false, owning nothing),
+    so the owner's delete does not free it again."""
+    return _cached(ty, "_theater_read_at", _make_reader_at)  # type: ignore[no-any-return]
+
+
+def _make_reader_at(ty: Any) -> _LiftAt:
+    read = _compiled_reader_at(ty)
+    if read is not None:
+        return read
+    convert, from_address, memory, zero = lifter(ty), _Val.from_address, _MEMORY, _ZERO_VAL
+
+    def read_converted(at: int) -> Any:
+        try:
+            return convert(from_address(at))
+        finally:
+            memory[at : at + _VAL_STRIDE] = zero
+
+    return read_converted
+
+
+def _compiled_reader_at(ty: Any) -> _LiftAt | None:
     if isinstance(ty, _types.TupleType):
-        return _tuple_lifter(ty)
+        return _tuple_reader(ty)
     if isinstance(ty, (_types.OptionType, _types.ResultType)):
-        return _variant_lifter(ty)
+        return _variant_reader(ty)
     if isinstance(ty, _types.ListType):
         if ty._is_bytes():
-            return _bytes_lifter() if _bulk_installed() else None
-        return _list_lifter(ty)
+            return _bytes_reader() if _bulk_installed() else None
+        return _list_reader(ty)
     if isinstance(ty, _types.RecordType):
-        return _record_lifter(ty)
+        return _record_reader(ty)
     if type(ty) is _types.String:
-        return _string_lifter()
+        return _string_reader()
     kind = _kind_of(ty)
     if kind is not None:
-        return _scalar_lifter(kind)
+        return _scalar_reader(kind)
     return None
 
 
@@ -641,170 +667,148 @@ def _check_kind(address: int, kind: int) -> None:
         raise AssertionError(f"a value of kind {_MEMORY[address + _KIND_AT]} where kind {kind} was expected")
 
 
-def _scalar_lifter(name: str) -> _LiftAt:
+def _scalar_reader(name: str) -> _LiftAt:
     kind = _KINDS[name]
     memory = _MEMORY
     if name == "Bool":
-        def lift_bool(address: int) -> bool:
+        def read_bool(address: int) -> bool:
             if memory[address + _KIND_AT] != kind:
                 _check_kind(address, kind)
             return bool(memory[address + _OF_AT])
 
-        return lift_bool
-    read = struct.Struct("@" + _INTEGERS[name][0]).unpack_from
+        return read_bool
+    unpack = struct.Struct("@" + _INTEGERS[name][0]).unpack_from
 
-    def lift_int(address: int) -> int:
+    def read_int(address: int) -> int:
         if memory[address + _KIND_AT] != kind:
             _check_kind(address, kind)
-        return read(memory, address + _OF_AT)[0]  # type: ignore[no-any-return]
+        return unpack(memory, address + _OF_AT)[0]  # type: ignore[no-any-return]
 
-    return lift_int
+    return read_int
 
 
-def _tuple_lifter(ty: Any) -> _LiftAt:
-    items = [lifter_at(element) for element in ty.elements]
-    kind, stride, memory, zero, delete = _KINDS["TUPLE"], _VAL_STRIDE, _MEMORY, _ZERO_VAL, _valtuple_delete
+def _tuple_reader(ty: Any) -> _LiftAt:
+    items = [reader_at(element) for element in ty.elements]
+    kind, stride, memory = _KINDS["TUPLE"], _VAL_STRIDE, _MEMORY
 
-    def lift(at: int) -> Any:
+    def read(at: int) -> Any:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
         if size and not address:
             _no_data()
-        try:
-            ret = []
-            for i, item in zip(range(size), items):
-                element = address + i * stride
-                ret.append(item(element))
-                memory[element : element + stride] = zero  # plain (bool false): the delete must not free it again
-            return tuple(ret)
-        finally:
-            delete(at + _OF_AT)
+        ret = []
+        for item in items[:size]:
+            ret.append(item(address))
+            address += stride
+        return tuple(ret)
 
-    return lift
+    return read
 
 
-def _list_lifter(ty: Any) -> _LiftAt:
-    item = lifter_at(ty.element)
-    kind, stride, memory, delete = _KINDS["LIST"], _VAL_STRIDE, _MEMORY, _vallist_delete
+def _list_reader(ty: Any) -> _LiftAt:
+    item = reader_at(ty.element)
+    kind, stride, memory = _KINDS["LIST"], _VAL_STRIDE, _MEMORY
 
-    def lift(at: int) -> list[Any]:
+    def read(at: int) -> list[Any]:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)
         if size and not address:
             _no_data()
-        ret = []
-        try:
-            for element in range(address, address + size * stride, stride):
-                ret.append(item(element))
-            return ret
-        finally:
-            # The lifted elements are plain (bool false) again, so the list's delete frees only the others.
-            if ret:
-                _memset(address, 0, len(ret) * stride)
-            delete(at + _OF_AT)
+        return [item(element) for element in range(address, address + size * stride, stride)]
 
-    return lift
+    return read
 
 
-def _record_lifter(ty: Any) -> _LiftAt:
-    fields = [(name, name.encode("utf-8"), lifter_at(field)) for name, field in ty.fields]
-    kind, size_of, memory, zero, delete = _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY, _ZERO_VAL, _valrecord_delete
+def _record_reader(ty: Any) -> _LiftAt:
+    fields = [(name, name.encode("utf-8"), reader_at(field)) for name, field in ty.fields]
+    kind, size_of, memory = _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
     record = _types.Record
 
-    def lift(at: int) -> Any:
+    def read(at: int) -> Any:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
-        size, address = _VEC_AT(memory, at + _OF_AT)
-        if size and not address:
+        size, entry = _VEC_AT(memory, at + _OF_AT)
+        if size and not entry:
             _no_data()
-        try:
-            ret = record()
-            values = ret.__dict__
-            for i, (name, encoded, item) in zip(range(size), fields):
-                entry = address + i * size_of
-                name_size, name_at = _VEC_AT(memory, entry + _NAME_AT)
-                if memory[name_at : name_at + name_size] != encoded:
-                    raise AssertionError(f"record field {i} is not named {name!r}")
-                values[name] = item(entry + _ENTRY_VAL_AT)
-                memory[entry + _ENTRY_VAL_AT : entry + _ENTRY_VAL_AT + _VAL_STRIDE] = zero
-            return ret
-        finally:
-            delete(at + _OF_AT)
+        ret = record()
+        values = ret.__dict__
+        for name, encoded, item in fields[:size]:
+            name_size, name_at = _VEC_AT(memory, entry + _NAME_AT)
+            if memory[name_at : name_at + name_size] != encoded:
+                raise AssertionError(f"a record field is not named {name!r}")
+            values[name] = item(entry + _ENTRY_VAL_AT)
+            entry += size_of
+        return ret
 
-    return lift
+    return read
 
 
-def _variant_lifter(ty: Any) -> _LiftAt:
+def _variant_reader(ty: Any) -> _LiftAt:
     tagged = ty._tagged()
-    cases = {name: (None if case is None else lifter_at(case)) for name, case in ty._cases()}
+    cases = {name: (None if case is None else reader_at(case)) for name, case in ty._cases()}
     memory = _MEMORY
     if isinstance(ty, _types.OptionType):
         kind = _KINDS["OPTION"]
         none, some = cases["none"], cases["some"]
 
-        def lift_option(at: int) -> Any:
+        def read_option(at: int) -> Any:
             if memory[at + _KIND_AT] != kind:
                 _check_kind(at, kind)
             address = _POINTER_AT(memory, at + _OF_AT)[0]
             if address:
-                return _lift_case("some", some, address, tagged)
-            return _lift_case("none", none, 0, tagged)
+                return _read_case("some", some, address, tagged)
+            return _read_case("none", none, 0, tagged)
 
-        return lift_option
+        return read_option
     kind = _KINDS["RESULT"]
     ok, err = cases["ok"], cases["err"]
 
-    def lift_result(at: int) -> Any:
+    def read_result(at: int) -> Any:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         is_ok, address = _RESULT_AT(memory, at + _OF_AT)
         if is_ok:
-            return _lift_case("ok", ok, address, tagged)
-        return _lift_case("err", err, address, tagged)
+            return _read_case("ok", ok, address, tagged)
+        return _read_case("err", err, address, tagged)
 
-    return lift_result
+    return read_result
 
 
-def _lift_case(tag: str, lift: _LiftAt | None, address: int, tagged: bool) -> Any:
-    if lift is None:
+def _read_case(tag: str, read: _LiftAt | None, address: int, tagged: bool) -> Any:
+    """A case's value as ``VariantLikeType._lift`` gives it (its payload boxed at ``address``)."""
+    if read is None:
         return _types.Variant(tag) if tagged else None
     if not address:
         _no_data()
-    payload = lift(address)
-    _free_payload(address)
+    payload = read(address)
     return _types.Variant(tag, payload) if tagged else payload
 
 
-def _bytes_lifter() -> _LiftAt:
-    kind, memory, delete = _KINDS["LIST"], _MEMORY, _vallist_delete
+def _bytes_reader() -> _LiftAt:
+    kind, memory = _KINDS["LIST"], _MEMORY
 
-    def lift(at: int) -> bytes:
+    def read(at: int) -> bytes:
         if memory[at + _KIND_AT] != kind:
             raise AssertionError("a list<u8> value is not a list")
-        try:
-            return _read_u8_values(*_VEC_AT(memory, at + _OF_AT))
-        finally:
-            delete(at + _OF_AT)
+        return _read_u8_values(*_VEC_AT(memory, at + _OF_AT))
 
-    return lift
+    return read
 
 
-def _string_lifter() -> _LiftAt:
-    kind, memory, delete = _KINDS["STRING"], _MEMORY, _byte_vec_delete
+def _string_reader() -> _LiftAt:
+    kind, memory = _KINDS["STRING"], _MEMORY
 
-    def lift(at: int) -> str:
+    def read(at: int) -> str:
         if memory[at + _KIND_AT] != kind:
             _check_kind(at, kind)
         size, address = _VEC_AT(memory, at + _OF_AT)
         if size and not address:
             _no_data()
-        ret = str(memory[address : address + size], "utf-8")
-        delete(at + _OF_AT)
-        return ret
+        return str(memory[address : address + size], "utf-8")
 
-    return lift
+    return read
 
 
 def lowerer(ty: Any) -> _Lower:

@@ -24,6 +24,12 @@ TYPE_DEFS = (
     ' (export $resp "resp" (type $resp0))'
     ' (type $flags0 (record (field "on" bool) (field "count" u32) (field "delta" s32) (field "label" string)))'
     ' (export $flagged "flagged" (type $flags0))'
+    # Types with no compiled converter (enum, char, variant) inside compiled ones: converted by wasmtime-py's own
+    # methods, which free their part as they go, inside a value freed whole afterwards.
+    ' (type $en0 (enum "a" "bb" "ccc")) (export $en "en" (type $en0))'
+    ' (type $va0 (variant (case "nothing") (case "text" string))) (export $va "va" (type $va0))'
+    ' (type $fb0 (record (field "e" $en) (field "c" char) (field "v" $va) (field "s" string)))'
+    ' (export $fb "fb" (type $fb0))'
 )
 SHAPES = {
     "request": ("$req", 9),
@@ -34,6 +40,8 @@ SHAPES = {
     "maybe-text": ("(option string)", 3),
     "scalars": ("$flagged", 5),
     "mixed": ("(tuple bool u32 s32 string)", 5),
+    "fallbacks": ("$fb", 7),
+    "enums": ("(list $en)", 2),
 }
 # Every size class of a string: empty, one byte, non-ASCII (2, 3 and 4 UTF-8 bytes), a page, megabytes.
 TEXTS = ["", "r", "h\u00e9llo \u2713 \U0001d11e", "x" * 4096, "\u00e9" * 600_000]
@@ -62,6 +70,8 @@ def values(shape: str, text: str) -> list[Any]:
         "scalars": [record(on=True, count=2**32 - 1, delta=-(2**31), label=text),
                     record(on=False, count=0, delta=2**31 - 1, label=text)],
         "mixed": [(True, 7, -7, text), (False, 0, 0, text)],
+        "fallbacks": [record(e="bb", c="\u00e9", v=text, s=text), record(e="a", c="x", v=None, s="")],
+        "enums": [["a", "ccc", "bb"], []],
     }[shape]
 
 
