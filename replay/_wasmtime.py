@@ -512,18 +512,20 @@ def check_val_layout() -> None:
 # Compiled conversions --------------------------------------------------------------------------------------------
 #
 # wasmtime-py converts a value by walking its type objects at every call (a method call per node, the variant's
-# cases searched by tag, a generator per tuple, a ctypes object per field it touches). ``lifter`` and ``lowerer`` do
-# that walk once per type and return one closure per node that does only the node's own C work, with the same
-# checks, the same errors and the same C calls as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
+# cases searched by tag, a generator per tuple, a ctypes object per field it touches, a C call to free each string,
+# list, record and box as it goes). ``lowerer`` and ``lifter`` do that walk once per type and return one closure per
+# node, with the same checks and the same errors as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
 # ``TupleType``, ``OptionType``, ``VariantLikeType._lift``/``_lower``, the integer and bool types, the bulk
-# ``list<u8>`` path), so values and ownership are unchanged (tests/replay/test_fastcall.py compares them with
-# ``Func.__call__`` and with wasmtime-py's own methods).
+# ``list<u8>`` path), giving the same values (tests/replay/test_fastcall.py and test_compiled_converters.py compare
+# them with ``Func.__call__`` for every shape, string size and hostile value).
 #
 # Inside, a node works on the address of its ``wasmtime_component_val_t`` (``_LowerAt``/``_LiftAt``) and reads and
 # writes the fields through ``_MEMORY``, a byte view of the whole address space, with ``struct``: no ctypes object is
-# made per value. A list, tuple or record gets its array from wasmtime (``..._new_uninit``) and its elements are
-# lowered in place; a string's bytes are copied by one ``wasm_byte_vec_new`` straight into its value. Any other type
-# keeps its own ``convert_from_c``/``convert_to_c``.
+# made per value. Lowering: a list, tuple or record gets its array from wasmtime (``..._new_uninit``) and its
+# elements are lowered in place; a string's bytes are copied by one ``wasm_byte_vec_new`` straight into its value.
+# Lifting: the value is read whole (``reader_at``) without being changed, then freed by one
+# ``wasmtime_component_val_delete`` (the whole tree; wasmtime-py's per-part ``val_delete`` of an option's or result's
+# payload box frees its contents but not the box). Any other type keeps its own ``convert_from_c``/``convert_to_c``.
 
 _Lift = Callable[[Any], Any]
 _Lower = Callable[[Any, Any, Any], None]
