@@ -1,10 +1,10 @@
 """Every use of wasmtime-py's private internals, in one module, installed explicitly with a version check.
 
 Theater relies on internals of wasmtime-py 50.x (``SUPPORTED``): ``Func._func``, ``_ffi``, ``_enter.enter_wasm``
-and the component type classes of ``wasmtime.component._types`` (their properties, ``_tagged``, ``_cases`` and
-``add_classes``). Importing this module changes nothing; ``install()`` (called by ``replay.engine.make_engine``)
-checks the version, the internals and the layout of wasmtime's values, raising ``UnsupportedWasmtime`` naming both
-versions (and what differs) otherwise, and patches:
+and ``_enter.maybe_raise_last_exn``, and the component type classes of ``wasmtime.component._types`` (their
+properties, ``_tagged``, ``_cases`` and ``add_classes``). Importing this module changes nothing; ``install()``
+(called by ``replay.engine.make_engine``) checks the version, the internals and the layout of wasmtime's values,
+raising ``UnsupportedWasmtime`` naming both versions (and what differs) otherwise, and patches:
 
 - Type caches: wasmtime-py's type objects ask wasmtime for their element, field and case types every time a value
   is converted; the patch makes each object remember what it asked. A type never changes, so this changes no
@@ -47,6 +47,7 @@ import ctypes
 import functools
 import importlib.metadata
 import struct
+import sys
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
@@ -58,9 +59,9 @@ from replay.errors import UnsupportedWasmtime
 try:
     from wasmtime import _ffi as ffi
     from wasmtime.component import _enter, _linker, _types
-    from wasmtime.component._enter import enter_wasm
+    from wasmtime.component._enter import enter_wasm, maybe_raise_last_exn
 except ImportError:  # another wasmtime-py layout: install() names the version
-    ffi = _types = enter_wasm = _enter = _linker = None  # type: ignore[assignment]
+    ffi = _types = enter_wasm = maybe_raise_last_exn = _enter = _linker = None  # type: ignore[assignment]
 
 SUPPORTED = "50.x"
 _SUPPORTED_MAJOR = "50"
@@ -229,7 +230,8 @@ _BOOL, _LIST, _STRING = ((ffi.WASMTIME_COMPONENT_BOOL.value, ffi.WASMTIME_COMPON
 # thread to get it back after each one (a dozen times per export call). So the conversions and the fuel calls of an
 # export call go through prototypes of the same C functions made with ``ctypes.PYFUNCTYPE``, which keeps the GIL,
 # taking untyped pointers (``byref`` of the C value, with an offset) instead of wasmtime-py's typed wrappers.
-# ``wasmtime_component_func_call`` itself keeps wasmtime-py's binding: wasm may run long, and releases the GIL.
+# ``wasmtime_component_func_call`` itself releases the GIL (wasm may run long): ``_func_call``, a ``CFUNCTYPE``
+# prototype taking untyped pointers, whose error ``FastFunc`` handles as wasmtime-py's ``enter_wasm`` does.
 
 
 def _gil_held(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -248,6 +250,10 @@ if ffi is not None:
     _set_fuel = _gil_held("wasmtime_context_set_fuel", _c_void_p, _c_void_p, ctypes.c_uint64)
     _get_fuel = _gil_held("wasmtime_context_get_fuel", _c_void_p, _c_void_p, ctypes.POINTER(ctypes.c_uint64))
     _set_epoch_deadline = _gil_held("wasmtime_context_set_epoch_deadline", None, _c_void_p, ctypes.c_uint64)
+    # The export call itself releases the GIL (wasm may run long): a ``CFUNCTYPE`` prototype, as wasmtime-py's
+    # binding, taking untyped pointers (the parameters and the result are written at addresses).
+    _func_call = ctypes.CFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_void_p, _c_size_t, _c_void_p, _c_size_t)(
+        ("wasmtime_component_func_call", ffi.dll))
     _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
     _Val = ffi.wasmtime_component_val_t
 # A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
@@ -260,6 +266,14 @@ _RESULT_AT = struct.Struct("@?P").unpack_from
 def _raise_error(error: int) -> None:
     """Raise the ``WasmtimeError`` a C call returned as an address (it is taken over and freed)."""
     raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def _raise_call_error(error: int) -> None:
+    """What wasmtime-py's ``enter_wasm`` does with the error an export call returned: the exception a host function
+    raised during the call, if one did (kept by wasmtime-py's trampoline), else the ``WasmtimeError`` or trap."""
+    exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+    maybe_raise_last_exn()
+    raise exc
 
 
 def arm(store: wasmtime.Store, fuel: int, epoch_ticks: int) -> None:
@@ -505,51 +519,60 @@ def check_val_layout() -> None:
 # Compiled conversions --------------------------------------------------------------------------------------------
 #
 # wasmtime-py converts a value by walking its type objects at every call (a method call per node, the variant's
-# cases searched by tag, a generator per tuple). ``lifter`` and ``lowerer`` do that walk once per type and return
-# one closure per node that does only the node's own C work, the same calls in the same order as wasmtime-py's
-# methods (``TupleType.convert_from_c``, ``VariantLikeType._lift``/``_lower``, ``String``, the bulk ``list<u8>``
-# path), so values and ownership are unchanged (tests/replay/test_fastcall.py compares them with ``Func.__call__``).
-# Any other type keeps its own ``convert_from_c``/``convert_to_c``.
+# cases searched by tag, a generator per tuple, a ctypes object per field it touches, a C call to free each string,
+# list, record and box as it goes). ``lowerer`` and ``lifter`` do that walk once per type and return one closure per
+# node, with the same checks and the same errors as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
+# ``TupleType``, ``OptionType``, ``VariantLikeType._lift``/``_lower``, the integer and bool types, the bulk
+# ``list<u8>`` path), giving the same values (tests/replay/test_fastcall.py and test_compiled_converters.py compare
+# them with ``Func.__call__`` for every shape, string size and hostile value).
+#
+# Inside, a node works on the address of its ``wasmtime_component_val_t`` (``_LowerAt``/``_LiftAt``) and reads and
+# writes the fields through ``_MEMORY``, a byte view of the whole address space, with ``struct``: no ctypes object is
+# made per value. Lowering: a list, tuple or record gets its array from wasmtime (``..._new_uninit``) and its
+# elements are lowered in place; a string's bytes are copied by one ``wasm_byte_vec_new`` straight into its value.
+# Lifting: the value is read whole (``reader_at``) without being changed, then freed by one
+# ``wasmtime_component_val_delete`` (the whole tree; wasmtime-py's per-part ``val_delete`` of an option's or result's
+# payload box frees its contents but not the box). Any other type keeps its own ``convert_from_c``/``convert_to_c``.
 
 _Lift = Callable[[Any], Any]
 _Lower = Callable[[Any, Any, Any], None]
+_LiftAt = Callable[[int], Any]
+_LowerAt = Callable[[Any, Any, int], None]
 
-
-def _free_payload(address: int) -> None:
-    """What ``VariantLikeType._lift`` does with a case's payload (boxed at ``address``) once converted: mark it
-    plain (a zeroed value is ``bool`` false, checked by ``check_val_layout``) and free the box."""
-    _memset(address, 0, _VAL_STRIDE)
-    _val_delete(address)
+if ffi is not None:
+    # Every address of this process, as bytes: a field at address ``a`` is ``_MEMORY[a]``, or read and written with
+    # ``struct.unpack_from(fmt, _MEMORY, a)``/``pack_into``. Only addresses of values wasmtime handed over are used.
+    _MEMORY = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
+    _valrecord_new_uninit = _gil_held("wasmtime_component_valrecord_new_uninit", None, _c_void_p, _c_size_t)
+    _valrecord_delete = _gil_held("wasmtime_component_valrecord_delete", None, _c_void_p)
+    _vallist_new_uninit = _gil_held("wasmtime_component_vallist_new_uninit", None, _c_void_p, _c_size_t)
+    _val_new = _gil_held("wasmtime_component_val_new", _c_void_p, _c_void_p)
+    _ENTRY = ffi.wasmtime_component_valrecord_entry_t
+    _ENTRY_SIZE, _NAME_AT, _ENTRY_VAL_AT = ctypes.sizeof(_ENTRY), _ENTRY.name.offset, _ENTRY.val.offset
+    _KINDS = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value
+              for name in ("BOOL", "U8", "U16", "U32", "U64", "S8", "S16", "S32", "S64", "STRING", "LIST",
+                           "RECORD", "TUPLE", "OPTION", "RESULT")}
+    _KINDS["Bool"] = _KINDS["BOOL"]
+_ZERO_VAL = bytes(_VAL_STRIDE)
+# A vec (``wasm_byte_vec_t``, ``vallist``, ``valtuple``, ``valrecord``): (size, data address).
+_VEC_AT = struct.Struct("@NP").unpack_from
+_POINTER_PACK = struct.Struct("@P").pack_into
+# The integer types: (kind name, struct format read back, mask wasmtime-py's ctypes field applies on write).
+_INTEGERS = {"U8": ("B", 0xFF), "U16": ("H", 0xFFFF), "U32": ("I", 0xFFFF_FFFF), "U64": ("Q", (1 << 64) - 1),
+             "S8": ("b", 0xFF), "S16": ("h", 0xFFFF), "S32": ("i", 0xFFFF_FFFF), "S64": ("q", (1 << 64) - 1)}
+_UNSIGNED = {"b": "B", "h": "H", "i": "I", "q": "Q"}
 
 
 def _cached(ty: Any, key: str, make: Callable[[Any], Any]) -> Any:
     """``make(ty)``, kept on the type object: wasmtime-py's type objects are shared by every instance of a component
     (``replay.boundary.Shape``), so each type's converter is made once, not once per actor (a closure tree per
     actor cost 3 KiB of each idle actor's memory)."""
+    if not hasattr(ty, "__dict__"):
+        return make(ty)
     found = ty.__dict__.get(key)
     if found is None:
         found = ty.__dict__[key] = make(ty)
     return found
-
-
-def lifter(ty: Any) -> _Lift:
-    """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
-    ``ty.convert_from_c`` does (made once per type object)."""
-    if not hasattr(ty, "__dict__"):
-        return _make_lifter(ty)
-    return _cached(ty, "_theater_lift", _make_lifter)  # type: ignore[no-any-return]
-
-
-def _make_lifter(ty: Any) -> _Lift:
-    if isinstance(ty, _types.TupleType):
-        return _tuple_lifter(ty)
-    if isinstance(ty, (_types.OptionType, _types.ResultType)):
-        return _variant_lifter(ty)
-    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
-        return _bytes_lifter()
-    if type(ty) is _types.String:
-        return _string_lifter()
-    return ty.convert_from_c  # type: ignore[no-any-return]
 
 
 def _bulk_installed() -> bool:
@@ -557,125 +580,312 @@ def _bulk_installed() -> bool:
     return getattr(_types.ListType.__dict__["convert_from_c"], "_theater_original", None) is not None
 
 
-def _tuple_lifter(ty: Any) -> _Lift:
-    items = [lifter(element) for element in ty.elements]
-    kind = ffi.WASMTIME_COMPONENT_TUPLE.value
-    delete, memset, from_address, stride = _valtuple_delete, _memset, _Val.from_address, _VAL_STRIDE
+def _kind_of(ty: Any) -> str | None:
+    """The name of the integer or bool type ``ty`` (``"U16"``), None for any other type."""
+    name = type(ty).__name__
+    return name if (name in _INTEGERS or name == "Bool") and type(ty) is getattr(_types, name, None) else None
 
-    def lift(c: Any) -> Any:
-        raw = bytes(c)
-        assert raw[_KIND_AT] == kind
-        size, address = _LIST_AT(raw, _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
-        try:
-            ret = []
-            for i, item in zip(range(size), items):
-                at = address + i * stride
-                ret.append(item(from_address(at)))
-                memset(at, 0, stride)  # plain (bool false): the tuple's delete must not free it again
-            return tuple(ret)
-        finally:
-            delete(byref(c, _OF_AT))
+
+def lifter(ty: Any) -> _Lift:
+    """A function converting a ``wasmtime_component_val_t`` of type ``ty`` to Python (and freeing it) exactly as
+    ``ty.convert_from_c`` does (made once per type object)."""
+    return _cached(ty, "_theater_lift", _make_lifter)  # type: ignore[no-any-return]
+
+
+def _make_lifter(ty: Any) -> _Lift:
+    if _compiled_reader_at(ty) is None:
+        return ty.convert_from_c  # type: ignore[no-any-return]
+    at, address_of = lifter_at(ty), ctypes.addressof
+    return lambda c: at(address_of(c))
+
+
+def lifter_at(ty: Any) -> _LiftAt:
+    """``lifter(ty)`` taking the address of the value instead of a ctypes object.
+
+    A compiled type's value is read whole (``reader_at``), then its C data freed by one
+    ``wasmtime_component_val_delete`` (which frees the whole tree: its strings, lists, records and boxes), where
+    wasmtime-py frees each part as it goes.
+    """
+    return _cached(ty, "_theater_lift_at", _make_lifter_at)  # type: ignore[no-any-return]
+
+
+def _make_lifter_at(ty: Any) -> _LiftAt:
+    if _compiled_reader_at(ty) is None:
+        convert, from_address = lifter(ty), _Val.from_address
+        return lambda address: convert(from_address(address))
+    read, delete = reader_at(ty), _val_delete
+
+    def lift(at: int) -> Any:
+        value = read(at)  # when it raises, the value is not what wasmtime-py expects either: it is left, not freed
+        delete(at)
+        return value
 
     return lift
 
 
-def _variant_lifter(ty: Any) -> _Lift:
+def reader_at(ty: Any) -> _LiftAt:
+    """A function reading the value of type ``ty`` at an address as ``lifter(ty)`` converts it, changing nothing and
+    freeing nothing (whoever owns the value deletes it). A part of a type with no compiled reader is converted by its
+    own ``convert_from_c``, which frees it as it goes: that part is then zeroed (plain bool false, owning nothing),
+    so the owner's delete does not free it again."""
+    return _cached(ty, "_theater_read_at", _make_reader_at)  # type: ignore[no-any-return]
+
+
+def _make_reader_at(ty: Any) -> _LiftAt:
+    read = _compiled_reader_at(ty)
+    if read is not None:
+        return read
+    convert, from_address, memory, zero = lifter(ty), _Val.from_address, _MEMORY, _ZERO_VAL
+
+    def read_converted(at: int) -> Any:
+        try:
+            return convert(from_address(at))
+        finally:
+            memory[at : at + _VAL_STRIDE] = zero
+
+    return read_converted
+
+
+def _compiled_reader_at(ty: Any) -> _LiftAt | None:
+    if isinstance(ty, _types.TupleType):
+        return _tuple_reader(ty)
+    if isinstance(ty, (_types.OptionType, _types.ResultType)):
+        return _variant_reader(ty)
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _bytes_reader() if _bulk_installed() else None
+        return _list_reader(ty)
+    if isinstance(ty, _types.RecordType):
+        return _record_reader(ty)
+    if type(ty) is _types.String:
+        return _string_reader()
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_reader(kind)
+    return None
+
+
+def _no_data() -> None:
+    """A value wasmtime gave points nowhere where it must point to its data (wasmtime-py's ctypes access would raise
+    ``ValueError``; reading address 0 through ``_MEMORY`` would crash the process)."""
+    raise AssertionError("a value that must have data points to none")
+
+
+def _check_kind(address: int, kind: int) -> None:
+    if _MEMORY[address + _KIND_AT] != kind:
+        raise AssertionError(f"a value of kind {_MEMORY[address + _KIND_AT]} where kind {kind} was expected")
+
+
+def _scalar_reader(name: str) -> _LiftAt:
+    kind = _KINDS[name]
+    memory = _MEMORY
+    if name == "Bool":
+        def read_bool(address: int) -> bool:
+            if memory[address + _KIND_AT] != kind:
+                _check_kind(address, kind)
+            return bool(memory[address + _OF_AT])
+
+        return read_bool
+    unpack = struct.Struct("@" + _INTEGERS[name][0]).unpack_from
+
+    def read_int(address: int) -> int:
+        if memory[address + _KIND_AT] != kind:
+            _check_kind(address, kind)
+        return unpack(memory, address + _OF_AT)[0]  # type: ignore[no-any-return]
+
+    return read_int
+
+
+def _tuple_reader(ty: Any) -> _LiftAt:
+    items = [reader_at(element) for element in ty.elements]
+    kind, stride, memory = _KINDS["TUPLE"], _VAL_STRIDE, _MEMORY
+
+    def read(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)  # a valtuple is laid out as a vallist: (size, data)
+        if size and not address:
+            _no_data()
+        ret = []
+        for item in items[:size]:
+            ret.append(item(address))
+            address += stride
+        return tuple(ret)
+
+    return read
+
+
+def _list_reader(ty: Any) -> _LiftAt:
+    item = reader_at(ty.element)
+    kind, stride, memory = _KINDS["LIST"], _VAL_STRIDE, _MEMORY
+
+    def read(at: int) -> list[Any]:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            _no_data()
+        return [item(element) for element in range(address, address + size * stride, stride)]
+
+    return read
+
+
+def _record_reader(ty: Any) -> _LiftAt:
+    fields = [(name, name.encode("utf-8"), reader_at(field)) for name, field in ty.fields]
+    kind, size_of, memory = _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
+    record = _types.Record
+
+    def read(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, entry = _VEC_AT(memory, at + _OF_AT)
+        if size and not entry:
+            _no_data()
+        ret = record()
+        values = ret.__dict__
+        for name, encoded, item in fields[:size]:
+            name_size, name_at = _VEC_AT(memory, entry + _NAME_AT)
+            if memory[name_at : name_at + name_size] != encoded:
+                raise AssertionError(f"a record field is not named {name!r}")
+            values[name] = item(entry + _ENTRY_VAL_AT)
+            entry += size_of
+        return ret
+
+    return read
+
+
+def _variant_reader(ty: Any) -> _LiftAt:
     tagged = ty._tagged()
-    cases = {name: (None if case is None else lifter(case)) for name, case in ty._cases()}
+    cases = {name: (None if case is None else reader_at(case)) for name, case in ty._cases()}
+    memory = _MEMORY
     if isinstance(ty, _types.OptionType):
-        kind = ffi.WASMTIME_COMPONENT_OPTION.value
+        kind = _KINDS["OPTION"]
         none, some = cases["none"], cases["some"]
 
-        def lift_option(c: Any) -> Any:
-            raw = bytes(c)  # one copy of the value, read with struct: cheaper than ctypes' field objects
-            assert raw[_KIND_AT] == kind
-            address = _POINTER_AT(raw, _OF_AT)[0]
+        def read_option(at: int) -> Any:
+            if memory[at + _KIND_AT] != kind:
+                _check_kind(at, kind)
+            address = _POINTER_AT(memory, at + _OF_AT)[0]
             if address:
-                return _lift_case("some", some, address, tagged)
-            return _lift_case("none", none, 0, tagged)
+                return _read_case("some", some, address, tagged)
+            return _read_case("none", none, 0, tagged)
 
-        return lift_option
-    kind = ffi.WASMTIME_COMPONENT_RESULT.value
+        return read_option
+    kind = _KINDS["RESULT"]
     ok, err = cases["ok"], cases["err"]
 
-    def lift_result(c: Any) -> Any:
-        raw = bytes(c)
-        assert raw[_KIND_AT] == kind
-        is_ok, address = _RESULT_AT(raw, _OF_AT)
+    def read_result(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        is_ok, address = _RESULT_AT(memory, at + _OF_AT)
         if is_ok:
-            return _lift_case("ok", ok, address, tagged)
-        return _lift_case("err", err, address, tagged)
+            return _read_case("ok", ok, address, tagged)
+        return _read_case("err", err, address, tagged)
 
-    return lift_result
+    return read_result
 
 
-def _lift_case(tag: str, lift: _Lift | None, address: int, tagged: bool) -> Any:
-    if lift is None:
+def _read_case(tag: str, read: _LiftAt | None, address: int, tagged: bool) -> Any:
+    """A case's value as ``VariantLikeType._lift`` gives it (its payload boxed at ``address``)."""
+    if read is None:
         return _types.Variant(tag) if tagged else None
-    payload = lift(_Val.from_address(address))
-    _free_payload(address)
+    if not address:
+        _no_data()
+    payload = read(address)
     return _types.Variant(tag, payload) if tagged else payload
 
 
-def _bytes_lifter() -> _Lift:
-    kind = ffi.WASMTIME_COMPONENT_LIST.value
-    delete = _vallist_delete
+def _bytes_reader() -> _LiftAt:
+    kind, memory = _KINDS["LIST"], _MEMORY
 
-    def lift(c: Any) -> bytes:
-        raw = bytes(c)
-        if raw[_KIND_AT] != kind:
+    def read(at: int) -> bytes:
+        if memory[at + _KIND_AT] != kind:
             raise AssertionError("a list<u8> value is not a list")
-        try:
-            return _read_u8_values(*_LIST_AT(raw, _OF_AT))
-        finally:
-            delete(byref(c, _OF_AT))
+        return _read_u8_values(*_VEC_AT(memory, at + _OF_AT))
 
-    return lift
+    return read
 
 
-def _string_lifter() -> _Lift:
-    kind = ffi.WASMTIME_COMPONENT_STRING.value
-    to_str, delete = ffi.to_str, _byte_vec_delete
+def _string_reader() -> _LiftAt:
+    kind, memory = _KINDS["STRING"], _MEMORY
 
-    def lift(c: Any) -> str:
-        assert c.kind == kind
-        ret = to_str(c.of.string)
-        delete(byref(c, _OF_AT))
-        return ret
+    def read(at: int) -> str:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            _no_data()
+        return str(memory[address : address + size], "utf-8")
 
-    return lift
+    return read
 
 
 def lowerer(ty: Any) -> _Lower:
     """A function writing the Python value ``val`` of type ``ty`` into ``ptr`` exactly as ``ty.convert_to_c``
     does (same checks, same errors; made once per type object)."""
-    if not hasattr(ty, "__dict__"):
-        return _make_lowerer(ty)
     return _cached(ty, "_theater_lower", _make_lowerer)  # type: ignore[no-any-return]
 
 
 def _make_lowerer(ty: Any) -> _Lower:
+    at = _compiled_lowerer_at(ty)
+    if at is None:
+        return ty.convert_to_c  # type: ignore[no-any-return]
+    address_of = ctypes.addressof
+
+    def lower(store: Any, val: Any, ptr: Any) -> None:
+        at(store, val, address_of(ptr.contents))
+
+    return lower
+
+
+def lowerer_at(ty: Any) -> _LowerAt:
+    """``lowerer(ty)`` taking the address of the value to write instead of a ctypes pointer.
+
+    When it raises, the value at the address owns nothing (whatever it allocated is freed) and must not be deleted.
+    """
+    return _cached(ty, "_theater_lower_at", _make_lowerer_at)  # type: ignore[no-any-return]
+
+
+def _make_lowerer_at(ty: Any) -> _LowerAt:
+    at = _compiled_lowerer_at(ty)
+    if at is not None:
+        return at
+    convert, from_address = lowerer(ty), _Val.from_address
+
+    def lower(store: Any, val: Any, address: int) -> None:
+        convert(store, val, pointer(from_address(address)))
+
+    return lower
+
+
+def _compiled_lowerer_at(ty: Any) -> _LowerAt | None:
     if isinstance(ty, _types.TupleType):
         return _tuple_lowerer(ty)
     if isinstance(ty, _types.OptionType) and not ty._tagged():
         return _option_lowerer(ty)
-    if isinstance(ty, _types.ListType) and ty._is_bytes() and _bulk_installed():
-        return _bytes_lowerer
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _bytes_lowerer if _bulk_installed() else None
+        return _list_lowerer(ty)
+    if isinstance(ty, _types.RecordType):
+        return _record_lowerer(ty)
     if type(ty) is _types.String:
         return _string_lowerer
-    return ty.convert_to_c  # type: ignore[no-any-return]
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_lowerer(kind)
+    return None
 
 
-def _bytes_lowerer(store: Any, val: Any, ptr: Any) -> None:
+def _bytes_lowerer(store: Any, val: Any, at: int) -> None:
     """The bulk ``ListType.convert_to_c`` of a ``list<u8>``, writing the list in place."""
     if not isinstance(val, bytes):
         raise TypeError("expected bytes value")
-    contents = ptr.contents
-    _fill_u8_list(byref(contents, _OF_AT), val)
-    contents.kind = _LIST
+    _fill_u8_list(at + _OF_AT, val)
+    _MEMORY[at + _KIND_AT] = _LIST
 
 
-def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
+def _string_lowerer(store: Any, val: Any, at: int) -> None:
     """``String.convert_to_c``: the UTF-8 bytes copied into a new ``wasm_byte_vec_t`` in place (one C call).
 
     The kind is set once the bytes are there, so a string that cannot be encoded leaves the value as it was
@@ -684,65 +894,168 @@ def _string_lowerer(store: Any, val: Any, ptr: Any) -> None:
     if not isinstance(val, str):
         raise TypeError("expected string type")
     data = val.encode("utf8")
-    contents = ptr.contents
-    _byte_vec_new(byref(contents, _OF_AT), len(data), data)
-    contents.kind = _STRING
+    _byte_vec_new(at + _OF_AT, len(data), data)
+    _MEMORY[at + _KIND_AT] = _STRING
 
 
-def _tuple_lowerer(ty: Any) -> _Lower:
-    items = [lowerer(element) for element in ty.elements]
-    count = len(items)
-    kind, plain = ffi.WASMTIME_COMPONENT_TUPLE, _BOOL
-    new, delete = _valtuple_new_uninit, _valtuple_delete
+def _scalar_lowerer(name: str) -> _LowerAt:
+    """``Bool``/``U8``...``S64.convert_to_c``: the same type check and message; an integer is written as wasmtime-py's
+    ctypes field writes it, its low bits (ctypes masks an integer out of range, it does not refuse it)."""
+    kind, memory = _KINDS[name], _MEMORY
+    if name == "Bool":
+        def lower_bool(store: Any, val: Any, at: int) -> None:
+            if not isinstance(val, bool):
+                raise TypeError("expected bool for Bool type")
+            memory[at + _OF_AT] = val
+            memory[at + _KIND_AT] = kind
 
-    def lower(store: Any, val: Any, ptr: Any) -> None:
+        return lower_bool
+    fmt, mask = _INTEGERS[name]
+    write = struct.Struct("@" + _UNSIGNED.get(fmt, fmt)).pack_into
+    message = f"expected int for {name} type"
+
+    def lower_int(store: Any, val: Any, at: int) -> None:
+        if not isinstance(val, int):
+            raise TypeError(message)
+        write(memory, at + _OF_AT, val & mask)
+        memory[at + _KIND_AT] = kind
+
+    return lower_int
+
+
+def _abandon(at: int, element: int, end: int, delete: Any) -> None:
+    """A list's or tuple's element failed to lower: the elements from ``element`` to ``end`` are zeroed (plain bool
+    false, owning nothing: wasmtime's array is uninitialised) and the array deleted, freeing the ones written
+    (what wasmtime-py's cleanup does)."""
+    _memset(element, 0, end - element)
+    delete(at + _OF_AT)
+
+
+def _tuple_lowerer(ty: Any) -> _LowerAt:
+    """``TupleType.convert_to_c``, each element lowered in place into an array made by wasmtime."""
+    items = [lowerer_at(element) for element in ty.elements]
+    if items and all(item is _string_lowerer for item in items):
+        return _strings_lowerer(len(items))
+    length, size, stride, memory = len(items), len(items) * _VAL_STRIDE, _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["TUPLE"], _valtuple_new_uninit, _valtuple_delete
+
+    def lower(store: Any, val: Any, at: int) -> None:
         if not isinstance(val, tuple):
             raise TypeError("expected tuple type")
-        if len(val) != count:
+        if len(val) != length:
             raise TypeError("tuple length mismatch")
-        raw = ffi.wasmtime_component_valtuple_t()
-        new(byref(raw), count)
-        i = 0
-        cleanup = True
+        new(at + _OF_AT, length)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
         try:
-            data = raw.data
-            for item, element in zip(items, val):
-                item(store, element, pointer(data[i]))
-                i += 1
-            contents = ptr.contents
-            contents.kind = kind
-            contents.of.tuple = raw
-            cleanup = False
-        finally:
-            if cleanup:
-                for j in range(i, count):
-                    raw.data[j].kind = plain
-                    raw.data[j].of.boolean = False
-                delete(byref(raw))
+            for item, value in zip(items, val):
+                item(store, value, element)
+                element += stride
+        except BaseException:
+            _abandon(at, element, address + size, delete)
+            raise
+        memory[at + _KIND_AT] = kind
 
     return lower
 
 
-def _option_lowerer(ty: Any) -> _Lower:
+def _strings_lowerer(length: int) -> _LowerAt:
+    """A tuple of strings (an HTTP header: ``tuple<string, string>``): ``_tuple_lowerer`` with each string's
+    ``_string_lowerer`` written inline. Every string is encoded before the array is made, so the first that is not
+    a ``str`` or cannot be encoded raises what ``_string_lowerer`` raises, and nothing is allocated."""
+    stride, memory = _VAL_STRIDE, _MEMORY
+    kind, string, new, byte_vec_new = _KINDS["TUPLE"], _STRING, _valtuple_new_uninit, _byte_vec_new
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if not isinstance(val, tuple):
+            raise TypeError("expected tuple type")
+        if len(val) != length:
+            raise TypeError("tuple length mismatch")
+        encoded = []
+        for value in val:
+            if not isinstance(value, str):
+                raise TypeError("expected string type")
+            encoded.append(value.encode("utf8"))
+        new(at + _OF_AT, length)
+        element = _VEC_AT(memory, at + _OF_AT)[1]
+        for data in encoded:
+            byte_vec_new(element + _OF_AT, len(data), data)
+            memory[element + _KIND_AT] = string
+            element += stride
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _list_lowerer(ty: Any) -> _LowerAt:
+    """``ListType.convert_to_c`` of a list that is not ``list<u8>``, each element lowered in place into an array
+    made by wasmtime."""
+    item = lowerer_at(ty.element)
+    stride, memory = _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["LIST"], _vallist_new_uninit, _vallist_delete
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if not isinstance(val, list):
+            raise TypeError("expected list value")
+        val = val.copy()  # what is written is what was counted, whatever an element's conversion does to the list
+        n = len(val)
+        new(at + _OF_AT, n)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
+        try:
+            for value in val:
+                item(store, value, element)
+                element += stride
+        except BaseException:
+            _abandon(at, element, address + n * stride, delete)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _record_lowerer(ty: Any) -> _LowerAt:
+    """``RecordType.convert_to_c``: each field read with ``getattr`` (a missing one raises ``AttributeError``), its
+    value lowered and its name copied in place into an array made by wasmtime."""
+    fields = [(name, name.encode("utf-8"), lowerer_at(field)) for name, field in ty.fields]
+    n, kind, size_of, memory = len(fields), _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
+    new, delete, name_new = _valrecord_new_uninit, _valrecord_delete, _byte_vec_new
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        new(at + _OF_AT, n)
+        entry = _VEC_AT(memory, at + _OF_AT)[1]
+        end = entry + n * size_of
+        try:
+            for name, encoded, item in fields:
+                item(store, getattr(val, name), entry + _ENTRY_VAL_AT)
+                name_new(entry + _NAME_AT, len(encoded), encoded)
+                entry += size_of
+        except BaseException:
+            _memset(entry, 0, end - entry)  # the rest, names too: an empty name and a bool own nothing
+            delete(at + _OF_AT)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _option_lowerer(ty: Any) -> _LowerAt:
     payload = ty.payload
-    lower_payload = lowerer(payload)
+    lower_payload = lowerer_at(payload)
     classes: set[type] = set()
     payload.add_classes(classes)
     accepted = tuple(classes)
-    kind = ffi.WASMTIME_COMPONENT_OPTION
+    kind, memory, address_of, val_type = _KINDS["OPTION"], _MEMORY, ctypes.addressof, _Val
 
-    def lower(store: Any, val: Any, ptr: Any) -> None:
+    def lower(store: Any, val: Any, at: int) -> None:
         if val is None:
-            raw = None
+            box = 0
         elif isinstance(val, accepted):
-            value = ffi.wasmtime_component_val_t()
-            lower_payload(store, val, pointer(value))
-            raw = ffi.wasmtime_component_val_new(byref(value))
+            value = val_type()
+            lower_payload(store, val, address_of(value))
+            box = _val_new(address_of(value))  # moves the value into a new box, as wasmtime-py's _lower does
         else:
             raise ValueError("value not valid for this variant")
-        contents = ptr.contents
-        contents.kind = kind
-        contents.of.option = raw
+        _POINTER_PACK(memory, at + _OF_AT, box or 0)
+        memory[at + _KIND_AT] = kind
 
     return lower
 
@@ -754,7 +1067,7 @@ class FastFunc:
     (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
     """
 
-    __slots__ = ("_func", "_store", "_params", "_result", "_lowers", "_lift")
+    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift")
 
     def __init__(
         self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
@@ -763,11 +1076,12 @@ class FastFunc:
             fty = func.type(store)
             types = ([ty for _, ty in fty.params], fty.result)
         self._func = func._func
+        self._func_ref = byref(self._func)
         self._store = store
         self._params: list[Any] = types[0]
         self._result: Any = types[1]
-        self._lowers = tuple(lowerer(ty) for ty in self._params)
-        self._lift = None if self._result is None else lifter(self._result)
+        self._lowers = tuple(lowerer_at(ty) for ty in self._params)
+        self._lift = None if self._result is None else lifter_at(self._result)
 
     @property
     def types(self) -> tuple[list[Any], Any]:
@@ -776,30 +1090,26 @@ class FastFunc:
 
     def __call__(self, *params: Any) -> Any:
         store = self._store
-        if len(params) != len(self._params):
-            raise TypeError(f"wrong number of parameters: given {len(params)}, expected {len(self._params)}")
-        param_capi = (ffi.wasmtime_component_val_t * len(params))()
+        count = len(self._params)
+        if len(params) != count:
+            raise TypeError(f"wrong number of parameters: given {len(params)}, expected {count}")
+        space = (ffi.wasmtime_component_val_t * (count + 1))()  # the parameters, then the result
+        base = ctypes.addressof(space)
         n = 0
         try:
             for lower, value in zip(self._lowers, params):
-                lower(store, value, pointer(param_capi[n]))
+                lower(store, value, base + n * _VAL_STRIDE)
                 n += 1
-            result_space = ffi.wasmtime_component_val_t() if self._result is not None else None
-            result_ref = byref(result_space) if result_space is not None else None
-            func = self._func
-
-            def run() -> Any:
-                return ffi.wasmtime_component_func_call(
-                    byref(func), store._context(), param_capi, n, result_ref, 1 if result_space is not None else 0
-                )
-
-            enter_wasm(run)
-            if result_space is None or self._lift is None:
-                return None
-            return self._lift(result_space)
+            lift = self._lift
+            result = base + count * _VAL_STRIDE
+            error = _func_call(self._func_ref, store._context(), base, n, None if lift is None else result,
+                               0 if lift is None else 1)
+            if error:
+                _raise_call_error(error)
+            return None if lift is None else lift(result)
         finally:
             for i in range(n):
-                _val_delete(byref(param_capi, i * _VAL_STRIDE))
+                _val_delete(base + i * _VAL_STRIDE)
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(

@@ -20,7 +20,8 @@ recorded export call) under ``--concurrency`` clients, first an actor written in
 built with the SDK; the floor is a bare aiohttp handler returning the same bytes to the same clients. ``--part``
 measures only the client or only the server figures. Under each server figure, the CPU time of the whole process
 per request (clients included) next to the bare handler's: a ratio that a machine busy with other work disturbs
-less than requests/s (which then measure thread wake-up latency as much as work). Each figure and its floor are measured in turn ``--rounds`` times and the best of each is kept
+less than requests/s (which then measure thread wake-up latency as much as work); the machine's load average is
+printed before and after the server figures. Each figure and its floor are measured in turn ``--rounds`` times and the best of each is kept
 (the machine is shared: the best round is the one least disturbed). Nothing here is asserted by the tests. The actors are built with the SDK (componentize-py,
 cached under ``$THEATER_TEST_BUILD_CACHE`` or ``.cache/theater-build``).
 """
@@ -112,6 +113,13 @@ type = "http-framework"
 
 def line(name: str, value: float, unit: str, floor: float, floor_name: str) -> None:
     print(f"{name:<44} {value:>10,.1f} {unit:<6}  floor ({floor_name}) {floor:,.1f} {unit}  x{value / floor:.2f}")
+
+
+def _load_line(when: str) -> str:
+    """The machine's load averages (1, 5, 15 minutes) next to its cores: figures taken on a machine busy with other
+    work say more about its scheduling than about Theater, and should be quoted with it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def best(rounds: int, measured: Callable[[], float], floor: Callable[[], float]) -> tuple[float, float]:
@@ -298,6 +306,7 @@ def main() -> None:
                     'config = { allow_loopback = ["127.0.0.1"] }\n')
                 _client(theater, client_manifest, root / "wat-client" / "manifest.toml", url, args)
             if args.part in ("all", "server"):
+                print(_load_line("before the server figures"))
                 (root / "wat").mkdir()
                 (root / "wat" / "server.wat").write_text(http_actor())
                 (root / "wat" / "manifest.toml").write_text(
@@ -310,6 +319,7 @@ def main() -> None:
                     line(label, served, "/s", bare, "bare aiohttp handler")
                     print(f"{'    CPU per request (the whole process)':<44} {cpu:>10,.0f} us      bare {bare_cpu:,.0f} us"
                           f"  x{bare_cpu / cpu:.2f}")
+                print(_load_line("after them"))
     loop.submit(runner.cleanup()).result(10)
     loop.close()
 
