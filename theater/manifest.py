@@ -283,12 +283,13 @@ def load_manifest(
     """
     access = FileAccess.trusted() if files is None else files
     source = str(path)
-    data = access.read(path, limit=maximums.manifest_file_bytes, what="manifest", source=source, field="")
+    checked = access.check(path, source=source, field="")  # once: the read and the directory both use it
+    data = access.read(checked, limit=maximums.manifest_file_bytes, what="manifest", source=source, field="")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
-    beside = access.beside(path, source=source, field="")
+    beside = access.beside(checked, source=source, field="")
     if cache is not None:
         return cache.parse(text, source=source, files=beside, maximums=maximums)
     return parse_manifest(text, source=source, files=beside, maximums=maximums)
@@ -583,7 +584,7 @@ def _component(top: _Table, files: FileAccess) -> ComponentRef:
         path = files.resolve(value, source=top.source, field=key)
         return ComponentRef(kind="path", value=path.resolve() if path.is_absolute() else path)
     if files.mode in ("confined", "stored"):
-        files.resolve(value, source=top.source, field=key)  # refused now rather than when it is read
+        files.check(value, source=top.source, field=key)  # refused now rather than when it is read
     return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
 
 
