@@ -225,8 +225,8 @@ class FileAccess:
 
         Args:
             name: the file as the manifest names it (checked here, right before it is opened), or as ``check`` of
-                this access just gave it (not checked again: the file opened must be the very file that was
-                checked, its device and inode compared once it is open).
+                this access just gave it: not checked again where the check found the file (the file opened must
+                then be that very file, its device and inode compared once it is open), else checked again.
             limit: the most bytes the file may hold.
             what: what the file is, for messages (``component``, ``state``, ``manifest``).
             source, field: where the name was given, for messages.
@@ -236,7 +236,7 @@ class FileAccess:
                 file, is not the file that was checked, or holds more than ``limit`` bytes. The message never
                 quotes the file's content.
         """
-        checked = self._checked(name, source=source, field=field)
+        checked = self._checked(name, source=source, field=field, opening=True)
         try:
             if self.mode == "stored":
                 return self._read_blob(checked.path, limit)
@@ -244,11 +244,13 @@ class FileAccess:
         except _Refused as exc:
             raise ManifestError(source, field, f"cannot read the {what} file {checked.name!r}: {exc}") from None
 
-    def _checked(self, name: str | PurePath | Checked, *, source: str, field: str) -> Checked:
+    def _checked(self, name: str | PurePath | Checked, *, source: str, field: str, opening: bool = False) -> Checked:
+        """``name`` checked by this access: as given if this access checked it (to be opened, a confined name
+        only with what its check found, which the open is compared with), else checked now."""
         if isinstance(name, Checked):
-            if name.access is self:
+            if name.access is self and not (opening and self.mode == "confined" and name.stat is None):
                 return name
-            name = name.name  # checked by another access: this one checks it itself
+            name = name.name  # checked by another access, or with nothing to compare the open with: again
         return self.check(name, source=source, field=field)
 
     def _digest(self, key: str) -> bytes | None:
