@@ -244,6 +244,17 @@ class FileAccess:
         except _Refused as exc:
             raise ManifestError(source, field, f"cannot read the {what} file {checked.name!r}: {exc}") from None
 
+    def read_beside(self, name: str | PurePath, *, limit: int, what: str, source: str) -> tuple[bytes, FileAccess]:
+        """``read`` and ``beside`` of a manifest file, its name checked once for both: its bytes, and the access of
+        the relative names in it.
+
+        Raises:
+            ManifestError: as ``read``.
+        """
+        checked = self.check(name, source=source, field="")
+        return (self.read(checked, limit=limit, what=what, source=source, field=""),
+                self.beside(checked, source=source, field=""))
+
     def _checked(self, name: str | PurePath | Checked, *, source: str, field: str, opening: bool = False) -> Checked:
         """``name`` checked by this access: as given if this access checked it (to be opened, a confined name
         only with what its check found, which the open is compared with), else checked now."""

@@ -283,13 +283,11 @@ def load_manifest(
     """
     access = FileAccess.trusted() if files is None else files
     source = str(path)
-    checked = access.check(path, source=source, field="")  # once: the read and the directory both use it
-    data = access.read(checked, limit=maximums.manifest_file_bytes, what="manifest", source=source, field="")
+    data, beside = access.read_beside(path, limit=maximums.manifest_file_bytes, what="manifest", source=source)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
-    beside = access.beside(checked, source=source, field="")
     if cache is not None:
         return cache.parse(text, source=source, files=beside, maximums=maximums)
     return parse_manifest(text, source=source, files=beside, maximums=maximums)
