@@ -220,6 +220,27 @@ class FileAccess:
             raise ManifestError(source, field, self._confined(text, "leads out of it (through a symlink)"))
         return Checked(name=text, path=real, access=self, stat=found)
 
+    def component_path(self, name: str, *, source: str, field: str) -> Path:
+        """The path a manifest's ``component`` names, as its ``ComponentRef`` holds it: for ``trusted`` the file's
+        real path where the name is absolute or ``base`` is known, else as written; for any other access as written,
+        checked now for ``confined`` and ``stored`` (refused now rather than when it is read; checked again then)
+        and refused when it is read for ``none`` and ``recorded``.
+
+        Raises:
+            ManifestError: as ``check`` (confined, stored), or (trusted) the name leads into a symlink loop.
+        """
+        if self.mode == "trusted":
+            path = self.check(name, source=source, field=field).path
+            if not os.path.isabs(path):
+                return Path(path)
+            real, _ = _real(path, os.sep)
+            if real is None:
+                raise ManifestError(source, field, f"the file {name!r} leads into a symlink loop")
+            return Path(real)
+        if self.mode in ("confined", "stored"):
+            self.check(name, source=source, field=field)
+        return Path(name)
+
     def read(self, name: str | PurePath | Checked, *, limit: int, what: str, source: str, field: str) -> bytes:
         """The bytes of the regular file a manifest names, at most ``limit`` of them.
 

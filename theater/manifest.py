@@ -578,12 +578,7 @@ def _component(top: _Table, files: FileAccess) -> ComponentRef:
         if not label or label != label.strip():
             raise top.error(key, f"expected a label after 'store:', got {value!r}")
         return ComponentRef(kind="label", value=label)
-    if files.mode == "trusted":
-        path = files.resolve(value, source=top.source, field=key)
-        return ComponentRef(kind="path", value=path.resolve() if path.is_absolute() else path)
-    if files.mode in ("confined", "stored"):
-        files.check(value, source=top.source, field=key)  # refused now rather than when it is read
-    return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
+    return ComponentRef(kind="path", value=files.component_path(value, source=top.source, field=key))
 
 
 def _check_init_state(top: _Table) -> bytes | None:

@@ -180,3 +180,22 @@ def test_a_remembered_component_whose_directory_is_swapped_for_a_symlink_out_is_
         theater.start(parse_manifest(text, files=confined))
     manifest = parse_manifest('name = "actor"\ncomponent = "old/actor.wat"\n', files=confined)
     assert theater.start(manifest)  # the remembered file itself is still the guest's
+
+
+def test_an_operators_component_symlink_loop_is_a_manifest_error_not_a_traceback(tmp_path, resolution):
+    (tmp_path / "loop.wat").symlink_to(tmp_path / "loop.wat")
+    with pytest.raises(ManifestError, match="component: the file 'loop.wat' leads into a symlink loop"):
+        parse_manifest('name = "x"\ncomponent = "loop.wat"\n', files=FileAccess.trusted(tmp_path))
+
+
+def test_an_operators_component_path_is_its_real_path_whichever_resolution_runs(tmp_path, monkeypatch):
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "a.wat").write_text(wat.echo_actor())
+    (tmp_path / "link").symlink_to(tmp_path / "build", target_is_directory=True)
+    text = 'name = "x"\ncomponent = "link/a.wat"\n'
+    found = []
+    for kernel in (True, False):
+        monkeypatch.setattr(files_module, "_KERNEL_PATHS", kernel and files_module._KERNEL_PATHS)
+        found.append(parse_manifest(text, files=FileAccess.trusted(tmp_path)).component.path)
+    assert found == [(tmp_path / "build" / "a.wat").resolve()] * 2
+    assert parse_manifest(text, files=FileAccess.trusted()).component.path == Path("link/a.wat")  # as written
