@@ -16,13 +16,13 @@ import os
 import re
 import stat
 import threading
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 from replay.engine import Engine
 from replay.errors import ComponentError
 from store import Store, blob_digest
-from theater.files import FileAccess
+from theater.files import Checked, FileAccess
 
 _EXCERPT = re.compile(r"^(\d+\s*)?\|")  # the source lines wasmtime quotes under a text error ("1 | ...", "|")
 _NAMED = re.compile(r"`[^`]*[^`()\[\]{},;:=\s][^`]*`")  # a quoted name (`$secret`), not a quoted token (`(`)
@@ -89,16 +89,19 @@ class FileDigests:
                 del self._known[next(iter(self._known))]
 
 
-def _stat_key(path: Path, limit: int, *, follow: bool) -> _StatKey | None:
+def _stat_key(checked: Checked, limit: int, *, follow: bool, again: bool = False) -> _StatKey | None:
     """The ``FileDigests`` key of a regular file of at most ``limit`` bytes; None for anything else (the read
-    then says what is wrong)."""
-    try:
-        st = os.stat(path, follow_symlinks=follow)
-    except OSError:
-        return None
+    then says what is wrong). What the check of its name found is used (the very file it led to), unless
+    ``again`` (or nothing was found then): the file is ``stat``-ed now."""
+    st = None if again else checked.stat
+    if st is None:
+        try:
+            st = os.stat(checked.path, follow_symlinks=follow)
+        except OSError:
+            return None
     if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
         return None
-    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (checked.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def load_file(
@@ -115,16 +118,16 @@ def load_file(
         ComponentError: the bytes are not a usable component; nothing is stored.
     """
     what = f"component {str(name)!r}"
+    checked = files.check(name, source=source, field=field)  # once: the stat key and the read both use it
     key = None
     if files.mode in ("trusted", "confined"):
-        path = files.resolve(name, source=source, field=field)
-        key = _stat_key(path, limit, follow=files.mode == "trusted")
+        key = _stat_key(checked, limit, follow=files.mode == "trusted")
         digest = known.get(key) if key is not None else None
         if digest is not None:  # kept once its blob was stored, and blobs are never removed
             return digest, load(engine, store, digest, what=what)
-    data = files.read(name, limit=limit, what="component", source=source, field=field)
+    data = files.read(checked, limit=limit, what="component", source=source, field=field)
     digest, component = load_new(engine, store, data, what=what)
-    if key is not None and _stat_key(path, limit, follow=files.mode == "trusted") == key:
+    if key is not None and _stat_key(checked, limit, follow=files.mode == "trusted", again=True) == key:
         known.put(key, digest)  # the file did not change while it was read
     return digest, component
 

@@ -161,69 +161,129 @@ class FileAccess:
             return dataclasses.replace(self, base=Path(directory))
         return self
 
-    def beside(self, name: str | PurePath, *, source: str, field: str) -> FileAccess:
-        """The access of the manifest file ``name`` (checked as ``resolve`` does): relative paths in it resolve
-        against its directory (for ``stored``, its folder in the map)."""
-        path = self.resolve(name, source=source, field=field)
+    def beside(self, name: str | PurePath | Checked, *, source: str, field: str) -> FileAccess:
+        """The access of the manifest file ``name`` (checked as ``check`` does, unless given checked by this access):
+        relative paths in it resolve against its directory (for ``stored``, its folder in the map)."""
+        checked = self._checked(name, source=source, field=field)
         if self.mode == "stored":
-            folder = path.parent
-            return dataclasses.replace(self, base=None if folder == Path(".") else folder)
-        return self.within(path.absolute().parent)
+            folder = PurePosixPath(checked.path).parent
+            return dataclasses.replace(self, base=None if folder == PurePosixPath(".") else Path(folder))
+        if self.mode == "trusted":
+            return FileAccess(mode="trusted", base=Path(checked.path).absolute().parent)
+        if self.mode == "confined":  # a real path; built directly (``dataclasses.replace`` costs more than the check)
+            return FileAccess(mode="confined", base=Path(os.path.dirname(checked.path)), root=self.root,
+                              origin=self.origin)
+        return self
 
     def resolve(self, name: str | PurePath, *, source: str, field: str) -> Path:
-        """The path a manifest's file name stands for, once it is checked against this access.
+        """The path a manifest's file name stands for, once it is checked against this access (``check``)."""
+        return Path(self.check(name, source=source, field=field).path)
 
-        For ``stored`` the path is the name's key in the map (relative, never a file on the host).
+    def check(self, name: str | PurePath, *, source: str, field: str) -> Checked:
+        """A manifest's file name checked against this access, with the path it stands for.
+
+        For ``trusted`` the path is the name against ``base``, symlinks not followed; for ``confined`` it is the
+        real path (symlinks followed, once: see ``_real``), inside the root; for ``stored`` it is the name's key in
+        the map (relative, never a file on the host). Hand the result to ``read`` or ``beside`` of this same access
+        right away: they use its path without resolving the name again (given by another access, a name is checked
+        again). A ``Checked`` is a moment's answer; it is not kept.
 
         Raises:
             ManifestError: this access names no files, or (confined, stored) the name is absolute or has a ``..``
-                component, or (confined) leads (through a symlink) out of the root, or (stored) is not in the map.
+                component, or (confined) leads (through a symlink) out of the root or into a symlink loop, or
+                (stored) is not in the map.
         """
-        if "\0" in str(name):
-            raise ManifestError(source, field, f"a file name cannot hold a NUL character (got {str(name)!r})")
-        path = Path(name)
+        text = os.fspath(name)
+        if "\0" in text:
+            raise ManifestError(source, field, f"a file name cannot hold a NUL character (got {text!r})")
         if self.mode == "trusted":
-            return path if path.is_absolute() or self.base is None else self.base / path
+            path = Path(text)
+            joined = path if path.is_absolute() or self.base is None else self.base / path
+            return Checked(name=text, path=str(joined), access=self)
         if self.mode not in ("confined", "stored"):
-            raise ManifestError(source, field, self._no_files(str(name)))
-        if path.is_absolute():
-            raise ManifestError(source, field, self._confined(str(name), "is an absolute path"))
-        if ".." in path.parts:
-            raise ManifestError(source, field, self._confined(str(name), "has a '..' component"))
+            raise ManifestError(source, field, self._no_files(text))
+        if text.startswith("/"):
+            raise ManifestError(source, field, self._confined(text, "is an absolute path"))
+        if ".." in text.split("/"):
+            raise ManifestError(source, field, self._confined(text, "has a '..' component"))
         if self.mode == "stored":
-            key = path if self.base is None else self.base / path
+            key = PurePosixPath(text) if self.base is None else PurePosixPath(self.base.as_posix(), text)
             if self._digest(key.as_posix()) is None:
-                raise ManifestError(source, field, self._confined(str(name), "is not one of them"))
-            return key
+                raise ManifestError(source, field, self._confined(text, "is not one of them"))
+            return Checked(name=text, path=key.as_posix(), access=self)
         root, base = self._confinement()
-        real = _resolved(os.path.join(base, path))
-        if real is None:
-            raise ManifestError(source, field, self._confined(str(name), "leads into a symlink loop"))
         top = str(root)
-        if real != top and not real.startswith(top if top.endswith(os.sep) else top + os.sep):
-            raise ManifestError(source, field, self._confined(str(name), "leads out of it (through a symlink)"))
-        return Path(real)
+        real, found = _real(os.path.join(base, text), top)
+        if real is None:
+            raise ManifestError(source, field, self._confined(text, "leads into a symlink loop"))
+        if not _inside(real, top):
+            raise ManifestError(source, field, self._confined(text, "leads out of it (through a symlink)"))
+        return Checked(name=text, path=real, access=self, stat=found)
 
-    def read(self, name: str | PurePath, *, limit: int, what: str, source: str, field: str) -> bytes:
+    def component_path(self, name: str, *, source: str, field: str) -> Path:
+        """The path a manifest's ``component`` names, as its ``ComponentRef`` holds it: for ``trusted`` the file's
+        real path where the name is absolute or ``base`` is known, else as written; for any other access as written,
+        checked now for ``confined`` and ``stored`` (refused now rather than when it is read; checked again then)
+        and refused when it is read for ``none`` and ``recorded``.
+
+        Raises:
+            ManifestError: as ``check`` (confined, stored), or (trusted) the name leads into a symlink loop.
+        """
+        if self.mode == "trusted":
+            path = self.check(name, source=source, field=field).path
+            if not os.path.isabs(path):
+                return Path(path)
+            real, _ = _real(path, os.sep)
+            if real is None:
+                raise ManifestError(source, field, f"the file {name!r} leads into a symlink loop")
+            return Path(real)
+        if self.mode in ("confined", "stored"):
+            self.check(name, source=source, field=field)
+        return Path(name)
+
+    def read(self, name: str | PurePath | Checked, *, limit: int, what: str, source: str, field: str) -> bytes:
         """The bytes of the regular file a manifest names, at most ``limit`` of them.
 
         Args:
-            name: the file as the manifest names it (resolved and checked here, again, before it is opened).
+            name: the file as the manifest names it (checked here, right before it is opened), or as ``check`` of
+                this access just gave it: not checked again where the check found the file (the file opened must
+                then be that very file, its device and inode compared once it is open), else checked again.
             limit: the most bytes the file may hold.
             what: what the file is, for messages (``component``, ``state``, ``manifest``).
             source, field: where the name was given, for messages.
 
         Raises:
-            ManifestError: the name is refused (see ``resolve``), or the file cannot be opened, is not a regular
-                file, or holds more than ``limit`` bytes. The message never quotes the file's content.
+            ManifestError: the name is refused (see ``check``), or the file cannot be opened, is not a regular
+                file, is not the file that was checked, or holds more than ``limit`` bytes. The message never
+                quotes the file's content.
         """
-        path = self.resolve(name, source=source, field=field)
+        checked = self._checked(name, source=source, field=field, opening=True)
         try:
             if self.mode == "stored":
-                return self._read_blob(path.as_posix(), limit)
-            return _read_regular(path, limit, follow=self.mode == "trusted")
+                return self._read_blob(checked.path, limit)
+            return _read_regular(checked.path, limit, follow=self.mode == "trusted", checked=checked.stat)
         except _Refused as exc:
-            raise ManifestError(source, field, f"cannot read the {what} file {str(name)!r}: {exc}") from None
+            raise ManifestError(source, field, f"cannot read the {what} file {checked.name!r}: {exc}") from None
+
+    def read_beside(self, name: str | PurePath, *, limit: int, what: str, source: str) -> tuple[bytes, FileAccess]:
+        """``read`` and ``beside`` of a manifest file, its name checked once for both: its bytes, and the access of
+        the relative names in it.
+
+        Raises:
+            ManifestError: as ``read``.
+        """
+        checked = self.check(name, source=source, field="")
+        return (self.read(checked, limit=limit, what=what, source=source, field=""),
+                self.beside(checked, source=source, field=""))
+
+    def _checked(self, name: str | PurePath | Checked, *, source: str, field: str, opening: bool = False) -> Checked:
+        """``name`` checked by this access: as given if this access checked it (to be opened, a confined name
+        only with what its check found, which the open is compared with), else checked now."""
+        if isinstance(name, Checked):
+            if name.access is self and not (opening and self.mode == "confined" and name.stat is None):
+                return name
+            name = name.name  # checked by another access, or with nothing to compare the open with: again
+        return self.check(name, source=source, field=field)
 
     def _digest(self, key: str) -> bytes | None:
         return next((digest for name, digest in self.names if name == key), None)
@@ -260,17 +320,68 @@ class FileAccess:
                 f"relative path without '..'; {name!r} {why}")
 
 
-def _resolved(path: str) -> str | None:
-    """``str(Path(path).resolve())`` (symlinks followed; None where they loop) without building the intermediate
-    paths: a spawn resolves each of its manifest's names, and pathlib's parsing cost more than the ``lstat``
-    calls."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """A manifest's file name as ``FileAccess.check`` found it, for ``read`` and ``beside`` of the same access.
+
+    Attributes:
+        name: the name as the manifest gave it (what messages quote).
+        path: what it stands for (see ``FileAccess.check``).
+        access: the access that checked it; any other access checks the name again.
+        stat: for ``confined``, what ``fstat`` said of the file the name led to when it was checked (None when
+            unknown): ``read`` opens only that very file (same device and inode).
+    """
+
+    name: str
+    path: str
+    access: FileAccess = dataclasses.field(repr=False, compare=False)
+    stat: os.stat_result | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_PROC_FD = "/proc/self/fd/"
+_KERNEL_PATHS = hasattr(os, "O_PATH") and os.path.isdir(_PROC_FD)
+
+
+def _real(path: str, root: str) -> tuple[str | None, os.stat_result | None]:
+    """The real path of ``path`` (symlinks followed; None where they loop), and the stat of the file it leads to
+    when the kernel resolved it.
+
+    Where Linux allows, the kernel resolves it: ``path`` is opened with ``O_PATH`` (which opens nothing: no device
+    is touched, no fifo waited on) and the real path read back from ``/proc/self/fd``, the path of the very file
+    that was found, with its ``fstat``; a few system calls, where ``os.path.realpath`` walks every component of
+    the path in Python (four of a spawn's names took a fifth of it). Where the kernel's answer is not a path inside
+    ``root`` (the name leads out, does not exist, loops; a mount the kernel names otherwise), or elsewhere than
+    Linux, ``os.path.realpath`` decides, as it always did: every refusal is decided by it.
+    """
+    if _KERNEL_PATHS:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                real, found = os.readlink(f"{_PROC_FD}{fd}"), os.fstat(fd)
+            except OSError:
+                real, found = "", None
+            finally:
+                os.close(fd)
+            if found is not None and found.st_nlink > 0 and _inside(real, root):
+                return real, found
     real = os.path.realpath(path)
     try:
         os.stat(real)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return None
-    return real
+            return None, None
+    return real, None
+
+
+def _inside(real: str, root: str) -> bool:
+    """Whether the real path ``real`` is ``root`` or under it."""
+    return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 class Blobs(Protocol):
@@ -339,19 +450,24 @@ class _Refused(Exception):
     """A file that exists by name but may not be read; the message says why (never what it holds)."""
 
 
-def _read_regular(path: Path, limit: int, *, follow: bool = True) -> bytes:
+def _read_regular(path: str, limit: int, *, follow: bool = True, checked: os.stat_result | None = None) -> bytes:
     """Read a regular file of at most ``limit`` bytes, reading no more than ``limit + 1``.
 
-    The file is checked before it is opened (so no device or fifo is ever opened) and again once open (so it is
-    the same file). With ``follow=False`` a symlink as the last component is refused when opening.
+    The file is checked before it is opened (so no device or fifo is ever opened: by ``checked``, what was found
+    when its name was checked, else by a ``stat`` now) and again once open (so it is the same file: same device
+    and inode). With ``follow=False`` a symlink as the last component is refused when opening.
 
     Raises:
-        _Refused: the file cannot be opened, is not a regular file, or is larger than ``limit``.
+        _Refused: the file cannot be opened, is not a regular file, is not the file checked, or is larger than
+            ``limit``.
     """
-    try:
-        before = os.stat(path)
-    except OSError as exc:
-        raise _Refused(exc.strerror or type(exc).__name__) from None
+    if checked is None:
+        try:
+            before = os.stat(path)
+        except OSError as exc:
+            raise _Refused(exc.strerror or type(exc).__name__) from None
+    else:
+        before = checked
     _check_regular(before, limit)
     try:
         fd = os.open(path, _OPEN_FLAGS | (0 if follow else _NOFOLLOW))
@@ -398,4 +514,4 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-__all__ = ["MAX_NAME_BYTES", "MAX_STORED_FILES", "Blobs", "FileAccess", "check_name", "check_names"]
+__all__ = ["MAX_NAME_BYTES", "MAX_STORED_FILES", "Blobs", "Checked", "FileAccess", "check_name", "check_names"]

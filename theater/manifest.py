@@ -283,12 +283,11 @@ def load_manifest(
     """
     access = FileAccess.trusted() if files is None else files
     source = str(path)
-    data = access.read(path, limit=maximums.manifest_file_bytes, what="manifest", source=source, field="")
+    data, beside = access.read_beside(path, limit=maximums.manifest_file_bytes, what="manifest", source=source)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(source, "", f"the manifest is not valid UTF-8: {exc.reason}") from None
-    beside = access.beside(path, source=source, field="")
     if cache is not None:
         return cache.parse(text, source=source, files=beside, maximums=maximums)
     return parse_manifest(text, source=source, files=beside, maximums=maximums)
@@ -579,12 +578,7 @@ def _component(top: _Table, files: FileAccess) -> ComponentRef:
         if not label or label != label.strip():
             raise top.error(key, f"expected a label after 'store:', got {value!r}")
         return ComponentRef(kind="label", value=label)
-    if files.mode == "trusted":
-        path = files.resolve(value, source=top.source, field=key)
-        return ComponentRef(kind="path", value=path.resolve() if path.is_absolute() else path)
-    if files.mode in ("confined", "stored"):
-        files.resolve(value, source=top.source, field=key)  # refused now rather than when it is read
-    return ComponentRef(kind="path", value=Path(value))  # resolved again by ``files`` when read, if ever
+    return ComponentRef(kind="path", value=files.component_path(value, source=top.source, field=key))
 
 
 def _check_init_state(top: _Table) -> bytes | None:
