@@ -193,3 +193,28 @@ def test_a_held_submit_that_cannot_lead_is_handed_to_the_writer_not_stranded(sto
     thread.join(WAIT)
     assert committed == [put.value]
     assert store.blobs.has(put.value)
+
+
+def test_a_start_commits_on_the_starting_thread_and_is_durable_when_it_returns(tmp_path: Any) -> None:
+    from tests.components import wat
+    from theater.runtime import Theater
+
+    (tmp_path / "echo.wat").write_text(wat.echo_actor())
+    (tmp_path / "echo.toml").write_text('name = "echo"\ncomponent = "echo.wat"\n')
+    with Theater(tmp_path / "home") as theater:
+        committers = committing_threads(theater.store)
+        started = []
+        for _ in range(ATTEMPTS):
+            before = len(committers)
+            actor = theater.start(tmp_path / "echo.toml")
+            started.append(actor)
+            # Answered only once its events are committed: the chain holds its instance and init.
+            head = theater.store.log.head(uuid.UUID(actor))
+            assert head.seq >= 2
+            if threading.current_thread() in committers[before:]:
+                break
+        else:
+            pytest.fail("no start found the writer idle and led its commit")
+        assert theater.request(started[-1], b"ping") == b"ping"
+    with Store(tmp_path / "home" / "store") as reopened:
+        assert all(reopened.log.head(uuid.UUID(actor)).seq >= 2 for actor in started)
