@@ -171,6 +171,7 @@ def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_write
         store.submit([write], hold=True)
         if store.lead():
             assert write.done() and committers[-1] is threading.current_thread()
+            assert not store.log._writer._wake.is_set()  # the writer thread slept through it
         else:
             assert not idle  # the writer thread was still at work: it commits it (woken by ``lead``)
         write.wait(WAIT)
