@@ -3,6 +3,13 @@
 Callers build their records in their own thread (encode, hash), hand a write to the writer and get a ``Pending``
 back at once; ``Pending.wait()`` returns when the batch holding it is committed (durable, in sync mode). While a
 batch commits, the next one fills, so many appends from many threads share one fsync.
+
+A thread about to wait for its writes while the writer thread is idle may commit them itself (``Writer.lead``, the
+leader of a write group as in RocksDB or MySQL's binlog group commit): it takes everything queued and commits it
+as the writer would, and so saves the hand-off to the writer thread and back. One lock (``Writer._turn``) is the
+right to run a commit: the writer thread holds it for each of its commits, a leader for its one, so there is never
+more than one write transaction and the writer's state (heads, feed position, index tail) has one owner at a time.
+The writer thread keeps everything else: a busy stream (lingering), the index tail's merge, and closing.
 """
 
 from __future__ import annotations
@@ -209,6 +216,11 @@ class Writer:
         self._gate = threading.Event()  # clear while the writer fills a transaction
         self._gate.set()
         self._committed = threading.Condition(threading.Lock())
+        # The right to run a commit (pop a batch from the queue and commit it): the writer thread's for each of its
+        # commits, a leader's for its one (``lead``). Queue order is commit order because both pop under it.
+        self._turn = threading.Lock()
+        self._idle = False  # the writer thread waits for work, with no tail to merge (a leader may commit)
+        self._leader: threading.Thread | None = None  # the thread committing in ``lead`` now
         self._closing = False
         self._stopped = False
         self._feed_next = self._read_feed_next()
@@ -259,11 +271,13 @@ class Writer:
             self._reap()  # the writer finished between our check and our append: nobody else will take it
         return op
 
-    def submit_many(self, ops: list[Pending[Any]]) -> None:
+    def submit_many(self, ops: list[Pending[Any]], *, hold: bool = False) -> None:
         """Queue ``ops`` together, in order, for the next batch (one commit, unless they outgrow a batch).
 
         Unlike ``submit`` it never raises: on a closing store every op fails with ``StoreClosedError`` (its
-        ``wait`` raises it), so an appender that queued them earlier learns it where it waits.
+        ``wait`` raises it), so an appender that queued them earlier learns it where it waits. With ``hold``, an
+        idle writer thread is not woken: the caller must call ``lead`` next (before it waits for anything), which
+        commits them on its thread or wakes the writer.
         """
         if self._closing:
             self._finish(ops, StoreClosedError())
@@ -273,7 +287,7 @@ class Writer:
         for op in ops:
             op._writer = self
         self._queue.extend(ops)  # one step for the writer thread: it sees all of them or none
-        if not self._wake.is_set():
+        if not (hold and self._idle) and not self._wake.is_set():
             self._wake.set()
         if self._stopped:
             self._reap()
@@ -288,6 +302,37 @@ class Writer:
             if not self._committed.wait_for(op.done, timeout):
                 raise TimeoutError(f"write not committed within {timeout} s")
 
+    def lead(self) -> bool:
+        """Commit what is queued on this thread if the writer thread is idle; True when this thread committed.
+
+        For a thread about to wait for writes it has just handed over: when the writer thread sleeps with nothing
+        else to do, waking it to commit and then being woken by it costs two thread hand-offs that committing here
+        does not. When the writer thread is at work (a batch committing or filling, a tail to merge, closing),
+        this does nothing: the writer commits as usual. The settle listeners run on this thread as on the writer
+        thread (``settled`` tells them True), so call it holding no lock an effect may take, never on the writer
+        thread or from a listener. A failed commit fails its writes as the writer's would. Whatever it leaves
+        queued (it could not lead, or more came meanwhile) is the writer thread's: it wakes it.
+        """
+        led = False
+        if self._idle and not self._closing and self._queue and self._turn.acquire(blocking=False):
+            try:
+                if self._idle and not self._closing:  # looked again with the turn held: the writer may have woken
+                    queue = self._queue
+                    pop = queue.popleft
+                    ops = [pop() for _ in range(min(len(queue), MAX_BATCH_OPS))]
+                    if ops:
+                        self._leader = threading.current_thread()
+                        try:
+                            self._commit(ops)
+                        finally:
+                            self._leader = None
+                        led = True
+            finally:
+                self._turn.release()
+        if self._queue and not self._wake.is_set():
+            self._wake.set()  # held by ``submit_many(hold=True)``, or come meanwhile: the writer thread's now
+        return led
+
     def _run(self) -> None:
         queue, busy = self._queue, False
         while True:
@@ -301,7 +346,9 @@ class Writer:
                 if self._index_tail.watermark is not None:
                     # Idle (or closing): merge the hash index tail, one chunk a commit, looking at the queue
                     # between chunks. A failed merge is retried after a pause (or left to the next open).
-                    if not self._commit([], merge=True):
+                    with self._turn:
+                        merged = self._commit([], merge=True)
+                    if not merged:
                         if self._closing:
                             break
                         self._wake.clear()
@@ -311,17 +358,22 @@ class Writer:
                     break
                 self._wake.clear()  # clear, then look again: a submit after the look sets it
                 if not queue and not self._closing:
+                    self._idle = True  # a thread waiting for its writes may commit them itself (``lead``)
                     self._wake.wait()
+                    self._idle = False
                 continue
             if busy and not self._closing and len(queue) < LINGER_UNTIL_OPS:
                 # Under load, let the batch fill a little: a commit costs about the same for 200 events as
                 # for 2,000 (LMDB writes every touched index page once), so fewer, larger commits win.
                 time.sleep(LINGER_S)
-            pop = queue.popleft
-            ops = [pop() for _ in range(min(len(queue), MAX_BATCH_OPS))]
-            busy = len(ops) >= BUSY_FROM_OPS
-            self._commit(ops)
-        self._stopped = True
+            with self._turn:  # a leader may have taken the queue meanwhile: then there is nothing to commit
+                pop = queue.popleft
+                ops = [pop() for _ in range(min(len(queue), MAX_BATCH_OPS))]
+                if ops:
+                    busy = len(ops) >= BUSY_FROM_OPS
+                    self._commit(ops)
+        with self._turn:  # a leader's commit in flight finishes before the store may close
+            self._stopped = True
         self._reap()
 
     def _reap(self) -> None:
@@ -451,9 +503,11 @@ class Writer:
 
     def settled(self) -> None:
         """Tell the settle listeners that writes have finished (``_finish``; a replicated store's relay calls it
-        for the writes it fails itself): with True on the writer thread, which holds no lock of anyone else's;
-        with False on a submitting thread (a closing store refused its writes), which may hold its own."""
-        on_writer = threading.current_thread() is self._thread
+        for the writes it fails itself): with True on the writer thread, which holds no lock of anyone else's, and
+        on a thread committing in ``lead`` (which holds none either); with False on a submitting thread (a closing
+        store refused its writes), which may hold its own."""
+        current = threading.current_thread()
+        on_writer = current is self._thread or current is self._leader
         for listener in self.settle_listeners:
             try:
                 listener(on_writer)
@@ -476,7 +530,7 @@ class ReadOnlyWriter:
     def submit(self, op: _P) -> _P:
         raise ReadOnlyError(self._path)
 
-    def submit_many(self, ops: list[Pending[Any]]) -> None:
+    def submit_many(self, ops: list[Pending[Any]], *, hold: bool = False) -> None:
         raise ReadOnlyError(self._path)
 
     def close(self) -> None:

@@ -65,19 +65,33 @@ class Store:
         self.artifacts = ArtifactCache(self.path / ARTIFACT_DIR, readonly=readonly)
         self.audit = Audit(self.env, writer, self.log)  # the Merkle log's key, checkpoints and proofs
 
-    def submit(self, writes: list[Pending[Any]]) -> None:
+    def submit(self, writes: list[Pending[Any]], *, hold: bool = False) -> None:
         """Hand writes prepared by ``log.prepare`` and ``blobs.prepare`` to the writer together, in order: they are
         committed in one batch (unless they outgrow one), so holding an operation's writes and submitting them at
         its end costs one commit, not one per write. A closed store fails them (``wait`` raises
         ``StoreClosedError``).
 
+        With ``hold``, the caller commits them itself next (``lead``, before it waits for anything): an idle
+        writer thread is not woken for them.
+
         Raises:
             ReadOnlyError: the store is open read-only.
         """
-        self._submit(writes)
+        self._submit(writes, hold=hold)
+
+    def lead(self) -> bool:
+        """Commit the writes handed over so far on this thread if the store's writer thread is idle (a thread about
+        to wait for its writes saves the hand-off to the writer and back; see ``store._commit.Writer.lead``); True
+        when it did. Does nothing while the writer is at work, or on a read-only store.
+
+        Call it holding no lock that a settle listener's effects may take: they run on this thread.
+        """
+        writer = self._writer
+        return isinstance(writer, Writer) and writer.lead()
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after every commit (on the writer thread: keep it short, e.g. set an event).
+        """Call ``listener()`` after every commit (on the thread that ran it, the writer's or a leader's (``lead``):
+        keep it short, e.g. set an event).
 
         Subscribers use it to read the feed from where they stopped instead of polling.
 
@@ -91,8 +105,9 @@ class Store:
     def add_settle_listener(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(on_writer)`` whenever writes have finished: committed, failed, or refused by a closing store.
 
-        ``on_writer`` is True on the writer thread, right after the batch (before the commit listeners): it holds
-        no lock of the caller's, but must never wait on the store, so keep it short (the runtime's releaser
+        ``on_writer`` is True on the thread that committed them, right after the batch (before the commit
+        listeners): the writer thread, or a thread that committed its own writes (``lead``); it holds no lock of
+        the caller's, but must never wait on the store, so keep it short (the runtime's releaser
         settles its futures there). It is False on a thread that finished writes itself (a closing store refused
         them, a replicated store failed them): that thread may hold locks of its own, so only wake someone.
 
@@ -105,7 +120,8 @@ class Store:
 
     def add_commit_timing(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, writes)`` after every commit of writes: how long the batch took to commit
-        (from the writer taking it to durable) and how many writes it held. On the writer thread: keep it short.
+        (from the writer taking it to durable) and how many writes it held. On the thread that committed it (the
+        writer's, or a leader's): keep it short.
 
         Raises:
             ReadOnlyError: the store is open read-only (it commits nothing).

@@ -125,8 +125,9 @@ class ReplicatedStore(Store):
             raise StoreError("a replicated store cannot be opened read-only")
         self._relay = _Relay(writer)
 
-    def submit(self, writes: list[Pending[Any]]) -> None:
-        """Replicate ``writes``, then commit them locally (see the module docstring); never blocks on the network."""
+    def submit(self, writes: list[Pending[Any]], *, hold: bool = False) -> None:
+        """Replicate ``writes``, then commit them locally (see the module docstring); never blocks on the network.
+        ``hold`` changes nothing: the relay hands them to the writer once they are replicated."""
         if not writes:
             return
         relay = self._relay

@@ -116,6 +116,9 @@ class RecordTape:
     cause: bytes | None = None  # the next ``wasm/call`` records this causal link (``theater.envelope``); then None
     _stamp: Any = None  # an envelope whose ``cause`` the next append fills in (``stamp_next``)
     before_tick: Callable[[], None] | None = None  # what ``tick`` runs first (the actor's owed release)
+    # Set while the thread that appends is the one that waits for the commit (a start run on the thread asking
+    # for it): ``last`` then commits on this thread when the store's writer thread is idle (``Store.lead``).
+    leads = False
 
     def __init__(self, store: Store, actor: uuid.UUID, head: Head) -> None:
         self._store = store
@@ -153,18 +156,23 @@ class RecordTape:
         appends it right after the function returns)."""
         self._stamp = envelope
 
-    def submit(self) -> PendingAppend | None:
+    def submit(self, *, lead: bool = False) -> PendingAppend | None:
         """Hand the held writes to the store, together and in order (one commit), and return the latest append.
 
-        Any thread may call it; the writes keep their order whoever submits them.
+        Any thread may call it; the writes keep their order whoever submits them. With ``lead`` (a thread about
+        to wait for them, holding no lock), they are committed on this thread if the writer thread is idle
+        (``Store.lead``), after the tape's own lock is let go.
         """
         with self._guard:
             held = self._held
             if held:
                 self._held = []
                 self._unconfirmed.extend(held)
-                self._store.submit([write for write, _ in held])  # type: ignore[misc]
-            return self._last
+                self._store.submit([write for write, _ in held], hold=lead)  # type: ignore[misc]
+            last = self._last
+        if lead and held:
+            self._store.lead()  # commits them here, or wakes the writer thread
+        return last
 
     def tick(self) -> None:
         """Called by the boundary before every host call and at every epoch tick of a running call: run
@@ -175,8 +183,9 @@ class RecordTape:
 
     @property
     def last(self) -> PendingAppend | None:
-        """The latest append, handed to the store now with every write held before it (``submit``)."""
-        return self.submit()
+        """The latest append, handed to the store now with every write held before it (``submit``; it leads the
+        commit while ``leads`` is set)."""
+        return self.submit(lead=self.leads)
 
     def depend_on(self, writes: tuple[Write, ...]) -> None:
         """Make the next append depend on ``writes`` (another tape's ``handed_over``), all already handed to the

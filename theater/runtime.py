@@ -269,7 +269,16 @@ class Theater:
                 with blocking():  # in place: done unless it failed (then until its events are durable)
                     spawner.tape.depend_on(queued.result())
             else:
-                started = actor.start_here(boot) if here else actor.submit(boot)
+                if here:
+                    # This thread waits for the start's commit: with the writer thread idle, the start's release
+                    # commits on it (no hand-off to the writer and back; the commit settles ``started`` here).
+                    tape.leads = True
+                    try:
+                        started = actor.start_here(boot)
+                    finally:
+                        tape.leads = False
+                else:
+                    started = actor.submit(boot)
                 with blocking():  # until its events are durable (a start shares its commit with the others)
                     started.result()
         except StoreError as exc:
