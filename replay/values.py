@@ -22,6 +22,7 @@ variant             ``{case: v}``; enum: the case name; flags: sorted list of na
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 import wasmtime.component as wc
@@ -121,11 +122,9 @@ def lowerer(ty: Any) -> Converter:
         item = lowerer(ty.element)
         return list if item is _identity else (lambda v: [item(x) for x in v])
     if isinstance(ty, wc.TupleType):
-        items = [lowerer(t) for t in ty.elements]
-        return lambda v: tuple(f(x) for f, x in zip(items, v))
+        return _tuple_lowerer([lowerer(t) for t in ty.elements])
     if isinstance(ty, wc.RecordType):
-        fields = [(name, lowerer(t)) for name, t in ty.fields]
-        return lambda v: _record({name: f(v[name]) for name, f in fields})
+        return _record_lowerer([(name, lowerer(t)) for name, t in ty.fields])
     if isinstance(ty, wc.OptionType):
         payload = lowerer(ty.payload)
         return lambda v: None if v is None else payload(v["some"])
@@ -145,11 +144,30 @@ def _lower_bytes(value: Any) -> bytes:
     return bytes(value)
 
 
-def _record(fields: dict[str, Any]) -> wc.Record:
-    rec = wc.Record()
-    for name, value in fields.items():
-        setattr(rec, name, value)
-    return rec
+def _tuple_lowerer(items: list[Converter]) -> Converter:
+    # The first ``len(items)`` items of ``v`` (fewer when it is shorter), each converted: what
+    # ``tuple(f(x) for f, x in zip(items, v))`` gives, without a generator per value; with no item to convert (an
+    # HTTP header, ``tuple<string, string>``), ``islice`` copies them in C.
+    n = len(items)
+    if all(item is _identity for item in items):
+        return lambda v: tuple(islice(v, n))
+    return lambda v: tuple([f(x) for f, x in zip(items, v)])
+
+
+def _record_lowerer(fields: list[tuple[str, Converter]]) -> Converter:
+    # A ``wc.Record`` with the fields set in declaration order, as ``setattr`` would set them (a plain class: its
+    # attributes are its ``__dict__``), each read from the map first; a missing field raises ``KeyError`` before any
+    # later field is converted, as before.
+    record = wc.Record
+
+    def lower(v: Any) -> wc.Record:
+        rec = record()
+        values = rec.__dict__
+        for name, f in fields:
+            values[name] = f(v[name])
+        return rec
+
+    return lower
 
 
 def _variant_lowerer(ty: Any) -> Converter:

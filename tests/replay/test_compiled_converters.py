@@ -10,6 +10,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from replay import _wasmtime
+from replay import values as replay_values
 from replay._wasmtime import FastFunc
 from replay.engine import Engine
 from tests.components import wat
@@ -249,3 +250,68 @@ def test_a_value_whose_data_points_nowhere_is_refused_not_read(engine, text_comp
 
     with pytest.raises(AssertionError, match="points to none"):
         _wasmtime.lifter_at(ty)(ctypes.addressof(space))
+
+
+# The recorded form (replay.values) lowered to wasmtime-py's values: ``values.lowerer`` builds tuples and records
+# without a generator or a ``setattr`` per field; it must give what the plain construction gives (``_reference``,
+# the earlier code), and refuse the same hostile values with the same errors.
+
+
+def _reference(ty: Any) -> Any:
+    if isinstance(ty, wc.TupleType):
+        items = [_reference(t) for t in ty.elements]
+        return lambda v: tuple(f(x) for f, x in zip(items, v))
+    if isinstance(ty, wc.RecordType):
+        fields = [(name, _reference(t)) for name, t in ty.fields]
+
+        def lower_record(v: Any) -> wc.Record:
+            made = {name: f(v[name]) for name, f in fields}
+            return record(**made)
+
+        return lower_record
+    if isinstance(ty, wc.ListType) and not isinstance(ty.element, wc.U8):
+        item = _reference(ty.element)
+        return lambda v: [item(x) for x in v]
+    if isinstance(ty, wc.OptionType):
+        payload = _reference(ty.payload)
+        return lambda v: None if v is None else payload(v["some"])
+    return replay_values.lowerer(ty)  # scalars, bytes, enums, variants: unchanged
+
+
+def _recorded_hostile(shape: str) -> list[Any]:
+    return {
+        "request": [{"method": "GET", "uri": "/", "headers": [["a"]], "body": None},  # a header too short
+                    {"method": "GET", "uri": "/", "headers": [["a", "b", "c"]], "body": None},  # too long: cut
+                    {"method": "GET", "uri": "/", "headers": [5], "body": None},
+                    {"method": "GET", "uri": "/", "headers": [None], "body": None},
+                    {"method": "GET", "uri": "/", "headers": ["ab"], "body": None},  # a string iterates
+                    {"method": "GET", "uri": "/", "headers": [{"x": 1, "y": 2}], "body": None},  # a map: its keys
+                    {"method": "GET", "headers": [], "body": None},  # a field missing
+                    {"method": "GET", "uri": "/", "headers": [], "body": None, "extra": 1},
+                    ["GET", "/", [], None], None, 7],
+        "pairs": [[["a", "b"], ["c"]], [("a", "b")], [("a", "b", "c")], [b"ab"]],
+        "mixed": [[True, 1, 1], [True, 1, 1, "x", "y"], 3, None, "abcd"],
+        "scalars": [{"on": True, "count": 1, "delta": 1}, {"on": True, "count": 1, "delta": 1, "label": "x"}],
+        "fallbacks": [{"e": "a", "c": "x", "v": {"text": "t"}, "s": ""}, {"e": "a", "c": "x", "v": {}, "s": ""}],
+    }.get(shape, [])
+
+
+def _outcome(lower: Any, value: Any) -> Any:
+    try:
+        return "ok", shape_of(lower(value))
+    except Exception as exc:  # the exception itself is what is compared
+        return "raised", type(exc), str(exc)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_recorded_form_lowers_as_the_plain_construction_does(engine, text_component, shape: str):
+    component = engine.compile(text_component)
+    ty = component.type.exports(engine.wasmtime)[shape].ty.params[0][1]
+    lift, lower, reference = replay_values.lifter(ty), replay_values.lowerer(ty), _reference(ty)
+    recorded = [lift(value) for value in values(shape, "h\u00e9llo")]
+    for value in recorded + _recorded_hostile(shape):
+        assert _outcome(lower, value) == _outcome(reference, value)
+    for value in recorded:  # and what the guest receives is what wasmtime-py gives it from the plain construction
+        (slow_store, slow), (fast_store, fast) = pair(engine, text_component)
+        assert shape_of(FastFunc(fast(shape), fast_store)(lower(value))) == shape_of(
+            slow(shape)(slow_store, reference(value))) == shape_of(reference(value))
