@@ -53,6 +53,9 @@ def lifter(ty: Any) -> Converter:
         return list if item is _identity else (lambda v: [item(x) for x in v])
     if isinstance(ty, wc.TupleType):
         items = [lifter(t) for t in ty.elements]
+        if all(item is _identity for item in items):  # a header: the same list, copied in C
+            n = len(items)
+            return lambda v: list(islice(v, n))
         return lambda v: [f(x) for f, x in zip(items, v)]
     if isinstance(ty, wc.RecordType):
         # Fields in canonical CBOR key order (shorter names first): the store then encodes the map without
@@ -150,7 +153,7 @@ def _tuple_lowerer(items: list[Converter]) -> Converter:
     # HTTP header, ``tuple<string, string>``), ``islice`` copies them in C.
     n = len(items)
     if all(item is _identity for item in items):
-        return lambda v: tuple(islice(v, n))
+        return lambda v: list(islice(v, n))
     return lambda v: tuple([f(x) for f, x in zip(items, v)])
 
 

@@ -278,6 +278,23 @@ def _reference(ty: Any) -> Any:
     return replay_values.lowerer(ty)  # scalars, bytes, enums, variants: unchanged
 
 
+def _reference_lift(ty: Any) -> Any:
+    if isinstance(ty, wc.TupleType):
+        items = [_reference_lift(t) for t in ty.elements]
+        return lambda v: [f(x) for f, x in zip(items, v)]
+    if isinstance(ty, wc.RecordType):
+        fields = sorted(((name, _reference_lift(t)) for name, t in ty.fields),
+                        key=lambda f: (len(f[0].encode()), f[0].encode()))
+        return lambda v: {name: f(getattr(v, name)) for name, f in fields}
+    if isinstance(ty, wc.ListType) and not isinstance(ty.element, wc.U8):
+        item = _reference_lift(ty.element)
+        return lambda v: [item(x) for x in v]
+    if isinstance(ty, wc.OptionType):
+        payload = _reference_lift(ty.payload)
+        return lambda v: None if v is None else {"some": payload(v)}
+    return replay_values.lifter(ty)  # scalars, bytes, enums, variants: unchanged
+
+
 def _recorded_hostile(shape: str) -> list[Any]:
     return {
         "request": [{"method": "GET", "uri": "/", "headers": [["a"]], "body": None},  # a header too short
@@ -304,11 +321,12 @@ def _outcome(lower: Any, value: Any) -> Any:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_the_recorded_form_lowers_as_the_plain_construction_does(engine, text_component, shape: str):
+def test_the_recorded_form_lifts_and_lowers_as_the_plain_construction_does(engine, text_component, shape: str):
     component = engine.compile(text_component)
     ty = component.type.exports(engine.wasmtime)[shape].ty.params[0][1]
     lift, lower, reference = replay_values.lifter(ty), replay_values.lowerer(ty), _reference(ty)
     recorded = [lift(value) for value in values(shape, "h\u00e9llo")]
+    assert recorded == [_reference_lift(ty)(value) for value in values(shape, "h\u00e9llo")]
     for value in recorded + _recorded_hostile(shape):
         assert _outcome(lower, value) == _outcome(reference, value)
     for value in recorded:  # and what the guest receives is what wasmtime-py gives it from the plain construction
