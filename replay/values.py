@@ -153,7 +153,7 @@ def _tuple_lowerer(items: list[Converter]) -> Converter:
     # HTTP header, ``tuple<string, string>``), ``islice`` copies them in C.
     n = len(items)
     if all(item is _identity for item in items):
-        return lambda v: list(islice(v, n))
+        return lambda v: tuple(islice(v, n))
     return lambda v: tuple([f(x) for f, x in zip(items, v)])
 
 
