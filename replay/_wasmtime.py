@@ -523,8 +523,9 @@ def check_val_layout() -> None:
 # list, record and box as it goes). ``lowerer`` and ``lifter`` do that walk once per type and return one closure per
 # node, with the same checks and the same errors as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
 # ``TupleType``, ``OptionType``, ``VariantLikeType._lift``/``_lower``, the integer and bool types, the bulk
-# ``list<u8>`` path), giving the same values (tests/replay/test_fastcall.py and test_compiled_converters.py compare
-# them with ``Func.__call__`` for every shape, string size and hostile value).
+# ``list<u8>`` path; lifting also ``VariantType``, ``EnumType``, ``FlagsType``), giving the same values
+# (tests/replay/test_fastcall.py and test_compiled_converters.py compare them with ``Func.__call__`` for every
+# shape, string size and hostile value).
 #
 # Inside, a node works on the address of its ``wasmtime_component_val_t`` (``_LowerAt``/``_LiftAt``) and reads and
 # writes the fields through ``_MEMORY``, a byte view of the whole address space, with ``struct``: no ctypes object is
@@ -551,8 +552,13 @@ if ffi is not None:
     _ENTRY_SIZE, _NAME_AT, _ENTRY_VAL_AT = ctypes.sizeof(_ENTRY), _ENTRY.name.offset, _ENTRY.val.offset
     _KINDS = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value
               for name in ("BOOL", "U8", "U16", "U32", "U64", "S8", "S16", "S32", "S64", "STRING", "LIST",
-                           "RECORD", "TUPLE", "OPTION", "RESULT")}
+                           "RECORD", "TUPLE", "OPTION", "RESULT", "VARIANT", "ENUM", "FLAGS")}
     _KINDS["Bool"] = _KINDS["BOOL"]
+    # A variant's payload (``wasmtime_component_valvariant_t``): its case name (a ``wasm_name_t``) and its box.
+    _VALVARIANT: Any = ffi.wasmtime_component_valvariant_t  # ctypes field descriptors carry their offsets
+    _DISCRIMINANT_AT = _OF_AT + _VALVARIANT.discriminant.offset
+    _CASE_BOX_AT = _OF_AT + _VALVARIANT.val.offset
+    _NAME_SIZE = ctypes.sizeof(ffi.wasm_name_t)  # a flags value is a vec of names
 _ZERO_VAL = bytes(_VAL_STRIDE)
 # A vec (``wasm_byte_vec_t``, ``vallist``, ``valtuple``, ``valrecord``): (size, data address).
 _VEC_AT = struct.Struct("@NP").unpack_from
@@ -651,6 +657,12 @@ def _compiled_reader_at(ty: Any) -> _LiftAt | None:
         return _tuple_reader(ty)
     if isinstance(ty, (_types.OptionType, _types.ResultType)):
         return _variant_reader(ty)
+    if type(ty) is _types.VariantType:
+        return _cased_reader(ty)
+    if type(ty) is _types.EnumType:
+        return _enum_reader()
+    if type(ty) is _types.FlagsType:
+        return _flags_reader()
     if isinstance(ty, _types.ListType):
         if ty._is_bytes():
             return _bytes_reader() if _bulk_installed() else None
@@ -783,6 +795,63 @@ def _variant_reader(ty: Any) -> _LiftAt:
         return _read_case("err", err, address, tagged)
 
     return read_result
+
+
+def _cased_reader(ty: Any) -> _LiftAt:
+    """A WIT ``variant``'s value as ``VariantType.convert_from_c`` gives it: its case found by name, its payload (if
+    the case has one) read in its box, tagged or not as the (patched) ``_tagged`` says."""
+    tagged = ty._tagged()
+    cases = {name: (None if case is None else reader_at(case)) for name, case in ty._cases()}
+    kind, memory = _KINDS["VARIANT"], _MEMORY
+
+    def read_variant(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _DISCRIMINANT_AT)
+        if not address:
+            _no_data()
+        tag = str(memory[address : address + size], "utf-8")
+        try:
+            read = cases[tag]
+        except KeyError:
+            raise ValueError(f"tag {tag} not found in variant cases") from None
+        return _read_case(tag, read, _POINTER_AT(memory, at + _CASE_BOX_AT)[0], tagged)
+
+    return read_variant
+
+
+def _enum_reader() -> _LiftAt:
+    kind, memory = _KINDS["ENUM"], _MEMORY
+
+    def read(at: int) -> str:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        if not address:
+            _no_data()
+        return str(memory[address : address + size], "utf-8")
+
+    return read
+
+
+def _flags_reader() -> _LiftAt:
+    kind, memory = _KINDS["FLAGS"], _MEMORY
+
+    def read(at: int) -> set[str]:
+        if memory[at + _KIND_AT] != kind:
+            _check_kind(at, kind)
+        count, names = _VEC_AT(memory, at + _OF_AT)
+        if count and not names:
+            _no_data()
+        ret: set[str] = set()
+        for name in range(names, names + count * _NAME_SIZE, _NAME_SIZE):
+            size, address = _VEC_AT(memory, name)
+            if not address:
+                _no_data()
+            ret.add(str(memory[address : address + size], "utf-8"))
+        return ret
+
+    return read
 
 
 def _read_case(tag: str, read: _LiftAt | None, address: int, tagged: bool) -> Any:
@@ -1200,11 +1269,10 @@ class EpochWatch:
 # ``option<list<u8>>`` field, measured with ``mallinfo2``). So a parameter of a compiled type is read by ``reader_at``
 # (reads, frees and changes nothing: the drop frees the whole tree, boxes included); never by ``lifter_at``, whose
 # ``wasmtime_component_val_delete`` drops the boxes without clearing their pointers, which the Vec's drop would free
-# again. A parameter of any other type (enum, char, float, variant, flags, a resource) keeps its own
-# ``convert_from_c``, untouched afterwards: ``reader_at``'s zeroing of such a value would cut off a variant's box
-# that the drop frees today. A part with no compiled reader inside a compiled one is converted and zeroed by
-# ``reader_at`` (as wasmtime-py's own record and list conversions zero it): a box under it still leaks, as it does
-# through wasmtime-py's ``add_func``.
+# again. Variants, enums and flags have compiled readers (a variant inside a record, list or tuple, converted by
+# wasmtime-py and zeroed, leaked its payload box on every call). A parameter of any other type (char, float, a
+# resource) keeps its own ``convert_from_c``, untouched afterwards; inside a compiled one such a part is converted and
+# zeroed by ``reader_at`` (as wasmtime-py's own record and list conversions zero it): none of them owns a box.
 
 HostCall = Callable[..., Any]  # called as ``fn(context_address, *params)``
 
