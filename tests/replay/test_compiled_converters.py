@@ -406,3 +406,21 @@ def test_an_export_returning_variants_in_records_lists_and_tuples_leaves_no_memo
     gc.collect()
     grown = (_malloc_in_use() or 0) - before
     assert grown < calls * 8, f"{grown} bytes more in use after {calls} calls"
+
+
+def test_a_variant_case_the_type_does_not_have_is_refused_as_wasmtime_py_refuses_it(engine, text_component):
+    # A value of $vt's case "a" read as a $vu (which has no case "a"): the compiled reader raises what wasmtime-py's
+    # VariantType.convert_from_c raises, and leaves the value whole for its owner to delete.
+    exports = engine.compile(text_component).type.exports(engine.wasmtime)
+    written, read_as = exports["tagged"].ty.params[0][1], exports["untagged"].ty.params[0][1]
+    store = wasmtime.Store(engine.wasmtime)
+    theirs, ours = wasmtime._ffi.wasmtime_component_val_t(), wasmtime._ffi.wasmtime_component_val_t()
+    written.convert_to_c(store, wc.Variant("a", "text"), ctypes.pointer(theirs))
+    written.convert_to_c(store, wc.Variant("a", "text"), ctypes.pointer(ours))
+    with pytest.raises(ValueError) as expected:
+        read_as.convert_from_c(theirs)
+    with pytest.raises(ValueError) as actual:
+        _wasmtime.reader_at(read_as)(ctypes.addressof(ours))
+
+    assert str(actual.value) == str(expected.value) == "tag a not found in variant cases"
+    assert _wasmtime.lifter(written)(ours) == wc.Variant("a", "text")  # still whole: read, then deleted once
