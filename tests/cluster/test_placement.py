@@ -45,9 +45,11 @@ def test_simultaneous_starts_through_two_nodes_do_not_pile_onto_the_emptiest_nod
     placed = start_all_at_once([a.http(), a.http(), b.http(), b.http()])
     leases = cluster_status(nats_cluster.urls)["leases"]
     where = Counter(leases[actor] for actor in placed)
-    # Each start asked the loads before any of them had landed: all four saw c empty. Two fill c up to the others'
-    # load; the other two find their reservation on c refused and go where the load is as low.
-    assert where["c"] == 2, where
+    # Starts that asked the loads before any of them had landed all saw c empty: two fill c up to the others' load,
+    # the others find their reservation on c refused and go where the load is as low. (On a loaded machine a start
+    # may land before another asks; then the loads it sees are fresh and a tie may still go to c.) Either way no
+    # node ends up more than one above another; without reservations all four went to c (loads 2, 2, 4).
+    assert where["c"] >= 2, where
     assert sorted(Counter(leases.values()).values()) == [2, 3, 3], leases
     for actor in placed:
         assert count_of(a.http().ok("POST", f"/v1/actors/{actor}/request", {"message": {"text": "+"}})) == 1
