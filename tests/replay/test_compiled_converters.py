@@ -3,7 +3,6 @@ integers and bools, lowered and lifted through one byte view of memory) carry ev
 own ``Func.__call__`` does, and refuse every hostile value with the same exception type, leaving nothing behind."""
 
 import ctypes
-import gc
 from typing import Any
 
 import pytest
@@ -387,7 +386,7 @@ def test_an_export_returning_variants_in_records_lists_and_tuples_leaves_no_memo
                                                                                         shape: str):
     # A variant's payload sits in a box of its own (48 bytes): read by wasmtime-py's own conversion inside a
     # compiled record, list or tuple, the box was lost when the part was zeroed, and leaked on every call.
-    from tests.replay.test_host_funcs import _malloc_in_use  # that module imports this one
+    from tests.replay.test_host_funcs import malloc_grown_over  # that module imports this one
 
     _, (store, fast) = pair(engine, text_component)
     call = FastFunc(fast(shape), store)
@@ -395,16 +394,7 @@ def test_an_export_returning_variants_in_records_lists_and_tuples_leaves_no_memo
     for value in sent:
         assert shape_of(call(value)) == shape_of(value)
     calls = 20_000
-    for i in range(1000):  # warm: the caches and free lists every call reuses
-        call(sent[i % len(sent)])
-    gc.collect()
-    before = _malloc_in_use()
-    if before is None:
-        pytest.skip("no mallinfo2 (not glibc): malloc's bytes in use cannot be read")
-    for i in range(calls):
-        call(sent[i % len(sent)])
-    gc.collect()
-    grown = (_malloc_in_use() or 0) - before
+    grown = malloc_grown_over(call, sent, calls)
     assert grown < calls * 8, f"{grown} bytes more in use after {calls} calls"
 
 

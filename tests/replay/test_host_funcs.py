@@ -25,6 +25,7 @@ from replay.schema import Limits
 from tests.components import wat
 from tests.replay import test_compiled_converters as compiled
 from tests.replay.test_fastcall import BLOB_IMPORTED, BYTE_SHAPES, payload, shape_of, values
+from tests.replay.test_whatif import _ByHand
 
 SIZES = (0, 1, 4096, 65536)
 
@@ -202,6 +203,21 @@ def _malloc_in_use() -> int | None:
     return int(info.uordblks + info.hblkhd)
 
 
+def malloc_grown_over(call: Any, sent: list[Any], calls: int = 20_000) -> int:
+    """Bytes malloc has more in use after ``calls`` calls of ``call`` with the values of ``sent`` in turn, warmed
+    first (the caches and free lists every call reuses); skips where ``_malloc_in_use`` cannot be read."""
+    for i in range(1000):
+        call(sent[i % len(sent)])
+    gc.collect()
+    before = _malloc_in_use()
+    if before is None:
+        pytest.skip("no mallinfo2 (not glibc): malloc's bytes in use cannot be read")
+    for i in range(calls):
+        call(sent[i % len(sent)])
+    gc.collect()
+    return (_malloc_in_use() or 0) - before
+
+
 LEAK_SHAPES = {  # a shape, its type, one value per call in turn
     "option-string": ("(option string)", 3, ["h\u00e9llo", None, ""]),
     "result-strings": ("(result string (error string))", 3, [wc.Variant("ok", "yes"), wc.Variant("err", "no")]),
@@ -227,16 +243,7 @@ def test_host_calls_with_strings_options_results_and_records_leave_no_memory_beh
     answer = sent[-1]
     _, call = _instance(module_engine, component, shape, lambda _caller, value: answer, typed=True)
     calls = 20_000
-    for i in range(1000):  # warm: the caches and free lists every call reuses
-        call(sent[i % len(sent)])
-    gc.collect()
-    before = _malloc_in_use()
-    if before is None:
-        pytest.skip("no mallinfo2 (not glibc): malloc's bytes in use cannot be read")
-    for i in range(calls):
-        call(sent[i % len(sent)])
-    gc.collect()
-    grown = (_malloc_in_use() or 0) - before
+    grown = malloc_grown_over(call, sent, calls)
     # One box leaked per option inside a record or list (48 bytes each, wasmtime-py's own conversion) is 480 KB here.
     assert grown < calls * 8, f"{grown} bytes more in use after {calls} calls"
 
@@ -264,18 +271,6 @@ def test_a_result_the_type_refuses_traps_as_wasmtime_py_refuses_it(typed: bool):
     assert "python exception" not in str(refused.value)  # the conversion's own error, as wasmtime-py raises it
 
 
-class _Tape:
-    replaying = False
-
-    def host_call(self, name: str, params: list[Any], call: Any) -> Any:
-        return call()
-
-    def begin_call(self, export: str, state: bytes | None, params: Any) -> None:
-        pass
-
-    def end_call(self, export: str, result: Any) -> None:
-        pass
-
 
 def test_each_stores_epoch_watch_ends_its_own_call_for_its_own_reason():
     engine = Engine()
@@ -285,8 +280,8 @@ def test_each_stores_epoch_watch_ends_its_own_call_for_its_own_reason():
         host = {interface: {fn: (lambda *a: None) for fn in funcs}
                 for interface, funcs in shape(engine, component).imports.items()}
         stop = threading.Event()
-        stopped = Boundary(engine, component, _Tape(), host, Limits(deadline_ms=60_000), interrupt=stop)
-        late = Boundary(engine, component, _Tape(), host, Limits(deadline_ms=50), interrupt=threading.Event())
+        stopped = Boundary(engine, component, _ByHand(), host, Limits(deadline_ms=60_000), interrupt=stop)
+        late = Boundary(engine, component, _ByHand(), host, Limits(deadline_ms=50), interrupt=threading.Event())
         faults: dict[str, GuestFault] = {}
 
         def run(name: str, boundary: Boundary) -> None:
