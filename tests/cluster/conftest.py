@@ -49,8 +49,24 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     cluster.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+STDERR_TAIL = 60  # lines of each node's log shown with a failed test
+
+
 @pytest.fixture
-def nodes(tmp_path: Path, nats_cluster: NatsCluster) -> Iterator[Any]:
+def nodes(request: pytest.FixtureRequest, tmp_path: Path, nats_cluster: NatsCluster) -> Iterator[Any]:
     opened = Nodes(tmp_path, nats_cluster)
     yield opened
     opened.close()
+    if request.node.stash.get(_CALL_FAILED, False):  # what the nodes logged (warnings: takeovers, refusals)
+        for name, process in opened.started.items():
+            tail = process.stderr().splitlines()[-STDERR_TAIL:]
+            print(f"--- node {name}, last {len(tail)} lines of its log ---", *tail, sep="\n")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from typing import Any
 
@@ -178,6 +180,25 @@ def test_a_parent_back_on_a_restarted_node_supervises_its_child_on_another_node_
     assert [s["data"]["reason"] for s in of_type(a.http(), boss, "supervisor/stop")] == ["parent stop"]
     assert verified(a.http(), boss) and verified(b.http(), worker)
     assert_every_chain_holds_together(nats_cluster.urls, [boss, worker])
+
+
+def test_a_child_s_node_too_busy_to_answer_when_its_parent_is_reopened_does_not_leave_the_child_unsupervised(
+        nodes, nats_cluster):
+    a, b, c, boss, worker = tree(nodes, lease_ttl=120)  # b keeps the child's lease while it is stopped
+    a.kill()
+    os.kill(b.process.pid, signal.SIGSTOP)  # b cannot answer the reopened parent's "child-info"
+    try:
+        a.start()
+        _wait_until(lambda: "not adopted" in a.stderr(), "the reopened parent asks b in vain")
+        assert a.http().ok("GET", f"/v1/actors/{boss}")["children"] == []
+    finally:
+        os.kill(b.process.pid, signal.SIGCONT)
+    _wait_until(lambda: a.http().ok("GET", f"/v1/actors/{boss}")["children"] == [worker],
+                "the parent asks again and adopts its child on b")
+    assert b.http().post(f"/v1/actors/{worker}/request", {"message": {"text": "trap"}}).status == 422
+    _wait_until(lambda: _echoes(c.http(), worker, "restarted"), "the parent restarts its child on b")
+    assert [r["data"]["child"] for r in of_type(a.http(), boss, "supervisor/restart")] == [worker]
+    assert verified(a.http(), boss) and verified(b.http(), worker)
 
 
 @pytest.mark.integration

@@ -382,17 +382,19 @@ class ClusterNode:
                 self.held[root_id] = revision
                 self._refreshed[root_id] = time.monotonic()
             taken = [root_id] if root in groups[root] else []
-            for key in groups[root]:
-                actor = _uuid(key)
-                if actor is None or actor == root_id:
-                    continue
-                revision = await self._try_lease(key, own)
-                if revision is not None:
-                    self.held[actor] = revision
-                    self._refreshed[actor] = time.monotonic()
-                    taken.append(actor)
-            if taken:
-                self._start_takeover(taken)
+            try:
+                for key in groups[root]:
+                    actor = _uuid(key)
+                    if actor is None or actor == root_id:
+                        continue
+                    revision = await self._try_lease(key, own)
+                    if revision is not None:
+                        self.held[actor] = revision
+                        self._refreshed[actor] = time.monotonic()
+                        taken.append(actor)
+            finally:  # what is leased is taken over, even when a later lease could not be asked for: an actor
+                if taken:  # held here and never reopened would be lost to every node until this one dies
+                    self._start_takeover(taken)
         self._restarted = False
 
     async def _root(self, key: str, listed: set[str]) -> str:

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("theater.cluster")
 ENDS = {"failure": (WASM_ERROR, ACTOR_FAILED), "stop": (ACTOR_STOP,), "exit": (ACTOR_EXIT,)}
+ADOPT_RETRY_MAX = 5.0  # seconds: a parent reopened here asks a child's node again at most this far apart
 TELL_TRIES = 40  # a child's end is told again (every scan) while its parent's node does not answer (a failover)
 _RUNNER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="theater-remote-child")
 
@@ -405,22 +406,42 @@ class RemoteTree:
     async def adopt_children(self, parent_id: uuid.UUID) -> None:
         """After ``parent_id`` was reopened here: a ``RemoteChild`` for each listed child of it another node runs,
         with the restart type its spawn recorded and the start state the child's node tells. Never raises: a child
-        not adopted is logged (the parent runs on without it)."""
-        try:
-            await self._adopt_children(parent_id)
-        except (TheaterError, NatsError, asyncio.TimeoutError) as exc:
-            log.warning("node %s: the children of %s on other nodes were not adopted: %s", self.node.name, parent_id,
-                        exc or type(exc).__name__)
+        whose node did not answer, or was not ready to (a loaded node, a child being reopened there), is asked
+        again in the background (every ``scan_every`` at first, then less often, up to every ``ADOPT_RETRY_MAX``
+        seconds) while the parent runs here; only a refusal that cannot pass (not its parent) ends that."""
+        if await self._adopt_once(parent_id):
+            loop = self.node.link.loop
+            task: asyncio.Task[None] = loop.create_task(self._adopt_later(parent_id))
+            self.node._tasks.append(task)  # cancelled with the node's other work (``ClusterNode.close``)
+            task.add_done_callback(lambda done: self.node._tasks.remove(done) if done in self.node._tasks else None)
 
-    async def _adopt_children(self, parent_id: uuid.UUID) -> None:
+    async def _adopt_later(self, parent_id: uuid.UUID) -> None:
+        wait = self.node.config.scan_every
+        while True:
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, ADOPT_RETRY_MAX)
+            if not await self._adopt_once(parent_id):
+                log.warning("node %s: the children of %s on other nodes are adopted now", self.node.name, parent_id)
+                return
+
+    async def _adopt_once(self, parent_id: uuid.UUID) -> bool:
+        """One round of adoption; True when a child is left that a later round may adopt."""
+        try:
+            return await self._adopt_children(parent_id)
+        except (TheaterError, NatsError, asyncio.TimeoutError) as exc:
+            log.warning("node %s: the children of %s on other nodes were not adopted (asked again later): %s",
+                        self.node.name, parent_id, exc or type(exc).__name__)
+            return True
+
+    async def _adopt_children(self, parent_id: uuid.UUID) -> bool:
         theater = self.theater
         parent = theater.router.find(parent_id)
         if parent is None or parent.status not in LIVE:
-            return
+            return False  # gone from here (stopped, or moved on): whoever runs it now adopts
         try:
             keys = await self.node.link.actors.keys()
         except NoKeysError:
-            return
+            return False
         candidates = []
         for key in keys:  # a listed actor's parent never changes: read once per node (``ClusterNode._parents``)
             parent_of = self.node._parents.get(key, "?")
@@ -434,9 +455,12 @@ class RemoteTree:
             child_id = _uuid(key)
             if parent_of == str(parent_id) and child_id is not None:
                 candidates.append(child_id)
+        adopted = set(theater.supervision.children(parent_id))
+        candidates = [child for child in candidates if child not in adopted]
         if not candidates:
-            return
+            return False
         spawns = await asyncio.to_thread(self._spawns, parent_id)
+        left = False
         for child_id in candidates:
             if child_id not in spawns:
                 continue
@@ -446,11 +470,20 @@ class RemoteTree:
             try:
                 info = await self._ask(owner, "child-info", child_id, {"parent": str(parent_id)},
                                        self.node.config.timeout)
-            except (Refused, NatsError, asyncio.TimeoutError) as exc:
-                log.warning("child %s of %s not adopted: %s", child_id, parent_id, exc)
+            except Refused as exc:
+                final = exc.status in (400, 403)  # not its parent, or not understood: asking again cannot help
+                log.warning("child %s of %s not adopted%s: %s", child_id, parent_id,
+                            "" if final else " (asked again later)", exc)
+                left = left or not final
+                continue
+            except (NatsError, asyncio.TimeoutError) as exc:
+                log.warning("child %s of %s not adopted (asked again later): %s", child_id, parent_id,
+                            exc or type(exc).__name__)
+                left = True
                 continue
             spawned = spawns[child_id]
             await asyncio.to_thread(self._register, parent, child_id, spawned, {**info, "node": owner}, list(spawns))
+        return left
 
     def _spawns(self, parent_id: uuid.UUID) -> dict[uuid.UUID, dict[str, Any]]:
         found: dict[uuid.UUID, dict[str, Any]] = {}
