@@ -144,10 +144,10 @@ def _instantiate_only(engine: wasmtime.Engine, artifact: bytes, runs: int) -> fl
     return statistics.median(samples)
 
 
-def bare_sends(engine: wasmtime.Engine, component: wc.Component, n: int) -> float:
+def bare_sends(engine: wasmtime.Engine, component: wc.Component, n: int, init_state: bytes | None = None) -> float:
     """Direct handle-send calls per second, the state passed along as the runtime would."""
     bare = Bare(engine, component)
-    (state,) = bare.func("theater:simple/actor", "init")(bare.store, None, ("bench",))
+    (state,) = bare.func("theater:simple/actor", "init")(bare.store, init_state, ("bench",))
     send = bare.func("theater:simple/message-server-client", "handle-send")
     state = state.value if hasattr(state, "value") else state
     started = time.perf_counter()
@@ -280,8 +280,9 @@ def main() -> None:
                 line(name, rate, "msg/s", floor, "direct export calls")
         big = json.dumps({"count": 0, "pad": "x" * 100_000}).encode()
         rate = theater_sends(work / "h-big", max(args.messages // 3, 50), "sync", True, init_state=big)
-        line(f"Theater.send, sync, pipelined, {len(big) // 1000} KB JSON state", rate, "msg/s", target=">= 200 msg/s",
-             met=rate >= 200)
+        big_floor = bare_sends(engine.wasmtime, component, max(args.messages // 3, 50), init_state=big)
+        line(f"Theater.send, sync, pipelined, {len(big) // 1000} KB JSON state", rate, "msg/s", big_floor,
+             "direct export calls, same state", ">= 200 msg/s", rate >= 200)
 
         print(f"\nresident memory per actor ({args.actors} actors)")
         line("Theater actor (instance, thread, mailbox)", theater_rss(work / "h-rss", args.actors), "MB",
