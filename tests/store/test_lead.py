@@ -181,6 +181,29 @@ def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_write
     assert [event.data for event in store.log.events(actor)] == list(range(n + 1))
 
 
+def test_a_tail_waiting_to_be_merged_does_not_keep_callers_from_leading(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import _commit
+    from store._index import WATERMARK_KEY
+
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)  # the tail stays until the store closes
+    committers = committing_threads(store)
+    actors = [uuid.uuid4() for _ in range(ATTEMPTS)]
+    for n, actor in enumerate(actors):  # one start after another: each batch a new chain's first appends
+        store.blobs.put(n.to_bytes(8, "big"))  # committed by the writer thread, which then waits to merge the tail
+        write = store.log.prepare(actor, "t", n, expected=EMPTY)
+        store.submit([write], hold=True)
+        store.lead()
+        write.wait(WAIT)
+        if n >= 50 and committers.count(threading.current_thread()) >= 20:
+            break
+    assert committers.count(threading.current_thread()) >= 20
+    with store.env.read() as txn:
+        assert txn.get(WATERMARK_KEY, db=store.env.dbs["meta"]) is not None  # led with a tail waiting all along
+    assert verify_store(store).ok
+
+
 def test_a_held_submit_that_cannot_lead_is_handed_to_the_writer_not_stranded(store: Store) -> None:
     writer = store.log._writer
     put = store.blobs.prepare(b"held")
