@@ -355,10 +355,14 @@ class Writer:
                     if queue or self._closing:
                         continue
                     self._idle = True
-                    woke = self._wake.wait(IDLE_MERGE_AFTER_S)
+                    while True:
+                        woke = self._wake.wait(IDLE_MERGE_AFTER_S)
+                        if woke or time.monotonic() - self._committed_at >= IDLE_MERGE_AFTER_S:
+                            break
+                        # A leader committed meanwhile: not a quiet moment yet. Still idle, so leaders go on leading.
                     self._idle = False
-                    if woke or time.monotonic() - self._committed_at < IDLE_MERGE_AFTER_S:
-                        continue  # something came, or a leader committed meanwhile: not a quiet moment yet
+                    if woke:
+                        continue
                 if self._index_tail.watermark is not None:
                     # Idle (or closing): merge the hash index tail, one chunk a commit, looking at the queue
                     # between chunks. A failed merge is retried after a pause (or left to the next open).

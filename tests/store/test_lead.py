@@ -160,7 +160,13 @@ def test_a_closed_store_takes_no_lead_and_a_read_only_one_commits_nothing(store_
         assert not readonly.lead()
 
 
-def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_writer(store: Store) -> None:
+def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_writer(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import _commit
+
+    # The chain's first append leaves a tail: the writer thread must not leave its idle wait to merge it meanwhile.
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)
     actor = uuid.uuid4()
     committers = committing_threads(store)
     head = EMPTY
