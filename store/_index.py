@@ -10,7 +10,8 @@ page once per chunk instead of once per event.
 
 Invariant (kept in every committed transaction): every event whose feed position is below the watermark has its
 ``event_index`` entry. Events at or past it may or may not; a lookup checks the index first, then the tail.
-Light loads never build a tail: a small batch with no tail behind it writes its index entries directly.
+Light loads never build a tail: a small batch with no tail behind it writes its index entries directly, unless it
+holds a chain's first append (an actor's start: ``store._commit.DIRECT_INDEX_BELOW_OPS``).
 
 The writer's side lives here too: ``TailState`` is what the writer knows of the tail between commits, and
 ``advance_tail`` (called inside each commit's transaction, after the batch's records are written) starts a tail,

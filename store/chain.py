@@ -52,7 +52,7 @@ def _decode_head(raw: bytes | None) -> Head:
 class PendingAppend(Pending[Event]):
     """An append handed to the writer. ``event`` is known at once; ``wait()`` returns it once durable."""
 
-    __slots__ = ("actor_key", "expected", "encoded", "actor", "leaf")
+    __slots__ = ("actor_key", "expected", "encoded", "actor", "leaf", "index_later")
 
     def __init__(self, event: Event, encoded: EncodedEvent, expected: Head, actor_key: bytes | None = None) -> None:
         # Pending.__init__ inlined: this runs once per append.
@@ -65,6 +65,7 @@ class PendingAppend(Pending[Event]):
         self.expected = expected
         self.encoded = encoded
         self.leaf = leaf_hash(encoded.hash)  # the Merkle log's leaf, hashed here in the caller's thread
+        self.index_later = expected.seq < 0  # a chain's first append: its batch leaves the index to the tail
 
     @property
     def event(self) -> Event:

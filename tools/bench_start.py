@@ -16,11 +16,16 @@ four events, two blobs and their index and feed entries, about a dozen LMDB page
 home holding many events (larger B-trees), where the floor writes one record; on a disk whose fsync grows with
 what it writes, that is most of the distance between a start and its floor. ``tools/bench.py --only runtime``
 prints these figures too, then the same start in its home after the echo runs.
+
+Under each figure: how many commits the starts took (and how many writes each commit held), the wall time the
+cyclic garbage collector ran per start, and in the 32-starter and supervisor runs the CPU per start (for the
+starters, their own threads' CPU apart from the writer's and the other threads'): where a start's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
@@ -103,10 +108,45 @@ def start_floor(tmp: Path, n: int, *, show_bytes: bool = False) -> float:
     return elapsed / n * 1000
 
 
+class Commits:
+    """Counts a store's commits and the writes they held (``Store.add_commit_timing``), and the seconds the
+    cyclic garbage collector ran (``gc.callbacks``), while ``counting``."""
+
+    def __init__(self, theater: Theater) -> None:
+        self.counting = False
+        self.commits = 0
+        self.writes = 0
+        self.gc_seconds = 0.0
+        self._gc_began = 0.0
+        theater.store.add_commit_timing(self._committed)
+        gc.callbacks.append(self._collecting)
+
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        elif self.counting:
+            self.gc_seconds += time.perf_counter() - self._gc_began
+
+    def _committed(self, seconds: float, writes: int) -> None:
+        if self.counting:
+            self.commits += 1
+            self.writes += writes
+
+    def line(self, starts: int) -> None:
+        gc.callbacks.remove(self._collecting)
+        if self.commits:
+            print(f"  {'commits per start (writes per commit)':<60} {self.commits / starts:>10,.3f}   "
+                  f"({self.writes / self.commits:,.1f})", flush=True)
+        print(f"  {'garbage collection per start (wall, all threads)':<60} {self.gc_seconds / starts * 1000:>10,.2f} ms",
+              flush=True)
+
+
 def sequential(tmp: Path, n: int, floor: float) -> None:
     manifest_path = tmp / "echo.toml"
     with Theater(tmp / "seq") as theater:
         theater.start(manifest_path)  # compiles and caches the component
+        commits = Commits(theater)
+        commits.counting = True
         before = written()
         cpu = time.process_time()
         start = time.perf_counter()
@@ -114,7 +154,9 @@ def sequential(tmp: Path, n: int, floor: float) -> None:
             theater.start(manifest_path)
         per_path = (time.perf_counter() - start) / n * 1000
         cpu_path = (time.process_time() - cpu) / n * 1000
+        commits.counting = False
         written_line("written per start (its one commit, a fresh home)", before, n)
+        commits.line(n)
         manifest = load_manifest(manifest_path)
         start = time.perf_counter()
         for _ in range(n):
@@ -135,23 +177,37 @@ def concurrent(tmp: Path, n: int, floor: float, threads: int = 32) -> None:
         theater.start(manifest)
         count = n // threads
         errors: list[BaseException] = []
+        starters_cpu: list[float] = []  # each starter thread's own CPU seconds
 
         def starter() -> None:
+            cpu = time.thread_time()
             try:
                 for _ in range(count):
                     theater.start(manifest)
             except BaseException as exc:  # reported below: a failed start must not look fast
                 errors.append(exc)
+            starters_cpu.append(time.thread_time() - cpu)
 
         workers = [threading.Thread(target=starter) for _ in range(threads)]
+        commits = Commits(theater)
+        commits.counting = True
+        before = written()
+        cpu = time.process_time()
         start = time.perf_counter()
         for w in workers:
             w.start()
         for w in workers:
             w.join()
         rate = count * threads / (time.perf_counter() - start)
+        cpu_all = (time.process_time() - cpu) / (count * threads) * 1000
+        commits.counting = False
         if errors:
             raise errors[0]
+        written_line("written per start (shared commits)", before, count * threads)
+        commits.line(count * threads)
+        cpu_starters = sum(starters_cpu) / (count * threads) * 1000
+        print(f"  {'CPU per start: every thread (starters; writer and others)':<60} {cpu_all:>10,.2f} ms   "
+              f"({cpu_starters:,.2f}; {cpu_all - cpu_starters:,.2f})", flush=True)
     line(f"actors started per second, {threads} concurrent starters (durable)", rate, "actors/s", 1000 / floor,
          "1 / sequential floor", f">= {TARGET_STARTS_PER_S:,}/s", rate >= TARGET_STARTS_PER_S)
 
@@ -178,9 +234,16 @@ def supervisor(tmp: Path, n: int, floor: float) -> None:
     with Theater(tmp / "sup") as theater:
         parent = theater.start(tmp / "sup.toml")
         theater.start(tmp / "echo.toml")  # compiles and caches the child's component
+        commits = Commits(theater)
+        commits.counting = True
+        cpu = time.process_time()
         start = time.perf_counter()
         answer = theater.request(parent, b"\0echo.toml", timeout=600)
         rate = n / (time.perf_counter() - start)
+        cpu_child = (time.process_time() - cpu) / n * 1000
+        commits.counting = False
+        commits.line(n)
+        print(f"  {'CPU per child (every thread)':<60} {cpu_child:>10,.2f} ms", flush=True)
         assert not answer.startswith(wat.ERR_MARKER), answer
         spawned = len(theater.actors()) - 2
         assert spawned == n, f"{spawned} children, expected {n}"

@@ -207,11 +207,38 @@ def submit_batch(s: Store, actor: uuid.UUID, count: int) -> list:
     return [write.wait(30) for write in writes]
 
 
+def merged_event(s: Store) -> threading.Event:
+    """An event set after the first commit that leaves no tail."""
+    merged = threading.Event()
+    s.add_commit_listener(lambda: merged.set() if watermark(s) is None else None)
+    return merged
+
+
 def test_a_batch_of_fewer_appends_than_the_threshold_writes_its_index_entries_at_once(store_path) -> None:
     with Store(store_path, durability="buffered") as s:
+        merged = merged_event(s)
+        first = submit_batch(s, A, 1)  # a chain's first append: left to the tail, merged once the writer is idle
+        assert merged.wait(30), "the idle writer never merged the tail"
         events = submit_batch(s, A, _commit.DIRECT_INDEX_BELOW_OPS - 1)
         assert watermark(s) is None
-        assert {e.hash for e in events} <= index_keys(s)
+        assert {e.hash for e in first + events} <= index_keys(s)
+
+
+def test_a_batch_starting_a_chain_leaves_its_index_entries_to_the_tail_however_small(
+    store_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)  # the writer is never idle long enough here
+    with Store(store_path, durability="buffered") as s:
+        started = submit_batch(s, A, 2)  # an actor's start: its first appends, in one small batch
+        assert watermark(s) is not None
+        assert not {e.hash for e in started} & index_keys(s)
+        for e in started:
+            assert s.log.get(e.hash) == e  # found in the tail
+            assert s.log.resolve(e.hash.hex()[:12]) == e.hash
+        assert verify_store(s).ok
+    with Store(store_path, readonly=True) as s:  # closing merged it
+        assert watermark(s) is None
+        assert index_keys(s) == {e.hash for e in started}
 
 
 def test_a_batch_of_many_appends_leaves_its_index_entries_to_the_tail_until_the_store_closes(

@@ -160,7 +160,13 @@ def test_a_closed_store_takes_no_lead_and_a_read_only_one_commits_nothing(store_
         assert not readonly.lead()
 
 
-def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_writer(store: Store) -> None:
+def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_writer(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import _commit
+
+    # The chain's first append leaves a tail: the writer thread must not leave its idle wait to merge it meanwhile.
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)
     actor = uuid.uuid4()
     committers = committing_threads(store)
     head = EMPTY
@@ -179,6 +185,29 @@ def test_a_held_submit_is_committed_by_the_callers_lead_without_waking_the_write
             break
     assert committers.count(threading.current_thread()) >= 20
     assert [event.data for event in store.log.events(actor)] == list(range(n + 1))
+
+
+def test_a_tail_waiting_to_be_merged_does_not_keep_callers_from_leading(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import _commit
+    from store._index import WATERMARK_KEY
+
+    monkeypatch.setattr(_commit, "IDLE_MERGE_AFTER_S", 3600.0)  # the tail stays until the store closes
+    committers = committing_threads(store)
+    actors = [uuid.uuid4() for _ in range(ATTEMPTS)]
+    for n, actor in enumerate(actors):  # one start after another: each batch a new chain's first appends
+        store.blobs.put(n.to_bytes(8, "big"))  # committed by the writer thread, which then waits to merge the tail
+        write = store.log.prepare(actor, "t", n, expected=EMPTY)
+        store.submit([write], hold=True)
+        store.lead()
+        write.wait(WAIT)
+        if n >= 50 and committers.count(threading.current_thread()) >= 20:
+            break
+    assert committers.count(threading.current_thread()) >= 20
+    with store.env.read() as txn:
+        assert txn.get(WATERMARK_KEY, db=store.env.dbs["meta"]) is not None  # led with a tail waiting all along
+    assert verify_store(store).ok
 
 
 def test_a_held_submit_that_cannot_lead_is_handed_to_the_writer_not_stranded(store: Store) -> None:
