@@ -124,7 +124,8 @@ def samples(name: str) -> list[Any]:
                  wc.Variant("maybe", t)] * 7 for t in TEXTS]
     if name == "mixed":
         return [[record(u=(t, t), f={"y"}, t=wc.Variant("b", t), e="ccc", s=t, r=r, n=n, o=o)
-                 for r in (b"", b"\x00" * 40, t) for n in (wc.Variant("ok", None), wc.Variant("err", None)) for o in (None, 0, 255)]
+                 for r in (b"", b"\x00" * 40, t) for n in (wc.Variant("ok", None), wc.Variant("err", None))
+                 for o in (None, 0, 255)]
                 for t in TEXTS]
     if name == "deep":
         values_: list[Any] = []
