@@ -434,7 +434,7 @@ class Boundary:
             return GuestFault(FaultKind.TRAP, export, "the export is missing from the instance"), None
         self._arm()
         try:
-            return None, spec.func(state, spec.lower_params(params))
+            return None, spec.func.call_recorded(state, params, spec.lower_params)
         except HostAbort:
             return self._take_abort(export), None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
