@@ -1150,8 +1150,8 @@ class _NotDirect(Exception):
 def recorded_lowerer_at(ty: Any) -> _LowerAt | None:
     """A function writing the recorded form of a value of type ``ty`` as ``lowerer_at(ty)`` writes
     ``values.lowerer(ty)`` of it, or None when ``ty`` holds a type it does not handle (see above)."""
-    found = _cached(ty, "_theater_lower_recorded", lambda t: _make_recorded_lowerer(t) or _NO_DIRECT)
-    return None if found is _NO_DIRECT else found  # type: ignore[no-any-return]
+    found: _LowerAt = _cached(ty, "_theater_lower_recorded", lambda t: _make_recorded_lowerer(t) or _NO_DIRECT)
+    return None if found is _NO_DIRECT else found
 
 
 def _no_direct(store: Any, val: Any, at: int) -> None:
