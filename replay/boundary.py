@@ -412,7 +412,7 @@ class Boundary:
             fault, out = self._invoke(export, spec, state, params)
             fuel = self.limits.fuel_per_call - fuel_left(self.store)
             if fault is None:
-                result = spec.lift_result(out)
+                result = out  # the recorded form (``call_recorded`` lifts it)
                 if "err" not in result:
                     ok = result["ok"]
                     new_state = ok[0]["some"] if ok[0] is not None else None
@@ -434,7 +434,7 @@ class Boundary:
             return GuestFault(FaultKind.TRAP, export, "the export is missing from the instance"), None
         self._arm()
         try:
-            return None, spec.func.call_recorded(state, params, spec.lower_params)
+            return None, spec.func.call_recorded(state, params, spec.lower_params, spec.lift_result)
         except HostAbort:
             return self._take_abort(export), None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:

@@ -3,7 +3,8 @@
 (``replay.values.lowerer``, then the compiled lowerer): the same C values for every shape a request takes, hostile
 text included; a value in any other form (a tuple given as a tuple, a list longer than its tuple, a ``bytearray``,
 a field missing, a string that cannot be encoded) is refused by the direct path with nothing left allocated, and the
-call then gives what the two steps give, values or error alike."""
+call then gives what the two steps give, values or error alike. (Its result read straight into the recorded form:
+tests/replay/test_direct_lifting.py.)"""
 
 from __future__ import annotations
 
@@ -203,9 +204,9 @@ def test_a_value_not_in_its_plainest_form_is_lowered_as_the_two_steps_lower_it(
         assert direct_outcome == outcome(lambda: two_steps(store, ty, value))
     # and a call given it answers as before: the same answer and fuel, or the same error
     (fast, fast_store), (slow, slow_store) = handle_request(), handle_request()
-    params_lower = values.lowerer(slow.types[0][1])
-    assert outcome(lambda: fast.call_recorded(STATE, value, params_lower)) == \
-        outcome(lambda: slow(STATE, params_lower(value)))
+    params_lower, result_lift = values.lowerer(slow.types[0][1]), values.lifter(slow.types[1])
+    assert outcome(lambda: fast.call_recorded(STATE, value, params_lower, result_lift)) == \
+        outcome(lambda: result_lift(slow(STATE, params_lower(value))))
     assert fast_store.get_fuel() == slow_store.get_fuel()
 
 
@@ -213,11 +214,14 @@ def test_a_value_not_in_its_plainest_form_is_lowered_as_the_two_steps_lower_it(
                                    for h in (0, 3)] + [[2, request("count")]])
 def test_a_call_given_a_plain_request_answers_as_before(handle_request: Any, value: Any) -> None:
     (fast, fast_store), (slow, slow_store) = handle_request(), handle_request()
-    params_lower = values.lowerer(slow.types[0][1])
-    assert fast._direct is not None
-    assert outcome(lambda: fast.call_recorded(STATE, value, params_lower)) == \
-        outcome(lambda: slow(STATE, params_lower(value)))
+    params_lower, result_lift = values.lowerer(slow.types[0][1]), values.lifter(slow.types[1])
+    assert fast._direct is not None and fast._read is not None
+    answer = fast.call_recorded(STATE, value, params_lower, result_lift)
+    assert answer == result_lift(slow(STATE, params_lower(value)))
     assert fast_store.get_fuel() == slow_store.get_fuel()
+    # without ``lift``, wasmtime-py's values, as ``FastFunc.__call__`` gives them
+    again, _ = handle_request()
+    assert shape_of(again.call_recorded(STATE, value, params_lower)) == shape_of(slow(STATE, params_lower(value)))
 
 
 def test_a_refused_value_leaves_nothing_allocated(types: dict[str, Any]) -> None:
