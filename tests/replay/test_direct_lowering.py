@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import wasmtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import wasmtime.component as wc
 
 from replay import _wasmtime
@@ -244,3 +246,17 @@ def test_a_refused_value_leaves_nothing_allocated(types: dict[str, Any]) -> None
             raise AssertionError("the value was not refused")
 
     assert malloc_grown_over(call, refused, calls=5_000) < 64 * 1024
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(handler=st.integers(-(2**64), 2**65), method=st.text(), uri=st.text(),
+       headers=st.lists(st.lists(st.text(), min_size=0, max_size=3), max_size=6),
+       body=st.none() | st.binary(max_size=3000).map(lambda b: {"some": b}) | st.binary(max_size=8))
+def test_any_request_params_are_answered_as_the_two_steps_answer_them(
+        handle_request: Any, handler: int, method: str, uri: str, headers: list[list[str]], body: Any) -> None:
+    value = [handler, {"uri": uri, "body": body, "method": method, "headers": headers}]
+    (fast, fast_store), (slow, slow_store) = handle_request(), handle_request()
+    params_lower, result_lift = values.lowerer(slow.types[0][1]), values.lifter(slow.types[1])
+    assert outcome(lambda: fast.call_recorded(STATE, value, params_lower, result_lift)) == \
+        outcome(lambda: result_lift(slow(STATE, params_lower(value))))
+    assert fast_store.get_fuel() == slow_store.get_fuel()
