@@ -65,6 +65,8 @@ def lifter(ty: Any) -> Converter:
         return lambda v: {name: f(getattr(v, name)) for name, f in fields}
     if isinstance(ty, wc.OptionType):
         payload = lifter(ty.payload)
+        if is_tagged(ty):  # an option of something that can be None itself: wasmtime-py gives a ``Variant``
+            return lambda v: None if v.tag == "none" else {"some": payload(v.payload)}
         return lambda v: None if v is None else {"some": payload(v)}
     if isinstance(ty, (wc.ResultType, wc.VariantType)):
         return _variant_lifter(ty)
@@ -161,6 +163,8 @@ def lowerer(ty: Any) -> Converter:
         return _record_lowerer([(name, lowerer(t)) for name, t in ty.fields])
     if isinstance(ty, wc.OptionType):
         payload = lowerer(ty.payload)
+        if is_tagged(ty):
+            return lambda v: wc.Variant("none") if v is None else wc.Variant("some", payload(v["some"]))
         return lambda v: None if v is None else payload(v["some"])
     if isinstance(ty, (wc.ResultType, wc.VariantType)):
         return _variant_lowerer(ty)

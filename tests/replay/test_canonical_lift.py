@@ -208,3 +208,27 @@ def test_the_record_tape_stores_a_plain_result_byte_for_byte_as_the_checked_path
     checked = encode_fields(ACTOR.bytes, 0, None, event.timestamp_ms, "wasm/result", written,
                             DEFAULT_SPILL_THRESHOLD, False)
     assert event.hash == checked.hash
+
+
+@pytest.mark.parametrize(("shape", "slots", "recorded"), [
+    ("(option (option (list u8)))", 4, [None, {"some": None}, {"some": {"some": b""}}, {"some": {"some": b"\xff"}}]),
+    ("(option (option string))", 4, [None, {"some": None}, {"some": {"some": ""}}, {"some": {"some": "h\u00e9"}}]),
+])
+def test_an_option_of_an_option_is_recorded_and_crosses_back_as_it_was(shape: str, slots: int,
+                                                                       recorded: list[Any]) -> None:
+    # wasmtime-py gives and takes such an option as a ``Variant`` (its payload can be None itself): the lifter
+    # once recorded ``{"some": Variant(...)}``, which the store could not encode, and the lowerer handed back
+    # what wasmtime-py refused.
+    from tests.components import wat
+    from tests.replay.test_fastcall import echo_instance
+    from replay._wasmtime import FastFunc
+
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({"echo": (shape, slots)}))
+    echo = FastFunc(func("echo"), store)
+    [ty] = echo.types[0]
+    lower, lift = values.lowerer(ty), values.lifter(ty)
+    for value in recorded:
+        back = lift(echo(lower(value)))
+        assert back == value
+        assert encoded(back, plain=values.canonical(ty)) == encoded(back, plain=False)
