@@ -1129,6 +1129,369 @@ def _option_lowerer(ty: Any) -> _LowerAt:
     return lower
 
 
+# Lowering straight from the recorded form ------------------------------------------------------------------------
+#
+# An export's parameters arrive in the recorded form (``replay.values``: a tuple as a list, a record as a map of
+# field names, an option as None or ``{"some": v}``). ``values.lowerer`` turns that into wasmtime-py's values (a
+# ``Record`` per record, a tuple per tuple) and the compiled lowerers above write those: ~4-5 us for an HTTP
+# request. ``recorded_lowerer_at(ty)`` writes the recorded form directly, for types made only of tuples, records,
+# untagged options, lists, ``list<u8>``, strings, integers and bools (None for any other type: the caller keeps
+# the two steps). It takes only the plainest form of each node (exactly a list of the tuple's length, exactly a
+# dict holding every field, exactly ``bytes``); anything else raises (``_NotDirect`` or the error met), with
+# nothing owned at the address, and the caller then lowers the value the two-step way, which gives what it always
+# gave: the same values or the same error (``FastFunc.call_recorded``; tests/replay/test_direct_lowering.py
+# compares the C values written both ways).
+
+
+class _NotDirect(Exception):
+    """A value not in the plainest recorded form of its type: lower it the two-step way."""
+
+
+def recorded_lowerer_at(ty: Any) -> _LowerAt | None:
+    """A function writing the recorded form of a value of type ``ty`` as ``lowerer_at(ty)`` writes
+    ``values.lowerer(ty)`` of it, or None when ``ty`` holds a type it does not handle (see above)."""
+    found: _LowerAt = _cached(ty, "_theater_lower_recorded", lambda t: _make_recorded_lowerer(t) or _NO_DIRECT)
+    return None if found is _NO_DIRECT else found
+
+
+def _no_direct(store: Any, val: Any, at: int) -> None:
+    raise _NotDirect
+
+
+_NO_DIRECT: _LowerAt = _no_direct  # cached for a type with no direct lowerer (``_cached`` keeps no None)
+
+
+def _make_recorded_lowerer(ty: Any) -> _LowerAt | None:
+    if type(ty) is _types.String:
+        return _string_lowerer
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_lowerer(kind)
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _recorded_bytes_lowerer if _bulk_installed() else None
+        item = recorded_lowerer_at(ty.element)
+        return None if item is None else _recorded_list_lowerer(item)
+    if isinstance(ty, _types.TupleType):
+        items = [recorded_lowerer_at(element) for element in ty.elements]
+        if not items or any(item is None for item in items):
+            return None
+        return _recorded_tuple_lowerer(items)  # type: ignore[arg-type]
+    if isinstance(ty, _types.RecordType):
+        fields = [(name, recorded_lowerer_at(field)) for name, field in ty.fields]
+        if any(item is None for _, item in fields):
+            return None
+        return _recorded_record_lowerer(fields)  # type: ignore[arg-type]
+    if isinstance(ty, _types.OptionType) and not ty._tagged():
+        payload = recorded_lowerer_at(ty.payload)
+        return None if payload is None else _recorded_option_lowerer(payload)
+    return None
+
+
+def _recorded_bytes_lowerer(store: Any, val: Any, at: int) -> None:
+    if type(val) is not bytes:
+        raise _NotDirect
+    _fill_u8_list(at + _OF_AT, val)
+    _MEMORY[at + _KIND_AT] = _LIST
+
+
+def _recorded_list_lowerer(item: _LowerAt) -> _LowerAt:
+    stride, memory = _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["LIST"], _vallist_new_uninit, _vallist_delete
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if type(val) is not list:
+            raise _NotDirect
+        val = val.copy()
+        n = len(val)
+        new(at + _OF_AT, n)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
+        try:
+            for value in val:
+                item(store, value, element)
+                element += stride
+        except BaseException:
+            _abandon(at, element, address + n * stride, delete)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _recorded_tuple_lowerer(items: list[_LowerAt]) -> _LowerAt:
+    length, size, stride, memory = len(items), len(items) * _VAL_STRIDE, _VAL_STRIDE, _MEMORY
+    kind, new, delete = _KINDS["TUPLE"], _valtuple_new_uninit, _valtuple_delete
+    if all(item is _string_lowerer for item in items):  # an HTTP header: every string encoded before any allocation
+        string, byte_vec_new = _STRING, _byte_vec_new
+
+        def lower_strings(store: Any, val: Any, at: int) -> None:
+            if type(val) is not list or len(val) != length:
+                raise _NotDirect
+            encoded = []
+            for value in val:
+                if type(value) is not str:
+                    raise _NotDirect
+                encoded.append(value.encode("utf8"))
+            new(at + _OF_AT, length)
+            element = _VEC_AT(memory, at + _OF_AT)[1]
+            for data in encoded:
+                byte_vec_new(element + _OF_AT, len(data), data)
+                memory[element + _KIND_AT] = string
+                element += stride
+            memory[at + _KIND_AT] = kind
+
+        return lower_strings
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if type(val) is not list or len(val) != length:
+            raise _NotDirect
+        new(at + _OF_AT, length)
+        element = address = _VEC_AT(memory, at + _OF_AT)[1]
+        try:
+            for item, value in zip(items, val):
+                item(store, value, element)
+                element += stride
+        except BaseException:
+            _abandon(at, element, address + size, delete)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _recorded_record_lowerer(fields: list[tuple[str, _LowerAt]]) -> _LowerAt:
+    named = [(name, name.encode("utf-8"), item) for name, item in fields]
+    n, kind, size_of, memory = len(named), _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
+    new, delete, name_new = _valrecord_new_uninit, _valrecord_delete, _byte_vec_new
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if type(val) is not dict:
+            raise _NotDirect
+        new(at + _OF_AT, n)
+        entry = _VEC_AT(memory, at + _OF_AT)[1]
+        end = entry + n * size_of
+        try:
+            for name, encoded, item in named:
+                item(store, val[name], entry + _ENTRY_VAL_AT)
+                name_new(entry + _NAME_AT, len(encoded), encoded)
+                entry += size_of
+        except BaseException:
+            _memset(entry, 0, end - entry)
+            delete(at + _OF_AT)
+            raise
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+def _recorded_option_lowerer(payload: _LowerAt) -> _LowerAt:
+    kind, memory, address_of, val_type = _KINDS["OPTION"], _MEMORY, ctypes.addressof, _Val
+
+    def lower(store: Any, val: Any, at: int) -> None:
+        if val is None:
+            box = 0
+        elif type(val) is dict:
+            value = val_type()
+            payload(store, val["some"], address_of(value))
+            box = _val_new(address_of(value))
+        else:
+            raise _NotDirect
+        _POINTER_PACK(memory, at + _OF_AT, box or 0)
+        memory[at + _KIND_AT] = kind
+
+    return lower
+
+
+# Reading straight into the recorded form --------------------------------------------------------------------------
+#
+# The mirror of ``recorded_lowerer_at`` for an export's result: ``recorded_reader_at(ty)`` reads a value wasmtime
+# gave into the form ``values.lifter(ty)`` makes of ``reader_at(ty)``'s value, without the ``Record`` and tuples
+# in between, for types made of tuples, records, untagged options, results, lists, ``list<u8>``, strings, integers,
+# bools, enums and flags (None for any other type). A reader changes and frees nothing, so when it meets anything
+# unusual (a size or a field name not the type's, a kind not expected) it raises, and the caller reads the value
+# again the two-step way, which gives what it always gave (``FastFunc.call_recorded``). An untagged result's case
+# is the case wasmtime names; the lifter picks it by the Python class of the payload, so such a result is read
+# directly only when that class always picks the case wasmtime names (``_picks_its_own_case``).
+
+
+def recorded_reader_at(ty: Any) -> _LiftAt | None:
+    """A function reading the value of type ``ty`` at an address as ``values.lifter(ty)(reader_at(ty)(at))`` gives it,
+    or None when ``ty`` holds a type it does not handle."""
+    found: _LiftAt = _cached(ty, "_theater_read_recorded", lambda t: _make_recorded_reader(t) or _NO_DIRECT_READ)
+    return None if found is _NO_DIRECT_READ else found
+
+
+def _no_direct_read(at: int) -> Any:
+    raise _NotDirect
+
+
+_NO_DIRECT_READ: _LiftAt = _no_direct_read
+_NOT_READ = object()
+
+
+def _make_recorded_reader(ty: Any) -> _LiftAt | None:
+    if type(ty) is _types.String:
+        return _string_reader()
+    kind = _kind_of(ty)
+    if kind is not None:
+        return _scalar_reader(kind)
+    if type(ty) is _types.EnumType:
+        return _enum_reader()
+    if type(ty) is _types.FlagsType:
+        flags = _flags_reader()
+        return lambda at: sorted(flags(at))
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return _bytes_reader() if _bulk_installed() else None
+        item = recorded_reader_at(ty.element)
+        return None if item is None else _recorded_list_reader(item)
+    if isinstance(ty, _types.TupleType):
+        items = [recorded_reader_at(element) for element in ty.elements]
+        if any(item is None for item in items):
+            return None
+        return _recorded_tuple_reader(items)  # type: ignore[arg-type]
+    if isinstance(ty, _types.RecordType):
+        fields = [(name, recorded_reader_at(field)) for name, field in ty.fields]
+        if any(item is None for _, item in fields):
+            return None
+        return _recorded_record_reader(fields)  # type: ignore[arg-type]
+    if isinstance(ty, _types.OptionType):
+        if ty._tagged():
+            return None
+        payload = recorded_reader_at(ty.payload)
+        return None if payload is None else _recorded_option_reader(payload)
+    if isinstance(ty, _types.ResultType):
+        return _recorded_result_reader(ty)
+    return None
+
+
+def _recorded_list_reader(item: _LiftAt) -> _LiftAt:
+    kind, stride, memory = _KINDS["LIST"], _VAL_STRIDE, _MEMORY
+
+    def read(at: int) -> list[Any]:
+        if memory[at + _KIND_AT] != kind:
+            raise _NotDirect
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        if size and not address:
+            raise _NotDirect
+        return [item(element) for element in range(address, address + size * stride, stride)]
+
+    return read
+
+
+def _recorded_tuple_reader(items: list[_LiftAt]) -> _LiftAt:
+    length, kind, stride, memory = len(items), _KINDS["TUPLE"], _VAL_STRIDE, _MEMORY
+
+    def read(at: int) -> list[Any]:
+        if memory[at + _KIND_AT] != kind:
+            raise _NotDirect
+        size, address = _VEC_AT(memory, at + _OF_AT)
+        if size != length or (size and not address):
+            raise _NotDirect
+        ret = []
+        for item in items:
+            ret.append(item(address))
+            address += stride
+        return ret
+
+    return read
+
+
+def _recorded_record_reader(fields: list[tuple[str, _LiftAt]]) -> _LiftAt:
+    # Read in declaration order (where the entries are), kept in the lifter's order: canonical CBOR key order.
+    named = [(name, name.encode("utf-8"), item) for name, item in fields]
+    order = sorted(range(len(named)), key=lambda i: (len(named[i][1]), named[i][1]))
+    length, kind, size_of, memory = len(named), _KINDS["RECORD"], _ENTRY_SIZE, _MEMORY
+
+    def read(at: int) -> dict[str, Any]:
+        if memory[at + _KIND_AT] != kind:
+            raise _NotDirect
+        size, entry = _VEC_AT(memory, at + _OF_AT)
+        if size != length or (size and not entry):
+            raise _NotDirect
+        got = []
+        for _, encoded, item in named:
+            name_size, name_at = _VEC_AT(memory, entry + _NAME_AT)
+            if memory[name_at : name_at + name_size] != encoded:
+                raise _NotDirect
+            got.append(item(entry + _ENTRY_VAL_AT))
+            entry += size_of
+        return {named[i][0]: got[i] for i in order}
+
+    return read
+
+
+def _recorded_option_reader(payload: _LiftAt) -> _LiftAt:
+    kind, memory = _KINDS["OPTION"], _MEMORY
+
+    def read(at: int) -> Any:
+        if memory[at + _KIND_AT] != kind:
+            raise _NotDirect
+        address = _POINTER_AT(memory, at + _OF_AT)[0]
+        return {"some": payload(address)} if address else None
+
+    return read
+
+
+def _python_class(ty: Any) -> type | None:
+    """The one Python class of every value ``reader_at(ty)`` gives, None when there is not one (or not known)."""
+    if type(ty) is _types.String or type(ty) is _types.EnumType:
+        return str
+    if type(ty) is _types.FlagsType:
+        return set
+    kind = _kind_of(ty)
+    if kind is not None:
+        return bool if kind == "Bool" else int
+    if isinstance(ty, _types.ListType):
+        return (bytes if _bulk_installed() else None) if ty._is_bytes() else list
+    if isinstance(ty, _types.TupleType):
+        return tuple
+    if isinstance(ty, _types.RecordType):
+        return _types.Record
+    return None
+
+
+def _picks_its_own_case(cases: list[tuple[str, Any]]) -> bool:
+    """True when, for every case, ``values``' untagged lifter picks that case for the value wasmtime reads for it:
+    the first case whose classes (``case_classes``) the payload's class is a subclass of, or the first without a
+    payload for None."""
+    tests = [(name, None if t is None else case_classes(t)) for name, t in cases]
+    for name, t in cases:
+        cls = type(None) if t is None else _python_class(t)
+        if cls is None:
+            return False
+        picked = next((n for n, classes in tests
+                       if (cls is type(None) if classes is None else issubclass(cls, classes))), None)
+        if picked != name:
+            return False
+    return True
+
+
+def _recorded_result_reader(ty: Any) -> _LiftAt | None:
+    cases = [("ok", ty.ok), ("err", ty.err)]
+    tagged = ty._tagged()
+    if not tagged and not _picks_its_own_case(cases):
+        return None
+    readers = {name: (None if t is None else recorded_reader_at(t)) for name, t in cases}
+    if any(t is not None and readers[name] is None for name, t in cases):
+        return None
+    ok, err = readers["ok"], readers["err"]
+    kind, memory = _KINDS["RESULT"], _MEMORY
+
+    def read(at: int) -> dict[str, Any]:
+        if memory[at + _KIND_AT] != kind:
+            raise _NotDirect
+        is_ok, address = _RESULT_AT(memory, at + _OF_AT)
+        name, payload = ("ok", ok) if is_ok else ("err", err)
+        if payload is None:
+            return {name: None}
+        if not address:
+            raise _NotDirect
+        return {name: payload(address)}
+
+    return read
+
+
 class FastFunc:
     """A component function bound to its store, with its parameter and result types resolved once.
 
@@ -1136,7 +1499,7 @@ class FastFunc:
     (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
     """
 
-    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift")
+    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift", "_direct", "_read")
 
     def __init__(
         self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
@@ -1151,6 +1514,8 @@ class FastFunc:
         self._result: Any = types[1]
         self._lowers = tuple(lowerer_at(ty) for ty in self._params)
         self._lift = None if self._result is None else lifter_at(self._result)
+        self._direct = recorded_lowerer_at(self._params[-1]) if len(self._params) == 2 else None
+        self._read = None if self._result is None else recorded_reader_at(self._result)
 
     @property
     def types(self) -> tuple[list[Any], Any]:
@@ -1176,6 +1541,55 @@ class FastFunc:
             if error:
                 _raise_call_error(error)
             return None if lift is None else lift(result)
+        finally:
+            for i in range(n):
+                _val_delete(base + i * _VAL_STRIDE)
+
+    def call_recorded(
+        self, first: Any, recorded: Any, lower: Callable[[Any], Any], lift: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """``self(first, lower(recorded))`` for a function of two parameters, the second given in its recorded form
+        and ``lower`` its ``values.lowerer``: that parameter is written straight from the recorded form where its
+        type and value allow (``recorded_lowerer_at``), else as ``self`` would write ``lower(recorded)``, with the
+        same values or the same error. With ``lift`` (the result type's ``values.lifter``), the result comes back
+        as ``lift`` of what ``self`` returns, read straight into that form where its type allows
+        (``recorded_reader_at``)."""
+        direct = self._direct
+        if direct is None:
+            value = self(first, lower(recorded))
+            return value if lift is None else lift(value)
+        store = self._store
+        space = (ffi.wasmtime_component_val_t * 3)()  # the two parameters, then the result
+        base = ctypes.addressof(space)
+        n = 0
+        try:
+            self._lowers[0](store, first, base)
+            n = 1
+            try:
+                direct(store, recorded, base + _VAL_STRIDE)
+            except Exception:  # not the plainest form (or not lowerable at all): the two steps say which
+                self._lowers[1](store, lower(recorded), base + _VAL_STRIDE)
+            n = 2
+            result_lift = self._lift
+            result = base + 2 * _VAL_STRIDE
+            error = _func_call(self._func_ref, store._context(), base, 2, None if result_lift is None else result,
+                               0 if result_lift is None else 1)
+            if error:
+                _raise_call_error(error)
+            if result_lift is None:
+                return None if lift is None else lift(None)
+            if lift is None:
+                return result_lift(result)
+            read = self._read
+            if read is not None:
+                try:
+                    value = read(result)
+                except Exception:  # anything unusual: read again the two-step way, which says what it is
+                    value = _NOT_READ
+                if value is not _NOT_READ:
+                    _val_delete(result)
+                    return value
+            return lift(result_lift(result))
         finally:
             for i in range(n):
                 _val_delete(base + i * _VAL_STRIDE)

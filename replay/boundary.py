@@ -31,7 +31,7 @@ from replay._wasmtime import EpochWatch, FastFunc, add_host_func, arm, fuel_left
 from replay.engine import Engine, map_wasm_error
 from replay.errors import ComponentError, FaultKind, GuestFault, ReplayError
 from replay.schema import Limits, OnErr, answers_err
-from replay.values import Converter, lifter, lowerer
+from replay.values import Converter, canonical, lifter, lowerer
 
 HostFunction = Callable[..., Any]
 
@@ -69,6 +69,9 @@ class CallResult:
     state: bytes | None
     output: list[Any]
     fuel: int
+    # True when ``output`` is what the lifter made of a type whose recorded form is canonical CBOR as it stands
+    # (``replay.values.canonical``): the record tape then skips the store's check of it.
+    plain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class _Export:
     func: FastFunc | None
     lower_params: Converter
     lift_result: Converter
+    plain: bool  # the result's recorded form is canonical as lifted (``CallResult.plain``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class _ExportShape:
     index: Any  # the component's ``ExportIndex``
     lower_params: Converter
     lift_result: Converter
+    plain: bool  # the result's recorded form is canonical as lifted (``CallResult.plain``)
     types: tuple[list[Any], Any] | None = None  # (parameter types, result type) once an instance has asked
 
 
@@ -240,14 +245,15 @@ class Shape:
         params = [t for _, t in ty.params]
         if len(params) != 2 or not isinstance(params[0], wc.OptionType):
             return GuestFault(FaultKind.TRAP, export, "not a theater:simple export: expected (state, params)")
-        return _ExportShape(index, lowerer(params[1]), lifter(ty.result))
+        return _ExportShape(index, lowerer(params[1]), lifter(ty.result), canonical(ty.result))
 
     def keep_types(self, export: str, types: tuple[list[Any], Any]) -> None:
         """Remember the types an instance gave for ``export``'s function, for the next instances."""
         found = self._exports.get(export)
         if isinstance(found, _ExportShape) and found.types is None:
             with self._lock:
-                self._exports[export] = _ExportShape(found.index, found.lower_params, found.lift_result, types)
+                self._exports[export] = _ExportShape(found.index, found.lower_params, found.lift_result, found.plain,
+                                                     types)
 
 
 def shape(engine: Engine, component: wc.Component) -> Shape:
@@ -379,7 +385,7 @@ class Boundary:
             fast = FastFunc(func, self.store, spec.types)
             if spec.types is None:
                 self._shape.keep_types(export, fast.types)
-        found = _Export(fast, spec.lower_params, spec.lift_result)
+        found = _Export(fast, spec.lower_params, spec.lift_result, spec.plain)
         self._exports[export] = found
         return found
 
@@ -406,11 +412,11 @@ class Boundary:
             fault, out = self._invoke(export, spec, state, params)
             fuel = self.limits.fuel_per_call - fuel_left(self.store)
             if fault is None:
-                result = spec.lift_result(out)
+                result = out  # the recorded form (``call_recorded`` lifts it)
                 if "err" not in result:
                     ok = result["ok"]
                     new_state = ok[0]["some"] if ok[0] is not None else None
-                    done = CallResult(export=export, state=new_state, output=ok[1:], fuel=fuel)
+                    done = CallResult(export=export, state=new_state, output=ok[1:], fuel=fuel, plain=spec.plain)
                     self.tape.end_call(export, done)
                     return done
                 fault = GuestFault(FaultKind.ERR, export, str(result["err"]))
@@ -428,7 +434,7 @@ class Boundary:
             return GuestFault(FaultKind.TRAP, export, "the export is missing from the instance"), None
         self._arm()
         try:
-            return None, spec.func(state, spec.lower_params(params))
+            return None, spec.func.call_recorded(state, params, spec.lower_params, spec.lift_result)
         except HostAbort:
             return self._take_abort(export), None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:

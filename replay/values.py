@@ -16,7 +16,8 @@ result<T, E>        ``{"ok": v}`` or ``{"err": v}`` (``v`` None without payload)
 variant             ``{case: v}``; enum: the case name; flags: sorted list of names
 ==================  ==========================================
 
-``lifter(ty)`` and ``lowerer(ty)`` build the converter for a type once; calling it is cheap.
+``lifter(ty)`` and ``lowerer(ty)`` build the converter for a type once; calling it is cheap. ``canonical(ty)`` tells
+whether the lifter's values of a type need no canonical re-ordering when stored.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def lifter(ty: Any) -> Converter:
         return lambda v: {name: f(getattr(v, name)) for name, f in fields}
     if isinstance(ty, wc.OptionType):
         payload = lifter(ty.payload)
+        if is_tagged(ty):  # an option of something that can be None itself: wasmtime-py gives a ``Variant``
+            return lambda v: None if v.tag == "none" else {"some": payload(v.payload)}
         return lambda v: None if v is None else {"some": payload(v)}
     if isinstance(ty, (wc.ResultType, wc.VariantType)):
         return _variant_lifter(ty)
@@ -72,6 +75,36 @@ def lifter(ty: Any) -> Converter:
     if isinstance(ty, wc.FlagsType):
         return lambda v: sorted(v)
     raise TypeError(f"cannot record a value of type {type(ty).__name__}")
+
+
+def canonical(ty: Any) -> bool:
+    """True when every value ``lifter(ty)`` makes is already in canonical CBOR form as cbor2 encodes it by default.
+
+    The lifter writes a record's fields in canonical key order and a variant, result or option as a one-key map;
+    every other node is a string, byte string, integer, bool, null or list, which CBOR encodes one way only. Floats
+    are the exception (canonical CBOR writes each in its shortest exact width, cbor2's default does not), and so is
+    a record with a field name that is not ASCII (the store's own check, ``store.codec._plain``, leaves those to
+    the canonical path): a type holding either, or a type the lifter does not record, is not canonical. The store
+    then skips that check for such values (``EventLog.prepare(plain=True)``); tests/replay/test_canonical_lift.py
+    compares the bytes both ways for every shape the lifter makes.
+    """
+    if ty is None:
+        return True
+    if isinstance(ty, (wc.F32, wc.F64)):
+        return False
+    if isinstance(ty, (_SCALARS, wc.EnumType, wc.FlagsType)):
+        return True
+    if isinstance(ty, wc.ListType):
+        return canonical(ty.element)
+    if isinstance(ty, wc.TupleType):
+        return all(canonical(t) for t in ty.elements)
+    if isinstance(ty, wc.RecordType):
+        return all(name.isascii() and canonical(t) for name, t in ty.fields)
+    if isinstance(ty, wc.OptionType):
+        return canonical(ty.payload)
+    if isinstance(ty, (wc.ResultType, wc.VariantType)):
+        return all(canonical(t) for _, t in _cases(ty))
+    return False
 
 
 def _cases(ty: Any) -> list[tuple[str, Any]]:
@@ -130,6 +163,8 @@ def lowerer(ty: Any) -> Converter:
         return _record_lowerer([(name, lowerer(t)) for name, t in ty.fields])
     if isinstance(ty, wc.OptionType):
         payload = lowerer(ty.payload)
+        if is_tagged(ty):
+            return lambda v: wc.Variant("none") if v is None else wc.Variant("some", payload(v["some"]))
         return lambda v: None if v is None else payload(v["some"])
     if isinstance(ty, (wc.ResultType, wc.VariantType)):
         return _variant_lowerer(ty)

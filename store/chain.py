@@ -144,14 +144,23 @@ class EventLog:
         return self._writer.submit(self.prepare(actor, type, data, expected=expected, timestamp_ms=timestamp_ms))
 
     def prepare(
-        self, actor: uuid.UUID, type: str, data: Any, *, expected: Head, timestamp_ms: int | None = None
+        self,
+        actor: uuid.UUID,
+        type: str,
+        data: Any,
+        *,
+        expected: Head,
+        timestamp_ms: int | None = None,
+        plain: bool = False,
     ) -> PendingAppend:
         """``append_async`` without queueing: the event is built and hashed now, ``Store.submit`` queues it.
+
+        ``plain``: the caller knows ``data``'s default CBOR encoding is already canonical (``codec.encode_fields``).
 
         Raises:
             InvalidInputError: ``type`` is not a non-empty string. TypeError: ``data`` cannot be encoded.
         """
-        event, encoded = build_event(actor, type, data, expected, timestamp_ms, self._spill_threshold)
+        event, encoded = build_event(actor, type, data, expected, timestamp_ms, self._spill_threshold, plain)
         return PendingAppend(event, encoded, expected, actor.bytes)
 
     def append_stored(self, actor: uuid.UUID, value: bytes, *, expected: Head) -> PendingAppend:

@@ -92,13 +92,25 @@ def encode_event(
 
 
 def encode_fields(
-    actor: bytes, seq: int, parent: bytes | None, timestamp_ms: int, type: str, data: Any, spill_threshold: int
+    actor: bytes,
+    seq: int,
+    parent: bytes | None,
+    timestamp_ms: int,
+    type: str,
+    data: Any,
+    spill_threshold: int,
+    plain: bool = False,
 ) -> EncodedEvent:
-    """``encode_event`` with positional arguments and the actor id as bytes (the append path calls this)."""
+    """``encode_event`` with positional arguments and the actor id as bytes (the append path calls this).
+
+    ``plain`` says the caller knows ``data`` passes ``_plain`` (or holds only values whose default CBOR encoding is
+    their canonical one: no floats, every map in canonical key order), so the check is skipped; the bytes are the
+    same either way.
+    """
     header = _header(actor, seq, parent, timestamp_ms, type)
     if header is None:  # unusual field values: let cbor2 encode (or reject) the whole array
         body = _dumps([FORMAT_VERSION, actor, seq, parent, timestamp_ms, type, data])
-    elif _plain(data):
+    elif plain or _plain(data):
         try:
             body = header + cbor2.dumps(data)
         except (cbor2.CBOREncodeError, UnicodeEncodeError, ValueError) as exc:

@@ -224,6 +224,7 @@ def build_event(
     expected: Head,
     timestamp_ms: int | None,
     spill_threshold: int,
+    plain: bool = False,
 ) -> tuple[Event, EncodedEvent]:
     """The event that follows ``expected``, as it will be stored, and its encoding (hash, body, spilled payloads).
 
@@ -235,7 +236,7 @@ def build_event(
         raise InvalidInputError("event type", type_, "a non-empty string")
     ts = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
     seq = expected.seq + 1
-    encoded = encode_fields(actor.bytes, seq, expected.hash, ts, type_, data, spill_threshold)
+    encoded = encode_fields(actor.bytes, seq, expected.hash, ts, type_, data, spill_threshold, plain)
     return Event(encoded.hash, actor, seq, expected.hash, ts, type_, data), encoded
 
 

@@ -136,10 +136,11 @@ class RecordTape:
         self._guard = threading.Lock()
         self._after: tuple[Write, ...] = ()  # what the next append depends on (``depend_on``)
 
-    def append(self, type: str, data: Any) -> Event:
+    def append(self, type: str, data: Any, *, plain: bool = False) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
-        is durable after ``wait_durable``."""
-        pending = self._log.prepare(self.actor, type, data, expected=self.head)
+        is durable after ``wait_durable``. ``plain``: ``data`` is known to encode canonically as it stands (the
+        store skips its check; ``EventLog.prepare``)."""
+        pending = self._log.prepare(self.actor, type, data, expected=self.head, plain=plain)
         if self._after:
             pending.after, self._after = self._after, ()  # type: ignore[assignment]
         event = pending.event
@@ -314,8 +315,15 @@ class RecordTape:
 
     def end_call(self, export: str, result: CallResult | GuestFault) -> None:
         if type(result) is CallResult:
+            # ``plain``: the output is the lifter's value of a type with no float and no non-ASCII field name
+            # (``replay.values.canonical``), and the other fields are an int, a digest or null and a string, in
+            # canonical key order: cbor2's default encoding of the map is its canonical one, so the store's walk
+            # over it to check that (``store.codec._plain``, ~2 us a call) is skipped. A fuel or export of
+            # another type (a caller's bug) goes the checked way.
             state = self.state_ref(result.state)
-            self.append(WASM_RESULT, {"fuel": result.fuel, "state": state, "export": export, "output": result.output})
+            plain = result.plain and type(result.fuel) is int and type(export) is str
+            self.append(WASM_RESULT, {"fuel": result.fuel, "state": state, "export": export, "output": result.output},
+                        plain=plain)
         elif isinstance(result, CallResult):
             state = self.state_ref(result.state)
             self.record(WasmResult(fuel=result.fuel, state=state, export=export, output=result.output))
