@@ -492,9 +492,18 @@ class Actor:
 
     def release_due(self) -> None:
         """Make the hand-over a turn's operations owe (``release``), if any; on the actor's worker. The tape calls
-        it before every host call and epoch tick, the scheduler before every wait (``blocking``)."""
+        it before every host call and epoch tick (``RecordTape.before_tick``)."""
         if self._owed:
             self.release_now()
+
+    def before_wait(self) -> None:
+        """What a wait in one of the actor's operations does first (``scheduler.blocking``): ``release_due``, and
+        hand the writes the tape holds to the store, so a call waiting in a host function (a sleep, a request)
+        has what it recorded so far in the store's hands while it waits (``RecordTape.host_tick`` holds them)."""
+        if self._owed:
+            self.release_now()
+        else:
+            self.tape.submit()
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""

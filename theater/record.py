@@ -11,11 +11,20 @@ A commit can fail (the disk is full). Every append chains on the one before it, 
 fails, every later one fails too (``StaleHeadError``: its parent was never written). The tape keeps the writes it
 has not seen committed, so it can name the failure that started it (``failure``) and, on ``reset``, go back to
 what the store holds: the committed head, with no cached state blob that may never have been written.
+
+While a call runs, the held writes are handed over at every epoch tick (``tick``), before any wait on the actor's
+worker (``Actor.before_wait``, through ``scheduler.blocking``), and at a host call only once holding them has a
+cost (``host_tick``): the oldest has been held for a tick (``HOLD_S``), or they grow past ``HOLD_WRITES`` writes
+or ``HOLD_BYTES`` bytes. A call making many fast host calls (an HTTP client's requests) then costs a commit per
+tick instead of one per host call, and a call that runs long or waits still has its ``wasm/call`` in the store's
+hands within a tick. Handing over is not durability: nothing is released before its operation's last append is
+durable (``wait_durable``, ``last``), whenever the writes were handed over.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -36,6 +45,13 @@ from replay.schema import (
 )
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
+
+# How long a host call lets the tape hold writes before it hands them over (one epoch tick,
+# ``replay.engine.EPOCH_TICK_S``), and how many writes or bytes it holds at most: past any of them, the next host
+# call hands them over.
+HOLD_S = 0.01
+HOLD_WRITES = 256
+HOLD_BYTES = 1 << 20
 
 
 class Write(Protocol):
@@ -135,6 +151,9 @@ class RecordTape:
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
         self._guard = threading.Lock()
         self._after: tuple[Write, ...] = ()  # what the next append depends on (``depend_on``)
+        # When the oldest write in ``_held`` was added (``time.monotonic()``) and the bytes held (``host_tick``).
+        self._held_since = 0.0
+        self._held_bytes = 0
 
     def append(self, type: str, data: Any) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
@@ -146,8 +165,15 @@ class RecordTape:
         self.head = Head(event.seq, event.hash)
         if self._stamp is not None:
             self._stamp.cause, self._stamp = event.hash, None
+        encoded = pending.encoded
+        size = len(encoded.body)
+        if encoded.spilled:
+            size += sum(len(payload) for _, payload in encoded.spilled)
         with self._guard:
+            if not self._held:
+                self._held_since = time.monotonic()
             self._held.append((pending, None))
+            self._held_bytes += size
             self._last = pending
         return event
 
@@ -167,6 +193,7 @@ class RecordTape:
             held = self._held
             if held:
                 self._held = []
+                self._held_bytes = 0
                 self._unconfirmed.extend(held)
                 self._store.submit([write for write, _ in held], hold=lead)  # type: ignore[misc]
             last = self._last
@@ -175,11 +202,28 @@ class RecordTape:
         return last
 
     def tick(self) -> None:
-        """Called by the boundary before every host call and at every epoch tick of a running call: run
-        ``before_tick`` (the actor hands over what its earlier operations of the turn owe), then ``submit``."""
+        """Called by the boundary at every epoch tick of a running call: run ``before_tick`` (the actor hands over
+        what its earlier operations of the turn owe), then ``submit``."""
         if self.before_tick is not None:
             self.before_tick()
         self.submit()
+
+    def host_tick(self) -> None:
+        """Called by the boundary before every host call: run ``before_tick``, then ``submit`` only if the held
+        writes have been held for a tick (``HOLD_S``) or have grown past ``HOLD_WRITES`` or ``HOLD_BYTES``.
+
+        A host call that waits hands them over anyway before it waits (``scheduler.blocking``), the epoch tick and
+        the end of the operation do, and so does anything waiting for durability (``last``, ``wait_durable``).
+        """
+        if self.before_tick is not None:
+            self.before_tick()
+        held = self._held  # read without the lock: only this thread adds, another's submit only empties it
+        if held and (
+            len(held) >= HOLD_WRITES
+            or self._held_bytes >= HOLD_BYTES
+            or time.monotonic() - self._held_since >= HOLD_S
+        ):
+            self.submit()
 
     @property
     def last(self) -> PendingAppend | None:
@@ -210,7 +254,10 @@ class RecordTape:
         repaired as a state blob's is (``reset``)."""
         put = self._blobs.prepare(data)
         with self._guard:
+            if not self._held:
+                self._held_since = time.monotonic()
             self._held.append((put, put.data))
+            self._held_bytes += len(put.data)
         return put.value
 
     def record(self, payload: Payload) -> Event:
@@ -274,6 +321,7 @@ class RecordTape:
         self._after = ()
         with self._guard:
             self._held.clear()  # never handed over: they chain on what failed, so they would fail too
+            self._held_bytes = 0
         writes = self._writes()
         for write, _ in writes:
             try:
@@ -325,4 +373,6 @@ class RecordTape:
             self.record(WasmFailure(fuel=result.fuel, kind=str(result.kind), detail=result.detail, export=export))
 
 
-__all__ = ["STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error"]
+__all__ = [
+    "HOLD_BYTES", "HOLD_S", "HOLD_WRITES", "STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error",
+]
