@@ -496,14 +496,19 @@ class Actor:
         if self._owed:
             self.release_now()
 
-    def before_wait(self) -> None:
+    def before_wait(self) -> bool:
         """What a wait in one of the actor's operations does first (``scheduler.blocking``): ``release_due``, and
-        hand the writes the tape holds to the store, so a call waiting in a host function (a sleep, a request)
-        has what it recorded so far in the store's hands while it waits (``RecordTape.host_tick`` holds them)."""
+        tell the tape (``RecordTape.wait_begins``), so a call waiting in a host function (a sleep, a request) has
+        what it recorded so far in the store's hands within a tick even though the tape holds it across host calls.
+        True when ``after_wait`` must follow the wait."""
         if self._owed:
-            self.release_now()
-        else:
-            self.tape.submit()
+            self.release_now()  # hands the held writes over too
+            return False
+        return self.tape.wait_begins()
+
+    def after_wait(self) -> None:
+        """The wait ``before_wait`` began is over (``scheduler.blocking``)."""
+        self.tape.wait_ends()
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""

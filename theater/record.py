@@ -12,13 +12,15 @@ fails, every later one fails too (``StaleHeadError``: its parent was never writt
 has not seen committed, so it can name the failure that started it (``failure``) and, on ``reset``, go back to
 what the store holds: the committed head, with no cached state blob that may never have been written.
 
-While a call runs, the held writes are handed over at every epoch tick (``tick``), before any wait on the actor's
-worker (``Actor.before_wait``, through ``scheduler.blocking``), and at a host call only once holding them has a
-cost (``host_tick``): the oldest has been held for a tick (``HOLD_S``), or they grow past ``HOLD_WRITES`` writes
-or ``HOLD_BYTES`` bytes. A call making many fast host calls (an HTTP client's requests) then costs a commit per
-tick instead of one per host call, and a call that runs long or waits still has its ``wasm/call`` in the store's
-hands within a tick. Handing over is not durability: nothing is released before its operation's last append is
-durable (``wait_durable``, ``last``), whenever the writes were handed over.
+While a call runs, the held writes are handed over at every epoch tick (``tick``), and at a host call only once
+holding them has a cost (``host_tick``): the oldest has been held for a tick (``HOLD_S``), or they grow past
+``HOLD_WRITES`` writes or ``HOLD_BYTES`` bytes. A wait on the actor's thread (``scheduler.blocking``, which every
+host function that waits goes through) tells the tape (``wait_begins``, ``wait_ends``): a thread of its own, the
+wait watch, hands the writes over should the wait last past their tick. A call making many fast host calls or short
+waits (an HTTP client's requests) then costs a commit per tick instead of one per host call, and a call that runs
+long or waits still has its ``wasm/call`` in the store's hands within a tick or two. Handing over is not
+durability: nothing is released before its operation's last append is durable (``wait_durable``, ``last``),
+whenever the writes were handed over.
 """
 
 from __future__ import annotations
@@ -52,6 +54,60 @@ from store.errors import NotFoundError, StaleHeadError, StoreError
 HOLD_S = 0.01
 HOLD_WRITES = 256
 HOLD_BYTES = 1 << 20
+WATCH_IDLE_TICKS = 100  # ticks the wait watch goes on ticking with no tape waiting before it sleeps until one does
+
+
+class _WaitWatch:
+    """Hands over the held writes of tapes whose appending thread waits (``RecordTape.wait_begins``) once they have
+    been held for a tick: one daemon thread for the process, ticking every ``HOLD_S`` while a tape waits (and for
+    ``WATCH_IDLE_TICKS`` after, so a stream of short waits never has to wake it), asleep otherwise.
+
+    A short wait (an HTTP request answered in a millisecond) so costs no hand-over of its own, and a long one (a
+    sleep, a slow server) has what its call recorded so far in the store's hands within a tick or two.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._tapes: dict[int, RecordTape] = {}
+        self._thread: threading.Thread | None = None
+        self._asleep = False
+
+    def enter(self, tape: RecordTape) -> None:
+        with self._cond:
+            self._tapes[id(tape)] = tape
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="theater-tape-watch", daemon=True)
+                self._thread.start()
+            elif self._asleep:
+                self._asleep = False
+                self._cond.notify()
+
+    def leave(self, tape: RecordTape) -> None:
+        with self._cond:
+            self._tapes.pop(id(tape), None)
+
+    def _run(self) -> None:
+        idle = 0
+        while True:
+            with self._cond:
+                if not self._tapes and idle >= WATCH_IDLE_TICKS:
+                    self._asleep = True
+                    while self._asleep:
+                        self._cond.wait()
+                    idle = 0
+                self._cond.wait(HOLD_S)  # ``enter`` notifies only a sleeping watch: this wait is a tick
+                tapes = list(self._tapes.values())
+            idle = 0 if tapes else idle + 1
+            due = time.monotonic() - HOLD_S
+            for tape in tapes:
+                if tape._held and tape._held_since <= due:
+                    try:
+                        tape.submit()  # any thread may: the writes keep their order
+                    except StoreError:
+                        pass  # a read-only store: the tape's own thread learns it at its next hand-over
+
+
+_WAITS = _WaitWatch()
 
 
 class Write(Protocol):
@@ -154,6 +210,7 @@ class RecordTape:
         # When the oldest write in ``_held`` was added (``time.monotonic()``) and the bytes held (``host_tick``).
         self._held_since = 0.0
         self._held_bytes = 0
+        self._waiting = False  # the wait watch watches it (``wait_begins``)
 
     def append(self, type: str, data: Any) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
@@ -207,6 +264,25 @@ class RecordTape:
         if self.before_tick is not None:
             self.before_tick()
         self.submit()
+
+    def wait_begins(self) -> bool:
+        """The appending thread is about to wait (``Actor.before_wait``): hand the held writes over if they are
+        due (``host_tick``'s bounds), else have them handed over by the wait watch should the wait last past their
+        tick (``_WaitWatch``). True when the watch now watches this tape: call ``wait_ends`` after the wait."""
+        held = self._held
+        if not held or self._waiting:
+            return False
+        if len(held) >= HOLD_WRITES or self._held_bytes >= HOLD_BYTES or time.monotonic() - self._held_since >= HOLD_S:
+            self.submit()
+            return False
+        self._waiting = True
+        _WAITS.enter(self)
+        return True
+
+    def wait_ends(self) -> None:
+        """The wait ``wait_begins`` announced is over: the wait watch forgets this tape."""
+        self._waiting = False
+        _WAITS.leave(self)
 
     def host_tick(self) -> None:
         """Called by the boundary before every host call: run ``before_tick``, then ``submit`` only if the held

@@ -62,7 +62,7 @@ def test_a_host_call_keeps_holding_writes_held_for_less_than_a_tick(tape):
     clock.now += HOLD_S / 2
     tape.host_tick()
     assert tape.handed_over() == () and tape._held  # still held: no commit for this host call
-    clock.now += HOLD_S
+    clock.now += 2 * HOLD_S
     tape.host_tick()
     assert len(tape.handed_over()) == 1 and not tape._held  # held for a tick: handed over
     tape.wait_durable(WAIT_S)
@@ -80,6 +80,27 @@ def test_a_host_call_hands_over_writes_past_the_count_or_byte_bound(tape):
     tape.put_blob(b"\x01" * HOLD_BYTES)
     tape.host_tick()
     assert len(tape.handed_over()) == HOLD_WRITES + 1
+    tape.wait_durable(WAIT_S)
+
+
+def test_a_wait_past_the_tick_has_the_held_writes_handed_over_by_the_wait_watch(tape):
+    tape, clock = tape
+    tape.append("test/one", {"n": 1})
+    assert tape.wait_begins()  # held for less than a tick: the watch takes it over
+    committed = threading.Event()
+    tape._store.add_commit_listener(committed.set)
+    clock.now += 2 * HOLD_S  # the watch's next tick finds it held for a tick
+    assert committed.wait(WAIT_S)
+    assert tape._held == [] and tape.last is not None and tape.last.done()
+    tape.wait_ends()
+
+
+def test_a_wait_with_writes_due_hands_them_over_at_once(tape):
+    tape, clock = tape
+    tape.append("test/one", {"n": 1})
+    clock.now += 2 * HOLD_S
+    assert not tape.wait_begins()
+    assert len(tape.handed_over()) == 1
     tape.wait_durable(WAIT_S)
 
 
@@ -111,6 +132,22 @@ def test_a_call_making_many_fast_host_calls_hands_its_writes_over_far_fewer_time
     assert sum(handed) == HOST_CALLS + 2  # its wasm/call, the logs and its wasm/result, every one handed over
     assert len(handed) < HOST_CALLS // 4
     assert len(commits) <= len(handed) + 1  # the commit listener may see the start's last commit too
+
+
+def test_a_call_making_many_short_waits_hands_its_writes_over_far_fewer_times(theater, manifest):
+    waits = HOST_CALLS // 4
+    component = wat.actor_wat(request=wat.seq(*[wat.sleep(0)] * waits, wat.echo()))  # each a wait (``blocking``)
+    actor_id = theater.start(manifest("napper", component, [*MSG, "timing"]))
+    store = theater.store
+    handed = []
+    submit = store.submit
+    store.submit = lambda writes, **options: handed.append(len(writes)) or submit(writes, **options)
+    try:
+        assert theater.request(actor_id, b"go", timeout=WAIT_S) == b"go"
+    finally:
+        del store.submit
+    assert sum(handed) >= waits + 2  # its wasm/call, a sleep event each and its wasm/result, all handed over
+    assert len(handed) < waits // 4  # one per wait was the way of a hand-over before every wait
 
 
 def test_a_call_waiting_in_a_host_function_has_its_call_in_the_store_while_it_waits(theater, manifest):
