@@ -305,10 +305,11 @@ class Boundary:
         self._deadline_at = 0.0
         self._shape = shape(engine, component)
         # Record mode: a tape that holds writes until an operation ends (``theater.record``) has its ``tick`` called
-        # before every host call and at every epoch tick of a running call: it hands its held writes (and what the
-        # actor's earlier operations owe) over, so the start of a call that runs long or waits in a host function
-        # (a sleep, a request) is in the store within a tick.
+        # at every epoch tick of a running call and its ``host_tick`` (else its ``tick``) before every host call:
+        # it hands what the actor's earlier operations owe over, and its held writes (at a host call once held for
+        # a tick), so the start of a call that runs long is in the store within a tick.
         self._tick: Callable[[], Any] | None = getattr(tape, "tick", None)
+        self._host_tick: Callable[[], Any] | None = getattr(tape, "host_tick", self._tick)
         self._host_impls = self._implementations(host or {})
         self.store = wasmtime.Store(engine.wasmtime)
         self.store.set_limits(memory_size=limits.memory_bytes)
@@ -346,8 +347,8 @@ class Boundary:
     def _host_call(self, spec: _Import, args: tuple[Any, ...]) -> Any:
         """A call of an import by the guest (the shared linker's host function hands it here)."""
         try:
-            if self._tick is not None:
-                self._tick()
+            if self._host_tick is not None:
+                self._host_tick()
             params = [f(a) for f, a in zip(spec.lift_params, args)]
             impl = self._host_impls.get(spec.name)
             result = self.tape.host_call(spec.name, params, lambda: impl(*params))  # type: ignore[misc]

@@ -492,9 +492,23 @@ class Actor:
 
     def release_due(self) -> None:
         """Make the hand-over a turn's operations owe (``release``), if any; on the actor's worker. The tape calls
-        it before every host call and epoch tick, the scheduler before every wait (``blocking``)."""
+        it before every host call and epoch tick (``RecordTape.before_tick``)."""
         if self._owed:
             self.release_now()
+
+    def before_wait(self) -> bool:
+        """What a wait in one of the actor's operations does first (``scheduler.blocking``): ``release_due``, and
+        tell the tape (``RecordTape.wait_begins``), so a call waiting in a host function (a sleep, a request) has
+        what it recorded so far in the store's hands within a tick even though the tape holds it across host calls.
+        True when ``after_wait`` must follow the wait."""
+        if self._owed:
+            self.release_now()  # hands the held writes over too
+            return False
+        return self.tape.wait_begins()
+
+    def after_wait(self) -> None:
+        """The wait ``before_wait`` began is over (``scheduler.blocking``)."""
+        self.tape.wait_ends()
 
     def flush(self) -> None:
         """Wait until every event so far is durable (or has failed) and the effects deferred so far have run."""

@@ -150,7 +150,8 @@ class NetLoop:
 
     def run_here(self, coro: Coroutine[Any, Any, T], stop: threading.Event) -> T:
         """Run ``coro`` to its end on the calling thread's own loop (made on its first use, closed with this one),
-        without handing it to another thread. A set ``stop`` cancels it (looked at every ``STOP_POLL_S``).
+        without handing it to another thread. A set ``stop`` cancels it (looked at every ``STOP_POLL_S``, by one
+        timer the thread's calls share: ``_StopWatch``).
 
         Raises:
             RuntimeError: the runtime's loop is closed, or this thread runs a loop already (use ``submit``);
@@ -164,27 +165,17 @@ class NetLoop:
             raise
 
         task = loop.create_task(coro)
-        stopped = False
-        timer: asyncio.TimerHandle | None = None
-
-        def look() -> None:  # a timer, re-armed while the task runs: no thread watches the flag
-            nonlocal stopped, timer
-            if stop.is_set():
-                stopped = True
-                task.cancel()
-            else:
-                timer = loop.call_later(STOP_POLL_S, look)
-
-        timer = loop.call_later(STOP_POLL_S, look)
+        watch: _StopWatch = self._local.watch
+        watch.task, watch.stop, watch.stopped = task, stop, False
+        watch.arm()
         try:
             return loop.run_until_complete(task)
         except asyncio.CancelledError:
-            if stopped:
+            if watch.stopped:
                 raise Stopped() from None
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            watch.task = watch.stop = None
 
     def _own_loop(self) -> asyncio.AbstractEventLoop:
         if not self.can_run_here():
@@ -199,6 +190,7 @@ class NetLoop:
             self._here = [entry for entry in self._here if entry[0].is_alive()]
             loop = self._local.loop = asyncio.new_event_loop()
             self._local.shared = {}
+            self._local.watch = _StopWatch(loop)
             self._here.append((threading.current_thread(), loop, self._local.shared))
         for _, own, made in gone:
             _close_own(own, made)
@@ -276,6 +268,40 @@ class NetLoop:
         thread.join(CLOSE_TIMEOUT_S)
         if not thread.is_alive():
             loop.close()
+
+
+class _StopWatch:
+    """Looks at the stop flag of the call ``run_here`` runs on one thread's own loop every ``STOP_POLL_S``.
+
+    One timer per loop, not one per call: it stays armed between calls (the loop does not run then, so it fires,
+    late, in the next call's first pass, which looks at that call's flag at once) and is re-armed only while a call
+    runs. A call's cost is two attribute writes, not a timer made, pushed on the loop's heap and cancelled.
+    """
+
+    __slots__ = ("loop", "task", "stop", "stopped", "armed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.task: asyncio.Task[Any] | None = None
+        self.stop: threading.Event | None = None
+        self.stopped = False
+        self.armed = False
+
+    def arm(self) -> None:
+        if not self.armed:
+            self.armed = True
+            self.loop.call_later(STOP_POLL_S, self._look)
+
+    def _look(self) -> None:
+        self.armed = False
+        task, stop = self.task, self.stop
+        if task is None or stop is None:
+            return  # no call runs: the next one arms it again
+        if stop.is_set():
+            self.stopped = True
+            task.cancel()
+            return
+        self.arm()
 
 
 def _close_own(loop: asyncio.AbstractEventLoop, made: dict[Any, Any]) -> None:

@@ -11,11 +11,22 @@ A commit can fail (the disk is full). Every append chains on the one before it, 
 fails, every later one fails too (``StaleHeadError``: its parent was never written). The tape keeps the writes it
 has not seen committed, so it can name the failure that started it (``failure``) and, on ``reset``, go back to
 what the store holds: the committed head, with no cached state blob that may never have been written.
+
+While a call runs, the held writes are handed over at every epoch tick (``tick``), and at a host call only once
+holding them has a cost (``host_tick``): the oldest has been held for a tick (``HOLD_S``), or they grow past
+``HOLD_WRITES`` writes or ``HOLD_BYTES`` bytes. A wait on the actor's thread (``scheduler.blocking``, which every
+host function that waits goes through) tells the tape (``wait_begins``, ``wait_ends``): a thread of its own, the
+wait watch, hands the writes over should the wait last past their tick. A call making many fast host calls or short
+waits (an HTTP client's requests) then costs a commit per tick instead of one per host call, and a call that runs
+long or waits still has its ``wasm/call`` in the store's hands within a tick or two. Handing over is not
+durability: nothing is released before its operation's last append is durable (``wait_durable``, ``last``),
+whenever the writes were handed over.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -36,6 +47,67 @@ from replay.schema import (
 )
 from store import Event, Head, PendingAppend, Store
 from store.errors import NotFoundError, StaleHeadError, StoreError
+
+# How long a host call lets the tape hold writes before it hands them over (one epoch tick,
+# ``replay.engine.EPOCH_TICK_S``), and how many writes or bytes it holds at most: past any of them, the next host
+# call hands them over.
+HOLD_S = 0.01
+HOLD_WRITES = 256
+HOLD_BYTES = 1 << 20
+WATCH_IDLE_TICKS = 100  # ticks the wait watch goes on ticking with no tape waiting before it sleeps until one does
+
+
+class _WaitWatch:
+    """Hands over the held writes of tapes whose appending thread waits (``RecordTape.wait_begins``) once they have
+    been held for a tick: one daemon thread for the process, ticking every ``HOLD_S`` while a tape waits (and for
+    ``WATCH_IDLE_TICKS`` after, so a stream of short waits never has to wake it), asleep otherwise.
+
+    A short wait (an HTTP request answered in a millisecond) so costs no hand-over of its own, and a long one (a
+    sleep, a slow server) has what its call recorded so far in the store's hands within a tick or two.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._tapes: dict[int, RecordTape] = {}
+        self._thread: threading.Thread | None = None
+        self._asleep = False
+
+    def enter(self, tape: RecordTape) -> None:
+        with self._cond:
+            self._tapes[id(tape)] = tape
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="theater-tape-watch", daemon=True)
+                self._thread.start()
+            elif self._asleep:
+                self._asleep = False
+                self._cond.notify()
+
+    def leave(self, tape: RecordTape) -> None:
+        with self._cond:
+            self._tapes.pop(id(tape), None)
+
+    def _run(self) -> None:
+        idle = 0
+        while True:
+            with self._cond:
+                if not self._tapes and idle >= WATCH_IDLE_TICKS:
+                    self._asleep = True
+                    while self._asleep:
+                        self._cond.wait()
+                    idle = 0
+                self._cond.wait(HOLD_S)  # ``enter`` notifies only a sleeping watch: this wait is a tick
+                tapes = list(self._tapes.values())
+            idle = 0 if tapes else idle + 1
+            due = time.monotonic() - HOLD_S
+            for tape in tapes:
+                if tape._held and tape._held_since <= due:
+                    try:
+                        tape.submit()  # any thread may: the writes keep their order
+                    except StoreError:
+                        pass  # a read-only store: the tape's own thread learns it at its next hand-over
+
+
+_WAITS = _WaitWatch()
 
 
 class Write(Protocol):
@@ -135,6 +207,10 @@ class RecordTape:
         self._unconfirmed: deque[tuple[Write, bytes | None]] = deque()
         self._guard = threading.Lock()
         self._after: tuple[Write, ...] = ()  # what the next append depends on (``depend_on``)
+        # When the oldest write in ``_held`` was added (``time.monotonic()``) and the bytes held (``host_tick``).
+        self._held_since = 0.0
+        self._held_bytes = 0
+        self._waiting = False  # the wait watch watches it (``wait_begins``)
 
     def append(self, type: str, data: Any, *, plain: bool = False) -> Event:
         """Build one event after the current head and hold it; the store gets it at the next ``submit``, and it
@@ -147,8 +223,15 @@ class RecordTape:
         self.head = Head(event.seq, event.hash)
         if self._stamp is not None:
             self._stamp.cause, self._stamp = event.hash, None
+        encoded = pending.encoded
+        size = len(encoded.body)
+        if encoded.spilled:
+            size += sum(len(payload) for _, payload in encoded.spilled)
         with self._guard:
+            if not self._held:
+                self._held_since = time.monotonic()
             self._held.append((pending, None))
+            self._held_bytes += size
             self._last = pending
         return event
 
@@ -168,6 +251,7 @@ class RecordTape:
             held = self._held
             if held:
                 self._held = []
+                self._held_bytes = 0
                 self._unconfirmed.extend(held)
                 self._store.submit([write for write, _ in held], hold=lead)  # type: ignore[misc]
             last = self._last
@@ -176,11 +260,47 @@ class RecordTape:
         return last
 
     def tick(self) -> None:
-        """Called by the boundary before every host call and at every epoch tick of a running call: run
-        ``before_tick`` (the actor hands over what its earlier operations of the turn owe), then ``submit``."""
+        """Called by the boundary at every epoch tick of a running call: run ``before_tick`` (the actor hands over
+        what its earlier operations of the turn owe), then ``submit``."""
         if self.before_tick is not None:
             self.before_tick()
         self.submit()
+
+    def wait_begins(self) -> bool:
+        """The appending thread is about to wait (``Actor.before_wait``): hand the held writes over if they are
+        due (``host_tick``'s bounds), else have them handed over by the wait watch should the wait last past their
+        tick (``_WaitWatch``). True when the watch now watches this tape: call ``wait_ends`` after the wait."""
+        held = self._held
+        if not held or self._waiting:
+            return False
+        if len(held) >= HOLD_WRITES or self._held_bytes >= HOLD_BYTES or time.monotonic() - self._held_since >= HOLD_S:
+            self.submit()
+            return False
+        self._waiting = True
+        _WAITS.enter(self)
+        return True
+
+    def wait_ends(self) -> None:
+        """The wait ``wait_begins`` announced is over: the wait watch forgets this tape."""
+        self._waiting = False
+        _WAITS.leave(self)
+
+    def host_tick(self) -> None:
+        """Called by the boundary before every host call: run ``before_tick``, then ``submit`` only if the held
+        writes have been held for a tick (``HOLD_S``) or have grown past ``HOLD_WRITES`` or ``HOLD_BYTES``.
+
+        A host call that waits hands them over anyway before it waits (``scheduler.blocking``), the epoch tick and
+        the end of the operation do, and so does anything waiting for durability (``last``, ``wait_durable``).
+        """
+        if self.before_tick is not None:
+            self.before_tick()
+        held = self._held  # read without the lock: only this thread adds, another's submit only empties it
+        if held and (
+            len(held) >= HOLD_WRITES
+            or self._held_bytes >= HOLD_BYTES
+            or time.monotonic() - self._held_since >= HOLD_S
+        ):
+            self.submit()
 
     @property
     def last(self) -> PendingAppend | None:
@@ -211,7 +331,10 @@ class RecordTape:
         repaired as a state blob's is (``reset``)."""
         put = self._blobs.prepare(data)
         with self._guard:
+            if not self._held:
+                self._held_since = time.monotonic()
             self._held.append((put, put.data))
+            self._held_bytes += len(put.data)
         return put.value
 
     def record(self, payload: Payload) -> Event:
@@ -275,6 +398,7 @@ class RecordTape:
         self._after = ()
         with self._guard:
             self._held.clear()  # never handed over: they chain on what failed, so they would fail too
+            self._held_bytes = 0
         writes = self._writes()
         for write, _ in writes:
             try:
@@ -333,4 +457,6 @@ class RecordTape:
             self.record(WasmFailure(fuel=result.fuel, kind=str(result.kind), detail=result.detail, export=export))
 
 
-__all__ = ["STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error"]
+__all__ = [
+    "HOLD_BYTES", "HOLD_S", "HOLD_WRITES", "STATE_FIELDS", "RecordTape", "Write", "committed_state", "write_error",
+]

@@ -93,26 +93,36 @@ def current() -> Runnable | None:
 def blocking() -> Iterator[None]:
     """Wrap a wait on something another actor's operation (or the clock) must produce.
 
-    On a worker, the scheduler keeps ``workers`` threads runnable while this one waits (see the module's
-    docstring); off the workers, and nested, it does nothing.
+    In one of an actor's operations (on a worker, or in place), the actor first hands over what it owes and has
+    the writes its tape holds handed over should the wait last (its ``before_wait`` and ``after_wait``). On a
+    worker, the scheduler keeps ``workers`` threads runnable while this one waits (see the module's docstring);
+    off the workers, and nested, it does nothing more.
 
     Raises:
         ResourceExhausted: this wait would leave no thread to run the other actors and no thread can be
             started (``max_threads`` reached, or the system refused one); nothing has been waited for.
     """
     worker = _worker()
-    if worker is None or worker.blocked or worker.running is None or worker.scheduler is None:
+    running = None if worker is None else worker.running
+    if worker is None or worker.blocked or running is None:
         yield
         return
-    scheduler = worker.scheduler
-    release_due = getattr(worker.running, "release_due", None)
-    if release_due is not None:
-        release_due()  # what its earlier operations of this turn owe is not held back by the wait
-    scheduler._enter(worker)
+    before_wait = getattr(running, "before_wait", None)
+    # What its earlier operations of this turn owe, and its held writes, are not held back by the wait.
+    after = before_wait is not None and before_wait()
     try:
-        yield
+        scheduler = worker.scheduler
+        if scheduler is None:  # in place on a thread of the embedder
+            yield
+            return
+        scheduler._enter(worker)
+        try:
+            yield
+        finally:
+            scheduler._leave(worker)
     finally:
-        scheduler._leave(worker)
+        if after:
+            running.after_wait()  # type: ignore[attr-defined]
 
 
 def in_place_depth() -> int:
