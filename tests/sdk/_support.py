@@ -77,8 +77,8 @@ def chain_problems(theater: Theater) -> list[str]:
 class Stage:
     """A ``Theater`` on a fresh home with helpers to start built projects and wait on the record."""
 
-    def __init__(self, home: Path) -> None:
-        self.theater = Theater(home)
+    def __init__(self, home: Path, **options: Any) -> None:
+        self.theater = Theater(home, **options)
         self._waiter = CommitWaiter(self.theater.store, WAIT)
 
     def start(self, result: BuildResult, manifest: Path | None = None, **options: Any) -> str:

@@ -16,7 +16,7 @@ from store.codec import collect_blob_refs, decode_stored
 from theater.build import BuildResult
 from theater.errors import ManifestError
 
-from ._support import Stage, build, chain_problems
+from ._support import WAIT, Stage, build, chain_problems
 
 pytestmark = [pytest.mark.integration]
 pytest.importorskip("componentize_py", reason="componentize-py is needed: pip install -e '.[build]'")
@@ -267,3 +267,29 @@ def test_a_reopened_actor_is_told_its_processes_are_gone(stage: Stage, world: Bu
     exits = [e for e in stage.events(actor, "wasm/call")
              if e.data.get("export") == "theater:simple/process-handlers.handle-exit"]
     assert [e.data["params"] for e in exits] == [[pid, -9]]
+
+
+
+def test_an_actor_waiting_for_a_long_command_does_not_keep_the_others_from_running(
+    world: BuildResult, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    path = manifest(tmp_path / "world.toml", world, files)
+    path.write_text(path.read_text().replace('allowed_commands = ["echo"]',  # a command running past the wait below
+                                             'allowed_commands = ["echo", "sleep"], command_timeout_ms = 600_000'))
+    stage = Stage(tmp_path / "home", workers=1)  # one worker: a wait that holds it holds every actor
+    try:
+        waiting, other = stage.start(world, path), stage.start(world, path)
+        theater = stage.theater
+        running = theater.router.deliver_request(
+            theater.router.get(waiting), json.dumps({"op": "run", "command": "sleep", "args": ["600"]}).encode())
+        stage.until(lambda: stage.events(waiting, "wasm/call")[-1].data["export"].endswith("handle-request"),
+                    "the long command's call under way")
+        answer = theater.router.deliver_request(theater.router.get(other), json.dumps({"op": "seen"}).encode())
+        assert json.loads(answer.result(WAIT)) == {"out": [], "exit": []}  # answered while the command runs
+        assert not running.done()
+        theater.stop(waiting)  # ends the command (the stop reaches it) and its call
+        assert chain_problems(theater) == []
+    finally:
+        stage.theater.close()

@@ -37,10 +37,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from theater.errors import ManifestError
+from theater.errors import ManifestError, ResourceExhausted
 from theater.handlers._base import Handler, at_most, string_list
 from theater.handlers._commands import run_program
 from theater.host import ActorHost
+from theater.scheduler import blocking
 
 MAX_READ_BYTES = 16 * 1024 * 1024
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -325,11 +326,14 @@ class FilesystemHandler(Handler):
             raise Refused(f"command {command!r} is allowed but not found on the runtime's PATH")
         with self._directory(dir) as fd:
             try:
-                outcome = run_program(
-                    [program, *args], cwd=f"/proc/self/fd/{fd}", env={"PATH": os.environ.get("PATH", os.defpath)},
-                    timeout_s=self.timeout_ms / 1000, max_output=self.max_output, stop=self.actor.stop_requested,
-                    pass_fds=(fd,),
-                )
+                with blocking():  # the waiting actor keeps its worker; the scheduler keeps the others running
+                    outcome = run_program(
+                        [program, *args], cwd=f"/proc/self/fd/{fd}",
+                        env={"PATH": os.environ.get("PATH", os.defpath)}, timeout_s=self.timeout_ms / 1000,
+                        max_output=self.max_output, stop=self.actor.stop_requested, pass_fds=(fd,),
+                    )
+            except ResourceExhausted as exc:  # no thread left to wait on: nothing was started
+                return {"error": {"message": f"command {command!r} was not started: {exc}"}}
             except OSError as exc:
                 return {"error": {"message": f"command {command!r} could not be started: {_why(exc)}"}}
         if outcome.problem is not None:
