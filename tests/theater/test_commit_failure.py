@@ -338,9 +338,11 @@ def test_spawn_whose_child_start_a_full_disk_lost_is_never_acknowledged(theater,
     # attack: the child's start is lost to a full disk while the parent's (small) record of the spawn fits; the
     # parent would then answer with, and record, a child that was never stored.
     child = manifest("child", wat.echo_actor(), MSG)
-    child.write_text(child.read_text() + "\n# " + "x" * BIG + "\n")  # a large manifest: the start needs new pages
     parent = theater.start(manifest("parent", sw.supervisor_wat(request=sw.spawn()), ["supervisor", *MSG]))
     stored = theater.request(parent, b"\0" + child.name.encode()).decode()  # the child's component is stored now
+    # A large manifest never stored before: the start needs new pages for its blob (an identical manifest's blob
+    # would be stored already, and a start without it can fit in the pages LMDB has free).
+    child.write_text(child.read_text() + "\n# " + "x" * BIG + "\n")
     full_disk.fill()
 
     with pytest.raises(StoreFullError):
