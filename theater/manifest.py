@@ -420,12 +420,39 @@ def _check_original_keys(top: _Table) -> None:
                                              "refused when they exceed its parent's (docs/original.md)")
 
 
+MAX_TOML_DEPTH = 100  # arrays and inline tables inside each other: deeper is refused before the parser runs
+# What can hold a bracket that is not one: strings (multi-line first, escapes skipped) and comments.
+_TOML_TOKEN = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
+                         re.DOTALL)
+
+
+def _too_deep(text: str) -> bool:
+    """True when arrays or inline tables nest deeper than ``MAX_TOML_DEPTH`` (brackets in strings and comments
+    do not count). Python's TOML parser recurses once per level: a hostile manifest nesting 100,000 levels would
+    otherwise run it into the recursion limit, where anything else that runs at that depth (a finalizer the
+    garbage collector calls) fails too."""
+    if text.count("[") + text.count("{") <= MAX_TOML_DEPTH:
+        return False
+    depth = 0
+    for match in _TOML_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_TOML_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth = max(depth - 1, 0)
+    return False
+
+
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     """TOML text as a table.
 
     Raises:
-        ManifestError: the text is not TOML, or nests arrays or tables too deeply for the parser.
+        ManifestError: the text is not TOML, or nests arrays or tables too deeply (``MAX_TOML_DEPTH``).
     """
+    if _too_deep(text):
+        raise ManifestError(source, "", "invalid TOML: arrays or tables are nested too deeply")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

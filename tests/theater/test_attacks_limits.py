@@ -15,7 +15,17 @@ from tests.components import supervisor_wat as sw
 from tests.components import wat
 from tests.components.wat import ERR_MARKER
 from theater.errors import ManifestError
-from theater.manifest import DEFAULT_MAXIMUMS, Limits, Maximums, check_limits, check_permissions, parse_manifest
+from theater import manifest as manifest_module
+from theater.manifest import (
+    DEFAULT_MAXIMUMS,
+    MAX_TOML_DEPTH,
+    Limits,
+    Maximums,
+    check_limits,
+    check_permissions,
+    parse_manifest,
+    parse_toml,
+)
 from theater.runtime import Theater
 from theater.server.manifests import client_manifest
 
@@ -146,6 +156,28 @@ def test_a_child_started_through_the_api_cannot_exceed_its_parents_limits(theate
 def test_deeply_nested_toml_is_a_manifest_error_not_a_recursion_error(text):
     with pytest.raises(ManifestError, match=r"^deep.toml: invalid TOML: arrays or tables are nested too deeply$"):
         parse_manifest(text, source="deep.toml")
+
+
+def test_a_deeply_nested_manifest_is_refused_before_the_toml_parser_recurses(monkeypatch):
+    # At the recursion limit, whatever else runs on the stack fails too (a finalizer the garbage collector calls
+    # there is lost, and what it frees leaks): the depth is checked first, without recursion.
+    def recursing(text: str) -> dict:
+        raise AssertionError("the TOML parser ran on a manifest nested 100,000 levels")
+
+    monkeypatch.setattr(manifest_module.tomllib, "loads", recursing)
+    with pytest.raises(ManifestError, match=r"nested too deeply"):
+        parse_toml("x = " + "[" * 100_000 + "]" * 100_000, "deep.toml")
+
+
+def test_brackets_in_strings_and_comments_do_not_count_as_nesting():
+    deep = "[" * (MAX_TOML_DEPTH + 5)
+    text = (f'a = "{deep}"\nb = \'{deep}\'\nc = """\n{deep}\n"""\nd = \'\'\'{deep}\'\'\'\n# {deep}\n'
+            f'e = "\\"{deep}"\n')
+    assert parse_toml(text, "ok.toml")["e"] == '"' + deep
+    nested = "x = " + "[" * MAX_TOML_DEPTH + "]" * MAX_TOML_DEPTH
+    assert parse_toml(nested, "ok.toml")["x"]  # the deepest nesting allowed is parsed
+    with pytest.raises(ManifestError, match=r"nested too deeply"):
+        parse_toml("x = " + "[" * (MAX_TOML_DEPTH + 1) + "]" * (MAX_TOML_DEPTH + 1), "deep.toml")
 
 
 def test_deeply_nested_toml_from_an_api_client_is_a_manifest_error():
