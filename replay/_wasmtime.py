@@ -1058,12 +1058,21 @@ def _strings_lowerer(length: int) -> _LowerAt:
 def _list_lowerer(ty: Any) -> _LowerAt:
     """``ListType.convert_to_c`` of a list that is not ``list<u8>``, each element lowered in place into an array
     made by wasmtime."""
-    item = lowerer_at(ty.element)
+    return _list_writer(lowerer_at(ty.element), recorded=False)
+
+
+def _list_writer(item: _LowerAt, *, recorded: bool) -> _LowerAt:
+    """A list's elements lowered by ``item`` in place into an array made by wasmtime; ``recorded``: only exactly a
+    ``list`` is taken, anything else raises ``_NotDirect`` (``recorded_lowerer_at``), else any list subclass is
+    and anything else raises wasmtime-py's ``TypeError``."""
     stride, memory = _VAL_STRIDE, _MEMORY
     kind, new, delete = _KINDS["LIST"], _vallist_new_uninit, _vallist_delete
 
     def lower(store: Any, val: Any, at: int) -> None:
-        if not isinstance(val, list):
+        if recorded:
+            if type(val) is not list:
+                raise _NotDirect
+        elif not isinstance(val, list):
             raise TypeError("expected list value")
         val = val.copy()  # what is written is what was counted, whatever an element's conversion does to the list
         n = len(val)
@@ -1171,7 +1180,7 @@ def _make_recorded_lowerer(ty: Any) -> _LowerAt | None:
         if ty._is_bytes():
             return _recorded_bytes_lowerer if _bulk_installed() else None
         item = recorded_lowerer_at(ty.element)
-        return None if item is None else _recorded_list_lowerer(item)
+        return None if item is None else _list_writer(item, recorded=True)
     if isinstance(ty, _types.TupleType):
         items = [recorded_lowerer_at(element) for element in ty.elements]
         if not items or any(item is None for item in items):
@@ -1193,29 +1202,6 @@ def _recorded_bytes_lowerer(store: Any, val: Any, at: int) -> None:
         raise _NotDirect
     _fill_u8_list(at + _OF_AT, val)
     _MEMORY[at + _KIND_AT] = _LIST
-
-
-def _recorded_list_lowerer(item: _LowerAt) -> _LowerAt:
-    stride, memory = _VAL_STRIDE, _MEMORY
-    kind, new, delete = _KINDS["LIST"], _vallist_new_uninit, _vallist_delete
-
-    def lower(store: Any, val: Any, at: int) -> None:
-        if type(val) is not list:
-            raise _NotDirect
-        val = val.copy()
-        n = len(val)
-        new(at + _OF_AT, n)
-        element = address = _VEC_AT(memory, at + _OF_AT)[1]
-        try:
-            for value in val:
-                item(store, value, element)
-                element += stride
-        except BaseException:
-            _abandon(at, element, address + n * stride, delete)
-            raise
-        memory[at + _KIND_AT] = kind
-
-    return lower
 
 
 def _recorded_tuple_lowerer(items: list[_LowerAt]) -> _LowerAt:
