@@ -420,8 +420,8 @@ class RemoteTree:
         while True:
             await asyncio.sleep(wait)
             wait = min(wait * 2, ADOPT_RETRY_MAX)
-            if not await self._adopt_once(parent_id):
-                log.warning("node %s: the children of %s on other nodes are adopted now", self.node.name, parent_id)
+            if not await self._adopt_once(parent_id):  # adopted, or the parent no longer runs here
+                log.warning("node %s: nothing of %s is left to adopt", self.node.name, parent_id)
                 return
 
     async def _adopt_once(self, parent_id: uuid.UUID) -> bool:
