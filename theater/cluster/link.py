@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 
 import nats
 from nats.errors import Error as NatsError
-from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import BucketNotFoundError, NotFoundError as JsNotFound
 
 from theater.cluster.config import (
@@ -35,6 +43,9 @@ log = logging.getLogger("theater.cluster")
 T = TypeVar("T")
 CONNECT_WAIT_S = 10.0  # no server of the cluster answers within this: the node does not start
 SETUP_WAIT_S = 30.0  # a cluster that was just started takes a few seconds to elect its JetStream leader
+LIST_BATCH = 1000  # entries per fetch when a bucket is listed
+LIST_WAIT_S = 1.0  # a fetch that gets nothing for this long asks the consumer what is still pending
+_DELETED_HEADERS = ("KV-Operation", "Nats-Marker-Reason")  # a delete or purge marker, a server's expiry marker
 
 
 class Link:
@@ -126,6 +137,55 @@ class Link:
         except (BucketNotFoundError, JsNotFound):
             return await self.js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, replicas=self.config.replicas,
                                                                  history=1))
+
+    async def entries(self, bucket: str, *, values: bool = True) -> dict[str, bytes]:
+        """Every live key of the key-value bucket ``bucket`` with its value (``b""`` for each when ``values`` is
+        false): what the bucket held when the call began, and possibly writes made during it.
+
+        nats-py's ``KeyValue.keys()`` lists through a push watcher that decides it has seen everything when the
+        consumer reports nothing pending, which it does as soon as the server has *sent* the entries: a loaded
+        process that has not read them yet gets a partial list, or none. Here a pull consumer (nothing is sent
+        until asked) counts the entries at its creation, and they are fetched until that many have arrived (fewer
+        when the bucket's TTL expires some meanwhile: the consumer is asked again after a fetch that gets none).
+
+        Raises:
+            nats.errors.Error, asyncio.TimeoutError: the server did not answer.
+        """
+        stream, prefix = f"KV_{bucket}", f"$KV.{bucket}."
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, ack_policy=AckPolicy.NONE,
+                                headers_only=not values, filter_subject=prefix + ">", mem_storage=True,
+                                inactive_threshold=max(30.0, 3 * self.config.timeout))
+        sub = await self.js.pull_subscribe(prefix + ">", durable=None, stream=stream, config=config)
+        name = None
+        out: dict[str, bytes] = {}
+        try:
+            info = await sub.consumer_info()
+            name, left = info.name, info.num_pending
+            deadline = self.loop.time() + max(30.0, 3 * self.config.timeout)
+            while left > 0:
+                if self.loop.time() > deadline:
+                    raise asyncio.TimeoutError(f"listing the bucket {bucket}: {left} entries never arrived")
+                try:
+                    msgs = await sub.fetch(batch=min(left, LIST_BATCH), timeout=LIST_WAIT_S)
+                except (asyncio.TimeoutError, nats.errors.TimeoutError):
+                    left = min(left, (await sub.consumer_info()).num_pending)  # expired since it was counted
+                    continue
+                for msg in msgs:
+                    left = min(left - 1, msg.metadata.num_pending)
+                    key = msg.subject[len(prefix):]
+                    headers = msg.headers or {}
+                    if any(h in headers for h in _DELETED_HEADERS):
+                        out.pop(key, None)
+                    else:
+                        out[key] = b"" if not values else bytes(msg.data or b"")
+        finally:
+            try:
+                await sub.unsubscribe()
+                if name is not None:
+                    await self.js.delete_consumer(stream, name)
+            except (NatsError, asyncio.TimeoutError):
+                pass  # the server drops it after inactive_threshold
+        return out
 
     def close(self) -> None:
         """Drain the connection and stop the loop. Safe to call twice."""

@@ -35,13 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 import cbor2
 from nats.errors import Error as NatsError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from store.errors import TheaterError
 from store.replicated import ReplicationError
 from theater.cluster.chains import apply_chain, fetch_blob, read_chain
 from theater.cluster.config import (
+    ACTORS,
+    LEASES,
     NODE_NAME,
+    NODES,
     ActorUnavailable,
     ClusterConfig,
     ClusterUnreachable,
@@ -122,8 +125,8 @@ class ClusterNode:
         try:  # listed at once, so a placement finds this node before its first heartbeat
             await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()),
                                    self.config.timeout)
-            self.known = set(await asyncio.wait_for(self.link.nodes.keys(), self.config.timeout))
-        except (NatsError, NoKeysError, asyncio.TimeoutError):
+            self.known = set(await asyncio.wait_for(self.link.entries(NODES, values=False), self.config.timeout))
+        except (NatsError, asyncio.TimeoutError):
             pass  # the heartbeats list it, and read the others
         try:  # the others place starts here at once, not after their next heartbeat
             await self.link.nc.publish(JOINED, self.name.encode())
@@ -225,8 +228,8 @@ class ClusterNode:
                     self.link.loop.create_task(self._give_up(actor, release=False))
             try:
                 await asyncio.wait_for(self.link.nodes.put(self.name, json.dumps(self._beat()).encode()), ttl / 3)
-                self.known = set(await asyncio.wait_for(self.link.nodes.keys(), ttl / 3))
-            except (NatsError, NoKeysError, asyncio.TimeoutError):
+                self.known = set(await asyncio.wait_for(self.link.entries(NODES, values=False), ttl / 3))
+            except (NatsError, asyncio.TimeoutError):
                 pass
 
     async def _refresh(self, actor: uuid.UUID, revision: int) -> int:
@@ -352,14 +355,10 @@ class ClusterNode:
         """Take over the listed actors nobody holds. A supervision tree moves whole: an actor whose parent is
         listed goes with its root, taken by the node that takes (or holds) the root, so parent and children land
         on one node and are linked again."""
-        try:
-            keys = await self.link.actors.keys()
-        except NoKeysError:
+        keys = list(await self.link.entries(ACTORS, values=False))
+        if not keys:
             return
-        try:
-            leased = set(await self.link.leases.keys())
-        except NoKeysError:
-            leased = set()
+        leased = set(await self.link.entries(LEASES, values=False))
         listed = set(keys)
         free = [k for k in keys if (k not in leased or self._restarted) and _uuid(k) not in self.held
                 and _uuid(k) not in self._taking]

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import cbor2
 from nats.errors import Error as NatsError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from replay.errors import GuestFault
 from replay.schema import (
@@ -51,7 +51,7 @@ from store import Event, Head
 from store.codec import decode_stored
 from store.errors import NotFoundError, TheaterError
 from theater.cluster.chains import ChainMessage, apply_chain, fetch_blob, read_chain
-from theater.cluster.config import NODE_NAME, STREAM, chain_subject, node_subject
+from theater.cluster.config import ACTORS, NODE_NAME, STREAM, chain_subject, node_subject
 from theater.cluster.replicator import decode_message
 from theater.errors import SupervisionError
 from theater.files import FileAccess
@@ -438,9 +438,8 @@ class RemoteTree:
         parent = theater.router.find(parent_id)
         if parent is None or parent.status not in LIVE:
             return False  # gone from here (stopped, or moved on): whoever runs it now adopts
-        try:
-            keys = await self.node.link.actors.keys()
-        except NoKeysError:
+        keys = list(await self.node.link.entries(ACTORS, values=False))
+        if not keys:
             return False
         candidates = []
         for key in keys:  # a listed actor's parent never changes: read once per node (``ClusterNode._parents``)

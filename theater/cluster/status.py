@@ -9,33 +9,18 @@ import uuid
 from typing import Any
 
 from nats.errors import Error as NatsError
-from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from store.errors import TheaterError
 from theater.cluster.chains import check_chain, read_chain
-from theater.cluster.config import STREAM
+from theater.cluster.config import ACTORS, LEASES, NODES, STREAM
 from theater.cluster.link import Link
-
-
-async def _entries(bucket: Any) -> dict[str, bytes]:
-    try:
-        keys = await bucket.keys()
-    except NoKeysError:
-        return {}
-    out: dict[str, bytes] = {}
-    for key in keys:
-        try:
-            out[key] = bytes((await bucket.get(key)).value or b"")
-        except KeyNotFoundError:
-            continue  # expired between the listing and the read
-    return out
 
 
 async def cluster_status(link: Link) -> dict[str, Any]:
     """The cluster as its buckets and stream tell it now."""
-    nodes = {name: json.loads(value) for name, value in (await _entries(link.nodes)).items()}
-    leases = {key: value.decode() for key, value in (await _entries(link.leases)).items()}
-    listed = await _entries(link.actors)
+    nodes = {name: json.loads(value) for name, value in (await link.entries(NODES)).items()}
+    leases = {key: value.decode() for key, value in (await link.entries(LEASES)).items()}
+    listed = await link.entries(ACTORS)
     info = await link.js.stream_info(STREAM)
     cluster = info.cluster
     replicas = [{"name": cluster.leader, "leader": True, "current": True, "lag": 0}] if cluster else []
