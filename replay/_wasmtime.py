@@ -1759,3 +1759,23 @@ def add_host_func(instance: Any, name: str, ty: Any, func: HostCall) -> None:
                       finalize)
     if error:
         _raise_error(error)
+
+
+def deserialize(engine: wasmtime.Engine, data: bytes | bytearray) -> Any:
+    """The ``wasmtime.component.Component`` serialized in ``data``: wasmtime-py's ``Component.deserialize``
+    without its copy of the bytes into a ctypes array (a Python actor's compiled form is ~45 MB: the copy was a
+    fifth of a start in a fresh runtime). wasmtime copies the bytes into memory of its own, so nothing here
+    outlives the call.
+
+    Raises:
+        wasmtime.WasmtimeError: wasmtime refused the bytes (another version or configuration, or not an artifact).
+    """
+    if isinstance(data, bytearray):
+        buffer: Any = (ctypes.c_uint8 * len(data)).from_buffer(data)
+    else:
+        buffer = ctypes.cast(ctypes.c_char_p(bytes(data)), ctypes.POINTER(ctypes.c_uint8))
+    out = ctypes.POINTER(ffi.wasmtime_component_t)()
+    error = ffi.wasmtime_component_deserialize(engine.ptr(), buffer, len(data), byref(out))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return wasmtime.component.Component._from_ptr(out)

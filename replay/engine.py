@@ -210,7 +210,8 @@ class Engine:
         if artifact is None:
             return None
         try:
-            return wc.Component.deserialize(self.wasmtime, artifact)
+            component: wc.Component = _wasmtime.deserialize(self.wasmtime, artifact)
+            return component
         except wasmtime.WasmtimeError as exc:
             log.warning("the compiled artifact %s is stale (%s); compiling again", name, _first_line(str(exc)))
             return None

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import wasmtime  # noqa: E402
 import wasmtime.component as wc  # noqa: E402
 
+from replay import _wasmtime  # noqa: E402
 from replay.engine import Engine  # noqa: E402
 from theater.build import SDK_DIR, build_project, package_wit, tool_command  # noqa: E402
 from theater.runtime import Theater  # noqa: E402
@@ -120,12 +121,14 @@ class Bare:
         return self.instance.get_func(self.store, self.component.get_export_index(name, parent))
 
 
-def bare_start(engine: wasmtime.Engine, artifact: bytes, runs: int) -> tuple[float, float]:
-    """Median seconds of deserialize + instantiate, and of that plus the init call."""
+def bare_start(engine: wasmtime.Engine, artifact: bytes, runs: int, *, copy: bool = True) -> tuple[float, float]:
+    """Median seconds of deserialize + instantiate, and of that plus the init call (``copy``: wasmtime-py's own
+    deserialize, which copies the bytes first; else Theater's, which does not)."""
     plain, with_init = [], []
+    deserialize = wc.Component.deserialize if copy else _wasmtime.deserialize
     for _ in range(runs):
         started = time.perf_counter()
-        component = wc.Component.deserialize(engine, artifact)
+        component = deserialize(engine, artifact)
         bare = Bare(engine, component)
         plain.append(time.perf_counter() - started)
         bare.func("theater:simple/actor", "init")(bare.store, None, ("bench",))
@@ -260,6 +263,9 @@ def main() -> None:
         fresh_s, warm_s = theater_start(work / "h-start", args.runs)
         line("Theater.start, fresh runtime (artifact from store)", fresh_s * 1000, "ms", init_s * 1000,
              "deserialize+instantiate+init", "<= x1.2", fresh_s / init_s <= 1.2)
+        _, nocopy_s = bare_start(engine.wasmtime, artifact, args.runs, copy=False)
+        line("  the same next to a deserialize without wasmtime-py's copy", fresh_s * 1000, "ms", nocopy_s * 1000,
+             "the same, no copy of the artifact")
         warm_floor = (init_s - plain_s) + _instantiate_only(engine.wasmtime, artifact, args.runs)
         line("Theater.start, warm runtime (artifact in memory)", warm_s * 1000, "ms", warm_floor * 1000,
              "instantiate+init", "<= x1.5", warm_s / warm_floor <= 1.5)
