@@ -198,4 +198,17 @@ class Link:
                 pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():  # what the client left running is cancelled and awaited, not dropped: a
+            self._finish_tasks()  # dropped task's coroutine warns from the garbage collector, where nothing catches it
         self.loop.close()
+
+    def _finish_tasks(self) -> None:
+        pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        try:
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        except RuntimeError:
+            pass  # the loop was closed under us
