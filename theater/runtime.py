@@ -290,10 +290,8 @@ class Theater:
                 def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
                     reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
                     actor.submit(lambda: actor.abandon(reason))
-                    # The parent's record of the spawn failed with it: its supervisor forgets the child too
-                    # (in the parent's own operation), as its chain does.
-                    sup = self.supervision.supervisor(spawner)
-                    spawner.control(lambda: sup.children.pop(actor.id, None))
+                    # The parent's record of the spawn failed with it: its supervisor forgets the child too, as it
+                    # forgets any child whose spawn record was lost (``Supervision._unrecorded``).
 
                 queued = actor.start_here_queued(boot, lost) if here else actor.submit_queued(boot, lost)
                 with blocking():  # in place: done unless it failed (then until its events are durable)

@@ -1,0 +1,86 @@
+"""A spawn whose child's start is durable but whose record in the parent's chain is refused by a full disk.
+
+The failure: the child's start (its own chain) commits, the parent's ``supervisor/spawn`` (and the rest of the
+operation that spawned it) does not. Before, the child ran on, still in its parent's supervisor memory: supervised
+and restartable by a parent whose chain does not know it, so the parent's record and what happened parted. Now the
+spawning operation fails as any failed commit does, the supervisor forgets the child as its chain does, and the
+child is failed, its chain saying why. Every chain still verifies and replays (the ``theaters`` fixture).
+
+The disk is really full (a small tmpfs, ``tests._full_disk``), as in ``test_commit_failure.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from replay.schema import SupervisorSpawn
+from store.errors import StoreFullError
+from tests._full_disk import FullDisk, full_disk_at
+from tests.components import supervisor_wat as sw
+from tests.components import wat
+
+MSG = ["message-server"]
+BIG = 300_000  # bytes: an event this large makes a commit grow the store's file (it cannot fit in free pages)
+WAIT = 10.0  # seconds any single wait may take before the test gives up
+UNRECORDED = "its parent's record of its spawn could not be committed (StoreFullError"
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
+    """A small tmpfs for the home; requested before ``theaters`` so the runtimes close before it is unmounted."""
+    with full_disk_at(tmp_path / "mnt") as disk:
+        yield disk
+
+
+@pytest.fixture
+def theater(full_disk, theaters):
+    """A ``Theater`` whose home is on the tmpfs (its chains are checked after the test)."""
+    return theaters(home=full_disk.path / "home", request_timeout=WAIT)
+
+
+def spawned(theater, parent: str) -> list[str]:
+    return [event.data["child"] for event in theater.events(parent) if event.type == SupervisorSpawn.TYPE]
+
+
+def test_spawn_record_lost_to_a_full_disk_leaves_no_unrecorded_child_running(theater, full_disk, manifest):
+    child = manifest("child", wat.counter_actor(), MSG)
+    parent_id = theater.start(manifest("parent", sw.supervisor_wat(request=sw.spawn()), ["supervisor", *MSG]))
+    kept = theater.request(parent_id, b"\0" + child.name.encode()).decode()  # its component and manifest are stored
+    parent = theater.actor(parent_id)
+    full_disk.fill()
+
+    started: list[str] = []
+
+    def lose_then_spawn() -> None:
+        # The operation's earlier events are refused (they need new pages); the child's start, a known manifest,
+        # fits in the pages LMDB has free and commits; the spawn record chains on what was refused, so it is too.
+        parent.tape.append("test/lost", {"payload": b"." * BIG})
+        with pytest.raises(StoreFullError):
+            parent.tape.wait_durable()
+        started.append(theater.start(child, parent=parent_id))
+        theater.actor(started[0]).tape.wait_durable()  # the child's start is durable
+
+    with pytest.raises(StoreFullError):  # the spawning operation fails as any failed commit does
+        parent.submit(lose_then_spawn).result(WAIT)
+    [orphan] = started
+    assert theater.events(orphan)[0].type == "actor/created"
+    # The supervisor forgot it before the operation's failure was reported: it knows what its chain names.
+    assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept]
+    handle = theater.actor(orphan)
+    assert handle.wait_ended(WAIT)
+    assert theater.status(orphan) == "failed"
+    assert UNRECORDED in handle.failure.detail
+
+    full_disk.free()
+    theater.stop(orphan)  # records its failure, if the full disk refused that too
+    last = theater.events(orphan)[-1]
+    assert last.type == "actor/failed" and UNRECORDED in last.data["reason"]
+    assert spawned(theater, parent_id) == [kept]  # the parent's chain never named it
+    again = theater.request(parent_id, b"\0" + child.name.encode(), timeout=WAIT).decode()  # the parent goes on
+    assert spawned(theater, parent_id) == [kept, again]
+    assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept, again]
+    assert theater.request(kept, b"+") == (1).to_bytes(8, "little")  # its recorded child was left alone
