@@ -398,7 +398,10 @@ class Supervision:
         """Register a reopened child with its reopened parent, as its spawn recorded it (after a restart).
 
         The child's restart type and source come from the ``supervisor/spawn`` event in the parent's chain; its
-        start state from its own creation event. Children are kept in the order they were first spawned.
+        start state from its own creation event. Children are kept in the order they were first spawned. A child
+        whose spawn the parent's chain does not record (its start was committed, the parent's record of it never
+        was: the runtime stopped between the two commits, or the disk was full) is not adopted: it is failed, its
+        chain saying why, as a running runtime does with it (``_unrecorded``).
         """
 
         def register() -> None:
@@ -411,6 +414,12 @@ class Supervision:
             if known is not None:
                 return
             spawned = self._spawn_record(parent, child.id)
+            if not spawned:
+                reason = f"its parent's record of its spawn was never committed (not in the chain of actor {parent.id})"
+                log.warning("actor %s: child %s is not adopted but failed: %s", parent.id, child.id, reason)
+                child.interrupt(lambda: child.abandon(reason) if child.status in LIVE else None).add_done_callback(
+                    _log_failure)
+                return
             spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"),
                                       spawned.get("restart_from"))
             genesis = self.store.log.at(child.id, 0)

@@ -4,7 +4,9 @@ The failure: the child's start (its own chain) commits, the parent's ``superviso
 operation that spawned it) does not. Before, the child ran on, still in its parent's supervisor memory: supervised
 and restartable by a parent whose chain does not know it, so the parent's record and what happened parted. Now the
 spawning operation fails as any failed commit does, the supervisor forgets the child as its chain does, and the
-child is failed, its chain saying why. Every chain still verifies and replays (the ``theaters`` fixture).
+child is failed, its chain saying why. The same holds when the runtime stopped between the two commits: a
+resumed child whose spawn its parent's chain does not record is failed, not adopted. Every chain still verifies and
+replays (the ``theaters`` fixture).
 
 The disk is really full (a small tmpfs, ``tests._full_disk``), as in ``test_commit_failure.py``.
 """
@@ -22,11 +24,15 @@ from store.errors import StoreFullError
 from tests._full_disk import FullDisk, full_disk_at
 from tests.components import supervisor_wat as sw
 from tests.components import wat
+from theater.manifest import load_manifest
+from theater.porcelain.resume import resume_actors
+from theater.runtime import Theater
 
 MSG = ["message-server"]
 BIG = 300_000  # bytes: an event this large makes a commit grow the store's file (it cannot fit in free pages)
 WAIT = 10.0  # seconds any single wait may take before the test gives up
 UNRECORDED = "its parent's record of its spawn could not be committed (StoreFullError"
+NEVER_RECORDED = "its parent's record of its spawn was never committed"
 
 
 @pytest.fixture
@@ -84,3 +90,27 @@ def test_spawn_record_lost_to_a_full_disk_leaves_no_unrecorded_child_running(the
     assert spawned(theater, parent_id) == [kept, again]
     assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept, again]
     assert theater.request(kept, b"+") == (1).to_bytes(8, "little")  # its recorded child was left alone
+
+
+def test_child_whose_spawn_record_a_stopped_runtime_lost_is_not_adopted_on_resume(tmp_path, theaters, manifest):
+    # What a runtime stopped between the child's commit and its parent's leaves: the child's chain names its parent,
+    # the parent's chain does not name the child (forged by starting the child with a parent but without the
+    # supervision that records the spawn).
+    home = tmp_path / "home"
+    child = manifest("child", wat.counter_actor(), MSG)
+    with Theater(home, durability="buffered") as first:
+        parent = first.start(manifest("parent", sw.supervisor_wat(request=sw.spawn()), ["supervisor", *MSG]))
+        kept = first.request(parent, b"\0" + child.name.encode()).decode()
+        orphan = str(first._launch(load_manifest(child), init_state=None, parent=uuid.UUID(parent), call_init=True).id)
+        first.send(kept, b"+")
+
+    theater = theaters(home=home)
+    outcomes = {r.actor: r.outcome for r in resume_actors(theater)}
+    assert outcomes == {parent: "resumed", kept: "resumed", orphan: "resumed"}
+    assert [str(c) for c in theater.supervision.children(uuid.UUID(parent))] == [kept]  # what its chain names
+    assert theater.actor(orphan).wait_ended(WAIT)
+    assert theater.status(orphan) == "failed"
+    last = theater.events(orphan)[-1]
+    assert last.type == "actor/failed" and NEVER_RECORDED in last.data["reason"]
+    assert theater.request(kept, b"+") == (2).to_bytes(8, "little")  # the recorded child is supervised as before
+    assert theater.status(parent) == "running"
