@@ -24,6 +24,7 @@ from store.errors import StoreFullError
 from tests._full_disk import FullDisk, full_disk_at
 from tests.components import supervisor_wat as sw
 from tests.components import wat
+from theater.record import HOLD_BYTES
 from theater.manifest import load_manifest
 from theater.porcelain.resume import resume_actors
 from theater.runtime import Theater
@@ -114,3 +115,32 @@ def test_child_whose_spawn_record_a_stopped_runtime_lost_is_not_adopted_on_resum
     assert last.type == "actor/failed" and NEVER_RECORDED in last.data["reason"]
     assert theater.request(kept, b"+") == (2).to_bytes(8, "little")  # the recorded child is supervised as before
     assert theater.status(parent) == "running"
+
+
+def test_spawn_in_a_guest_call_a_full_disk_lost_leaves_no_child_running(theater, full_disk, manifest):
+    # The guest's own spawn, in a call whose first event (a request larger than the tape holds back, HOLD_BYTES) is
+    # handed to the store before the spawn and refused by the full disk. The child's start then commits on its own
+    # (the failure under test) or is lost with the parent's write (the lost-start case): either way no child may
+    # run on that the parent's chain does not name.
+    child = manifest("child", wat.counter_actor(), MSG)
+    supervisor = sw.supervisor_wat(request=sw.spawn())
+    limits = {"max_message_bytes": 2 * HOLD_BYTES}
+    parent_id = theater.start(manifest("parent", supervisor, ["supervisor", *MSG], limits=limits))
+    kept = theater.request(parent_id, b"\0" + child.name.encode()).decode()
+    full_disk.fill()
+
+    with pytest.raises(StoreFullError):
+        theater.request(parent_id, b"." * HOLD_BYTES + b"\0" + child.name.encode(), timeout=WAIT)
+    [orphan] = [a["id"] for a in theater.actors() if a["id"] not in (parent_id, kept)]
+    assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept]
+    handle = theater.actor(orphan)
+    assert handle.wait_ended(WAIT)
+    assert theater.status(orphan) == "failed"
+    assert "could not be committed" in handle.failure.detail
+
+    full_disk.free()
+    theater.stop(orphan)
+    events = theater.events(orphan)
+    assert events == [] or events[-1].type == "actor/failed"
+    assert spawned(theater, parent_id) == [kept]
+    assert theater.request(kept, b"+") == (1).to_bytes(8, "little")
