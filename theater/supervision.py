@@ -67,6 +67,7 @@ from theater.manifest import (
     check_permissions,
     start_state,
 )
+from theater.release import Settle
 from theater.scheduler import blocking
 from theater.status import ENDED, LIVE, ActorStatus
 
@@ -363,11 +364,15 @@ class Supervision:
         sup.add(entry)
         sup.record(spawned(str(child.id), None))
         # The child's start is its own chain's (it may be durable already); the parent's record of it is not. Should
-        # that record not be committed, the child must not run on as a child the parent's chain does not name.
-        parent.defer(lambda failed: None if failed is None else self._unrecorded(sup, entry, failed))
+        # that record not be committed, the child must not run on as a child the parent's chain does not name. The
+        # effect only settles a future (``Settle``), so a committed spawn's answer still settles on the committing
+        # thread (``theater.release``); a failed one runs on the releaser's thread, which calls ``_unrecorded``.
+        recorded: Future[None] = Future()
+        recorded.add_done_callback(lambda done: self._unrecorded(sup, entry, done.exception()))
+        parent.defer(Settle(recorded))
         return child
 
-    def _unrecorded(self, sup: Supervisor, entry: Child, error: BaseException) -> None:
+    def _unrecorded(self, sup: Supervisor, entry: Child, error: BaseException | None) -> None:
         """The effect of a spawn whose record in the parent's chain could not be committed (the disk is full): the
         supervisor forgets the child, as its chain does, and the child is failed, its chain saying why (recorded
         once the store takes it: ``Theater.stop`` records it again). Its own children go with it.
@@ -375,9 +380,10 @@ class Supervision:
         Runs on the releaser's thread, before the parent's next operation goes back to its chain
         (``Actor.recover`` waits for it), so no operation of the parent that can still be committed sees the child.
         It never waits: the child is failed in its own operation, queued ahead of its messages. If the spawn's own
-        operation forgot the child meanwhile (it stopped it), there is nothing left to do.
+        operation forgot the child meanwhile (it stopped it), there is nothing left to do. With no ``error`` (the
+        record is durable) it does nothing.
         """
-        if sup.drop(entry.actor.id, only=entry) is None:
+        if error is None or sup.drop(entry.actor.id, only=entry) is None:
             return
         entry.watched = None  # its end is no news for the parent
         entry.restart_pending = False
