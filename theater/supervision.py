@@ -27,7 +27,10 @@ running one of its operations, ``theater.scheduler``). A child's end reaches its
 the parent's mailbox once the child's last events are durable, never inline; there the parent first tells its guest
 (``handle-child-error`` / ``handle-child-exit``, when exported) and then applies the policy. A parent waits on its
 children's operations (to start, stop or restart them), never the other way round; every such wait is a
-``blocking`` section, so the scheduler runs the children on other workers meanwhile.
+``blocking`` section, so the scheduler runs the children on other workers meanwhile. One change comes from
+elsewhere: a child whose spawn the parent's chain could not record is forgotten on the releaser's thread, before
+the parent's next operation goes back to its chain (``Supervision._unrecorded``). Other threads read the children
+(``Supervision.children``) from a copy-on-write map, with no lock on any operation's path.
 """
 
 from __future__ import annotations
