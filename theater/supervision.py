@@ -401,7 +401,13 @@ class Supervision:
             if actor.status in LIVE:
                 actor.abandon(reason)
 
-        actor.interrupt(drop).add_done_callback(_log_failure)  # an ended child refuses it: nothing to do
+        def dropped(done: Future[Any]) -> None:
+            # An ended child refuses it, and one whose creation was lost too is failed by its recovery (the store's
+            # error): nothing to report then.
+            if not isinstance(done.exception(), StoreError):
+                _log_failure(done)
+
+        actor.interrupt(drop).add_done_callback(dropped)
 
     def adopt(self, parent: SupervisedActor, child: SupervisedActor) -> None:
         """Register a reopened child with its reopened parent, as its spawn recorded it (after a restart).

@@ -13,6 +13,7 @@ The disk is really full (a small tmpfs, ``tests._full_disk``), as in ``test_comm
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from replay.schema import SupervisorSpawn
-from store.errors import StoreFullError
+from store.errors import StoreError, StoreFullError
 from tests._full_disk import FullDisk, full_disk_at
 from tests.components import supervisor_wat as sw
 from tests.components import wat
@@ -31,6 +32,7 @@ from theater.runtime import Theater
 
 MSG = ["message-server"]
 BIG = 300_000  # bytes: an event this large makes a commit grow the store's file (it cannot fit in free pages)
+ROOM = 128 << 10  # bytes of disk left free: room for a child's start (a few pages), not for a BIG event
 WAIT = 10.0  # seconds any single wait may take before the test gives up
 UNRECORDED = "its parent's record of its spawn could not be committed (StoreFullError"
 NEVER_RECORDED = "its parent's record of its spawn was never committed"
@@ -53,18 +55,25 @@ def spawned(theater, parent: str) -> list[str]:
     return [event.data["child"] for event in theater.events(parent) if event.type == SupervisorSpawn.TYPE]
 
 
+def ended(handle) -> None:
+    """Wait until the actor's mailbox has ended and what it recorded last is committed or refused."""
+    assert handle.wait_ended(WAIT)
+    with contextlib.suppress(StoreError):  # the full disk refused it: ``Theater.stop`` records it again
+        handle.tape.wait_durable(WAIT)
+
+
 def test_spawn_record_lost_to_a_full_disk_leaves_no_unrecorded_child_running(theater, full_disk, manifest):
     child = manifest("child", wat.counter_actor(), MSG)
     parent_id = theater.start(manifest("parent", sw.supervisor_wat(request=sw.spawn()), ["supervisor", *MSG]))
     kept = theater.request(parent_id, b"\0" + child.name.encode()).decode()  # its component and manifest are stored
     parent = theater.actor(parent_id)
-    full_disk.fill()
+    full_disk.fill(leave=ROOM)
 
     started: list[str] = []
 
     def lose_then_spawn() -> None:
-        # The operation's earlier events are refused (they need new pages); the child's start, a known manifest,
-        # fits in the pages LMDB has free and commits; the spawn record chains on what was refused, so it is too.
+        # The operation's earlier events are refused (they need more room than is left); the child's start, a
+        # known manifest, fits and commits; the spawn record chains on what was refused, so it is refused too.
         parent.tape.append("test/lost", {"payload": b"." * BIG})
         with pytest.raises(StoreFullError):
             parent.tape.wait_durable()
@@ -78,7 +87,7 @@ def test_spawn_record_lost_to_a_full_disk_leaves_no_unrecorded_child_running(the
     # The supervisor forgot it before the operation's failure was reported: it knows what its chain names.
     assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept]
     handle = theater.actor(orphan)
-    assert handle.wait_ended(WAIT)
+    ended(handle)
     assert theater.status(orphan) == "failed"
     assert UNRECORDED in handle.failure.detail
 
@@ -109,7 +118,7 @@ def test_child_whose_spawn_record_a_stopped_runtime_lost_is_not_adopted_on_resum
     outcomes = {r.actor: r.outcome for r in resume_actors(theater)}
     assert outcomes == {parent: "resumed", kept: "resumed", orphan: "resumed"}
     assert [str(c) for c in theater.supervision.children(uuid.UUID(parent))] == [kept]  # what its chain names
-    assert theater.actor(orphan).wait_ended(WAIT)
+    ended(theater.actor(orphan))
     assert theater.status(orphan) == "failed"
     last = theater.events(orphan)[-1]
     assert last.type == "actor/failed" and NEVER_RECORDED in last.data["reason"]
@@ -127,14 +136,14 @@ def test_spawn_in_a_guest_call_a_full_disk_lost_leaves_no_child_running(theater,
     limits = {"max_message_bytes": 2 * HOLD_BYTES}
     parent_id = theater.start(manifest("parent", supervisor, ["supervisor", *MSG], limits=limits))
     kept = theater.request(parent_id, b"\0" + child.name.encode()).decode()
-    full_disk.fill()
+    full_disk.fill(leave=ROOM)
 
     with pytest.raises(StoreFullError):
         theater.request(parent_id, b"." * HOLD_BYTES + b"\0" + child.name.encode(), timeout=WAIT)
     [orphan] = [a["id"] for a in theater.actors() if a["id"] not in (parent_id, kept)]
     assert [str(c) for c in theater.supervision.children(uuid.UUID(parent_id))] == [kept]
     handle = theater.actor(orphan)
-    assert handle.wait_ended(WAIT)
+    ended(handle)
     assert theater.status(orphan) == "failed"
     assert "could not be committed" in handle.failure.detail
 
