@@ -274,6 +274,10 @@ class SupervisedActor(ActorHost, Protocol):
         """Fail it outside any call, recorded as ``actor/failed``."""
         ...
 
+    def abandon(self, reason: str) -> None:
+        """In its operation: fail it for good, recorded as ``actor/failed`` with ``reason``; its mailbox ends."""
+        ...
+
     def revive(self) -> None:
         """Let an ended actor take operations again, so it can be restarted (never in its own operations)."""
         ...

@@ -289,11 +289,12 @@ class Theater:
                 # on the child's start instead of waiting for its commit; concurrent spawns share one.
                 def lost(exc: BaseException) -> None:  # as below, once the child's commit has failed
                     reason = f"its start could not be committed: {type(exc).__name__}: {exc}"
-                    actor.submit(lambda: actor.abandon(reason))
-                    # The parent's record of the spawn failed with it: its supervisor forgets the child too
-                    # (in the parent's own operation), as its chain does.
-                    sup = self.supervision.supervisor(spawner)
-                    spawner.control(lambda: sup.children.pop(actor.id, None))
+                    # Unless it is failed already: an operation before this one (a stop, or its supervisor's drop)
+                    # found its creation lost and failed it; this one may then run as a leftover of its closed
+                    # mailbox, on a tape reset to an empty chain, where an ``actor/failed`` would be its first event.
+                    actor.submit(lambda: actor.abandon(reason) if actor.status in LIVE else None)
+                    # The parent's record of the spawn failed with it: its supervisor forgets the child too, as it
+                    # forgets any child whose spawn record was lost (``Supervision._unrecorded``).
 
                 queued = actor.start_here_queued(boot, lost) if here else actor.submit_queued(boot, lost)
                 with blocking():  # in place: done unless it failed (then until its events are durable)

@@ -27,7 +27,10 @@ running one of its operations, ``theater.scheduler``). A child's end reaches its
 the parent's mailbox once the child's last events are durable, never inline; there the parent first tells its guest
 (``handle-child-error`` / ``handle-child-exit``, when exported) and then applies the policy. A parent waits on its
 children's operations (to start, stop or restart them), never the other way round; every such wait is a
-``blocking`` section, so the scheduler runs the children on other workers meanwhile.
+``blocking`` section, so the scheduler runs the children on other workers meanwhile. One change comes from
+elsewhere: a child whose spawn the parent's chain could not record is forgotten on the releaser's thread, before
+the parent's next operation goes back to its chain (``Supervision._unrecorded``). Other threads read the children
+(``Supervision.children``) from a copy-on-write map, with no lock on any operation's path.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from theater.manifest import (
     check_permissions,
     start_state,
 )
+from theater.release import Settle
 from theater.scheduler import blocking
 from theater.status import ENDED, LIVE, ActorStatus
 
@@ -178,12 +182,37 @@ class Child:
 
 
 class Supervisor:
-    """The children of one actor in start order, and the times of its recent restarts."""
+    """The children of one actor in start order, and the times of its recent restarts.
+
+    ``children`` is copied on write: every change publishes a new dict (``add``, ``drop``) and a published one is
+    never changed, so any thread may read the one it finds (``Supervision.children``) while the supervisor's thread
+    changes them, and always sees a set of children the supervisor had at one moment, in start order. Never change
+    it in place. Reading costs no lock; the changes (a spawn, a stop, the rare forgetting of a child whose spawn
+    record was lost, on the releaser's thread) take ``_changing`` to build the next dict from the latest one.
+    """
 
     def __init__(self, actor: SupervisedActor) -> None:
         self.actor = actor
         self.children: dict[uuid.UUID, Child] = {}
         self.restarts: deque[float] = deque()
+        self._changing = threading.Lock()
+
+    def add(self, child: Child, rank: Callable[[uuid.UUID], int] | None = None) -> None:
+        """Publish the children with ``child`` added last, or in the order ``rank`` gives (by id)."""
+        with self._changing:
+            children = {**self.children, child.actor.id: child}
+            if rank is not None:
+                children = dict(sorted(children.items(), key=lambda item: rank(item[0])))
+            self.children = children
+
+    def drop(self, child_id: uuid.UUID, only: Child | None = None) -> Child | None:
+        """Publish the children without ``child_id`` (if it is still ``only``, when given); what was dropped."""
+        with self._changing:
+            found = self.children.get(child_id)
+            if found is None or (only is not None and found is not only):
+                return None
+            self.children = {key: child for key, child in self.children.items() if key != child_id}
+            return found
 
     @property
     def spec(self) -> SupervisionSpec:
@@ -210,6 +239,8 @@ class Supervisor:
     def group(self, child: Child) -> list[Child]:
         """The children a restart of ``child`` takes along, in start order, by the strategy."""
         order = list(self.children.values())
+        if child not in order:  # forgotten meanwhile (its spawn record was lost): it takes nobody along
+            return [child]
         if self.spec.strategy == "one_for_all":
             return order
         if self.spec.strategy == "rest_for_one":
@@ -279,7 +310,8 @@ class Supervision:
             return found
 
     def children(self, actor_id: uuid.UUID) -> list[uuid.UUID]:
-        """The ids of an actor's children in start order (read from any thread)."""
+        """The ids of an actor's children in start order (read from any thread: ``Supervisor.children`` is
+        copied on write, so this is the set it had at one moment)."""
         with self._lock:
             found = self._supervisors.get(actor_id)
         return list(found.children) if found is not None else []
@@ -331,15 +363,60 @@ class Supervision:
         except TheaterError as exc:
             sup.record(spawned(None, str(exc)))
             raise
-        sup.children[child.id] = Child(child, spec, start, call_init)
+        entry = Child(child, spec, start, call_init)
+        sup.add(entry)
         sup.record(spawned(str(child.id), None))
+        # The child's start is its own chain's (it may be durable already); the parent's record of it is not. Should
+        # that record not be committed, the child must not run on as a child the parent's chain does not name. The
+        # effect only settles a future (``Settle``), so a committed spawn's answer still settles on the committing
+        # thread (``theater.release``); a failed one runs on the releaser's thread, which calls ``_unrecorded``.
+        recorded: Future[None] = Future()
+        recorded.add_done_callback(lambda done: self._unrecorded(sup, entry, done.exception()))
+        parent.defer(Settle(recorded))
         return child
+
+    def _unrecorded(self, sup: Supervisor, entry: Child, error: BaseException | None) -> None:
+        """The effect of a spawn whose record in the parent's chain could not be committed (the disk is full): the
+        supervisor forgets the child, as its chain does, and the child is failed, its chain saying why (recorded
+        once the store takes it: ``Theater.stop`` records it again). Its own children go with it.
+
+        Runs on the releaser's thread, before the parent's next operation goes back to its chain
+        (``Actor.recover`` waits for it), so no operation of the parent that can still be committed sees the child.
+        It never waits: the child is failed in its own operation, queued ahead of its messages. If the spawn's own
+        operation forgot the child meanwhile (it stopped it), there is nothing left to do. With no ``error`` (the
+        record is durable) it does nothing.
+        """
+        if error is None or sup.drop(entry.actor.id, only=entry) is None:
+            return
+        entry.watched = None  # its end is no news for the parent
+        entry.restart_pending = False
+        actor = entry.actor
+        reason = f"its parent's record of its spawn could not be committed ({type(error).__name__}: {error})"
+        log.warning("actor %s: child %s is failed: %s", sup.actor.id, actor.id, reason)
+        if actor.status == ActorStatus.RESTARTING:
+            actor.status = ActorStatus.STOPPED  # no instance: it was waiting for a restart that will not come
+            return
+
+        def drop() -> None:
+            if actor.status in LIVE:
+                actor.abandon(reason)
+
+        def dropped(done: Future[Any]) -> None:
+            # An ended child refuses it, and one whose creation was lost too is failed by its recovery (the store's
+            # error): nothing to report then.
+            if not isinstance(done.exception(), StoreError):
+                _log_failure(done)
+
+        actor.interrupt(drop).add_done_callback(dropped)
 
     def adopt(self, parent: SupervisedActor, child: SupervisedActor) -> None:
         """Register a reopened child with its reopened parent, as its spawn recorded it (after a restart).
 
         The child's restart type and source come from the ``supervisor/spawn`` event in the parent's chain; its
-        start state from its own creation event. Children are kept in the order they were first spawned.
+        start state from its own creation event. Children are kept in the order they were first spawned. A child
+        whose spawn the parent's chain does not record (its start was committed, the parent's record of it never
+        was: the runtime stopped between the two commits, or the disk was full) is not adopted: it is failed, its
+        chain saying why, as a running runtime does with it (``_unrecorded``).
         """
 
         def register() -> None:
@@ -352,14 +429,20 @@ class Supervision:
             if known is not None:
                 return
             spawned = self._spawn_record(parent, child.id)
+            if not spawned:
+                reason = f"its parent's record of its spawn was never committed (not in the chain of actor {parent.id})"
+                log.warning("actor %s: child %s is not adopted but failed: %s", parent.id, child.id, reason)
+                child.interrupt(lambda: child.abandon(reason) if child.status in LIVE else None).add_done_callback(
+                    _log_failure)
+                return
             spec = ChildSpec.defaults(parent.manifest.supervision, spawned.get("restart"),
                                       spawned.get("restart_from"))
             genesis = self.store.log.at(child.id, 0)
             digest = genesis.data.get("init_state")
             start = None if digest is None else self.store.blobs.get(digest)
-            sup.children[child.id] = Child(child, spec, start, bool(spawned.get("init", True)))
             order = self._spawn_order(parent)
-            sup.children = dict(sorted(sup.children.items(), key=lambda item: order.get(item[0], len(order))))
+            sup.add(Child(child, spec, start, bool(spawned.get("init", True))),
+                    rank=lambda key: order.get(key, len(order)))
 
         on_thread(parent, register)
 
@@ -404,7 +487,7 @@ class Supervision:
     def _stop(self, sup: Supervisor, child: Child, reason: str, *, forget: bool) -> None:
         child.watched = None
         if forget:
-            del sup.children[child.actor.id]
+            sup.drop(child.actor.id, only=child)
             child.restart_pending = False
         outcome = self._stop_actor(child, sup.spec.shutdown_timeout_ms / 1000)
         sup.record(SupervisorStop(child=str(child.actor.id), reason=reason, outcome=outcome))

@@ -506,12 +506,11 @@ class RemoteTree:
                 return
             # A RemoteChild has what supervision uses of a child (the rest of SupervisedActor is the handler's).
             stand_in = cast("SupervisedActor", remote)
-            sup.children[child_id] = Child(stand_in, spec, None if start is None else bytes(start),
-                                           bool(spawned.get("init", True)))
+            entry = Child(stand_in, spec, None if start is None else bytes(start), bool(spawned.get("init", True)))
             if status != ActorStatus.RUNNING:
-                sup.children[child_id].watched = None  # ended before the parent moved: not restarted by it
+                entry.watched = None  # ended before the parent moved: not restarted by it
             rank = {c: i for i, c in enumerate(order)}
-            sup.children = dict(sorted(sup.children.items(), key=lambda item: rank.get(item[0], len(rank))))
+            sup.add(entry, rank=lambda key: rank.get(key, len(rank)))  # copied on write (``Supervisor``)
 
         on_thread(parent, register)
         log.warning("node %s: actor %s supervises its child %s on another node", self.node.name, parent.id, child_id)
