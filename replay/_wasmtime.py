@@ -19,8 +19,8 @@ raising ``UnsupportedWasmtime`` naming both versions (and what differs) otherwis
 - Bulk ``list<u8>``: wasmtime's C API passes a list as an array of ``wasmtime_component_val_t`` (32 bytes per
   element); wasmtime-py 50 builds and reads it one element at a time in Python (about 1 MB/s). The patched
   ``ListType.convert_to_c``/``convert_from_c`` fill a ``list<u8>``'s array with one strided slice assignment of
-  its bytes into a reused buffer whose kinds are set, and read it back with one copy and one strided slice per
-  chunk of 65,536 elements, wherever the list sits (a parameter,
+  its bytes into a reused buffer whose kinds are set, and read it back with one copy into such a buffer and one
+  strided slice per chunk of 65,536 elements, wherever the list sits (a parameter,
   a result, inside an option, result, tuple, record or list, an import's arguments or result). The values are the
   same; ``check_val_layout`` verifies the layout against the C library at install, and the tests compare every
   shape and size with wasmtime-py's own methods (``list_conversions_unpatched``). Other lists keep wasmtime-py's
@@ -255,6 +255,7 @@ if ffi is not None:
     _func_call = ctypes.CFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_void_p, _c_size_t, _c_void_p, _c_size_t)(
         ("wasmtime_component_func_call", ffi.dll))
     _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
+    _memmove = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_size_t)(ctypes._memmove_addr)  # type: ignore[attr-defined]
     _Val = ffi.wasmtime_component_val_t
 # A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
 # address), an option's box address, a result's (is_ok, box address).
@@ -302,6 +303,9 @@ def fuel_left(store: wasmtime.Store) -> int:
     return remaining.value
 
 
+_U8_KINDS = bytes((_U8_KIND,)) * _POOLED_ELEMENTS  # the kinds of a full ``_Vals`` buffer
+
+
 class _Vals:
     """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set, and its
     address (the ctypes view taken once keeps the buffer exported, so it can never be resized or moved)."""
@@ -310,7 +314,7 @@ class _Vals:
 
     def __init__(self) -> None:
         self.buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
-        self.buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+        self.buf[_KIND_AT::_VAL_STRIDE] = _U8_KINDS
         self._view = ctypes.c_char.from_buffer(self.buf)
         self.address = ctypes.addressof(self._view)
 
@@ -398,20 +402,32 @@ def _read_u8_list(raw: Any) -> bytes:
 
 
 def _read_u8_values(n: int, address: int) -> bytes:
-    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied out whole (a memcpy) and its
-    payload bytes taken with one strided slice."""
+    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied whole (a memcpy) into a
+    pooled ``_Vals`` buffer, its kinds checked and its payload bytes taken, with one strided slice each. The buffer
+    is reused, not allocated per chunk (a fresh 2 MiB ``bytes`` per chunk cost half of the read: a megabyte list's
+    32 MiB of values faulted in anew at every call); one that met a value of another kind holds that kind and is
+    dropped, not given back."""
     if n == 0:
         return b""
     if not address:
         raise AssertionError("a non-empty list<u8> value has no data")
+    vals = _pooled_vals()
+    buf, target, kinds = vals.buf, vals.address, _U8_KINDS
     parts = []
-    for start in range(0, n, _POOLED_ELEMENTS):
-        count = min(_POOLED_ELEMENTS, n - start)
-        values = ctypes.string_at(address + start * _VAL_STRIDE, count * _VAL_STRIDE)
-        if values[_KIND_AT::_VAL_STRIDE] != bytes((_U8_KIND,)) * count:
-            raise AssertionError("a list<u8> value holds an element that is not a u8")
-        parts.append(values[_U8_AT::_VAL_STRIDE])
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    intact = True
+    try:
+        for start in range(0, n, _POOLED_ELEMENTS):
+            count = min(_POOLED_ELEMENTS, n - start)
+            size = count * _VAL_STRIDE
+            _memmove(target, address + start * _VAL_STRIDE, size)
+            if buf[_KIND_AT:size:_VAL_STRIDE] != (kinds if count == _POOLED_ELEMENTS else kinds[:count]):
+                intact = False  # its kinds are no longer all u8: not given back to the pool
+                raise AssertionError("a list<u8> value holds an element that is not a u8")
+            parts.append(buf[_U8_AT:size:_VAL_STRIDE])
+    finally:
+        if intact:
+            _release(vals)
+    return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
 
 def _bulk_list_to_c(original: Any) -> Any:

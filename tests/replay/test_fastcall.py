@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from ctypes import byref
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,25 @@ def test_install_refuses_a_val_layout_the_bulk_path_does_not_match(field: str, w
         _wasmtime.install()
 
     assert info.value.installed == _wasmtime.INSTALLED
+
+
+@pytest.mark.parametrize("size", [1, 4096, 65536, 65536 * 2 + 3])
+def test_a_list_u8_value_holding_another_kind_is_refused_and_leaves_no_bad_buffer_behind(size: int):
+    make_engine()
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    raw = _wasmtime._new_u8_list(data)
+    try:
+        at = _wasmtime._address(raw) + (size - 1) * _wasmtime._VAL_STRIDE + _wasmtime._KIND_AT
+        _wasmtime._MEMORY[at] = _wasmtime._KINDS["U16"]
+        with pytest.raises(AssertionError, match="not a u8"):
+            _wasmtime._read_u8_list(raw)
+        _wasmtime._MEMORY[at] = _wasmtime._U8_KIND
+        for _ in range(_wasmtime._POOL_SIZE + 1):  # every pooled buffer is still laid out as u8 values
+            fresh = _wasmtime._new_u8_list(data[::-1])
+            try:
+                assert _wasmtime._read_u8_list(fresh) == data[::-1]
+            finally:
+                _wasmtime.ffi.wasmtime_component_vallist_delete(byref(fresh))
+            assert _wasmtime._read_u8_list(raw) == data
+    finally:
+        _wasmtime.ffi.wasmtime_component_vallist_delete(byref(raw))
