@@ -19,15 +19,19 @@ raising ``UnsupportedWasmtime`` naming both versions (and what differs) otherwis
 - Bulk ``list<u8>``: wasmtime's C API passes a list as an array of ``wasmtime_component_val_t`` (32 bytes per
   element); wasmtime-py 50 builds and reads it one element at a time in Python (about 1 MB/s). The patched
   ``ListType.convert_to_c``/``convert_from_c`` fill a ``list<u8>``'s array with one strided slice assignment of
-  its bytes into a reused buffer whose kinds are set, and read it back with one copy and one strided slice per
-  chunk of 65,536 elements, wherever the list sits (a parameter,
+  its bytes into a reused buffer whose kinds are set, and read it back with one copy into such a buffer and one
+  strided slice per chunk of 65,536 elements, wherever the list sits (a parameter,
   a result, inside an option, result, tuple, record or list, an import's arguments or result). The values are the
   same; ``check_val_layout`` verifies the layout against the C library at install, and the tests compare every
   shape and size with wasmtime-py's own methods (``list_conversions_unpatched``). Other lists keep wasmtime-py's
-  path; strings already cross as one buffer. What remains per element is wasmtime's own: it converts each C value
+  path; strings already cross as one buffer. An export call's ``list<u8>`` parameters are not even copied into
+  wasmtime's arrays: ``FastFunc`` lends them buffers of its own (see "Lent list<u8> parameters"). What remains per
+  element is wasmtime's own: it converts each C value
   to a Rust ``Val`` and lowers or lifts it one by one (about 16 ns per element in, 30 ns out: some 60 and 30 MB/s),
   and charges 48 bytes of hostcall fuel per lifted element (``replay.engine.MAX_MESSAGE_BYTES``). wasmtime-py 50's
   C API offers no path around ``Val`` for a component (no typed calls, no access to a component's memory).
+- Allocator thresholds (``tune_allocator``, glibc only): wasmtime's per-call arrays (32-40 bytes per element)
+  stay in the heap between calls instead of being mapped and faulted in anew at every call.
 
 It also holds what builds on the internals: ``FastFunc`` (an export call with its types resolved once; wasmtime-py's
 ``Func.__call__`` rebuilds every parameter and result type object on each call, most of the cost of a small call;
@@ -46,8 +50,10 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.metadata
+import mmap
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from ctypes import byref, pointer
 from typing import Any
@@ -100,6 +106,39 @@ def install() -> None:
     check_val_layout()
     _install_type_caches()
     _install_bulk_bytes()
+    tune_allocator()
+
+
+# glibc's mallopt parameters and the values install() sets (see ``tune_allocator``).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
+TRIM_THRESHOLD = 64 << 20  # twice the mmap threshold, as glibc's own adjusting sets it
+
+
+def tune_allocator() -> bool:
+    """Keep wasmtime's per-call arrays in the heap, where their pages stay mapped from one call to the next (glibc
+    only; True when set).
+
+    An export call with a ``list<u8>`` of n bytes makes wasmtime allocate and free arrays of 32-40 bytes per
+    element (the C values of the result, its own ``Val`` lists both ways): 2-2.5 MiB each for 64 KiB. glibc gives
+    allocations above its mmap threshold (128 KiB, raised only as far as the largest mapped chunk freed so far)
+    pages of their own, and gives the top of a heap back to the kernel once more than the trim threshold is free,
+    so those arrays were faulted in anew at every call: about 2,000 page faults per 64 KiB echo (8 MiB zeroed by
+    the kernel), a third of its cost, and a figure that moved with whatever the process had freed before.
+    ``mallopt`` sets the thresholds glibc's own adjusting reaches once a process has freed one 32 MiB chunk (mmap
+    32 MiB, its largest; trim 64 MiB) from the start, and so stops that adjusting: allocations below 32 MiB come
+    from the heap, and up to 64 MiB of free heap top is kept per arena. The cost is that memory: a process keeps
+    up to 64 MiB of freed heap per arena a thread allocates from instead of returning it at once. Larger
+    allocations (a list of more than about 800,000 elements) are mapped as before.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (raises AttributeError off glibc)
+        mallopt = libc.mallopt
+    except (AttributeError, OSError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def is_installed() -> bool:
@@ -255,10 +294,12 @@ if ffi is not None:
     _func_call = ctypes.CFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_void_p, _c_size_t, _c_void_p, _c_size_t)(
         ("wasmtime_component_func_call", ffi.dll))
     _memset = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, ctypes.c_int, _c_size_t)(ctypes._memset_addr)  # type: ignore[attr-defined]
+    _memmove = ctypes.PYFUNCTYPE(_c_void_p, _c_void_p, _c_void_p, _c_size_t)(ctypes._memmove_addr)  # type: ignore[attr-defined]
     _Val = ffi.wasmtime_component_val_t
 # A value's payload read from a copy of its bytes (``bytes(val)``) at ``_OF_AT``: a list's or tuple's (size, data
 # address), an option's box address, a result's (is_ok, box address).
 _LIST_AT = struct.Struct("@NP").unpack_from
+_LIST_PACK = struct.Struct("@NP").pack_into
 _POINTER_AT = struct.Struct("@P").unpack_from
 _RESULT_AT = struct.Struct("@?P").unpack_from
 
@@ -302,6 +343,9 @@ def fuel_left(store: wasmtime.Store) -> int:
     return remaining.value
 
 
+_U8_KINDS = bytes((_U8_KIND,)) * _POOLED_ELEMENTS  # the kinds of a full ``_Vals`` buffer
+
+
 class _Vals:
     """A buffer of ``_POOLED_ELEMENTS`` u8 values laid out as ``wasmtime_component_val_t``, their kinds set, and its
     address (the ctypes view taken once keeps the buffer exported, so it can never be resized or moved)."""
@@ -310,7 +354,7 @@ class _Vals:
 
     def __init__(self) -> None:
         self.buf = bytearray(_POOLED_ELEMENTS * _VAL_STRIDE)
-        self.buf[_KIND_AT::_VAL_STRIDE] = bytes((_U8_KIND,)) * _POOLED_ELEMENTS
+        self.buf[_KIND_AT::_VAL_STRIDE] = _U8_KINDS
         self._view = ctypes.c_char.from_buffer(self.buf)
         self.address = ctypes.addressof(self._view)
 
@@ -398,20 +442,32 @@ def _read_u8_list(raw: Any) -> bytes:
 
 
 def _read_u8_values(n: int, address: int) -> bytes:
-    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied out whole (a memcpy) and its
-    payload bytes taken with one strided slice."""
+    """The bytes of the ``n`` u8 values at ``address``: each chunk of values is copied whole (a memcpy) into a
+    pooled ``_Vals`` buffer, its kinds checked and its payload bytes taken, with one strided slice each. The buffer
+    is reused, not allocated per chunk (a fresh 2 MiB ``bytes`` per chunk cost half of the read: a megabyte list's
+    32 MiB of values faulted in anew at every call); one that met a value of another kind holds that kind and is
+    dropped, not given back."""
     if n == 0:
         return b""
     if not address:
         raise AssertionError("a non-empty list<u8> value has no data")
+    vals = _pooled_vals()
+    buf, target, kinds = vals.buf, vals.address, _U8_KINDS
     parts = []
-    for start in range(0, n, _POOLED_ELEMENTS):
-        count = min(_POOLED_ELEMENTS, n - start)
-        values = ctypes.string_at(address + start * _VAL_STRIDE, count * _VAL_STRIDE)
-        if values[_KIND_AT::_VAL_STRIDE] != bytes((_U8_KIND,)) * count:
-            raise AssertionError("a list<u8> value holds an element that is not a u8")
-        parts.append(values[_U8_AT::_VAL_STRIDE])
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    intact = True
+    try:
+        for start in range(0, n, _POOLED_ELEMENTS):
+            count = min(_POOLED_ELEMENTS, n - start)
+            size = count * _VAL_STRIDE
+            _memmove(target, address + start * _VAL_STRIDE, size)
+            if buf[_KIND_AT:size:_VAL_STRIDE] != (kinds if count == _POOLED_ELEMENTS else kinds[:count]):
+                intact = False  # its kinds are no longer all u8: not given back to the pool
+                raise AssertionError("a list<u8> value holds an element that is not a u8")
+            parts.append(buf[_U8_AT:size:_VAL_STRIDE])
+    finally:
+        if intact:
+            _release(vals)
+    return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
 
 def _bulk_list_to_c(original: Any) -> Any:
@@ -514,6 +570,172 @@ def check_val_layout() -> None:
             f"match the library: wrote {_LAYOUT_PROBE.hex()}, read {by_fields.hex()} by field and {by_c.hex()} "
             "through a C copy",
         )
+
+
+# Lent list<u8> parameters ----------------------------------------------------------------------------------------
+#
+# ``wasmtime_component_func_call`` only reads its parameters (it converts each to a Rust ``Val`` by reference) and
+# the caller deletes them afterwards. So a ``list<u8>`` parameter of an export call need not be copied into an array
+# of wasmtime's own (``vallist_new``: a malloc and a copy of 32 bytes per element, a megabyte list's 32 MiB faulted
+# in anew at every call, then freed element by element by the delete): ``FastFunc`` lends it a buffer of ours
+# instead, already laid out as u8 values (a pooled ``_Vals``, or for a list longer than that a fresh mapping asking
+# for huge pages), and takes it back before it deletes the parameters.
+#
+# While ``FastFunc`` lowers its parameters, ``_LENDING.lent`` is a list: a ``list<u8>`` of at least ``_LEND_FROM``
+# bytes is then written as a *bool* value (kind 0, which owns nothing: any cleanup that deletes it frees nothing of
+# ours) whose payload holds the list's (size, address of the lent buffer), and the buffer is added to ``lent``.
+# Once every parameter is lowered, ``FastFunc`` finds each such value (``_lent_finder``: through tuples, records and
+# untagged options, the only places a lent list can sit in a type it lends for, ``_lends_for``), turns it into the
+# list (kind LIST), calls, and before deleting the parameters zeroes those values again (a bool false owning
+# nothing), then gives the buffers back. Lowering anywhere else (an import's result, wasmtime-py's own conversions)
+# sees ``lent`` None and copies as before. Should a lent value not be found (a shape the finder does not walk), the
+# parameters are deleted and lowered again without lending: the values wasmtime sees are always the same.
+
+_LEND_FROM = 4096  # shorter lists are copied: lending costs about what a small copy does
+
+
+class _Lending(threading.local):
+    lent: list[tuple[Any, int, int]] | None = None  # (holder, address, size) of each buffer lent
+
+
+_LENDING = _Lending()
+
+
+class _LentMap:
+    """A list<u8>'s values laid out in a fresh anonymous mapping (a list longer than a ``_Vals`` buffer holds).
+
+    Huge pages are asked for: a megabyte list is 32 MiB of values, which in 4 KiB pages costs 8,192 page faults
+    (most of the cost of writing it); unmapped when given back."""
+
+    __slots__ = ("_map", "address")
+
+    def __init__(self, data: bytes) -> None:
+        n = len(data)
+        self._map = mmap.mmap(-1, n * _VAL_STRIDE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if _MADV_HUGEPAGE is not None:
+            try:
+                self._map.madvise(_MADV_HUGEPAGE)
+            except OSError:
+                pass  # a kernel without transparent huge pages: 4 KiB pages, the same values
+        self._map[_KIND_AT : n * _VAL_STRIDE : _VAL_STRIDE] = bytes((_U8_KIND,)) * n
+        self._map[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))  # the view goes at once: closable
+
+    def release(self) -> None:
+        self._map.close()
+
+
+_MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
+
+
+def _lower_u8_list(at: int, data: bytes) -> None:
+    """Write the ``list<u8>`` ``data`` at ``at``: copied into a list of wasmtime's own, or lent (see above)."""
+    lent = _LENDING.lent
+    n = len(data)
+    if lent is None or n < _LEND_FROM:
+        _fill_u8_list(at + _OF_AT, data)
+        _MEMORY[at + _KIND_AT] = _LIST
+        return
+    holder: _Vals | _LentMap
+    if n <= _POOLED_ELEMENTS:
+        holder = _pooled_vals()
+        holder.buf[_U8_AT : n * _VAL_STRIDE : _VAL_STRIDE] = data
+    else:
+        holder = _LentMap(data)
+    address = holder.address
+    lent.append((holder, address, n))
+    _LIST_PACK(_MEMORY, at + _OF_AT, n, address)
+    _MEMORY[at + _KIND_AT] = _BOOL  # owns nothing until FastFunc makes it the list
+
+
+def _give_back(lent: list[tuple[Any, int, int]], start: int = 0) -> None:
+    """Give back the buffers of ``lent[start:]`` (and drop them from ``lent``); no value may still hold one."""
+    for holder, _, _ in lent[start:]:
+        if type(holder) is _Vals:
+            _release(holder)
+        else:
+            holder.release()
+    del lent[start:]
+
+
+def _unlend(found: list[int]) -> None:
+    """Make the lent lists at the addresses ``found`` plain bool false values again (owning nothing)."""
+    memory, zero = _MEMORY, _ZERO_VAL
+    for at in found:
+        memory[at : at + _VAL_STRIDE] = zero
+    found.clear()
+
+
+def _u8_list_elsewhere(ty: Any, walked: bool) -> bool:
+    """True when a ``list<u8>`` sits in ``ty`` outside the tuples, records and untagged options ``_lent_finder``
+    walks (inside another list, a variant, a result or a tagged option)."""
+    if isinstance(ty, _types.ListType):
+        return (not walked) if ty._is_bytes() else _u8_list_elsewhere(ty.element, False)
+    if isinstance(ty, _types.TupleType):
+        return any(_u8_list_elsewhere(element, walked) for element in ty.elements)
+    if isinstance(ty, _types.RecordType):
+        return any(_u8_list_elsewhere(field, walked) for _, field in ty.fields)
+    if isinstance(ty, _types.OptionType) and not ty._tagged():
+        return _u8_list_elsewhere(ty.payload, walked)
+    if isinstance(ty, (_types.OptionType, _types.ResultType, _types.VariantType)):
+        return any(case is not None and _u8_list_elsewhere(case, False) for _, case in ty._cases())
+    return False
+
+
+_Finder = Callable[[int, dict[int, int], list[int]], None]
+
+
+def _lent_finder(ty: Any) -> _Finder | None:
+    """A function finding the lent ``list<u8>`` values (``_lower_u8_list``) inside a lowered value of type ``ty``
+    at an address, through tuples, records and untagged options: each one whose (address, size) is in ``lent``
+    becomes the list and its address is added to ``found``. None when ``ty`` holds no ``list<u8>`` there."""
+    memory = _MEMORY
+    if isinstance(ty, _types.ListType):
+        if not ty._is_bytes():
+            return None
+
+        def leaf(at: int, lent: dict[int, int], found: list[int]) -> None:
+            if memory[at + _KIND_AT] == _BOOL:
+                size, address = _VEC_AT(memory, at + _OF_AT)
+                if lent.get(address) == size:
+                    memory[at + _KIND_AT] = _LIST
+                    found.append(at)
+
+        return leaf
+    if isinstance(ty, _types.TupleType):
+        items = [(i * _VAL_STRIDE, i, f) for i, f in enumerate(map(_lent_finder, ty.elements)) if f is not None]
+        kind = _KINDS["TUPLE"]
+    elif isinstance(ty, _types.RecordType):
+        items = [(i * _ENTRY_SIZE + _ENTRY_VAL_AT, i, f)
+                 for i, f in enumerate(_lent_finder(field) for _, field in ty.fields) if f is not None]
+        kind = _KINDS["RECORD"]
+    elif isinstance(ty, _types.OptionType) and not ty._tagged():
+        payload = _lent_finder(ty.payload)
+        if payload is None:
+            return None
+        option = _KINDS["OPTION"]
+
+        def find_some(at: int, lent: dict[int, int], found: list[int]) -> None:
+            if memory[at + _KIND_AT] == option:
+                box = _POINTER_AT(memory, at + _OF_AT)[0]
+                if box:
+                    payload(box, lent, found)
+
+        return find_some
+    else:
+        return None
+    if not items:
+        return None
+
+    def find(at: int, lent: dict[int, int], found: list[int]) -> None:
+        if memory[at + _KIND_AT] == kind:
+            size, address = _VEC_AT(memory, at + _OF_AT)
+            if address:
+                for offset, i, item in items:
+                    if i < size:
+                        item(address + offset, lent, found)
+
+    return find
 
 
 # Compiled conversions --------------------------------------------------------------------------------------------
@@ -950,8 +1172,7 @@ def _bytes_lowerer(store: Any, val: Any, at: int) -> None:
     """The bulk ``ListType.convert_to_c`` of a ``list<u8>``, writing the list in place."""
     if not isinstance(val, bytes):
         raise TypeError("expected bytes value")
-    _fill_u8_list(at + _OF_AT, val)
-    _MEMORY[at + _KIND_AT] = _LIST
+    _lower_u8_list(at, val)
 
 
 def _string_lowerer(store: Any, val: Any, at: int) -> None:
@@ -1200,8 +1421,7 @@ def _make_recorded_lowerer(ty: Any) -> _LowerAt | None:
 def _recorded_bytes_lowerer(store: Any, val: Any, at: int) -> None:
     if type(val) is not bytes:
         raise _NotDirect
-    _fill_u8_list(at + _OF_AT, val)
-    _MEMORY[at + _KIND_AT] = _LIST
+    _lower_u8_list(at, val)
 
 
 def _recorded_tuple_lowerer(items: list[_LowerAt]) -> _LowerAt:
@@ -1485,7 +1705,8 @@ class FastFunc:
     (``FastFunc.types``): wasmtime-py's type objects are the engine's, not a store's, so instances share them.
     """
 
-    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift", "_direct", "_read")
+    __slots__ = ("_func", "_func_ref", "_store", "_params", "_result", "_lowers", "_lift", "_direct", "_read",
+                 "_lend")
 
     def __init__(
         self, func: wasmtime.component.Func, store: wasmtime.Store, types: tuple[list[Any], Any] | None = None
@@ -1502,6 +1723,11 @@ class FastFunc:
         self._lift = None if self._result is None else lifter_at(self._result)
         self._direct = recorded_lowerer_at(self._params[-1]) if len(self._params) == 2 else None
         self._read = None if self._result is None else recorded_reader_at(self._result)
+        # Where lent list<u8> parameters sit (see "Lent list<u8> parameters"), or None: lend for no parameter.
+        self._lend: list[tuple[int, _Finder]] | None = None
+        if _bulk_installed() and not any(_u8_list_elsewhere(ty, walked=True) for ty in self._params):
+            finders = [(i * _VAL_STRIDE, _lent_finder(ty)) for i, ty in enumerate(self._params)]
+            self._lend = [(offset, f) for offset, f in finders if f is not None] or None
 
     @property
     def types(self) -> tuple[list[Any], Any]:
@@ -1516,10 +1742,21 @@ class FastFunc:
         space = (ffi.wasmtime_component_val_t * (count + 1))()  # the parameters, then the result
         base = ctypes.addressof(space)
         n = 0
+        lent: list[tuple[Any, int, int]] | None = None if self._lend is None else []
+        found: list[int] = []
         try:
-            for lower, value in zip(self._lowers, params):
-                lower(store, value, base + n * _VAL_STRIDE)
-                n += 1
+            previous, _LENDING.lent = _LENDING.lent, lent
+            try:
+                for lower, value in zip(self._lowers, params):
+                    lower(store, value, base + n * _VAL_STRIDE)
+                    n += 1
+            finally:
+                _LENDING.lent = previous
+            if lent and not self._found(base, lent, found):
+                n = self._lent_lost(base, n, lent, found)
+                for lower, value in zip(self._lowers, params):
+                    lower(store, value, base + n * _VAL_STRIDE)
+                    n += 1
             lift = self._lift
             result = base + count * _VAL_STRIDE
             error = _func_call(self._func_ref, store._context(), base, n, None if lift is None else result,
@@ -1528,8 +1765,30 @@ class FastFunc:
                 _raise_call_error(error)
             return None if lift is None else lift(result)
         finally:
+            if found:
+                _unlend(found)
             for i in range(n):
                 _val_delete(base + i * _VAL_STRIDE)
+            if lent:
+                _give_back(lent)
+
+    def _found(self, base: int, lent: list[tuple[Any, int, int]], found: list[int]) -> bool:
+        """Find the lent lists among the parameters at ``base`` (making each the list it is) into ``found``; True
+        when every buffer of ``lent`` was found."""
+        table = {address: size for _, address, size in lent}
+        for offset, find in self._lend or ():
+            find(base + offset, table, found)
+        return len(found) == len(lent)
+
+    def _lent_lost(self, base: int, n: int, lent: list[tuple[Any, int, int]], found: list[int]) -> int:
+        """A lent list sits where ``_found`` does not look: delete the ``n`` parameters, take every buffer back and
+        lend for no call of this function again (the caller lowers the parameters again, copying). Returns 0."""
+        _unlend(found)
+        for i in range(n):
+            _val_delete(base + i * _VAL_STRIDE)
+        _give_back(lent)
+        self._lend = None
+        return 0
 
     def call_recorded(
         self, first: Any, recorded: Any, lower: Callable[[Any], Any], lift: Callable[[Any], Any] | None = None
@@ -1548,14 +1807,17 @@ class FastFunc:
         space = (ffi.wasmtime_component_val_t * 3)()  # the two parameters, then the result
         base = ctypes.addressof(space)
         n = 0
+        lent: list[tuple[Any, int, int]] | None = None if self._lend is None else []
+        found: list[int] = []
         try:
-            self._lowers[0](store, first, base)
-            n = 1
+            previous, _LENDING.lent = _LENDING.lent, lent
             try:
-                direct(store, recorded, base + _VAL_STRIDE)
-            except Exception:  # not the plainest form (or not lowerable at all): the two steps say which
-                self._lowers[1](store, lower(recorded), base + _VAL_STRIDE)
-            n = 2
+                n = self._lower_two(store, base, first, recorded, lower, lent)
+            finally:
+                _LENDING.lent = previous
+            if lent and not self._found(base, lent, found):
+                n = self._lent_lost(base, n, lent, found)
+                n = self._lower_two(store, base, first, recorded, lower, None)
             result_lift = self._lift
             result = base + 2 * _VAL_STRIDE
             error = _func_call(self._func_ref, store._context(), base, 2, None if result_lift is None else result,
@@ -1577,8 +1839,31 @@ class FastFunc:
                     return value
             return lift(result_lift(result))
         finally:
+            if found:
+                _unlend(found)
             for i in range(n):
                 _val_delete(base + i * _VAL_STRIDE)
+            if lent:
+                _give_back(lent)
+
+    def _lower_two(self, store: Any, base: int, first: Any, recorded: Any, lower: Callable[[Any], Any],
+                   lent: list[tuple[Any, int, int]] | None) -> int:
+        """``call_recorded``'s two parameters lowered at ``base`` (the second straight from its recorded form where
+        it can be); returns 2. When the first raises nothing is left to delete; when the second does, the first
+        is deleted here."""
+        self._lowers[0](store, first, base)
+        try:
+            mark = 0 if lent is None else len(lent)
+            try:
+                self._direct(store, recorded, base + _VAL_STRIDE)  # type: ignore[misc]
+            except Exception:  # not the plainest form (or not lowerable at all): the two steps say which
+                if lent is not None:
+                    _give_back(lent, mark)  # what the direct way lent is in no value any more
+                self._lowers[1](store, lower(recorded), base + _VAL_STRIDE)
+        except BaseException:
+            _val_delete(base)
+            raise
+        return 2
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(

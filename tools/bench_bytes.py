@@ -9,7 +9,9 @@ as an export's result (the guest hands out that many bytes of its memory); "echo
 through ``FastFunc``, the runtime's export path. "wasmtime's share alone" times the same call with the values
 already converted: wasmtime converts a list to and from its own ``Val`` one element at a time, and that share is
 the ceiling of anything done on the Python side. The request figures go through the embedded runtime
-(``Theater.request`` on the echo actor, every event durable). Ratios hold on a noisy machine; times do not.
+(``Theater.request`` on the echo actor, every event durable), each with the page faults of the process per request
+(fresh pages the kernel had to zero: wasmtime's per-call arrays when the allocator gives their pages back, see
+``replay._wasmtime.tune_allocator``). Ratios and page faults hold on a noisy machine; times do not.
 Nothing here is asserted by the tests.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import resource
 import sys
 import tempfile
 import time
@@ -140,11 +143,19 @@ def requests(tmp: Path, unpatched: bool) -> None:
         if unpatched:
             unpatch()
         actor = theater.start(tmp / "echo.toml")
-        costs = {}
+        costs, faults = {}, {}
         for label, n in SIZES:
             payload = b"x" * n
             assert theater.request(actor, payload) == payload
-            costs[label] = best_per_call(lambda payload=payload: theater.request(actor, payload), budget=1.0)
+            calls = [0]
+
+            def request(payload: bytes = payload, calls: list[int] = calls) -> None:
+                theater.request(actor, payload)
+                calls[0] += 1
+
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            costs[label] = best_per_call(request, budget=1.0)
+            faults[label] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls[0]
         base = costs["64 B"]
         for label, _ in SIZES:
             ratio = costs[label] / base
@@ -152,6 +163,7 @@ def requests(tmp: Path, unpatched: bool) -> None:
             text += f"   ratio {ratio:.2f}"
             if label == "64 KiB":
                 text += f"   target <= {TARGET_64K_OVER_64B:.0f}  {'MET' if ratio <= TARGET_64K_OVER_64B else 'NOT MET'}"
+            text += f"   ({faults[label]:,.0f} page faults per request)"
             print(text, flush=True)
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from ctypes import byref
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,131 @@ def test_install_refuses_a_val_layout_the_bulk_path_does_not_match(field: str, w
         _wasmtime.install()
 
     assert info.value.installed == _wasmtime.INSTALLED
+
+
+@pytest.mark.parametrize("size", [1, 4096, 65536, 65536 * 2 + 3])
+def test_a_list_u8_value_holding_another_kind_is_refused_and_leaves_no_bad_buffer_behind(size: int):
+    make_engine()
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    raw = _wasmtime._new_u8_list(data)
+    try:
+        at = _wasmtime._address(raw) + (size - 1) * _wasmtime._VAL_STRIDE + _wasmtime._KIND_AT
+        _wasmtime._MEMORY[at] = _wasmtime._KINDS["U16"]
+        with pytest.raises(AssertionError, match="not a u8"):
+            _wasmtime._read_u8_list(raw)
+        _wasmtime._MEMORY[at] = _wasmtime._U8_KIND
+        for _ in range(_wasmtime._POOL_SIZE + 1):  # every pooled buffer is still laid out as u8 values
+            fresh = _wasmtime._new_u8_list(data[::-1])
+            try:
+                assert _wasmtime._read_u8_list(fresh) == data[::-1]
+            finally:
+                _wasmtime.ffi.wasmtime_component_vallist_delete(byref(fresh))
+            assert _wasmtime._read_u8_list(raw) == data
+    finally:
+        _wasmtime.ffi.wasmtime_component_vallist_delete(byref(raw))
+
+
+# Lent list<u8> parameters -----------------------------------------------------------------------------------------
+
+LENT_SHAPES = ["bytes", "maybe", "record", "triple"]  # a list<u8> as a parameter, in an option, a record, a tuple
+
+
+def lent_buffers_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts, per call, the lent lists ``FastFunc`` found among its parameters and took back."""
+    seen: list[int] = []
+    unlend = _wasmtime._unlend
+
+    def spy(found: list[int]) -> None:
+        seen.append(len(found))
+        unlend(found)
+
+    monkeypatch.setattr(_wasmtime, "_unlend", spy)
+    return seen
+
+
+@pytest.mark.parametrize("shape", LENT_SHAPES)
+@pytest.mark.parametrize("size", [4096, 65536, 65536 * 3 + 1])
+def test_a_list_u8_parameter_is_lent_and_taken_back_before_the_parameters_are_deleted(
+    shape: str, size: int, monkeypatch: pytest.MonkeyPatch
+):
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({shape: BYTE_SHAPES[shape]}, type_defs=BLOB_EXPORTED))
+    fast = FastFunc(func(shape), store)
+    seen = lent_buffers_seen(monkeypatch)
+    pooled = len(_wasmtime._pool)
+    value = values(shape, payload(size))[0]
+
+    for _ in range(3):
+        assert shape_of(fast(value)) == shape_of(value)
+
+    assert seen == [1, 1, 1]
+    assert len(_wasmtime._pool) >= min(pooled, _wasmtime._POOL_SIZE)  # every pooled buffer lent came back
+
+
+def test_a_short_list_u8_parameter_is_copied_not_lent(monkeypatch: pytest.MonkeyPatch):
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({"bytes": BYTE_SHAPES["bytes"]}))
+    seen = lent_buffers_seen(monkeypatch)
+
+    assert FastFunc(func("bytes"), store)(payload(_wasmtime._LEND_FROM - 1)) == payload(_wasmtime._LEND_FROM - 1)
+    assert seen == []
+
+
+@pytest.mark.parametrize("shape", ["records", "either", "outcome"])
+def test_a_function_with_a_list_u8_inside_a_list_or_variant_lends_nothing(shape: str):
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({shape: BYTE_SHAPES[shape]}, type_defs=BLOB_EXPORTED))
+
+    assert FastFunc(func(shape), store)._lend is None
+
+
+@pytest.mark.parametrize("shape", LENT_SHAPES)
+def test_a_lent_list_the_finder_misses_is_lowered_again_by_copy(shape: str, monkeypatch: pytest.MonkeyPatch):
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({shape: BYTE_SHAPES[shape]}, type_defs=BLOB_EXPORTED))
+    fast = FastFunc(func(shape), store)
+    fast._lend = [(0, lambda at, lent, found: None)]  # finds nothing: as if the list sat where it does not look
+    value = values(shape, payload(65536))[0]
+
+    assert shape_of(fast(value)) == shape_of(value)
+    assert fast._lend is None  # copies from now on
+    assert shape_of(fast(value)) == shape_of(value)
+
+
+def test_a_parameter_refused_after_a_lent_list_raises_as_func_call_does_and_the_buffer_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    engine = Engine()
+    text = wat.echo_component({"triple": BYTE_SHAPES["triple"]})
+    slow_store, slow = echo_instance(engine, text)
+    store, func = echo_instance(engine, text)
+    fast = FastFunc(func("triple"), store)
+    data = payload(65536)
+    fast((1, data, "warm"))  # a pooled buffer exists
+    pooled = len(_wasmtime._pool)
+
+    with pytest.raises(TypeError, match="^expected string type$"):
+        fast((1, data, 7))
+    with wasmtime_py_own_lists(monkeypatch), pytest.raises(TypeError, match="^expected string type$"):
+        slow("triple")(slow_store, (1, data, 7))
+
+    assert len(_wasmtime._pool) == pooled
+    assert fast((2, data, "again")) == (2, data, "again")
+
+
+def test_repeated_64_kib_calls_fault_in_no_fresh_pages():
+    """wasmtime's per-call arrays (2-2.5 MiB for 64 KiB) come from the heap once ``install`` tuned glibc's
+    thresholds: without it every call faulted about 2,000 fresh pages in."""
+    import resource
+
+    engine = Engine()
+    store, func = echo_instance(engine, wat.echo_component({"bytes": BYTE_SHAPES["bytes"]}))
+    fast = FastFunc(func("bytes"), store)
+    data = payload(65536)
+    for _ in range(5):
+        fast(data)
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(20):
+        assert fast(data) == data
+
+    assert (resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before) / 20 < 100
