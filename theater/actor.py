@@ -846,6 +846,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
         self.tape.record(ActorFailed(reason=reason))
+        self._drop_outstanding(f"actor {self.id} failed: {reason}")
         self.close_handlers()
         self.stage.on_ended(self, "fail", None)
         self._close_mailbox()
