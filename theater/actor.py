@@ -50,7 +50,7 @@ from replay.schema import (
     WasmInstantiate,
 )
 from store import Store
-from store.errors import TheaterError
+from store.errors import StoreError, TheaterError
 from replay.errors import ComponentError
 from theater.errors import (
     ActorNotRunning,
@@ -598,6 +598,10 @@ class Actor:
             return
         self.wait_ended()
         with self._end_lock:
+            try:  # the end may still be on its way to the disk: read the chain once it is there (or refused)
+                self.tape.wait_durable()
+            except StoreError:
+                pass  # refused: recorded again below
             if self.tape.failure() is not None or self.tape.broken():
                 self.tape.reset()
             head = self.stage.store.log.head(self.id)
@@ -842,6 +846,7 @@ class Actor:
         self.status = ActorStatus.FAILED
         self.failure = GuestFault(FaultKind.HOST, "instantiate", reason)
         self.tape.record(ActorFailed(reason=reason))
+        self._drop_outstanding(f"actor {self.id} failed: {reason}")
         self.close_handlers()
         self.stage.on_ended(self, "fail", None)
         self._close_mailbox()

@@ -359,3 +359,22 @@ def test_spawn_whose_child_start_a_full_disk_lost_is_never_acknowledged(theater,
     [lost] = [a for a in theater.actors() if a["id"] not in (parent, *spawned)]
     assert theater.actor(lost["id"]).wait_ended(WAIT)
     assert theater.status(lost["id"]) == "failed"
+
+
+def test_a_stop_asked_while_an_actor_s_own_end_is_being_committed_records_no_second_end(theater, manifest):
+    """The actor ended itself (runtime.shutdown) and its exit is handed to the writer, not yet committed, when
+    ``Theater.stop`` asks for it: the stop waits for that commit instead of finding no end in the chain and
+    recording another one (a chain with an event after its end, which verify refuses)."""
+    actor = theater.start(manifest("quitter", wat.shutdown_actor(), MSG))
+    handle = theater.actor(actor)
+    with ThreadPoolExecutor(2) as pool:
+        with WriterHold(theater.store):
+            sent = theater.router.deliver_send(handle, b"bye")  # shuts the actor down; its records wait
+            assert handle.wait_ended(WAIT)
+            stopping = pool.submit(theater.stop, actor)
+            wait([stopping], timeout=0.2)  # give a wrong stop its chance to read the chain before the commit
+        sent.result(WAIT)
+        stopping.result(WAIT)
+    ends = [event.type for event in theater.events(actor) if event.type in ("actor/exit", "actor/stop", "actor/failed")]
+    assert ends == ["actor/exit"]
+    assert theater.events(actor)[-1].type == "actor/exit"

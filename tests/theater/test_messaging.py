@@ -218,6 +218,21 @@ def test_deferred_response_answers_the_waiting_requester(theater, start):
     assert theater.state(deferred) == b""  # respond-to-request returned ok
 
 
+def test_a_request_put_off_by_an_actor_that_is_then_given_up_is_answered_at_once(theater, start):
+    """An actor the runtime gives up (``abandon``: its start or its spawn's record was lost) answers what it put
+    off with ActorNotRunning, as a stopped or failed one does, instead of leaving its requesters to time out."""
+    deferred = start("deferred", wat.deferred_actor())
+    handle = theater.actor(deferred)
+    reply = theater.router.deliver_request(handle, b"question")
+    wait_for_outstanding(theater, deferred)
+    handle.submit(lambda: handle.abandon("given up by the test")).result(WAIT)
+    started = time.monotonic()
+    with pytest.raises(ActorNotRunning, match="given up by the test"):
+        reply.result(WAIT)
+    assert time.monotonic() - started < WAIT / 2  # answered, not timed out
+    assert handle.outstanding == {}
+
+
 def test_deferred_response_to_a_forwarding_actor(theater, start):
     deferred = start("deferred", wat.deferred_actor())
     forwarder = start("forwarder", wat.forwarder_actor())
