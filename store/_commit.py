@@ -212,7 +212,8 @@ class Writer:
     Submitting takes no lock: writes go into a deque (appends are atomic) and the writer is woken only when it
     sleeps. Eight threads submitting through one lock spent most of their time queueing for it, each hand-off
     of the lock costing a trip through the GIL. Waiters share one condition that the writer notifies once per
-    commit; each checks its own write's flag.
+    commit, and only while some thread waits on it (most writes are looked at with ``done`` instead: the
+    runtime's releaser settles replies after the commit); each checks its own write's flag.
     """
 
     def __init__(self, env: Environment) -> None:
@@ -222,6 +223,7 @@ class Writer:
         self._gate = threading.Event()  # clear while the writer fills a transaction
         self._gate.set()
         self._committed = threading.Condition(threading.Lock())
+        self._waiters = 0  # threads in ``wait_for`` (changed under ``_committed``): none, no notify
         # The right to run a commit (pop a batch from the queue and commit it): the writer thread's for each of its
         # commits, a leader's for its one (``lead``). Queue order is commit order because both pop under it.
         self._turn = threading.Lock()
@@ -306,8 +308,15 @@ class Writer:
             TimeoutError: it was not within ``timeout`` seconds.
         """
         with self._committed:
-            if not self._committed.wait_for(op.done, timeout):
-                raise TimeoutError(f"write not committed within {timeout} s")
+            # Counted before ``op.done`` is first looked at: a thread finishing ``op`` after that look reads a count
+            # above zero (``_finish`` marks its writes done before it reads the count) and notifies, which waits
+            # for this thread to be inside ``wait`` (it holds the lock until then). No wake-up is lost.
+            self._waiters += 1
+            try:
+                if not self._committed.wait_for(op.done, timeout):
+                    raise TimeoutError(f"write not committed within {timeout} s")
+            finally:
+                self._waiters -= 1
 
     def lead(self) -> bool:
         """Commit what is queued on this thread if the writer thread is idle; True when this thread committed.
@@ -411,9 +420,8 @@ class Writer:
         """Commit ``ops`` (and a chunk of the index merge when ``merge``); False when the commit failed."""
         started = time.perf_counter()
         while True:
-            errors: dict[int, BaseException] = {}
             try:
-                ctx = self._apply(ops, errors, merge=merge)
+                ctx = self._apply(ops, merge=merge)
             except lmdb.MapFullError:
                 try:
                     self._env.grow()
@@ -432,9 +440,7 @@ class Writer:
                 self._frontier = ctx.frontier
             # LMDB numbers write transactions that change something consecutively; a gap means another process.
             self._next_txn = ctx.txn_id + 1 if ctx.wrote else ctx.txn_id
-            for index, error in errors.items():
-                ops[index]._error = error
-            for op in ops:
+            for op in ops:  # a write refused in this batch has its error set already (``_apply``)
                 op.committed()
             self._finish(ops, None)
             for listener in self.listeners:
@@ -460,7 +466,7 @@ class Writer:
         self._frontier = None
         return False
 
-    def _apply(self, ops: list[Pending[Any]], errors: dict[int, BaseException], *, merge: bool) -> CommitContext:
+    def _apply(self, ops: list[Pending[Any]], *, merge: bool) -> CommitContext:
         dbs = self._env.dbs
         txn = self._env.env.begin(write=True)
         try:
@@ -477,19 +483,19 @@ class Writer:
                           and not any(op.index_later for op in ops))
                 ctx = CommitContext(dbs, self._feed_next, self._heads, index_direct=direct)
                 ctx.txn_id = txn.id()
-                for index, op in enumerate(ops):
+                for op in ops:
                     after = getattr(op, "after", None)  # an unset slot (a subclass's own __init__) reads as None
                     if after:
                         # What it depends on failed, in an earlier batch (its error is set before the next batch
                         # is applied) or earlier in this one (set just below): this one fails with the first error.
                         failed = next((write._error for write in after if write._error is not None), None)
                         if failed is not None:
-                            errors[index] = op._error = failed  # shared, as a failed batch's error is
+                            op._error = failed  # shared, as a failed batch's error is
                             continue
                     try:
                         op.apply(txn, ctx)
                     except TheaterError as exc:
-                        errors[index] = op._error = exc
+                        op._error = exc
                 if "merkle" in dbs:
                     ctx.frontier = extend_merkle(txn, dbs, self._feed_next, ctx.leaves, self._frontier)
                     ctx.wrote = ctx.wrote or ctx.frontier is not None
@@ -515,12 +521,18 @@ class Writer:
 
     def _finish(self, ops: list[Pending[Any]], exc: BaseException | None) -> None:
         """Mark ``ops`` done (failed with ``exc`` unless it is None) and wake their waiters."""
-        for op in ops:
-            if exc is not None:
+        if exc is None:
+            for op in ops:
+                op._done = True
+        else:
+            for op in ops:
                 op._error = exc
-            op._done = True
-        with self._committed:
-            self._committed.notify_all()
+                op._done = True
+        # Most writes are never waited for with ``wait``: the releaser looks at ``done`` after the commit, a tape's
+        # next append follows it in the queue. Then there is nobody to notify (and no lock to take for it).
+        if self._waiters:  # read after every op above is marked done (see ``wait_for``)
+            with self._committed:
+                self._committed.notify_all()
         self.settled()
 
     def settled(self) -> None:

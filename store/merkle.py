@@ -222,13 +222,17 @@ def extend(
     by the appenders, in their threads). A tree behind the feed (a home written before the log existed, or by a
     writer that did not keep it) is first caught up from the stored feed, so the tree is always the feed's leaves
     in feed order. ``frontier`` is the one the previous commit of this transaction's lineage returned (the caller
-    vouches that nothing else wrote since); it is used only when its size is the stored size, else the frontier is
-    read from the stored nodes.
+    vouches that nothing else wrote since, as it does for its feed position): its size is taken as the stored size,
+    without reading it. Without one the size and the frontier are read from the store.
+
+    The stored size is not read when a frontier is given because that read is the commit's only ``txn.get`` of a
+    present key, and py-lmdb lets the GIL go around such a get (it faults the value's pages in first): the writer
+    thread then waited behind the appending threads to win it back, once per commit.
 
     Raises:
         CorruptRecordError: the stored tree is longer than the feed.
     """
-    size = read_size(txn, dbs)
+    size = read_size(txn, dbs) if frontier is None else frontier.size
     if size > feed_start:
         raise CorruptRecordError("merkle log", f"it holds {size} leaves but the feed only {feed_start} entries")
     hashes: list[bytes] = []
@@ -245,10 +249,7 @@ def extend(
     hashes.extend(leaves)
     if not hashes:
         return None
-    if frontier is not None and frontier.size == size:
-        edge = list(frontier.nodes)
-    else:
-        edge = read_frontier(txn, dbs, size)
+    edge = list(frontier.nodes) if frontier is not None else read_frontier(txn, dbs, size)
     # The hot loop (once per append, on the writer thread): half the appends end at once, the rest hash a parent.
     sha256 = hashlib.sha256
     puts: list[tuple[bytes, bytes]] = []

@@ -284,6 +284,36 @@ def thread_cpu() -> dict[int, float]:
     return cpu
 
 
+def _switches(status: str) -> int:
+    """Context switches (voluntary + involuntary) in the text of a /proc status file."""
+    return sum(int(row.split()[1]) for row in status.splitlines()
+               if row.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+
+
+def thread_switches() -> dict[int, int]:
+    """Context switches of each live thread of this process so far, by native thread id, from /proc."""
+    switches = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            switches[int(tid)] = _switches(Path(f"/proc/self/task/{tid}/status").read_text())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return switches
+
+
+def switch_shares(before: dict[int, int], after: dict[int, int], callers: int, requests: int) -> str:
+    """Context switches per request by kind of thread, as a line to print: each one a thread put to sleep (a wait
+    for work, for a reply, or for the GIL) or preempted, so they count wake-ups and GIL hand-offs."""
+    names = {t.native_id: t.name.split(":")[0].removeprefix("theater-") for t in threading.enumerate()}
+    spent: dict[str, int] = {"callers": callers}
+    for tid, count in after.items():
+        name = names.get(tid, "other")
+        spent[name] = spent.get(name, 0) + count - before.get(tid, 0)
+    parts = ", ".join(f"{name} {count / requests:.2f}" for name, count in sorted(spent.items(), key=lambda x: -x[1])
+                      if count > 0)
+    return f"{'':<58} {'':>12}      context switches per request: {parts}"
+
+
 def cpu_shares(before: dict[int, float], after: dict[int, float], callers: set[int], total: float, requests: int,
                seconds: float) -> str:
     """The CPU each kind of thread spent per request, as a line to print (the callers' is the process total less
@@ -301,22 +331,26 @@ def cpu_shares(before: dict[int, float], after: dict[int, float], callers: set[i
 
 
 def echo_callers(theater: object, actor: str, n: int, callers: int) -> tuple[float, str]:
-    """Requests per second from ``callers`` threads, each sending ``n / callers`` requests one after another, and a
-    line naming the CPU each kind of thread spent per request (``cpu_shares``)."""
+    """Requests per second from ``callers`` threads, each sending ``n / callers`` requests one after another, and
+    lines naming the CPU each kind of thread spent per request (``cpu_shares``) and its context switches
+    (``switch_shares``)."""
     each = n // callers
     errors: list[BaseException] = []
     ids: set[int] = set()
+    caller_switches: list[int] = []
 
     def caller() -> None:
         ids.add(threading.get_native_id())
+        first = _switches(Path("/proc/thread-self/status").read_text())
         try:
             for _ in range(each):
                 theater.request(actor, b"ping")  # type: ignore[attr-defined]
         except BaseException as exc:  # reported below: a failed request must not look fast
             errors.append(exc)
+        caller_switches.append(_switches(Path("/proc/thread-self/status").read_text()) - first)
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
-    before, times = thread_cpu(), os.times()
+    before, times, switches = thread_cpu(), os.times(), thread_switches()
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -328,7 +362,8 @@ def echo_callers(theater: object, actor: str, n: int, callers: int) -> tuple[flo
         raise errors[0]
     ended = os.times()
     total = ended.user + ended.system - times.user - times.system
-    return rate, cpu_shares(before, thread_cpu(), ids, total, each * callers, seconds)
+    switched = switch_shares(switches, thread_switches(), sum(caller_switches), each * callers)
+    return rate, cpu_shares(before, thread_cpu(), ids, total, each * callers, seconds) + "\n" + switched
 
 
 def written_bytes() -> int:

@@ -62,6 +62,32 @@ def test_waiters_return_only_once_their_own_write_is_committed_across_full_batch
     assert len(list(fast_store.blobs)) == count
 
 
+def test_every_thread_waiting_for_its_write_wakes_once_it_is_committed(fast_store: Store) -> None:
+    """The writer notifies waiters only when a thread waits (it counts them): a thread that starts waiting just as
+    its write commits must still wake. A lost wake-up would leave a thread in ``wait`` until its timeout."""
+    threads, each = 8, 150
+    failures: list[BaseException] = []
+
+    def appender(actor: uuid.UUID) -> None:
+        head = EMPTY
+        try:
+            for i in range(each):
+                pending = fast_store.log.append_async(actor, "t", i, expected=head)
+                event = pending.wait(WAIT)  # each append waited for at once: every commit races a waiter
+                head = Head(event.seq, event.hash)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=appender, args=(uuid.UUID(int=0x100 + n),)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(WAIT * 2)
+    assert failures == []
+    assert not any(worker.is_alive() for worker in workers)
+    assert fast_store.log.feed_end() == threads * each
+
+
 def test_a_stale_write_in_a_batch_does_not_disturb_the_others(store: Store, writer_held) -> None:
     other = uuid.UUID(int=0xB)
     with writer_held(store):

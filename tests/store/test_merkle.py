@@ -292,3 +292,31 @@ def test_tree_after_a_commit_that_failed_past_the_merkle_step_is_the_feeds(fast_
     assert fast_store.log.head(actor) == head
     append_chain(fast_store, actor, 20)
     _check_against_reference(fast_store)
+
+
+def test_tree_stays_the_feeds_when_another_process_appends_between_our_commits(store_path, append_chain):
+    """The writer takes the tree's size from the frontier it kept instead of reading it; a commit by another
+    process in between (its tree grew too) must make it read the stored tree again, not build on a stale edge."""
+    import subprocess
+    import sys
+
+    actor = uuid.uuid4()
+    with Store(store_path, durability="buffered") as store:
+        append_chain(store, actor, 5)  # the writer now keeps a frontier of 5 leaves
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, uuid, store\n"
+                "with store.Store(sys.argv[1], durability='buffered') as s:\n"
+                "    other = uuid.UUID(int=7)\n"
+                "    for i in range(3):\n"
+                "        s.log.append(other, 't', i, expected=s.log.head(other))\n",
+                str(store_path),
+            ],
+            check=True,
+            timeout=60,
+        )
+        append_chain(store, actor, 4)
+        assert len(_feed_hashes(store)) == 12
+        _check_against_reference(store)
