@@ -1373,8 +1373,9 @@ def _cases_lowerer(ty: Any) -> _LowerAt:
     The case's classes are those wasmtime-py computes on every call (``add_classes``; a type never changes). The
     kind is written last: when the payload raises, the value at ``at`` is as it was and nothing is allocated."""
     tagged = bool(ty._tagged())
-    cases = [(name, None if case is None else lowerer_at(case), None if case is None else case_classes(case))
-             for name, case in ty._cases()]
+    cases: list[tuple[str, _LowerAt | None, tuple[type, ...]]] = [
+        (name, None, ()) if case is None else (name, lowerer_at(case), case_classes(case))
+        for name, case in ty._cases()]
     variant, val_type, address_of, memory = _types.Variant, _Val, ctypes.addressof, _MEMORY
 
     def pick(val: Any) -> tuple[str, _LowerAt | None, Any]:
