@@ -302,6 +302,7 @@ _LIST_AT = struct.Struct("@NP").unpack_from
 _LIST_PACK = struct.Struct("@NP").pack_into
 _POINTER_AT = struct.Struct("@P").unpack_from
 _RESULT_AT = struct.Struct("@?P").unpack_from
+_RESULT_PACK = struct.Struct("@?P").pack_into
 
 
 def _raise_error(error: int) -> None:
@@ -745,9 +746,10 @@ def _lent_finder(ty: Any) -> _Finder | None:
 # list, record and box as it goes). ``lowerer`` and ``lifter`` do that walk once per type and return one closure per
 # node, with the same checks and the same errors as wasmtime-py's methods (``String``, ``ListType``, ``RecordType``,
 # ``TupleType``, ``OptionType``, ``VariantLikeType._lift``/``_lower``, the integer and bool types, the bulk
-# ``list<u8>`` path; lifting also ``VariantType``, ``EnumType``, ``FlagsType``), giving the same values
-# (tests/replay/test_fastcall.py and test_compiled_converters.py compare them with ``Func.__call__`` for every
-# shape, string size and hostile value).
+# ``list<u8>`` path, ``ResultType`` and ``VariantType``; lifting also ``EnumType``, ``FlagsType``), giving the same
+# values (tests/replay/test_fastcall.py and test_compiled_converters.py compare them with ``Func.__call__`` for every
+# shape, string size and hostile value; test_host_result_lowering.py a host function's result, with
+# ``convert_to_c``).
 #
 # Inside, a node works on the address of its ``wasmtime_component_val_t`` (``_LowerAt``/``_LiftAt``) and reads and
 # writes the fields through ``_MEMORY``, a byte view of the whole address space, with ``struct``: no ctypes object is
@@ -1160,6 +1162,8 @@ def _compiled_lowerer_at(ty: Any) -> _LowerAt | None:
         return _list_lowerer(ty)
     if isinstance(ty, _types.RecordType):
         return _record_lowerer(ty)
+    if isinstance(ty, (_types.ResultType, _types.VariantType)):
+        return _cases_lowerer(ty)
     if type(ty) is _types.String:
         return _string_lowerer
     kind = _kind_of(ty)
@@ -1357,6 +1361,68 @@ def _option_lowerer(ty: Any) -> _LowerAt:
         memory[at + _KIND_AT] = kind
 
     return lower
+
+
+def _cases_lowerer(ty: Any) -> _LowerAt:
+    """``ResultType``/``VariantType.convert_to_c`` (``VariantLikeType._lower``): the case picked as wasmtime-py picks
+    it (tagged: the first case named ``val.tag``, else ``TypeError`` for a value that is not a ``Variant``; untagged:
+    the first case whose payload's Python classes the value is an instance of, or None for a case without payload),
+    its payload lowered into a value of its own and moved into a new box; ``ValueError`` when no case fits. A host
+    function's ``result<response, string>`` takes this path (its response record, headers and body compiled too).
+
+    The case's classes are those wasmtime-py computes on every call (``add_classes``; a type never changes). The
+    kind is written last: when the payload raises, the value at ``at`` is as it was and nothing is allocated."""
+    tagged = bool(ty._tagged())
+    cases: list[tuple[str, _LowerAt | None, tuple[type, ...]]] = [
+        (name, None, ()) if case is None else (name, lowerer_at(case), case_classes(case))
+        for name, case in ty._cases()]
+    variant, val_type, address_of, memory = _types.Variant, _Val, ctypes.addressof, _MEMORY
+
+    def pick(val: Any) -> tuple[str, _LowerAt | None, Any]:
+        if tagged:
+            if not isinstance(val, variant):
+                raise TypeError("expected Variant type")
+            for name, item, _ in cases:
+                if name != val.tag:
+                    continue
+                return name, item, val.payload
+        else:
+            for name, item, accepted in cases:
+                if item is None:
+                    if val is not None:
+                        continue
+                elif not isinstance(val, accepted):
+                    continue
+                return name, item, val
+        raise ValueError("value not valid for this variant")
+
+    def boxed(store: Any, item: _LowerAt | None, payload: Any) -> int:
+        if item is None:
+            return 0
+        value = val_type()
+        item(store, payload, address_of(value))
+        return _val_new(address_of(value)) or 0  # moves the value into a new box, as wasmtime-py's _lower does
+
+    if isinstance(ty, _types.ResultType):
+        kind = _KINDS["RESULT"]
+
+        def lower_result(store: Any, val: Any, at: int) -> None:
+            name, item, payload = pick(val)
+            _RESULT_PACK(memory, at + _OF_AT, name == "ok", boxed(store, item, payload))
+            memory[at + _KIND_AT] = kind
+
+        return lower_result
+    kind, names = _KINDS["VARIANT"], {name: name.encode("utf-8") for name, _, _ in cases}
+
+    def lower_variant(store: Any, val: Any, at: int) -> None:
+        name, item, payload = pick(val)
+        box = boxed(store, item, payload)
+        encoded = names[name]
+        _byte_vec_new(at + _DISCRIMINANT_AT, len(encoded), encoded)
+        _POINTER_PACK(memory, at + _CASE_BOX_AT, box)
+        memory[at + _KIND_AT] = kind
+
+    return lower_variant
 
 
 # Lowering straight from the recorded form ------------------------------------------------------------------------
@@ -1938,8 +2004,9 @@ class EpochWatch:
 # ``.params``, ``.result``), so the caches of ``_install_type_caches`` never hit: lowering a ``result`` asked
 # wasmtime for its ok and err types on every call (a tenth of a supervisor's spawn). ``add_host_func`` links the
 # function with the types the component declares for the import (the same types: the linker is the component's),
-# resolved once, and converts its result with this module's ``lowerer`` (``convert_to_c``'s equivalent, as an export
-# call's parameters are lowered) and its parameters with ``_param_reader``: the values are wasmtime-py's own. Errors
+# resolved once, and converts its result with this module's ``lowerer_at`` (``convert_to_c``'s equivalent, as an
+# export call's parameters are lowered; a ``result`` such as ``send-http``'s ``result<response, string>`` compiled
+# down to its strings) and its parameters with ``_param_reader``: the values are wasmtime-py's own. Errors
 # go back to wasmtime as wasmtime-py's do (``catch_exceptions``): a ``WasmtimeError`` as itself, any other exception
 # kept in ``_enter.LAST_EXCEPTION`` for ``enter_wasm`` to raise once the call returns.
 #
@@ -1990,20 +2057,23 @@ class _HostFunc:
         self.reads: tuple[tuple[int, _LiftAt], ...] = tuple(
             (i * _VAL_STRIDE, _param_reader(t)) for i, t in enumerate(self.params))
         self.result: Any = ty.result
-        self.lower = None if self.result is None else lowerer(self.result)  # as ``convert_to_c``, made once
+        # as ``convert_to_c``, made once, writing at the result's address (``lowerer_at``)
+        self.lower = None if self.result is None else lowerer_at(self.result)
 
     def call(self, context: int, args: int, nargs: int, results: int, nresults: int) -> None:
         if nargs != len(self.params) or nresults != (0 if self.result is None else 1):
             raise wasmtime.WasmtimeError(f"host function called with {nargs} parameters and {nresults} results")
         if nargs and not args:
             raise wasmtime.WasmtimeError("host function called with its parameters at address 0")
+        if nresults and not results:
+            raise wasmtime.WasmtimeError("host function called with its result at address 0")
         values = [read(args + offset) for offset, read in self.reads]
         result = self.func(context, *values)
         if self.lower is None:
             if result is not None:  # wasmtime-py's add_func refuses it too (an assertion there)
                 raise TypeError(f"a host function without a result returned {type(result).__name__}")
             return
-        self.lower(None, result, ctypes.cast(results, ctypes.POINTER(_Val)))
+        self.lower(None, result, results)
 
 
 def _call_host(data: int | None, context: int | None, ty: int | None, args: int | None, nargs: int,
