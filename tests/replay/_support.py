@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from typing import Any
 
 import blake3
 
-from replay import ContinuityBreak, Replayer, ReplayReport
+from replay import ContinuityBreak, Replayer, ReplayReport, _wasmtime
 from replay.bundle import opened_bundle
 from store import verify_chain
 from tests._forge import Forged
@@ -45,3 +46,24 @@ def verified(forged: Forged) -> ReplayReport:
 def only_break(report: ReplayReport) -> ContinuityBreak:
     assert isinstance(report.divergence, ContinuityBreak), report.divergence
     return report.divergence
+
+
+class Slot:
+    """One ``wasmtime_component_val_t``, zeroed (a plain bool: owns nothing)."""
+
+    def __init__(self) -> None:
+        self.val = _wasmtime._Val()
+        self.at = ctypes.addressof(self.val)
+
+    def raw(self) -> bytes:
+        return ctypes.string_at(self.at, _wasmtime._VAL_STRIDE)
+
+    def head(self) -> tuple[int, Any]:
+        """The kind, and the case: a result's is_ok, a variant's case name (the box pointers differ)."""
+        kind = self.val.kind
+        if kind == _wasmtime._KINDS["RESULT"]:
+            return kind, bool(self.val.of.result.is_ok)
+        if kind == _wasmtime._KINDS["VARIANT"]:
+            name = self.val.of.variant.discriminant
+            return kind, ctypes.string_at(name.data, name.size)
+        return kind, None

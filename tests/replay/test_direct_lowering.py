@@ -8,7 +8,6 @@ tests/replay/test_direct_lifting.py.)"""
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from replay import values
 from replay._wasmtime import FastFunc, lifter_at, lowerer_at, recorded_lowerer_at
 from replay.boundary import import_functions
 from replay.engine import Engine
+from tests.replay._support import Slot
 from tests.replay.test_fastcall import shape_of
 from tests.replay.test_host_funcs import malloc_grown_over
 
@@ -90,17 +90,6 @@ def recorded(name: str) -> list[Any]:
                   "zzzz": -(2**63), "on": True}, [0, 23, 24, 2**64 - 1]],
                 [{"a": 0, "bb": 0, "c": 0, "dd": 0, "e": 0, "f": 0, "g": 0, "zzzz": 0, "on": False}, []]]
     raise AssertionError(name)
-
-
-class Slot:
-    """One ``wasmtime_component_val_t``, zeroed (a plain bool: owns nothing)."""
-
-    def __init__(self) -> None:
-        self.val = _wasmtime._Val()
-        self.at = ctypes.addressof(self.val)
-
-    def raw(self) -> bytes:
-        return ctypes.string_at(self.at, _wasmtime._VAL_STRIDE)
 
 
 def two_steps(store: Any, ty: Any, value: Any) -> Any:

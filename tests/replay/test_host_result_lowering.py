@@ -19,6 +19,7 @@ from replay._wasmtime import lifter_at, lowerer_at
 from replay.boundary import import_functions
 from replay.engine import Engine
 from tests.components import wat
+from tests.replay._support import Slot
 from tests.replay import test_compiled_converters as compiled
 from tests.replay.test_fastcall import shape_of
 from tests.replay.test_host_funcs import IMPORTED_DEFS, _instance, malloc_grown_over
@@ -76,27 +77,6 @@ def types(engine: Engine) -> dict[str, Any]:
     component = engine.compile(f"(component {IMPORTED_DEFS}{funcs})")
     imported = import_functions(engine, component)[""]
     return {name: imported[f"f-{name}"].params[0][1] for name in SHAPES}
-
-
-class Slot:
-    """One ``wasmtime_component_val_t``, zeroed (a plain bool: owns nothing)."""
-
-    def __init__(self) -> None:
-        self.val = _wasmtime._Val()
-        self.at = ctypes.addressof(self.val)
-
-    def raw(self) -> bytes:
-        return ctypes.string_at(self.at, _wasmtime._VAL_STRIDE)
-
-    def head(self) -> tuple[int, Any]:
-        """The kind, and the case: a result's is_ok, a variant's case name (the box pointers differ)."""
-        kind = self.val.kind
-        if kind == _wasmtime._KINDS["RESULT"]:
-            return kind, bool(self.val.of.result.is_ok)
-        if kind == _wasmtime._KINDS["VARIANT"]:
-            name = self.val.of.variant.discriminant
-            return kind, ctypes.string_at(name.data, name.size)
-        return kind, None
 
 
 def by_wasmtime_py(store: Any, ty: Any, value: Any) -> tuple[Any, Any]:

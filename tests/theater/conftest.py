@@ -18,11 +18,19 @@ import pytest
 
 from store import Event
 from tests._fixtures import ManifestWriter, chain_problems, drain, of_type
+from tests._full_disk import FullDisk, full_disk_at
 from theater.runtime import Theater
 
 REQUEST_TIMEOUT = 2.0  # seconds; small, so a missing answer fails fast instead of hanging the suite
 DURABILITY = "buffered"  # no fsync per commit: the tests need crash order, not power-loss safety, and speed
 MAX_DRAIN_ROUNDS = 20
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
+    """A small tmpfs for the home; requested before ``theaters`` so the runtimes close before it is unmounted."""
+    with full_disk_at(tmp_path / "mnt") as disk:
+        yield disk
 
 
 @pytest.fixture

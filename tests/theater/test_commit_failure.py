@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +20,6 @@ from store import EMPTY, Store, new_actor_id
 from replay.schema import SupervisorSpawn
 from store.errors import StoreFullError
 from tests._chains import chain_problems
-from tests._full_disk import FullDisk, full_disk_at
 from tests.components import supervisor_wat as sw
 from tests.components import wat
 from theater.actor import HANDLE_SEND
@@ -41,13 +38,6 @@ def le64(n: int) -> bytes:
 def big(tag: bytes) -> bytes:
     """A large message that starts with ``tag``, so its call can be told apart in a chain."""
     return tag + b"." * (BIG - len(tag))
-
-
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
-    """A small tmpfs for the home; requested before ``theaters`` so the runtimes close before it is unmounted."""
-    with full_disk_at(tmp_path / "mnt") as disk:
-        yield disk
 
 
 @pytest.fixture

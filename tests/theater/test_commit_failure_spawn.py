@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from replay.schema import SupervisorSpawn
 from store.errors import StoreError, StoreFullError
-from tests._full_disk import FullDisk, full_disk_at
 from tests.components import supervisor_wat as sw
 from tests.components import wat
 from theater.record import HOLD_BYTES
@@ -36,13 +33,6 @@ ROOM = 128 << 10  # bytes of disk left free: room for a child's start (a few pag
 WAIT = 10.0  # seconds any single wait may take before the test gives up
 UNRECORDED = "its parent's record of its spawn could not be committed (StoreFullError"
 NEVER_RECORDED = "its parent's record of its spawn was never committed"
-
-
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
-    """A small tmpfs for the home; requested before ``theaters`` so the runtimes close before it is unmounted."""
-    with full_disk_at(tmp_path / "mnt") as disk:
-        yield disk
 
 
 @pytest.fixture
